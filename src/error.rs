@@ -1,0 +1,78 @@
+//! Typed errors. Every error carries a stable string code (`EPRVERSION`, `EDECRYPT`, ...)
+//! that the Node binding copies onto the JS `Error` object's `code` property.
+
+use std::io;
+
+/// Why a datagram from the network was rejected. Every variant is counted in
+/// [`crate::protocol::Stats`]; none of them can crash a node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The datagram is shorter than its framing says, or its fields do not parse.
+    #[error("malformed datagram: {0}")]
+    Malformed(String),
+    /// The meta document carries a protocol version other than 3.
+    #[error("unsupported protocol version {0} (expected 3)")]
+    Version(i32),
+    /// The body could not be decrypted or authenticated with our key,
+    /// or it arrived in plaintext while encryption is configured.
+    #[error("decryption failed: {0}")]
+    Decrypt(String),
+    /// A declared size or count exceeds a configured limit.
+    #[error("limit exceeded: {0}")]
+    Limit(String),
+}
+
+impl WireError {
+    /// Stable error code, surfaced as `err.code` in JS.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WireError::Malformed(_) => "EMALFORMED",
+            WireError::Version(_) => "EPRVERSION",
+            WireError::Decrypt(_) => "EDECRYPT",
+            WireError::Limit(_) => "ELIMIT",
+        }
+    }
+}
+
+/// Errors returned by the public API (emit, start, stop, options).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Arguments that cannot be sent: too large, or a value BSON cannot carry.
+    #[error("cannot send payload: {0}")]
+    Payload(String),
+    /// An invalid option value.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// Option name as the JS API spells it (`port`, `multicastMembership`, ...).
+        option: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The operation needs a started node.
+    #[error("node is not started")]
+    NotStarted,
+    /// Binding, joining or sending failed.
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
+    /// A datagram was rejected (reported through events, not returned from calls).
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+impl Error {
+    /// Stable error code, surfaced as `err.code` in JS.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Payload(_) => "EPAYLOAD",
+            Error::InvalidOption { .. } => "EINVALIDOPTION",
+            Error::NotStarted => "ENOTSTARTED",
+            Error::Io(e) => match e.kind() {
+                io::ErrorKind::AddrInUse => "EADDRINUSE",
+                io::ErrorKind::AddrNotAvailable => "EADDRNOTAVAIL",
+                io::ErrorKind::PermissionDenied => "EACCES",
+                _ => "ESOCKET",
+            },
+            Error::Wire(w) => w.code(),
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! # eventcast
+//!
+//! A network EventEmitter: named events with arguments over UDP multicast, no
+//! broker, wire-compatible with the JavaScript `eventcast` 0.1.x.
+//!
+//! Layers, each usable and testable on its own:
+//!
+//! 1. [`wire`] — the datagram codec and encryption schemes.
+//! 2. [`protocol`] — sans-IO state machines: chunking, reassembly, repair,
+//!    expiry, limits. Time is an argument; outputs are datagrams and events.
+//! 3. [`node`] — the tokio driver and the public Rust API, [`Eventcast`].
+//! 4. `binding` (cargo feature `napi`) — the Node.js addon.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod node;
+pub mod protocol;
+pub mod wire;
+
+pub use error::{Error, WireError};

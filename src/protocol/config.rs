@@ -1,0 +1,93 @@
+//! Engine configuration.
+
+use crate::wire::legacy::LegacyKey;
+use std::time::Duration;
+
+/// Who this endpoint is; written into the meta of every datagram it sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Instance id, 16 lower-case hex chars.
+    pub id: String,
+    /// Advertised IPv4 address (first non-internal interface, else 127.0.0.1).
+    pub host: String,
+    /// Advertised UDP port (the shared multicast port).
+    pub port: u16,
+    /// OS hostname.
+    pub hostname: String,
+}
+
+/// How bodies are protected.
+#[derive(Clone, Default)]
+pub enum Encryption {
+    /// Plaintext, as 0.1.x without `encrypt`.
+    #[default]
+    None,
+    /// The unauthenticated 0.1.x scheme, for mixed fleets only.
+    Legacy(LegacyKey),
+}
+
+impl std::fmt::Debug for Encryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.write_str(match self {
+            Encryption::None => "None",
+            Encryption::Legacy(_) => "Legacy(..)",
+        })
+    }
+}
+
+/// Hard bounds that keep a flood of bogus datagrams from exhausting memory.
+/// What a limit turns away is counted in [`super::Stats`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message (encoded, before chunking) we send or reassemble.
+    pub max_message_size: usize,
+    /// Most chunk groups being reassembled at once; the oldest is evicted.
+    pub max_partial_messages: usize,
+    /// Most bytes held by partial messages; the oldest are evicted.
+    pub max_reassembly_bytes: usize,
+    /// Most bytes of sent chunks retained for repair; the oldest are dropped.
+    pub max_retained_bytes: usize,
+    /// Most completed message ids remembered to suppress late duplicates.
+    pub max_completed_ids: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 16 * 1024 * 1024,
+            max_partial_messages: 1024,
+            max_reassembly_bytes: 64 * 1024 * 1024,
+            max_retained_bytes: 64 * 1024 * 1024,
+            max_completed_ids: 16 * 1024,
+        }
+    }
+}
+
+/// Engine configuration; defaults are 0.1.x's.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Largest datagram body before a message is chunked (default 1024).
+    pub max_payload_size: usize,
+    /// Time a partial message may go without progress (default 3000 ms);
+    /// sent chunks are retained for `3 * message_ttl`.
+    pub message_ttl: Duration,
+    /// Repair requests per stalled message before giving up (default 3).
+    pub retransmit_attempts: u32,
+    /// Encryption scheme.
+    pub encryption: Encryption,
+    /// Memory bounds.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_payload_size: 1024,
+            message_ttl: Duration::from_millis(3000),
+            retransmit_attempts: 3,
+            encryption: Encryption::None,
+            limits: Limits::default(),
+        }
+    }
+}

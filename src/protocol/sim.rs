@@ -1,0 +1,1 @@
+//! Deterministic simulation: N endpoints, virtual time, seeded loss/duplication/reordering.

@@ -1,0 +1,26 @@
+//! Layer 1 — the datagram codec of protocol v3 (`../shared/PROTOCOL.md`).
+//!
+//! A datagram is `u16 big-endian metaLength | BSON meta | body`. This module
+//! parses and emits that framing, the `{payload: [...]}` bodies, retransmission
+//! requests, and the encryption schemes. It knows nothing of chunk groups,
+//! timers or sockets: that is [`crate::protocol`].
+//!
+//! Every input here is untrusted network data: decoders return
+//! [`WireError`](crate::error::WireError), never panic, and never allocate more
+//! than the datagram's own length implies.
+
+pub mod body;
+pub mod datagram;
+pub mod ids;
+pub mod legacy;
+pub mod meta;
+
+pub use body::{decode_body, encode_args, encode_document_body, Payload};
+pub use datagram::{decode_datagram, encode_datagram, Datagram};
+pub use meta::Meta;
+
+/// The only protocol version this crate speaks (0.1.x `Eventcast.protocolVersion`).
+pub const PROTOCOL_VERSION: i32 = 3;
+
+/// Event name of a retransmission request (PROTOCOL.md, "Retransmission requests").
+pub const RETX_EVENT: &str = "__ec_retx";
