@@ -37,4 +37,9 @@ pub struct Stats {
     pub reassembly_bytes: u64,
     /// Bytes currently retained for repair.
     pub retained_bytes: u64,
+    /// Node driver: notifications dropped because a subscriber's queue was full
+    /// (always 0 for a bare [`super::Endpoint`]; filled in by [`crate::Eventcast::stats`]).
+    pub notifications_dropped: u64,
+    /// Node driver: datagrams that failed to send (socket errors other than "would block").
+    pub send_errors: u64,
 }
