@@ -23,6 +23,18 @@ pub struct Stats {
     pub repairs_received: u64,
     /// Messages given up on (partial messages expired without completing).
     pub gaps_unrecovered: u64,
+    /// Repair requests of ours postponed because another node asked for the same data first.
+    pub repair_requests_suppressed: u64,
+    /// Resends skipped because the same datagram was resent very recently.
+    pub repairs_suppressed: u64,
+    /// Repair requests ignored (unknown or expired message, or addressed to another node).
+    pub repair_requests_ignored: u64,
+    /// Sent messages dropped from retention before their time to stay within limits.
+    pub retention_dropped: u64,
+    /// Heartbeats sent (see the `protocol` module docs).
+    pub heartbeats_sent: u64,
+    /// Rejected: authenticated but replayed or stale (outside the replay or freshness window).
+    pub rejected_replay: u64,
     /// Rejected: not a parsable datagram.
     pub rejected_malformed: u64,
     /// Rejected: protocol version other than 3.
