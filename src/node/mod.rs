@@ -543,16 +543,16 @@ impl Eventcast {
     }
 }
 
-/// `Endpoint::emit_encoded` stand-in until the protocol engine grows it:
-/// decodes `{payload: [...]}` and emits the arguments.
+/// Checks that `body` is the BSON document `{payload: [...]}` (or empty), then
+/// hands it to [`Endpoint::emit_encoded`] unchanged.
 fn endpoint_emit_encoded(ep: &mut Endpoint, now: Instant, wall: SystemTime, name: &str, body: &[u8]) -> Result<(), Error> {
-    let doc = bson::Document::from_reader(body).map_err(|e| Error::Payload(format!("body is not a BSON document: {e}")))?;
-    let args = match doc.get("payload") {
-        Some(Bson::Array(a)) => a.as_slice(),
-        None if doc.is_empty() => &[],
-        _ => return Err(Error::Payload("body must be {payload: [...]}".into())),
-    };
-    ep.emit(now, wall, name, args)
+    let doc = bson::RawDocument::from_bytes(body).map_err(|e| Error::Payload(format!("body is not a BSON document: {e}")))?;
+    match doc.get("payload") {
+        Ok(Some(bson::RawBsonRef::Array(_))) => {}
+        Ok(None) if doc.is_empty() => {}
+        _ => return Err(Error::Payload("body must be the BSON document {payload: [...]}".into())),
+    }
+    ep.emit_encoded(now, wall, name, body)
 }
 
 fn flush_pending(shared: &Shared, socket: &UdpSocket, pending: &mut VecDeque<(SocketAddr, Vec<u8>)>, notes: &mut Vec<Notification>) {
