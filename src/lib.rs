@@ -18,3 +18,5 @@ pub mod protocol;
 pub mod wire;
 
 pub use error::{Error, WireError};
+pub use node::{EncryptOptions, Eventcast, Events, Notification, Options, Status};
+pub use protocol::Stats;
