@@ -14,22 +14,37 @@ use super::repair::{Nack, RepairTiming};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
 use super::timefmt::format_iso;
+use super::tracker::{Peer, Verdict};
 use super::{Config, Destination, Encryption, Event, Identity, Output, Sender, Stats, Transmit};
 use crate::error::{Error, WireError};
 use crate::wire::{self, Meta, Payload, PROTOCOL_VERSION, RETX_EVENT};
 use bson::{Bson, Document};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How deep datagrams may nest (chunk group → encrypted datagram → inner datagram).
 const MAX_DEPTH: u8 = 3;
 /// Most messages retained for repair, whatever their size.
 const MAX_RETAINED_MESSAGES: usize = 65_536;
-/// Most request datagrams sent for one partial message at one time.
+/// Most request datagrams sent for one partial message (or sender) at one time.
 const MAX_REQUESTS_PER_ROUND: usize = 8;
+/// Most senders tracked for message-level loss detection; the one heard from
+/// least recently is forgotten first (its missing messages reported as a gap).
+const MAX_SENDERS: usize = 1024;
+/// Heartbeats sent after the last message.
+const HEARTBEATS_AFTER_LAST: u32 = 3;
+
+/// Event name of the heartbeat: payload document `{id, sn}` with the sender's
+/// latest message number, so receivers notice lost trailing messages.
+pub const HEARTBEAT_EVENT: &str = "__ec_hb";
+
+/// Heartbeat period: `clamp(message_ttl / 6, 20 ms, 1 s)`.
+fn heartbeat_interval(message_ttl: Duration) -> Duration {
+    (message_ttl / 6).clamp(Duration::from_millis(20), Duration::from_secs(1))
+}
 
 /// How a datagram reached the current parsing step.
 #[derive(Clone, Copy)]
@@ -55,6 +70,11 @@ pub struct Endpoint {
     reassembly: Reassembly,
     next_sn: i64,
     wall_anchor: Option<(Instant, SystemTime)>,
+    peers: HashMap<String, Peer>,
+    peer_timers: BTreeSet<(Instant, String)>,
+    peer_deadlines: HashMap<String, Instant>,
+    heartbeat_due: Option<Instant>,
+    heartbeats_left: u32,
 }
 
 impl Endpoint {
@@ -75,6 +95,11 @@ impl Endpoint {
             reassembly,
             next_sn: 1,
             wall_anchor: None,
+            peers: HashMap::new(),
+            peer_timers: BTreeSet::new(),
+            peer_deadlines: HashMap::new(),
+            heartbeat_due: None,
+            heartbeats_left: 0,
         }
     }
 
@@ -115,6 +140,10 @@ impl Endpoint {
         self.stats.events_sent += 1;
         self.queue(&datagrams);
         self.retention.insert(now, Some(sn), group, datagrams);
+        self.heartbeats_left = HEARTBEATS_AFTER_LAST;
+        if self.heartbeat_due.is_none() {
+            self.heartbeat_due = Some(now + heartbeat_interval(self.config.message_ttl));
+        }
         self.sync_stats();
         Ok(())
     }
@@ -292,6 +321,19 @@ impl Endpoint {
         let mut evicted = Vec::new();
         let result = self.reassembly.insert(now, key.clone(), info, body, nack, &mut evicted);
         self.stats.partials_evicted += evicted.len() as u64;
+        for e in evicted {
+            if let Some(sn) = e.sn {
+                self.peer_give_up(now, &e.sender, sn);
+            }
+        }
+        if let (Some(sn), Insert::Progress { .. }) = (meta.sn, &result) {
+            self.ensure_peer(now, &sender.id, sn);
+            if let Some(p) = self.peers.get_mut(&sender.id) {
+                let before = p.missing_count();
+                let lost = p.on_chunk(now, sn);
+                self.peer_changed(now, &sender.id, before, lost);
+            }
+        }
         match result {
             Insert::Rejected(Reject::Malformed) => self.stats.rejected_malformed += 1,
             Insert::Rejected(Reject::Limit) => self.stats.rejected_limits += 1,
@@ -331,10 +373,41 @@ impl Endpoint {
                 return;
             }
         };
-        // A duplicated single-datagram message: deliver once.
-        if !meta.seq_id.is_empty() && !self.reassembly.mark_single_done((sender.id.clone(), meta.seq_id.clone())) {
-            self.stats.duplicates_ignored += 1;
+        if name == HEARTBEAT_EVENT {
+            match payload {
+                Payload::Document(doc) => match doc.get("sn").and_then(bson_i64) {
+                    Some(sn) => self.handle_heartbeat(now, &sender.id, sn),
+                    None => self.stats.rejected_malformed += 1,
+                },
+                Payload::Args(_) => self.stats.rejected_malformed += 1,
+            }
             return;
+        }
+        if name != RETX_EVENT {
+            // Deliver each message once: by `sn` when the sender numbers its
+            // messages, else (0.1.x senders) by seqId.
+            let fresh = match meta.sn {
+                Some(sn) => {
+                    self.ensure_peer(now, &sender.id, sn);
+                    match self.peers.get_mut(&sender.id) {
+                        Some(p) => {
+                            let before = p.missing_count();
+                            if p.is_missing(sn) && p.nack.attempts > 0 {
+                                self.stats.repairs_received += 1;
+                            }
+                            let (verdict, lost) = p.on_message(now, sn);
+                            self.peer_changed(now, &sender.id, before, lost);
+                            verdict == Verdict::Deliver
+                        }
+                        None => true,
+                    }
+                }
+                None => self.reassembly.mark_single_done((sender.id.clone(), meta.seq_id.clone())),
+            };
+            if !fresh {
+                self.stats.duplicates_ignored += 1;
+                return;
+            }
         }
         if name == RETX_EVENT {
             match payload {
@@ -367,8 +440,35 @@ impl Endpoint {
                 self.stats.repairs_suppressed += 1;
             }
         }
+        if !req.missed_sn.is_empty() && req.to.as_deref() == Some(self.identity.id.as_str()) {
+            let window = self.timing.resend_window();
+            let datagrams = self.retention.repair_messages(now, &req.missed_sn, window);
+            if !datagrams.is_empty() {
+                answered = true;
+                self.stats.repairs_sent += datagrams.len() as u64;
+                self.queue(&datagrams);
+            } else if req.missed_sn.iter().any(|&sn| self.retention.has_sn(sn)) {
+                answered = true;
+                self.stats.repairs_suppressed += 1;
+            }
+        }
         if !answered {
             self.stats.repair_requests_ignored += 1;
+        }
+        if let (Some(to), false) = (&req.to, req.missed_sn.is_empty()) {
+            let delay = self.timing.jittered(&mut self.rng);
+            let postponed = match self.peers.get_mut(to) {
+                Some(p) if p.nack.due.is_some() && req.missed_sn.iter().any(|&sn| p.is_missing(sn)) => {
+                    p.nack.postpone(now, delay);
+                    true
+                }
+                _ => false,
+            };
+            if postponed {
+                self.stats.repair_requests_suppressed += 1;
+                let to = to.clone();
+                self.reschedule_peer(&to);
+            }
         }
         // NACK suppression: someone else asked for data we miss too; its repair
         // will reach us through the group, so wait before asking ourselves.
@@ -400,8 +500,13 @@ impl Endpoint {
             let Some(p) = self.reassembly.get_mut(&key) else { continue };
             if now >= p.last_progress + ttl {
                 if let Some(p) = self.reassembly.finish(&key) {
-                    self.stats.gaps_unrecovered += 1;
-                    self.outputs.push_back(Output::Gap { sender: p.sender.id, count: 1 });
+                    match p.sn {
+                        Some(sn) if self.peers.contains_key(&p.sender.id) => self.peer_give_up(now, &p.sender.id, sn),
+                        _ => {
+                            self.stats.gaps_unrecovered += 1;
+                            self.outputs.push_back(Output::Gap { sender: p.sender.id, count: 1 });
+                        }
+                    }
                 }
                 continue;
             }
@@ -431,7 +536,141 @@ impl Endpoint {
                 self.reassembly.reschedule(&key, deadline);
             }
         }
+        let due: Vec<String> = self.peer_timers.iter().take_while(|(t, _)| *t <= now).map(|(_, id)| id.clone()).collect();
+        for id in due {
+            self.peer_timeout(now, &id);
+        }
+        if self.heartbeat_due.is_some_and(|t| t <= now) {
+            self.send_heartbeat(now);
+        }
         self.sync_stats();
+    }
+
+    fn send_heartbeat(&mut self, now: Instant) {
+        self.heartbeat_due = None;
+        if self.heartbeats_left == 0 || self.next_sn <= 1 {
+            return;
+        }
+        self.heartbeats_left -= 1;
+        let mut doc = Document::new();
+        doc.insert("id", self.identity.id.clone());
+        doc.insert("sn", Bson::Int64(self.next_sn - 1));
+        self.stats.heartbeats_sent += 1;
+        self.send_control(now, HEARTBEAT_EVENT, &doc, 1);
+        if self.heartbeats_left > 0 {
+            self.heartbeat_due = Some(now + heartbeat_interval(self.config.message_ttl));
+        }
+    }
+
+    fn handle_heartbeat(&mut self, now: Instant, sender: &str, sn: i64) {
+        // First contact through a heartbeat: nothing is missing yet (a late
+        // joiner starts after the sender's latest message).
+        self.ensure_peer(now, sender, sn.saturating_add(1));
+        if let Some(p) = self.peers.get_mut(sender) {
+            let before = p.missing_count();
+            let lost = p.on_latest(now, sn);
+            self.peer_changed(now, sender, before, lost);
+        }
+    }
+
+    /// Creates the loss-tracking state of `id`, first heard of at `sn`.
+    fn ensure_peer(&mut self, now: Instant, id: &str, sn: i64) {
+        if self.peers.contains_key(id) {
+            return;
+        }
+        if self.peers.len() >= MAX_SENDERS {
+            let oldest = self.peers.iter().min_by_key(|(_, p)| p.last_heard).map(|(k, _)| k.clone());
+            if let Some(old) = oldest {
+                let lost = self.peers.get(&old).map_or(0, Peer::missing_count);
+                self.peers.remove(&old);
+                self.set_peer_deadline(&old, None);
+                self.report_gap(&old, lost);
+            }
+        }
+        self.peers.insert(id.to_owned(), Peer::new(now, sn, self.config.message_ttl));
+    }
+
+    fn report_gap(&mut self, sender: &str, count: u64) {
+        if count > 0 {
+            self.stats.gaps_unrecovered += count;
+            self.outputs.push_back(Output::Gap { sender: sender.to_owned(), count });
+        }
+    }
+
+    /// Message `sn` of `sender` is lost for good (its partial expired or was evicted).
+    fn peer_give_up(&mut self, now: Instant, sender: &str, sn: i64) {
+        let Some(p) = self.peers.get_mut(sender) else { return };
+        let before = p.missing_count();
+        let news = p.give_up(sn);
+        self.peer_changed(now, sender, before, u64::from(news));
+    }
+
+    /// Re-arms the request timer of `id` after its window changed and reports `lost` messages.
+    fn peer_changed(&mut self, now: Instant, id: &str, before: u64, lost: u64) {
+        self.report_gap(id, lost);
+        let delay = self.timing.jittered(&mut self.rng);
+        let Some(p) = self.peers.get_mut(id) else { return };
+        let after = p.missing_count();
+        if after == 0 {
+            p.nack = Nack { due: None, attempts: 0 };
+        } else if after < before {
+            p.nack.progress(now, delay);
+            p.last_progress = now;
+        } else if after > before && p.nack.due.is_none() {
+            p.nack = Nack::armed(now, delay);
+            p.last_progress = now;
+        }
+        self.reschedule_peer(id);
+    }
+
+    fn reschedule_peer(&mut self, id: &str) {
+        let ttl = self.config.message_ttl;
+        let deadline = self.peers.get(id).and_then(|p| {
+            (p.missing_count() > 0).then(|| p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl)))
+        });
+        self.set_peer_deadline(id, deadline);
+    }
+
+    fn set_peer_deadline(&mut self, id: &str, deadline: Option<Instant>) {
+        if let Some(old) = self.peer_deadlines.remove(id) {
+            self.peer_timers.remove(&(old, id.to_owned()));
+        }
+        if let Some(d) = deadline {
+            self.peer_deadlines.insert(id.to_owned(), d);
+            self.peer_timers.insert((d, id.to_owned()));
+        }
+    }
+
+    fn peer_timeout(&mut self, now: Instant, id: &str) {
+        let ttl = self.config.message_ttl;
+        let delay = self.timing.jittered(&mut self.rng);
+        let retries = self.config.retransmit_attempts;
+        let Some(p) = self.peers.get_mut(id) else {
+            self.set_peer_deadline(id, None);
+            return;
+        };
+        if now >= p.last_progress + ttl {
+            let lost = p.give_up_missing();
+            p.nack = Nack { due: None, attempts: 0 };
+            self.report_gap(id, lost);
+        } else if p.nack.due.is_some_and(|d| d <= now) {
+            let missing = p.missing(MAX_ITEMS_PER_REQUEST * MAX_REQUESTS_PER_ROUND);
+            let copies = p.nack.fire(now, delay, retries);
+            for batch in missing.chunks(MAX_ITEMS_PER_REQUEST) {
+                let req = RepairRequest {
+                    id: self.identity.id.clone(),
+                    seq_id: String::new(),
+                    missed_seq: Vec::new(),
+                    host: self.identity.host.clone(),
+                    port: i32::from(self.identity.port),
+                    missed_sn: batch.to_vec(),
+                    to: Some(id.to_owned()),
+                };
+                self.stats.repairs_requested += 1;
+                self.send_control(now, RETX_EVENT, &req.to_document(), copies);
+            }
+        }
+        self.reschedule_peer(id);
     }
 
     /// Next datagram to send.
@@ -452,7 +691,15 @@ impl Endpoint {
 
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.retention.next_expiry(), self.reassembly.next_deadline()].into_iter().flatten().min()
+        [
+            self.retention.next_expiry(),
+            self.reassembly.next_deadline(),
+            self.peer_timers.first().map(|(t, _)| *t),
+            self.heartbeat_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Counters.
@@ -467,3 +714,11 @@ impl Endpoint {
     }
 }
 
+
+fn bson_i64(b: &Bson) -> Option<i64> {
+    match b {
+        Bson::Int32(v) => Some(i64::from(*v)),
+        Bson::Int64(v) => Some(*v),
+        _ => None,
+    }
+}
