@@ -200,6 +200,8 @@ fn keys_are_deterministic_and_debug_redacts_them() {
     let sealed = a.seal(b"x", &mut rand::thread_rng());
     assert_eq!(key().open(&sealed).unwrap(), b"x");
     assert_eq!(format!("{a:?}"), "SecureKey(..)");
+    let enc = eventcast::protocol::Encryption::Secure(a);
+    assert_eq!(format!("{enc:?}"), "Secure(..)");
 }
 
 #[test]
