@@ -57,6 +57,10 @@ pub struct Limits {
     pub max_retained_bytes: usize,
     /// Most completed message ids remembered to suppress late duplicates.
     pub max_completed_ids: usize,
+    /// Most repair bytes sent per second in answer to one requester (by
+    /// instance id), so forged or runaway requests cannot make a node flood
+    /// the group. Bursts of up to one second's worth are allowed.
+    pub max_repair_bytes_per_requester: usize,
 }
 
 impl Default for Limits {
@@ -67,6 +71,7 @@ impl Default for Limits {
             max_reassembly_bytes: 64 * 1024 * 1024,
             max_retained_bytes: 64 * 1024 * 1024,
             max_completed_ids: 16 * 1024,
+            max_repair_bytes_per_requester: 16 * 1024 * 1024,
         }
     }
 }

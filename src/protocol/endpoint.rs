@@ -10,10 +10,10 @@
 //! the group as well.
 
 use super::reassembly::{ChunkInfo, Insert, Key, Reassembly, Reject};
-use super::repair::{Nack, RepairTiming};
+use super::repair::{Nack, RepairBudget, RepairTiming};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
-use super::timefmt::format_iso;
+use super::timefmt::{format_iso, parse_iso};
 use super::tracker::{Peer, Verdict};
 use super::{Config, Destination, Encryption, Event, Identity, Output, Sender, Stats, Transmit};
 use crate::error::{Error, WireError};
@@ -34,6 +34,8 @@ const MAX_REQUESTS_PER_ROUND: usize = 8;
 /// Most senders tracked for message-level loss detection; the one heard from
 /// least recently is forgotten first (its missing messages reported as a gap).
 const MAX_SENDERS: usize = 1024;
+/// Clock difference between members tolerated by the freshness check.
+const CLOCK_SKEW: Duration = Duration::from_secs(5);
 /// Heartbeats sent after the last message.
 const HEARTBEATS_AFTER_LAST: u32 = 3;
 
@@ -75,6 +77,7 @@ pub struct Endpoint {
     peer_deadlines: HashMap<String, Instant>,
     heartbeat_due: Option<Instant>,
     heartbeats_left: u32,
+    repair_budget: RepairBudget,
 }
 
 impl Endpoint {
@@ -83,6 +86,7 @@ impl Endpoint {
         let timing = RepairTiming::new(config.message_ttl);
         let retention = Retention::new(3 * config.message_ttl, config.limits.max_retained_bytes, MAX_RETAINED_MESSAGES);
         let reassembly = Reassembly::new(config.limits.clone());
+        let repair_budget = RepairBudget::new(config.limits.max_repair_bytes_per_requester);
         Endpoint {
             config,
             identity,
@@ -100,6 +104,7 @@ impl Endpoint {
             peer_deadlines: HashMap::new(),
             heartbeat_due: None,
             heartbeats_left: 0,
+            repair_budget,
         }
     }
 
@@ -154,9 +159,11 @@ impl Endpoint {
     }
 
     fn nonce(&mut self) -> Option<String> {
+        // 0.1.x writes a nonce when encryption is on; the authenticated scheme
+        // has a random IV per datagram instead.
         match self.config.encryption {
-            Encryption::None => None,
-            _ => Some(wire::ids::seq_id(&mut self.rng)),
+            Encryption::Legacy(_) => Some(wire::ids::seq_id(&mut self.rng)),
+            Encryption::None | Encryption::Secure(_) => None,
         }
     }
 
@@ -190,8 +197,31 @@ impl Endpoint {
         let meta = self.sender_meta(0, 1, &seq_id, name, &time, sn);
         let mut inner = Vec::with_capacity(body.len() + 256);
         wire::try_encode_datagram(&meta, body, &mut inner).map_err(|e| Error::Payload(e.to_string()))?;
+        if let Encryption::Secure(key) = &self.config.encryption {
+            // Authenticated scheme: every datagram, chunks included, is sealed
+            // on its own, so each one is authenticated and replay-checked.
+            let key = key.clone();
+            if inner.len() > max {
+                return Err(Error::Payload(format!("message of {} bytes exceeds the limit of {max} bytes", inner.len())));
+            }
+            let mps = self.config.max_payload_size.max(1);
+            if inner.len() <= mps {
+                return Ok((None, vec![key.seal(&inner, &mut self.rng)]));
+            }
+            let n = inner.len().div_ceil(mps);
+            let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
+            let group = wire::ids::seq_id(&mut self.rng);
+            let mut out = Vec::with_capacity(n);
+            for (i, slice) in inner.chunks(mps).enumerate() {
+                let meta = self.sender_meta(i as i32, seq_len, &group, name, &time, sn);
+                let mut d = Vec::with_capacity(slice.len() + 300);
+                wire::try_encode_datagram(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
+                out.push(key.seal(&d, &mut self.rng));
+            }
+            return Ok((Some(group), out));
+        }
         let whole = match &self.config.encryption {
-            Encryption::None => inner,
+            Encryption::None | Encryption::Secure(_) => inner,
             Encryption::Legacy(key) => {
                 let outer = Meta {
                     v: PROTOCOL_VERSION,
@@ -257,6 +287,20 @@ impl Endpoint {
             self.stats.rejected_malformed += 1;
             return;
         }
+        if let Encryption::Secure(key) = &self.config.encryption {
+            if !via.protected {
+                // Everything must be authenticated: plaintext, legacy-encrypted,
+                // forged or corrupted datagrams all end here.
+                match key.open(bytes) {
+                    Ok(inner) => {
+                        let next = Via { depth: via.depth + 1, protected: true, reassembled: false };
+                        self.process(now, source, &inner, next);
+                    }
+                    Err(_) => self.stats.rejected_decrypt += 1,
+                }
+                return;
+            }
+        }
         let dg = match wire::decode_datagram(bytes) {
             Ok(d) => d,
             Err(WireError::Version(version)) => {
@@ -272,6 +316,10 @@ impl Endpoint {
         let (meta, body) = (dg.meta, dg.body);
         if meta.id.as_deref() == Some(self.identity.id.as_str()) {
             self.stats.own_datagrams_ignored += 1;
+            return;
+        }
+        if matches!(self.config.encryption, Encryption::Secure(_)) && !self.is_fresh(now, &meta) {
+            self.stats.rejected_replay += 1;
             return;
         }
         let next = Via { depth: via.depth + 1, ..via };
@@ -299,6 +347,23 @@ impl Endpoint {
             return;
         }
         self.handle_message(now, meta, body);
+    }
+
+    /// Freshness window of the authenticated scheme: `time` may lie at most
+    /// `3 * message_ttl + CLOCK_SKEW` in the past (the retention time, so
+    /// repairs still pass) and `CLOCK_SKEW` in the future. Without a wall
+    /// clock ([`Endpoint::set_wall_clock`]) only the `sn` window applies.
+    fn is_fresh(&self, now: Instant, meta: &Meta) -> bool {
+        let Some(time) = meta.time.as_deref() else { return false };
+        let Some(sent) = parse_iso(time) else { return false };
+        if self.wall_anchor.is_none() {
+            return true;
+        }
+        let wall = self.wall_at(now);
+        match wall.duration_since(sent) {
+            Ok(age) => age <= 3 * self.config.message_ttl + CLOCK_SKEW,
+            Err(ahead) => ahead.duration() <= CLOCK_SKEW,
+        }
     }
 
     fn sender_of(meta: &Meta) -> Option<Sender> {
@@ -386,6 +451,11 @@ impl Endpoint {
         if name != RETX_EVENT {
             // Deliver each message once: by `sn` when the sender numbers its
             // messages, else (0.1.x senders) by seqId.
+            if meta.sn.is_none() && matches!(self.config.encryption, Encryption::Secure(_)) {
+                // Not replay-checkable.
+                self.stats.rejected_replay += 1;
+                return;
+            }
             let fresh = match meta.sn {
                 Some(sn) => {
                     self.ensure_peer(now, &sender.id, sn);
@@ -412,7 +482,7 @@ impl Endpoint {
         if name == RETX_EVENT {
             match payload {
                 Payload::Document(doc) => match RepairRequest::from_document(&doc) {
-                    Some(req) => self.handle_request(now, &req),
+                    Some(req) => self.handle_request(now, &sender.id, &req),
                     None => self.stats.rejected_malformed += 1,
                 },
                 Payload::Args(_) => self.stats.rejected_malformed += 1,
@@ -426,15 +496,16 @@ impl Endpoint {
         self.outputs.push_back(Output::Event(Event { name, args, sender }));
     }
 
-    fn handle_request(&mut self, now: Instant, req: &RepairRequest) {
+    /// Answers (on the group only) and learns from a repair request sent by `requester`
+    /// (the datagram's sender id, authenticated with the secure scheme).
+    fn handle_request(&mut self, now: Instant, requester: &str, req: &RepairRequest) {
         let mut answered = false;
         if !req.seq_id.is_empty() && req.to.as_ref().map_or(true, |to| *to == self.identity.id) {
             let window = self.timing.resend_window();
             let datagrams = self.retention.repair_chunks(now, &req.seq_id, &req.missed_seq, window);
             if !datagrams.is_empty() {
                 answered = true;
-                self.stats.repairs_sent += datagrams.len() as u64;
-                self.queue(&datagrams);
+                self.send_repairs(now, requester, datagrams);
             } else if self.retention.has_group(&req.seq_id) {
                 answered = true;
                 self.stats.repairs_suppressed += 1;
@@ -445,8 +516,7 @@ impl Endpoint {
             let datagrams = self.retention.repair_messages(now, &req.missed_sn, window);
             if !datagrams.is_empty() {
                 answered = true;
-                self.stats.repairs_sent += datagrams.len() as u64;
-                self.queue(&datagrams);
+                self.send_repairs(now, requester, datagrams);
             } else if req.missed_sn.iter().any(|&sn| self.retention.has_sn(sn)) {
                 answered = true;
                 self.stats.repairs_suppressed += 1;
@@ -488,6 +558,18 @@ impl Endpoint {
                         self.reassembly.reschedule(&key, deadline);
                     }
                 }
+            }
+        }
+    }
+
+    /// Resends `datagrams` to the group within `requester`'s byte budget.
+    fn send_repairs(&mut self, now: Instant, requester: &str, datagrams: Vec<Vec<u8>>) {
+        for d in datagrams {
+            if self.repair_budget.take(now, requester, d.len()) {
+                self.stats.repairs_sent += 1;
+                self.transmits.push_back(Transmit { destination: Destination::Group, payload: d });
+            } else {
+                self.stats.repairs_rate_limited += 1;
             }
         }
     }
