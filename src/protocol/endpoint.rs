@@ -81,7 +81,9 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// A new endpoint; `seed` seeds its id/nonce generator (fixed in simulations).
+    /// A new endpoint; `seed` seeds its id/nonce/IV generator (fixed in
+    /// simulations; drivers pass a random seed). Call
+    /// [`Endpoint::set_wall_clock`] before feeding it datagrams.
     pub fn new(config: Config, identity: Identity, seed: u64) -> Self {
         let timing = RepairTiming::new(config.message_ttl);
         let retention = Retention::new(3 * config.message_ttl, config.limits.max_retained_bytes, MAX_RETAINED_MESSAGES);
