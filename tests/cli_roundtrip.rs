@@ -60,12 +60,21 @@ fn emit(port: u16, extra: &[&str], name_and_args: &[&str]) {
     assert!(out.status.success(), "emit failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Every remaining stderr line (until the reader thread sees EOF).
+fn all_lines(rx: &mpsc::Receiver<String>) -> Vec<String> {
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+        lines.push(line);
+    }
+    lines
+}
+
 /// Waits for the listener to exit and returns its stdout lines as JSON and its stderr.
 fn finish(mut l: Listener) -> (Vec<serde_json::Value>, String) {
     let mut stdout = String::new();
     l.child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
     let status = l.child.wait().unwrap();
-    let stderr: Vec<String> = l.stderr_lines.try_iter().collect();
+    let stderr = all_lines(&l.stderr_lines);
     assert!(status.success(), "listen failed: {stderr:?}");
     let lines = stdout.lines().map(|s| serde_json::from_str(s).expect("a JSON line")).collect();
     (lines, stderr.join("\n"))
@@ -148,7 +157,7 @@ fn cli_listener_with_another_key_sees_nothing() {
     listener.child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
     assert!(listener.child.wait().unwrap().success());
     assert_eq!(stdout, "", "a wrong key must not decode events");
-    let stderr: String = listener.stderr_lines.try_iter().collect::<Vec<_>>().join("\n");
+    let stderr = all_lines(&listener.stderr_lines).join("\n");
     assert!(stderr.contains("\"rejected_decrypt\":1"), "{stderr}");
 }
 

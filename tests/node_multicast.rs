@@ -27,13 +27,11 @@ async fn started(options: Options) -> Eventcast {
 }
 
 async fn next_event(events: &mut Events) -> Event {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
-            Ok(Some(Notification::Event(e))) => return e,
-            Ok(Some(other)) => panic!("unexpected notification {other:?}"),
-            Ok(None) => panic!("subscription closed"),
-            Err(_) => panic!("no event within 10 s"),
-        }
+    match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+        Ok(Some(Notification::Event(e))) => e,
+        Ok(Some(other)) => panic!("unexpected notification {other:?}"),
+        Ok(None) => panic!("subscription closed"),
+        Err(_) => panic!("no event within 10 s"),
     }
 }
 

@@ -208,6 +208,10 @@ struct Shared {
     wake: Notify,
     notifications_dropped: AtomicU64,
     send_errors: AtomicU64,
+    /// Own datagrams (multicast loopback) skipped before reaching the endpoint.
+    own_skipped: AtomicU64,
+    /// `meta.id` as it appears in our own datagrams' meta, see [`is_own_datagram`].
+    own_id_pattern: Vec<u8>,
 }
 
 struct Core {
@@ -343,6 +347,7 @@ impl Eventcast {
     pub fn new(options: Options) -> Result<Self, Error> {
         let config = options.to_config()?;
         let id = crate::wire::ids::instance_id(&mut rand::thread_rng());
+        let own_id_pattern = own_id_pattern(&id);
         Ok(Eventcast {
             inner: Arc::new(Inner {
                 id,
@@ -355,6 +360,8 @@ impl Eventcast {
                     wake: Notify::new(),
                     notifications_dropped: AtomicU64::new(0),
                     send_errors: AtomicU64::new(0),
+                    own_skipped: AtomicU64::new(0),
+                    own_id_pattern,
                 }),
                 control: tokio::sync::Mutex::new(Control::default()),
             }),
@@ -532,6 +539,9 @@ impl Eventcast {
     pub fn stats(&self) -> Stats {
         let shared = &self.inner.shared;
         let mut stats = shared.core().endpoint.as_ref().map(|e| e.stats().clone()).unwrap_or_default();
+        let own = shared.own_skipped.load(Ordering::Relaxed);
+        stats.datagrams_received += own;
+        stats.own_datagrams_ignored += own;
         stats.notifications_dropped = shared.notifications_dropped.load(Ordering::Relaxed);
         stats.send_errors = shared.send_errors.load(Ordering::Relaxed);
         stats
@@ -586,9 +596,14 @@ async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
         }
         marks.clear();
         let mut used = 0;
+        let mut own = 0u64;
         while marks.len() < RECV_BATCH && RECV_ARENA - used >= MAX_DATAGRAM {
             match socket.try_recv_from(&mut arena[used..]) {
                 Ok((n, source)) => {
+                    if is_own_datagram(&arena[used..used + n], &shared.own_id_pattern) {
+                        own += 1;
+                        continue;
+                    }
                     marks.push((used, n, source));
                     used += n;
                 }
@@ -600,6 +615,9 @@ async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
                     break;
                 }
             }
+        }
+        if own > 0 {
+            shared.own_skipped.fetch_add(own, Ordering::Relaxed);
         }
         if !marks.is_empty() {
             let now = Instant::now();
@@ -615,7 +633,32 @@ async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
             notes.append(&mut core.notes);
         }
         shared.deliver(&mut notes);
+        if marks.len() == RECV_BATCH {
+            // More is waiting: let subscribers on this runtime catch up first.
+            tokio::task::yield_now().await;
+        }
     }
+}
+
+/// The bytes `"id": <our id>` take in a BSON meta document (type 0x02, key,
+/// int32 length 17, 16 hex chars, NUL).
+fn own_id_pattern(id: &str) -> Vec<u8> {
+    let mut p = b"\x02id\x00".to_vec();
+    p.extend_from_slice(&((id.len() + 1) as i32).to_le_bytes());
+    p.extend_from_slice(id.as_bytes());
+    p.push(0);
+    p
+}
+
+/// Whether a datagram's meta carries our own instance id, i.e. it is one of
+/// ours coming back through multicast loopback. The endpoint would decode and
+/// drop it; skipping it here saves the decode and the endpoint lock (every
+/// datagram we send comes back once). Only the meta bytes are searched.
+/// (Encrypted outer datagrams carry no id and still go to the endpoint.)
+fn is_own_datagram(datagram: &[u8], pattern: &[u8]) -> bool {
+    let Some(len) = datagram.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize) else { return false };
+    let Some(meta) = datagram.get(2..2 + len) else { return false };
+    meta.windows(pattern.len()).any(|w| w == pattern)
 }
 
 /// Timer task: runs the endpoint's timers and flushes queued sends.
@@ -651,5 +694,37 @@ async fn timer_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
             }
         }
         shared.deliver(&mut notes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(meta: &bson::Document, body: &[u8]) -> Vec<u8> {
+        let meta = meta.to_vec().unwrap();
+        let mut d = (meta.len() as u16).to_be_bytes().to_vec();
+        d.extend_from_slice(&meta);
+        d.extend_from_slice(body);
+        d
+    }
+
+    #[test]
+    fn own_datagrams_are_recognised_by_meta_id_only() {
+        let id = "0123456789abcdef";
+        let pattern = own_id_pattern(id);
+        let ours = datagram(&bson::doc! { "v": 3, "name": "x", "id": id }, b"");
+        assert!(is_own_datagram(&ours, &pattern));
+        let theirs = datagram(&bson::doc! { "v": 3, "name": "x", "id": "fedcba9876543210" }, b"");
+        assert!(!is_own_datagram(&theirs, &pattern));
+        // Our id in the body (e.g. a peer's repair request naming us) is not ours.
+        let mut body = pattern.clone();
+        body.extend_from_slice(b"xx");
+        let request = datagram(&bson::doc! { "v": 3, "name": "__ec_retx", "id": "fedcba9876543210" }, &body);
+        assert!(!is_own_datagram(&request, &pattern));
+        // Truncated and garbage input.
+        assert!(!is_own_datagram(&ours[..1], &pattern));
+        assert!(!is_own_datagram(&[0xff, 0xff, 1, 2, 3], &pattern));
+        assert!(!is_own_datagram(&[], &pattern));
     }
 }
