@@ -101,7 +101,8 @@ impl Endpoint {
 
     /// Queues the datagrams of one message. `wall` is the send time written into `time`.
     pub fn emit(&mut self, now: Instant, wall: SystemTime, name: &str, args: &[Bson]) -> Result<(), Error> {
-        self.emit_encoded(now, wall, name, &wire::encode_args(args))
+        let body = wire::try_encode_args(args)?;
+        self.emit_encoded(now, wall, name, &body)
     }
 
     /// Like [`Endpoint::emit`], with the body already encoded as `{payload: [..]}`
@@ -159,7 +160,7 @@ impl Endpoint {
         let seq_id = wire::ids::seq_id(&mut self.rng);
         let meta = self.sender_meta(0, 1, &seq_id, name, &time, sn);
         let mut inner = Vec::with_capacity(body.len() + 256);
-        wire::encode_datagram(&meta, body, &mut inner);
+        wire::try_encode_datagram(&meta, body, &mut inner).map_err(|e| Error::Payload(e.to_string()))?;
         let whole = match &self.config.encryption {
             Encryption::None => inner,
             Encryption::Legacy(key) => {
@@ -192,7 +193,7 @@ impl Endpoint {
         for (i, slice) in whole.chunks(mps).enumerate() {
             let meta = self.sender_meta(i as i32, seq_len, &group, name, &time, sn);
             let mut d = Vec::with_capacity(slice.len() + 300);
-            wire::encode_datagram(&meta, slice, &mut d);
+            wire::try_encode_datagram(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
             out.push(d);
         }
         Ok((Some(group), out))
@@ -200,9 +201,9 @@ impl Endpoint {
 
     /// Sends an internal message (repair request) to the group.
     fn send_control(&mut self, now: Instant, name: &str, doc: &Document, copies: u32) {
-        let body = wire::encode_document_body(doc);
         let wall = self.wall_at(now);
-        match self.build(wall, name, &body, None) {
+        let built = wire::try_encode_document_body(doc).and_then(|body| self.build(wall, name, &body, None));
+        match built {
             Ok((group, datagrams)) => {
                 for _ in 0..copies.max(1) {
                     self.queue(&datagrams);
@@ -330,6 +331,11 @@ impl Endpoint {
                 return;
             }
         };
+        // A duplicated single-datagram message: deliver once.
+        if !meta.seq_id.is_empty() && !self.reassembly.mark_single_done((sender.id.clone(), meta.seq_id.clone())) {
+            self.stats.duplicates_ignored += 1;
+            return;
+        }
         if name == RETX_EVENT {
             match payload {
                 Payload::Document(doc) => match RepairRequest::from_document(&doc) {
