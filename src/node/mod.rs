@@ -210,8 +210,6 @@ struct Shared {
     send_errors: AtomicU64,
     /// Own datagrams (multicast loopback) skipped before reaching the endpoint.
     own_skipped: AtomicU64,
-    /// `meta.id` as it appears in our own datagrams' meta, see [`is_own_datagram`].
-    own_id_pattern: Vec<u8>,
 }
 
 struct Core {
@@ -347,7 +345,6 @@ impl Eventcast {
     pub fn new(options: Options) -> Result<Self, Error> {
         let config = options.to_config()?;
         let id = crate::wire::ids::instance_id(&mut rand::thread_rng());
-        let own_id_pattern = own_id_pattern(&id);
         Ok(Eventcast {
             inner: Arc::new(Inner {
                 id,
@@ -361,7 +358,6 @@ impl Eventcast {
                     notifications_dropped: AtomicU64::new(0),
                     send_errors: AtomicU64::new(0),
                     own_skipped: AtomicU64::new(0),
-                    own_id_pattern,
                 }),
                 control: tokio::sync::Mutex::new(Control::default()),
             }),
@@ -437,7 +433,7 @@ impl Eventcast {
             let _ = core.pump(shared);
         }
         tracing::debug!("eventcast {} bound {local}, joined {}", self.inner.id, options.multicast_membership);
-        let recv = tokio::spawn(recv_loop(shared.clone(), socket.clone()));
+        let recv = tokio::spawn(recv_loop(shared.clone(), socket.clone(), self.inner.id.clone()));
         let timer = tokio::spawn(timer_loop(shared.clone(), socket));
         shared.wake.notify_one();
         Ok(vec![recv, timer])
@@ -583,7 +579,7 @@ fn flush_pending(shared: &Shared, socket: &UdpSocket, pending: &mut VecDeque<(So
 }
 
 /// Receive task: bursts of datagrams into one arena, one endpoint lock per burst.
-async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
+async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, own_id: String) {
     let mut arena = vec![0u8; RECV_ARENA];
     let mut marks: Vec<(usize, usize, SocketAddr)> = Vec::with_capacity(RECV_BATCH);
     let mut notes: Vec<Notification> = Vec::new();
@@ -600,7 +596,7 @@ async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
         while marks.len() < RECV_BATCH && RECV_ARENA - used >= MAX_DATAGRAM {
             match socket.try_recv_from(&mut arena[used..]) {
                 Ok((n, source)) => {
-                    if is_own_datagram(&arena[used..used + n], &shared.own_id_pattern) {
+                    if is_own_datagram(&arena[used..used + n], own_id.as_bytes()) {
                         own += 1;
                         continue;
                     }
@@ -640,25 +636,54 @@ async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
     }
 }
 
-/// The bytes `"id": <our id>` take in a BSON meta document (type 0x02, key,
-/// int32 length 17, 16 hex chars, NUL).
-fn own_id_pattern(id: &str) -> Vec<u8> {
-    let mut p = b"\x02id\x00".to_vec();
-    p.extend_from_slice(&((id.len() + 1) as i32).to_le_bytes());
-    p.extend_from_slice(id.as_bytes());
-    p.push(0);
-    p
-}
-
 /// Whether a datagram's meta carries our own instance id, i.e. it is one of
 /// ours coming back through multicast loopback. The endpoint would decode and
 /// drop it; skipping it here saves the decode and the endpoint lock (every
-/// datagram we send comes back once). Only the meta bytes are searched.
-/// (Encrypted outer datagrams carry no id and still go to the endpoint.)
-fn is_own_datagram(datagram: &[u8], pattern: &[u8]) -> bool {
+/// datagram we send comes back once). Walks the top-level meta elements
+/// without allocating; anything unexpected answers false and the endpoint
+/// decides. (Encrypted outer datagrams carry no id and go to the endpoint.)
+fn is_own_datagram(datagram: &[u8], id: &[u8]) -> bool {
     let Some(len) = datagram.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize) else { return false };
     let Some(meta) = datagram.get(2..2 + len) else { return false };
-    meta.windows(pattern.len()).any(|w| w == pattern)
+    let i32_at = |at: usize| meta.get(at..at + 4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let mut at = 4; // document length
+    while let Some(&kind) = meta.get(at) {
+        if kind == 0 {
+            return false;
+        }
+        let Some(key_len) = meta.get(at + 1..).and_then(|rest| rest.iter().position(|&b| b == 0)) else { return false };
+        let key = &meta[at + 1..at + 1 + key_len];
+        let value = at + 2 + key_len;
+        let size = match kind {
+            0x01 | 0x09 | 0x11 | 0x12 => 8,
+            0x02 => match i32_at(value) {
+                Some(n) if n > 0 => {
+                    if key == b"id" {
+                        let text = meta.get(value + 4..value + 4 + n as usize - 1);
+                        return text == Some(id);
+                    }
+                    4 + n as usize
+                }
+                _ => return false,
+            },
+            0x03 | 0x04 => match i32_at(value) {
+                Some(n) if n >= 5 => n as usize,
+                _ => return false,
+            },
+            0x05 => match i32_at(value) {
+                Some(n) if n >= 0 => 5 + n as usize,
+                _ => return false,
+            },
+            0x07 => 12,
+            0x08 => 1,
+            0x0A => 0,
+            0x10 => 4,
+            0x13 => 16,
+            _ => return false,
+        };
+        at = value + size;
+    }
+    false
 }
 
 /// Timer task: runs the endpoint's timers and flushes queued sends.
@@ -712,19 +737,39 @@ mod tests {
     #[test]
     fn own_datagrams_are_recognised_by_meta_id_only() {
         let id = "0123456789abcdef";
-        let pattern = own_id_pattern(id);
-        let ours = datagram(&bson::doc! { "v": 3, "name": "x", "id": id }, b"");
-        assert!(is_own_datagram(&ours, &pattern));
-        let theirs = datagram(&bson::doc! { "v": 3, "name": "x", "id": "fedcba9876543210" }, b"");
-        assert!(!is_own_datagram(&theirs, &pattern));
+        let full = bson::doc! {
+            "v": 3, "seq": 0, "seqLen": 1, "seqId": "ab".repeat(20), "seqEnd": true, "enc": false,
+            "nonce": "cd".repeat(20), "name": "x", "host": "127.0.0.1", "port": 9000, "hostname": "h",
+            "id": id, "time": "2020-01-01T00:00:00.000Z", "sn": 5_i64, "extra": { "a": 1.5 },
+        };
+        assert!(is_own_datagram(&datagram(&full, b"body"), id.as_bytes()));
+        let mut other = full.clone();
+        other.insert("id", "fedcba9876543210");
+        assert!(!is_own_datagram(&datagram(&other, b""), id.as_bytes()));
         // Our id in the body (e.g. a peer's repair request naming us) is not ours.
-        let mut body = pattern.clone();
-        body.extend_from_slice(b"xx");
+        let mut body = b"\x02id\x00\x11\x00\x00\x00".to_vec();
+        body.extend_from_slice(id.as_bytes());
         let request = datagram(&bson::doc! { "v": 3, "name": "__ec_retx", "id": "fedcba9876543210" }, &body);
-        assert!(!is_own_datagram(&request, &pattern));
-        // Truncated and garbage input.
-        assert!(!is_own_datagram(&ours[..1], &pattern));
-        assert!(!is_own_datagram(&[0xff, 0xff, 1, 2, 3], &pattern));
-        assert!(!is_own_datagram(&[], &pattern));
+        assert!(!is_own_datagram(&request, id.as_bytes()));
+        // A prefix of our id, or no id at all, is not ours.
+        assert!(!is_own_datagram(&datagram(&bson::doc! { "id": "0123456789abcde" }, b""), id.as_bytes()));
+        assert!(!is_own_datagram(&datagram(&bson::doc! { "v": 3, "enc": true }, b""), id.as_bytes()));
+        // Truncated and garbage input never panics.
+        let ours = datagram(&full, b"");
+        for cut in 0..ours.len() {
+            let _ = is_own_datagram(&ours[..cut], id.as_bytes());
+        }
+        assert!(!is_own_datagram(&[0xff, 0xff, 1, 2, 3], id.as_bytes()));
+        assert!(!is_own_datagram(&[], id.as_bytes()));
+        let mut rng = 12345u64;
+        for _ in 0..20_000 {
+            let mut d = ours.clone();
+            for _ in 0..4 {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let i = (rng >> 33) as usize % d.len();
+                d[i] = (rng >> 13) as u8;
+            }
+            let _ = is_own_datagram(&d, id.as_bytes());
+        }
     }
 }
