@@ -126,3 +126,54 @@ fn legacy_encryption_end_to_end_with_loss() {
     assert!(net.events(other).is_empty());
     assert!(net.stats(plain).rejected_decrypt >= 1);
 }
+
+#[test]
+fn repair_traffic_per_requester_is_capped() {
+    use eventcast::protocol::{Endpoint, Identity, RepairRequest};
+    use std::time::{Instant, SystemTime};
+    let budget = 1 << 20;
+    let cfg = Config { limits: Limits { max_repair_bytes_per_requester: budget, ..Limits::default() }, ..Config::default() };
+    let identity = Identity { id: "00000000000000a1".into(), host: "10.0.0.1".into(), port: 9000, hostname: "a".into() };
+    let mut a = Endpoint::new(cfg, identity, 1);
+    let (t0, w0) = (Instant::now(), SystemTime::now());
+    a.set_wall_clock(t0, w0);
+    a.emit(t0, w0, "big", &[Bson::String("x".repeat(4 << 20))]).unwrap();
+    let first = a.poll_transmit().unwrap().payload;
+    while a.poll_transmit().is_some() {}
+    let group = wire::decode_datagram(&first).unwrap().meta.seq_id;
+    let mut repaired = 0usize;
+    // Every 100 ms for 2 s, one requester asks for 64 chunks at a time, all of them.
+    for round in 0..20u32 {
+        let now = t0 + Duration::from_millis(100) * round;
+        for batch in 0..(4 << 20) / 1024 / 64 {
+            let req = RepairRequest {
+                id: "6666666666666666".into(),
+                seq_id: group.clone(),
+                missed_seq: (batch * 64..batch * 64 + 64).collect(),
+                host: "6.6.6.6".into(),
+                port: 53,
+                missed_sn: vec![],
+                to: None,
+            };
+            let meta = Meta {
+                v: 3,
+                seq_len: 1,
+                seq_id: wire::ids::seq_id(&mut rand::thread_rng()),
+                seq_end: true,
+                name: Some(wire::RETX_EVENT.into()),
+                id: Some("6666666666666666".into()),
+                ..Meta::default()
+            };
+            let mut d = Vec::new();
+            wire::encode_datagram(&meta, &wire::encode_document_body(&req.to_document()), &mut d);
+            a.handle_datagram(now, "6.6.6.6:53".parse().unwrap(), &d);
+            while let Some(t) = a.poll_transmit() {
+                repaired += t.payload.len();
+            }
+        }
+    }
+    // At most one burst plus the refill over 2 s.
+    assert!(repaired <= 3 * budget + 2048, "{repaired}");
+    assert!(repaired >= budget, "{repaired}");
+    assert!(a.stats().repairs_rate_limited > 0);
+}
