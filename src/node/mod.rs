@@ -181,7 +181,8 @@ impl std::fmt::Debug for Eventcast {
 struct Inner {
     id: String,
     options: Options,
-    config: Config,
+    /// Engine configuration, built by the first `start()` (key derivation is slow).
+    config: Mutex<Option<Config>>,
     status: AtomicU8,
     shared: Arc<Shared>,
     control: tokio::sync::Mutex<Control>,
@@ -341,15 +342,16 @@ impl Shared {
 
 impl Eventcast {
     /// A stopped node. Validates `options` ([`Error::InvalidOption`]) and makes
-    /// a random 16-hex-char instance id. Does not touch the network.
+    /// a random 16-hex-char instance id. Does not touch the network, and is
+    /// fast: the encryption key is derived by the first [`start`](Self::start).
     pub fn new(options: Options) -> Result<Self, Error> {
-        let config = options.to_config()?;
+        options.validate()?;
         let id = crate::wire::ids::instance_id(&mut rand::thread_rng());
         Ok(Eventcast {
             inner: Arc::new(Inner {
                 id,
                 options,
-                config,
+                config: Mutex::new(None),
                 status: AtomicU8::new(0),
                 shared: Arc::new(Shared {
                     core: Mutex::new(Core { endpoint: None, endpoint_port: 0, io: None, pending: VecDeque::new(), deadline: None, notes: Vec::new() }),
@@ -395,7 +397,14 @@ impl Eventcast {
             return Err(Error::Io(io::Error::other("Eventcast::start must run inside a tokio runtime")));
         }
         self.set_status(Status::Starting);
-        match self.open() {
+        let config = match self.config().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.set_status(Status::Stopped);
+                return Err(e);
+            }
+        };
+        match self.open(config) {
             Ok(tasks) => {
                 control.tasks = tasks;
                 self.set_status(Status::Started);
@@ -408,7 +417,22 @@ impl Eventcast {
         }
     }
 
-    fn open(&self) -> Result<Vec<JoinHandle<()>>, Error> {
+    /// The engine configuration, derived once: the default encryption scheme's
+    /// PBKDF2 takes hundreds of milliseconds, so it runs on a blocking thread
+    /// during the first `start()` rather than in `new()` (which may be on a JS thread).
+    async fn config(&self) -> Result<Config, Error> {
+        if let Some(c) = self.inner.config.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Ok(c.clone());
+        }
+        let options = self.inner.options.clone();
+        let config = tokio::task::spawn_blocking(move || options.to_config())
+            .await
+            .map_err(|e| Error::Io(io::Error::other(format!("key derivation task failed: {e}"))))??;
+        *self.inner.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(config.clone());
+        Ok(config)
+    }
+
+    fn open(&self, config: Config) -> Result<Vec<JoinHandle<()>>, Error> {
         let options = &self.inner.options;
         let socket = Arc::new(UdpSocket::from_std(socket::bind_multicast(options)?)?);
         let local = socket.local_addr()?;
@@ -424,7 +448,7 @@ impl Eventcast {
                     port: local.port(),
                     hostname: socket::hostname(),
                 };
-                core.endpoint = Some(Endpoint::new(self.inner.config.clone(), identity, rand::random()));
+                core.endpoint = Some(Endpoint::new(config, identity, rand::random()));
                 core.endpoint_port = local.port();
                 core.deadline = None;
             }
