@@ -44,8 +44,8 @@ done
 for n in 1 2; do
   until grep -q '^listening on' "$dir/err$n"; do sleep 0.05; done
 done
-"$BIN" emit --port {port} --repeat {small} --rate 4000 --linger-ms 6000 small '"0123456789012345678901234567890123456789012345678901234567"' &
-"$BIN" emit --port {port} --linger-ms 6000 --stats big "\"$(head -c 120000 /dev/zero | tr '\0' 'b')\""
+"$BIN" emit --port {port} --repeat {small} --rate 4000 small '"0123456789012345678901234567890123456789012345678901234567"' &
+"$BIN" emit --port {port} --stats big "\"$(head -c 120000 /dev/zero | tr '\0' 'b')\""
 wait
 for n in 1 2; do
   echo "listener $n: $(grep -c '"name":"small"' "$dir/out$n") small, $(grep -c '"name":"big"' "$dir/out$n") big"
@@ -71,8 +71,10 @@ rm -rf "$dir"
     let stats: Vec<serde_json::Value> =
         stdout.lines().filter_map(|l| l.strip_prefix("stats ")).map(|j| serde_json::from_str(j).unwrap()).collect();
     assert_eq!(stats.len(), 2, "{stdout}");
+    // (A listener whose request was suppressed by the other's may count no repair of its own.)
+    let repaired: u64 = stats.iter().map(|s| s["repairs_received"].as_u64().unwrap()).sum();
+    assert!(repaired > 0, "no repairs at 10% loss? {stdout}");
     for s in &stats {
-        assert!(s["repairs_received"].as_u64().unwrap() > 0, "no repairs at 10% loss? {s}");
         assert_eq!(s["gaps_unrecovered"], 0, "{s}");
     }
 }
