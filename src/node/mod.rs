@@ -462,6 +462,13 @@ impl Eventcast {
                 };
                 core.endpoint = Some(Endpoint::new(config, identity, rand::random()));
                 core.endpoint_port = local.port();
+            }
+            // The engine reads no clock: anchor its wall time now, and again on
+            // every start so a long-lived node follows clock adjustments. A
+            // listen-only node would otherwise stamp its repair requests and
+            // heartbeats with 1970, and secure peers would drop them as replays.
+            if let Some(ep) = core.endpoint.as_mut() {
+                ep.set_wall_clock(Instant::now(), SystemTime::now());
                 core.deadline = None;
             }
             core.io = Some(Io { socket: socket.clone(), group, local });
@@ -741,7 +748,10 @@ async fn timer_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
                 earliest_next = tokio::time::Instant::now() + Duration::from_millis(1);
                 let mut core = shared.core();
                 if let Some(ep) = core.endpoint.as_mut() {
-                    ep.handle_timeout(Instant::now());
+                    let now = Instant::now();
+                    // Re-anchor wall time so days of uptime do not drift from the system clock.
+                    ep.set_wall_clock(now, SystemTime::now());
+                    ep.handle_timeout(now);
                 }
                 // A deadline that did not move would spin; forget it so pump re-reads it.
                 core.deadline = None;
