@@ -17,4 +17,7 @@ pub mod node;
 pub mod protocol;
 pub mod wire;
 
+#[cfg(feature = "napi")]
+mod binding;
+
 pub use error::{Error, WireError};
