@@ -2,8 +2,654 @@
 //!
 //! [`Eventcast`] owns a multicast UDP socket (socket2: SO_REUSEADDR +
 //! SO_REUSEPORT, so several nodes can share one host and port), a
-//! [`crate::protocol::Endpoint`], and the timers that drive it.
+//! [`crate::protocol::Endpoint`], and the tasks that drive it.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use eventcast::{Eventcast, Notification, Options};
+//! use bson::Bson;
+//!
+//! # async fn demo() -> Result<(), eventcast::Error> {
+//! let node = Eventcast::new(Options::with_port(9000))?;
+//! let mut events = node.subscribe();
+//! node.start().await?;
+//! node.emit("greeting", &[Bson::String("hello".into()), Bson::Int32(5)])?;
+//! while let Some(n) = events.recv().await {
+//!     if let Notification::Event(e) = n {
+//!         println!("{} from {}: {:?}", e.name, e.sender.id, e.args);
+//!     }
+//! }
+//! node.stop().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Design
+//!
+//! * All protocol state sits in one `std::sync::Mutex<Endpoint>` with short
+//!   critical sections.
+//! * [`Eventcast::emit`] runs on the calling thread: it locks, lets the
+//!   endpoint build the datagrams and sends them right away with a
+//!   non-blocking `sendto`. If the socket buffer is full the rest is queued
+//!   (never dropped) and the driver sends it once the socket is writable.
+//! * A receive task waits for readability, then drains the socket in a burst
+//!   into one reusable arena (no allocation per datagram), feeds the whole
+//!   burst to the endpoint under a single lock, sends the resulting repairs
+//!   and hands the notifications to the subscribers as a batch.
+//! * A timer task sleeps until [`Endpoint::poll_timeout`], runs
+//!   `handle_timeout`, and is woken early (a `Notify`) when an emit or a
+//!   datagram moves the deadline earlier or queues a send.
+//! * Own events are not delivered to this node's subscribers (0.1.x drops
+//!   datagrams carrying its own id; the JS layer emits locally itself).
 
 mod options;
+mod socket;
 
-pub use options::{EncryptOptions, Options};
+pub use options::{EncryptOptions, Options, MAX_PAYLOAD_SIZE_LIMIT};
+pub use socket::{advertised_host, hostname, SOCKET_BUFFER_BYTES};
+
+use crate::error::Error;
+use crate::protocol::{Config, Destination, Endpoint, Event, Identity, Output, Stats, Transmit};
+use bson::Bson;
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+
+/// Capacity of each subscriber's queue. When a subscriber falls this far
+/// behind, further notifications for it are dropped, counted in
+/// [`Stats::notifications_dropped`] and logged with `tracing::warn!`.
+pub const SUBSCRIBER_CAPACITY: usize = 65_536;
+
+/// Most datagrams the receive task takes from the socket per burst.
+const RECV_BATCH: usize = 512;
+/// Receive arena: a burst stops when less than one maximal datagram fits.
+const RECV_ARENA: usize = 512 * 1024;
+/// Largest UDP datagram we may receive (64 KiB covers IPv4's 65,507).
+const MAX_DATAGRAM: usize = 64 * 1024;
+/// How long `stop()` keeps trying to send datagrams still queued.
+const STOP_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Lifecycle state of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Not bound (initial state, and after `stop()`).
+    Stopped,
+    /// `start()` is binding and joining.
+    Starting,
+    /// Bound, joined, receiving.
+    Started,
+    /// `stop()` is flushing and closing.
+    Stopping,
+}
+
+impl Status {
+    fn from_u8(v: u8) -> Status {
+        match v {
+            1 => Status::Starting,
+            2 => Status::Started,
+            3 => Status::Stopping,
+            _ => Status::Stopped,
+        }
+    }
+}
+
+/// What subscribers receive.
+#[derive(Clone, Debug)]
+pub enum Notification {
+    /// An event from another node.
+    Event(Event),
+    /// A problem worth telling the application about: a datagram with another
+    /// protocol version (`EPRVERSION`), a send or receive failure (`ESOCKET`, ...).
+    Error {
+        /// Stable error code (see [`Error::code`]).
+        code: &'static str,
+        /// Human-readable description.
+        message: String,
+    },
+    /// Messages of `sender` that were lost beyond repair.
+    Gap {
+        /// Sender instance id.
+        sender: String,
+        /// How many messages were lost.
+        count: u64,
+    },
+}
+
+/// A subscription: every subscriber gets every notification, in order.
+///
+/// Bounded ([`SUBSCRIBER_CAPACITY`]); a subscriber that does not keep up loses
+/// notifications, which is counted and logged, never silent. The stream ends
+/// (`recv` returns `None`) when the node is dropped; `stop()` does not end it,
+/// so a subscription survives a stop/start cycle.
+pub struct Events {
+    rx: mpsc::Receiver<Notification>,
+}
+
+impl Events {
+    /// Next notification; `None` once the node is gone.
+    pub async fn recv(&mut self) -> Option<Notification> {
+        self.rx.recv().await
+    }
+
+    /// Waits for at least one notification, then moves up to `limit` into
+    /// `buf`. Returns how many were added (0 only when the node is gone or `limit` is 0).
+    pub async fn recv_many(&mut self, buf: &mut Vec<Notification>, limit: usize) -> usize {
+        self.rx.recv_many(buf, limit).await
+    }
+
+    /// A notification if one is ready, without waiting.
+    pub fn try_recv(&mut self) -> Option<Notification> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Blocking receive for threads outside any async runtime (panics if
+    /// called from inside one, like tokio's `blocking_recv`).
+    pub fn blocking_recv(&mut self) -> Option<Notification> {
+        self.rx.blocking_recv()
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").field("queued", &self.rx.len()).finish()
+    }
+}
+
+/// A network EventEmitter node. Cheap to clone (an `Arc` inside); `Send + Sync`.
+/// Dropping the last clone stops the driver tasks and closes the socket.
+#[derive(Clone)]
+pub struct Eventcast {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Eventcast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Eventcast")
+            .field("id", &self.inner.id)
+            .field("status", &self.status())
+            .field("local_addr", &self.local_addr())
+            .finish()
+    }
+}
+
+struct Inner {
+    id: String,
+    options: Options,
+    config: Config,
+    status: AtomicU8,
+    shared: Arc<Shared>,
+    control: tokio::sync::Mutex<Control>,
+}
+
+#[derive(Default)]
+struct Control {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in self.control.get_mut().tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// State shared by the handle, the calling threads of `emit` and the driver tasks.
+struct Shared {
+    core: Mutex<Core>,
+    subscribers: Mutex<Vec<mpsc::Sender<Notification>>>,
+    /// Wakes the timer task: deadline moved earlier, or sends were queued.
+    wake: Notify,
+    notifications_dropped: AtomicU64,
+    send_errors: AtomicU64,
+}
+
+struct Core {
+    endpoint: Option<Endpoint>,
+    /// The port `endpoint`'s identity advertises.
+    endpoint_port: u16,
+    io: Option<Io>,
+    /// Datagrams that met a full socket buffer, in order; sent by the timer task.
+    pending: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Last `poll_timeout` seen, to wake the timer task only when it moves earlier.
+    deadline: Option<Instant>,
+    /// Notifications produced under the lock, delivered after unlocking.
+    notes: Vec<Notification>,
+}
+
+struct Io {
+    socket: Arc<UdpSocket>,
+    group: SocketAddr,
+    local: SocketAddr,
+}
+
+impl Core {
+    /// Sends (or queues) everything the endpoint has to send, collects its
+    /// outputs, and tracks its deadline. Returns whether the timer task must wake.
+    fn pump(&mut self, shared: &Shared) -> bool {
+        let Core { endpoint, io, pending, deadline, notes, .. } = self;
+        let Some(ep) = endpoint.as_mut() else { return false };
+        let mut wake = false;
+        while let Some(t) = ep.poll_transmit() {
+            // Stopped: nowhere to send (emit is refused before this happens).
+            if let Some(io) = io {
+                wake |= send_or_queue(io, pending, t, notes, shared);
+            }
+        }
+        while let Some(out) = ep.poll_output() {
+            notes.push(match out {
+                Output::Event(e) => Notification::Event(e),
+                Output::VersionMismatch { version, source } => Notification::Error {
+                    code: "EPRVERSION",
+                    message: format!("datagram from {source} has protocol version {version}, expected 3"),
+                },
+                Output::Gap { sender, count } => Notification::Gap { sender, count },
+            });
+        }
+        let next = ep.poll_timeout();
+        if next != *deadline {
+            wake |= match (next, *deadline) {
+                (Some(n), Some(old)) => n < old,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            *deadline = next;
+        }
+        wake
+    }
+}
+
+/// Sends one datagram now with a non-blocking `sendto` from the current
+/// thread; queues it behind earlier queued ones or when the buffer is full.
+/// Returns true when something was queued (the timer task must flush).
+fn send_or_queue(io: &Io, pending: &mut VecDeque<(SocketAddr, Vec<u8>)>, t: Transmit, notes: &mut Vec<Notification>, shared: &Shared) -> bool {
+    let dest = match t.destination {
+        Destination::Group => io.group,
+        Destination::Unicast(addr) => addr,
+    };
+    if !pending.is_empty() {
+        pending.push_back((dest, t.payload));
+        return true;
+    }
+    // A raw sendto on the same fd: always attempted (tokio's try_send_to would
+    // refuse until the reactor has seen the socket writable once).
+    match socket2::SockRef::from(&*io.socket).send_to(&t.payload, &dest.into()) {
+        Ok(_) => false,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            pending.push_back((dest, t.payload));
+            true
+        }
+        Err(e) => {
+            record_send_error(shared, notes, dest, e);
+            false
+        }
+    }
+}
+
+fn record_send_error(shared: &Shared, notes: &mut Vec<Notification>, dest: SocketAddr, e: io::Error) {
+    shared.send_errors.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!("eventcast: sending to {dest} failed: {e}");
+    let err = Error::Io(e);
+    notes.push(Notification::Error { code: err.code(), message: format!("sending to {dest}: {err}") });
+}
+
+impl Shared {
+    fn core(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock cannot leave the endpoint half-updated in a
+        // way that matters more than stopping the node would; keep serving.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands notifications to every subscriber (the last one gets the original).
+    fn deliver(&self, notes: &mut Vec<Notification>) {
+        if notes.is_empty() {
+            return;
+        }
+        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.retain(|s| !s.is_closed());
+        let Some((last, others)) = subs.split_last() else {
+            notes.clear();
+            return;
+        };
+        let mut dropped = 0u64;
+        for note in notes.drain(..) {
+            for s in others {
+                if let Err(mpsc::error::TrySendError::Full(_)) = s.try_send(note.clone()) {
+                    dropped += 1;
+                }
+            }
+            if let Err(mpsc::error::TrySendError::Full(_)) = last.try_send(note) {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            let total = self.notifications_dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
+            tracing::warn!(
+                "eventcast: a subscriber is {SUBSCRIBER_CAPACITY} notifications behind; dropped {dropped} (total {total})"
+            );
+        }
+    }
+}
+
+impl Eventcast {
+    /// A stopped node. Validates `options` ([`Error::InvalidOption`]) and makes
+    /// a random 16-hex-char instance id. Does not touch the network.
+    pub fn new(options: Options) -> Result<Self, Error> {
+        let config = options.to_config()?;
+        let id = crate::wire::ids::instance_id(&mut rand::thread_rng());
+        Ok(Eventcast {
+            inner: Arc::new(Inner {
+                id,
+                options,
+                config,
+                status: AtomicU8::new(0),
+                shared: Arc::new(Shared {
+                    core: Mutex::new(Core { endpoint: None, endpoint_port: 0, io: None, pending: VecDeque::new(), deadline: None, notes: Vec::new() }),
+                    subscribers: Mutex::new(Vec::new()),
+                    wake: Notify::new(),
+                    notifications_dropped: AtomicU64::new(0),
+                    send_errors: AtomicU64::new(0),
+                }),
+                control: tokio::sync::Mutex::new(Control::default()),
+            }),
+        })
+    }
+
+    /// This node's instance id (16 lower-case hex chars), written into every datagram.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The options the node was built with.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// Lifecycle state.
+    pub fn status(&self) -> Status {
+        Status::from_u8(self.inner.status.load(Ordering::Acquire))
+    }
+
+    fn set_status(&self, s: Status) {
+        self.inner.status.store(s as u8, Ordering::Release);
+    }
+
+    /// Binds `address:port`, joins the group and spawns the driver tasks on the
+    /// current tokio runtime. Idempotent: starting a started node does nothing.
+    /// Bind failures come back as [`Error::Io`] (`code()` `EADDRINUSE`, ...).
+    pub async fn start(&self) -> Result<(), Error> {
+        let mut control = self.inner.control.lock().await;
+        if !control.tasks.is_empty() {
+            return Ok(());
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Io(io::Error::other("Eventcast::start must run inside a tokio runtime")));
+        }
+        self.set_status(Status::Starting);
+        match self.open() {
+            Ok(tasks) => {
+                control.tasks = tasks;
+                self.set_status(Status::Started);
+                Ok(())
+            }
+            Err(e) => {
+                self.set_status(Status::Stopped);
+                Err(e)
+            }
+        }
+    }
+
+    fn open(&self) -> Result<Vec<JoinHandle<()>>, Error> {
+        let options = &self.inner.options;
+        let socket = Arc::new(UdpSocket::from_std(socket::bind_multicast(options)?)?);
+        let local = socket.local_addr()?;
+        let group = SocketAddr::V4(SocketAddrV4::new(options.multicast_membership, local.port()));
+        let shared = &self.inner.shared;
+        {
+            let mut core = shared.core();
+            // Keep the endpoint (and its sequence state) across stop/start on the same port.
+            if core.endpoint.is_none() || core.endpoint_port != local.port() {
+                let identity = Identity {
+                    id: self.inner.id.clone(),
+                    host: socket::advertised_host(options).to_string(),
+                    port: local.port(),
+                    hostname: socket::hostname(),
+                };
+                core.endpoint = Some(Endpoint::new(self.inner.config.clone(), identity, rand::random()));
+                core.endpoint_port = local.port();
+                core.deadline = None;
+            }
+            core.io = Some(Io { socket: socket.clone(), group, local });
+            core.pending.clear();
+            let _ = core.pump(shared);
+        }
+        tracing::debug!("eventcast {} bound {local}, joined {}", self.inner.id, options.multicast_membership);
+        let recv = tokio::spawn(recv_loop(shared.clone(), socket.clone()));
+        let timer = tokio::spawn(timer_loop(shared.clone(), socket));
+        shared.wake.notify_one();
+        Ok(vec![recv, timer])
+    }
+
+    /// Stops the driver, delivers notifications already produced to the
+    /// subscribers, sends what is still queued (up to 1 s), leaves the group
+    /// and closes the socket. Idempotent. A stopped node can be started again
+    /// (same id; subscriptions stay open).
+    pub async fn stop(&self) -> Result<(), Error> {
+        let mut control = self.inner.control.lock().await;
+        if control.tasks.is_empty() {
+            return Ok(());
+        }
+        self.set_status(Status::Stopping);
+        let tasks = std::mem::take(&mut control.tasks);
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        let shared = &self.inner.shared;
+        let io = {
+            let mut core = shared.core();
+            let _ = core.pump(shared);
+            core.io.take()
+        };
+        if let Some(io) = io {
+            let deadline = tokio::time::Instant::now() + STOP_FLUSH_TIMEOUT;
+            loop {
+                let left = {
+                    let mut core = shared.core();
+                    let Core { pending, notes, .. } = &mut *core;
+                    flush_pending(shared, &io.socket, pending, notes);
+                    pending.len()
+                };
+                if left == 0 {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, io.socket.writable()).await.is_err() {
+                    tracing::warn!("eventcast: stop() gave up on {left} queued datagrams");
+                    shared.send_errors.fetch_add(left as u64, Ordering::Relaxed);
+                    shared.core().pending.clear();
+                    break;
+                }
+            }
+            socket::leave_multicast(&io.socket, &self.inner.options);
+        }
+        let mut notes = std::mem::take(&mut shared.core().notes);
+        shared.deliver(&mut notes);
+        self.set_status(Status::Stopped);
+        Ok(())
+    }
+
+    /// Sends an event to the group, from the calling thread (no thread hop).
+    /// [`Error::NotStarted`] unless started; [`Error::Payload`] when the
+    /// arguments cannot be encoded or exceed the size limit. A full socket
+    /// buffer queues the datagrams for the driver; nothing is dropped.
+    pub fn emit(&self, name: &str, args: &[Bson]) -> Result<(), Error> {
+        self.emit_with(|ep, now, wall| ep.emit(now, wall, name, args))
+    }
+
+    /// Like [`emit`](Self::emit) with the body already encoded as the BSON
+    /// document `{payload: [...]}` (saves a conversion when the caller builds BSON itself).
+    pub fn emit_encoded(&self, name: &str, body: &[u8]) -> Result<(), Error> {
+        self.emit_with(|ep, now, wall| endpoint_emit_encoded(ep, now, wall, name, body))
+    }
+
+    fn emit_with(&self, f: impl FnOnce(&mut Endpoint, Instant, SystemTime) -> Result<(), Error>) -> Result<(), Error> {
+        let shared = &*self.inner.shared;
+        let mut notes = {
+            let mut core = shared.core();
+            if core.io.is_none() {
+                return Err(Error::NotStarted);
+            }
+            let Some(ep) = core.endpoint.as_mut() else { return Err(Error::NotStarted) };
+            f(ep, Instant::now(), SystemTime::now())?;
+            if core.pump(shared) {
+                shared.wake.notify_one();
+            }
+            if core.notes.is_empty() {
+                return Ok(());
+            }
+            std::mem::take(&mut core.notes)
+        };
+        shared.deliver(&mut notes);
+        Ok(())
+    }
+
+    /// A new subscription; it receives every notification from now on.
+    pub fn subscribe(&self) -> Events {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_CAPACITY);
+        self.inner.shared.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        Events { rx }
+    }
+
+    /// Protocol counters plus the node's own (`notifications_dropped`, `send_errors`).
+    pub fn stats(&self) -> Stats {
+        let shared = &self.inner.shared;
+        let mut stats = shared.core().endpoint.as_ref().map(|e| e.stats().clone()).unwrap_or_default();
+        stats.notifications_dropped = shared.notifications_dropped.load(Ordering::Relaxed);
+        stats.send_errors = shared.send_errors.load(Ordering::Relaxed);
+        stats
+    }
+
+    /// The bound socket address while started.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.shared.core().io.as_ref().map(|io| io.local)
+    }
+}
+
+/// Checks that `body` is the BSON document `{payload: [...]}` (or empty), then
+/// hands it to [`Endpoint::emit_encoded`] unchanged.
+fn endpoint_emit_encoded(ep: &mut Endpoint, now: Instant, wall: SystemTime, name: &str, body: &[u8]) -> Result<(), Error> {
+    let doc = bson::RawDocument::from_bytes(body).map_err(|e| Error::Payload(format!("body is not a BSON document: {e}")))?;
+    match doc.get("payload") {
+        Ok(Some(bson::RawBsonRef::Array(_))) => {}
+        Ok(None) if doc.is_empty() => {}
+        _ => return Err(Error::Payload("body must be the BSON document {payload: [...]}".into())),
+    }
+    ep.emit_encoded(now, wall, name, body)
+}
+
+fn flush_pending(shared: &Shared, socket: &UdpSocket, pending: &mut VecDeque<(SocketAddr, Vec<u8>)>, notes: &mut Vec<Notification>) {
+    while let Some((dest, payload)) = pending.front() {
+        // tokio's try_send_to clears the readiness flag on WouldBlock, so `writable()` waits for real.
+        match socket.try_send_to(payload, *dest) {
+            Ok(_) => {
+                pending.pop_front();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                let dest = *dest;
+                pending.pop_front();
+                record_send_error(shared, notes, dest, e);
+            }
+        }
+    }
+}
+
+/// Receive task: bursts of datagrams into one arena, one endpoint lock per burst.
+async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
+    let mut arena = vec![0u8; RECV_ARENA];
+    let mut marks: Vec<(usize, usize, SocketAddr)> = Vec::with_capacity(RECV_BATCH);
+    let mut notes: Vec<Notification> = Vec::new();
+    loop {
+        if let Err(e) = socket.readable().await {
+            notes.push(Notification::Error { code: "ESOCKET", message: format!("waiting for datagrams: {e}") });
+            shared.deliver(&mut notes);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        marks.clear();
+        let mut used = 0;
+        while marks.len() < RECV_BATCH && RECV_ARENA - used >= MAX_DATAGRAM {
+            match socket.try_recv_from(&mut arena[used..]) {
+                Ok((n, source)) => {
+                    marks.push((used, n, source));
+                    used += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::warn!("eventcast: receive failed: {e}");
+                    let err = Error::Io(e);
+                    notes.push(Notification::Error { code: err.code(), message: format!("receiving: {err}") });
+                    break;
+                }
+            }
+        }
+        if !marks.is_empty() {
+            let now = Instant::now();
+            let mut core = shared.core();
+            if let Some(ep) = core.endpoint.as_mut() {
+                for &(start, len, source) in &marks {
+                    ep.handle_datagram(now, source, &arena[start..start + len]);
+                }
+            }
+            if core.pump(&shared) {
+                shared.wake.notify_one();
+            }
+            notes.append(&mut core.notes);
+        }
+        shared.deliver(&mut notes);
+    }
+}
+
+/// Timer task: runs the endpoint's timers and flushes queued sends.
+async fn timer_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
+    let mut notes: Vec<Notification> = Vec::new();
+    loop {
+        let (deadline, has_pending) = {
+            let core = shared.core();
+            (core.deadline, !core.pending.is_empty())
+        };
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+        let sleep_until = deadline.map(tokio::time::Instant::from_std).unwrap_or(far);
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep_until(sleep_until), if deadline.is_some() => {
+                let mut core = shared.core();
+                if let Some(ep) = core.endpoint.as_mut() {
+                    ep.handle_timeout(Instant::now());
+                }
+                // A deadline that did not move would spin; forget it so pump re-reads it.
+                core.deadline = None;
+                let _ = core.pump(&shared);
+                notes.append(&mut core.notes);
+            }
+            r = socket.writable(), if has_pending => {
+                if let Err(e) = r {
+                    notes.push(Notification::Error { code: "ESOCKET", message: format!("waiting to send: {e}") });
+                }
+                let mut core = shared.core();
+                let Core { pending, notes: core_notes, .. } = &mut *core;
+                flush_pending(&shared, &socket, pending, core_notes);
+                notes.append(core_notes);
+            }
+        }
+        shared.deliver(&mut notes);
+    }
+}

@@ -1,6 +1,8 @@
 //! Node options, named and defaulted like the JS API (`eventcast` 0.1.x).
 
-use crate::protocol::Limits;
+use crate::error::Error;
+use crate::protocol::{Config, Encryption, Limits};
+use crate::wire::legacy::LegacyKey;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -62,5 +64,129 @@ impl Default for Options {
             encrypt: None,
             limits: Limits::default(),
         }
+    }
+}
+
+/// Largest `max_payload_size` accepted: a chunk plus its meta must fit one IPv4 UDP datagram (65,507 bytes).
+pub const MAX_PAYLOAD_SIZE_LIMIT: usize = 65_000;
+
+impl Options {
+    /// Options with `port` set and everything else defaulted.
+    pub fn with_port(port: u16) -> Self {
+        Options { port, ..Options::default() }
+    }
+
+    /// Checks every value; the first bad one is reported as [`Error::InvalidOption`]
+    /// with the option named as the JS API spells it.
+    pub fn validate(&self) -> Result<(), Error> {
+        fn bad(option: &'static str, reason: impl Into<String>) -> Result<(), Error> {
+            Err(Error::InvalidOption { option, reason: reason.into() })
+        }
+        if !self.multicast_membership.is_multicast() {
+            return bad("multicastMembership", format!("{} is not an IPv4 multicast address (224.0.0.0/4)", self.multicast_membership));
+        }
+        if self.address.is_multicast() || self.address.is_broadcast() {
+            // Binding a group address is legal on Linux but confuses the advertised host; keep it simple.
+            if self.address != self.multicast_membership {
+                return bad("address", format!("{} is not a local unicast address", self.address));
+            }
+        }
+        if let Some(interface) = self.multicast_interface {
+            if interface.is_multicast() || interface.is_broadcast() {
+                return bad("multicastInterface", format!("{interface} is not a local interface address"));
+            }
+        }
+        if self.multicast_ttl > 255 {
+            return bad("multicastTtl", format!("{} is above 255", self.multicast_ttl));
+        }
+        if self.max_payload_size == 0 {
+            return bad("maxPayloadSize", "must be at least 1");
+        }
+        if self.max_payload_size > MAX_PAYLOAD_SIZE_LIMIT {
+            return bad("maxPayloadSize", format!("{} is above {MAX_PAYLOAD_SIZE_LIMIT} (a chunk must fit one UDP datagram)", self.max_payload_size));
+        }
+        if self.message_ttl.is_zero() {
+            return bad("messageTtl", "must be at least 1 ms");
+        }
+        if self.message_ttl > Duration::from_secs(24 * 3600) {
+            return bad("messageTtl", "must be at most one day");
+        }
+        if let Some(encrypt) = &self.encrypt {
+            if encrypt.key.is_empty() {
+                return bad("encrypt", "key must not be empty");
+            }
+        }
+        let l = &self.limits;
+        for (value, name) in [
+            (l.max_message_size, "max_message_size"),
+            (l.max_partial_messages, "max_partial_messages"),
+            (l.max_reassembly_bytes, "max_reassembly_bytes"),
+            (l.max_retained_bytes, "max_retained_bytes"),
+        ] {
+            if value == 0 {
+                return bad("limits", format!("{name} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The protocol engine configuration these options describe.
+    pub fn to_config(&self) -> Result<Config, Error> {
+        self.validate()?;
+        let encryption = match &self.encrypt {
+            None => Encryption::None,
+            Some(e) if e.legacy => Encryption::Legacy(LegacyKey::from_passphrase(&e.key)),
+            Some(_) => {
+                return Err(Error::InvalidOption {
+                    option: "encrypt",
+                    reason: "the authenticated default scheme is not available in this build; use legacy: true".into(),
+                })
+            }
+        };
+        Ok(Config {
+            max_payload_size: self.max_payload_size,
+            message_ttl: self.message_ttl,
+            retransmit_attempts: self.message_retransmit_attempts,
+            encryption,
+            limits: self.limits.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn code(o: &Options) -> Option<&'static str> {
+        match o.validate() {
+            Ok(()) => None,
+            Err(Error::InvalidOption { option, .. }) => Some(option),
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(code(&Options::with_port(9000)), None);
+    }
+
+    #[test]
+    fn bad_values_are_rejected_by_name() {
+        let o = |f: &dyn Fn(&mut Options)| {
+            let mut o = Options::with_port(9000);
+            f(&mut o);
+            code(&o)
+        };
+        assert_eq!(o(&|o| o.max_payload_size = 0), Some("maxPayloadSize"));
+        assert_eq!(o(&|o| o.max_payload_size = 70_000), Some("maxPayloadSize"));
+        assert_eq!(o(&|o| o.message_ttl = Duration::ZERO), Some("messageTtl"));
+        assert_eq!(o(&|o| o.multicast_ttl = 256), Some("multicastTtl"));
+        assert_eq!(o(&|o| o.multicast_membership = Ipv4Addr::new(10, 0, 0, 1)), Some("multicastMembership"));
+        assert_eq!(o(&|o| o.multicast_interface = Some(Ipv4Addr::new(239, 1, 1, 1))), Some("multicastInterface"));
+        assert_eq!(o(&|o| o.encrypt = Some(EncryptOptions { key: String::new(), legacy: true })), Some("encrypt"));
+        assert_eq!(o(&|o| o.limits.max_message_size = 0), Some("limits"));
+        assert_eq!(o(&|o| o.multicast_ttl = 255), None);
+        assert_eq!(o(&|o| o.multicast_membership = Ipv4Addr::new(239, 255, 0, 1)), None);
     }
 }

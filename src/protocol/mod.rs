@@ -15,11 +15,17 @@
 
 mod config;
 mod endpoint;
-mod stats;
+mod reassembly;
+mod repair;
+mod request;
+mod retention;
 pub mod sim;
+mod stats;
+pub mod timefmt;
 
 pub use config::{Config, Encryption, Identity, Limits};
 pub use endpoint::Endpoint;
+pub use request::RepairRequest;
 pub use stats::Stats;
 
 use bson::Bson;

@@ -23,6 +23,18 @@ pub struct Stats {
     pub repairs_received: u64,
     /// Messages given up on (partial messages expired without completing).
     pub gaps_unrecovered: u64,
+    /// Repair requests of ours postponed because another node asked for the same data first.
+    pub repair_requests_suppressed: u64,
+    /// Resends skipped because the same datagram was resent very recently.
+    pub repairs_suppressed: u64,
+    /// Repair requests ignored (unknown or expired message, or addressed to another node).
+    pub repair_requests_ignored: u64,
+    /// Sent messages dropped from retention before their time to stay within limits.
+    pub retention_dropped: u64,
+    /// Heartbeats sent (see the `protocol` module docs).
+    pub heartbeats_sent: u64,
+    /// Rejected: authenticated but replayed or stale (outside the replay or freshness window).
+    pub rejected_replay: u64,
     /// Rejected: not a parsable datagram.
     pub rejected_malformed: u64,
     /// Rejected: protocol version other than 3.
@@ -37,4 +49,9 @@ pub struct Stats {
     pub reassembly_bytes: u64,
     /// Bytes currently retained for repair.
     pub retained_bytes: u64,
+    /// Node driver: notifications dropped because a subscriber's queue was full
+    /// (always 0 for a bare [`super::Endpoint`]; filled in by [`crate::Eventcast::stats`]).
+    pub notifications_dropped: u64,
+    /// Node driver: datagrams that failed to send (socket errors other than "would block").
+    pub send_errors: u64,
 }

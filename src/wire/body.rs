@@ -1,6 +1,17 @@
 //! Message bodies: `{payload: [...]}` for events, `{payload: {...}}` for `__ec_retx`.
+//!
+//! ## js-bson 0.2 value mapping (what 0.1.x peers write and expect)
+//!
+//! - whole JS numbers in int32 range are int32, other whole numbers up to 2^53
+//!   are written by 0.1.2 as **double** (the `plain-types` vector's `2**40` is
+//!   a BSON double), other numbers double; int64 is read back as a Number;
+//! - `Date` is a UTC datetime, `Buffer` binary subtype 0, `null`/`undefined` null;
+//! - `RegExp` is a BSON regex whose options map JS flag `g` to BSON option `s`
+//!   (and back): see [`js_flags_to_bson_options`] and [`bson_options_to_js_flags`].
 
-use crate::error::WireError;
+use super::bsonw::{begin_doc, end_doc, put_array, put_document, put_element, Key};
+use crate::error::{Error, WireError};
+use bson::raw::{RawArray, RawBsonRef, RawDocument};
 use bson::{Bson, Document};
 
 /// A decoded body.
@@ -12,20 +23,211 @@ pub enum Payload {
     Document(Document),
 }
 
+/// A body decoded without copying: the payload still borrows the datagram.
+/// Converting straight from these raw views (e.g. to JS values) skips the
+/// intermediate `Bson` tree of [`decode_body`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RawPayload<'a> {
+    /// `{payload: [..]}`; `None` for an empty body (no arguments).
+    Args(Option<&'a RawArray>),
+    /// `{payload: {..}}`.
+    Document(&'a RawDocument),
+}
+
+impl RawPayload<'_> {
+    /// Converts to the owned form; a corrupt element is `WireError::Malformed`.
+    pub fn to_payload(&self) -> Result<Payload, WireError> {
+        match self {
+            RawPayload::Args(None) => Ok(Payload::Args(Vec::new())),
+            RawPayload::Args(Some(a)) => Vec::<Bson>::try_from(*a)
+                .map(Payload::Args)
+                .map_err(|e| WireError::Malformed(format!("body payload: {e}"))),
+            RawPayload::Document(d) => Document::try_from(*d)
+                .map(Payload::Document)
+                .map_err(|e| WireError::Malformed(format!("body payload: {e}"))),
+        }
+    }
+}
+
+/// Writes `{payload: [...]}`, or an error when a document key holds a NUL byte.
+pub fn try_encode_args(args: &[Bson]) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(32 + args.len() * 16);
+    let start = begin_doc(&mut out);
+    out.push(0x04);
+    out.extend_from_slice(b"payload\0");
+    put_array(&mut out, args).map_err(Error::Payload)?;
+    end_doc(&mut out, start).map_err(Error::Payload)?;
+    Ok(out)
+}
+
 /// Encodes emit arguments as `{payload: [...]}`.
+///
+/// # Panics
+///
+/// If a document key inside `args` contains a NUL byte (BSON cannot carry it);
+/// use [`try_encode_args`] for arguments that were not validated.
 pub fn encode_args(args: &[Bson]) -> Vec<u8> {
-    let _ = args;
-    todo!("wire helper")
+    match try_encode_args(args) {
+        Ok(v) => v,
+        Err(e) => panic!("encode_args: {e}"),
+    }
+}
+
+/// Writes `{payload: doc}`, or an error when a key holds a NUL byte.
+pub fn try_encode_document_body(doc: &Document) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(128);
+    let start = begin_doc(&mut out);
+    out.push(0x03);
+    out.extend_from_slice(b"payload\0");
+    put_document(&mut out, doc).map_err(Error::Payload)?;
+    end_doc(&mut out, start).map_err(Error::Payload)?;
+    Ok(out)
 }
 
 /// Encodes `{payload: doc}`.
+///
+/// # Panics
+///
+/// If a key inside `doc` contains a NUL byte; see [`try_encode_document_body`].
 pub fn encode_document_body(doc: &Document) -> Vec<u8> {
-    let _ = doc;
-    todo!("wire helper")
+    match try_encode_document_body(doc) {
+        Ok(v) => v,
+        Err(e) => panic!("encode_document_body: {e}"),
+    }
+}
+
+/// Appends one BSON value as element `key` of a document being written.
+/// Exposed for callers that build bodies incrementally.
+pub fn append_element(out: &mut Vec<u8>, key: &str, value: &Bson) -> Result<(), Error> {
+    put_element(out, Key::Str(key), value).map_err(Error::Payload)
+}
+
+/// Decodes a body without copying it; an empty body is `RawPayload::Args(None)`.
+/// Only the outer document and the `payload` element are checked here; nested
+/// elements are validated when they are read.
+pub fn decode_body_raw(body: &[u8]) -> Result<RawPayload<'_>, WireError> {
+    if body.is_empty() {
+        return Ok(RawPayload::Args(None));
+    }
+    let doc = RawDocument::from_bytes(body)
+        .map_err(|e| WireError::Malformed(format!("body is not a BSON document: {e}")))?;
+    match doc.get("payload") {
+        Ok(Some(RawBsonRef::Array(a))) => Ok(RawPayload::Args(Some(a))),
+        Ok(Some(RawBsonRef::Document(d))) => Ok(RawPayload::Document(d)),
+        Ok(Some(other)) => Err(WireError::Malformed(format!(
+            "body payload is {:?}, not an array or document",
+            other.element_type()
+        ))),
+        Ok(None) => Err(WireError::Malformed("body has no payload field".into())),
+        Err(e) => Err(WireError::Malformed(format!("body: {e}"))),
+    }
 }
 
 /// Decodes a body; an empty body is `Payload::Args(vec![])`.
 pub fn decode_body(body: &[u8]) -> Result<Payload, WireError> {
-    let _ = body;
-    todo!("wire helper")
+    decode_body_raw(body)?.to_payload()
+}
+
+/// Maps JS `RegExp` flags to BSON regex options the way js-bson 0.2 did:
+/// `g` -> `s`, `i` -> `i`, `m` -> `m`; we also map `u` -> `u`. Flags with no
+/// BSON counterpart (`y`, `d`, `v`, and JS `s`/dotAll, whose BSON letter
+/// js-bson already spent on `g`) are dropped, as 0.1.x dropped them. The
+/// result is in alphabetical order, as the BSON spec requires.
+pub fn js_flags_to_bson_options(flags: &str) -> String {
+    let has = |c| flags.contains(c);
+    let mut out = String::with_capacity(4);
+    for (js, bson) in [('i', 'i'), ('m', 'm'), ('g', 's'), ('u', 'u')] {
+        if has(js) {
+            out.push(bson);
+        }
+    }
+    out
+}
+
+/// Maps BSON regex options back to JS flags as js-bson 0.2 read them:
+/// `s` -> `g`, `i` -> `i`, `m` -> `m`; we also map `u` -> `u`. Options JS
+/// cannot express (`x`, `l`) are dropped. Output is in JS's canonical order.
+pub fn bson_options_to_js_flags(options: &str) -> String {
+    let has = |c| options.contains(c);
+    let mut out = String::with_capacity(4);
+    for (bson, js) in [('s', 'g'), ('i', 'i'), ('m', 'm'), ('u', 'u')] {
+        if has(bson) {
+            out.push(js);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn args_layout_matches_bson_crate() {
+        let args = vec![Bson::String("a".into()), Bson::Int32(5)];
+        let b = encode_args(&args);
+        assert_eq!(b, doc! { "payload": args.clone() }.to_vec().unwrap());
+        assert_eq!(decode_body(&b).unwrap(), Payload::Args(args));
+        assert_eq!(encode_args(&[]), doc! { "payload": [] }.to_vec().unwrap());
+    }
+
+    #[test]
+    fn document_body() {
+        let d = doc! { "id": "x", "missedSeq": [1, 3] };
+        let b = encode_document_body(&d);
+        assert_eq!(b, doc! { "payload": d.clone() }.to_vec().unwrap());
+        assert_eq!(decode_body(&b).unwrap(), Payload::Document(d));
+    }
+
+    #[test]
+    fn edge_bodies() {
+        assert_eq!(decode_body(b"").unwrap(), Payload::Args(vec![]));
+        assert_eq!(decode_body_raw(b"").unwrap(), RawPayload::Args(None));
+        for bad in [doc! { "payload": 1 }, doc! { "other": [] }, doc! {}] {
+            let b = bad.to_vec().unwrap();
+            assert!(
+                matches!(decode_body(&b), Err(WireError::Malformed(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            decode_body(b"\x05\0\0\0"),
+            Err(WireError::Malformed(_))
+        ));
+        // Trailing garbage after the document is rejected.
+        let mut b = encode_args(&[]);
+        b.push(0);
+        assert!(matches!(decode_body(&b), Err(WireError::Malformed(_))));
+        // A corrupt nested element is an error from decode_body.
+        let mut b = encode_args(&[Bson::String("abc".into())]);
+        let n = b.len();
+        b[n - 8] = 0x7e; // length of the string
+        assert!(decode_body(&b).is_err());
+    }
+
+    #[test]
+    fn nul_keys_are_errors_in_try_variants() {
+        let mut d = Document::new();
+        d.insert("a\0", 1);
+        assert!(try_encode_args(&[Bson::Document(d.clone())]).is_err());
+        assert!(try_encode_document_body(&d).is_err());
+    }
+
+    #[test]
+    fn regex_flag_mapping() {
+        assert_eq!(js_flags_to_bson_options("g"), "s");
+        assert_eq!(js_flags_to_bson_options("i"), "i");
+        assert_eq!(js_flags_to_bson_options("gim"), "ims");
+        assert_eq!(js_flags_to_bson_options("mig"), "ims");
+        assert_eq!(js_flags_to_bson_options("yus"), "u");
+        assert_eq!(js_flags_to_bson_options(""), "");
+        assert_eq!(bson_options_to_js_flags("s"), "g");
+        assert_eq!(bson_options_to_js_flags("ims"), "gim");
+        assert_eq!(bson_options_to_js_flags("sim"), "gim"); // js-bson 0.2's own order
+        assert_eq!(bson_options_to_js_flags("lux"), "u");
+        for f in ["", "g", "i", "m", "u", "gi", "gm", "im", "gim", "gimu"] {
+            assert_eq!(bson_options_to_js_flags(&js_flags_to_bson_options(f)), f);
+        }
+    }
 }

@@ -1,7 +1,12 @@
 //! Datagram framing: `u16 BE metaLength | BSON meta | body`.
 
+use super::bsonw::{begin_doc, end_doc, put_bool, put_i32, put_i64, put_str};
 use super::meta::Meta;
 use crate::error::WireError;
+use bson::raw::{RawBsonRef, RawDocument};
+
+/// Largest meta document the 16-bit `metaLength` can frame.
+pub const MAX_META_LEN: usize = u16::MAX as usize;
 
 /// One parsed datagram; `body` borrows from the received buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,14 +17,415 @@ pub struct Datagram<'a> {
     pub body: &'a [u8],
 }
 
-/// Parses a datagram. Reports `WireError::Version` when `v` is present and not 3.
-pub fn decode_datagram(buf: &[u8]) -> Result<Datagram<'_>, WireError> {
-    let _ = buf;
-    todo!("wire helper")
+fn malformed(what: impl Into<String>) -> WireError {
+    WireError::Malformed(what.into())
 }
 
-/// Appends the encoded datagram to `out`.
+/// Splits a datagram into its raw meta document and body without interpreting
+/// the meta fields. Useful for schemes that must read extension fields.
+pub fn split_datagram(buf: &[u8]) -> Result<(&RawDocument, &[u8]), WireError> {
+    if buf.len() < 2 {
+        return Err(malformed("datagram shorter than its 2-byte header"));
+    }
+    let meta_len = u16::from_be_bytes([buf[0], buf[1]]) as usize;
+    let end = 2 + meta_len;
+    if end > buf.len() {
+        return Err(malformed(format!(
+            "metaLength {meta_len} runs past the end of a {}-byte datagram",
+            buf.len()
+        )));
+    }
+    let meta = RawDocument::from_bytes(&buf[2..end])
+        .map_err(|e| malformed(format!("meta is not a BSON document: {e}")))?;
+    Ok((meta, &buf[end..]))
+}
+
+/// Reads an integer the way 0.1.x's js-bson would hand it to JS as a Number:
+/// int32, int64 or a double with an integral value, all within i32 range.
+fn as_i32(v: RawBsonRef<'_>) -> Option<i32> {
+    match v {
+        RawBsonRef::Int32(i) => Some(i),
+        RawBsonRef::Int64(i) => i32::try_from(i).ok(),
+        RawBsonRef::Double(f)
+            if f.fract() == 0.0 && f >= i32::MIN as f64 && f <= i32::MAX as f64 =>
+        {
+            Some(f as i32)
+        }
+        _ => None,
+    }
+}
+
+/// Reads an int64 extension (int32 accepted too).
+fn as_i64(v: RawBsonRef<'_>) -> Option<i64> {
+    match v {
+        RawBsonRef::Int32(i) => Some(i64::from(i)),
+        RawBsonRef::Int64(i) => Some(i),
+        _ => None,
+    }
+}
+
+/// Parses a datagram. Reports `WireError::Version` when `v` is present and not 3.
+///
+/// Unknown meta fields are ignored (0.1.x ignores them too, which is what lets
+/// us add extensions). A `null` optional field reads as absent. Numeric fields
+/// accept int32, int64 and integral doubles, as 0.1.x's js-bson would.
+pub fn decode_datagram(buf: &[u8]) -> Result<Datagram<'_>, WireError> {
+    let (raw, body) = split_datagram(buf)?;
+
+    let mut v = None;
+    let mut seq = None;
+    let mut seq_len = None;
+    let mut seq_id = None;
+    let mut seq_end = None;
+    let mut meta = Meta::default();
+    // The first problem found; reported after `v` has had its chance, so a
+    // future version's datagram is always reported as a version mismatch.
+    let mut problem: Option<String> = None;
+
+    for item in raw.iter() {
+        let (key, value) = match item {
+            Ok(kv) => kv,
+            Err(e) => {
+                problem.get_or_insert_with(|| format!("meta: {e}"));
+                break;
+            }
+        };
+        let key = key.as_str();
+        let bad = |what: &str| {
+            format!(
+                "meta field {key}: expected {what}, got {:?}",
+                value.element_type()
+            )
+        };
+        macro_rules! opt_str {
+            ($field:expr) => {
+                match value {
+                    RawBsonRef::String(s) => $field = Some(s.to_owned()),
+                    RawBsonRef::Null | RawBsonRef::Undefined => $field = None,
+                    _ => {
+                        problem.get_or_insert_with(|| bad("string"));
+                    }
+                }
+            };
+        }
+        match key {
+            "v" => match as_i32(value) {
+                Some(x) => v = Some(x),
+                None => {
+                    problem.get_or_insert_with(|| bad("integer"));
+                }
+            },
+            "seq" => match as_i32(value) {
+                Some(x) => seq = Some(x),
+                None => {
+                    problem.get_or_insert_with(|| bad("integer"));
+                }
+            },
+            "seqLen" => match as_i32(value) {
+                Some(x) => seq_len = Some(x),
+                None => {
+                    problem.get_or_insert_with(|| bad("integer"));
+                }
+            },
+            "seqId" => match value {
+                RawBsonRef::String(s) => seq_id = Some(s),
+                _ => {
+                    problem.get_or_insert_with(|| bad("string"));
+                }
+            },
+            "seqEnd" => match value {
+                RawBsonRef::Boolean(b) => seq_end = Some(b),
+                _ => {
+                    problem.get_or_insert_with(|| bad("boolean"));
+                }
+            },
+            "enc" => match value {
+                RawBsonRef::Boolean(b) => meta.enc = b,
+                RawBsonRef::Null | RawBsonRef::Undefined => meta.enc = false,
+                _ => {
+                    problem.get_or_insert_with(|| bad("boolean"));
+                }
+            },
+            "port" => match value {
+                RawBsonRef::Null | RawBsonRef::Undefined => meta.port = None,
+                _ => match as_i32(value) {
+                    Some(x) => meta.port = Some(x),
+                    None => {
+                        problem.get_or_insert_with(|| bad("integer"));
+                    }
+                },
+            },
+            "sn" => match value {
+                RawBsonRef::Null | RawBsonRef::Undefined => meta.sn = None,
+                _ => match as_i64(value) {
+                    Some(x) => meta.sn = Some(x),
+                    None => {
+                        problem.get_or_insert_with(|| bad("int64"));
+                    }
+                },
+            },
+            "nonce" => opt_str!(meta.nonce),
+            "name" => opt_str!(meta.name),
+            "host" => opt_str!(meta.host),
+            "hostname" => opt_str!(meta.hostname),
+            "id" => opt_str!(meta.id),
+            "time" => opt_str!(meta.time),
+            _ => {}
+        }
+    }
+
+    match v {
+        Some(v) if v != super::PROTOCOL_VERSION => return Err(WireError::Version(v)),
+        _ => {}
+    }
+    if let Some(p) = problem {
+        return Err(WireError::Malformed(p));
+    }
+    let (Some(v), Some(seq), Some(seq_len), Some(seq_id), Some(seq_end)) =
+        (v, seq, seq_len, seq_id, seq_end)
+    else {
+        return Err(malformed("meta lacks one of v, seq, seqLen, seqId, seqEnd"));
+    };
+    if seq < 0 || seq_len < 1 || seq >= seq_len {
+        return Err(malformed(format!(
+            "chunk index {seq} of {seq_len} is out of range"
+        )));
+    }
+    meta.v = v;
+    meta.seq = seq;
+    meta.seq_len = seq_len;
+    meta.seq_id = seq_id.to_owned();
+    meta.seq_end = seq_end;
+    Ok(Datagram { meta, body })
+}
+
+/// Appends the encoded datagram to `out`, or returns `WireError::Limit` (and
+/// leaves `out` unchanged) when the meta exceeds [`MAX_META_LEN`] bytes, which
+/// only a huge event name or sender field can cause.
+///
+/// Fields are written in 0.1.x's order with 0.1.x's BSON types (int32, string,
+/// boolean), then the `sn` extension as int64.
+pub fn try_encode_datagram(meta: &Meta, body: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
+    let origin = out.len();
+    out.reserve(2 + 160 + body.len());
+    out.extend_from_slice(&[0, 0]);
+    let start = begin_doc(out);
+    let r = (|| {
+        put_i32(out, "v", meta.v);
+        put_i32(out, "seq", meta.seq);
+        put_i32(out, "seqLen", meta.seq_len);
+        put_str(out, "seqId", &meta.seq_id)?;
+        put_bool(out, "seqEnd", meta.seq_end);
+        put_bool(out, "enc", meta.enc);
+        if let Some(s) = &meta.nonce {
+            put_str(out, "nonce", s)?;
+        }
+        if let Some(s) = &meta.name {
+            put_str(out, "name", s)?;
+        }
+        if let Some(s) = &meta.host {
+            put_str(out, "host", s)?;
+        }
+        if let Some(p) = meta.port {
+            put_i32(out, "port", p);
+        }
+        if let Some(s) = &meta.hostname {
+            put_str(out, "hostname", s)?;
+        }
+        if let Some(s) = &meta.id {
+            put_str(out, "id", s)?;
+        }
+        if let Some(s) = &meta.time {
+            put_str(out, "time", s)?;
+        }
+        if let Some(sn) = meta.sn {
+            put_i64(out, "sn", sn);
+        }
+        end_doc(out, start)
+    })();
+    let meta_len = out.len() - start;
+    if r.is_err() || meta_len > MAX_META_LEN {
+        out.truncate(origin);
+        return Err(WireError::Limit(format!(
+            "meta of {meta_len} bytes exceeds the {MAX_META_LEN}-byte framing limit"
+        )));
+    }
+    out[origin..origin + 2].copy_from_slice(&(meta_len as u16).to_be_bytes());
+    out.extend_from_slice(body);
+    Ok(())
+}
+
+/// Appends the encoded datagram to `out` (see [`try_encode_datagram`]).
+///
+/// # Panics
+///
+/// If the meta exceeds [`MAX_META_LEN`] bytes. Callers that put untrusted
+/// or unbounded strings into the meta (event names) must bound them first or
+/// use [`try_encode_datagram`].
 pub fn encode_datagram(meta: &Meta, body: &[u8], out: &mut Vec<u8>) {
-    let _ = (meta, body, out);
-    todo!("wire helper")
+    if let Err(e) = try_encode_datagram(meta, body, out) {
+        panic!("encode_datagram: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    fn meta() -> Meta {
+        Meta {
+            v: 3,
+            seq: 0,
+            seq_len: 1,
+            seq_id: "ab".repeat(20),
+            seq_end: true,
+            enc: false,
+            name: Some("ev".into()),
+            ..Meta::default()
+        }
+    }
+
+    fn frame(doc: &bson::Document, body: &[u8]) -> Vec<u8> {
+        let m = doc.to_vec().unwrap();
+        let mut out = (m.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(&m);
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn round_trip_minimal() {
+        let mut out = Vec::new();
+        encode_datagram(&meta(), b"xyz", &mut out);
+        let d = decode_datagram(&out).unwrap();
+        assert_eq!(d.meta, meta());
+        assert_eq!(d.body, b"xyz");
+    }
+
+    #[test]
+    fn short_and_overlong() {
+        assert!(matches!(decode_datagram(&[]), Err(WireError::Malformed(_))));
+        assert!(matches!(
+            decode_datagram(&[0]),
+            Err(WireError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_datagram(&[0, 0]),
+            Err(WireError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_datagram(&[0, 9, 9, 0, 0, 0]),
+            Err(WireError::Malformed(_))
+        ));
+        let mut out = Vec::new();
+        encode_datagram(&meta(), b"", &mut out);
+        out[1] += 1; // metaLength one more than the document
+        assert!(matches!(
+            decode_datagram(&out),
+            Err(WireError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn version_first() {
+        // v=4 with every other field wrong or missing is still a version error.
+        let d = frame(&doc! { "seq": "x", "v": 4 }, b"");
+        assert_eq!(decode_datagram(&d), Err(WireError::Version(4)));
+        let d = frame(
+            &doc! { "v": 2i64, "seq": 0, "seqLen": 1, "seqId": "a", "seqEnd": true },
+            b"",
+        );
+        assert_eq!(decode_datagram(&d), Err(WireError::Version(2)));
+        let d = frame(
+            &doc! { "v": "3", "seq": 0, "seqLen": 1, "seqId": "a", "seqEnd": true },
+            b"",
+        );
+        assert!(matches!(decode_datagram(&d), Err(WireError::Malformed(_))));
+    }
+
+    #[test]
+    fn missing_and_ranges() {
+        let base = doc! { "v": 3, "seq": 0, "seqLen": 1, "seqId": "a", "seqEnd": true };
+        assert!(decode_datagram(&frame(&base, b"")).is_ok());
+        for k in ["v", "seq", "seqLen", "seqId", "seqEnd"] {
+            let mut d = base.clone();
+            d.remove(k);
+            assert!(
+                matches!(
+                    decode_datagram(&frame(&d, b"")),
+                    Err(WireError::Malformed(_))
+                ),
+                "{k}"
+            );
+        }
+        for (seq, len) in [(-1, 1), (0, 0), (1, 1), (5, 3)] {
+            let mut d = base.clone();
+            d.insert("seq", seq);
+            d.insert("seqLen", len);
+            assert!(matches!(
+                decode_datagram(&frame(&d, b"")),
+                Err(WireError::Malformed(_))
+            ));
+        }
+        // Lenient numerics as js-bson would read them, enc absent = false, unknown ignored.
+        let d = doc! { "v": 3.0, "seq": 1i64, "seqLen": 2.0, "seqId": "a", "seqEnd": true,
+        "port": 9000i64, "sn": 7, "zzz": [1], "host": Bson::Null };
+        let buf = frame(&d, b"b");
+        let g = decode_datagram(&buf).unwrap();
+        assert_eq!(
+            (g.meta.v, g.meta.seq, g.meta.seq_len, g.meta.enc),
+            (3, 1, 2, false)
+        );
+        assert_eq!(
+            (g.meta.port, g.meta.sn, g.meta.host),
+            (Some(9000), Some(7), None)
+        );
+        let d = doc! { "v": 3, "seq": 0.5, "seqLen": 1, "seqId": "a", "seqEnd": true };
+        assert!(matches!(
+            decode_datagram(&frame(&d, b"")),
+            Err(WireError::Malformed(_))
+        ));
+        let d = doc! { "v": 3, "seq": 0, "seqLen": 1, "seqId": "a", "seqEnd": true, "name": 5 };
+        assert!(matches!(
+            decode_datagram(&frame(&d, b"")),
+            Err(WireError::Malformed(_))
+        ));
+    }
+
+    use bson::Bson;
+
+    #[test]
+    fn oversized_meta_is_a_limit_error_and_leaves_out_unchanged() {
+        let mut m = meta();
+        m.name = Some("n".repeat(70_000));
+        let mut out = vec![1, 2, 3];
+        assert!(matches!(
+            try_encode_datagram(&m, b"x", &mut out),
+            Err(WireError::Limit(_))
+        ));
+        assert_eq!(out, [1, 2, 3]);
+    }
+
+    #[test]
+    fn encoded_layout_matches_bson_crate() {
+        let m = Meta {
+            nonce: Some("n".into()),
+            host: Some("10.1.2.3".into()),
+            port: Some(9000),
+            hostname: Some("vm".into()),
+            id: Some("a1b2c3d4e5f60718".into()),
+            time: Some("2026-11-26T16:04:44.282Z".into()),
+            sn: Some(1 << 40),
+            ..meta()
+        };
+        let expect = doc! {
+            "v": 3, "seq": 0, "seqLen": 1, "seqId": "ab".repeat(20), "seqEnd": true, "enc": false,
+            "nonce": "n", "name": "ev", "host": "10.1.2.3", "port": 9000, "hostname": "vm",
+            "id": "a1b2c3d4e5f60718", "time": "2026-11-26T16:04:44.282Z", "sn": 1i64 << 40,
+        };
+        let mut out = Vec::new();
+        encode_datagram(&m, b"BODY", &mut out);
+        assert_eq!(out, frame(&expect, b"BODY"));
+    }
 }

@@ -10,14 +10,22 @@
 //! than the datagram's own length implies.
 
 pub mod body;
+mod bsonw;
 pub mod datagram;
 pub mod ids;
 pub mod legacy;
 pub mod meta;
+pub mod retx;
 
-pub use body::{decode_body, encode_args, encode_document_body, Payload};
-pub use datagram::{decode_datagram, encode_datagram, Datagram};
+pub use body::{
+    bson_options_to_js_flags, decode_body, decode_body_raw, encode_args, encode_document_body,
+    js_flags_to_bson_options, try_encode_args, try_encode_document_body, Payload, RawPayload,
+};
+pub use datagram::{
+    decode_datagram, encode_datagram, split_datagram, try_encode_datagram, Datagram,
+};
 pub use meta::Meta;
+pub use retx::RetxRequest;
 
 /// The only protocol version this crate speaks (0.1.x `Eventcast.protocolVersion`).
 pub const PROTOCOL_VERSION: i32 = 3;

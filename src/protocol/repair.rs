@@ -1,0 +1,119 @@
+//! Repair scheduling: when to ask for lost data again, NACK suppression.
+//!
+//! A receiver that notices missing data waits a *repair delay* before asking,
+//! so reordered datagrams can still arrive and so that, of several receivers
+//! missing the same datagram, usually only one asks (the others hear its
+//! request on the group and postpone theirs, as NORM and PGM do):
+//!
+//! * base delay `d = clamp(message_ttl / 8, 10 ms, 500 ms)` (375 ms for the
+//!   default 3 s TTL), each wait drawn uniformly from `[d, 2d)`;
+//! * after a request, the next one follows another jittered delay if no
+//!   progress was made, at most `retransmit_attempts` more times; any progress
+//!   resets that count;
+//! * repeated requests for the same data (no progress since the last one) are
+//!   sent in `min(attempt, 3)` copies, and a sender answering a chunk again
+//!   sends `min(times asked, 3)` copies: persistent loss costs a little
+//!   redundancy instead of a lost message;
+//! * a sender resends one datagram at most once per `d / 4`, however many
+//!   receivers ask.
+
+use rand::Rng;
+use std::time::{Duration, Instant};
+
+/// Most copies of one request sent at once.
+pub(crate) const MAX_REQUEST_COPIES: u32 = 3;
+
+/// Repair timing derived from the message TTL.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RepairTiming {
+    /// Base repair delay `d`.
+    pub base: Duration,
+}
+
+impl RepairTiming {
+    pub fn new(message_ttl: Duration) -> Self {
+        RepairTiming { base: (message_ttl / 8).clamp(Duration::from_millis(10), Duration::from_millis(500)) }
+    }
+
+    /// A delay drawn uniformly from `[d, 2d)`.
+    pub fn jittered<R: Rng + ?Sized>(&self, rng: &mut R) -> Duration {
+        let nanos = self.base.as_nanos().min(u64::MAX as u128) as u64;
+        self.base + Duration::from_nanos(rng.gen_range(0..nanos.max(1)))
+    }
+
+    /// Minimum time between two resends of one datagram.
+    pub fn resend_window(&self) -> Duration {
+        self.base / 4
+    }
+}
+
+/// The request timer of one piece of missing data.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Nack {
+    /// When to send the next request, if one is still allowed.
+    pub due: Option<Instant>,
+    /// Requests sent since the last progress.
+    pub attempts: u32,
+}
+
+impl Nack {
+    /// A timer armed `delay` after `now`.
+    pub fn armed(now: Instant, delay: Duration) -> Self {
+        Nack { due: Some(now + delay), attempts: 0 }
+    }
+
+    /// Progress was made: start over.
+    pub fn progress(&mut self, now: Instant, delay: Duration) {
+        self.attempts = 0;
+        self.due = Some(now + delay);
+    }
+
+    /// Someone else asked for the same data: wait another delay before we do.
+    pub fn postpone(&mut self, now: Instant, delay: Duration) {
+        if let Some(due) = self.due {
+            self.due = Some(due.max(now + delay));
+        }
+    }
+
+    /// Records a request sent at `now`; returns how many copies to send. The
+    /// timer is rearmed only while `attempts` stays within `1 + retries`.
+    pub fn fire(&mut self, now: Instant, delay: Duration, retries: u32) -> u32 {
+        self.attempts += 1;
+        self.due = if self.attempts <= retries { Some(now + delay) } else { None };
+        self.attempts.min(MAX_REQUEST_COPIES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn delay_is_clamped_and_jitter_in_range() {
+        assert_eq!(RepairTiming::new(Duration::from_millis(3000)).base, Duration::from_millis(375));
+        assert_eq!(RepairTiming::new(Duration::from_millis(10)).base, Duration::from_millis(10));
+        assert_eq!(RepairTiming::new(Duration::from_secs(60)).base, Duration::from_millis(500));
+        let t = RepairTiming::new(Duration::from_millis(800));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        for _ in 0..100 {
+            let j = t.jittered(&mut rng);
+            assert!(j >= t.base && j < 2 * t.base);
+        }
+    }
+
+    #[test]
+    fn nack_retries_then_stops_and_progress_resets() {
+        let t0 = Instant::now();
+        let d = Duration::from_millis(10);
+        let mut n = Nack::armed(t0, d);
+        assert_eq!(n.fire(t0, d, 2), 1);
+        assert_eq!(n.fire(t0, d, 2), 2);
+        assert_eq!(n.fire(t0, d, 2), 3);
+        assert_eq!(n.due, None);
+        n.progress(t0, d);
+        assert_eq!((n.attempts, n.due), (0, Some(t0 + d)));
+        n.postpone(t0, 3 * d);
+        assert_eq!(n.due, Some(t0 + 3 * d));
+    }
+}

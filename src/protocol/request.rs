@@ -1,0 +1,122 @@
+//! The `__ec_retx` repair request document, with our extensions.
+//!
+//! 0.1.x writes `{id, seqId, missedSeq: [int32..], host, port}`. We add
+//! `missedSn: [int64..]` (whole messages missed, by per-sender number) and
+//! `to` (the instance id of the sender being asked); 0.1.x ignores both.
+//! `host`/`port` are read but never used as a destination (anti-reflection:
+//! repairs go to the group only).
+
+use bson::{Bson, Document};
+
+/// At most this many chunk indexes or message numbers travel in one request,
+/// so a request fits one datagram at the default `maxPayloadSize`.
+pub const MAX_ITEMS_PER_REQUEST: usize = 64;
+
+/// A parsed or to-be-sent repair request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RepairRequest {
+    /// Requester instance id.
+    pub id: String,
+    /// Chunk group asked about (empty when only `missed_sn` is used).
+    pub seq_id: String,
+    /// Missing chunk indexes of `seq_id`.
+    pub missed_seq: Vec<i32>,
+    /// Requester's advertised address (informational only).
+    pub host: String,
+    /// Requester's advertised port (informational only).
+    pub port: i32,
+    /// Extension: whole messages missed, by the target sender's `sn`.
+    pub missed_sn: Vec<i64>,
+    /// Extension: the instance id of the sender asked.
+    pub to: Option<String>,
+}
+
+fn as_i64(b: &Bson) -> Option<i64> {
+    match b {
+        Bson::Int32(v) => Some(i64::from(*v)),
+        Bson::Int64(v) => Some(*v),
+        Bson::Double(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Some(*v as i64),
+        _ => None,
+    }
+}
+
+impl RepairRequest {
+    /// The document, fields in 0.1.x's order followed by the extensions (written only when used).
+    pub fn to_document(&self) -> Document {
+        let mut d = Document::new();
+        d.insert("id", self.id.clone());
+        d.insert("seqId", self.seq_id.clone());
+        d.insert("missedSeq", self.missed_seq.iter().map(|&s| Bson::Int32(s)).collect::<Vec<_>>());
+        d.insert("host", self.host.clone());
+        d.insert("port", self.port);
+        if !self.missed_sn.is_empty() {
+            d.insert("missedSn", self.missed_sn.iter().map(|&s| Bson::Int64(s)).collect::<Vec<_>>());
+        }
+        if let Some(to) = &self.to {
+            d.insert("to", to.clone());
+        }
+        d
+    }
+
+    /// Parses a request leniently (numbers of any BSON numeric type); `None` when
+    /// it is not a request at all. List lengths are capped at 4 * [`MAX_ITEMS_PER_REQUEST`].
+    pub fn from_document(d: &Document) -> Option<Self> {
+        let cap = 4 * MAX_ITEMS_PER_REQUEST;
+        let id = d.get_str("id").ok()?.to_owned();
+        let seq_id = d.get_str("seqId").unwrap_or("").to_owned();
+        let missed_seq = match d.get("missedSeq") {
+            Some(Bson::Array(a)) => a
+                .iter()
+                .filter_map(as_i64)
+                .filter_map(|v| i32::try_from(v).ok())
+                .take(cap)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let missed_sn = match d.get("missedSn") {
+            Some(Bson::Array(a)) => a.iter().filter_map(as_i64).take(cap).collect(),
+            _ => Vec::new(),
+        };
+        Some(RepairRequest {
+            id,
+            seq_id,
+            missed_seq,
+            host: d.get_str("host").unwrap_or("").to_owned(),
+            port: d.get("port").and_then(as_i64).and_then(|p| i32::try_from(p).ok()).unwrap_or(0),
+            missed_sn,
+            to: d.get_str("to").ok().map(str::to_owned),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_with_and_without_extensions() {
+        let r = RepairRequest {
+            id: "a1b2c3d4e5f60718".into(),
+            seq_id: "ab".repeat(20),
+            missed_seq: vec![1, 3],
+            host: "10.1.2.4".into(),
+            port: 9000,
+            missed_sn: vec![],
+            to: None,
+        };
+        let d = r.to_document();
+        let keys: Vec<_> = d.keys().cloned().collect();
+        assert_eq!(keys, ["id", "seqId", "missedSeq", "host", "port"]);
+        assert_eq!(RepairRequest::from_document(&d), Some(r.clone()));
+        let r2 = RepairRequest { missed_sn: vec![7, 1 << 40], to: Some("x".into()), ..r };
+        assert_eq!(RepairRequest::from_document(&r2.to_document()), Some(r2));
+    }
+
+    #[test]
+    fn rejects_non_requests_and_caps_lists() {
+        assert!(RepairRequest::from_document(&bson::doc! {"x": 1}).is_none());
+        let big: Vec<Bson> = (0..10_000).map(Bson::Int32).collect();
+        let r = RepairRequest::from_document(&bson::doc! {"id": "a", "missedSeq": big}).unwrap();
+        assert_eq!(r.missed_seq.len(), 4 * MAX_ITEMS_PER_REQUEST);
+    }
+}

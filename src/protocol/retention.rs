@@ -1,0 +1,231 @@
+//! Sender-side retention: the datagrams of recently sent messages, kept for
+//! `3 * message_ttl` so lost chunks (by `seqId`) and lost whole messages (by
+//! `sn`) can be resent unchanged. Bounded by bytes and count; the oldest
+//! message is dropped first.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Per-datagram bookkeeping overhead charged against the byte limit.
+const OVERHEAD: usize = 64;
+
+/// Most copies of one datagram sent in answer to a single request.
+pub(crate) const MAX_REPAIR_COPIES: u8 = 3;
+
+/// The datagrams of one sent message.
+pub(crate) struct Retained {
+    /// Per-sender message number, if the message carries one.
+    pub sn: Option<i64>,
+    /// Chunk group id, if the message was chunked.
+    pub group: Option<String>,
+    /// The datagrams exactly as sent (chunks in `seq` order, or the single datagram).
+    pub datagrams: Vec<Vec<u8>>,
+    /// When each datagram was last resent.
+    last_repair: Vec<Option<Instant>>,
+    /// How often each datagram was resent (drives the number of copies).
+    repairs: Vec<u8>,
+    expires: Instant,
+    bytes: usize,
+}
+
+/// Bounded store of [`Retained`] messages, oldest first.
+pub(crate) struct Retention {
+    entries: VecDeque<(u64, Retained)>,
+    next_serial: u64,
+    by_group: HashMap<String, u64>,
+    by_sn: HashMap<i64, u64>,
+    bytes: usize,
+    max_bytes: usize,
+    max_count: usize,
+    keep: Duration,
+    /// Messages dropped early to stay within the limits.
+    pub dropped: u64,
+}
+
+impl Retention {
+    pub fn new(keep: Duration, max_bytes: usize, max_count: usize) -> Self {
+        Retention {
+            entries: VecDeque::new(),
+            next_serial: 0,
+            by_group: HashMap::new(),
+            by_sn: HashMap::new(),
+            bytes: 0,
+            max_bytes,
+            max_count: max_count.max(1),
+            keep,
+            dropped: 0,
+        }
+    }
+
+    /// Bytes currently held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Number of messages held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Retains a sent message; drops the oldest ones while over a limit.
+    /// A message larger than the whole byte budget is not retained at all.
+    pub fn insert(&mut self, now: Instant, sn: Option<i64>, group: Option<String>, datagrams: Vec<Vec<u8>>) {
+        let bytes: usize = datagrams.iter().map(|d| d.len() + OVERHEAD).sum();
+        if bytes > self.max_bytes {
+            self.dropped += 1;
+            return;
+        }
+        while !self.entries.is_empty() && (self.bytes + bytes > self.max_bytes || self.entries.len() >= self.max_count) {
+            self.pop_front();
+            self.dropped += 1;
+        }
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        if let Some(g) = &group {
+            self.by_group.insert(g.clone(), serial);
+        }
+        if let Some(sn) = sn {
+            self.by_sn.insert(sn, serial);
+        }
+        let n = datagrams.len();
+        self.bytes += bytes;
+        self.entries.push_back((
+            serial,
+            Retained {
+                sn,
+                group,
+                datagrams,
+                last_repair: vec![None; n],
+                repairs: vec![0; n],
+                expires: now + self.keep,
+                bytes,
+            },
+        ));
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((_, r)) = self.entries.pop_front() {
+            self.bytes -= r.bytes;
+            if let Some(g) = &r.group {
+                self.by_group.remove(g);
+            }
+            if let Some(sn) = r.sn {
+                self.by_sn.remove(&sn);
+            }
+        }
+    }
+
+    /// Drops messages whose retention time has passed.
+    pub fn expire(&mut self, now: Instant) {
+        while self.entries.front().is_some_and(|(_, r)| r.expires <= now) {
+            self.pop_front();
+        }
+    }
+
+    /// When the oldest message expires.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.entries.front().map(|(_, r)| r.expires)
+    }
+
+    fn get_mut(&mut self, serial: u64) -> Option<&mut Retained> {
+        let front = self.entries.front()?.0;
+        let idx = usize::try_from(serial.checked_sub(front)?).ok()?;
+        self.entries.get_mut(idx).map(|(_, r)| r)
+    }
+
+    /// Datagrams to resend for chunks `indexes` of group `group`; empty when unknown.
+    /// A datagram resent less than `window` ago is skipped (many requesters, one
+    /// repair); one requested again later is sent in more copies, because its
+    /// earlier repair was evidently lost somewhere.
+    pub fn repair_chunks(&mut self, now: Instant, group: &str, indexes: &[i32], window: Duration) -> Vec<Vec<u8>> {
+        let Some(&serial) = self.by_group.get(group) else { return Vec::new() };
+        let Some(r) = self.get_mut(serial) else { return Vec::new() };
+        let mut out = Vec::new();
+        for &i in indexes {
+            if let Ok(i) = usize::try_from(i) {
+                r.resend(now, i, window, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Datagrams to resend for whole messages `sns` (all their datagrams).
+    pub fn repair_messages(&mut self, now: Instant, sns: &[i64], window: Duration) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for sn in sns {
+            let Some(&serial) = self.by_sn.get(sn) else { continue };
+            if let Some(r) = self.get_mut(serial) {
+                for i in 0..r.datagrams.len() {
+                    r.resend(now, i, window, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// True when chunk group `group` is still retained.
+    pub fn has_group(&self, group: &str) -> bool {
+        self.by_group.contains_key(group)
+    }
+
+    /// True when message `sn` is still retained.
+    pub fn has_sn(&self, sn: i64) -> bool {
+        self.by_sn.contains_key(&sn)
+    }
+}
+
+impl Retained {
+    fn resend(&mut self, now: Instant, i: usize, window: Duration, out: &mut Vec<Vec<u8>>) {
+        let Some(d) = self.datagrams.get(i) else { return };
+        if self.last_repair[i].is_some_and(|t| now.saturating_duration_since(t) < window) {
+            return;
+        }
+        self.last_repair[i] = Some(now);
+        self.repairs[i] = self.repairs[i].saturating_add(1);
+        for _ in 0..self.repairs[i].min(MAX_REPAIR_COPIES) {
+            out.push(d.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_by_bytes_count_and_time() {
+        let t0 = Instant::now();
+        let mut r = Retention::new(Duration::from_secs(9), 3 * (100 + OVERHEAD), 10);
+        for sn in 0..5 {
+            r.insert(t0, Some(sn), Some(format!("g{sn}")), vec![vec![0; 100]]);
+        }
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.dropped, 2);
+        assert!(!r.has_sn(1) && r.has_sn(2) && r.has_sn(4));
+        assert!(r.repair_chunks(t0, "g0", &[0], Duration::ZERO).is_empty());
+        assert_eq!(r.repair_chunks(t0, "g3", &[0, 1, -1], Duration::ZERO).len(), 1);
+        let mut c = Retention::new(Duration::from_secs(9), usize::MAX, 2);
+        for sn in 0..3 {
+            c.insert(t0, Some(sn), None, vec![vec![1]]);
+        }
+        assert_eq!(c.len(), 2);
+        r.expire(t0 + Duration::from_secs(9));
+        assert_eq!((r.len(), r.bytes()), (0, 0));
+        r.insert(t0, None, None, vec![vec![0; 10_000]]);
+        assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn repair_window_and_escalating_copies() {
+        let t0 = Instant::now();
+        let w = Duration::from_millis(50);
+        let mut r = Retention::new(Duration::from_secs(9), usize::MAX, 10);
+        r.insert(t0, Some(7), Some("g".into()), vec![vec![1], vec![2], vec![3]]);
+        assert_eq!(r.repair_chunks(t0, "g", &[1], w), vec![vec![2]]);
+        assert!(r.repair_chunks(t0 + w / 2, "g", &[1], w).is_empty());
+        assert_eq!(r.repair_chunks(t0 + w, "g", &[1], w).len(), 2);
+        assert_eq!(r.repair_chunks(t0 + 3 * w, "g", &[1], w).len(), 3);
+        assert_eq!(r.repair_chunks(t0 + 5 * w, "g", &[1], w).len(), 3);
+        assert_eq!(r.repair_messages(t0, &[7, 8], w).len(), 2); // chunk 1 is inside the window
+    }
+}

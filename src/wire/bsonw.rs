@@ -1,0 +1,295 @@
+//! A small allocation-free BSON writer for the hot path.
+//!
+//! `bson::Document::to_writer` first builds a whole `RawDocumentBuf` copy of
+//! the document; datagram metas and `{payload: [...]}` bodies are written on
+//! every emit, so we append the BSON bytes straight into the output buffer
+//! instead. The layout is the BSON 1.1 spec (all integers little-endian).
+//! Rare element types whose fields the `bson` crate keeps private
+//! (`DbPointer`, old-style binary subtype 2) go through `bson`'s own encoder.
+
+use bson::spec::BinarySubtype;
+use bson::{Bson, Document};
+
+/// Why a value cannot be written as BSON.
+pub(crate) type EncodeResult = Result<(), String>;
+
+/// Reserves a document's 4-byte length; returns the offset to pass to [`end_doc`].
+#[inline]
+pub(crate) fn begin_doc(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    start
+}
+
+/// Writes the terminating NUL and patches the length reserved by [`begin_doc`].
+#[inline]
+pub(crate) fn end_doc(out: &mut Vec<u8>, start: usize) -> EncodeResult {
+    out.push(0);
+    let len = i32::try_from(out.len() - start).map_err(|_| "document larger than 2 GiB")?;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Writes a cstring (element key or regex part). The caller guarantees no NUL.
+#[inline]
+fn put_cstr(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(s.as_bytes());
+    out.push(0);
+}
+
+/// Writes a key after checking it holds no NUL byte (which would end it early).
+#[inline]
+fn put_key(out: &mut Vec<u8>, ty: u8, key: &str) -> EncodeResult {
+    if key.as_bytes().contains(&0) {
+        return Err(format!("document key {key:?} contains a NUL byte"));
+    }
+    out.push(ty);
+    put_cstr(out, key);
+    Ok(())
+}
+
+/// Writes a BSON string value: int32 length (with NUL), bytes, NUL.
+#[inline]
+fn put_string(out: &mut Vec<u8>, s: &str) -> EncodeResult {
+    let len = i32::try_from(s.len() + 1).map_err(|_| "string larger than 2 GiB")?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+    out.push(0);
+    Ok(())
+}
+
+/// Element `key: int32` (fixed key, no NUL check).
+#[inline]
+pub(crate) fn put_i32(out: &mut Vec<u8>, key: &str, v: i32) {
+    out.push(0x10);
+    put_cstr(out, key);
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// Element `key: int64` (fixed key, no NUL check).
+#[inline]
+pub(crate) fn put_i64(out: &mut Vec<u8>, key: &str, v: i64) {
+    out.push(0x12);
+    put_cstr(out, key);
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// Element `key: bool` (fixed key, no NUL check).
+#[inline]
+pub(crate) fn put_bool(out: &mut Vec<u8>, key: &str, v: bool) {
+    out.push(0x08);
+    put_cstr(out, key);
+    out.push(v as u8);
+}
+
+/// Element `key: string` (fixed key, no NUL check). Strings longer than 2 GiB
+/// cannot occur in a datagram; the caller bounds the total size.
+#[inline]
+pub(crate) fn put_str(out: &mut Vec<u8>, key: &str, v: &str) -> EncodeResult {
+    out.push(0x02);
+    put_cstr(out, key);
+    put_string(out, v)
+}
+
+/// Writes the decimal digits of an array index as a key.
+#[inline]
+fn put_index_key(out: &mut Vec<u8>, ty: u8, mut i: usize) {
+    out.push(ty);
+    let mut digits = [0u8; 20];
+    let mut n = digits.len();
+    loop {
+        n -= 1;
+        digits[n] = b'0' + (i % 10) as u8;
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[n..]);
+    out.push(0);
+}
+
+/// Writes a whole document.
+pub(crate) fn put_document(out: &mut Vec<u8>, doc: &Document) -> EncodeResult {
+    let start = begin_doc(out);
+    for (k, v) in doc {
+        put_element(out, Key::Str(k), v)?;
+    }
+    end_doc(out, start)
+}
+
+/// Writes an array (a document with keys "0", "1", ...).
+pub(crate) fn put_array(out: &mut Vec<u8>, items: &[Bson]) -> EncodeResult {
+    let start = begin_doc(out);
+    for (i, v) in items.iter().enumerate() {
+        put_element(out, Key::Index(i), v)?;
+    }
+    end_doc(out, start)
+}
+
+/// An element key: a document field name or an array index.
+#[derive(Clone, Copy)]
+pub(crate) enum Key<'a> {
+    /// A field name (checked for NUL bytes).
+    Str(&'a str),
+    /// An array index, written in decimal.
+    Index(usize),
+}
+
+#[inline]
+fn put_elem_key(out: &mut Vec<u8>, ty: u8, key: Key<'_>) -> EncodeResult {
+    match key {
+        Key::Str(k) => put_key(out, ty, k),
+        Key::Index(i) => {
+            put_index_key(out, ty, i);
+            Ok(())
+        }
+    }
+}
+
+/// Writes one element (type byte, key, value).
+pub(crate) fn put_element(out: &mut Vec<u8>, key: Key<'_>, v: &Bson) -> EncodeResult {
+    match v {
+        Bson::Double(f) => {
+            put_elem_key(out, 0x01, key)?;
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Bson::String(s) => {
+            put_elem_key(out, 0x02, key)?;
+            put_string(out, s)?;
+        }
+        Bson::Document(d) => {
+            put_elem_key(out, 0x03, key)?;
+            put_document(out, d)?;
+        }
+        Bson::Array(a) => {
+            put_elem_key(out, 0x04, key)?;
+            put_array(out, a)?;
+        }
+        Bson::Binary(b) if b.subtype != BinarySubtype::BinaryOld => {
+            put_elem_key(out, 0x05, key)?;
+            let len = i32::try_from(b.bytes.len()).map_err(|_| "binary larger than 2 GiB")?;
+            out.extend_from_slice(&len.to_le_bytes());
+            out.push(u8::from(b.subtype));
+            out.extend_from_slice(&b.bytes);
+        }
+        Bson::Undefined => put_elem_key(out, 0x06, key)?,
+        Bson::ObjectId(o) => {
+            put_elem_key(out, 0x07, key)?;
+            out.extend_from_slice(&o.bytes());
+        }
+        Bson::Boolean(b) => {
+            put_elem_key(out, 0x08, key)?;
+            out.push(*b as u8);
+        }
+        Bson::DateTime(d) => {
+            put_elem_key(out, 0x09, key)?;
+            out.extend_from_slice(&d.timestamp_millis().to_le_bytes());
+        }
+        Bson::Null => put_elem_key(out, 0x0A, key)?,
+        Bson::RegularExpression(r) => {
+            // `CString` guarantees neither part holds a NUL byte.
+            put_elem_key(out, 0x0B, key)?;
+            put_cstr(out, r.pattern.as_str());
+            put_cstr(out, r.options.as_str());
+        }
+        Bson::JavaScriptCode(s) => {
+            put_elem_key(out, 0x0D, key)?;
+            put_string(out, s)?;
+        }
+        Bson::Symbol(s) => {
+            put_elem_key(out, 0x0E, key)?;
+            put_string(out, s)?;
+        }
+        Bson::JavaScriptCodeWithScope(c) => {
+            put_elem_key(out, 0x0F, key)?;
+            let start = out.len();
+            out.extend_from_slice(&[0, 0, 0, 0]);
+            put_string(out, &c.code)?;
+            put_document(out, &c.scope)?;
+            let len = i32::try_from(out.len() - start).map_err(|_| "code larger than 2 GiB")?;
+            out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        }
+        Bson::Int32(i) => {
+            put_elem_key(out, 0x10, key)?;
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Bson::Timestamp(t) => {
+            put_elem_key(out, 0x11, key)?;
+            out.extend_from_slice(&t.increment.to_le_bytes());
+            out.extend_from_slice(&t.time.to_le_bytes());
+        }
+        Bson::Int64(i) => {
+            put_elem_key(out, 0x12, key)?;
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Bson::Decimal128(d) => {
+            put_elem_key(out, 0x13, key)?;
+            out.extend_from_slice(&d.bytes());
+        }
+        Bson::MaxKey => put_elem_key(out, 0x7F, key)?,
+        Bson::MinKey => put_elem_key(out, 0xFF, key)?,
+        Bson::DbPointer(_) | Bson::Binary(_) => put_via_bson_crate(out, key, v)?,
+    }
+    Ok(())
+}
+
+/// Encodes `{key: v}` with the `bson` crate and copies out the element bytes.
+fn put_via_bson_crate(out: &mut Vec<u8>, key: Key<'_>, v: &Bson) -> EncodeResult {
+    let k = match key {
+        Key::Str(k) => k.to_owned(),
+        Key::Index(i) => i.to_string(),
+    };
+    let mut d = Document::new();
+    d.insert(k, v.clone());
+    let bytes = d.to_vec().map_err(|e| e.to_string())?;
+    // 4-byte length, the element, the trailing NUL.
+    out.extend_from_slice(&bytes[4..bytes.len() - 1]);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::{
+        doc, oid::ObjectId, Binary, DateTime, Decimal128, JavaScriptCodeWithScope, Regex, Timestamp,
+    };
+
+    /// Every element type must produce exactly the bytes of the `bson` crate.
+    #[test]
+    fn matches_bson_crate_for_every_type() {
+        let d = doc! {
+            "double": 1.5, "string": "héllo\0x", "doc": { "a": 1 }, "arr": [1, "two", [3]],
+            "bin": Binary { subtype: BinarySubtype::Generic, bytes: vec![0, 1, 2] },
+            "binold": Binary { subtype: BinarySubtype::BinaryOld, bytes: vec![9, 8] },
+            "uuid": Binary { subtype: BinarySubtype::Uuid, bytes: vec![7; 16] },
+            "undef": Bson::Undefined, "oid": ObjectId::from_bytes([3; 12]), "t": true, "f": false,
+            "date": DateTime::from_millis(1_700_000_000_123), "null": Bson::Null,
+            "re": Regex { pattern: "a.b".try_into().unwrap(), options: "im".try_into().unwrap() },
+            "js": Bson::JavaScriptCode("f()".into()), "sym": Bson::Symbol("s".into()),
+            "jsws": JavaScriptCodeWithScope { code: "g()".into(), scope: doc! { "x": 1 } },
+            "i32": -7, "ts": Timestamp { time: 5, increment: 6 }, "i64": 1i64 << 40,
+            "dec": Decimal128::from_bytes([1; 16]), "max": Bson::MaxKey, "min": Bson::MinKey,
+        };
+        let mut out = Vec::new();
+        put_document(&mut out, &d).unwrap();
+        assert_eq!(out, d.to_vec().unwrap());
+    }
+
+    #[test]
+    fn array_index_keys() {
+        let items: Vec<Bson> = (0..123).map(Bson::Int32).collect();
+        let mut out = Vec::new();
+        put_array(&mut out, &items).unwrap();
+        let expect = doc! { "a": items.clone() }.to_vec().unwrap();
+        // The array document starts after: 4 length + type + "a\0".
+        assert_eq!(out, expect[7..expect.len() - 1]);
+    }
+
+    #[test]
+    fn nul_in_key_is_an_error_not_a_panic() {
+        let mut d = Document::new();
+        d.insert("a\0b", 1);
+        assert!(put_document(&mut Vec::new(), &d).is_err());
+    }
+}

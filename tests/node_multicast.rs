@@ -1,0 +1,251 @@
+//! Real nodes on loopback multicast (inside a private network namespace:
+//! run with `scripts/netns-run.sh cargo test`).
+
+mod node_support;
+
+use bson::{doc, Bson};
+use eventcast::protocol::Event;
+use eventcast::{Error, Eventcast, Events, Notification, Options, Status};
+use node_support::{random_port, skip_outside_netns};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// Options on a random port and a random administratively scoped group, so
+/// tests running in parallel never hear each other.
+fn test_options() -> Options {
+    let port = random_port();
+    let mut o = Options::with_port(port);
+    o.multicast_membership = Ipv4Addr::new(239, 255, (port >> 8) as u8, port as u8);
+    o
+}
+
+async fn started(options: Options) -> Eventcast {
+    let node = Eventcast::new(options).expect("valid options");
+    node.start().await.expect("start");
+    assert_eq!(node.status(), Status::Started);
+    node
+}
+
+async fn next_event(events: &mut Events) -> Event {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+            Ok(Some(Notification::Event(e))) => return e,
+            Ok(Some(other)) => panic!("unexpected notification {other:?}"),
+            Ok(None) => panic!("subscription closed"),
+            Err(_) => panic!("no event within 10 s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_exchange_small_and_1mib_events() {
+    if skip_outside_netns("two_nodes_exchange_small_and_1mib_events") {
+        return;
+    }
+    let options = test_options();
+    let a = started(options.clone()).await;
+    let b = started(options.clone()).await;
+    let mut a_events = a.subscribe();
+    let mut b_events = b.subscribe();
+
+    let args = vec![
+        Bson::String("hello".into()),
+        Bson::Int32(5),
+        Bson::Double(1.5),
+        Bson::Document(doc! { "nested": [1, 2, 3] }),
+        Bson::Null,
+    ];
+    a.emit("greeting", &args).unwrap();
+    let e = next_event(&mut b_events).await;
+    assert_eq!(e.name, "greeting");
+    assert_eq!(e.args, args);
+    assert_eq!(e.sender.id, a.id());
+    assert_eq!(e.sender.port, options.port);
+
+    b.emit("reply", &[]).unwrap();
+    let e = next_event(&mut a_events).await;
+    assert_eq!((e.name.as_str(), e.args.len(), e.sender.id.as_str()), ("reply", 0, b.id()));
+
+    // Own events are not delivered back to the sender.
+    assert!(b_events.try_recv().is_none());
+
+    let big: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 + 3) as u8).collect();
+    let blob = Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: big });
+    a.emit("blob", std::slice::from_ref(&blob)).unwrap();
+    let e = next_event(&mut b_events).await;
+    assert_eq!(e.name, "blob");
+    assert_eq!(e.args, vec![blob]);
+
+    // Many small events in a row all arrive, in order.
+    for i in 0..2000 {
+        a.emit("n", &[Bson::Int32(i)]).unwrap();
+    }
+    for i in 0..2000 {
+        let e = next_event(&mut b_events).await;
+        assert_eq!(e.args, vec![Bson::Int32(i)]);
+    }
+
+    let sa = a.stats();
+    let sb = b.stats();
+    assert!(sa.events_sent >= 2002, "{sa:?}");
+    assert!(sb.events_delivered >= 2002, "{sb:?}");
+    assert!(sa.datagrams_sent > 1024, "the 1 MiB event must be chunked: {sa:?}");
+    assert_eq!(sb.notifications_dropped, 0);
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    assert_eq!(a.status(), Status::Stopped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_sharing_host_and_port_all_receive() {
+    if skip_outside_netns("nodes_sharing_host_and_port_all_receive") {
+        return;
+    }
+    let options = test_options();
+    let sender = started(options.clone()).await;
+    let r1 = started(options.clone()).await;
+    let r2 = started(options.clone()).await;
+    assert_eq!(r1.local_addr().unwrap().port(), r2.local_addr().unwrap().port());
+    let mut e1 = r1.subscribe();
+    let mut e2 = r2.subscribe();
+    // Two subscribers of one node both get everything too.
+    let mut e2b = r2.subscribe();
+
+    sender.emit("shared", &[Bson::String("x".into())]).unwrap();
+    let big = Bson::String("y".repeat(200_000));
+    sender.emit("big", std::slice::from_ref(&big)).unwrap();
+    for events in [&mut e1, &mut e2, &mut e2b] {
+        let e = next_event(events).await;
+        assert_eq!((e.name.as_str(), e.sender.id.as_str()), ("shared", sender.id()));
+        let e = next_event(events).await;
+        assert_eq!(e.name, "big");
+        assert_eq!(e.args, vec![big.clone()]);
+    }
+    for n in [&sender, &r1, &r2] {
+        n.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emit_needs_a_started_node() {
+    if skip_outside_netns("emit_needs_a_started_node") {
+        return;
+    }
+    let node = Eventcast::new(test_options()).unwrap();
+    assert_eq!(node.status(), Status::Stopped);
+    assert!(node.local_addr().is_none());
+    assert!(matches!(node.emit("x", &[]), Err(Error::NotStarted)));
+    assert_eq!(node.emit("x", &[]).unwrap_err().code(), "ENOTSTARTED");
+    node.start().await.unwrap();
+    node.start().await.unwrap(); // idempotent
+    node.emit("x", &[]).unwrap();
+    node.stop().await.unwrap();
+    node.stop().await.unwrap(); // idempotent
+    assert!(matches!(node.emit("x", &[]), Err(Error::NotStarted)));
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_stop_cycles_do_not_leak_and_keep_working() {
+    if skip_outside_netns("start_stop_cycles_do_not_leak_and_keep_working") {
+        return;
+    }
+    let options = test_options();
+    let node = Eventcast::new(options.clone()).unwrap();
+    let id = node.id().to_string();
+    let mut events = node.subscribe();
+    node.start().await.unwrap();
+    node.stop().await.unwrap();
+    let fds = open_fds();
+    for _ in 0..300 {
+        node.start().await.unwrap();
+        node.stop().await.unwrap();
+    }
+    // Other tests open sockets concurrently; allow a little slack, not 300.
+    let after = open_fds();
+    assert!(after <= fds + 16, "fds {fds} -> {after}");
+
+    // Still works, same identity, same subscription.
+    let peer = started(options).await;
+    node.start().await.unwrap();
+    peer.emit("after-cycles", &[]).unwrap();
+    let e = next_event(&mut events).await;
+    assert_eq!(e.name, "after-cycles");
+    assert_eq!(node.id(), id);
+    node.stop().await.unwrap();
+    peer.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emit_encoded_sends_a_prebuilt_body() {
+    if skip_outside_netns("emit_encoded_sends_a_prebuilt_body") {
+        return;
+    }
+    let options = test_options();
+    let a = started(options.clone()).await;
+    let b = started(options).await;
+    let mut events = b.subscribe();
+    let body = doc! { "payload": ["pre", 42_i64] }.to_vec().unwrap();
+    a.emit_encoded("encoded", &body).unwrap();
+    let e = next_event(&mut events).await;
+    assert_eq!(e.name, "encoded");
+    assert_eq!(e.args, vec![Bson::String("pre".into()), Bson::Int64(42)]);
+    assert!(a.emit_encoded("bad", b"\x01\x02").is_err());
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_failure_is_a_typed_io_error() {
+    if skip_outside_netns("bind_failure_is_a_typed_io_error") {
+        return;
+    }
+    let mut options = test_options();
+    options.address = Ipv4Addr::new(10, 99, 99, 99); // not an address of this namespace
+    let node = Eventcast::new(options).unwrap();
+    let err = node.start().await.unwrap_err();
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    assert_eq!(err.code(), "EADDRNOTAVAIL");
+    assert_eq!(node.status(), Status::Stopped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_encrypted_nodes_talk_and_plain_nodes_do_not_see_them() {
+    if skip_outside_netns("legacy_encrypted_nodes_talk_and_plain_nodes_do_not_see_them") {
+        return;
+    }
+    let plain = test_options();
+    let mut enc = plain.clone();
+    enc.encrypt = Some(eventcast::EncryptOptions { key: "s3cret".into(), legacy: true });
+    let a = started(enc.clone()).await;
+    let b = started(enc).await;
+    let c = started(plain).await;
+    let mut b_events = b.subscribe();
+    let mut c_events = c.subscribe();
+    a.emit("secret", &[Bson::String("x".repeat(3000))]).unwrap();
+    let e = next_event(&mut b_events).await;
+    assert_eq!(e.name, "secret");
+    assert_eq!(e.args, vec![Bson::String("x".repeat(3000))]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Some(n) = c_events.try_recv() {
+        assert!(!matches!(n, Notification::Event(_)), "plain node decoded an encrypted event: {n:?}");
+    }
+    for n in [&a, &b, &c] {
+        n.stop().await.unwrap();
+    }
+}
+
+#[test]
+fn invalid_options_are_rejected_by_new() {
+    let mut o = Options::with_port(9000);
+    o.message_ttl = Duration::ZERO;
+    let err = Eventcast::new(o).unwrap_err();
+    assert_eq!(err.code(), "EINVALIDOPTION");
+    let node = Eventcast::new(Options::with_port(9000)).unwrap();
+    assert_eq!(node.id().len(), 16);
+    assert!(node.id().bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert_ne!(node.id(), Eventcast::new(Options::with_port(9000)).unwrap().id());
+}
