@@ -11,8 +11,6 @@
 
 pub mod convert;
 pub mod log;
-// pub mod node; (enabled once the node branch provides Eventcast)
-#[cfg(any())]
 pub mod node;
 
 use convert::{ConvError, ToBson, ToJs};
@@ -49,8 +47,8 @@ pub(crate) fn conv_error(env: sys::napi_env, e: ConvError) -> napi::Error {
     }
 }
 
-/// Wraps a raw value so a `#[napi]` function can return it.
-pub(crate) struct Raw(pub sys::napi_value);
+/// A raw JS value a `#[napi]` function returns as is.
+pub struct Raw(pub sys::napi_value);
 
 impl ToNapiValue for Raw {
     unsafe fn to_napi_value(_env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {

@@ -101,7 +101,7 @@ impl ToNapiValue for Batch {
     }
 }
 
-fn build_batch(env: sys::napi_env, batch: &Batch) -> Result<sys::napi_value, ConvError> {
+fn build_batch(env: sys::napi_env, batch: &Batch) -> std::result::Result<sys::napi_value, ConvError> {
     let mut js = ToJs::new(env);
     let mut entries = Vec::with_capacity(batch.items.len() + 1);
     for n in &batch.items {
@@ -143,13 +143,16 @@ type BatchFn = ThreadsafeFunction<Batch, Unknown<'static>, Batch, Status, false>
 /// The receive pump of one started period.
 struct Pump {
     shutdown: oneshot::Sender<()>,
+    /// Puts the subscription back into `NativeEventcast::events` when it ends.
     task: tokio::task::JoinHandle<()>,
 }
 
 /// The native node; `index.js` wraps it in the public `Eventcast` class.
 #[napi]
 pub struct NativeEventcast {
-    node: Arc<Eventcast>,
+    node: Eventcast,
+    /// The one subscription of this instance while no pump holds it.
+    events: Arc<Mutex<Option<Events>>>,
     pump: Arc<Mutex<Option<Pump>>>,
 }
 
@@ -168,7 +171,7 @@ impl From<crate::Error> for NativeFailure {
     }
 }
 
-async fn pump(mut events: Events, on_batch: BatchFn, mut shutdown: oneshot::Receiver<()>) {
+async fn pump(mut events: Events, on_batch: BatchFn, mut shutdown: oneshot::Receiver<()>, home: Arc<Mutex<Option<Events>>>) {
     let mut buf = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
@@ -188,6 +191,8 @@ async fn pump(mut events: Events, on_batch: BatchFn, mut shutdown: oneshot::Rece
     }
     on_batch.call(Batch { items: buf, done: true }, ThreadsafeFunctionCallMode::NonBlocking);
     // Dropping `on_batch` releases the ThreadsafeFunction: nothing native keeps the loop alive.
+    drop(on_batch);
+    *lock(&home) = Some(events);
 }
 
 #[napi]
@@ -197,9 +202,13 @@ impl NativeEventcast {
     pub fn new(env: Env, options: NativeOptions) -> napi::Result<Self> {
         let raw = env.raw();
         let options = options.into_options(raw)?;
-        let node = napi::bindgen_prelude::within_runtime_if_available(|| Eventcast::new(options))
-            .map_err(|e| throw(raw, true, e.code(), &e.to_string()))?;
-        Ok(NativeEventcast { node: Arc::new(node), pump: Arc::new(Mutex::new(None)) })
+        let node = Eventcast::new(options).map_err(|e| throw(raw, true, e.code(), &e.to_string()))?;
+        let events = node.subscribe();
+        Ok(NativeEventcast {
+            node,
+            events: Arc::new(Mutex::new(Some(events))),
+            pump: Arc::new(Mutex::new(None)),
+        })
     }
 
     /// The instance id (16 hex chars).
@@ -218,10 +227,11 @@ impl NativeEventcast {
     ) -> napi::Result<PromiseRaw<'env, Option<NativeFailure>>> {
         let tsfn: BatchFn = on_batch.build_threadsafe_function().callee_handled::<false>().build()?;
         let (tx, rx) = oneshot::channel();
-        let events = self.node.subscribe();
-        let task = napi::bindgen_prelude::spawn(pump(events, tsfn, rx));
-        let old = self.pump.lock().unwrap_or_else(|p| p.into_inner()).replace(Pump { shutdown: tx, task });
+        let events = lock(&self.events).take().unwrap_or_else(|| self.node.subscribe());
+        let task = napi::bindgen_prelude::spawn(pump(events, tsfn, rx, self.events.clone()));
+        let old = lock(&self.pump).replace(Pump { shutdown: tx, task });
         if let Some(old) = old {
+            // index.js serializes start/stop, so this is only a safety net.
             let _ = old.shutdown.send(());
         }
         let node = self.node.clone();
@@ -330,9 +340,14 @@ fn status_str(s: crate::node::Status) -> &'static str {
     }
 }
 
-/// Ends the current pump (if any) and waits until its final batch is queued.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Ends the current pump (if any) and waits until its final batch is queued
+/// (and the subscription is back for the next start).
 async fn finish_pump(pump: &Mutex<Option<Pump>>) {
-    let p = pump.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let p = lock(pump).take();
     if let Some(p) = p {
         let _ = p.shutdown.send(());
         let _ = p.task.await;
