@@ -218,8 +218,10 @@ class EventcastImpl extends EventEmitter {
     if (st.status === 'started') return
     st.status = 'starting'
     st.drained = new Promise((resolve) => { st.resolveDrained = resolve })
+    attachRustLogs(st.log)
     const failure = await this[kNative].start((batch) => this._onBatch(batch))
     if (failure) {
+      detachRustLogs(st.log)
       st.status = 'stopped'
       st.log.error(`start failed: ${failure.message}`, { code: failure.code })
       throw failureToError(failure)
@@ -239,7 +241,6 @@ class EventcastImpl extends EventEmitter {
       }
     }
     st.status = 'started'
-    attachRustLogs(st.log)
     const { host, port } = this.getAddress()
     st.log.info(`started ${this.id} on ${st.config.multicastMembership}:${port} (advertised ${host})`)
     emitLocal.call(this, 'start')

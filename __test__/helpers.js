@@ -37,13 +37,19 @@ function next (emitter, event, ms = 3000) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Captures what the process writes to stdout while fn runs (async). */
+/**
+ * Captures the eventcast log records written to stdout while fn runs (async).
+ * Anything else passes through: under `node --test`, stdout also carries the runner's reports.
+ */
 async function captureStdout (fn) {
   const orig = process.stdout.write
   let out = ''
   process.stdout.write = function (chunk, ...rest) {
-    out += String(chunk)
-    return true
+    if (typeof chunk === 'string' && chunk.startsWith('{"name":"eventcast"')) {
+      out += chunk
+      return true
+    }
+    return orig.call(this, chunk, ...rest)
   }
   try {
     await fn()
