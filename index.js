@@ -204,7 +204,8 @@ class EventcastImpl extends EventEmitter {
 
   _settle (p, cb, syncValue) {
     if (typeof cb === 'function') {
-      p.then(() => cb(), (err) => cb(err))
+      // Outside the promise chain: an exception in cb is an ordinary uncaught exception.
+      p.then(() => process.nextTick(cb), (err) => process.nextTick(cb, err))
       return syncValue
     }
     if (this.listenerCount('error') > 0) {
