@@ -497,7 +497,7 @@ impl ToJs {
             Bson::Double(n) => return self.number(*n),
             Bson::Int32(n) => return self.number(*n as f64),
             Bson::Int64(n) => {
-                if (*n as f64).abs() <= SAFE_INT && n.unsigned_abs() <= 1u64 << 53 {
+                if n.unsigned_abs() <= 1u64 << 53 {
                     return self.number(*n as f64);
                 }
                 ck!(
