@@ -22,10 +22,12 @@ use napi_derive::napi;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// Most notifications handed to JS in one call.
 const BATCH: usize = 1024;
+/// Most batches queued for the JS thread at once.
+const IN_FLIGHT: usize = 4;
 
 /// Options as `index.js` passes them after validation (camelCase in JS).
 #[napi(object)]
@@ -101,6 +103,8 @@ impl NativeOptions {
 pub struct Batch {
     items: Vec<Notification>,
     done: bool,
+    /// Held until the batch was handed to JS: bounds the batches in flight.
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl ToNapiValue for Batch {
@@ -198,15 +202,27 @@ async fn pump(
     mut shutdown: oneshot::Receiver<()>,
     home: Arc<Mutex<Option<Events>>>,
 ) {
+    // At most IN_FLIGHT batches wait in the ThreadsafeFunction's queue; when JS
+    // falls further behind, notifications wait in the node's bounded
+    // subscription (which counts what it has to drop) instead of piling up here.
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut buf = Vec::with_capacity(BATCH);
     loop {
+        let permit = tokio::select! {
+            p = in_flight.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
         tokio::select! {
             n = events.recv_many(&mut buf, BATCH) => {
                 if n == 0 {
                     break;
                 }
                 let items = std::mem::replace(&mut buf, Vec::with_capacity(BATCH));
-                on_batch.call(Batch { items, done: false }, ThreadsafeFunctionCallMode::NonBlocking);
+                let batch = Batch { items, done: false, _permit: Some(permit) };
+                on_batch.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
             }
             _ = &mut shutdown => break,
         }
@@ -219,6 +235,7 @@ async fn pump(
         Batch {
             items: buf,
             done: true,
+            _permit: None,
         },
         ThreadsafeFunctionCallMode::NonBlocking,
     );
