@@ -208,10 +208,13 @@ class EventcastImpl extends EventEmitter {
       p.then(() => process.nextTick(cb), (err) => process.nextTick(cb, err))
       return syncValue
     }
+    const out = p.then(() => undefined)
     if (this.listenerCount('error') > 0) {
-      p.catch((err) => emitLocal.call(this, 'error', err))
+      // The 'error' listener handles it: the returned promise still rejects for
+      // whoever awaits it, but ignoring it is no unhandled rejection.
+      out.catch((err) => emitLocal.call(this, 'error', err))
     }
-    return p.then(() => undefined)
+    return out
   }
 
   async _start () {
