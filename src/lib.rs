@@ -17,6 +17,9 @@ pub mod node;
 pub mod protocol;
 pub mod wire;
 
+#[cfg(feature = "napi")]
+mod binding;
+
 pub use error::{Error, WireError};
 pub use node::{EncryptOptions, Eventcast, Events, Notification, Options, Status};
 pub use protocol::Stats;

@@ -1,0 +1,369 @@
+'use strict'
+// eventcast — a network EventEmitter over UDP multicast, no broker.
+// The public JS API (a drop-in replacement for eventcast 0.1.x) over the Rust
+// node in the native addon (binding.js is napi-rs's generated loader).
+const { EventEmitter } = require('node:events')
+const os = require('node:os')
+const binding = require('./binding.js')
+const { Logger, LEVELS, resolveLevel } = require('./lib/logger.js')
+const { resolveOptions, nativeOptions, getRandomPort, codes: optionCodes } = require('./lib/options.js')
+const { ReplServer } = require('./lib/repl.js')
+
+const PROTOCOL_VERSION = 3
+const emitLocal = EventEmitter.prototype.emit
+// EventEmitter emits these on the instance itself; they never go to the network.
+const LOCAL_ONLY = new Set(['newListener', 'removeListener'])
+
+const kNative = Symbol('eventcast.native')
+const kState = Symbol('eventcast.state')
+
+// ---- Rust log records (tracing) → the loggers of started instances ----------
+const rustLoggers = new Set()
+let sinkInstalled = false
+
+function updateRustLogLevel () {
+  let min = Infinity
+  for (const log of rustLoggers) min = Math.min(min, log.minLevel())
+  binding.setLogLevel(Number.isFinite(min) ? min : 0)
+}
+
+function onRustLogs (records) {
+  // One record goes to the first logger that wants it (several instances in one
+  // process share the one Rust subscriber).
+  for (const [level, target, msg] of records) {
+    for (const log of rustLoggers) {
+      if (log.enabled(level)) {
+        log.write(level, msg, { component: 'rust', target })
+        break
+      }
+    }
+  }
+}
+
+function attachRustLogs (log) {
+  if (!log.streams.length) return
+  if (!sinkInstalled) {
+    binding.setLogSink(onRustLogs)
+    sinkInstalled = true
+  }
+  rustLoggers.add(log)
+  updateRustLogLevel()
+}
+
+function detachRustLogs (log) {
+  if (rustLoggers.delete(log) && sinkInstalled) updateRustLogLevel()
+}
+
+// ---- helpers ----------------------------------------------------------------
+function codedError (Ctor, code, message) {
+  const err = new Ctor(message)
+  err.code = code
+  return err
+}
+
+function failureToError (failure) {
+  return codedError(Error, failure.code, failure.message)
+}
+
+function advertisedHost () {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list || []) {
+      if ((a.family === 'IPv4' || a.family === 4) && !a.internal) return a.address
+    }
+  }
+  return '127.0.0.1'
+}
+
+/** Rethrows a listener's exception outside the batch loop (like an uncaught throw in a dgram listener). */
+function rethrowLater (err) {
+  process.nextTick(() => { throw err })
+}
+
+// ---- the class ----------------------------------------------------------------
+class EventcastImpl extends EventEmitter {
+  constructor (options) {
+    super()
+    const { config, warnings } = resolveOptions(options)
+    const log = new Logger({
+      name: 'eventcast',
+      level: config.logLevel,
+      streams: config.log ? [process.stdout] : []
+    })
+    let native
+    try {
+      native = new binding.NativeEventcast(nativeOptions(config))
+    } catch (err) {
+      // The Rust side validates too (e.g. a size it cannot honour).
+      if (err && (err.code === 'EINVALIDOPTION' || err.code === 'ERR_INVALID_ADDRESS')) {
+        throw codedError(RangeError, optionCodes.VALUE, err.message)
+      }
+      throw err
+    }
+    Object.defineProperty(this, kNative, { value: native })
+    Object.defineProperty(this, kState, {
+      value: {
+        status: 'stopped',
+        op: Promise.resolve(), // start/stop run one after another
+        queued: 0, // start/stop calls not finished yet
+        drained: null, // resolves when the native side delivered its last batch of a started period
+        resolveDrained: null,
+        repl: null,
+        log,
+        replLog: log.child({ component: 'repl' }),
+        config: Object.freeze({ ...config, encrypt: config.encrypt ? Object.freeze({ ...config.encrypt }) : false })
+      }
+    })
+    Object.defineProperty(this, 'id', { value: native.id, enumerable: true })
+    for (const w of warnings) log.force(LEVELS.warn, w)
+  }
+
+  /** The resolved options. */
+  get config () {
+    return this[kState].config
+  }
+
+  /** 'stopped' | 'starting' | 'started' | 'stopping' */
+  get status () {
+    return this[kState].status
+  }
+
+  /** `{host, port}`: the address peers see in our datagrams, and the group port. */
+  getAddress () {
+    const addr = this[kNative].localAddr()
+    return { host: advertisedHost(), port: addr ? addr.port : this.config.port }
+  }
+
+  /** The node's counters (datagrams, events, repairs, gaps, rejections, memory in use). */
+  stats () {
+    return this[kNative].stats()
+  }
+
+  /** Number of connected REPL clients. */
+  clients () {
+    const repl = this[kState].repl
+    return repl ? repl.clients() : 0
+  }
+
+  /**
+   * Log levels, one per stream (`[]` when `log` is false).
+   * `logLevel(level)` sets every component; `logLevel(component, level)` sets
+   * `'eventcast'` or `'repl'`. Invalid levels log a warning and change nothing.
+   */
+  logLevel (a, b) {
+    const st = this[kState]
+    if (a === undefined) return st.log.levels()
+    const component = b === undefined ? undefined : a
+    const raw = b === undefined ? a : b
+    const level = resolveLevel(raw)
+    if (level === undefined) {
+      st.log.force(LEVELS.warn, `invalid log level ${JSON.stringify(raw)} (valid: ${Object.keys(LEVELS).join(', ')} or 10–60)`)
+      return st.log.levels()
+    }
+    if (component === undefined) {
+      st.log.levels(level)
+      st.replLog.levels(level)
+    } else if (component === 'eventcast') {
+      st.log.levels(level)
+    } else if (component === 'repl') {
+      st.replLog.levels(level)
+    } else {
+      st.log.force(LEVELS.warn, `unknown log component ${JSON.stringify(component)} (valid: eventcast, repl)`)
+      return st.log.levels()
+    }
+    if (rustLoggers.has(st.log)) updateRustLogLevel()
+    return st.log.levels()
+  }
+
+  /**
+   * Binds the socket and joins the group. Calls `cb()` once ready or `cb(err)`
+   * (without a callback, failures go to 'error' listeners if any). Returns a
+   * Promise without a callback, the instance with one. Idempotent.
+   */
+  start (cb) {
+    const st = this[kState]
+    if (st.status === 'stopped' && st.queued === 0) st.status = 'starting'
+    const p = this._queue(() => this._start())
+    return this._settle(p, cb, this)
+  }
+
+  /** Leaves the group and closes; emits 'stop'. Idempotent. Returns `true` with a callback, else a Promise. */
+  stop (cb) {
+    const st = this[kState]
+    if (st.status === 'started' && st.queued === 0) st.status = 'stopping'
+    const p = this._queue(() => this._stop())
+    return this._settle(p, cb, true)
+  }
+
+  _queue (fn) {
+    const st = this[kState]
+    st.queued++
+    const p = st.op.then(fn).finally(() => { st.queued-- })
+    st.op = p.catch(() => {})
+    return p
+  }
+
+  _settle (p, cb, syncValue) {
+    if (typeof cb === 'function') {
+      // Outside the promise chain: an exception in cb is an ordinary uncaught exception.
+      p.then(() => process.nextTick(cb), (err) => process.nextTick(cb, err))
+      return syncValue
+    }
+    const out = p.then(() => undefined)
+    if (this.listenerCount('error') > 0) {
+      // The 'error' listener handles it: the returned promise still rejects for
+      // whoever awaits it, but ignoring it is no unhandled rejection.
+      out.catch((err) => emitLocal.call(this, 'error', err))
+    }
+    return out
+  }
+
+  async _start () {
+    const st = this[kState]
+    if (st.status === 'started') return
+    st.status = 'starting'
+    st.drained = new Promise((resolve) => { st.resolveDrained = resolve })
+    attachRustLogs(st.log)
+    const failure = await this[kNative].start((batch) => this._onBatch(batch))
+    if (failure) {
+      detachRustLogs(st.log)
+      st.status = 'stopped'
+      st.log.error(`start failed: ${failure.message}`, { code: failure.code })
+      throw failureToError(failure)
+    }
+    if (st.config.replEnabled) {
+      const repl = new ReplServer(this, {
+        host: st.config.replHost,
+        port: st.config.replPort,
+        log: st.replLog,
+        emit: (...a) => emitLocal.apply(this, a)
+      })
+      try {
+        await repl.listen()
+        st.repl = repl
+      } catch (err) {
+        st.replLog.error(`REPL could not listen on ${st.config.replHost}:${st.config.replPort}: ${err.message}`, { code: err.code })
+      }
+    }
+    st.status = 'started'
+    const { host, port } = this.getAddress()
+    st.log.info(`started ${this.id} on ${st.config.multicastMembership}:${port} (advertised ${host})`)
+    emitLocal.call(this, 'start')
+  }
+
+  async _stop () {
+    const st = this[kState]
+    if (st.status === 'stopped') return
+    st.status = 'stopping'
+    const repl = st.repl
+    st.repl = null
+    if (repl) await repl.close()
+    const failure = await this[kNative].stop()
+    await st.drained // every received event was emitted before 'stop'
+    detachRustLogs(st.log)
+    st.status = 'stopped'
+    st.log.info(`stopped ${this.id}`)
+    emitLocal.call(this, 'stop')
+    if (failure) throw failureToError(failure)
+  }
+
+  _onBatch (batch) {
+    for (const entry of batch) {
+      switch (entry[0]) {
+        case 0: { // [0, name, args]
+          const name = entry[1]
+          if (name === 'error' && this.listenerCount('error') === 0) {
+            this[kState].log.warn('received an "error" event with no "error" listener; dropped')
+            break
+          }
+          try {
+            emitLocal.call(this, name, ...entry[2])
+          } catch (err) {
+            rethrowLater(err)
+          }
+          break
+        }
+        case 1: // [1, code, message]
+          this._asyncError(codedError(Error, entry[1], entry[2]))
+          break
+        case 2: { // [2, senderId, count]
+          const info = { sender: entry[1], count: entry[2] }
+          if (this.listenerCount('gap') > 0) {
+            try {
+              emitLocal.call(this, 'gap', info)
+            } catch (err) {
+              rethrowLater(err)
+            }
+          } else {
+            this[kState].log.warn(`lost ${info.count} message(s) from ${info.sender} beyond repair`, info)
+          }
+          break
+        }
+        case 3: { // [3] the native side is done with this started period
+          const st = this[kState]
+          if (st.resolveDrained) st.resolveDrained()
+          break
+        }
+      }
+    }
+  }
+
+  /** Errors that happen outside any call: to 'error' listeners if any, else to the log. */
+  _asyncError (err) {
+    if (this.listenerCount('error') > 0) {
+      try {
+        emitLocal.call(this, 'error', err)
+      } catch (e) {
+        rethrowLater(e)
+      }
+    } else {
+      this[kState].log.warn(err.message, { code: err.code })
+    }
+  }
+
+  /**
+   * Sends the event to the group (when started), then emits it locally exactly
+   * like EventEmitter#emit and returns its result. Arguments that cannot be
+   * sent throw a TypeError with code 'EPAYLOAD' before anything is sent.
+   */
+  emit (name, ...args) {
+    const st = this[kState]
+    if (st === undefined || typeof name === 'symbol' || LOCAL_ONLY.has(name)) {
+      return emitLocal.call(this, name, ...args)
+    }
+    if (st.status === 'started') {
+      try {
+        this[kNative].emit(String(name), args)
+      } catch (err) {
+        if (err && err.code === 'EPAYLOAD') throw err
+        // Sending failed: never throw into the app for that.
+        process.nextTick(() => this._asyncError(err))
+      }
+    } else {
+      st.log.warn(`emit(${JSON.stringify(String(name))}) while ${st.status}: emitted locally only`)
+    }
+    return emitLocal.call(this, name, ...args)
+  }
+}
+
+/**
+ * `Eventcast(port | options)` or `new Eventcast(...)`: a network EventEmitter.
+ * @type {typeof EventcastImpl & ((options?: number | object) => EventcastImpl)}
+ */
+function Eventcast (options) {
+  return Reflect.construct(EventcastImpl, [options], new.target || Eventcast)
+}
+Eventcast.prototype = EventcastImpl.prototype
+Object.defineProperty(Eventcast.prototype, 'constructor', { value: Eventcast, writable: true, configurable: true })
+Object.setPrototypeOf(Eventcast, EventEmitter)
+Object.defineProperty(Eventcast, 'name', { value: 'Eventcast' })
+
+/** A random port in [min, max] (default 49152–65535). */
+Eventcast.getRandomPort = getRandomPort
+/** The wire protocol version spoken (0.1.x's is 3). */
+Eventcast.protocolVersion = PROTOCOL_VERSION
+/** Error codes thrown by option validation. */
+Eventcast.codes = optionCodes
+Eventcast.Eventcast = Eventcast
+Eventcast.default = Eventcast
+
+module.exports = Eventcast

@@ -1,0 +1,178 @@
+'use strict'
+// Options of eventcast 0.1.x: defaults, validation (TypeError/RangeError with
+// stable codes) and the resolved `config`. Unknown option names are ignored.
+const net = require('node:net')
+const { resolveLevel } = require('./logger.js')
+
+const PORT_MIN = 49152
+const PORT_MAX = 65535
+
+const DEFAULTS = Object.freeze({
+  address: '0.0.0.0',
+  port: undefined, // random in 49152–65535
+  multicastMembership: '224.0.0.1',
+  multicastInterface: undefined, // any
+  multicastLoopback: true,
+  multicastTtl: 1,
+  replEnabled: false,
+  replPort: undefined, // random when the REPL is enabled
+  replHost: 'localhost',
+  encrypt: false,
+  maxPayloadSize: 1024,
+  messageTtl: 3000,
+  messageRetransmitAttempts: 3,
+  log: false,
+  logLevel: 'error'
+})
+
+/** Error codes thrown by option validation (also on `err.code`). */
+const codes = Object.freeze({
+  OPTIONS: 'ERR_EVENTCAST_OPTIONS', // the argument is neither a port number nor an options object
+  PORT: 'ERR_EVENTCAST_PORT', // port / replPort: not an integer (TypeError) or outside 1–65535 (RangeError)
+  ADDRESS: 'ERR_EVENTCAST_ADDRESS', // address, multicastMembership, multicastInterface, replHost
+  VALUE: 'ERR_EVENTCAST_OPTION_VALUE', // booleans, sizes, ttl, attempts
+  ENCRYPT: 'ERR_EVENTCAST_ENCRYPT' // encrypt settings
+})
+
+function fail (Ctor, code, message) {
+  const err = new Ctor(message)
+  err.code = code
+  return err
+}
+
+function getRandomPort (min = PORT_MIN, max = PORT_MAX) {
+  if (!Number.isInteger(min) || !Number.isInteger(max)) {
+    throw fail(TypeError, codes.PORT, `getRandomPort: min and max must be integers, got ${min} and ${max}`)
+  }
+  if (min < 1 || max > 65535 || min > max) {
+    throw fail(RangeError, codes.PORT, `getRandomPort: need 1 <= min <= max <= 65535, got ${min} and ${max}`)
+  }
+  return min + Math.floor(Math.random() * (max - min + 1))
+}
+
+function checkPort (name, v) {
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    throw fail(TypeError, codes.PORT, `option ${name} must be an integer port number, got ${describe(v)}`)
+  }
+  if (v < 1 || v > 65535) throw fail(RangeError, codes.PORT, `option ${name} must be within 1–65535, got ${v}`)
+  return v
+}
+
+function checkIPv4 (name, v) {
+  if (typeof v !== 'string' || !net.isIPv4(v)) {
+    throw fail(TypeError, codes.ADDRESS, `option ${name} must be an IPv4 address string, got ${describe(v)}`)
+  }
+  return v
+}
+
+function checkInt (name, v, min, max) {
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    throw fail(TypeError, codes.VALUE, `option ${name} must be an integer, got ${describe(v)}`)
+  }
+  if (v < min || v > max) throw fail(RangeError, codes.VALUE, `option ${name} must be within ${min}–${max}, got ${v}`)
+  return v
+}
+
+function checkBool (name, v) {
+  if (typeof v !== 'boolean') throw fail(TypeError, codes.VALUE, `option ${name} must be a boolean, got ${describe(v)}`)
+  return v
+}
+
+function describe (v) {
+  if (typeof v === 'string') return JSON.stringify(v)
+  if (typeof v === 'bigint') return `${v}n`
+  if (v === null) return 'null'
+  if (typeof v === 'object') return Array.isArray(v) ? 'an array' : 'an object'
+  return String(v)
+}
+
+function checkEncrypt (v) {
+  if (v === undefined || v === null || v === false) return false
+  if (typeof v !== 'object' || Array.isArray(v)) {
+    throw fail(TypeError, codes.ENCRYPT, `option encrypt must be false or {key, legacy?}, got ${describe(v)}`)
+  }
+  for (const k of Object.keys(v)) {
+    if (k === 'key' || k === 'legacy') continue
+    // 0.1.x configs may name the only algorithm it had; anything else is unsupported.
+    if (k === 'algorithm' && (v.algorithm === 'aes128' || v.algorithm === 'aes-128-cbc')) continue
+    throw fail(TypeError, codes.ENCRYPT, `unknown encryption setting ${k}${k === 'algorithm' ? `=${describe(v.algorithm)}` : ''} (supported: key, legacy)`)
+  }
+  if (typeof v.key !== 'string' || v.key.length === 0) {
+    throw fail(TypeError, codes.ENCRYPT, 'option encrypt.key must be a non-empty string')
+  }
+  if (v.legacy !== undefined && typeof v.legacy !== 'boolean') {
+    throw fail(TypeError, codes.ENCRYPT, `option encrypt.legacy must be a boolean, got ${describe(v.legacy)}`)
+  }
+  return { key: v.key, legacy: v.legacy === true }
+}
+
+/**
+ * Resolves `Eventcast(arg)`'s argument into the full config.
+ * Returns `{ config, warnings }` (warnings: invalid log level, ...).
+ */
+function resolveOptions (arg) {
+  let given
+  if (arg === undefined || arg === null) given = {}
+  else if (typeof arg === 'number') given = { port: arg }
+  else if (typeof arg === 'object' && !Array.isArray(arg)) given = arg
+  else throw fail(TypeError, codes.OPTIONS, `Eventcast() takes a port number or an options object, got ${describe(arg)}`)
+
+  const pick = (k) => (given[k] === undefined ? DEFAULTS[k] : given[k])
+  const warnings = []
+  const config = {}
+  config.address = checkIPv4('address', pick('address'))
+  config.port = given.port === undefined || given.port === null ? getRandomPort() : checkPort('port', given.port)
+  config.multicastMembership = checkIPv4('multicastMembership', pick('multicastMembership'))
+  const first = Number(config.multicastMembership.split('.')[0])
+  if (first < 224 || first > 239) {
+    throw fail(RangeError, codes.ADDRESS, `option multicastMembership must be a multicast address (224.0.0.0–239.255.255.255), got ${config.multicastMembership}`)
+  }
+  const iface = pick('multicastInterface')
+  config.multicastInterface = iface === undefined || iface === null ? undefined : checkIPv4('multicastInterface', iface)
+  config.multicastLoopback = checkBool('multicastLoopback', pick('multicastLoopback'))
+  config.multicastTtl = checkInt('multicastTtl', pick('multicastTtl'), 0, 255)
+  config.maxPayloadSize = checkInt('maxPayloadSize', pick('maxPayloadSize'), 1, 65000)
+  config.messageTtl = checkInt('messageTtl', pick('messageTtl'), 1, 2 ** 31 - 1)
+  // 0.1.x spelled it messageRetransmitAttemps; both are accepted, the correct spelling wins.
+  const attempts = given.messageRetransmitAttempts ?? given.messageRetransmitAttemps ?? DEFAULTS.messageRetransmitAttempts
+  config.messageRetransmitAttempts = checkInt('messageRetransmitAttempts', attempts, 0, 1000)
+  config.messageRetransmitAttemps = config.messageRetransmitAttempts
+  config.encrypt = checkEncrypt(given.encrypt)
+  config.replHost = pick('replHost')
+  if (typeof config.replHost !== 'string' || config.replHost.length === 0) {
+    throw fail(TypeError, codes.ADDRESS, `option replHost must be a host name or address, got ${describe(config.replHost)}`)
+  }
+  const replPort = given.replPort
+  config.replEnabled = checkBool('replEnabled', pick('replEnabled')) || (replPort !== undefined && replPort !== null)
+  config.replPort = replPort === undefined || replPort === null
+    ? (config.replEnabled ? getRandomPort() : undefined)
+    : checkPort('replPort', replPort)
+  config.log = checkBool('log', pick('log'))
+  const level = resolveLevel(pick('logLevel'))
+  if (level === undefined) {
+    warnings.push(`invalid logLevel ${describe(given.logLevel)}, using "error" (valid: trace, debug, info, warn, error, fatal or 10–60)`)
+    config.logLevel = 50
+  } else {
+    config.logLevel = level
+  }
+  return { config, warnings }
+}
+
+/** The options object NativeEventcast takes. */
+function nativeOptions (config) {
+  return {
+    address: config.address,
+    port: config.port,
+    multicastMembership: config.multicastMembership,
+    multicastInterface: config.multicastInterface,
+    multicastLoopback: config.multicastLoopback,
+    multicastTtl: config.multicastTtl,
+    maxPayloadSize: config.maxPayloadSize,
+    messageTtl: config.messageTtl,
+    messageRetransmitAttempts: config.messageRetransmitAttempts,
+    encryptKey: config.encrypt ? config.encrypt.key : undefined,
+    encryptLegacy: config.encrypt ? config.encrypt.legacy : undefined
+  }
+}
+
+module.exports = { DEFAULTS, codes, resolveOptions, nativeOptions, getRandomPort, PORT_MIN, PORT_MAX }

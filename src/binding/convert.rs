@@ -1,0 +1,611 @@
+//! JS ⇄ BSON conversion straight through Node-API (no JSON string in between).
+//!
+//! JS → BSON ([`ToBson`]), following js-bson 0.2 as eventcast 0.1.x used it:
+//!
+//! | JS | BSON |
+//! |----|------|
+//! | string | string |
+//! | number, whole, in int32 range (not `-0`) | int32 |
+//! | number, whole, \|n\| ≤ 2^53 | int64 |
+//! | any other number (fractions, `-0`, NaN, ±Infinity, \|n\| > 2^53) | double |
+//! | BigInt in int64 range | int64 (out of range → `EPAYLOAD`) |
+//! | boolean | boolean |
+//! | null, undefined (also as object property values and array holes) | null |
+//! | Array | array |
+//! | Date | UTC datetime (an invalid Date → `EPAYLOAD`) |
+//! | RegExp | regex; flags `g`→`s`, `i`→`i`, `m`→`m` (js-bson 0.2's quirk), others dropped |
+//! | Buffer, Uint8Array, any TypedArray, ArrayBuffer | binary subtype 0 (the raw bytes) |
+//! | other objects | document of their own enumerable string-keyed properties |
+//! | function, symbol, external, nesting deeper than [`MAX_DEPTH`] (circular) | `EPAYLOAD` |
+//!
+//! BSON → JS ([`to_js`]): int32/double → number; int64 → number when
+//! \|n\| ≤ 2^53, else BigInt; datetime → Date; regex → RegExp (options
+//! `s`→`g`, `i`, `m`; others dropped; a pattern JS rejects arrives as
+//! `{$regex, $options}`); binary (any subtype) → Buffer; document → object;
+//! array → array; null/undefined → null; ObjectId → 24-hex string;
+//! Decimal128 → its decimal string; timestamp → `{t, i}`; symbol and
+//! JavaScript code → string; code with scope → `{code, scope}`;
+//! MinKey/MaxKey/DBPointer → null.
+
+use bson::spec::BinarySubtype;
+use bson::{Binary, Bson, DateTime, Document};
+use napi::sys;
+use std::ffi::c_void;
+use std::ptr;
+
+/// Deepest nesting of arrays/objects accepted by `emit`; deeper (or circular) → `EPAYLOAD`.
+pub const MAX_DEPTH: usize = 100;
+
+/// Largest integer a JS number holds exactly.
+const SAFE_INT: f64 = 9_007_199_254_740_992.0; // 2^53
+
+/// Why a conversion failed.
+#[derive(Debug)]
+pub enum ConvError {
+    /// The value cannot be carried in BSON (`EPAYLOAD`).
+    Payload(String),
+    /// A JS exception is pending (a throwing getter, ...); let it propagate.
+    Pending,
+    /// A Node-API call failed.
+    Napi(String),
+}
+
+type R<T> = Result<T, ConvError>;
+
+fn check(env: sys::napi_env, status: sys::napi_status, what: &str) -> R<()> {
+    if status == sys::Status::napi_ok {
+        return Ok(());
+    }
+    let mut pending = false;
+    unsafe { sys::napi_is_exception_pending(env, &mut pending) };
+    if pending {
+        Err(ConvError::Pending)
+    } else {
+        Err(ConvError::Napi(format!(
+            "{what} failed (napi status {status})"
+        )))
+    }
+}
+
+macro_rules! ck {
+    ($env:expr, $call:expr, $what:literal) => {
+        check($env, unsafe { $call }, $what)?
+    };
+}
+
+/// Converts JS values to BSON within one Node-API call.
+pub struct ToBson {
+    env: sys::napi_env,
+    regexp: sys::napi_value,
+}
+
+impl ToBson {
+    /// A converter for `env` (must be called on the JS thread).
+    pub fn new(env: sys::napi_env) -> Self {
+        ToBson {
+            env,
+            regexp: ptr::null_mut(),
+        }
+    }
+
+    /// Converts the elements of the JS array `array` (emit arguments).
+    pub fn args(&mut self, array: sys::napi_value) -> R<Vec<Bson>> {
+        let env = self.env;
+        let mut is_array = false;
+        ck!(
+            env,
+            sys::napi_is_array(env, array, &mut is_array),
+            "napi_is_array"
+        );
+        if !is_array {
+            return Err(ConvError::Payload("emit arguments must be an array".into()));
+        }
+        self.array(array, 0)
+    }
+
+    fn array(&mut self, array: sys::napi_value, depth: usize) -> R<Vec<Bson>> {
+        let env = self.env;
+        let mut len = 0u32;
+        ck!(
+            env,
+            sys::napi_get_array_length(env, array, &mut len),
+            "napi_get_array_length"
+        );
+        let mut out = Vec::with_capacity(len as usize);
+        for i in 0..len {
+            let mut el = ptr::null_mut();
+            ck!(
+                env,
+                sys::napi_get_element(env, array, i, &mut el),
+                "napi_get_element"
+            );
+            out.push(self.value(el, depth)?);
+        }
+        Ok(out)
+    }
+
+    /// Converts one JS value; `depth` counts enclosing arrays/objects.
+    pub fn value(&mut self, v: sys::napi_value, depth: usize) -> R<Bson> {
+        let env = self.env;
+        let mut ty = 0;
+        ck!(env, sys::napi_typeof(env, v, &mut ty), "napi_typeof");
+        match ty {
+            sys::ValueType::napi_undefined | sys::ValueType::napi_null => Ok(Bson::Null),
+            sys::ValueType::napi_boolean => {
+                let mut b = false;
+                ck!(
+                    env,
+                    sys::napi_get_value_bool(env, v, &mut b),
+                    "napi_get_value_bool"
+                );
+                Ok(Bson::Boolean(b))
+            }
+            sys::ValueType::napi_number => {
+                let mut n = 0f64;
+                ck!(
+                    env,
+                    sys::napi_get_value_double(env, v, &mut n),
+                    "napi_get_value_double"
+                );
+                Ok(number_to_bson(n))
+            }
+            sys::ValueType::napi_string => Ok(Bson::String(self.string(v)?)),
+            sys::ValueType::napi_bigint => {
+                let mut n = 0i64;
+                let mut lossless = false;
+                ck!(
+                    env,
+                    sys::napi_get_value_bigint_int64(env, v, &mut n, &mut lossless),
+                    "napi_get_value_bigint_int64"
+                );
+                if !lossless {
+                    return Err(ConvError::Payload("BigInt outside the int64 range".into()));
+                }
+                Ok(Bson::Int64(n))
+            }
+            sys::ValueType::napi_symbol => {
+                Err(ConvError::Payload("a Symbol cannot be sent".into()))
+            }
+            sys::ValueType::napi_function => {
+                Err(ConvError::Payload("a function cannot be sent".into()))
+            }
+            sys::ValueType::napi_object => self.object(v, depth),
+            _ => Err(ConvError::Payload("this value type cannot be sent".into())),
+        }
+    }
+
+    fn object(&mut self, v: sys::napi_value, depth: usize) -> R<Bson> {
+        let env = self.env;
+        if depth >= MAX_DEPTH {
+            return Err(ConvError::Payload(format!(
+                "nesting deeper than {MAX_DEPTH} levels (circular structure?)"
+            )));
+        }
+        let mut yes = false;
+        ck!(env, sys::napi_is_array(env, v, &mut yes), "napi_is_array");
+        if yes {
+            return Ok(Bson::Array(self.array(v, depth + 1)?));
+        }
+        ck!(
+            env,
+            sys::napi_is_typedarray(env, v, &mut yes),
+            "napi_is_typedarray"
+        );
+        if yes {
+            return Ok(binary(typedarray_bytes(env, v)?));
+        }
+        ck!(env, sys::napi_is_date(env, v, &mut yes), "napi_is_date");
+        if yes {
+            let mut t = 0f64;
+            ck!(
+                env,
+                sys::napi_get_date_value(env, v, &mut t),
+                "napi_get_date_value"
+            );
+            if !t.is_finite() {
+                return Err(ConvError::Payload("an invalid Date cannot be sent".into()));
+            }
+            return Ok(Bson::DateTime(DateTime::from_millis(t as i64)));
+        }
+        ck!(
+            env,
+            sys::napi_is_arraybuffer(env, v, &mut yes),
+            "napi_is_arraybuffer"
+        );
+        if yes {
+            let mut data = ptr::null_mut();
+            let mut len = 0usize;
+            ck!(
+                env,
+                sys::napi_get_arraybuffer_info(env, v, &mut data, &mut len),
+                "napi_get_arraybuffer_info"
+            );
+            return Ok(binary(raw_bytes(data, len)));
+        }
+        if self.is_regexp(v)? {
+            let source = self.string_property(v, c"source")?;
+            let flags = self.string_property(v, c"flags")?;
+            let mut options: Vec<char> = flags
+                .chars()
+                .filter_map(|f| match f {
+                    'g' => Some('s'),
+                    'i' => Some('i'),
+                    'm' => Some('m'),
+                    _ => None,
+                })
+                .collect();
+            options.sort_unstable();
+            let options: String = options.into_iter().collect();
+            let pattern = source.try_into().map_err(|_| {
+                ConvError::Payload("a RegExp source containing NUL cannot be sent".into())
+            })?;
+            let options = options
+                .try_into()
+                .map_err(|_| ConvError::Napi("regex options".into()))?;
+            return Ok(Bson::RegularExpression(bson::Regex { pattern, options }));
+        }
+        // A plain (or class-instance) object: its own enumerable string keys.
+        let mut keys = ptr::null_mut();
+        ck!(
+            env,
+            sys::napi_get_all_property_names(
+                env,
+                v,
+                sys::KeyCollectionMode::own_only,
+                sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
+                sys::KeyConversion::numbers_to_strings,
+                &mut keys,
+            ),
+            "napi_get_all_property_names"
+        );
+        let mut len = 0u32;
+        ck!(
+            env,
+            sys::napi_get_array_length(env, keys, &mut len),
+            "napi_get_array_length"
+        );
+        let mut doc = Document::new();
+        for i in 0..len {
+            let mut key = ptr::null_mut();
+            ck!(
+                env,
+                sys::napi_get_element(env, keys, i, &mut key),
+                "napi_get_element"
+            );
+            let name = self.string(key)?;
+            if name.contains('\0') {
+                return Err(ConvError::Payload(
+                    "an object key containing NUL cannot be sent".into(),
+                ));
+            }
+            let mut val = ptr::null_mut();
+            ck!(
+                env,
+                sys::napi_get_property(env, v, key, &mut val),
+                "napi_get_property"
+            );
+            let b = self.value(val, depth + 1)?;
+            doc.insert(name, b);
+        }
+        Ok(Bson::Document(doc))
+    }
+
+    fn is_regexp(&mut self, v: sys::napi_value) -> R<bool> {
+        let env = self.env;
+        if self.regexp.is_null() {
+            self.regexp = global(env, c"RegExp")?;
+        }
+        let mut yes = false;
+        ck!(
+            env,
+            sys::napi_instanceof(env, v, self.regexp, &mut yes),
+            "napi_instanceof"
+        );
+        Ok(yes)
+    }
+
+    fn string_property(&mut self, v: sys::napi_value, name: &std::ffi::CStr) -> R<String> {
+        let env = self.env;
+        let mut p = ptr::null_mut();
+        ck!(
+            env,
+            sys::napi_get_named_property(env, v, name.as_ptr(), &mut p),
+            "napi_get_named_property"
+        );
+        self.string(p)
+    }
+
+    fn string(&mut self, v: sys::napi_value) -> R<String> {
+        js_string(self.env, v)
+    }
+}
+
+/// Reads a JS string as UTF-8 (lone surrogates become U+FFFD).
+pub fn js_string(env: sys::napi_env, v: sys::napi_value) -> R<String> {
+    let mut len = 0usize;
+    ck!(
+        env,
+        sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len),
+        "napi_get_value_string_utf8"
+    );
+    let mut buf = vec![0u8; len + 1];
+    let mut written = 0usize;
+    ck!(
+        env,
+        sys::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), len + 1, &mut written),
+        "napi_get_value_string_utf8"
+    );
+    buf.truncate(written);
+    String::from_utf8(buf).map_err(|_| ConvError::Napi("string is not UTF-8".into()))
+}
+
+/// js-bson 0.2's number rule, except that `-0` stays a double (so it round-trips).
+pub fn number_to_bson(n: f64) -> Bson {
+    if n.fract() == 0.0 && n.is_finite() && !(n == 0.0 && n.is_sign_negative()) {
+        if n >= i32::MIN as f64 && n <= i32::MAX as f64 {
+            return Bson::Int32(n as i32);
+        }
+        if n.abs() <= SAFE_INT {
+            return Bson::Int64(n as i64);
+        }
+    }
+    Bson::Double(n)
+}
+
+fn binary(bytes: Vec<u8>) -> Bson {
+    Bson::Binary(Binary {
+        subtype: BinarySubtype::Generic,
+        bytes,
+    })
+}
+
+fn raw_bytes(data: *mut c_void, len: usize) -> Vec<u8> {
+    if data.is_null() || len == 0 {
+        return Vec::new();
+    }
+    unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec()
+}
+
+fn typedarray_bytes(env: sys::napi_env, v: sys::napi_value) -> R<Vec<u8>> {
+    let mut ty = 0;
+    let mut len = 0usize;
+    let mut data = ptr::null_mut();
+    let mut ab = ptr::null_mut();
+    let mut offset = 0usize;
+    ck!(
+        env,
+        sys::napi_get_typedarray_info(env, v, &mut ty, &mut len, &mut data, &mut ab, &mut offset),
+        "napi_get_typedarray_info"
+    );
+    use sys::TypedarrayType as T;
+    let size = match ty {
+        T::int8_array | T::uint8_array | T::uint8_clamped_array => 1,
+        T::int16_array | T::uint16_array => 2,
+        T::int32_array | T::uint32_array | T::float32_array => 4,
+        T::float64_array | T::bigint64_array | T::biguint64_array => 8,
+        _ => return Err(ConvError::Payload("unsupported TypedArray type".into())),
+    };
+    Ok(raw_bytes(data, len * size))
+}
+
+fn global(env: sys::napi_env, name: &std::ffi::CStr) -> R<sys::napi_value> {
+    let mut g = ptr::null_mut();
+    ck!(env, sys::napi_get_global(env, &mut g), "napi_get_global");
+    let mut v = ptr::null_mut();
+    ck!(
+        env,
+        sys::napi_get_named_property(env, g, name.as_ptr(), &mut v),
+        "napi_get_named_property"
+    );
+    Ok(v)
+}
+
+/// Builds JS values from BSON on the JS thread.
+pub struct ToJs {
+    env: sys::napi_env,
+    regexp: sys::napi_value,
+}
+
+impl ToJs {
+    /// A builder for `env` (must be called on the JS thread).
+    pub fn new(env: sys::napi_env) -> Self {
+        ToJs {
+            env,
+            regexp: ptr::null_mut(),
+        }
+    }
+
+    /// A JS array of the converted values.
+    pub fn array(&mut self, values: &[Bson]) -> R<sys::napi_value> {
+        let env = self.env;
+        let mut arr = ptr::null_mut();
+        ck!(
+            env,
+            sys::napi_create_array_with_length(env, values.len(), &mut arr),
+            "napi_create_array"
+        );
+        for (i, v) in values.iter().enumerate() {
+            let js = self.value(v)?;
+            ck!(
+                env,
+                sys::napi_set_element(env, arr, i as u32, js),
+                "napi_set_element"
+            );
+        }
+        Ok(arr)
+    }
+
+    /// A JS string.
+    pub fn string(&mut self, s: &str) -> R<sys::napi_value> {
+        let env = self.env;
+        let mut out = ptr::null_mut();
+        ck!(
+            env,
+            sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out),
+            "napi_create_string_utf8"
+        );
+        Ok(out)
+    }
+
+    /// A JS number.
+    pub fn number(&mut self, n: f64) -> R<sys::napi_value> {
+        let env = self.env;
+        let mut out = ptr::null_mut();
+        ck!(
+            env,
+            sys::napi_create_double(env, n, &mut out),
+            "napi_create_double"
+        );
+        Ok(out)
+    }
+
+    fn null(&mut self) -> R<sys::napi_value> {
+        let env = self.env;
+        let mut out = ptr::null_mut();
+        ck!(env, sys::napi_get_null(env, &mut out), "napi_get_null");
+        Ok(out)
+    }
+
+    /// A JS object from `(key, value)` pairs.
+    pub fn object<'a>(
+        &mut self,
+        fields: impl IntoIterator<Item = (&'a str, sys::napi_value)>,
+    ) -> R<sys::napi_value> {
+        let env = self.env;
+        let mut obj = ptr::null_mut();
+        ck!(
+            env,
+            sys::napi_create_object(env, &mut obj),
+            "napi_create_object"
+        );
+        for (k, v) in fields {
+            let key = self.string(k)?;
+            ck!(
+                env,
+                sys::napi_set_property(env, obj, key, v),
+                "napi_set_property"
+            );
+        }
+        Ok(obj)
+    }
+
+    /// Converts one BSON value.
+    pub fn value(&mut self, v: &Bson) -> R<sys::napi_value> {
+        let env = self.env;
+        let mut out = ptr::null_mut();
+        match v {
+            Bson::Double(n) => return self.number(*n),
+            Bson::Int32(n) => return self.number(*n as f64),
+            Bson::Int64(n) => {
+                if n.unsigned_abs() <= 1u64 << 53 {
+                    return self.number(*n as f64);
+                }
+                ck!(
+                    env,
+                    sys::napi_create_bigint_int64(env, *n, &mut out),
+                    "napi_create_bigint_int64"
+                );
+            }
+            Bson::String(s) | Bson::Symbol(s) | Bson::JavaScriptCode(s) => return self.string(s),
+            Bson::Boolean(b) => {
+                ck!(
+                    env,
+                    sys::napi_get_boolean(env, *b, &mut out),
+                    "napi_get_boolean"
+                );
+            }
+            Bson::Null | Bson::Undefined | Bson::MinKey | Bson::MaxKey | Bson::DbPointer(_) => {
+                return self.null()
+            }
+            Bson::Array(a) => return self.array(a),
+            Bson::Document(d) => {
+                ck!(
+                    env,
+                    sys::napi_create_object(env, &mut out),
+                    "napi_create_object"
+                );
+                for (k, val) in d {
+                    let key = self.string(k)?;
+                    let js = self.value(val)?;
+                    ck!(
+                        env,
+                        sys::napi_set_property(env, out, key, js),
+                        "napi_set_property"
+                    );
+                }
+            }
+            Bson::DateTime(dt) => {
+                ck!(
+                    env,
+                    sys::napi_create_date(env, dt.timestamp_millis() as f64, &mut out),
+                    "napi_create_date"
+                );
+            }
+            Bson::Binary(b) => return self.buffer(&b.bytes),
+            Bson::RegularExpression(re) => {
+                return self.regex(re.pattern.as_str(), re.options.as_str())
+            }
+            Bson::ObjectId(oid) => return self.string(&oid.to_hex()),
+            Bson::Decimal128(d) => return self.string(&d.to_string()),
+            Bson::Timestamp(ts) => {
+                let t = self.number(ts.time as f64)?;
+                let i = self.number(ts.increment as f64)?;
+                return self.object([("t", t), ("i", i)]);
+            }
+            Bson::JavaScriptCodeWithScope(c) => {
+                let code = self.string(&c.code)?;
+                let scope = self.value(&Bson::Document(c.scope.clone()))?;
+                return self.object([("code", code), ("scope", scope)]);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A Buffer holding a copy of `bytes`.
+    pub fn buffer(&mut self, bytes: &[u8]) -> R<sys::napi_value> {
+        let env = self.env;
+        let mut out = ptr::null_mut();
+        let mut data = ptr::null_mut();
+        ck!(
+            env,
+            sys::napi_create_buffer_copy(
+                env,
+                bytes.len(),
+                bytes.as_ptr().cast(),
+                &mut data,
+                &mut out
+            ),
+            "napi_create_buffer_copy"
+        );
+        Ok(out)
+    }
+
+    fn regex(&mut self, pattern: &str, options: &str) -> R<sys::napi_value> {
+        let env = self.env;
+        let flags: String = options
+            .chars()
+            .filter_map(|o| match o {
+                's' => Some('g'),
+                'i' => Some('i'),
+                'm' => Some('m'),
+                _ => None,
+            })
+            .collect();
+        if self.regexp.is_null() {
+            self.regexp = global(env, c"RegExp")?;
+        }
+        let args = [self.string(pattern)?, self.string(&flags)?];
+        let mut out = ptr::null_mut();
+        let status =
+            unsafe { sys::napi_new_instance(env, self.regexp, 2, args.as_ptr(), &mut out) };
+        if status == sys::Status::napi_ok {
+            return Ok(out);
+        }
+        // A pattern JS cannot compile (it came from the network): never throw, keep the data.
+        let mut exc = ptr::null_mut();
+        unsafe { sys::napi_get_and_clear_last_exception(env, &mut exc) };
+        let p = self.string(pattern)?;
+        let o = self.string(options)?;
+        self.object([("$regex", p), ("$options", o)])
+    }
+}

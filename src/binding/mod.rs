@@ -1,0 +1,114 @@
+//! Layer 4 — the Node.js addon (cargo feature `napi`).
+//!
+//! A thin napi-rs 3 layer over [`crate::Eventcast`]: `index.js` holds the
+//! public JS API, this module only converts values and moves them across the
+//! thread boundary.
+//!
+//! * [`convert`] — JS ⇄ BSON directly through Node-API.
+//! * [`node`] — `NativeEventcast`, the class `index.js` wraps; received
+//!   notifications reach JS through one ThreadsafeFunction, in batches.
+//! * [`log`] — forwards `tracing` events to the JS logger, in batches.
+
+pub mod convert;
+pub mod log;
+pub mod node;
+
+use convert::{ConvError, ToBson, ToJs};
+use napi::bindgen_prelude::*;
+use napi::{sys, Env, Status};
+use napi_derive::napi;
+use std::ptr;
+
+/// Throws `TypeError` (or `Error`) with `code` and turns it into the napi
+/// error that tells napi-rs an exception is already pending.
+pub(crate) fn throw(
+    env: sys::napi_env,
+    type_error: bool,
+    code: &str,
+    message: &str,
+) -> napi::Error {
+    unsafe {
+        let mut c = ptr::null_mut();
+        let mut m = ptr::null_mut();
+        let mut e = ptr::null_mut();
+        sys::napi_create_string_utf8(env, code.as_ptr().cast(), code.len() as isize, &mut c);
+        sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len() as isize, &mut m);
+        if type_error {
+            sys::napi_create_type_error(env, c, m, &mut e);
+        } else {
+            sys::napi_create_error(env, c, m, &mut e);
+        }
+        sys::napi_throw(env, e);
+    }
+    napi::Error::new(Status::PendingException, message.to_string())
+}
+
+/// Maps a conversion failure to a JS exception (`EPAYLOAD` → TypeError).
+pub(crate) fn conv_error(env: sys::napi_env, e: ConvError) -> napi::Error {
+    match e {
+        ConvError::Payload(m) => throw(env, true, "EPAYLOAD", &format!("cannot send payload: {m}")),
+        ConvError::Pending => napi::Error::new(Status::PendingException, "exception pending"),
+        ConvError::Napi(m) => throw(env, false, "ENAPI", &m),
+    }
+}
+
+/// A raw JS value a `#[napi]` function returns as is.
+pub struct Raw(pub sys::napi_value);
+
+impl ToNapiValue for Raw {
+    unsafe fn to_napi_value(_env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        Ok(val.0)
+    }
+}
+
+impl TypeName for Raw {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+    fn value_type() -> napi::ValueType {
+        napi::ValueType::Unknown
+    }
+}
+
+/// Encodes emit arguments the way they travel: the BSON document `{payload: [...]}`.
+/// Exposed for tests of the conversion rules.
+#[napi(js_name = "encodePayload", ts_args_type = "args: unknown[]")]
+pub fn encode_payload(env: Env, args: Unknown) -> napi::Result<Buffer> {
+    let raw_env = env.raw();
+    let values = ToBson::new(raw_env)
+        .args(args.raw())
+        .map_err(|e| conv_error(raw_env, e))?;
+    let mut doc = bson::Document::new();
+    doc.insert("payload", bson::Bson::Array(values));
+    let bytes = doc.to_vec().map_err(|e| {
+        throw(
+            raw_env,
+            true,
+            "EPAYLOAD",
+            &format!("cannot send payload: {e}"),
+        )
+    })?;
+    Ok(bytes.into())
+}
+
+/// Decodes a `{payload: [...]}` BSON body into the JS arguments a receiver emits.
+/// Exposed for tests of the conversion rules.
+#[napi(js_name = "decodePayload", ts_return_type = "unknown[]")]
+pub fn decode_payload(env: Env, body: Buffer) -> napi::Result<Raw> {
+    let raw_env = env.raw();
+    let doc = bson::Document::from_reader(&body[..]).map_err(|e| {
+        throw(
+            raw_env,
+            true,
+            "EMALFORMED",
+            &format!("not a BSON document: {e}"),
+        )
+    })?;
+    let mut to_js = ToJs::new(raw_env);
+    let out = match doc.get("payload") {
+        Some(bson::Bson::Array(a)) => to_js.array(a),
+        Some(other) => to_js.array(std::slice::from_ref(other)),
+        None => to_js.array(&[]),
+    };
+    out.map(Raw).map_err(|e| conv_error(raw_env, e))
+}
