@@ -244,6 +244,13 @@ class EventcastImpl extends EventEmitter {
         st.replLog.error(`REPL could not listen on ${st.config.replHost}:${st.config.replPort}: ${err.message}`, { code: err.code })
       }
     }
+    if (st.config.encrypt && st.config.encrypt.legacy && !st.warnedLegacy) {
+      st.warnedLegacy = true
+      // Shown whatever the log level, like the exposed-REPL warning: it is a security property.
+      const msg = 'encrypt.legacy speaks eventcast 0.1.x\'s scheme: AES-128-CBC with a fixed IV and no integrity check. Anyone on the network can modify, forge and replay events. Use it only while 0.1.x nodes remain; encrypt: {key} alone is authenticated.'
+      if (st.log.streams.length) st.log.force(40, msg)
+      else process.emitWarning(msg, { code: 'EVENTCAST_LEGACY_ENCRYPTION' })
+    }
     st.status = 'started'
     const { host, port } = this.getAddress()
     st.log.info(`started ${this.id} on ${st.config.multicastMembership}:${port} (advertised ${host})`)

@@ -81,3 +81,17 @@ test('REPL binds loopback by default and warns, naming the risk, when told other
   assert.match(warn.msg, /arbitrary code/)
   await captureStdout(() => b.stop())
 })
+
+test('legacy encryption warns once that it is unauthenticated; the default scheme does not', async () => {
+  const legacy = make({ port: port(), encrypt: { key: 'k', legacy: true }, log: true })
+  let recs = records(await captureStdout(() => legacy.start()))
+  const warns = recs.filter((r) => r.level === 40 && /no integrity check/.test(r.msg))
+  assert.equal(warns.length, 1, JSON.stringify(recs))
+  await captureStdout(() => legacy.stop())
+  recs = records(await captureStdout(async () => { await legacy.start(); await legacy.stop() }))
+  assert.ok(!recs.some((r) => /no integrity check/.test(r.msg)), 'warned only once')
+
+  const secure = make({ port: port(), encrypt: { key: 'k' }, log: true })
+  recs = records(await captureStdout(async () => { await secure.start(); await secure.stop() }))
+  assert.ok(!recs.some((r) => r.level === 40), JSON.stringify(recs))
+})
