@@ -24,6 +24,14 @@
 //! is at most [`BACKFILL`], the sender has only just started, so we ask for
 //! the few earlier messages (a sender's first messages are as likely to be
 //! lost as any other).
+//!
+//! **Jumps.** An `sn` more than [`SPAN`] beyond `highest` is not believed on
+//! its own: one forged or corrupted datagram must neither give up a window
+//! of real messages (reporting billions lost) nor make the sender's real,
+//! lower numbers look like duplicates. Such a message is delivered once but
+//! not tracked, and remembered; only a second, different `sn` near it (a
+//! sender that really moved on, e.g. after a long partition) re-bases the
+//! window there, giving up what was missing before.
 
 use super::repair::Nack;
 use std::time::Instant;
@@ -67,6 +75,21 @@ pub(crate) struct Peer {
     pub last_heard: Instant,
     /// Highest `sn` we have asked for (arrivals up to it count as repairs).
     pub asked_upto: i64,
+    /// A far jump waiting for corroboration: its `sn`, and whether that
+    /// message was delivered (a heartbeat delivers nothing).
+    far: Option<(i64, bool)>,
+}
+
+/// How a far-ahead `sn` is handled.
+enum Jump {
+    /// Within reach of the window: track it normally.
+    Near,
+    /// The same far message again.
+    Repeat,
+    /// Uncorroborated: remembered, not tracked.
+    Held,
+    /// Corroborated: the window moved; this many messages were given up.
+    Rebased(u64),
 }
 
 fn bit(sn: i64) -> (usize, u64) {
@@ -92,6 +115,49 @@ impl Peer {
             last_progress: now,
             last_heard: now,
             asked_upto: 0,
+            far: None,
+        }
+    }
+
+    /// Classifies `sn` against the window, re-basing when a far jump is
+    /// corroborated. `delivers` says whether `sn` is a complete message.
+    fn check_jump(&mut self, now: Instant, sn: i64, delivers: bool) -> Jump {
+        if sn <= self.highest.saturating_add(SPAN) {
+            return Jump::Near;
+        }
+        match self.far {
+            Some((f, delivered)) if f == sn => {
+                if delivers && !delivered {
+                    self.far = Some((f, true));
+                    return Jump::Held;
+                }
+                Jump::Repeat
+            }
+            Some((f, delivered)) if f.abs_diff(sn) <= SPAN as u64 => {
+                let start = f.min(sn);
+                // What was missing, and what the sender sent that we never heard of.
+                let mut lost = self.give_up_missing() + (start - self.highest - 1).max(0) as u64;
+                let (nack, asked_upto) = (self.nack, self.asked_upto);
+                *self = Peer::new(now, start, std::time::Duration::ZERO);
+                self.nack = nack;
+                self.asked_upto = asked_upto;
+                self.grace_until = None;
+                self.base = start - 1;
+                self.join = start;
+                self.highest = start - 1;
+                lost += self.extend_to(f.max(sn));
+                if delivered {
+                    // Settle the held message so it is not delivered again.
+                    self.missing -= 1;
+                    Self::set(&mut self.settled, f, true);
+                    self.advance();
+                }
+                Jump::Rebased(lost)
+            }
+            _ => {
+                self.far = Some((sn, delivers));
+                Jump::Held
+            }
         }
     }
 
@@ -200,7 +266,12 @@ impl Peer {
         if sn <= self.base || (sn <= self.highest && Self::get(&self.settled, sn)) {
             return (Verdict::Duplicate, 0);
         }
-        let lost = self.extend_to(sn);
+        let lost = match self.check_jump(now, sn, true) {
+            Jump::Near => self.extend_to(sn),
+            Jump::Repeat => return (Verdict::Duplicate, 0),
+            Jump::Held => return (Verdict::Deliver, 0),
+            Jump::Rebased(lost) => lost,
+        };
         if self.is_missing(sn) {
             self.missing -= 1;
             self.last_progress = now;
@@ -217,6 +288,10 @@ impl Peer {
         self.last_heard = now;
         self.check_grace(now);
         if sn <= self.base || (sn <= self.highest && Self::get(&self.settled, sn)) {
+            return 0;
+        }
+        if sn > self.highest.saturating_add(SPAN) {
+            // Judged when the message completes (`on_message`).
             return 0;
         }
         let lost = self.extend_to(sn);
@@ -236,7 +311,11 @@ impl Peer {
         if sn <= self.highest {
             return 0;
         }
-        self.extend_to(sn)
+        match self.check_jump(now, sn, false) {
+            Jump::Near => self.extend_to(sn),
+            Jump::Repeat | Jump::Held => 0,
+            Jump::Rebased(lost) => lost,
+        }
     }
 
     /// Message `sn` will not arrive (its partial expired or was evicted);
@@ -302,6 +381,51 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_far_jump_neither_silences_the_sender_nor_reports_billions_lost() {
+        let t = Instant::now();
+        let mut p = Peer::new(t, 1, G);
+        assert_eq!(p.on_message(t, 1), (Verdict::Deliver, 0));
+        // One forged/corrupted datagram far ahead: delivered once, not tracked.
+        assert_eq!(p.on_message(t, 1 << 62), (Verdict::Deliver, 0));
+        assert_eq!(p.on_message(t, 1 << 62), (Verdict::Duplicate, 0));
+        assert_eq!(p.on_latest(t, 1 << 62), 0);
+        assert_eq!(p.on_chunk(t, (1 << 62) + 5), 0);
+        assert_eq!(p.missing_count(), 0);
+        // The real sender goes on.
+        for sn in 2..=5 {
+            assert_eq!(p.on_message(t, sn), (Verdict::Deliver, 0));
+        }
+        assert_eq!(p.on_message(t, 3), (Verdict::Duplicate, 0));
+        assert_eq!(p.missing_count(), 0);
+    }
+
+    #[test]
+    fn a_corroborated_far_jump_rebases_and_counts_what_was_skipped() {
+        let t = Instant::now();
+        let mut p = Peer::new(t, 1, G);
+        assert_eq!(p.on_message(t, 1).0, Verdict::Deliver);
+        assert_eq!(p.on_message(t, 3).0, Verdict::Deliver); // 2 missing
+        let far = 3 + SPAN + 100;
+        assert_eq!(p.on_message(t, far), (Verdict::Deliver, 0));
+        // A second message near it: the sender really moved on (e.g. after a partition).
+        let (v, lost) = p.on_message(t, far + 2);
+        assert_eq!(v, Verdict::Deliver);
+        // 2, and 4 ..= far-1 were never heard of.
+        assert_eq!(lost, 1 + (far - 1 - 4 + 1) as u64);
+        assert_eq!(p.on_message(t, far), (Verdict::Duplicate, 0), "the held message is settled");
+        assert_eq!(p.missing(10), vec![far + 1]);
+        assert_eq!(p.on_message(t, 2), (Verdict::Duplicate, 0));
+        // A heartbeat can corroborate too, and a held heartbeat delivers nothing.
+        let mut q = Peer::new(t, 1, G);
+        assert_eq!(q.on_message(t, 1).0, Verdict::Deliver);
+        assert_eq!(q.on_latest(t, far), 0);
+        let (v, lost) = q.on_message(t, far + 1);
+        assert_eq!(v, Verdict::Deliver);
+        assert_eq!(lost, (far - 2) as u64);
+        assert_eq!(q.missing(10), vec![far]);
+    }
+
+    #[test]
     fn late_joiner_starts_at_first_message_unless_sender_is_young() {
         let t = Instant::now();
         let mut p = Peer::new(t, 5000, G);
@@ -333,9 +457,12 @@ mod tests {
         // 2 and the numbers 4..=3 (none) fall out; 3 was settled.
         assert_eq!(lost, 1);
         assert_eq!(p.missing_count(), SPAN as u64 - 1);
-        let lost = p.on_latest(t, 1_000_000_000_000);
+        // A jump beyond the window counts only once corroborated (see the jump tests).
+        assert_eq!(p.on_latest(t, 1_000_000_000_000), 0);
+        let (v, lost) = p.on_message(t, 1_000_000_000_001);
+        assert_eq!(v, Verdict::Deliver);
         assert!(lost >= 1_000_000_000_000 - 2 * SPAN as u64, "{lost}");
-        assert!(p.missing_count() <= SPAN as u64);
-        assert_eq!(p.missing(3).len(), 3);
+        // Only the heartbeat's message is left to ask for.
+        assert_eq!(p.missing(3), vec![1_000_000_000_000]);
     }
 }
