@@ -25,7 +25,11 @@ fi
 
 if [ -z "${EVENTCAST_CLI:-}" ]; then
     echo "[lab] building the Rust CLI (cargo build --release --bin eventcast)" >&2
-    (cd "$root" && cargo build --release --bin eventcast >&2)
+    buildlog=$(mktemp)
+    if ! (cd "$root" && cargo build --release --bin eventcast) >"$buildlog" 2>&1; then
+        cat "$buildlog" >&2; rm -f "$buildlog"; exit 1
+    fi
+    rm -f "$buildlog"
     export EVENTCAST_CLI="$root/target/release/eventcast"
 fi
 node -e "require('$root')" || { echo "[lab] the Node addon does not load; run npm install" >&2; exit 1; }
