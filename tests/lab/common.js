@@ -45,7 +45,8 @@ class Tally {
     this.gapEvents = 0
     this.senders = {}
     for (const [label, n] of Object.entries(expect)) {
-      this.senders[label] = { n, seen: new Uint8Array(n), unique: 0, dupes: 0, bad: 0, first: -1 }
+      // first: lowest index received; arrived: index of the first event to arrive (the join point of a late joiner)
+      this.senders[label] = { n, seen: new Uint8Array(n), unique: 0, dupes: 0, bad: 0, first: -1, arrived: -1 }
     }
   }
 
@@ -70,6 +71,7 @@ class Tally {
       return
     }
     if (s.first < 0 || i < s.first) s.first = i
+    if (s.arrived < 0) s.arrived = i
     s.unique++
   }
 
@@ -83,12 +85,17 @@ class Tally {
     const senders = {}
     let unique = 0; let dupes = 0; let bad = 0; let expected = 0; let sinceJoin = 0
     for (const [label, s] of Object.entries(this.senders)) {
-      // Missing since the receiver's first event from that sender (= all of them for a receiver that was there first).
-      const from = s.first < 0 ? s.n : s.first
+      // Missing since the first event to arrive from that sender (= all of them for a receiver that was
+      // there first). A late joiner may also get a few older events (repairs others asked for): extras.
+      const from = s.arrived < 0 ? s.n : s.arrived
       let holes = 0
-      for (let i = from; i < s.n; i++) if (!s.seen[i]) holes++
-      senders[label] = { n: s.n, unique: s.unique, dupes: s.dupes, bad: s.bad, first: s.first, holesSinceFirst: holes }
-      unique += s.unique; dupes += s.dupes; bad += s.bad; expected += s.n; sinceJoin += s.n - from
+      let extras = 0
+      for (let i = 0; i < s.n; i++) {
+        if (i >= from && !s.seen[i]) holes++
+        if (i < from && s.seen[i]) extras++
+      }
+      senders[label] = { n: s.n, unique: s.unique, dupes: s.dupes, bad: s.bad, first: s.first, arrived: s.arrived, holesSinceJoin: holes, olderExtras: extras }
+      unique += s.unique; dupes += s.dupes; bad += s.bad; expected += s.n; sinceJoin += s.n - from + extras
     }
     return {
       expected,

@@ -281,8 +281,8 @@ function lateJoiner (row, peer) {
   const s = row.summary
   if (s.unique === 0) p.push('late joiner received nothing')
   for (const [label, x] of Object.entries(s.senders)) {
-    if (x.holesSinceFirst) p.push(`${x.holesSinceFirst} of ${label}'s events after its first (#${x.first}) missing`)
-    if (x.first === 0) p.push(`received ${label}'s event #0, sent before it joined`)
+    if (x.holesSinceJoin) p.push(`${x.holesSinceJoin} of ${label}'s events after its first arrival (#${x.arrived}) missing`)
+    if (x.first === 0) p.push(`received ${label}'s event #0, sent long before it joined`)
   }
   if (row.dupes) p.push(`${row.dupes} duplicates`)
   if (row.gaps) p.push(`${row.gaps} gaps reported for events from before its join`)
@@ -325,7 +325,7 @@ function fmtTable (results) {
   for (const r of results) {
     for (const row of r.rows) {
       rows.push([
-        r.name, `${r.loss}%`, String(row.sent), row.receiver + (row.late !== null ? ` (joined +${(row.late / 1000).toFixed(1)}s)` : ''),
+        r.name, `${r.loss}%`, String(row.sent), row.receiver + (row.late !== null ? ` (joined +${(row.late / 1000).toFixed(1)}s, from #${Object.values(row.summary.senders).map((x) => x.arrived).join(',')})` : ''),
         String(row.delivered), String(row.dupes), String(row.bad), String(row.missing), String(row.gaps),
         row.gapsStat === null ? '-' : String(row.gapsStat), row.repairs === null ? '-' : String(row.repairs),
         row.timeMs === null ? `>${((r.totalMs || 0) / 1000).toFixed(1)}` : (row.timeMs / 1000).toFixed(1),
