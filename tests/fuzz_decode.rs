@@ -686,7 +686,7 @@ fn forged_sn_jump_does_not_silence_a_sender() {
     let mut rx = Endpoint::new(config(Encryption::None), identity("00000000000000aa", 2), 6);
     let src: SocketAddr = "192.0.2.3:9000".parse().unwrap();
     let mut got = Vec::new();
-    let mut send = |tx: &mut Endpoint, rx: &mut Endpoint, k: i32| {
+    let send = |tx: &mut Endpoint, rx: &mut Endpoint, k: i32| {
         tx.emit(now, SystemTime::now(), "e", &[Bson::Int32(k)]).unwrap();
         for d in drain(tx) {
             rx.handle_datagram(now, src, &d);
