@@ -161,13 +161,16 @@ class CliReceiver extends Peer {
  * One scenario. `receivers`: [{name, host, kind: 'node'|'cli', lateMs?}];
  * `senders`: [{label, host}]; every sender sends `count` events.
  */
-async function scenario ({ name, loss, count, rate, size = 0, senders, receivers, judge }) {
+async function scenario ({ name, loss, count, rate, size = 0, senders, receivers, judge, deafSenders = false }) {
   const port = 20000 + Math.floor(Math.random() * 40000)
   const tag = `${name}-${process.pid}-${Date.now()}`
   const expect = Object.fromEntries(senders.map((s) => [s.label, count]))
   const lossHosts = [...new Set(receivers.map((r) => r.host))]
   log(`${name}: ${senders.length} sender(s) × ${count} ${size ? '1 MiB messages' : 'small events'} at ${rate}/s, ${loss}% loss on ${lossHosts.join(',')}, port ${port}`)
   for (const h of lossHosts) setLoss(h, loss, port)
+  // A deaf sender hears no repair request: every loss is beyond repair.
+  const deafHosts = deafSenders ? [...new Set(senders.map((s) => s.host))] : []
+  for (const h of deafHosts) setLoss(h, 100, port)
   const peers = []
   const startReceiver = (r) => {
     const p = r.kind === 'cli'
@@ -224,7 +227,7 @@ async function scenario ({ name, loss, count, rate, size = 0, senders, receivers
   // Receivers first (they print their final tally), then the senders.
   await Promise.all(peers.filter((p) => p.spec).map((p) => p.stop()))
   await Promise.all(sendersP.map((p) => p.stop()))
-  for (const h of lossHosts) setLoss(h, 0)
+  for (const h of [...lossHosts, ...deafHosts]) setLoss(h, 0)
   for (const p of peers) {
     if (p.crash) { result.ok = false; result.notes.push(`${p.name}: ${p.crash} ${p.stderr.slice(-3).join(' | ')}`) }
     if (p.errors && p.errors.length) result.notes.push(`${p.name}: errors ${p.errors.slice(0, 3).join('; ')}`)
@@ -275,6 +278,16 @@ function mostlyAndGapsReported (row) {
   return p
 }
 
+// Loss beyond repair: every message is either delivered once or reported as a gap, never both, never neither.
+function exactAccounting (row) {
+  const p = []
+  if (row.dupes) p.push(`${row.dupes} duplicates`)
+  if (row.bad) p.push(`${row.bad} corrupted`)
+  if (row.gaps !== row.missing) p.push(`${row.missing} missing but ${row.gaps} reported as gaps`)
+  if (!row.missing) p.push('nothing was lost: the scenario tested nothing')
+  return p
+}
+
 function lateJoiner (row, peer) {
   if (!peer.spec.lateMs) return exactlyOnce(row)
   const p = []
@@ -299,6 +312,9 @@ for (const loss of [0, 5, 10, 30]) {
   SCENARIOS.push({ name: `small-${loss}`, loss, count: SMALL, rate: SMALL_RATE, senders: [{ label: 'h1', host: 'h1' }], receivers: standard, judge })
   SCENARIOS.push({ name: `big-${loss}`, loss, count: BIG, rate: BIG_RATE, size: BIG_SIZE, senders: [{ label: 'h1', host: 'h1' }], receivers: standard, judge })
 }
+// The sender hears no repair request (100% loss on its input): loss is final and must be reported.
+SCENARIOS.push({ name: 'unrepairable-small-30', loss: 30, count: SMALL / 5, rate: SMALL_RATE, senders: [{ label: 'h1', host: 'h1' }], receivers: standard, judge: exactAccounting, deafSenders: true })
+SCENARIOS.push({ name: 'unrepairable-big-5', loss: 5, count: BIG / 5, rate: BIG_RATE, size: BIG_SIZE, senders: [{ label: 'h1', host: 'h1' }], receivers: standard, judge: exactAccounting, deafSenders: true })
 SCENARIOS.push({
   name: 'two-senders-5',
   loss: 5,
