@@ -52,10 +52,12 @@ lab_loss() {
     local ns; ns=$(lab_ns "$1")
     ip netns exec "$ns" nft flush chain inet lab input
     [ "$2" -gt 0 ] || return 0
-    if [ -n "${3:-}" ]; then
-        ip netns exec "$ns" nft add rule inet lab input udp dport "$3" numgen random mod 100 '<' "$2" drop
+    local match=(meta l4proto udp)
+    [ -n "${3:-}" ] && match=(udp dport "$3")
+    if [ "$2" -ge 100 ]; then
+        ip netns exec "$ns" nft add rule inet lab input "${match[@]}" drop
     else
-        ip netns exec "$ns" nft add rule inet lab input meta l4proto udp numgen random mod 100 '<' "$2" drop
+        ip netns exec "$ns" nft add rule inet lab input "${match[@]}" numgen random mod 100 '<' "$2" drop
     fi
 }
 

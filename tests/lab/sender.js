@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+'use strict'
+// Lab sender (Node): after `go` on stdin, emits `lab(tag, label, i)` (or with a
+// deterministic buffer of --size bytes) --count times at --rate events/s,
+// prints {"type":"sent"}, then stays up answering repair requests until
+// SIGTERM, when it stops and prints {"type":"final", stats}.
+// Usage: sender.js --port P --tag T --label L --count N --rate R [--size BYTES]
+const path = require('node:path')
+const Eventcast = require(path.resolve(__dirname, '..', '..'))
+const { bigPayload, parseArgs } = require('./common.js')
+
+const args = parseArgs(process.argv.slice(2))
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
+const count = Number(args.count)
+const rate = Number(args.rate)
+const size = Number(args.size || 0)
+const { tag, label } = args
+
+const ec = Eventcast({ port: Number(args.port) })
+ec.on('error', (err) => out({ type: 'error', code: err.code, message: err.message }))
+
+function run () {
+  const t0 = Date.now()
+  let i = 0
+  const tick = () => {
+    const due = Math.min(count, Math.floor(((Date.now() - t0) / 1000) * rate) + 1)
+    for (; i < due; i++) {
+      if (size) ec.emit('lab', tag, label, i, bigPayload(label, i, size))
+      else ec.emit('lab', tag, label, i)
+    }
+    if (i < count) setTimeout(tick, size ? 20 : 5)
+    else out({ type: 'sent', count, ms: Date.now() - t0 })
+  }
+  tick()
+}
+
+let stopping = false
+async function finish () {
+  if (stopping) return
+  stopping = true
+  await ec.stop()
+  out({ type: 'final', stats: ec.stats() })
+}
+process.on('SIGTERM', finish)
+process.on('SIGINT', finish)
+
+ec.start().then(() => {
+  out({ type: 'ready', id: ec.id, address: ec.getAddress() })
+  let buf = ''
+  process.stdin.setEncoding('utf8')
+  process.stdin.on('data', (d) => {
+    buf += d
+    if (buf.includes('go\n')) {
+      buf = ''
+      process.stdin.destroy() // an open stdin would keep the process alive after stop()
+      run()
+    }
+  })
+}, (err) => {
+  out({ type: 'error', code: err.code, message: err.message })
+  process.exit(1)
+})
