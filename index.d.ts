@@ -95,6 +95,19 @@ declare namespace Eventcast {
     repairsSent: number
     repairsReceived: number
     gapsUnrecovered: number
+    /** Our repair requests not sent because another node asked first. */
+    repairRequestsSuppressed: number
+    /** Repairs not re-sent because the same datagram was just re-sent. */
+    repairsSuppressed: number
+    /** Repairs refused by the per-requester byte budget. */
+    repairsRateLimited: number
+    /** Repair requests for data we do not hold. */
+    repairRequestsIgnored: number
+    /** Sent messages dropped from retention before their time (limits). */
+    retentionDropped: number
+    heartbeatsSent: number
+    /** Authenticated datagrams dropped as replays (stale, future or seen). */
+    rejectedReplay: number
     rejectedMalformed: number
     rejectedVersion: number
     rejectedDecrypt: number

@@ -178,9 +178,14 @@ test('stats() reports counters as numbers', async () => {
   a.emit('count', 1)
   await next(b, 'count')
   const s = a.stats()
-  for (const k of ['datagramsSent', 'datagramsReceived', 'eventsDelivered', 'eventsSent', 'rejectedVersion', 'reassemblyBytes']) {
-    assert.equal(typeof s[k], 'number', k)
-  }
+  const keys = ['datagramsSent', 'datagramsReceived', 'eventsDelivered', 'eventsSent', 'ownDatagramsIgnored',
+    'duplicatesIgnored', 'repairsRequested', 'repairsSent', 'repairsReceived', 'gapsUnrecovered',
+    'repairRequestsSuppressed', 'repairsSuppressed', 'repairsRateLimited', 'repairRequestsIgnored',
+    'retentionDropped', 'heartbeatsSent', 'rejectedMalformed', 'rejectedVersion', 'rejectedDecrypt',
+    'rejectedReplay', 'rejectedLimits', 'partialsEvicted', 'reassemblyBytes', 'retainedBytes',
+    'notificationsDropped', 'sendErrors']
+  assert.deepEqual(Object.keys(s).sort(), [...keys].sort())
+  for (const k of keys) assert.equal(typeof s[k], 'number', k)
   assert.ok(s.datagramsSent >= 1)
   assert.ok(b.stats().eventsDelivered >= 1)
 })

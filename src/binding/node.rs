@@ -365,7 +365,7 @@ impl NativeEventcast {
     pub fn stats(&self, env: Env) -> napi::Result<Raw> {
         let raw = env.raw();
         let s = self.node.stats();
-        let fields: [(&str, u64); 19] = [
+        let fields: [(&str, u64); 26] = [
             ("datagramsSent", s.datagrams_sent),
             ("datagramsReceived", s.datagrams_received),
             ("eventsDelivered", s.events_delivered),
@@ -376,6 +376,13 @@ impl NativeEventcast {
             ("repairsSent", s.repairs_sent),
             ("repairsReceived", s.repairs_received),
             ("gapsUnrecovered", s.gaps_unrecovered),
+            ("repairRequestsSuppressed", s.repair_requests_suppressed),
+            ("repairsSuppressed", s.repairs_suppressed),
+            ("repairsRateLimited", s.repairs_rate_limited),
+            ("repairRequestsIgnored", s.repair_requests_ignored),
+            ("retentionDropped", s.retention_dropped),
+            ("heartbeatsSent", s.heartbeats_sent),
+            ("rejectedReplay", s.rejected_replay),
             ("rejectedMalformed", s.rejected_malformed),
             ("rejectedVersion", s.rejected_version),
             ("rejectedDecrypt", s.rejected_decrypt),
