@@ -104,6 +104,7 @@ class EventcastImpl extends EventEmitter {
       value: {
         status: 'stopped',
         op: Promise.resolve(), // start/stop run one after another
+        queued: 0, // start/stop calls not finished yet
         drained: null, // resolves when the native side delivered its last batch of a started period
         resolveDrained: null,
         repl: null,
@@ -113,7 +114,7 @@ class EventcastImpl extends EventEmitter {
       }
     })
     Object.defineProperty(this, 'id', { value: native.id, enumerable: true })
-    for (const w of warnings) log.warn(w)
+    for (const w of warnings) log.force(LEVELS.warn, w)
   }
 
   /** The resolved options. */
@@ -155,7 +156,7 @@ class EventcastImpl extends EventEmitter {
     const raw = b === undefined ? a : b
     const level = resolveLevel(raw)
     if (level === undefined) {
-      st.log.warn(`invalid log level ${JSON.stringify(raw)} (valid: ${Object.keys(LEVELS).join(', ')} or 10–60)`)
+      st.log.force(LEVELS.warn, `invalid log level ${JSON.stringify(raw)} (valid: ${Object.keys(LEVELS).join(', ')} or 10–60)`)
       return st.log.levels()
     }
     if (component === undefined) {
@@ -166,7 +167,7 @@ class EventcastImpl extends EventEmitter {
     } else if (component === 'repl') {
       st.replLog.levels(level)
     } else {
-      st.log.warn(`unknown log component ${JSON.stringify(component)} (valid: eventcast, repl)`)
+      st.log.force(LEVELS.warn, `unknown log component ${JSON.stringify(component)} (valid: eventcast, repl)`)
       return st.log.levels()
     }
     if (rustLoggers.has(st.log)) updateRustLogLevel()
@@ -179,19 +180,24 @@ class EventcastImpl extends EventEmitter {
    * Promise without a callback, the instance with one. Idempotent.
    */
   start (cb) {
+    const st = this[kState]
+    if (st.status === 'stopped' && st.queued === 0) st.status = 'starting'
     const p = this._queue(() => this._start())
     return this._settle(p, cb, this)
   }
 
   /** Leaves the group and closes; emits 'stop'. Idempotent. Returns `true` with a callback, else a Promise. */
   stop (cb) {
+    const st = this[kState]
+    if (st.status === 'started' && st.queued === 0) st.status = 'stopping'
     const p = this._queue(() => this._stop())
     return this._settle(p, cb, true)
   }
 
   _queue (fn) {
     const st = this[kState]
-    const p = st.op.then(fn)
+    st.queued++
+    const p = st.op.then(fn).finally(() => { st.queued-- })
     st.op = p.catch(() => {})
     return p
   }
@@ -212,8 +218,10 @@ class EventcastImpl extends EventEmitter {
     if (st.status === 'started') return
     st.status = 'starting'
     st.drained = new Promise((resolve) => { st.resolveDrained = resolve })
+    attachRustLogs(st.log)
     const failure = await this[kNative].start((batch) => this._onBatch(batch))
     if (failure) {
+      detachRustLogs(st.log)
       st.status = 'stopped'
       st.log.error(`start failed: ${failure.message}`, { code: failure.code })
       throw failureToError(failure)
@@ -233,7 +241,6 @@ class EventcastImpl extends EventEmitter {
       }
     }
     st.status = 'started'
-    attachRustLogs(st.log)
     const { host, port } = this.getAddress()
     st.log.info(`started ${this.id} on ${st.config.multicastMembership}:${port} (advertised ${host})`)
     emitLocal.call(this, 'start')

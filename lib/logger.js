@@ -54,8 +54,13 @@ class Logger {
     return this.streams.some((s) => level >= s.level)
   }
 
-  write (level, msg, extra) {
-    if (!this.enabled(level)) return
+  /** Writes whatever the streams' levels (for warnings about the logging setup itself). */
+  force (level, msg, extra) {
+    this.write(level, msg, extra, true)
+  }
+
+  write (level, msg, extra, force = false) {
+    if (!force && !this.enabled(level)) return
     let fields = extra
     let text = msg
     if (msg instanceof Error) {
@@ -79,7 +84,7 @@ class Logger {
     } catch {
       line = JSON.stringify({ ...rec, ...this.fields, msg: String(text), extra: undefined }) + '\n'
     }
-    for (const s of this.streams) if (level >= s.level) s.stream.write(line)
+    for (const s of this.streams) if (force || level >= s.level) s.stream.write(line)
   }
 }
 

@@ -29,7 +29,10 @@ class ReplServer {
   /** Listens; resolves once bound (rejects on listen errors). */
   listen () {
     if (!isLoopback(this.host)) {
-      this.log.warn(`REPL bound to non-loopback host ${this.host}: anyone who can reach ${this.host}:${this.port} gets a JavaScript shell that runs arbitrary code in this process, with no authentication. Use replHost 'localhost' unless that network is fully trusted.`, { host: this.host, port: this.port })
+      // Shown whatever the log level (and as a process warning when logging is off).
+      const msg = `REPL bound to non-loopback host ${this.host}: anyone who can reach ${this.host}:${this.port} gets a JavaScript shell that runs arbitrary code in this process, with no authentication. Use replHost 'localhost' unless that network is fully trusted.`
+      if (this.log.streams.length) this.log.force(40, msg, { host: this.host, port: this.port })
+      else process.emitWarning(msg, { code: 'EVENTCAST_REPL_EXPOSED' })
     }
     const server = net.createServer((socket) => this._session(socket))
     this.server = server

@@ -27,13 +27,11 @@ async fn started(options: Options) -> Eventcast {
 }
 
 async fn next_event(events: &mut Events) -> Event {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
-            Ok(Some(Notification::Event(e))) => return e,
-            Ok(Some(other)) => panic!("unexpected notification {other:?}"),
-            Ok(None) => panic!("subscription closed"),
-            Err(_) => panic!("no event within 10 s"),
-        }
+    match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+        Ok(Some(Notification::Event(e))) => e,
+        Ok(Some(other)) => panic!("unexpected notification {other:?}"),
+        Ok(None) => panic!("subscription closed"),
+        Err(_) => panic!("no event within 10 s"),
     }
 }
 
@@ -248,4 +246,91 @@ fn invalid_options_are_rejected_by_new() {
     assert_eq!(node.id().len(), 16);
     assert!(node.id().bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     assert_ne!(node.id(), Eventcast::new(Options::with_port(9000)).unwrap().id());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_protocol_versions_are_reported_as_eprversion() {
+    if skip_outside_netns("other_protocol_versions_are_reported_as_eprversion") {
+        return;
+    }
+    let options = test_options();
+    let node = started(options.clone()).await;
+    let mut events = node.subscribe();
+    let meta = doc! {
+        "v": 4, "seq": 0, "seqLen": 1, "seqId": "ab".repeat(20), "seqEnd": true, "enc": false,
+        "name": "future", "host": "127.0.0.1", "port": options.port as i32, "hostname": "h",
+        "id": "00000000000000aa", "time": "2020-01-01T00:00:00.000Z",
+    }
+    .to_vec()
+    .unwrap();
+    let mut datagram = (meta.len() as u16).to_be_bytes().to_vec();
+    datagram.extend_from_slice(&meta);
+    datagram.extend_from_slice(&doc! { "payload": [1] }.to_vec().unwrap());
+    let raw = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    raw.send_to(&datagram, (options.multicast_membership, options.port)).unwrap();
+    raw.send_to(b"\x00\x05garbage", (options.multicast_membership, options.port)).unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+        Ok(Some(Notification::Error { code, message })) => {
+            assert_eq!(code, "EPRVERSION");
+            assert!(message.contains('4'), "{message}");
+        }
+        other => panic!("expected EPRVERSION, got {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let s = node.stats();
+    assert_eq!((s.rejected_version, s.rejected_malformed, s.events_delivered), (1, 1, 0), "{s:?}");
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_subscriber_loses_notifications_counted_not_silently() {
+    if skip_outside_netns("a_full_subscriber_loses_notifications_counted_not_silently") {
+        return;
+    }
+    let options = test_options();
+    let sender = started(options.clone()).await;
+    let receiver = started(options).await;
+    let mut idle = receiver.subscribe(); // never read until the end
+    let total = 68_000u64; // more than SUBSCRIBER_CAPACITY (65,536)
+    assert!(total > eventcast::node::SUBSCRIBER_CAPACITY as u64);
+    // Paced so the socket buffer never overflows, even in a debug build.
+    for chunk in 0..total / 1000 {
+        for i in 0..1000 {
+            sender.emit("n", &[Bson::Int64((chunk * 1000 + i) as i64)]).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while receiver.stats().events_delivered < total && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // events_delivered counts at the endpoint; the hand-off to subscribers follows right after.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = receiver.stats();
+    assert_eq!(s.events_delivered, total, "{s:?}");
+    assert_eq!(s.notifications_dropped, total - eventcast::node::SUBSCRIBER_CAPACITY as u64);
+    // The queue holds the first CAPACITY events, in order.
+    for i in 0..eventcast::node::SUBSCRIBER_CAPACITY as i64 {
+        match idle.try_recv() {
+            Some(Notification::Event(e)) => assert_eq!(e.args, vec![Bson::Int64(i)]),
+            other => panic!("event {i}: {other:?}"),
+        }
+    }
+    assert!(idle.try_recv().is_none());
+    sender.stop().await.unwrap();
+    receiver.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_started_node_closes_everything() {
+    if skip_outside_netns("dropping_a_started_node_closes_everything") {
+        return;
+    }
+    let options = test_options();
+    let node = started(options.clone()).await;
+    let mut events = node.subscribe();
+    drop(node);
+    // The driver tasks are aborted, so the subscription ends.
+    let end = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.expect("subscription must end");
+    assert!(end.is_none());
 }

@@ -181,7 +181,8 @@ impl std::fmt::Debug for Eventcast {
 struct Inner {
     id: String,
     options: Options,
-    config: Config,
+    /// Engine configuration, built by the first `start()` (key derivation is slow).
+    config: Mutex<Option<Config>>,
     status: AtomicU8,
     shared: Arc<Shared>,
     control: tokio::sync::Mutex<Control>,
@@ -208,6 +209,8 @@ struct Shared {
     wake: Notify,
     notifications_dropped: AtomicU64,
     send_errors: AtomicU64,
+    /// Own datagrams (multicast loopback) skipped before reaching the endpoint.
+    own_skipped: AtomicU64,
 }
 
 struct Core {
@@ -339,15 +342,16 @@ impl Shared {
 
 impl Eventcast {
     /// A stopped node. Validates `options` ([`Error::InvalidOption`]) and makes
-    /// a random 16-hex-char instance id. Does not touch the network.
+    /// a random 16-hex-char instance id. Does not touch the network, and is
+    /// fast: the encryption key is derived by the first [`start`](Self::start).
     pub fn new(options: Options) -> Result<Self, Error> {
-        let config = options.to_config()?;
+        options.validate()?;
         let id = crate::wire::ids::instance_id(&mut rand::thread_rng());
         Ok(Eventcast {
             inner: Arc::new(Inner {
                 id,
                 options,
-                config,
+                config: Mutex::new(None),
                 status: AtomicU8::new(0),
                 shared: Arc::new(Shared {
                     core: Mutex::new(Core { endpoint: None, endpoint_port: 0, io: None, pending: VecDeque::new(), deadline: None, notes: Vec::new() }),
@@ -355,6 +359,7 @@ impl Eventcast {
                     wake: Notify::new(),
                     notifications_dropped: AtomicU64::new(0),
                     send_errors: AtomicU64::new(0),
+                    own_skipped: AtomicU64::new(0),
                 }),
                 control: tokio::sync::Mutex::new(Control::default()),
             }),
@@ -392,7 +397,14 @@ impl Eventcast {
             return Err(Error::Io(io::Error::other("Eventcast::start must run inside a tokio runtime")));
         }
         self.set_status(Status::Starting);
-        match self.open() {
+        let config = match self.config().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.set_status(Status::Stopped);
+                return Err(e);
+            }
+        };
+        match self.open(config) {
             Ok(tasks) => {
                 control.tasks = tasks;
                 self.set_status(Status::Started);
@@ -405,7 +417,22 @@ impl Eventcast {
         }
     }
 
-    fn open(&self) -> Result<Vec<JoinHandle<()>>, Error> {
+    /// The engine configuration, derived once: the default encryption scheme's
+    /// PBKDF2 takes hundreds of milliseconds, so it runs on a blocking thread
+    /// during the first `start()` rather than in `new()` (which may be on a JS thread).
+    async fn config(&self) -> Result<Config, Error> {
+        if let Some(c) = self.inner.config.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Ok(c.clone());
+        }
+        let options = self.inner.options.clone();
+        let config = tokio::task::spawn_blocking(move || options.to_config())
+            .await
+            .map_err(|e| Error::Io(io::Error::other(format!("key derivation task failed: {e}"))))??;
+        *self.inner.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(config.clone());
+        Ok(config)
+    }
+
+    fn open(&self, config: Config) -> Result<Vec<JoinHandle<()>>, Error> {
         let options = &self.inner.options;
         let socket = Arc::new(UdpSocket::from_std(socket::bind_multicast(options)?)?);
         let local = socket.local_addr()?;
@@ -421,7 +448,7 @@ impl Eventcast {
                     port: local.port(),
                     hostname: socket::hostname(),
                 };
-                core.endpoint = Some(Endpoint::new(self.inner.config.clone(), identity, rand::random()));
+                core.endpoint = Some(Endpoint::new(config, identity, rand::random()));
                 core.endpoint_port = local.port();
                 core.deadline = None;
             }
@@ -430,7 +457,7 @@ impl Eventcast {
             let _ = core.pump(shared);
         }
         tracing::debug!("eventcast {} bound {local}, joined {}", self.inner.id, options.multicast_membership);
-        let recv = tokio::spawn(recv_loop(shared.clone(), socket.clone()));
+        let recv = tokio::spawn(recv_loop(shared.clone(), socket.clone(), self.inner.id.clone()));
         let timer = tokio::spawn(timer_loop(shared.clone(), socket));
         shared.wake.notify_one();
         Ok(vec![recv, timer])
@@ -532,6 +559,9 @@ impl Eventcast {
     pub fn stats(&self) -> Stats {
         let shared = &self.inner.shared;
         let mut stats = shared.core().endpoint.as_ref().map(|e| e.stats().clone()).unwrap_or_default();
+        let own = shared.own_skipped.load(Ordering::Relaxed);
+        stats.datagrams_received += own;
+        stats.own_datagrams_ignored += own;
         stats.notifications_dropped = shared.notifications_dropped.load(Ordering::Relaxed);
         stats.send_errors = shared.send_errors.load(Ordering::Relaxed);
         stats
@@ -573,7 +603,7 @@ fn flush_pending(shared: &Shared, socket: &UdpSocket, pending: &mut VecDeque<(So
 }
 
 /// Receive task: bursts of datagrams into one arena, one endpoint lock per burst.
-async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
+async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, own_id: String) {
     let mut arena = vec![0u8; RECV_ARENA];
     let mut marks: Vec<(usize, usize, SocketAddr)> = Vec::with_capacity(RECV_BATCH);
     let mut notes: Vec<Notification> = Vec::new();
@@ -586,9 +616,14 @@ async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
         }
         marks.clear();
         let mut used = 0;
+        let mut own = 0u64;
         while marks.len() < RECV_BATCH && RECV_ARENA - used >= MAX_DATAGRAM {
             match socket.try_recv_from(&mut arena[used..]) {
                 Ok((n, source)) => {
+                    if is_own_datagram(&arena[used..used + n], own_id.as_bytes()) {
+                        own += 1;
+                        continue;
+                    }
                     marks.push((used, n, source));
                     used += n;
                 }
@@ -600,6 +635,9 @@ async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
                     break;
                 }
             }
+        }
+        if own > 0 {
+            shared.own_skipped.fetch_add(own, Ordering::Relaxed);
         }
         if !marks.is_empty() {
             let now = Instant::now();
@@ -615,7 +653,61 @@ async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
             notes.append(&mut core.notes);
         }
         shared.deliver(&mut notes);
+        if marks.len() == RECV_BATCH {
+            // More is waiting: let subscribers on this runtime catch up first.
+            tokio::task::yield_now().await;
+        }
     }
+}
+
+/// Whether a datagram's meta carries our own instance id, i.e. it is one of
+/// ours coming back through multicast loopback. The endpoint would decode and
+/// drop it; skipping it here saves the decode and the endpoint lock (every
+/// datagram we send comes back once). Walks the top-level meta elements
+/// without allocating; anything unexpected answers false and the endpoint
+/// decides. (Encrypted outer datagrams carry no id and go to the endpoint.)
+fn is_own_datagram(datagram: &[u8], id: &[u8]) -> bool {
+    let Some(len) = datagram.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize) else { return false };
+    let Some(meta) = datagram.get(2..2 + len) else { return false };
+    let i32_at = |at: usize| meta.get(at..at + 4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let mut at = 4; // document length
+    while let Some(&kind) = meta.get(at) {
+        if kind == 0 {
+            return false;
+        }
+        let Some(key_len) = meta.get(at + 1..).and_then(|rest| rest.iter().position(|&b| b == 0)) else { return false };
+        let key = &meta[at + 1..at + 1 + key_len];
+        let value = at + 2 + key_len;
+        let size = match kind {
+            0x01 | 0x09 | 0x11 | 0x12 => 8,
+            0x02 => match i32_at(value) {
+                Some(n) if n > 0 => {
+                    if key == b"id" {
+                        let text = meta.get(value + 4..value + 4 + n as usize - 1);
+                        return text == Some(id);
+                    }
+                    4 + n as usize
+                }
+                _ => return false,
+            },
+            0x03 | 0x04 => match i32_at(value) {
+                Some(n) if n >= 5 => n as usize,
+                _ => return false,
+            },
+            0x05 => match i32_at(value) {
+                Some(n) if n >= 0 => 5 + n as usize,
+                _ => return false,
+            },
+            0x07 => 12,
+            0x08 => 1,
+            0x0A => 0,
+            0x10 => 4,
+            0x13 => 16,
+            _ => return false,
+        };
+        at = value + size;
+    }
+    false
 }
 
 /// Timer task: runs the endpoint's timers and flushes queued sends.
@@ -651,5 +743,57 @@ async fn timer_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
             }
         }
         shared.deliver(&mut notes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(meta: &bson::Document, body: &[u8]) -> Vec<u8> {
+        let meta = meta.to_vec().unwrap();
+        let mut d = (meta.len() as u16).to_be_bytes().to_vec();
+        d.extend_from_slice(&meta);
+        d.extend_from_slice(body);
+        d
+    }
+
+    #[test]
+    fn own_datagrams_are_recognised_by_meta_id_only() {
+        let id = "0123456789abcdef";
+        let full = bson::doc! {
+            "v": 3, "seq": 0, "seqLen": 1, "seqId": "ab".repeat(20), "seqEnd": true, "enc": false,
+            "nonce": "cd".repeat(20), "name": "x", "host": "127.0.0.1", "port": 9000, "hostname": "h",
+            "id": id, "time": "2020-01-01T00:00:00.000Z", "sn": 5_i64, "extra": { "a": 1.5 },
+        };
+        assert!(is_own_datagram(&datagram(&full, b"body"), id.as_bytes()));
+        let mut other = full.clone();
+        other.insert("id", "fedcba9876543210");
+        assert!(!is_own_datagram(&datagram(&other, b""), id.as_bytes()));
+        // Our id in the body (e.g. a peer's repair request naming us) is not ours.
+        let mut body = b"\x02id\x00\x11\x00\x00\x00".to_vec();
+        body.extend_from_slice(id.as_bytes());
+        let request = datagram(&bson::doc! { "v": 3, "name": "__ec_retx", "id": "fedcba9876543210" }, &body);
+        assert!(!is_own_datagram(&request, id.as_bytes()));
+        // A prefix of our id, or no id at all, is not ours.
+        assert!(!is_own_datagram(&datagram(&bson::doc! { "id": "0123456789abcde" }, b""), id.as_bytes()));
+        assert!(!is_own_datagram(&datagram(&bson::doc! { "v": 3, "enc": true }, b""), id.as_bytes()));
+        // Truncated and garbage input never panics.
+        let ours = datagram(&full, b"");
+        for cut in 0..ours.len() {
+            let _ = is_own_datagram(&ours[..cut], id.as_bytes());
+        }
+        assert!(!is_own_datagram(&[0xff, 0xff, 1, 2, 3], id.as_bytes()));
+        assert!(!is_own_datagram(&[], id.as_bytes()));
+        let mut rng = 12345u64;
+        for _ in 0..20_000 {
+            let mut d = ours.clone();
+            for _ in 0..4 {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let i = (rng >> 33) as usize % d.len();
+                d[i] = (rng >> 13) as u8;
+            }
+            let _ = is_own_datagram(&d, id.as_bytes());
+        }
     }
 }

@@ -3,6 +3,7 @@
 use crate::error::Error;
 use crate::protocol::{Config, Encryption, Limits};
 use crate::wire::legacy::LegacyKey;
+use crate::wire::secure::SecureKey;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -130,18 +131,15 @@ impl Options {
         Ok(())
     }
 
-    /// The protocol engine configuration these options describe.
+    /// The protocol engine configuration these options describe (derives the
+    /// encryption key, which takes a while for the default scheme: call once).
     pub fn to_config(&self) -> Result<Config, Error> {
         self.validate()?;
         let encryption = match &self.encrypt {
             None => Encryption::None,
             Some(e) if e.legacy => Encryption::Legacy(LegacyKey::from_passphrase(&e.key)),
-            Some(_) => {
-                return Err(Error::InvalidOption {
-                    option: "encrypt",
-                    reason: "the authenticated default scheme is not available in this build; use legacy: true".into(),
-                })
-            }
+            // PBKDF2: slow on purpose, derived once here (Eventcast::new), not per datagram.
+            Some(e) => Encryption::Secure(SecureKey::derive(&e.key)),
         };
         Ok(Config {
             max_payload_size: self.max_payload_size,

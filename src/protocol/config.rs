@@ -1,6 +1,7 @@
 //! Engine configuration.
 
 use crate::wire::legacy::LegacyKey;
+use crate::wire::secure::SecureKey;
 use std::time::Duration;
 
 /// Who this endpoint is; written into the meta of every datagram it sends.
@@ -24,6 +25,11 @@ pub enum Encryption {
     None,
     /// The unauthenticated 0.1.x scheme, for mixed fleets only.
     Legacy(LegacyKey),
+    /// The default authenticated scheme for `encrypt: {key}` (`alg: "hs256"`,
+    /// see [`crate::wire::secure`]): every datagram sent is sealed with
+    /// [`SecureKey::seal`], every datagram received must pass
+    /// [`SecureKey::open`]. Derive the key once ([`SecureKey::derive`] is slow).
+    Secure(SecureKey),
 }
 
 impl std::fmt::Debug for Encryption {
@@ -32,6 +38,7 @@ impl std::fmt::Debug for Encryption {
         f.write_str(match self {
             Encryption::None => "None",
             Encryption::Legacy(_) => "Legacy(..)",
+            Encryption::Secure(_) => "Secure(..)",
         })
     }
 }
@@ -50,6 +57,10 @@ pub struct Limits {
     pub max_retained_bytes: usize,
     /// Most completed message ids remembered to suppress late duplicates.
     pub max_completed_ids: usize,
+    /// Most repair bytes sent per second in answer to one requester (by
+    /// instance id), so forged or runaway requests cannot make a node flood
+    /// the group. Bursts of up to one second's worth are allowed.
+    pub max_repair_bytes_per_requester: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +71,7 @@ impl Default for Limits {
             max_reassembly_bytes: 64 * 1024 * 1024,
             max_retained_bytes: 64 * 1024 * 1024,
             max_completed_ids: 16 * 1024,
+            max_repair_bytes_per_requester: 16 * 1024 * 1024,
         }
     }
 }

@@ -10,26 +10,43 @@
 //! the group as well.
 
 use super::reassembly::{ChunkInfo, Insert, Key, Reassembly, Reject};
-use super::repair::{Nack, RepairTiming};
+use super::repair::{Nack, RepairBudget, RepairTiming};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
-use super::timefmt::format_iso;
+use super::timefmt::{format_iso, parse_iso};
+use super::tracker::{Peer, Verdict};
 use super::{Config, Destination, Encryption, Event, Identity, Output, Sender, Stats, Transmit};
 use crate::error::{Error, WireError};
 use crate::wire::{self, Meta, Payload, PROTOCOL_VERSION, RETX_EVENT};
 use bson::{Bson, Document};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How deep datagrams may nest (chunk group → encrypted datagram → inner datagram).
 const MAX_DEPTH: u8 = 3;
 /// Most messages retained for repair, whatever their size.
 const MAX_RETAINED_MESSAGES: usize = 65_536;
-/// Most request datagrams sent for one partial message at one time.
+/// Most request datagrams sent for one partial message (or sender) at one time.
 const MAX_REQUESTS_PER_ROUND: usize = 8;
+/// Most senders tracked for message-level loss detection; the one heard from
+/// least recently is forgotten first (its missing messages reported as a gap).
+const MAX_SENDERS: usize = 1024;
+/// Clock difference between members tolerated by the freshness check.
+const CLOCK_SKEW: Duration = Duration::from_secs(5);
+/// Heartbeats sent after the last message.
+const HEARTBEATS_AFTER_LAST: u32 = 3;
+
+/// Event name of the heartbeat: payload document `{id, sn}` with the sender's
+/// latest message number, so receivers notice lost trailing messages.
+pub const HEARTBEAT_EVENT: &str = "__ec_hb";
+
+/// Heartbeat period: `clamp(message_ttl / 6, 20 ms, 1 s)`.
+fn heartbeat_interval(message_ttl: Duration) -> Duration {
+    (message_ttl / 6).clamp(Duration::from_millis(20), Duration::from_secs(1))
+}
 
 /// How a datagram reached the current parsing step.
 #[derive(Clone, Copy)]
@@ -55,6 +72,12 @@ pub struct Endpoint {
     reassembly: Reassembly,
     next_sn: i64,
     wall_anchor: Option<(Instant, SystemTime)>,
+    peers: HashMap<String, Peer>,
+    peer_timers: BTreeSet<(Instant, String)>,
+    peer_deadlines: HashMap<String, Instant>,
+    heartbeat_due: Option<Instant>,
+    heartbeats_left: u32,
+    repair_budget: RepairBudget,
 }
 
 impl Endpoint {
@@ -63,6 +86,7 @@ impl Endpoint {
         let timing = RepairTiming::new(config.message_ttl);
         let retention = Retention::new(3 * config.message_ttl, config.limits.max_retained_bytes, MAX_RETAINED_MESSAGES);
         let reassembly = Reassembly::new(config.limits.clone());
+        let repair_budget = RepairBudget::new(config.limits.max_repair_bytes_per_requester);
         Endpoint {
             config,
             identity,
@@ -75,6 +99,12 @@ impl Endpoint {
             reassembly,
             next_sn: 1,
             wall_anchor: None,
+            peers: HashMap::new(),
+            peer_timers: BTreeSet::new(),
+            peer_deadlines: HashMap::new(),
+            heartbeat_due: None,
+            heartbeats_left: 0,
+            repair_budget,
         }
     }
 
@@ -101,7 +131,8 @@ impl Endpoint {
 
     /// Queues the datagrams of one message. `wall` is the send time written into `time`.
     pub fn emit(&mut self, now: Instant, wall: SystemTime, name: &str, args: &[Bson]) -> Result<(), Error> {
-        self.emit_encoded(now, wall, name, &wire::encode_args(args))
+        let body = wire::try_encode_args(args)?;
+        self.emit_encoded(now, wall, name, &body)
     }
 
     /// Like [`Endpoint::emit`], with the body already encoded as `{payload: [..]}`
@@ -114,6 +145,10 @@ impl Endpoint {
         self.stats.events_sent += 1;
         self.queue(&datagrams);
         self.retention.insert(now, Some(sn), group, datagrams);
+        self.heartbeats_left = HEARTBEATS_AFTER_LAST;
+        if self.heartbeat_due.is_none() {
+            self.heartbeat_due = Some(now + heartbeat_interval(self.config.message_ttl));
+        }
         self.sync_stats();
         Ok(())
     }
@@ -124,9 +159,11 @@ impl Endpoint {
     }
 
     fn nonce(&mut self) -> Option<String> {
+        // 0.1.x writes a nonce when encryption is on; the authenticated scheme
+        // has a random IV per datagram instead.
         match self.config.encryption {
-            Encryption::None => None,
-            _ => Some(wire::ids::seq_id(&mut self.rng)),
+            Encryption::Legacy(_) => Some(wire::ids::seq_id(&mut self.rng)),
+            Encryption::None | Encryption::Secure(_) => None,
         }
     }
 
@@ -159,9 +196,32 @@ impl Endpoint {
         let seq_id = wire::ids::seq_id(&mut self.rng);
         let meta = self.sender_meta(0, 1, &seq_id, name, &time, sn);
         let mut inner = Vec::with_capacity(body.len() + 256);
-        wire::encode_datagram(&meta, body, &mut inner);
+        wire::try_encode_datagram(&meta, body, &mut inner).map_err(|e| Error::Payload(e.to_string()))?;
+        if let Encryption::Secure(key) = &self.config.encryption {
+            // Authenticated scheme: every datagram, chunks included, is sealed
+            // on its own, so each one is authenticated and replay-checked.
+            let key = key.clone();
+            if inner.len() > max {
+                return Err(Error::Payload(format!("message of {} bytes exceeds the limit of {max} bytes", inner.len())));
+            }
+            let mps = self.config.max_payload_size.max(1);
+            if inner.len() <= mps {
+                return Ok((None, vec![key.seal(&inner, &mut self.rng)]));
+            }
+            let n = inner.len().div_ceil(mps);
+            let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
+            let group = wire::ids::seq_id(&mut self.rng);
+            let mut out = Vec::with_capacity(n);
+            for (i, slice) in inner.chunks(mps).enumerate() {
+                let meta = self.sender_meta(i as i32, seq_len, &group, name, &time, sn);
+                let mut d = Vec::with_capacity(slice.len() + 300);
+                wire::try_encode_datagram(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
+                out.push(key.seal(&d, &mut self.rng));
+            }
+            return Ok((Some(group), out));
+        }
         let whole = match &self.config.encryption {
-            Encryption::None => inner,
+            Encryption::None | Encryption::Secure(_) => inner,
             Encryption::Legacy(key) => {
                 let outer = Meta {
                     v: PROTOCOL_VERSION,
@@ -192,7 +252,7 @@ impl Endpoint {
         for (i, slice) in whole.chunks(mps).enumerate() {
             let meta = self.sender_meta(i as i32, seq_len, &group, name, &time, sn);
             let mut d = Vec::with_capacity(slice.len() + 300);
-            wire::encode_datagram(&meta, slice, &mut d);
+            wire::try_encode_datagram(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
             out.push(d);
         }
         Ok((Some(group), out))
@@ -200,9 +260,9 @@ impl Endpoint {
 
     /// Sends an internal message (repair request) to the group.
     fn send_control(&mut self, now: Instant, name: &str, doc: &Document, copies: u32) {
-        let body = wire::encode_document_body(doc);
         let wall = self.wall_at(now);
-        match self.build(wall, name, &body, None) {
+        let built = wire::try_encode_document_body(doc).and_then(|body| self.build(wall, name, &body, None));
+        match built {
             Ok((group, datagrams)) => {
                 for _ in 0..copies.max(1) {
                     self.queue(&datagrams);
@@ -227,6 +287,20 @@ impl Endpoint {
             self.stats.rejected_malformed += 1;
             return;
         }
+        if let Encryption::Secure(key) = &self.config.encryption {
+            if !via.protected {
+                // Everything must be authenticated: plaintext, legacy-encrypted,
+                // forged or corrupted datagrams all end here.
+                match key.open(bytes) {
+                    Ok(inner) => {
+                        let next = Via { depth: via.depth + 1, protected: true, reassembled: false };
+                        self.process(now, source, &inner, next);
+                    }
+                    Err(_) => self.stats.rejected_decrypt += 1,
+                }
+                return;
+            }
+        }
         let dg = match wire::decode_datagram(bytes) {
             Ok(d) => d,
             Err(WireError::Version(version)) => {
@@ -242,6 +316,10 @@ impl Endpoint {
         let (meta, body) = (dg.meta, dg.body);
         if meta.id.as_deref() == Some(self.identity.id.as_str()) {
             self.stats.own_datagrams_ignored += 1;
+            return;
+        }
+        if matches!(self.config.encryption, Encryption::Secure(_)) && !self.is_fresh(now, &meta) {
+            self.stats.rejected_replay += 1;
             return;
         }
         let next = Via { depth: via.depth + 1, ..via };
@@ -271,6 +349,23 @@ impl Endpoint {
         self.handle_message(now, meta, body);
     }
 
+    /// Freshness window of the authenticated scheme: `time` may lie at most
+    /// `3 * message_ttl + CLOCK_SKEW` in the past (the retention time, so
+    /// repairs still pass) and `CLOCK_SKEW` in the future. Without a wall
+    /// clock ([`Endpoint::set_wall_clock`]) only the `sn` window applies.
+    fn is_fresh(&self, now: Instant, meta: &Meta) -> bool {
+        let Some(time) = meta.time.as_deref() else { return false };
+        let Some(sent) = parse_iso(time) else { return false };
+        if self.wall_anchor.is_none() {
+            return true;
+        }
+        let wall = self.wall_at(now);
+        match wall.duration_since(sent) {
+            Ok(age) => age <= 3 * self.config.message_ttl + CLOCK_SKEW,
+            Err(ahead) => ahead.duration() <= CLOCK_SKEW,
+        }
+    }
+
     fn sender_of(meta: &Meta) -> Option<Sender> {
         Some(Sender {
             id: meta.id.clone()?,
@@ -291,6 +386,19 @@ impl Endpoint {
         let mut evicted = Vec::new();
         let result = self.reassembly.insert(now, key.clone(), info, body, nack, &mut evicted);
         self.stats.partials_evicted += evicted.len() as u64;
+        for e in evicted {
+            if let Some(sn) = e.sn {
+                self.peer_give_up(now, &e.sender, sn);
+            }
+        }
+        if let (Some(sn), Insert::Progress { .. }) = (meta.sn, &result) {
+            self.ensure_peer(now, &sender.id, sn);
+            if let Some(p) = self.peers.get_mut(&sender.id) {
+                let before = p.missing_count();
+                let lost = p.on_chunk(now, sn);
+                self.peer_changed(now, &sender.id, before, lost);
+            }
+        }
         match result {
             Insert::Rejected(Reject::Malformed) => self.stats.rejected_malformed += 1,
             Insert::Rejected(Reject::Limit) => self.stats.rejected_limits += 1,
@@ -330,10 +438,51 @@ impl Endpoint {
                 return;
             }
         };
+        if name == HEARTBEAT_EVENT {
+            match payload {
+                Payload::Document(doc) => match doc.get("sn").and_then(bson_i64) {
+                    Some(sn) => self.handle_heartbeat(now, &sender.id, sn),
+                    None => self.stats.rejected_malformed += 1,
+                },
+                Payload::Args(_) => self.stats.rejected_malformed += 1,
+            }
+            return;
+        }
+        if name != RETX_EVENT {
+            // Deliver each message once: by `sn` when the sender numbers its
+            // messages, else (0.1.x senders) by seqId.
+            if meta.sn.is_none() && matches!(self.config.encryption, Encryption::Secure(_)) {
+                // Not replay-checkable.
+                self.stats.rejected_replay += 1;
+                return;
+            }
+            let fresh = match meta.sn {
+                Some(sn) => {
+                    self.ensure_peer(now, &sender.id, sn);
+                    match self.peers.get_mut(&sender.id) {
+                        Some(p) => {
+                            let before = p.missing_count();
+                            if p.is_missing(sn) && p.nack.attempts > 0 {
+                                self.stats.repairs_received += 1;
+                            }
+                            let (verdict, lost) = p.on_message(now, sn);
+                            self.peer_changed(now, &sender.id, before, lost);
+                            verdict == Verdict::Deliver
+                        }
+                        None => true,
+                    }
+                }
+                None => self.reassembly.mark_single_done((sender.id.clone(), meta.seq_id.clone())),
+            };
+            if !fresh {
+                self.stats.duplicates_ignored += 1;
+                return;
+            }
+        }
         if name == RETX_EVENT {
             match payload {
                 Payload::Document(doc) => match RepairRequest::from_document(&doc) {
-                    Some(req) => self.handle_request(now, &req),
+                    Some(req) => self.handle_request(now, &sender.id, &req),
                     None => self.stats.rejected_malformed += 1,
                 },
                 Payload::Args(_) => self.stats.rejected_malformed += 1,
@@ -347,22 +496,49 @@ impl Endpoint {
         self.outputs.push_back(Output::Event(Event { name, args, sender }));
     }
 
-    fn handle_request(&mut self, now: Instant, req: &RepairRequest) {
+    /// Answers (on the group only) and learns from a repair request sent by `requester`
+    /// (the datagram's sender id, authenticated with the secure scheme).
+    fn handle_request(&mut self, now: Instant, requester: &str, req: &RepairRequest) {
         let mut answered = false;
         if !req.seq_id.is_empty() && req.to.as_ref().map_or(true, |to| *to == self.identity.id) {
             let window = self.timing.resend_window();
             let datagrams = self.retention.repair_chunks(now, &req.seq_id, &req.missed_seq, window);
             if !datagrams.is_empty() {
                 answered = true;
-                self.stats.repairs_sent += datagrams.len() as u64;
-                self.queue(&datagrams);
+                self.send_repairs(now, requester, datagrams);
             } else if self.retention.has_group(&req.seq_id) {
+                answered = true;
+                self.stats.repairs_suppressed += 1;
+            }
+        }
+        if !req.missed_sn.is_empty() && req.to.as_deref() == Some(self.identity.id.as_str()) {
+            let window = self.timing.resend_window();
+            let datagrams = self.retention.repair_messages(now, &req.missed_sn, window);
+            if !datagrams.is_empty() {
+                answered = true;
+                self.send_repairs(now, requester, datagrams);
+            } else if req.missed_sn.iter().any(|&sn| self.retention.has_sn(sn)) {
                 answered = true;
                 self.stats.repairs_suppressed += 1;
             }
         }
         if !answered {
             self.stats.repair_requests_ignored += 1;
+        }
+        if let (Some(to), false) = (&req.to, req.missed_sn.is_empty()) {
+            let delay = self.timing.jittered(&mut self.rng);
+            let postponed = match self.peers.get_mut(to) {
+                Some(p) if p.nack.due.is_some() && req.missed_sn.iter().any(|&sn| p.is_missing(sn)) => {
+                    p.nack.postpone(now, delay);
+                    true
+                }
+                _ => false,
+            };
+            if postponed {
+                self.stats.repair_requests_suppressed += 1;
+                let to = to.clone();
+                self.reschedule_peer(&to);
+            }
         }
         // NACK suppression: someone else asked for data we miss too; its repair
         // will reach us through the group, so wait before asking ourselves.
@@ -386,6 +562,18 @@ impl Endpoint {
         }
     }
 
+    /// Resends `datagrams` to the group within `requester`'s byte budget.
+    fn send_repairs(&mut self, now: Instant, requester: &str, datagrams: Vec<Vec<u8>>) {
+        for d in datagrams {
+            if self.repair_budget.take(now, requester, d.len()) {
+                self.stats.repairs_sent += 1;
+                self.transmits.push_back(Transmit { destination: Destination::Group, payload: d });
+            } else {
+                self.stats.repairs_rate_limited += 1;
+            }
+        }
+    }
+
     /// Runs timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.retention.expire(now);
@@ -394,8 +582,13 @@ impl Endpoint {
             let Some(p) = self.reassembly.get_mut(&key) else { continue };
             if now >= p.last_progress + ttl {
                 if let Some(p) = self.reassembly.finish(&key) {
-                    self.stats.gaps_unrecovered += 1;
-                    self.outputs.push_back(Output::Gap { sender: p.sender.id, count: 1 });
+                    match p.sn {
+                        Some(sn) if self.peers.contains_key(&p.sender.id) => self.peer_give_up(now, &p.sender.id, sn),
+                        _ => {
+                            self.stats.gaps_unrecovered += 1;
+                            self.outputs.push_back(Output::Gap { sender: p.sender.id, count: 1 });
+                        }
+                    }
                 }
                 continue;
             }
@@ -425,7 +618,141 @@ impl Endpoint {
                 self.reassembly.reschedule(&key, deadline);
             }
         }
+        let due: Vec<String> = self.peer_timers.iter().take_while(|(t, _)| *t <= now).map(|(_, id)| id.clone()).collect();
+        for id in due {
+            self.peer_timeout(now, &id);
+        }
+        if self.heartbeat_due.is_some_and(|t| t <= now) {
+            self.send_heartbeat(now);
+        }
         self.sync_stats();
+    }
+
+    fn send_heartbeat(&mut self, now: Instant) {
+        self.heartbeat_due = None;
+        if self.heartbeats_left == 0 || self.next_sn <= 1 {
+            return;
+        }
+        self.heartbeats_left -= 1;
+        let mut doc = Document::new();
+        doc.insert("id", self.identity.id.clone());
+        doc.insert("sn", Bson::Int64(self.next_sn - 1));
+        self.stats.heartbeats_sent += 1;
+        self.send_control(now, HEARTBEAT_EVENT, &doc, 1);
+        if self.heartbeats_left > 0 {
+            self.heartbeat_due = Some(now + heartbeat_interval(self.config.message_ttl));
+        }
+    }
+
+    fn handle_heartbeat(&mut self, now: Instant, sender: &str, sn: i64) {
+        // First contact through a heartbeat: nothing is missing yet (a late
+        // joiner starts after the sender's latest message).
+        self.ensure_peer(now, sender, sn.saturating_add(1));
+        if let Some(p) = self.peers.get_mut(sender) {
+            let before = p.missing_count();
+            let lost = p.on_latest(now, sn);
+            self.peer_changed(now, sender, before, lost);
+        }
+    }
+
+    /// Creates the loss-tracking state of `id`, first heard of at `sn`.
+    fn ensure_peer(&mut self, now: Instant, id: &str, sn: i64) {
+        if self.peers.contains_key(id) {
+            return;
+        }
+        if self.peers.len() >= MAX_SENDERS {
+            let oldest = self.peers.iter().min_by_key(|(_, p)| p.last_heard).map(|(k, _)| k.clone());
+            if let Some(old) = oldest {
+                let lost = self.peers.get(&old).map_or(0, Peer::missing_count);
+                self.peers.remove(&old);
+                self.set_peer_deadline(&old, None);
+                self.report_gap(&old, lost);
+            }
+        }
+        self.peers.insert(id.to_owned(), Peer::new(now, sn, self.config.message_ttl));
+    }
+
+    fn report_gap(&mut self, sender: &str, count: u64) {
+        if count > 0 {
+            self.stats.gaps_unrecovered += count;
+            self.outputs.push_back(Output::Gap { sender: sender.to_owned(), count });
+        }
+    }
+
+    /// Message `sn` of `sender` is lost for good (its partial expired or was evicted).
+    fn peer_give_up(&mut self, now: Instant, sender: &str, sn: i64) {
+        let Some(p) = self.peers.get_mut(sender) else { return };
+        let before = p.missing_count();
+        let news = p.give_up(sn);
+        self.peer_changed(now, sender, before, u64::from(news));
+    }
+
+    /// Re-arms the request timer of `id` after its window changed and reports `lost` messages.
+    fn peer_changed(&mut self, now: Instant, id: &str, before: u64, lost: u64) {
+        self.report_gap(id, lost);
+        let delay = self.timing.jittered(&mut self.rng);
+        let Some(p) = self.peers.get_mut(id) else { return };
+        let after = p.missing_count();
+        if after == 0 {
+            p.nack = Nack { due: None, attempts: 0 };
+        } else if after < before {
+            p.nack.progress(now, delay);
+            p.last_progress = now;
+        } else if after > before && p.nack.due.is_none() {
+            p.nack = Nack::armed(now, delay);
+            p.last_progress = now;
+        }
+        self.reschedule_peer(id);
+    }
+
+    fn reschedule_peer(&mut self, id: &str) {
+        let ttl = self.config.message_ttl;
+        let deadline = self.peers.get(id).and_then(|p| {
+            (p.missing_count() > 0).then(|| p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl)))
+        });
+        self.set_peer_deadline(id, deadline);
+    }
+
+    fn set_peer_deadline(&mut self, id: &str, deadline: Option<Instant>) {
+        if let Some(old) = self.peer_deadlines.remove(id) {
+            self.peer_timers.remove(&(old, id.to_owned()));
+        }
+        if let Some(d) = deadline {
+            self.peer_deadlines.insert(id.to_owned(), d);
+            self.peer_timers.insert((d, id.to_owned()));
+        }
+    }
+
+    fn peer_timeout(&mut self, now: Instant, id: &str) {
+        let ttl = self.config.message_ttl;
+        let delay = self.timing.jittered(&mut self.rng);
+        let retries = self.config.retransmit_attempts;
+        let Some(p) = self.peers.get_mut(id) else {
+            self.set_peer_deadline(id, None);
+            return;
+        };
+        if now >= p.last_progress + ttl {
+            let lost = p.give_up_missing();
+            p.nack = Nack { due: None, attempts: 0 };
+            self.report_gap(id, lost);
+        } else if p.nack.due.is_some_and(|d| d <= now) {
+            let missing = p.missing(MAX_ITEMS_PER_REQUEST * MAX_REQUESTS_PER_ROUND);
+            let copies = p.nack.fire(now, delay, retries);
+            for batch in missing.chunks(MAX_ITEMS_PER_REQUEST) {
+                let req = RepairRequest {
+                    id: self.identity.id.clone(),
+                    seq_id: String::new(),
+                    missed_seq: Vec::new(),
+                    host: self.identity.host.clone(),
+                    port: i32::from(self.identity.port),
+                    missed_sn: batch.to_vec(),
+                    to: Some(id.to_owned()),
+                };
+                self.stats.repairs_requested += 1;
+                self.send_control(now, RETX_EVENT, &req.to_document(), copies);
+            }
+        }
+        self.reschedule_peer(id);
     }
 
     /// Next datagram to send.
@@ -446,7 +773,15 @@ impl Endpoint {
 
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.retention.next_expiry(), self.reassembly.next_deadline()].into_iter().flatten().min()
+        [
+            self.retention.next_expiry(),
+            self.reassembly.next_deadline(),
+            self.peer_timers.first().map(|(t, _)| *t),
+            self.heartbeat_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Counters.
@@ -461,3 +796,11 @@ impl Endpoint {
     }
 }
 
+
+fn bson_i64(b: &Bson) -> Option<i64> {
+    match b {
+        Bson::Int32(v) => Some(i64::from(*v)),
+        Bson::Int64(v) => Some(*v),
+        _ => None,
+    }
+}

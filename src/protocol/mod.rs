@@ -22,9 +22,10 @@ mod retention;
 pub mod sim;
 mod stats;
 pub mod timefmt;
+mod tracker;
 
 pub use config::{Config, Encryption, Identity, Limits};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, HEARTBEAT_EVENT};
 pub use request::RepairRequest;
 pub use stats::Stats;
 

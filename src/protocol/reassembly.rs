@@ -3,7 +3,9 @@
 //! Memory is proportional to what actually arrived (chunks live in a map, not
 //! a `seqLen`-sized vector), charged with a per-chunk overhead, and bounded by
 //! [`Limits::max_partial_messages`] and [`Limits::max_reassembly_bytes`]: the
-//! oldest partial message is evicted first. Keys of completed (or given up)
+//! partial message that went longest without a new chunk is evicted first, so
+//! a flood of one-chunk bogus messages evicts its own kind before a message
+//! that is actively arriving. Keys of completed (or given up)
 //! messages are remembered, up to [`Limits::max_completed_ids`], so late
 //! repairs and duplicates never deliver a message twice.
 
@@ -23,6 +25,7 @@ pub(crate) type Key = (String, String);
 /// One chunk group being reassembled.
 pub(crate) struct Partial {
     serial: u64,
+    touched: u64,
     /// Number of chunks.
     pub seq_len: u32,
     /// Body length of every chunk but the last, once known.
@@ -73,10 +76,6 @@ impl Partial {
             .any(|&i| u32::try_from(i).is_ok_and(|i| i < self.seq_len && !self.chunks.contains_key(&i)))
     }
 
-    /// Highest chunk index seen.
-    pub fn highest(&self) -> u32 {
-        self.highest
-    }
 }
 
 /// Why a chunk was turned away.
@@ -114,6 +113,7 @@ pub(crate) enum Insert {
 }
 
 /// A partial message evicted to stay within limits.
+#[allow(dead_code)] // read by message-level loss tracking
 pub(crate) struct Evicted {
     /// Its sender.
     pub sender: String,
@@ -124,7 +124,10 @@ pub(crate) struct Evicted {
 /// All partial messages of one endpoint.
 pub(crate) struct Reassembly {
     partials: HashMap<Key, Partial>,
-    order: BTreeMap<u64, Key>,
+    /// serial → key, for timers.
+    order: HashMap<u64, Key>,
+    /// last-touched counter → serial, least recently progressed first.
+    lru: BTreeMap<u64, u64>,
     timers: BTreeSet<(Instant, u64)>,
     next_serial: u64,
     bytes: usize,
@@ -146,7 +149,8 @@ impl Reassembly {
     pub fn new(limits: Limits) -> Self {
         Reassembly {
             partials: HashMap::new(),
-            order: BTreeMap::new(),
+            order: HashMap::new(),
+            lru: BTreeMap::new(),
             timers: BTreeSet::new(),
             next_serial: 0,
             bytes: 0,
@@ -162,11 +166,13 @@ impl Reassembly {
     }
 
     /// Number of partial messages.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.partials.len()
     }
 
     /// Whether `key` was completed or given up recently.
+    #[cfg(test)]
     pub fn is_done(&self, key: &Key) -> bool {
         self.done.contains(key)
     }
@@ -232,6 +238,7 @@ impl Reassembly {
             let serial = self.next_serial;
             self.next_serial += 1;
             self.order.insert(serial, key.clone());
+            self.lru.insert(serial, serial);
             self.bytes += PARTIAL_OVERHEAD;
             let deadline = nack.due.unwrap_or(now);
             self.timers.insert((deadline, serial));
@@ -239,6 +246,7 @@ impl Reassembly {
                 key.clone(),
                 Partial {
                     serial,
+                    touched: serial,
                     seq_len,
                     chunk_len: None,
                     last_len: None,
@@ -263,6 +271,10 @@ impl Reassembly {
         p.last_progress = now;
         let repaired = p.asked.remove(&seq);
         self.bytes += cost;
+        self.lru.remove(&p.touched);
+        p.touched = self.next_serial;
+        self.next_serial += 1;
+        self.lru.insert(p.touched, p.serial);
         if p.chunks.len() == seq_len as usize {
             let p = self.remove(&key).expect("present");
             let mut data = Vec::with_capacity(p.chunks.values().map(Vec::len).sum());
@@ -275,8 +287,8 @@ impl Reassembly {
         // Enforce limits by evicting the oldest other partials.
         let keep = self.partials[&key].serial;
         while self.partials.len() > self.limits.max_partial_messages || self.bytes > self.limits.max_reassembly_bytes {
-            let victim = self.order.iter().map(|(s, k)| (*s, k.clone())).find(|(s, _)| *s != keep);
-            let Some((_, vkey)) = victim else { break };
+            let victim = self.lru.values().find(|s| **s != keep).and_then(|s| self.order.get(s)).cloned();
+            let Some(vkey) = victim else { break };
             if let Some(v) = self.remove(&vkey) {
                 evicted.push(Evicted { sender: v.sender.id, sn: v.sn });
             }
@@ -296,6 +308,7 @@ impl Reassembly {
     fn remove(&mut self, key: &Key) -> Option<Partial> {
         let p = self.partials.remove(key)?;
         self.order.remove(&p.serial);
+        self.lru.remove(&p.touched);
         self.timers.remove(&(p.deadline, p.serial));
         self.bytes -= p.bytes;
         Some(p)
@@ -306,6 +319,15 @@ impl Reassembly {
         let p = self.remove(key)?;
         self.mark_done(key.clone());
         Some(p)
+    }
+
+    /// Records a single-datagram message as delivered; false if it already was.
+    pub fn mark_single_done(&mut self, key: Key) -> bool {
+        if self.done.contains(&key) {
+            return false;
+        }
+        self.mark_done(key);
+        true
     }
 
     fn mark_done(&mut self, key: Key) {

@@ -15,10 +15,46 @@
 //!   sends `min(times asked, 3)` copies: persistent loss costs a little
 //!   redundancy instead of a lost message;
 //! * a sender resends one datagram at most once per `d / 4`, however many
-//!   receivers ask.
+//!   receivers ask, and at most `max_repair_bytes_per_requester` bytes per
+//!   second in answer to one requester ([`RepairBudget`]).
 
 use rand::Rng;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+/// Most requesters with a repair budget remembered; the idlest is forgotten.
+const MAX_REQUESTERS: usize = 1024;
+
+/// Token buckets of repair bytes, one per requester id.
+pub(crate) struct RepairBudget {
+    rate: f64,
+    buckets: HashMap<String, (f64, Instant)>,
+}
+
+impl RepairBudget {
+    pub fn new(bytes_per_sec: usize) -> Self {
+        RepairBudget { rate: bytes_per_sec as f64, buckets: HashMap::new() }
+    }
+
+    /// Takes `bytes` from `requester`'s bucket if it holds enough.
+    pub fn take(&mut self, now: Instant, requester: &str, bytes: usize) -> bool {
+        if !self.buckets.contains_key(requester) && self.buckets.len() >= MAX_REQUESTERS {
+            if let Some(idle) = self.buckets.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone()) {
+                self.buckets.remove(&idle);
+            }
+        }
+        let rate = self.rate;
+        let (tokens, last) = self.buckets.entry(requester.to_owned()).or_insert((rate, now));
+        *tokens = (*tokens + rate * now.saturating_duration_since(*last).as_secs_f64()).min(rate);
+        *last = now;
+        if *tokens >= bytes as f64 {
+            *tokens -= bytes as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// Most copies of one request sent at once.
 pub(crate) const MAX_REQUEST_COPIES: u32 = 3;
@@ -100,6 +136,21 @@ mod tests {
             let j = t.jittered(&mut rng);
             assert!(j >= t.base && j < 2 * t.base);
         }
+    }
+
+    #[test]
+    fn repair_budget_per_requester() {
+        let t0 = Instant::now();
+        let mut b = RepairBudget::new(1000);
+        assert!(b.take(t0, "a", 600));
+        assert!(!b.take(t0, "a", 600));
+        assert!(b.take(t0, "b", 600));
+        assert!(b.take(t0 + Duration::from_millis(200), "a", 600));
+        assert!(!b.take(t0 + Duration::from_millis(200), "a", 100));
+        for i in 0..2 * MAX_REQUESTERS {
+            b.take(t0, &i.to_string(), 1);
+        }
+        assert!(b.buckets.len() <= MAX_REQUESTERS);
     }
 
     #[test]

@@ -63,6 +63,7 @@ impl Retention {
     }
 
     /// Number of messages held.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -150,6 +151,7 @@ impl Retention {
     }
 
     /// Datagrams to resend for whole messages `sns` (all their datagrams).
+    #[allow(dead_code)] // message-level repair
     pub fn repair_messages(&mut self, now: Instant, sns: &[i64], window: Duration) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for sn in sns {
@@ -169,6 +171,7 @@ impl Retention {
     }
 
     /// True when message `sn` is still retained.
+    #[allow(dead_code)] // message-level repair
     pub fn has_sn(&self, sn: i64) -> bool {
         self.by_sn.contains_key(&sn)
     }

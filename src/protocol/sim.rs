@@ -15,9 +15,11 @@
 //! let a = net.add_endpoint(Config::default());
 //! let b = net.add_endpoint(Config::default());
 //! net.set_loss(0.3); // 30% of datagrams lost on every link
-//! net.emit(a, "hello", &[bson::Bson::Int32(1)]).unwrap();
+//! let big = bson::Bson::String("x".repeat(50_000)); // ~50 chunks
+//! net.emit(a, "hello", &[big.clone()]).unwrap();
 //! net.run_for(Duration::from_secs(10));
 //! assert_eq!(net.events(b).len(), 1);
+//! assert_eq!(net.events(b)[0].args, vec![big]);
 //! ```
 
 use super::{Config, Destination, Endpoint, Event, Identity, Output, Stats};

@@ -27,6 +27,8 @@ pub struct Stats {
     pub repair_requests_suppressed: u64,
     /// Resends skipped because the same datagram was resent very recently.
     pub repairs_suppressed: u64,
+    /// Resends withheld because the requester exceeded its repair byte budget.
+    pub repairs_rate_limited: u64,
     /// Repair requests ignored (unknown or expired message, or addressed to another node).
     pub repair_requests_ignored: u64,
     /// Sent messages dropped from retention before their time to stay within limits.

@@ -294,6 +294,57 @@ mod tests {
         out
     }
 
+    /// `emit('myevent', 'hello')` as eventcast 0.1.2 sent it (vector
+    /// `plain-one-string`): metaLength 0x00e0, the meta in 0.1.x order, then
+    /// `{payload: ['hello']}`.
+    const GOLDEN_PLAIN: &str = "00e0e000000010760003000000107365710000000000107365714c656e0001000000027365714964\
+        0029000000616635303564303737313465666565353734663536666366366639646437663562313638613335350008\
+        736571456e64000108656e630000026e616d6500080000006d796576656e740002686f7374000900000031302e31\
+        2e322e330010706f7274002823000002686f73746e616d650003000000766d0002696400110000006131623263\
+        3364346535663630373138000274696d650019000000323032362d31312d32365431363a30343a34342e3238325a\
+        000020000000047061796c6f616400120000000230000600000068656c6c6f000000";
+
+    /// The same with our `sn` extension (2^40 + 5): element `12 'sn' 00` and
+    /// 8 little-endian bytes before the meta's terminator; lengths +12.
+    const GOLDEN_SN: &str = "00ecec00000010760003000000107365710000000000107365714c656e0001000000027365714964\
+        0029000000616635303564303737313465666565353734663536666366366639646437663562313638613335350008\
+        736571456e64000108656e630000026e616d6500080000006d796576656e740002686f7374000900000031302e31\
+        2e322e330010706f7274002823000002686f73746e616d650003000000766d0002696400110000006131623263\
+        3364346535663630373138000274696d650019000000323032362d31312d32365431363a30343a34342e3238325a\
+        0012736e0005000000000100000020000000047061796c6f616400120000000230000600000068656c6c6f000000";
+
+    fn golden_meta(sn: Option<i64>) -> Meta {
+        Meta {
+            v: 3,
+            seq: 0,
+            seq_len: 1,
+            seq_id: "af505d07714efee574f56fcf6f9dd7f5b168a355".into(),
+            seq_end: true,
+            enc: false,
+            nonce: None,
+            name: Some("myevent".into()),
+            host: Some("10.1.2.3".into()),
+            port: Some(9000),
+            hostname: Some("vm".into()),
+            id: Some("a1b2c3d4e5f60718".into()),
+            time: Some("2026-11-26T16:04:44.282Z".into()),
+            sn,
+        }
+    }
+
+    #[test]
+    fn golden_bytes() {
+        for (golden, sn) in [(GOLDEN_PLAIN, None), (GOLDEN_SN, Some((1 << 40) + 5))] {
+            let body = crate::wire::encode_args(&["hello".into()]);
+            let mut out = Vec::new();
+            encode_datagram(&golden_meta(sn), &body, &mut out);
+            assert_eq!(crate::wire::ids::hex(&out), golden);
+            let d = decode_datagram(&out).unwrap();
+            assert_eq!(d.meta, golden_meta(sn));
+            assert_eq!(d.body, body);
+        }
+    }
+
     #[test]
     fn round_trip_minimal() {
         let mut out = Vec::new();

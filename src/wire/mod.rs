@@ -16,6 +16,7 @@ pub mod ids;
 pub mod legacy;
 pub mod meta;
 pub mod retx;
+pub mod secure;
 
 pub use body::{
     bson_options_to_js_flags, decode_body, decode_body_raw, encode_args, encode_document_body,
@@ -26,6 +27,7 @@ pub use datagram::{
 };
 pub use meta::Meta;
 pub use retx::RetxRequest;
+pub use secure::SecureKey;
 
 /// The only protocol version this crate speaks (0.1.x `Eventcast.protocolVersion`).
 pub const PROTOCOL_VERSION: i32 = 3;

@@ -1,0 +1,101 @@
+'use strict'
+// Shared test helpers. Every test that opens a socket calls requireNetns()
+// first: tests must never send datagrams to a real network.
+const path = require('node:path')
+const fs = require('node:fs')
+const { inPrivateNetns } = require('../scripts/netns.js')
+
+const root = path.resolve(__dirname, '..')
+
+function requireNetns () {
+  if (!inPrivateNetns()) {
+    throw new Error('refusing to open sockets outside a private network namespace (this host has a real network). ' +
+      'Run the tests with `npm test`, which enters one, or under: ' +
+      "unshare -n sh -c 'ip link set lo up; ip route add 224.0.0.0/4 dev lo; node --test __test__/'")
+  }
+}
+
+/** A random port for a test group (a range apart from the defaults that examples use). */
+function port () {
+  return 20000 + Math.floor(Math.random() * 20000)
+}
+
+/** Resolves with the args of the next `event` on `emitter`, rejects after `ms`. */
+function next (emitter, event, ms = 3000) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      emitter.off(event, on)
+      reject(new Error(`timed out after ${ms} ms waiting for ${String(event)}`))
+    }, ms)
+    function on (...args) {
+      clearTimeout(t)
+      resolve(args)
+    }
+    emitter.once(event, on)
+  })
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Captures the eventcast log records written to stdout while fn runs (async).
+ * Anything else passes through: under `node --test`, stdout also carries the runner's reports.
+ */
+async function captureStdout (fn) {
+  const orig = process.stdout.write
+  let out = ''
+  process.stdout.write = function (chunk, ...rest) {
+    if (typeof chunk === 'string' && chunk.startsWith('{"name":"eventcast"')) {
+      out += chunk
+      return true
+    }
+    return orig.call(this, chunk, ...rest)
+  }
+  try {
+    await fn()
+  } finally {
+    process.stdout.write = orig
+  }
+  return out
+}
+
+function records (out) {
+  return out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
+}
+
+/** Splits a 0.1.x datagram into meta bytes and body. */
+function splitDatagram (buf) {
+  const metaLength = buf.readUInt16BE(0)
+  return { meta: buf.subarray(2, 2 + metaLength), body: buf.subarray(2 + metaLength) }
+}
+
+function vectors () {
+  const file = path.resolve(root, '..', 'shared', 'vectors', 'eventcast-0.1.2.json')
+  if (!fs.existsSync(file)) return null
+  return JSON.parse(fs.readFileSync(file, 'utf8'))
+}
+
+/** The Rust CLI binary (release preferred), or null. */
+function cliPath () {
+  for (const p of ['target/release/eventcast', 'target/debug/eventcast']) {
+    const f = path.join(root, p)
+    if (fs.existsSync(f)) return f
+  }
+  return null
+}
+
+/** Instances made with make() are stopped after the file's tests (so a failed test cannot hang the run). */
+const made = new Set()
+function make (opts) {
+  const Eventcast = require('..')
+  const ec = Eventcast(opts)
+  made.add(ec)
+  return ec
+}
+async function stopAll () {
+  await Promise.all([...made].map((ec) => ec.stop().catch(() => {})))
+  made.clear()
+}
+require('node:test').after(stopAll)
+
+module.exports = { make, stopAll, root, requireNetns, port, next, sleep, captureStdout, records, splitDatagram, vectors, cliPath }

@@ -1,0 +1,239 @@
+// Type definitions for eventcast 0.2 — a network EventEmitter over UDP multicast.
+/// <reference types="node" />
+import { EventEmitter } from 'node:events'
+
+declare namespace Eventcast {
+  /** Bunyan level names; numbers 10 (trace) … 60 (fatal) are accepted too. */
+  type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
+  type LogLevel = LogLevelName | number
+
+  interface EncryptOptions {
+    /** Shared passphrase (non-empty). */
+    key: string
+    /**
+     * Speak eventcast 0.1.x's unauthenticated scheme (AES-128-CBC, MD5-derived
+     * key and fixed IV) for mixed fleets. Default false: the authenticated scheme.
+     */
+    legacy?: boolean
+    /** Accepted for 0.1.x configs: only `'aes128'` / `'aes-128-cbc'`. */
+    algorithm?: 'aes128' | 'aes-128-cbc'
+  }
+
+  interface Options {
+    /** Address to bind. Default `'0.0.0.0'`. */
+    address?: string
+    /** UDP port shared by the group (1–65535). Default: random in 49152–65535. */
+    port?: number
+    /** Multicast group (224.0.0.0–239.255.255.255). Default `'224.0.0.1'`. */
+    multicastMembership?: string
+    /** IPv4 address of the interface to join and send on. Default: any. */
+    multicastInterface?: string
+    /** Receive our group's datagrams on this host (needed for several nodes per host). Default true. */
+    multicastLoopback?: boolean
+    /** Multicast TTL (0–255). Default 1. */
+    multicastTtl?: number
+    /** Serve the TCP REPL. Default false (also enabled by giving `replPort`). */
+    replEnabled?: boolean
+    /** REPL port. Default: random in 49152–65535. */
+    replPort?: number
+    /** REPL bind host. Default `'localhost'`; anything else logs a warning. */
+    replHost?: string
+    /** Encryption: false (default) or `{key, legacy?}`. */
+    encrypt?: false | EncryptOptions
+    /** Largest datagram before a message is chunked (1–65000). Default 1024. */
+    maxPayloadSize?: number
+    /** Reassembly timeout in ms; retention is 3× this. Default 3000. */
+    messageTtl?: number
+    /** Repair requests per stalled message (0–1000). Default 3. */
+    messageRetransmitAttempts?: number
+    /** 0.1.x's spelling of `messageRetransmitAttempts`. */
+    messageRetransmitAttemps?: number
+    /** Write bunyan JSON records to stdout. Default false. */
+    log?: boolean
+    /** Level of the logger. Default `'error'` (50). An invalid level logs a warning. */
+    logLevel?: LogLevel
+  }
+
+  /** The resolved options (`instance.config`). */
+  interface Config {
+    readonly address: string
+    readonly port: number
+    readonly multicastMembership: string
+    readonly multicastInterface: string | undefined
+    readonly multicastLoopback: boolean
+    readonly multicastTtl: number
+    readonly replEnabled: boolean
+    readonly replPort: number | undefined
+    readonly replHost: string
+    readonly encrypt: false | Readonly<{ key: string, legacy: boolean }>
+    readonly maxPayloadSize: number
+    readonly messageTtl: number
+    readonly messageRetransmitAttempts: number
+    readonly messageRetransmitAttemps: number
+    readonly log: boolean
+    /** Numeric bunyan level. */
+    readonly logLevel: number
+  }
+
+  type Status = 'stopped' | 'starting' | 'started' | 'stopping'
+
+  interface Address {
+    /** The IPv4 address peers see in our datagrams (first non-internal one, else 127.0.0.1). */
+    host: string
+    /** The group port. */
+    port: number
+  }
+
+  interface Stats {
+    datagramsSent: number
+    datagramsReceived: number
+    eventsDelivered: number
+    eventsSent: number
+    ownDatagramsIgnored: number
+    duplicatesIgnored: number
+    repairsRequested: number
+    repairsSent: number
+    repairsReceived: number
+    gapsUnrecovered: number
+    rejectedMalformed: number
+    rejectedVersion: number
+    rejectedDecrypt: number
+    rejectedLimits: number
+    partialsEvicted: number
+    reassemblyBytes: number
+    retainedBytes: number
+    notificationsDropped: number
+    sendErrors: number
+  }
+
+  interface Gap {
+    /** Sender instance id. */
+    sender: string
+    /** Messages lost beyond repair. */
+    count: number
+  }
+
+  interface ReplClient {
+    address: string | undefined
+    port: number | undefined
+  }
+
+  /**
+   * Errors carry a stable `code`:
+   * - thrown by `emit`: `EPAYLOAD` (TypeError) — the arguments cannot be sent;
+   * - on 'error' / start / stop: `EPRVERSION` (a datagram of another protocol
+   *   version), `EADDRINUSE`, `EADDRNOTAVAIL`, `EACCES`, `ESOCKET`;
+   * - thrown by the constructor: see {@link Codes}.
+   */
+  interface EventcastError extends Error {
+    code: string
+  }
+
+  /** Codes of option validation errors (TypeError for a wrong type, RangeError for a value out of range). */
+  interface Codes {
+    /** The argument is neither a port number nor an options object. */
+    readonly OPTIONS: 'ERR_EVENTCAST_OPTIONS'
+    /** `port` / `replPort`. */
+    readonly PORT: 'ERR_EVENTCAST_PORT'
+    /** `address`, `multicastMembership`, `multicastInterface`, `replHost`. */
+    readonly ADDRESS: 'ERR_EVENTCAST_ADDRESS'
+    /** Booleans, sizes, TTLs, attempts. */
+    readonly VALUE: 'ERR_EVENTCAST_OPTION_VALUE'
+    /** `encrypt`. */
+    readonly ENCRYPT: 'ERR_EVENTCAST_ENCRYPT'
+  }
+
+  /**
+   * A values a network event argument may hold. Received values arrive as:
+   * numbers (int64 beyond ±2^53 as `bigint`), strings, booleans, `null`
+   * (also for `undefined`), arrays, plain objects, `Date`, `RegExp`, `Buffer`.
+   */
+  type Value =
+    | string | number | bigint | boolean | null | undefined
+    | Date | RegExp | Uint8Array | ArrayBuffer
+    | Value[] | { [key: string]: Value }
+
+  /** Event map for the typed form: `Eventcast<{ myevent: [string, number] }>`. */
+  type EventMap = Record<string, any[]>
+
+  /** Events the instance itself emits. */
+  interface BuiltinEvents {
+    start: []
+    stop: []
+    error: [err: EventcastError]
+    gap: [gap: Gap]
+    replConnected: [client: ReplClient]
+    replDisconnected: [client: ReplClient]
+  }
+
+  type Listener<Args extends any[]> = (...args: Args) => void
+  type AllEvents<E extends EventMap> = E & BuiltinEvents
+}
+
+interface Eventcast<E extends Eventcast.EventMap = Eventcast.EventMap> extends EventEmitter {
+  /** Instance id, 16 lower-case hex chars. */
+  readonly id: string
+  /** The resolved options. */
+  readonly config: Eventcast.Config
+  readonly status: Eventcast.Status
+  getAddress (): Eventcast.Address
+  /** Node counters (datagrams, events, repairs, gaps, rejections, memory held). */
+  stats (): Eventcast.Stats
+  /** Connected REPL clients. */
+  clients (): number
+
+  /** Log levels, one per stream (`[50]` with `log: true` and defaults; `[]` without logging). */
+  logLevel (): number[]
+  /** Sets every component's level; returns the levels. Invalid: warning, no change. */
+  logLevel (level: Eventcast.LogLevel): number[]
+  /** Sets one component's level (`'eventcast'` or `'repl'`). */
+  logLevel (component: 'eventcast' | 'repl', level: Eventcast.LogLevel): number[]
+
+  /** Binds and joins the group; `cb()` when ready or `cb(err)`. Idempotent. */
+  start (cb: (err?: Eventcast.EventcastError) => void): this
+  start (): Promise<void>
+  /** Leaves the group and closes; emits 'stop'. Idempotent. */
+  stop (cb: (err?: Eventcast.EventcastError) => void): true
+  stop (): Promise<void>
+
+  /**
+   * Sends the event to the group (when started), then emits it locally like
+   * EventEmitter#emit. Throws TypeError `EPAYLOAD` before sending when an
+   * argument cannot be carried (function, symbol, circular structure, too large).
+   */
+  emit<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, ...args: Eventcast.AllEvents<E>[K]): boolean
+  emit (event: string | symbol, ...args: Eventcast.Value[]): boolean
+
+  on<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
+  on (event: string | symbol, listener: (...args: any[]) => void): this
+  addListener<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
+  addListener (event: string | symbol, listener: (...args: any[]) => void): this
+  once<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
+  once (event: string | symbol, listener: (...args: any[]) => void): this
+  prependListener<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
+  prependListener (event: string | symbol, listener: (...args: any[]) => void): this
+  prependOnceListener<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
+  prependOnceListener (event: string | symbol, listener: (...args: any[]) => void): this
+  off<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
+  off (event: string | symbol, listener: (...args: any[]) => void): this
+  removeListener<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
+  removeListener (event: string | symbol, listener: (...args: any[]) => void): this
+}
+
+interface EventcastConstructor {
+  new <E extends Eventcast.EventMap = Eventcast.EventMap> (options?: number | Eventcast.Options): Eventcast<E>
+  <E extends Eventcast.EventMap = Eventcast.EventMap> (options?: number | Eventcast.Options): Eventcast<E>
+  readonly prototype: Eventcast
+  /** A random integer port in [min, max] (default 49152–65535). */
+  getRandomPort (min?: number, max?: number): number
+  /** Wire protocol version (3, as eventcast 0.1.x). */
+  readonly protocolVersion: 3
+  /** Option validation error codes. */
+  readonly codes: Eventcast.Codes
+  readonly Eventcast: EventcastConstructor
+  readonly default: EventcastConstructor
+}
+
+declare const Eventcast: EventcastConstructor
+
+export = Eventcast
