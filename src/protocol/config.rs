@@ -69,7 +69,7 @@ impl Default for Limits {
             max_message_size: 16 * 1024 * 1024,
             max_partial_messages: 1024,
             max_reassembly_bytes: 64 * 1024 * 1024,
-            max_retained_bytes: 64 * 1024 * 1024,
+            max_retained_bytes: 128 * 1024 * 1024,
             max_completed_ids: 16 * 1024,
             max_repair_bytes_per_requester: 16 * 1024 * 1024,
         }

@@ -30,7 +30,7 @@ const MAX_DEPTH: u8 = 3;
 /// Most messages retained for repair, whatever their size.
 const MAX_RETAINED_MESSAGES: usize = 65_536;
 /// Most request datagrams sent for one partial message (or sender) at one time.
-const MAX_REQUESTS_PER_ROUND: usize = 8;
+const MAX_REQUESTS_PER_ROUND: usize = 32;
 /// Most senders tracked for message-level loss detection; the one heard from
 /// least recently is forgotten first (its missing messages reported as a gap).
 const MAX_SENDERS: usize = 1024;
@@ -81,7 +81,9 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// A new endpoint; `seed` seeds its id/nonce generator (fixed in simulations).
+    /// A new endpoint; `seed` seeds its id/nonce/IV generator (fixed in
+    /// simulations; drivers pass a random seed). Call
+    /// [`Endpoint::set_wall_clock`] before feeding it datagrams.
     pub fn new(config: Config, identity: Identity, seed: u64) -> Self {
         let timing = RepairTiming::new(config.message_ttl);
         let retention = Retention::new(3 * config.message_ttl, config.limits.max_retained_bytes, MAX_RETAINED_MESSAGES);
@@ -462,7 +464,7 @@ impl Endpoint {
                     match self.peers.get_mut(&sender.id) {
                         Some(p) => {
                             let before = p.missing_count();
-                            if p.is_missing(sn) && p.nack.attempts > 0 {
+                            if p.is_missing(sn) && sn <= p.asked_upto {
                                 self.stats.repairs_received += 1;
                             }
                             let (verdict, lost) = p.on_message(now, sn);
@@ -593,14 +595,15 @@ impl Endpoint {
                 continue;
             }
             if p.nack.due.is_some_and(|d| d <= now) {
-                let missing = p.missing(MAX_ITEMS_PER_REQUEST * MAX_REQUESTS_PER_ROUND);
+                let per_request = items_per_request(self.config.max_payload_size, 10);
+                let missing = p.missing(per_request * MAX_REQUESTS_PER_ROUND);
                 let delay = self.timing.jittered(&mut self.rng);
                 let copies = p.nack.fire(now, delay, self.config.retransmit_attempts);
                 p.asked(&missing);
                 let deadline = p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl));
                 let to = p.sender.id.clone();
                 self.reassembly.reschedule(&key, deadline);
-                for batch in missing.chunks(MAX_ITEMS_PER_REQUEST) {
+                for batch in missing.chunks(per_request) {
                     let req = RepairRequest {
                         id: self.identity.id.clone(),
                         seq_id: key.1.clone(),
@@ -736,9 +739,11 @@ impl Endpoint {
             p.nack = Nack { due: None, attempts: 0 };
             self.report_gap(id, lost);
         } else if p.nack.due.is_some_and(|d| d <= now) {
-            let missing = p.missing(MAX_ITEMS_PER_REQUEST * MAX_REQUESTS_PER_ROUND);
+            let per_request = items_per_request(self.config.max_payload_size, 15);
+            let missing = p.missing(per_request * MAX_REQUESTS_PER_ROUND);
+            p.asked_upto = p.asked_upto.max(missing.last().copied().unwrap_or(0));
             let copies = p.nack.fire(now, delay, retries);
-            for batch in missing.chunks(MAX_ITEMS_PER_REQUEST) {
+            for batch in missing.chunks(per_request) {
                 let req = RepairRequest {
                     id: self.identity.id.clone(),
                     seq_id: String::new(),
@@ -796,6 +801,13 @@ impl Endpoint {
     }
 }
 
+
+/// How many chunk indexes or message numbers fit in one request so that it
+/// stays a single datagram: about 300 bytes of meta and document fields, and
+/// `item_bytes` per BSON array element (type, decimal key, value).
+fn items_per_request(max_payload_size: usize, item_bytes: usize) -> usize {
+    (max_payload_size.saturating_sub(300) / item_bytes).clamp(8, MAX_ITEMS_PER_REQUEST)
+}
 
 fn bson_i64(b: &Bson) -> Option<i64> {
     match b {

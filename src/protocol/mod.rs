@@ -11,7 +11,75 @@
 //!   [`Endpoint::poll_timeout`] (when to call `handle_timeout` next).
 //!
 //! This mirrors quinn-proto and smoltcp, and is what makes loss and timing
-//! tests deterministic (see [`sim`]).
+//! tests deterministic (see [`sim`]). Drivers call
+//! [`Endpoint::set_wall_clock`] once at start: the engine never reads a clock,
+//! and it needs wall time for the `time` field of the datagrams it sends on
+//! its own (repair requests, heartbeats) and for the freshness check of the
+//! authenticated scheme.
+//!
+//! # Parts
+//!
+//! * `retention` — the sender keeps the datagrams of each message it sent
+//!   for `3 * message_ttl`, bounded by [`Limits::max_retained_bytes`] and
+//!   65,536 messages (oldest dropped first, counted in
+//!   [`Stats::retention_dropped`]), indexed by chunk group (`seqId`) and by
+//!   message number (`sn`).
+//! * `reassembly` — chunk groups keyed by (sender id, seqId); memory follows
+//!   what arrived, bounded by [`Limits::max_partial_messages`] and
+//!   [`Limits::max_reassembly_bytes`] (least recently progressed evicted first);
+//!   completed keys are remembered ([`Limits::max_completed_ids`]) so a
+//!   message is delivered once even when late repairs arrive.
+//! * `tracker` — per-sender window over `sn`: duplicate suppression, lost
+//!   single-datagram messages and tail loss (via heartbeats), replay window.
+//! * `repair` — when to ask (NACK timers with jitter and suppression) and
+//!   how much to answer (resend window, per-requester byte budget).
+//! * `request` — the `__ec_retx` document.
+//!
+//! # Extensions to the 0.1.x protocol (all ignored by 0.1.x nodes)
+//!
+//! * meta field `sn` (int64) on every datagram of an event: the sender's
+//!   message number, 1, 2, 3, ... per instance id;
+//! * `__ec_hb` heartbeat messages, payload `{id, sn}` with the sender's latest
+//!   `sn`, sent every `clamp(message_ttl / 6, 20 ms, 1 s)` while the node
+//!   emits and three more times after its last emit;
+//! * `__ec_retx` documents may carry `missedSn: [int64..]` (whole messages)
+//!   and `to` (the instance id of the sender asked).
+//!
+//! # Repair
+//!
+//! A receiver waits a jittered delay in `[d, 2d)` with
+//! `d = clamp(message_ttl / 8, 10 ms, 500 ms)` (375 ms by default) after
+//! noticing missing data, then multicasts a request to the group; hearing
+//! someone else's request for the same data first postpones its own. It asks
+//! again up to `retransmit_attempts` more times while no progress is made
+//! (escalating to 2 and 3 copies of the request); any progress resets that
+//! count. Data with no progress for `message_ttl` is given up and reported as
+//! [`Output::Gap`] (and [`Stats::gaps_unrecovered`]): loss is never silent.
+//! Senders resend requested datagrams unchanged, to the group only (never to
+//! an address written in a request: several nodes may share a host and port,
+//! and a forged request must not make us a reflector), at most once per
+//! `d / 4` per datagram and within [`Limits::max_repair_bytes_per_requester`].
+//!
+//! # Delivery guarantees
+//!
+//! Each event is delivered at most once. Events of a sender that numbers its
+//! messages (this crate) are delivered unless reported in a gap: loss is
+//! repaired while the sender still retains the message (`3 * message_ttl`).
+//! No ordering is guaranteed (events are delivered as they complete). A late
+//! joiner gets a sender's events from the first one it sees onwards (plus
+//! reordered slightly older ones that arrive within `message_ttl`); when that
+//! first one is among the sender's first 32, it asks for the earlier ones.
+//! Events of 0.1.x senders (no `sn`): chunk loss is repaired, whole-datagram
+//! loss cannot be detected.
+//!
+//! # Authenticated encryption
+//!
+//! With [`Encryption::Secure`] every datagram, chunks, requests and
+//! heartbeats included, is sealed on its own; anything that does not open is
+//! dropped and counted ([`Stats::rejected_decrypt`]). Authenticated datagrams
+//! whose `time` is more than `3 * message_ttl + 5 s` old or 5 s in the future
+//! are dropped as replays ([`Stats::rejected_replay`]); within that window the
+//! per-sender `sn` window drops repeats. Events must carry `sn`.
 
 mod config;
 mod endpoint;
@@ -37,7 +105,8 @@ use std::net::SocketAddr;
 pub enum Destination {
     /// The multicast group and port the node is joined to.
     Group,
-    /// One address (used only to answer 0.1.x peers, see the module docs of `endpoint`).
+    /// One address. The engine itself never produces it: requests and repairs
+    /// go to the group (see the module docs).
     Unicast(SocketAddr),
 }
 

@@ -59,7 +59,7 @@ impl RepairRequest {
     }
 
     /// Parses a request leniently (numbers of any BSON numeric type); `None` when
-    /// it is not a request at all. List lengths are capped at 4 * [`MAX_ITEMS_PER_REQUEST`].
+    /// it is not a request at all. List lengths are capped at 256 entries.
     pub fn from_document(d: &Document) -> Option<Self> {
         let cap = 4 * MAX_ITEMS_PER_REQUEST;
         let id = d.get_str("id").ok()?.to_owned();

@@ -65,6 +65,8 @@ pub(crate) struct Peer {
     pub last_progress: Instant,
     /// When this sender was last heard from (for eviction of idle senders).
     pub last_heard: Instant,
+    /// Highest `sn` we have asked for (arrivals up to it count as repairs).
+    pub asked_upto: i64,
 }
 
 fn bit(sn: i64) -> (usize, u64) {
@@ -89,6 +91,7 @@ impl Peer {
             nack: Nack { due: None, attempts: 0 },
             last_progress: now,
             last_heard: now,
+            asked_upto: 0,
         }
     }
 
