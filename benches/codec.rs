@@ -8,7 +8,7 @@ use bson::spec::BinarySubtype;
 use bson::{Binary, Bson};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use eventcast::protocol::{Config, Encryption, Endpoint, Identity};
-use eventcast::wire::{self, legacy::LegacyKey, Meta};
+use eventcast::wire::{self, legacy::LegacyKey, secure::SecureKey, Meta};
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
@@ -104,6 +104,17 @@ fn codec(c: &mut Criterion) {
     g.bench_function("encrypt_small", |b| b.iter(|| key.encrypt(black_box(&small))));
     g.bench_function("decrypt_small", |b| b.iter(|| key.decrypt(black_box(&ct))));
     g.finish();
+
+    // The authenticated default (`encrypt: {key}`). Per-datagram cost does not depend
+    // on the PBKDF2 iteration count, so the bench derives with few iterations.
+    let key = SecureKey::derive_with_iterations("bench passphrase", 1000);
+    let mut rng = rand::thread_rng();
+    let sealed = key.seal(&small, &mut rng);
+    let mut g = c.benchmark_group("secure_encryption");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("seal_small", |b| b.iter(|| key.seal(black_box(&small), &mut rng)));
+    g.bench_function("open_small", |b| b.iter(|| key.open(black_box(&sealed))));
+    g.finish();
 }
 
 /// Runs one message from `tx` to `rx`; returns the events delivered.
@@ -124,9 +135,14 @@ fn round_trip(tx: &mut Endpoint, rx: &mut Endpoint, name: &str, args: &[Bson]) -
 
 fn endpoint(c: &mut Criterion) {
     let mut g = c.benchmark_group("endpoint_round_trip");
-    for (label, enc) in [("plain", false), ("legacy_encrypted", true)] {
+    let secure = SecureKey::derive_with_iterations("bench passphrase", 1000);
+    for (label, enc) in [("plain", 0), ("legacy_encrypted", 1), ("secure_encrypted", 2)] {
         let config = || Config {
-            encryption: if enc { Encryption::Legacy(LegacyKey::from_passphrase("bench passphrase")) } else { Encryption::None },
+            encryption: match enc {
+                1 => Encryption::Legacy(LegacyKey::from_passphrase("bench passphrase")),
+                2 => Encryption::Secure(secure.clone()),
+                _ => Encryption::None,
+            },
             ..Config::default()
         };
         let mut tx = Endpoint::new(config(), identity("00000000000000aa"), 1);
@@ -134,7 +150,7 @@ fn endpoint(c: &mut Criterion) {
         let args = small_args();
         g.throughput(Throughput::Elements(1));
         g.bench_function(format!("small_{label}"), |b| b.iter(|| round_trip(&mut tx, &mut rx, "e", &args)));
-        if !enc {
+        if enc == 0 {
             let big = vec![Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![7u8; 100 * 1024] })];
             g.throughput(Throughput::Bytes(100 * 1024));
             g.bench_function("100KiB_plain", |b| b.iter(|| round_trip(&mut tx, &mut rx, "e", &big)));
