@@ -93,9 +93,10 @@ function paced (rate, total, sendOne) {
 }
 
 // ---- receiver tally -----------------------------------------------------------
-const tally = { trial: -1, count: 0, bytes: 0, first: 0, last: 0, lat: [] }
-function reset (trial) {
+const tally = { trial: -1, count: 0, bytes: 0, first: 0, last: 0, lat: [], keepLat: true }
+function reset (trial, keepLat) {
   tally.trial = trial
+  tally.keepLat = keepLat
   tally.count = 0
   tally.bytes = 0
   tally.first = 0
@@ -109,7 +110,7 @@ function record (trial, bytes, ts) {
   tally.count++
   tally.bytes += bytes
   tally.last = now
-  if (bytes <= 128 && tally.lat.length < 4e6) tally.lat.push(now - ts)
+  if (tally.keepLat && bytes <= 128 && tally.lat.length < 4e6) tally.lat.push(now - ts)
 }
 function report () {
   return {
@@ -261,7 +262,7 @@ async function main () {
         break
       }
       case 'reset':
-        reset(cmd.trial)
+        reset(cmd.trial, cmd.lat !== false) // lat: false keeps no latencies (soak: RSS is ours only)
         answer({ id, ok: true })
         break
       case 'report':

@@ -386,7 +386,7 @@ async function scenarioMemory () {
 async function scenarioSoak () {
   await withPair('ours', async (p) => {
     const trial = trialNo++
-    await p.rcv.cmd({ cmd: 'reset', trial })
+    await p.rcv.cmd({ cmd: 'reset', trial, lat: false })
     const rate = 10000
     const sending = p.snd.cmd({ cmd: 'rate', trial, rate, dur: SOAK, size: 64 }, (SOAK + 60) * 1000)
     const samples = []
@@ -465,6 +465,7 @@ function table (addonKind, wallSec) {
   const out = []
   out.push(`eventcast bench — ${new Date().toISOString()} — ${os.cpus().length} CPUs (${os.cpus()[0]?.model || '?'}), Node ${process.version}, ${REPEATS} repeat(s)${QUICK ? ', --quick' : ''}, ${Math.round(wallSec)} s`)
   out.push(`addon: ${addonKind}`)
+  out.push(`load average (1 min) at start ${loadStart.toFixed(2)}, at end ${os.loadavg()[0].toFixed(2)} — other work on the machine skews absolute numbers; compare ratios`)
   out.push('cells: median (min–max) over repeats; ratios are per repeat, then median (min–max)')
   out.push('')
   out.push(md(head, rows))
@@ -489,6 +490,7 @@ function md (head, rows) {
 }
 
 // ---- main ---------------------------------------------------------------------------------
+const loadStart = os.loadavg()[0]
 async function main () {
   const started = Date.now()
   const addonKind = build()
