@@ -168,9 +168,14 @@ declare namespace Eventcast {
 
   type Listener<Args extends any[]> = (...args: Args) => void
   type AllEvents<E extends EventMap> = E & BuiltinEvents
+  /** Arguments of event K: typed for names in the map (and built-in events), free otherwise. */
+  type ArgsOf<E extends EventMap, K> = K extends keyof AllEvents<E> ? AllEvents<E>[K] : Value[]
+  type ListenerOf<E extends EventMap, K> = K extends keyof AllEvents<E> ? Listener<AllEvents<E>[K]> : (...args: any[]) => void
 }
 
-interface Eventcast<E extends Eventcast.EventMap = Eventcast.EventMap> extends EventEmitter {
+type TypedMethods = 'emit' | 'on' | 'addListener' | 'once' | 'prependListener' | 'prependOnceListener' | 'off' | 'removeListener'
+
+interface Eventcast<E extends Eventcast.EventMap = Eventcast.EventMap> extends Omit<EventEmitter, TypedMethods> {
   /** Instance id, 16 lower-case hex chars. */
   readonly id: string
   /** The resolved options. */
@@ -201,23 +206,15 @@ interface Eventcast<E extends Eventcast.EventMap = Eventcast.EventMap> extends E
    * EventEmitter#emit. Throws TypeError `EPAYLOAD` before sending when an
    * argument cannot be carried (function, symbol, circular structure, too large).
    */
-  emit<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, ...args: Eventcast.AllEvents<E>[K]): boolean
-  emit (event: string | symbol, ...args: Eventcast.Value[]): boolean
+  emit<K extends string | symbol> (event: K, ...args: Eventcast.ArgsOf<E, K>): boolean
 
-  on<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
-  on (event: string | symbol, listener: (...args: any[]) => void): this
-  addListener<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
-  addListener (event: string | symbol, listener: (...args: any[]) => void): this
-  once<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
-  once (event: string | symbol, listener: (...args: any[]) => void): this
-  prependListener<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
-  prependListener (event: string | symbol, listener: (...args: any[]) => void): this
-  prependOnceListener<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
-  prependOnceListener (event: string | symbol, listener: (...args: any[]) => void): this
-  off<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
-  off (event: string | symbol, listener: (...args: any[]) => void): this
-  removeListener<K extends keyof Eventcast.AllEvents<E> & (string | symbol)> (event: K, listener: Eventcast.Listener<Eventcast.AllEvents<E>[K]>): this
-  removeListener (event: string | symbol, listener: (...args: any[]) => void): this
+  on<K extends string | symbol> (event: K, listener: Eventcast.ListenerOf<E, K>): this
+  addListener<K extends string | symbol> (event: K, listener: Eventcast.ListenerOf<E, K>): this
+  once<K extends string | symbol> (event: K, listener: Eventcast.ListenerOf<E, K>): this
+  prependListener<K extends string | symbol> (event: K, listener: Eventcast.ListenerOf<E, K>): this
+  prependOnceListener<K extends string | symbol> (event: K, listener: Eventcast.ListenerOf<E, K>): this
+  off<K extends string | symbol> (event: K, listener: Eventcast.ListenerOf<E, K>): this
+  removeListener<K extends string | symbol> (event: K, listener: Eventcast.ListenerOf<E, K>): this
 }
 
 interface EventcastConstructor {

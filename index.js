@@ -204,13 +204,17 @@ class EventcastImpl extends EventEmitter {
 
   _settle (p, cb, syncValue) {
     if (typeof cb === 'function') {
-      p.then(() => cb(), (err) => cb(err))
+      // Outside the promise chain: an exception in cb is an ordinary uncaught exception.
+      p.then(() => process.nextTick(cb), (err) => process.nextTick(cb, err))
       return syncValue
     }
+    const out = p.then(() => undefined)
     if (this.listenerCount('error') > 0) {
-      p.catch((err) => emitLocal.call(this, 'error', err))
+      // The 'error' listener handles it: the returned promise still rejects for
+      // whoever awaits it, but ignoring it is no unhandled rejection.
+      out.catch((err) => emitLocal.call(this, 'error', err))
     }
-    return p.then(() => undefined)
+    return out
   }
 
   async _start () {

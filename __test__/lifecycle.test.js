@@ -2,7 +2,7 @@
 // start/stop: callbacks, promises, idempotence, events, status, failures.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { requireNetns, port, next, make } = require('./helpers.js')
+const { requireNetns, port, next, make, sleep } = require('./helpers.js')
 
 requireNetns()
 
@@ -72,6 +72,18 @@ test('a failing start: cb(err), promise rejection, and "error" only without a ca
   const [e] = await gotError
   assert.equal(e.code, 'EADDRNOTAVAIL')
   await assert.rejects(p)
+
+  // With an 'error' listener, ignoring the returned promise is no unhandled rejection.
+  const c2 = make(opts)
+  const unhandled = []
+  const onUnhandled = (reason) => unhandled.push(reason)
+  process.on('unhandledRejection', onUnhandled)
+  const gotError2 = next(c2, 'error')
+  c2.start()
+  await gotError2
+  await sleep(50)
+  process.off('unhandledRejection', onUnhandled)
+  assert.deepEqual(unhandled, [])
 
   // A callback takes the error: no 'error' event.
   const d = make(opts)

@@ -113,3 +113,25 @@ test('log: true writes bunyan JSON records on stdout, Rust tracing records inclu
   assert.ok(rust.length >= 1, `no Rust record in ${r.stdout}`)
   assert.ok(rust.every((x) => typeof x.target === 'string' && x.level >= 20))
 })
+
+test('a JS thread that falls behind: batches in flight are bounded, every event is delivered or counted', async () => {
+  const p = port()
+  const a = make(p)
+  const b = make(p)
+  await Promise.all([a.start(), b.start()])
+  let received = 0
+  b.on('flood', () => received++)
+  const N = 20000
+  for (let i = 0; i < N; i++) a.emit('flood', i, 'x'.repeat(32))
+  const until = Date.now() + 500
+  while (Date.now() < until) { /* keep the JS thread busy while the node keeps receiving */ }
+  let last = -1
+  while (received !== last) {
+    last = received
+    await sleep(200)
+  }
+  const s = b.stats()
+  assert.ok(received > 0)
+  assert.equal(received, s.eventsDelivered - s.notificationsDropped, JSON.stringify({ received, ...s }))
+  assert.ok(received + s.notificationsDropped + s.gapsUnrecovered <= N)
+})

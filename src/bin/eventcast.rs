@@ -28,7 +28,7 @@ emit    sends NAME with each JSON_ARG parsed as (relaxed or canonical) extended 
         --repeat N       send the event N times (default 1)
         --rate R         at most R events per second (default: as fast as possible)
         --linger-ms L    stay up L ms after the last send so receivers can repair losses
-                         (default min(3 * message-ttl, 1000))
+                         (default: the message ttl, 3000, capped at 10000)
 
 OPTIONS:
     --port PORT                 UDP port of the group (required)
@@ -286,7 +286,10 @@ async fn emit(cmd: Emit) -> Result<(), String> {
         }
         node.emit(&cmd.name, &cmd.args).map_err(|e| format!("emit failed ({}): {e}", e.code()))?;
     }
-    let linger = cmd.linger.unwrap_or_else(|| (node.options().message_ttl * 3).min(Duration::from_secs(1)));
+    // Default: one message-ttl (capped at 10 s). The engine heartbeats every ttl/6 for
+    // three periods after the last event so receivers notice tail loss, and a repair
+    // round takes ~ttl/8 plus jitter: a ttl covers that with retries (1 s did not at 10% loss).
+    let linger = cmd.linger.unwrap_or_else(|| node.options().message_ttl.min(Duration::from_secs(10)));
     tokio::time::sleep(linger).await;
     node.stop().await.map_err(|e| e.to_string())?;
     while let Some(n) = events.try_recv() {

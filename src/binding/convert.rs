@@ -61,7 +61,9 @@ fn check(env: sys::napi_env, status: sys::napi_status, what: &str) -> R<()> {
     if pending {
         Err(ConvError::Pending)
     } else {
-        Err(ConvError::Napi(format!("{what} failed (napi status {status})")))
+        Err(ConvError::Napi(format!(
+            "{what} failed (napi status {status})"
+        )))
     }
 }
 
@@ -80,14 +82,21 @@ pub struct ToBson {
 impl ToBson {
     /// A converter for `env` (must be called on the JS thread).
     pub fn new(env: sys::napi_env) -> Self {
-        ToBson { env, regexp: ptr::null_mut() }
+        ToBson {
+            env,
+            regexp: ptr::null_mut(),
+        }
     }
 
     /// Converts the elements of the JS array `array` (emit arguments).
     pub fn args(&mut self, array: sys::napi_value) -> R<Vec<Bson>> {
         let env = self.env;
         let mut is_array = false;
-        ck!(env, sys::napi_is_array(env, array, &mut is_array), "napi_is_array");
+        ck!(
+            env,
+            sys::napi_is_array(env, array, &mut is_array),
+            "napi_is_array"
+        );
         if !is_array {
             return Err(ConvError::Payload("emit arguments must be an array".into()));
         }
@@ -97,11 +106,19 @@ impl ToBson {
     fn array(&mut self, array: sys::napi_value, depth: usize) -> R<Vec<Bson>> {
         let env = self.env;
         let mut len = 0u32;
-        ck!(env, sys::napi_get_array_length(env, array, &mut len), "napi_get_array_length");
+        ck!(
+            env,
+            sys::napi_get_array_length(env, array, &mut len),
+            "napi_get_array_length"
+        );
         let mut out = Vec::with_capacity(len as usize);
         for i in 0..len {
             let mut el = ptr::null_mut();
-            ck!(env, sys::napi_get_element(env, array, i, &mut el), "napi_get_element");
+            ck!(
+                env,
+                sys::napi_get_element(env, array, i, &mut el),
+                "napi_get_element"
+            );
             out.push(self.value(el, depth)?);
         }
         Ok(out)
@@ -116,12 +133,20 @@ impl ToBson {
             sys::ValueType::napi_undefined | sys::ValueType::napi_null => Ok(Bson::Null),
             sys::ValueType::napi_boolean => {
                 let mut b = false;
-                ck!(env, sys::napi_get_value_bool(env, v, &mut b), "napi_get_value_bool");
+                ck!(
+                    env,
+                    sys::napi_get_value_bool(env, v, &mut b),
+                    "napi_get_value_bool"
+                );
                 Ok(Bson::Boolean(b))
             }
             sys::ValueType::napi_number => {
                 let mut n = 0f64;
-                ck!(env, sys::napi_get_value_double(env, v, &mut n), "napi_get_value_double");
+                ck!(
+                    env,
+                    sys::napi_get_value_double(env, v, &mut n),
+                    "napi_get_value_double"
+                );
                 Ok(number_to_bson(n))
             }
             sys::ValueType::napi_string => Ok(Bson::String(self.string(v)?)),
@@ -138,7 +163,9 @@ impl ToBson {
                 }
                 Ok(Bson::Int64(n))
             }
-            sys::ValueType::napi_symbol => Err(ConvError::Payload("a Symbol cannot be sent".into())),
+            sys::ValueType::napi_symbol => {
+                Err(ConvError::Payload("a Symbol cannot be sent".into()))
+            }
             sys::ValueType::napi_function => {
                 Err(ConvError::Payload("a function cannot be sent".into()))
             }
@@ -159,24 +186,40 @@ impl ToBson {
         if yes {
             return Ok(Bson::Array(self.array(v, depth + 1)?));
         }
-        ck!(env, sys::napi_is_typedarray(env, v, &mut yes), "napi_is_typedarray");
+        ck!(
+            env,
+            sys::napi_is_typedarray(env, v, &mut yes),
+            "napi_is_typedarray"
+        );
         if yes {
             return Ok(binary(typedarray_bytes(env, v)?));
         }
         ck!(env, sys::napi_is_date(env, v, &mut yes), "napi_is_date");
         if yes {
             let mut t = 0f64;
-            ck!(env, sys::napi_get_date_value(env, v, &mut t), "napi_get_date_value");
+            ck!(
+                env,
+                sys::napi_get_date_value(env, v, &mut t),
+                "napi_get_date_value"
+            );
             if !t.is_finite() {
                 return Err(ConvError::Payload("an invalid Date cannot be sent".into()));
             }
             return Ok(Bson::DateTime(DateTime::from_millis(t as i64)));
         }
-        ck!(env, sys::napi_is_arraybuffer(env, v, &mut yes), "napi_is_arraybuffer");
+        ck!(
+            env,
+            sys::napi_is_arraybuffer(env, v, &mut yes),
+            "napi_is_arraybuffer"
+        );
         if yes {
             let mut data = ptr::null_mut();
             let mut len = 0usize;
-            ck!(env, sys::napi_get_arraybuffer_info(env, v, &mut data, &mut len), "napi_get_arraybuffer_info");
+            ck!(
+                env,
+                sys::napi_get_arraybuffer_info(env, v, &mut data, &mut len),
+                "napi_get_arraybuffer_info"
+            );
             return Ok(binary(raw_bytes(data, len)));
         }
         if self.is_regexp(v)? {
@@ -193,10 +236,12 @@ impl ToBson {
                 .collect();
             options.sort_unstable();
             let options: String = options.into_iter().collect();
-            let pattern = source
+            let pattern = source.try_into().map_err(|_| {
+                ConvError::Payload("a RegExp source containing NUL cannot be sent".into())
+            })?;
+            let options = options
                 .try_into()
-                .map_err(|_| ConvError::Payload("a RegExp source containing NUL cannot be sent".into()))?;
-            let options = options.try_into().map_err(|_| ConvError::Napi("regex options".into()))?;
+                .map_err(|_| ConvError::Napi("regex options".into()))?;
             return Ok(Bson::RegularExpression(bson::Regex { pattern, options }));
         }
         // A plain (or class-instance) object: its own enumerable string keys.
@@ -214,17 +259,31 @@ impl ToBson {
             "napi_get_all_property_names"
         );
         let mut len = 0u32;
-        ck!(env, sys::napi_get_array_length(env, keys, &mut len), "napi_get_array_length");
+        ck!(
+            env,
+            sys::napi_get_array_length(env, keys, &mut len),
+            "napi_get_array_length"
+        );
         let mut doc = Document::new();
         for i in 0..len {
             let mut key = ptr::null_mut();
-            ck!(env, sys::napi_get_element(env, keys, i, &mut key), "napi_get_element");
+            ck!(
+                env,
+                sys::napi_get_element(env, keys, i, &mut key),
+                "napi_get_element"
+            );
             let name = self.string(key)?;
             if name.contains('\0') {
-                return Err(ConvError::Payload("an object key containing NUL cannot be sent".into()));
+                return Err(ConvError::Payload(
+                    "an object key containing NUL cannot be sent".into(),
+                ));
             }
             let mut val = ptr::null_mut();
-            ck!(env, sys::napi_get_property(env, v, key, &mut val), "napi_get_property");
+            ck!(
+                env,
+                sys::napi_get_property(env, v, key, &mut val),
+                "napi_get_property"
+            );
             let b = self.value(val, depth + 1)?;
             doc.insert(name, b);
         }
@@ -237,14 +296,22 @@ impl ToBson {
             self.regexp = global(env, c"RegExp")?;
         }
         let mut yes = false;
-        ck!(env, sys::napi_instanceof(env, v, self.regexp, &mut yes), "napi_instanceof");
+        ck!(
+            env,
+            sys::napi_instanceof(env, v, self.regexp, &mut yes),
+            "napi_instanceof"
+        );
         Ok(yes)
     }
 
     fn string_property(&mut self, v: sys::napi_value, name: &std::ffi::CStr) -> R<String> {
         let env = self.env;
         let mut p = ptr::null_mut();
-        ck!(env, sys::napi_get_named_property(env, v, name.as_ptr(), &mut p), "napi_get_named_property");
+        ck!(
+            env,
+            sys::napi_get_named_property(env, v, name.as_ptr(), &mut p),
+            "napi_get_named_property"
+        );
         self.string(p)
     }
 
@@ -256,7 +323,11 @@ impl ToBson {
 /// Reads a JS string as UTF-8 (lone surrogates become U+FFFD).
 pub fn js_string(env: sys::napi_env, v: sys::napi_value) -> R<String> {
     let mut len = 0usize;
-    ck!(env, sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len), "napi_get_value_string_utf8");
+    ck!(
+        env,
+        sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len),
+        "napi_get_value_string_utf8"
+    );
     let mut buf = vec![0u8; len + 1];
     let mut written = 0usize;
     ck!(
@@ -282,7 +353,10 @@ pub fn number_to_bson(n: f64) -> Bson {
 }
 
 fn binary(bytes: Vec<u8>) -> Bson {
-    Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes })
+    Bson::Binary(Binary {
+        subtype: BinarySubtype::Generic,
+        bytes,
+    })
 }
 
 fn raw_bytes(data: *mut c_void, len: usize) -> Vec<u8> {
@@ -318,7 +392,11 @@ fn global(env: sys::napi_env, name: &std::ffi::CStr) -> R<sys::napi_value> {
     let mut g = ptr::null_mut();
     ck!(env, sys::napi_get_global(env, &mut g), "napi_get_global");
     let mut v = ptr::null_mut();
-    ck!(env, sys::napi_get_named_property(env, g, name.as_ptr(), &mut v), "napi_get_named_property");
+    ck!(
+        env,
+        sys::napi_get_named_property(env, g, name.as_ptr(), &mut v),
+        "napi_get_named_property"
+    );
     Ok(v)
 }
 
@@ -331,17 +409,28 @@ pub struct ToJs {
 impl ToJs {
     /// A builder for `env` (must be called on the JS thread).
     pub fn new(env: sys::napi_env) -> Self {
-        ToJs { env, regexp: ptr::null_mut() }
+        ToJs {
+            env,
+            regexp: ptr::null_mut(),
+        }
     }
 
     /// A JS array of the converted values.
     pub fn array(&mut self, values: &[Bson]) -> R<sys::napi_value> {
         let env = self.env;
         let mut arr = ptr::null_mut();
-        ck!(env, sys::napi_create_array_with_length(env, values.len(), &mut arr), "napi_create_array");
+        ck!(
+            env,
+            sys::napi_create_array_with_length(env, values.len(), &mut arr),
+            "napi_create_array"
+        );
         for (i, v) in values.iter().enumerate() {
             let js = self.value(v)?;
-            ck!(env, sys::napi_set_element(env, arr, i as u32, js), "napi_set_element");
+            ck!(
+                env,
+                sys::napi_set_element(env, arr, i as u32, js),
+                "napi_set_element"
+            );
         }
         Ok(arr)
     }
@@ -350,7 +439,11 @@ impl ToJs {
     pub fn string(&mut self, s: &str) -> R<sys::napi_value> {
         let env = self.env;
         let mut out = ptr::null_mut();
-        ck!(env, sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out), "napi_create_string_utf8");
+        ck!(
+            env,
+            sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out),
+            "napi_create_string_utf8"
+        );
         Ok(out)
     }
 
@@ -358,7 +451,11 @@ impl ToJs {
     pub fn number(&mut self, n: f64) -> R<sys::napi_value> {
         let env = self.env;
         let mut out = ptr::null_mut();
-        ck!(env, sys::napi_create_double(env, n, &mut out), "napi_create_double");
+        ck!(
+            env,
+            sys::napi_create_double(env, n, &mut out),
+            "napi_create_double"
+        );
         Ok(out)
     }
 
@@ -370,13 +467,24 @@ impl ToJs {
     }
 
     /// A JS object from `(key, value)` pairs.
-    pub fn object<'a>(&mut self, fields: impl IntoIterator<Item = (&'a str, sys::napi_value)>) -> R<sys::napi_value> {
+    pub fn object<'a>(
+        &mut self,
+        fields: impl IntoIterator<Item = (&'a str, sys::napi_value)>,
+    ) -> R<sys::napi_value> {
         let env = self.env;
         let mut obj = ptr::null_mut();
-        ck!(env, sys::napi_create_object(env, &mut obj), "napi_create_object");
+        ck!(
+            env,
+            sys::napi_create_object(env, &mut obj),
+            "napi_create_object"
+        );
         for (k, v) in fields {
             let key = self.string(k)?;
-            ck!(env, sys::napi_set_property(env, obj, key, v), "napi_set_property");
+            ck!(
+                env,
+                sys::napi_set_property(env, obj, key, v),
+                "napi_set_property"
+            );
         }
         Ok(obj)
     }
@@ -389,32 +497,54 @@ impl ToJs {
             Bson::Double(n) => return self.number(*n),
             Bson::Int32(n) => return self.number(*n as f64),
             Bson::Int64(n) => {
-                if (*n as f64).abs() <= SAFE_INT && n.unsigned_abs() <= 1u64 << 53 {
+                if n.unsigned_abs() <= 1u64 << 53 {
                     return self.number(*n as f64);
                 }
-                ck!(env, sys::napi_create_bigint_int64(env, *n, &mut out), "napi_create_bigint_int64");
+                ck!(
+                    env,
+                    sys::napi_create_bigint_int64(env, *n, &mut out),
+                    "napi_create_bigint_int64"
+                );
             }
             Bson::String(s) | Bson::Symbol(s) | Bson::JavaScriptCode(s) => return self.string(s),
             Bson::Boolean(b) => {
-                ck!(env, sys::napi_get_boolean(env, *b, &mut out), "napi_get_boolean");
+                ck!(
+                    env,
+                    sys::napi_get_boolean(env, *b, &mut out),
+                    "napi_get_boolean"
+                );
             }
             Bson::Null | Bson::Undefined | Bson::MinKey | Bson::MaxKey | Bson::DbPointer(_) => {
                 return self.null()
             }
             Bson::Array(a) => return self.array(a),
             Bson::Document(d) => {
-                ck!(env, sys::napi_create_object(env, &mut out), "napi_create_object");
+                ck!(
+                    env,
+                    sys::napi_create_object(env, &mut out),
+                    "napi_create_object"
+                );
                 for (k, val) in d {
                     let key = self.string(k)?;
                     let js = self.value(val)?;
-                    ck!(env, sys::napi_set_property(env, out, key, js), "napi_set_property");
+                    ck!(
+                        env,
+                        sys::napi_set_property(env, out, key, js),
+                        "napi_set_property"
+                    );
                 }
             }
             Bson::DateTime(dt) => {
-                ck!(env, sys::napi_create_date(env, dt.timestamp_millis() as f64, &mut out), "napi_create_date");
+                ck!(
+                    env,
+                    sys::napi_create_date(env, dt.timestamp_millis() as f64, &mut out),
+                    "napi_create_date"
+                );
             }
             Bson::Binary(b) => return self.buffer(&b.bytes),
-            Bson::RegularExpression(re) => return self.regex(re.pattern.as_str(), re.options.as_str()),
+            Bson::RegularExpression(re) => {
+                return self.regex(re.pattern.as_str(), re.options.as_str())
+            }
             Bson::ObjectId(oid) => return self.string(&oid.to_hex()),
             Bson::Decimal128(d) => return self.string(&d.to_string()),
             Bson::Timestamp(ts) => {
@@ -438,7 +568,13 @@ impl ToJs {
         let mut data = ptr::null_mut();
         ck!(
             env,
-            sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut out),
+            sys::napi_create_buffer_copy(
+                env,
+                bytes.len(),
+                bytes.as_ptr().cast(),
+                &mut data,
+                &mut out
+            ),
             "napi_create_buffer_copy"
         );
         Ok(out)
@@ -460,7 +596,8 @@ impl ToJs {
         }
         let args = [self.string(pattern)?, self.string(&flags)?];
         let mut out = ptr::null_mut();
-        let status = unsafe { sys::napi_new_instance(env, self.regexp, 2, args.as_ptr(), &mut out) };
+        let status =
+            unsafe { sys::napi_new_instance(env, self.regexp, 2, args.as_ptr(), &mut out) };
         if status == sys::Status::napi_ok {
             return Ok(out);
         }

@@ -21,7 +21,12 @@ use std::ptr;
 
 /// Throws `TypeError` (or `Error`) with `code` and turns it into the napi
 /// error that tells napi-rs an exception is already pending.
-pub(crate) fn throw(env: sys::napi_env, type_error: bool, code: &str, message: &str) -> napi::Error {
+pub(crate) fn throw(
+    env: sys::napi_env,
+    type_error: bool,
+    code: &str,
+    message: &str,
+) -> napi::Error {
     unsafe {
         let mut c = ptr::null_mut();
         let mut m = ptr::null_mut();
@@ -70,12 +75,19 @@ impl TypeName for Raw {
 #[napi(js_name = "encodePayload", ts_args_type = "args: unknown[]")]
 pub fn encode_payload(env: Env, args: Unknown) -> napi::Result<Buffer> {
     let raw_env = env.raw();
-    let values = ToBson::new(raw_env).args(args.raw()).map_err(|e| conv_error(raw_env, e))?;
+    let values = ToBson::new(raw_env)
+        .args(args.raw())
+        .map_err(|e| conv_error(raw_env, e))?;
     let mut doc = bson::Document::new();
     doc.insert("payload", bson::Bson::Array(values));
-    let bytes = doc
-        .to_vec()
-        .map_err(|e| throw(raw_env, true, "EPAYLOAD", &format!("cannot send payload: {e}")))?;
+    let bytes = doc.to_vec().map_err(|e| {
+        throw(
+            raw_env,
+            true,
+            "EPAYLOAD",
+            &format!("cannot send payload: {e}"),
+        )
+    })?;
     Ok(bytes.into())
 }
 
@@ -84,8 +96,14 @@ pub fn encode_payload(env: Env, args: Unknown) -> napi::Result<Buffer> {
 #[napi(js_name = "decodePayload", ts_return_type = "unknown[]")]
 pub fn decode_payload(env: Env, body: Buffer) -> napi::Result<Raw> {
     let raw_env = env.raw();
-    let doc = bson::Document::from_reader(&body[..])
-        .map_err(|e| throw(raw_env, true, "EMALFORMED", &format!("not a BSON document: {e}")))?;
+    let doc = bson::Document::from_reader(&body[..]).map_err(|e| {
+        throw(
+            raw_env,
+            true,
+            "EMALFORMED",
+            &format!("not a BSON document: {e}"),
+        )
+    })?;
     let mut to_js = ToJs::new(raw_env);
     let out = match doc.get("payload") {
         Some(bson::Bson::Array(a)) => to_js.array(a),

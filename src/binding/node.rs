@@ -22,10 +22,12 @@ use napi_derive::napi;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// Most notifications handed to JS in one call.
 const BATCH: usize = 1024;
+/// Most batches queued for the JS thread at once.
+const IN_FLIGHT: usize = 4;
 
 /// Options as `index.js` passes them after validation (camelCase in JS).
 #[napi(object)]
@@ -56,14 +58,25 @@ pub struct NativeOptions {
 
 fn ipv4(env: sys::napi_env, option: &str, s: &str) -> napi::Result<Ipv4Addr> {
     s.parse().map_err(|_| {
-        throw(env, true, "ERR_INVALID_ADDRESS", &format!("{option} must be an IPv4 address, got {s:?}"))
+        throw(
+            env,
+            true,
+            "ERR_INVALID_ADDRESS",
+            &format!("{option} must be an IPv4 address, got {s:?}"),
+        )
     })
 }
 
 impl NativeOptions {
     fn into_options(self, env: sys::napi_env) -> napi::Result<Options> {
-        let port = u16::try_from(self.port)
-            .map_err(|_| throw(env, false, "ERR_INVALID_PORT", "port must be within 0-65535"))?;
+        let port = u16::try_from(self.port).map_err(|_| {
+            throw(
+                env,
+                false,
+                "ERR_INVALID_PORT",
+                "port must be within 0-65535",
+            )
+        })?;
         Ok(Options {
             address: ipv4(env, "address", &self.address)?,
             port,
@@ -90,6 +103,8 @@ impl NativeOptions {
 pub struct Batch {
     items: Vec<Notification>,
     done: bool,
+    /// Held until the batch was handed to JS: bounds the batches in flight.
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl ToNapiValue for Batch {
@@ -101,7 +116,10 @@ impl ToNapiValue for Batch {
     }
 }
 
-fn build_batch(env: sys::napi_env, batch: &Batch) -> std::result::Result<sys::napi_value, ConvError> {
+fn build_batch(
+    env: sys::napi_env,
+    batch: &Batch,
+) -> std::result::Result<sys::napi_value, ConvError> {
     let mut js = ToJs::new(env);
     let mut entries = Vec::with_capacity(batch.items.len() + 1);
     for n in &batch.items {
@@ -115,7 +133,11 @@ fn build_batch(env: sys::napi_env, batch: &Batch) -> std::result::Result<sys::na
                 vec![js.number(1.0)?, js.string(code)?, js.string(message)?]
             }
             Notification::Gap { sender, count } => {
-                vec![js.number(2.0)?, js.string(sender)?, js.number(*count as f64)?]
+                vec![
+                    js.number(2.0)?,
+                    js.string(sender)?,
+                    js.number(*count as f64)?,
+                ]
             }
         };
         entries.push(entry);
@@ -167,20 +189,40 @@ pub struct NativeFailure {
 
 impl From<crate::Error> for NativeFailure {
     fn from(e: crate::Error) -> Self {
-        NativeFailure { code: e.code().to_string(), message: e.to_string() }
+        NativeFailure {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        }
     }
 }
 
-async fn pump(mut events: Events, on_batch: BatchFn, mut shutdown: oneshot::Receiver<()>, home: Arc<Mutex<Option<Events>>>) {
+async fn pump(
+    mut events: Events,
+    on_batch: BatchFn,
+    mut shutdown: oneshot::Receiver<()>,
+    home: Arc<Mutex<Option<Events>>>,
+) {
+    // At most IN_FLIGHT batches wait in the ThreadsafeFunction's queue; when JS
+    // falls further behind, notifications wait in the node's bounded
+    // subscription (which counts what it has to drop) instead of piling up here.
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut buf = Vec::with_capacity(BATCH);
     loop {
+        let permit = tokio::select! {
+            p = in_flight.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
         tokio::select! {
             n = events.recv_many(&mut buf, BATCH) => {
                 if n == 0 {
                     break;
                 }
                 let items = std::mem::replace(&mut buf, Vec::with_capacity(BATCH));
-                on_batch.call(Batch { items, done: false }, ThreadsafeFunctionCallMode::NonBlocking);
+                let batch = Batch { items, done: false, _permit: Some(permit) };
+                on_batch.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
             }
             _ = &mut shutdown => break,
         }
@@ -189,7 +231,14 @@ async fn pump(mut events: Events, on_batch: BatchFn, mut shutdown: oneshot::Rece
     while let Some(n) = events.try_recv() {
         buf.push(n);
     }
-    on_batch.call(Batch { items: buf, done: true }, ThreadsafeFunctionCallMode::NonBlocking);
+    on_batch.call(
+        Batch {
+            items: buf,
+            done: true,
+            _permit: None,
+        },
+        ThreadsafeFunctionCallMode::NonBlocking,
+    );
     // Dropping `on_batch` releases the ThreadsafeFunction: nothing native keeps the loop alive.
     drop(on_batch);
     *lock(&home) = Some(events);
@@ -202,7 +251,8 @@ impl NativeEventcast {
     pub fn new(env: Env, options: NativeOptions) -> napi::Result<Self> {
         let raw = env.raw();
         let options = options.into_options(raw)?;
-        let node = Eventcast::new(options).map_err(|e| throw(raw, true, e.code(), &e.to_string()))?;
+        let node =
+            Eventcast::new(options).map_err(|e| throw(raw, true, e.code(), &e.to_string()))?;
         let events = node.subscribe();
         Ok(NativeEventcast {
             node,
@@ -225,9 +275,14 @@ impl NativeEventcast {
         env: &'env Env,
         on_batch: Function<'env, Batch, Unknown<'static>>,
     ) -> napi::Result<PromiseRaw<'env, Option<NativeFailure>>> {
-        let tsfn: BatchFn = on_batch.build_threadsafe_function().callee_handled::<false>().build()?;
+        let tsfn: BatchFn = on_batch
+            .build_threadsafe_function()
+            .callee_handled::<false>()
+            .build()?;
         let (tx, rx) = oneshot::channel();
-        let events = lock(&self.events).take().unwrap_or_else(|| self.node.subscribe());
+        let events = lock(&self.events)
+            .take()
+            .unwrap_or_else(|| self.node.subscribe());
         let task = napi::bindgen_prelude::spawn(pump(events, tsfn, rx, self.events.clone()));
         let old = lock(&self.pump).replace(Pump { shutdown: tx, task });
         if let Some(old) = old {
@@ -250,7 +305,10 @@ impl NativeEventcast {
     /// Leaves the group and closes; the pump delivers what is queued, then the
     /// ThreadsafeFunction is released. Resolves to null or `{code, message}`.
     #[napi]
-    pub fn stop<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<NativeFailure>>> {
+    pub fn stop<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, Option<NativeFailure>>> {
         let node = self.node.clone();
         let pump = self.pump.clone();
         env.spawn_future(async move {
@@ -265,8 +323,12 @@ impl NativeEventcast {
     #[napi(ts_args_type = "name: string, args: unknown[]")]
     pub fn emit(&self, env: Env, name: String, args: Unknown) -> napi::Result<()> {
         let raw = env.raw();
-        let values = ToBson::new(raw).args(args.raw()).map_err(|e| conv_error(raw, e))?;
-        self.node.emit(&name, &values).map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
+        let values = ToBson::new(raw)
+            .args(args.raw())
+            .map_err(|e| conv_error(raw, e))?;
+        self.node
+            .emit(&name, &values)
+            .map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
     }
 
     /// The node's status: `stopped`, `starting`, `started` or `stopping`.
@@ -282,9 +344,12 @@ impl NativeEventcast {
         let mut js = ToJs::new(raw);
         let out = match self.node.local_addr() {
             Some(a) => {
-                let host = js.string(&a.ip().to_string()).map_err(|e| conv_error(raw, e))?;
+                let host = js
+                    .string(&a.ip().to_string())
+                    .map_err(|e| conv_error(raw, e))?;
                 let port = js.number(a.port() as f64).map_err(|e| conv_error(raw, e))?;
-                js.object([("host", host), ("port", port)]).map_err(|e| conv_error(raw, e))?
+                js.object([("host", host), ("port", port)])
+                    .map_err(|e| conv_error(raw, e))?
             }
             None => {
                 let mut n = std::ptr::null_mut();

@@ -211,6 +211,10 @@ struct Shared {
     send_errors: AtomicU64,
     /// Own datagrams (multicast loopback) skipped before reaching the endpoint.
     own_skipped: AtomicU64,
+    /// Time base of `last_drop_warning_ms`.
+    epoch: Instant,
+    /// When the last "subscriber behind" warning was logged (0 = never).
+    last_drop_warning_ms: AtomicU64,
 }
 
 struct Core {
@@ -333,9 +337,15 @@ impl Shared {
         }
         if dropped > 0 {
             let total = self.notifications_dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
-            tracing::warn!(
-                "eventcast: a subscriber is {SUBSCRIBER_CAPACITY} notifications behind; dropped {dropped} (total {total})"
-            );
+            // At most one warning per second (a stuck subscriber would otherwise log every burst).
+            let now_ms = self.epoch.elapsed().as_millis() as u64;
+            let last = self.last_drop_warning_ms.load(Ordering::Relaxed);
+            if last == 0 || now_ms >= last + 1000 {
+                self.last_drop_warning_ms.store(now_ms.max(1), Ordering::Relaxed);
+                tracing::warn!(
+                    "eventcast: a subscriber is {SUBSCRIBER_CAPACITY} notifications behind; notifications dropped so far: {total}"
+                );
+            }
         }
     }
 }
@@ -360,6 +370,8 @@ impl Eventcast {
                     notifications_dropped: AtomicU64::new(0),
                     send_errors: AtomicU64::new(0),
                     own_skipped: AtomicU64::new(0),
+                    epoch: Instant::now(),
+                    last_drop_warning_ms: AtomicU64::new(0),
                 }),
                 control: tokio::sync::Mutex::new(Control::default()),
             }),
@@ -713,16 +725,20 @@ fn is_own_datagram(datagram: &[u8], id: &[u8]) -> bool {
 /// Timer task: runs the endpoint's timers and flushes queued sends.
 async fn timer_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
     let mut notes: Vec<Notification> = Vec::new();
+    // Timers run at most once per millisecond, even if the engine keeps
+    // asking for a deadline that has already passed.
+    let mut earliest_next = tokio::time::Instant::now();
     loop {
         let (deadline, has_pending) = {
             let core = shared.core();
             (core.deadline, !core.pending.is_empty())
         };
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
-        let sleep_until = deadline.map(tokio::time::Instant::from_std).unwrap_or(far);
+        let sleep_until = deadline.map(tokio::time::Instant::from_std).unwrap_or(far).max(earliest_next);
         tokio::select! {
             _ = shared.wake.notified() => {}
             _ = tokio::time::sleep_until(sleep_until), if deadline.is_some() => {
+                earliest_next = tokio::time::Instant::now() + Duration::from_millis(1);
                 let mut core = shared.core();
                 if let Some(ep) = core.endpoint.as_mut() {
                     ep.handle_timeout(Instant::now());

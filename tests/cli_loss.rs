@@ -1,0 +1,80 @@
+//! Repair over real sockets: two `eventcast listen` on the SAME port and one
+//! `eventcast emit`, with nftables dropping 10% of the UDP datagrams arriving
+//! on the port (requests and repairs included). Every event must arrive
+//! exactly once at both listeners.
+//!
+//! Runs in a nested private network namespace of its own (the loss rule must
+//! not touch other tests), so it needs root, `unshare`, `ip` and `nft`; it
+//! skips with a message otherwise.
+
+mod node_support;
+
+use node_support::{random_port, skip_outside_netns};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_eventcast");
+
+fn have(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+#[test]
+fn two_listeners_on_one_port_get_everything_at_10_percent_loss() {
+    if skip_outside_netns("two_listeners_on_one_port_get_everything_at_10_percent_loss") {
+        return;
+    }
+    if !(have("unshare") && have("nft") && have("ip")) {
+        eprintln!("SKIPPED two_listeners_on_one_port_get_everything_at_10_percent_loss: needs unshare, ip and nft");
+        return;
+    }
+    let port = random_port();
+    let small = 2000;
+    let script = format!(
+        r#"set -e
+ip link set lo up
+ip route add 224.0.0.0/4 dev lo
+nft add table inet loss
+nft add chain inet loss input '{{ type filter hook input priority 0; }}'
+nft add rule inet loss input udp dport {port} numgen random mod 100 '<' 10 drop
+BIN='{BIN}'
+dir=$(mktemp -d)
+for n in 1 2; do
+  "$BIN" listen --port {port} --count {count} --timeout-ms 60000 --stats >"$dir/out$n" 2>"$dir/err$n" &
+done
+for n in 1 2; do
+  until grep -q '^listening on' "$dir/err$n"; do sleep 0.05; done
+done
+"$BIN" emit --port {port} --repeat {small} --rate 4000 small '"0123456789012345678901234567890123456789012345678901234567"' &
+"$BIN" emit --port {port} --stats big "\"$(head -c 120000 /dev/zero | tr '\0' 'b')\""
+wait
+for n in 1 2; do
+  echo "listener $n: $(grep -c '"name":"small"' "$dir/out$n") small, $(grep -c '"name":"big"' "$dir/out$n") big"
+  grep '^stats' "$dir/err$n"
+done
+rm -rf "$dir"
+"#,
+        count = small + 1,
+    );
+    let out = Command::new("unshare").args(["-n", "sh", "-c", &script]).output().expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("unshare failed") {
+        eprintln!("SKIPPED: cannot create a nested network namespace: {stderr}");
+        return;
+    }
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    eprintln!("{stdout}");
+    for n in 1..=2 {
+        assert!(stdout.contains(&format!("listener {n}: {small} small, 1 big")), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    }
+    // The loss rule really dropped datagrams and both listeners really repaired.
+    let stats: Vec<serde_json::Value> =
+        stdout.lines().filter_map(|l| l.strip_prefix("stats ")).map(|j| serde_json::from_str(j).unwrap()).collect();
+    assert_eq!(stats.len(), 2, "{stdout}");
+    // (A listener whose request was suppressed by the other's may count no repair of its own.)
+    let repaired: u64 = stats.iter().map(|s| s["repairs_received"].as_u64().unwrap()).sum();
+    assert!(repaired > 0, "no repairs at 10% loss? {stdout}");
+    for s in &stats {
+        assert_eq!(s["gaps_unrecovered"], 0, "{s}");
+    }
+}
