@@ -25,6 +25,7 @@ case $KIND in
   *) echo "usage: sh bench/profile.sh ours|rust-api [RATE] [SECONDS]"; exit 2 ;;
 esac
 WAIT=$((SECS + 3))
+cd "$OUT" # node --perf-basic-prof leaves isolate-*.log files in its working directory
 (echo '{"cmd":"reset","trial":1}'; sleep $((WAIT + 1)); echo '{"cmd":"report"}'; sleep 1; echo '{"cmd":"quit"}') |
   perf record -q -o "$OUT/recv.data" -F 1999 -g -- $RECV > "$OUT/recv.out" 2>&1 &
 sleep 1
