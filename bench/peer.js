@@ -13,9 +13,10 @@
 // bare  — nothing at all (only with --role idle: bare Node's RSS).
 //
 // Clock: each process calibrates `wallMs()` = Date.now()'s epoch plus the
-// sub-millisecond monotonic performance.now(), by catching a millisecond edge of
-// Date.now(); so sender and receiver timestamps share the system's real-time
-// clock to a few microseconds (process.hrtime is not comparable across processes).
+// sub-millisecond monotonic performance.now(), by catching millisecond edges of
+// Date.now() (the narrowest of 20); so sender and receiver timestamps share the
+// system's real-time clock to a few microseconds (reported as clockUncertaintyMs).
+// process.hrtime is not comparable across processes.
 const path = require('node:path')
 const dgram = require('node:dgram')
 const fs = require('node:fs')
@@ -47,20 +48,29 @@ function ensurePrivateNetns () {
 }
 
 function calibrate () {
-  const offsets = []
-  for (let i = 0; i < 5; i++) {
+  // Catch millisecond edges of Date.now(): the edge lies between the previous Date.now()
+  // read (after `prevA`) and this one (before `b`). Keep the edge seen with the smallest
+  // such window (a preempted read widens it), over 20 edges (~20 ms).
+  let best = { width: Infinity, offset: 0 }
+  for (let i = 0; i < 20; i++) {
     const start = Date.now()
-    let p, d
-    do {
-      p = performance.now()
-      d = Date.now()
-    } while (d === start)
-    offsets.push(d - p)
+    let prevA = performance.now()
+    for (;;) {
+      const a = performance.now()
+      const d = Date.now()
+      const b = performance.now()
+      if (d !== start) {
+        const width = b - prevA
+        if (width < best.width) best = { width, offset: d - (prevA + b) / 2 }
+        break
+      }
+      prevA = a
+    }
   }
-  offsets.sort((a, b) => a - b)
-  return offsets[2]
+  return best
 }
-const clockOffset = calibrate()
+const calibration = calibrate()
+const clockOffset = calibration.offset
 const wallMs = () => clockOffset + performance.now()
 
 const answer = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
@@ -234,7 +244,7 @@ async function main () {
       process.exit(1)
     }
   }
-  answer({ ready: true, id: peer && peer.id, rcvbuf: peer && peer.rcvbuf, scheme: peer && peer.scheme })
+  answer({ ready: true, id: peer && peer.id, rcvbuf: peer && peer.rcvbuf, scheme: peer && peer.scheme, clockUncertaintyMs: calibration.width / 2 })
   const rl = readline.createInterface({ input: process.stdin })
   for await (const line of rl) {
     let cmd

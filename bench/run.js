@@ -167,9 +167,9 @@ class Peer {
 async function pair (kind) {
   const port = nextPort++
   const rcv = new Peer(kind, 'recv', port)
-  await rcv.ready
+  rcv.info = await rcv.ready
   const snd = new Peer(kind, 'send', port)
-  await snd.ready
+  snd.info = await snd.ready
   return { rcv, snd, close: () => Promise.all([snd.close(), rcv.close()]) }
 }
 
@@ -317,7 +317,9 @@ async function scenarioLatency () {
       const t = await latency(p)
       put('lat50', kind, t.p50)
       put('lat99', kind, t.p99)
-      log(`latency ${kind}: p50 ${t.p50?.toFixed(3)} ms p99 ${t.p99?.toFixed(3)} ms, loss ${(t.loss * 100).toFixed(2)}%`)
+      const unc = [p.snd.info, p.rcv.info].map((i) => i.clockUncertaintyMs).filter((u) => u !== undefined)
+      log(`latency ${kind}: p50 ${t.p50?.toFixed(3)} ms p99 ${t.p99?.toFixed(3)} ms, loss ${(t.loss * 100).toFixed(2)}%${unc.length ? `; clock calibration ± ${unc.map((u) => (u * 1000).toFixed(1)).join(' / ')} µs (sender / receiver)` : ''}`)
+      if (t.p50 !== null && t.p50 < 0) notes.push(`latency ${kind}: negative p50 (${t.p50.toFixed(3)} ms): the two clocks disagree; discard this repeat`)
     })
   }
 }
