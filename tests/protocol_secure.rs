@@ -1,6 +1,9 @@
 //! The authenticated scheme at the engine: only authenticated, fresh, not yet
 //! seen datagrams are accepted; repairs never go to an address from a request.
 
+#[path = "support/vectors.rs"]
+mod vectors;
+
 use bson::Bson;
 use eventcast::protocol::sim::Network;
 use eventcast::protocol::{Config, Destination, Encryption, Endpoint, Identity, Output, RepairRequest};
@@ -212,32 +215,19 @@ fn forged_repair_requests_cause_no_traffic_and_real_ones_answer_only_the_group()
 
 #[test]
 fn legacy_vectors_decode_in_legacy_mode_only() {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/eventcast-0.1.2.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        println!("SKIP: vectors not found at {}", path.display());
-        return;
-    };
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    for case in json["cases"].as_array().unwrap() {
-        let Some(pass) = case["encrypt"].as_str() else { continue };
-        let datagrams: Vec<Vec<u8>> = case["datagrams"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| {
-                let h = h.as_str().unwrap();
-                (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
-            })
-            .collect();
+    let Some(cases) = vectors::load() else { return };
+    for case in &cases {
+        let Some(pass) = case.encrypt.as_deref() else { continue };
+        let datagrams = &case.datagrams;
         for (cfg, expect) in [
             (Config { encryption: Encryption::Legacy(LegacyKey::from_passphrase(pass)), ..Config::default() }, 1),
             (Config { encryption: Encryption::Secure(key(pass)), ..Config::default() }, 0),
         ] {
             let mut e = Endpoint::new(cfg, ident("0123456789abcdef"), 8);
-            for d in &datagrams {
+            for d in datagrams {
                 e.handle_datagram(Instant::now(), src(), d);
             }
-            assert_eq!(events(&mut e).len(), expect, "{}", case["name"]);
+            assert_eq!(events(&mut e).len(), expect, "{}", case.name);
         }
     }
 }

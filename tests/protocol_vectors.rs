@@ -6,40 +6,14 @@ use bson::Bson;
 use eventcast::protocol::{Config, Destination, Encryption, Endpoint, Identity, Output, RepairRequest};
 use eventcast::wire::{self, legacy::LegacyKey, Payload};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
-struct Case {
-    name: String,
-    event: String,
-    encrypt: Option<String>,
-    datagrams: Vec<Vec<u8>>,
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
+#[path = "support/vectors.rs"]
+mod vectors;
+use vectors::Case;
 
 fn cases() -> Option<Vec<Case>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/eventcast-0.1.2.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        println!("SKIP: vectors not found at {}", path.display());
-        return None;
-    };
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    Some(
-        json["cases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| Case {
-                name: c["name"].as_str().unwrap().to_owned(),
-                event: c["event"].as_str().unwrap().to_owned(),
-                encrypt: c["encrypt"].as_str().map(str::to_owned),
-                datagrams: c["datagrams"].as_array().unwrap().iter().map(|d| unhex(d.as_str().unwrap())).collect(),
-            })
-            .collect(),
-    )
+    vectors::load()
 }
 
 fn endpoint(encryption: Encryption) -> Endpoint {

@@ -11,53 +11,14 @@ use eventcast::wire::{
 };
 use eventcast::WireError;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-struct Case {
-    name: String,
-    event: String,
-    encrypt: Option<String>,
-    max_payload_size: usize,
-    datagrams: Vec<Vec<u8>>,
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0);
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+#[path = "support/vectors.rs"]
+mod vectors;
+use vectors::Case;
 
 /// The vector cases, or `None` (after saying so) when the shared vectors are absent.
 fn cases() -> Option<Vec<Case>> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/eventcast-0.1.2.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!(
-            "vectors are missing ({}): skipping the vector tests",
-            path.display()
-        );
-        return None;
-    };
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let cases = json["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| Case {
-            name: c["name"].as_str().unwrap().to_owned(),
-            event: c["event"].as_str().unwrap().to_owned(),
-            encrypt: c["encrypt"].as_str().map(str::to_owned),
-            max_payload_size: c["maxPayloadSize"].as_u64().unwrap() as usize,
-            datagrams: c["datagrams"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| unhex(d.as_str().unwrap()))
-                .collect(),
-        })
-        .collect::<Vec<_>>();
+    let cases = vectors::load()?;
     assert_eq!(cases.len(), 8, "the README lists 8 cases");
     Some(cases)
 }

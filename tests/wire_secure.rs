@@ -1,10 +1,12 @@
 //! The authenticated scheme (issue 5): wrong keys, tampering, foreign datagrams.
 
+#[path = "support/vectors.rs"]
+mod vectors;
+
 use eventcast::wire::legacy::LegacyKey;
 use eventcast::wire::secure::{is_secure_datagram, sealed_len, SecureKey};
 use eventcast::wire::{decode_body, decode_datagram, encode_args, encode_datagram, Meta, Payload};
 use eventcast::WireError;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// Keys are derived once per test file; a low iteration count keeps the
@@ -165,29 +167,14 @@ fn plaintext_and_legacy_datagrams_do_not_open() {
 
 #[test]
 fn legacy_vectors_do_not_open_with_the_secure_scheme() {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/eventcast-0.1.2.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("vectors are missing ({}): skipping", path.display());
-        return;
-    };
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let Some(cases) = vectors::load() else { return };
     let mut checked = 0;
-    for case in json["cases"].as_array().unwrap() {
-        let pass = case["encrypt"].as_str().unwrap_or("NSA-KEY");
+    for case in &cases {
+        let pass = case.encrypt.as_deref().unwrap_or("NSA-KEY");
         let k = SecureKey::derive_with_iterations(pass, 1000);
-        for d in case["datagrams"].as_array().unwrap() {
-            let s = d.as_str().unwrap();
-            let buf: Vec<u8> = (0..s.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-                .collect();
-            assert!(!is_secure_datagram(&buf));
-            assert!(
-                matches!(k.open(&buf), Err(WireError::Decrypt(_))),
-                "{}",
-                case["name"]
-            );
+        for buf in &case.datagrams {
+            assert!(!is_secure_datagram(buf));
+            assert!(matches!(k.open(buf), Err(WireError::Decrypt(_))), "{}", case.name);
             checked += 1;
         }
     }

@@ -2,7 +2,7 @@
 //! JSON lines, or emit events given as JSON arguments. Run `eventcast --help`.
 
 use bson::Bson;
-use eventcast::{EncryptOptions, Eventcast, Notification, Options, Stats};
+use eventcast::{EncryptOptions, Eventcast, Events, Notification, Options, Stats};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
@@ -255,11 +255,16 @@ async fn listen(cmd: Listen) -> Result<(), String> {
     }
     out.flush().map_err(|e| format!("stdout: {e}"))?;
     drop(out);
+    finish(&node, &mut events, cmd.common.stats).await
+}
+
+/// Stops the node, reports what arrived while stopping, and prints the counters if asked.
+async fn finish(node: &Eventcast, events: &mut Events, stats: bool) -> Result<(), String> {
     node.stop().await.map_err(|e| e.to_string())?;
     while let Some(n) = events.try_recv() {
         print_notice(n);
     }
-    if cmd.common.stats {
+    if stats {
         eprintln!("stats {}", stats_json(&node.stats()));
     }
     Ok(())
@@ -291,14 +296,7 @@ async fn emit(cmd: Emit) -> Result<(), String> {
     // round takes ~ttl/8 plus jitter: a ttl covers that with retries (1 s did not at 10% loss).
     let linger = cmd.linger.unwrap_or_else(|| node.options().message_ttl.min(Duration::from_secs(10)));
     tokio::time::sleep(linger).await;
-    node.stop().await.map_err(|e| e.to_string())?;
-    while let Some(n) = events.try_recv() {
-        print_notice(n);
-    }
-    if cmd.common.stats {
-        eprintln!("stats {}", stats_json(&node.stats()));
-    }
-    Ok(())
+    finish(&node, &mut events, cmd.common.stats).await
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,44 @@
+//! The real eventcast 0.1.2 datagrams in `../shared/vectors`, shared by the
+//! test files that feed them through the codec and the engine.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::path::PathBuf;
+
+/// One case of `eventcast-0.1.2.json`.
+pub struct Case {
+    pub name: String,
+    pub event: String,
+    /// Passphrase of the legacy scheme, if the case is encrypted.
+    pub encrypt: Option<String>,
+    pub max_payload_size: usize,
+    /// Datagrams in send order.
+    pub datagrams: Vec<Vec<u8>>,
+}
+
+pub fn unhex(s: &str) -> Vec<u8> {
+    assert!(s.len() % 2 == 0, "odd hex length");
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+/// Every case, or `None` (after saying so) when the vectors are absent.
+pub fn load() -> Option<Vec<Case>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/eventcast-0.1.2.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("vectors are missing ({}): skipping the vector tests", path.display());
+        return None;
+    };
+    let json: serde_json::Value = serde_json::from_str(&text).expect("vectors are JSON");
+    let cases = json["cases"]
+        .as_array()
+        .expect("cases array")
+        .iter()
+        .map(|c| Case {
+            name: c["name"].as_str().unwrap().to_owned(),
+            event: c["event"].as_str().unwrap().to_owned(),
+            encrypt: c["encrypt"].as_str().map(str::to_owned),
+            max_payload_size: c["maxPayloadSize"].as_u64().unwrap() as usize,
+            datagrams: c["datagrams"].as_array().unwrap().iter().map(|d| unhex(d.as_str().unwrap())).collect(),
+        })
+        .collect();
+    Some(cases)
+}
