@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict'
 // `npm install` hook: use a prebuilt addon when one matches this platform and
-// loads; otherwise build it from source with cargo (Rust ≥ 1.80 needed).
+// loads; otherwise build it from source with cargo (Rust ≥ 1.88 needed).
 // Set EVENTCAST_BUILD=1 to force a rebuild, EVENTCAST_DEBUG=1 for a debug build.
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -33,7 +33,7 @@ function main () {
   say(`no usable prebuilt ${path.basename(addon)}: building the Rust addon from source${debug ? ' (debug)' : ' (release; this takes a few minutes)'}`)
   const cargo = spawnSync('cargo', ['--version'], { stdio: 'pipe' })
   if (cargo.error || cargo.status !== 0) {
-    console.error('[eventcast] cargo not found. Install Rust (https://rustup.rs, 1.80 or newer) and run `npm install` again.')
+    console.error('[eventcast] cargo not found. Install Rust (https://rustup.rs, 1.88 or newer) and run `npm install` again.')
     process.exit(1)
   }
   say(`toolchain: ${cargo.stdout.toString().trim()}`)
