@@ -11,8 +11,8 @@
 //! `[0, name, args]` event · `[1, code, message]` error ·
 //! `[2, senderId, count]` gap · `[3]` done (last call of this period).
 
-use super::convert::{ConvError, ToBson, ToJs};
-use super::{conv_error, throw, Raw};
+use super::convert::{ConvError, ToJs};
+use super::{conv_error, throw, with_body, Raw};
 use crate::node::{EncryptOptions, Events, Notification, Options};
 use crate::Eventcast;
 use napi::bindgen_prelude::*;
@@ -323,12 +323,11 @@ impl NativeEventcast {
     #[napi(ts_args_type = "name: string, args: unknown[]")]
     pub fn emit(&self, env: Env, name: String, args: Unknown) -> napi::Result<()> {
         let raw = env.raw();
-        let values = ToBson::new(raw)
-            .args(args.raw())
-            .map_err(|e| conv_error(raw, e))?;
-        self.node
-            .emit(&name, &values)
-            .map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
+        with_body(raw, args.raw(), |body| {
+            self.node
+                .emit_encoded(&name, body)
+                .map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
+        })
     }
 
     /// The node's status: `stopped`, `starting`, `started` or `stopping`.
