@@ -333,23 +333,29 @@ class EventcastImpl extends EventEmitter {
    * sent throw a TypeError with code 'EPAYLOAD' before anything is sent.
    */
   emit (name, ...args) {
+    // Hot path: `apply(this, arguments)` instead of spreading `args` again
+    // (one array fewer per call); the send error path lives in sendFailed().
     const st = this[kState]
     if (st === undefined || typeof name === 'symbol' || LOCAL_ONLY.has(name)) {
-      return emitLocal.call(this, name, ...args)
+      return emitLocal.apply(this, arguments)
     }
     if (st.status === 'started') {
       try {
-        this[kNative].emit(String(name), args)
+        this[kNative].emit(typeof name === 'string' ? name : String(name), args)
       } catch (err) {
-        if (err && err.code === 'EPAYLOAD') throw err
-        // Sending failed: never throw into the app for that.
-        process.nextTick(() => this._asyncError(err))
+        sendFailed(this, err)
       }
     } else {
       st.log.warn(`emit(${JSON.stringify(String(name))}) while ${st.status}: emitted locally only`)
     }
-    return emitLocal.call(this, name, ...args)
+    return emitLocal.apply(this, arguments)
   }
+}
+
+/** emit()'s failure path: EPAYLOAD is thrown; a failed send never throws into the app. */
+function sendFailed (self, err) {
+  if (err && err.code === 'EPAYLOAD') throw err
+  process.nextTick(() => self._asyncError(err))
 }
 
 /**
