@@ -274,26 +274,27 @@ class EventcastImpl extends EventEmitter {
   }
 
   _onBatch (batch) {
-    for (const entry of batch) {
-      switch (entry[0]) {
-        case 0: { // [0, name, args]
-          const name = entry[1]
-          if (name === 'error' && this.listenerCount('error') === 0) {
+    // Flat: three slots per entry (see src/binding/node.rs).
+    for (let i = 0; i < batch.length; i += 3) {
+      switch (batch[i]) {
+        case 0: { // 0, [name, ...args]
+          const args = batch[i + 1]
+          if (args[0] === 'error' && this.listenerCount('error') === 0) {
             this[kState].log.warn('received an "error" event with no "error" listener; dropped')
             break
           }
           try {
-            emitLocal.call(this, name, ...entry[2])
+            emitLocal.apply(this, args)
           } catch (err) {
             rethrowLater(err)
           }
           break
         }
-        case 1: // [1, code, message]
-          this._asyncError(codedError(Error, entry[1], entry[2]))
+        case 1: // 1, code, message
+          this._asyncError(codedError(Error, batch[i + 1], batch[i + 2]))
           break
-        case 2: { // [2, senderId, count]
-          const info = { sender: entry[1], count: entry[2] }
+        case 2: { // 2, senderId, count
+          const info = { sender: batch[i + 1], count: batch[i + 2] }
           if (this.listenerCount('gap') > 0) {
             try {
               emitLocal.call(this, 'gap', info)
@@ -305,7 +306,7 @@ class EventcastImpl extends EventEmitter {
           }
           break
         }
-        case 3: { // [3] the native side is done with this started period
+        case 3: { // 3: the native side is done with this started period
           const st = this[kState]
           if (st.resolveDrained) st.resolveDrained()
           break

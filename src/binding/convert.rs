@@ -549,6 +549,36 @@ impl ToJs {
         Ok(arr)
     }
 
+    /// A JS array `[first, ...converted values]` (a received event's
+    /// `[name, ...args]`, ready for `emit.apply`).
+    pub fn array_after(
+        &mut self,
+        first: sys::napi_value,
+        values: &[Bson],
+    ) -> R<sys::napi_value> {
+        let env = self.env;
+        let mut arr = ptr::null_mut();
+        ck!(
+            env,
+            sys::napi_create_array_with_length(env, values.len() + 1, &mut arr),
+            "napi_create_array"
+        );
+        ck!(
+            env,
+            sys::napi_set_element(env, arr, 0, first),
+            "napi_set_element"
+        );
+        for (i, v) in values.iter().enumerate() {
+            let js = self.value(v)?;
+            ck!(
+                env,
+                sys::napi_set_element(env, arr, i as u32 + 1, js),
+                "napi_set_element"
+            );
+        }
+        Ok(arr)
+    }
+
     /// A JS string.
     pub fn string(&mut self, s: &str) -> R<sys::napi_value> {
         let env = self.env;
