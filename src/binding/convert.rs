@@ -419,7 +419,7 @@ impl<'a> ToBson<'a> {
 /// Appends a JS string's UTF-8 (lone surrogates become U+FFFD) to `out`, no
 /// terminator; returns the number of bytes appended. One UTF-16 length query,
 /// then one copy straight into `out` (at most 3 UTF-8 bytes per UTF-16 unit).
-fn append_js_string(env: sys::napi_env, v: sys::napi_value, out: &mut Vec<u8>) -> R<usize> {
+pub fn append_js_string(env: sys::napi_env, v: sys::napi_value, out: &mut Vec<u8>) -> R<usize> {
     let mut units = 0usize;
     ck!(
         env,

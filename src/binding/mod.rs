@@ -85,6 +85,16 @@ pub(crate) fn with_body<T>(
     args: sys::napi_value,
     f: impl FnOnce(&[u8]) -> napi::Result<T>,
 ) -> napi::Result<T> {
+    with_scratch(|buf| {
+        ToBson::new(env, buf)
+            .body(args)
+            .map_err(|e| conv_error(env, e))?;
+        f(buf)
+    })
+}
+
+/// Runs `f` with the JS thread's cleared scratch buffer.
+fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> napi::Result<T>) -> napi::Result<T> {
     SCRATCH.with(|cell| {
         // A re-entrant call (a getter that emits) gets a fresh buffer.
         let mut owned;
@@ -97,14 +107,31 @@ pub(crate) fn with_body<T>(
             }
         };
         buf.clear();
-        let res = ToBson::new(env, buf)
-            .body(args)
-            .map_err(|e| conv_error(env, e))
-            .and_then(|()| f(buf));
+        let res = f(buf);
         if buf.capacity() > SCRATCH_KEEP {
             *buf = Vec::new();
         }
         res
+    })
+}
+
+/// Like [`with_body`], and also reads the JS string `name` into the same
+/// scratch buffer (no `String` allocation per emit): `f(name, body)`.
+pub(crate) fn with_name_and_body<T>(
+    env: sys::napi_env,
+    name: sys::napi_value,
+    args: sys::napi_value,
+    f: impl FnOnce(&str, &[u8]) -> napi::Result<T>,
+) -> napi::Result<T> {
+    with_scratch(|buf| {
+        let split = convert::append_js_string(env, name, buf).map_err(|e| conv_error(env, e))?;
+        ToBson::new(env, buf)
+            .body(args)
+            .map_err(|e| conv_error(env, e))?;
+        let (name, body) = buf.split_at(split);
+        let name = std::str::from_utf8(name)
+            .map_err(|_| throw(env, false, "ENAPI", "event name is not UTF-8"))?;
+        f(name, body)
     })
 }
 

@@ -12,7 +12,7 @@
 //! error · `2, senderId, count` gap · `3, -, -` done (last call of this period).
 
 use super::convert::{ConvError, ToJs};
-use super::{conv_error, throw, with_body, Raw};
+use super::{conv_error, throw, with_name_and_body, Raw};
 use crate::node::{EncryptOptions, Events, Notification, Options};
 use crate::Eventcast;
 use napi::bindgen_prelude::*;
@@ -343,11 +343,11 @@ impl NativeEventcast {
     /// Sends `name(...args)` to the group. Throws `TypeError` `EPAYLOAD` before
     /// sending anything when the arguments cannot be carried.
     #[napi(ts_args_type = "name: string, args: unknown[]")]
-    pub fn emit(&self, env: Env, name: String, args: Unknown) -> napi::Result<()> {
+    pub fn emit(&self, env: Env, name: Unknown, args: Unknown) -> napi::Result<()> {
         let raw = env.raw();
-        with_body(raw, args.raw(), |body| {
+        with_name_and_body(raw, name.raw(), args.raw(), |name, body| {
             self.node
-                .emit_encoded(&name, body)
+                .emit_encoded(name, body)
                 .map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
         })
     }
