@@ -19,7 +19,7 @@ export declare class NativeEventcast {
    * Binds, joins and starts delivering notifications to `onBatch`.
    * Resolves to null, or to `{code, message}` on failure.
    */
-  start(onBatch: (batch: Array<Array<any>>) => void): Promise<NativeFailure | undefined | null>
+  start(onBatch: (batch: Array<any>) => void): Promise<NativeFailure | undefined | null>
   /**
    * Leaves the group and closes; the pump delivers what is queued, then the
    * ThreadsafeFunction is released. Resolves to null or `{code, message}`.

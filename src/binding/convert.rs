@@ -1,6 +1,6 @@
 //! JS ⇄ BSON conversion straight through Node-API (no JSON string in between).
 //!
-//! JS → BSON ([`ToBson`]), following js-bson 0.2 as eventcast 0.1.x used it:
+//! JS → BSON ([`ToBson`], writing the BSON bytes directly), following js-bson 0.2 as eventcast 0.1.x used it:
 //!
 //! | JS | BSON |
 //! |----|------|
@@ -27,8 +27,7 @@
 //! JavaScript code → string; code with scope → `{code, scope}`;
 //! MinKey/MaxKey/DBPointer → null.
 
-use bson::spec::BinarySubtype;
-use bson::{Binary, Bson, DateTime, Document};
+use bson::Bson;
 use napi::sys;
 use std::ffi::c_void;
 use std::ptr;
@@ -73,23 +72,35 @@ macro_rules! ck {
     };
 }
 
-/// Converts JS values to BSON within one Node-API call.
-pub struct ToBson {
+/// Converts JS values straight into BSON bytes within one Node-API call: the
+/// elements are appended to `out` while the JS values are walked, with no
+/// intermediate `Bson` tree.
+pub struct ToBson<'a> {
     env: sys::napi_env,
     regexp: sys::napi_value,
+    out: &'a mut Vec<u8>,
 }
 
-impl ToBson {
-    /// A converter for `env` (must be called on the JS thread).
-    pub fn new(env: sys::napi_env) -> Self {
+/// An element key being written: a field name (already checked) or an array index.
+#[derive(Clone, Copy)]
+enum Key<'k> {
+    Name(&'k [u8]),
+    Index(u32),
+}
+
+impl<'a> ToBson<'a> {
+    /// A converter for `env` (must be called on the JS thread) appending to `out`.
+    pub fn new(env: sys::napi_env, out: &'a mut Vec<u8>) -> Self {
         ToBson {
             env,
             regexp: ptr::null_mut(),
+            out,
         }
     }
 
-    /// Converts the elements of the JS array `array` (emit arguments).
-    pub fn args(&mut self, array: sys::napi_value) -> R<Vec<Bson>> {
+    /// Appends the body `{payload: [...]}` of the JS array `array` (emit arguments).
+    /// On error, `out` holds a partial document: discard it.
+    pub fn body(&mut self, array: sys::napi_value) -> R<()> {
         let env = self.env;
         let mut is_array = false;
         ck!(
@@ -100,10 +111,50 @@ impl ToBson {
         if !is_array {
             return Err(ConvError::Payload("emit arguments must be an array".into()));
         }
-        self.array(array, 0)
+        let start = self.begin_doc();
+        self.out.push(0x04);
+        self.out.extend_from_slice(b"payload\0");
+        self.array(array, 0)?;
+        self.end_doc(start)
     }
 
-    fn array(&mut self, array: sys::napi_value, depth: usize) -> R<Vec<Bson>> {
+    fn begin_doc(&mut self) -> usize {
+        let start = self.out.len();
+        self.out.extend_from_slice(&[0, 0, 0, 0]);
+        start
+    }
+
+    fn end_doc(&mut self, start: usize) -> R<()> {
+        self.out.push(0);
+        let len = i32::try_from(self.out.len() - start)
+            .map_err(|_| ConvError::Payload("document larger than 2 GiB".into()))?;
+        self.out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        Ok(())
+    }
+
+    fn key(&mut self, ty: u8, key: Key<'_>) {
+        self.out.push(ty);
+        match key {
+            Key::Name(k) => self.out.extend_from_slice(k),
+            Key::Index(mut i) => {
+                let mut digits = [0u8; 10];
+                let mut n = digits.len();
+                loop {
+                    n -= 1;
+                    digits[n] = b'0' + (i % 10) as u8;
+                    i /= 10;
+                    if i == 0 {
+                        break;
+                    }
+                }
+                self.out.extend_from_slice(&digits[n..]);
+            }
+        }
+        self.out.push(0);
+    }
+
+    /// Writes the elements of a JS array as a BSON array document.
+    fn array(&mut self, array: sys::napi_value, depth: usize) -> R<()> {
         let env = self.env;
         let mut len = 0u32;
         ck!(
@@ -111,7 +162,7 @@ impl ToBson {
             sys::napi_get_array_length(env, array, &mut len),
             "napi_get_array_length"
         );
-        let mut out = Vec::with_capacity(len as usize);
+        let start = self.begin_doc();
         for i in 0..len {
             let mut el = ptr::null_mut();
             ck!(
@@ -119,18 +170,18 @@ impl ToBson {
                 sys::napi_get_element(env, array, i, &mut el),
                 "napi_get_element"
             );
-            out.push(self.value(el, depth)?);
+            self.value(Key::Index(i), el, depth)?;
         }
-        Ok(out)
+        self.end_doc(start)
     }
 
-    /// Converts one JS value; `depth` counts enclosing arrays/objects.
-    pub fn value(&mut self, v: sys::napi_value, depth: usize) -> R<Bson> {
+    /// Writes one JS value as element `key`; `depth` counts enclosing arrays/objects.
+    fn value(&mut self, key: Key<'_>, v: sys::napi_value, depth: usize) -> R<()> {
         let env = self.env;
         let mut ty = 0;
         ck!(env, sys::napi_typeof(env, v, &mut ty), "napi_typeof");
         match ty {
-            sys::ValueType::napi_undefined | sys::ValueType::napi_null => Ok(Bson::Null),
+            sys::ValueType::napi_undefined | sys::ValueType::napi_null => self.key(0x0A, key),
             sys::ValueType::napi_boolean => {
                 let mut b = false;
                 ck!(
@@ -138,7 +189,8 @@ impl ToBson {
                     sys::napi_get_value_bool(env, v, &mut b),
                     "napi_get_value_bool"
                 );
-                Ok(Bson::Boolean(b))
+                self.key(0x08, key);
+                self.out.push(b as u8);
             }
             sys::ValueType::napi_number => {
                 let mut n = 0f64;
@@ -147,9 +199,31 @@ impl ToBson {
                     sys::napi_get_value_double(env, v, &mut n),
                     "napi_get_value_double"
                 );
-                Ok(number_to_bson(n))
+                match number_to_bson(n) {
+                    Bson::Int32(i) => {
+                        self.key(0x10, key);
+                        self.out.extend_from_slice(&i.to_le_bytes());
+                    }
+                    Bson::Int64(i) => {
+                        self.key(0x12, key);
+                        self.out.extend_from_slice(&i.to_le_bytes());
+                    }
+                    _ => {
+                        self.key(0x01, key);
+                        self.out.extend_from_slice(&n.to_le_bytes());
+                    }
+                }
             }
-            sys::ValueType::napi_string => Ok(Bson::String(self.string(v)?)),
+            sys::ValueType::napi_string => {
+                self.key(0x02, key);
+                let at = self.out.len();
+                self.out.extend_from_slice(&[0, 0, 0, 0]);
+                let n = append_js_string(env, v, self.out)?;
+                self.out.push(0);
+                let len = i32::try_from(n + 1)
+                    .map_err(|_| ConvError::Payload("string larger than 2 GiB".into()))?;
+                self.out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+            }
             sys::ValueType::napi_bigint => {
                 let mut n = 0i64;
                 let mut lossless = false;
@@ -161,20 +235,37 @@ impl ToBson {
                 if !lossless {
                     return Err(ConvError::Payload("BigInt outside the int64 range".into()));
                 }
-                Ok(Bson::Int64(n))
+                self.key(0x12, key);
+                self.out.extend_from_slice(&n.to_le_bytes());
             }
             sys::ValueType::napi_symbol => {
-                Err(ConvError::Payload("a Symbol cannot be sent".into()))
+                return Err(ConvError::Payload("a Symbol cannot be sent".into()))
             }
             sys::ValueType::napi_function => {
-                Err(ConvError::Payload("a function cannot be sent".into()))
+                return Err(ConvError::Payload("a function cannot be sent".into()))
             }
-            sys::ValueType::napi_object => self.object(v, depth),
-            _ => Err(ConvError::Payload("this value type cannot be sent".into())),
+            sys::ValueType::napi_object => self.object(key, v, depth)?,
+            _ => return Err(ConvError::Payload("this value type cannot be sent".into())),
         }
+        Ok(())
     }
 
-    fn object(&mut self, v: sys::napi_value, depth: usize) -> R<Bson> {
+    fn binary(&mut self, key: Key<'_>, data: *mut c_void, len: usize) -> R<()> {
+        let bytes: &[u8] = if data.is_null() || len == 0 {
+            &[]
+        } else {
+            unsafe { std::slice::from_raw_parts(data as *const u8, len) }
+        };
+        let n = i32::try_from(bytes.len())
+            .map_err(|_| ConvError::Payload("binary larger than 2 GiB".into()))?;
+        self.key(0x05, key);
+        self.out.extend_from_slice(&n.to_le_bytes());
+        self.out.push(0);
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn object(&mut self, key: Key<'_>, v: sys::napi_value, depth: usize) -> R<()> {
         let env = self.env;
         if depth >= MAX_DEPTH {
             return Err(ConvError::Payload(format!(
@@ -184,7 +275,8 @@ impl ToBson {
         let mut yes = false;
         ck!(env, sys::napi_is_array(env, v, &mut yes), "napi_is_array");
         if yes {
-            return Ok(Bson::Array(self.array(v, depth + 1)?));
+            self.key(0x04, key);
+            return self.array(v, depth + 1);
         }
         ck!(
             env,
@@ -192,7 +284,8 @@ impl ToBson {
             "napi_is_typedarray"
         );
         if yes {
-            return Ok(binary(typedarray_bytes(env, v)?));
+            let (data, len) = typedarray_bytes(env, v)?;
+            return self.binary(key, data, len);
         }
         ck!(env, sys::napi_is_date(env, v, &mut yes), "napi_is_date");
         if yes {
@@ -205,7 +298,9 @@ impl ToBson {
             if !t.is_finite() {
                 return Err(ConvError::Payload("an invalid Date cannot be sent".into()));
             }
-            return Ok(Bson::DateTime(DateTime::from_millis(t as i64)));
+            self.key(0x09, key);
+            self.out.extend_from_slice(&(t as i64).to_le_bytes());
+            return Ok(());
         }
         ck!(
             env,
@@ -220,29 +315,32 @@ impl ToBson {
                 sys::napi_get_arraybuffer_info(env, v, &mut data, &mut len),
                 "napi_get_arraybuffer_info"
             );
-            return Ok(binary(raw_bytes(data, len)));
+            return self.binary(key, data, len);
         }
         if self.is_regexp(v)? {
             let source = self.string_property(v, c"source")?;
             let flags = self.string_property(v, c"flags")?;
-            let mut options: Vec<char> = flags
-                .chars()
+            let mut options: Vec<u8> = flags
+                .bytes()
                 .filter_map(|f| match f {
-                    'g' => Some('s'),
-                    'i' => Some('i'),
-                    'm' => Some('m'),
+                    b'g' => Some(b's'),
+                    b'i' => Some(b'i'),
+                    b'm' => Some(b'm'),
                     _ => None,
                 })
                 .collect();
             options.sort_unstable();
-            let options: String = options.into_iter().collect();
-            let pattern = source.try_into().map_err(|_| {
-                ConvError::Payload("a RegExp source containing NUL cannot be sent".into())
-            })?;
-            let options = options
-                .try_into()
-                .map_err(|_| ConvError::Napi("regex options".into()))?;
-            return Ok(Bson::RegularExpression(bson::Regex { pattern, options }));
+            if source.as_bytes().contains(&0) {
+                return Err(ConvError::Payload(
+                    "a RegExp source containing NUL cannot be sent".into(),
+                ));
+            }
+            self.key(0x0B, key);
+            self.out.extend_from_slice(source.as_bytes());
+            self.out.push(0);
+            self.out.extend_from_slice(&options);
+            self.out.push(0);
+            return Ok(());
         }
         // A plain (or class-instance) object: its own enumerable string keys.
         let mut keys = ptr::null_mut();
@@ -264,16 +362,19 @@ impl ToBson {
             sys::napi_get_array_length(env, keys, &mut len),
             "napi_get_array_length"
         );
-        let mut doc = Document::new();
+        self.key(0x03, key);
+        let start = self.begin_doc();
+        let mut name = Vec::new();
         for i in 0..len {
-            let mut key = ptr::null_mut();
+            let mut k = ptr::null_mut();
             ck!(
                 env,
-                sys::napi_get_element(env, keys, i, &mut key),
+                sys::napi_get_element(env, keys, i, &mut k),
                 "napi_get_element"
             );
-            let name = self.string(key)?;
-            if name.contains('\0') {
+            name.clear();
+            append_js_string(env, k, &mut name)?;
+            if name.contains(&0) {
                 return Err(ConvError::Payload(
                     "an object key containing NUL cannot be sent".into(),
                 ));
@@ -281,13 +382,12 @@ impl ToBson {
             let mut val = ptr::null_mut();
             ck!(
                 env,
-                sys::napi_get_property(env, v, key, &mut val),
+                sys::napi_get_property(env, v, k, &mut val),
                 "napi_get_property"
             );
-            let b = self.value(val, depth + 1)?;
-            doc.insert(name, b);
+            self.value(Key::Name(&name), val, depth + 1)?;
         }
-        Ok(Bson::Document(doc))
+        self.end_doc(start)
     }
 
     fn is_regexp(&mut self, v: sys::napi_value) -> R<bool> {
@@ -312,12 +412,39 @@ impl ToBson {
             sys::napi_get_named_property(env, v, name.as_ptr(), &mut p),
             "napi_get_named_property"
         );
-        self.string(p)
+        js_string(env, p)
     }
+}
 
-    fn string(&mut self, v: sys::napi_value) -> R<String> {
-        js_string(self.env, v)
-    }
+/// Appends a JS string's UTF-8 (lone surrogates become U+FFFD) to `out`, no
+/// terminator; returns the number of bytes appended. One UTF-16 length query,
+/// then one copy straight into `out` (at most 3 UTF-8 bytes per UTF-16 unit).
+pub fn append_js_string(env: sys::napi_env, v: sys::napi_value, out: &mut Vec<u8>) -> R<usize> {
+    let mut units = 0usize;
+    ck!(
+        env,
+        sys::napi_get_value_string_utf16(env, v, ptr::null_mut(), 0, &mut units),
+        "napi_get_value_string_utf16"
+    );
+    let room = units * 3 + 1;
+    out.reserve(room);
+    let at = out.len();
+    let mut written = 0usize;
+    // SAFETY: `reserve` made room for `room` bytes past `len`; Node-API writes at
+    // most `room` bytes (including its NUL) and reports how many it wrote before it.
+    ck!(
+        env,
+        sys::napi_get_value_string_utf8(
+            env,
+            v,
+            out.as_mut_ptr().add(at).cast(),
+            room,
+            &mut written
+        ),
+        "napi_get_value_string_utf8"
+    );
+    unsafe { out.set_len(at + written) };
+    Ok(written)
 }
 
 /// Reads a JS string as UTF-8 (lone surrogates become U+FFFD).
@@ -352,21 +479,8 @@ pub fn number_to_bson(n: f64) -> Bson {
     Bson::Double(n)
 }
 
-fn binary(bytes: Vec<u8>) -> Bson {
-    Bson::Binary(Binary {
-        subtype: BinarySubtype::Generic,
-        bytes,
-    })
-}
-
-fn raw_bytes(data: *mut c_void, len: usize) -> Vec<u8> {
-    if data.is_null() || len == 0 {
-        return Vec::new();
-    }
-    unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec()
-}
-
-fn typedarray_bytes(env: sys::napi_env, v: sys::napi_value) -> R<Vec<u8>> {
+/// The data pointer and byte length of a TypedArray (Buffer, Uint8Array, ...).
+fn typedarray_bytes(env: sys::napi_env, v: sys::napi_value) -> R<(*mut c_void, usize)> {
     let mut ty = 0;
     let mut len = 0usize;
     let mut data = ptr::null_mut();
@@ -385,7 +499,7 @@ fn typedarray_bytes(env: sys::napi_env, v: sys::napi_value) -> R<Vec<u8>> {
         T::float64_array | T::bigint64_array | T::biguint64_array => 8,
         _ => return Err(ConvError::Payload("unsupported TypedArray type".into())),
     };
-    Ok(raw_bytes(data, len * size))
+    Ok((data, len * size))
 }
 
 fn global(env: sys::napi_env, name: &std::ffi::CStr) -> R<sys::napi_value> {
@@ -429,6 +543,36 @@ impl ToJs {
             ck!(
                 env,
                 sys::napi_set_element(env, arr, i as u32, js),
+                "napi_set_element"
+            );
+        }
+        Ok(arr)
+    }
+
+    /// A JS array `[first, ...converted values]` (a received event's
+    /// `[name, ...args]`, ready for `emit.apply`).
+    pub fn array_after(
+        &mut self,
+        first: sys::napi_value,
+        values: &[Bson],
+    ) -> R<sys::napi_value> {
+        let env = self.env;
+        let mut arr = ptr::null_mut();
+        ck!(
+            env,
+            sys::napi_create_array_with_length(env, values.len() + 1, &mut arr),
+            "napi_create_array"
+        );
+        ck!(
+            env,
+            sys::napi_set_element(env, arr, 0, first),
+            "napi_set_element"
+        );
+        for (i, v) in values.iter().enumerate() {
+            let js = self.value(v)?;
+            ck!(
+                env,
+                sys::napi_set_element(env, arr, i as u32 + 1, js),
                 "napi_set_element"
             );
         }

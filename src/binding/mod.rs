@@ -70,25 +70,82 @@ impl TypeName for Raw {
     }
 }
 
+/// Scratch buffers larger than this are not kept between calls.
+const SCRATCH_KEEP: usize = 256 * 1024;
+
+thread_local! {
+    /// The JS thread's reusable buffer for encoding emit bodies (no allocation per emit).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Encodes the JS array `args` as the body `{payload: [...]}` into the JS
+/// thread's scratch buffer and hands the bytes to `f`.
+pub(crate) fn with_body<T>(
+    env: sys::napi_env,
+    args: sys::napi_value,
+    f: impl FnOnce(&[u8]) -> napi::Result<T>,
+) -> napi::Result<T> {
+    with_scratch(|buf| {
+        ToBson::new(env, buf)
+            .body(args)
+            .map_err(|e| conv_error(env, e))?;
+        f(buf)
+    })
+}
+
+/// Runs `f` with the JS thread's cleared scratch buffer.
+fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> napi::Result<T>) -> napi::Result<T> {
+    SCRATCH.with(|cell| {
+        // A re-entrant call (a getter that emits) gets a fresh buffer.
+        let mut owned;
+        let mut guard = cell.try_borrow_mut();
+        let buf: &mut Vec<u8> = match guard {
+            Ok(ref mut b) => b,
+            Err(_) => {
+                owned = Vec::new();
+                &mut owned
+            }
+        };
+        buf.clear();
+        let res = f(buf);
+        if buf.capacity() > SCRATCH_KEEP {
+            *buf = Vec::new();
+        }
+        res
+    })
+}
+
+/// Like [`with_body`], and also reads the JS string `name` into the same
+/// scratch buffer (no `String` allocation per emit): `f(name, body)`.
+pub(crate) fn with_name_and_body<T>(
+    env: sys::napi_env,
+    name: sys::napi_value,
+    args: sys::napi_value,
+    f: impl FnOnce(&str, &[u8]) -> napi::Result<T>,
+) -> napi::Result<T> {
+    with_scratch(|buf| {
+        let split = convert::append_js_string(env, name, buf).map_err(|e| conv_error(env, e))?;
+        ToBson::new(env, buf)
+            .body(args)
+            .map_err(|e| conv_error(env, e))?;
+        let (name, body) = buf.split_at(split);
+        let name = std::str::from_utf8(name)
+            .map_err(|_| throw(env, false, "ENAPI", "event name is not UTF-8"))?;
+        f(name, body)
+    })
+}
+
 /// Encodes emit arguments the way they travel: the BSON document `{payload: [...]}`.
 /// Exposed for tests of the conversion rules.
-#[napi(js_name = "encodePayload", ts_args_type = "args: unknown[]")]
-pub fn encode_payload(env: Env, args: Unknown) -> napi::Result<Buffer> {
+#[napi(js_name = "encodePayload", ts_args_type = "args: unknown[]", ts_return_type = "Buffer")]
+pub fn encode_payload(env: Env, args: Unknown) -> napi::Result<Raw> {
     let raw_env = env.raw();
-    let values = ToBson::new(raw_env)
-        .args(args.raw())
-        .map_err(|e| conv_error(raw_env, e))?;
-    let mut doc = bson::Document::new();
-    doc.insert("payload", bson::Bson::Array(values));
-    let bytes = doc.to_vec().map_err(|e| {
-        throw(
-            raw_env,
-            true,
-            "EPAYLOAD",
-            &format!("cannot send payload: {e}"),
-        )
-    })?;
-    Ok(bytes.into())
+    with_body(raw_env, args.raw(), |bytes| {
+        ToJs::new(raw_env)
+            .buffer(bytes)
+            .map(Raw)
+            .map_err(|e| conv_error(raw_env, e))
+    })
 }
 
 /// Decodes a `{payload: [...]}` BSON body into the JS arguments a receiver emits.

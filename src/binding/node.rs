@@ -7,12 +7,12 @@
 //! `dgram` socket) and is released when the pump ends after `stop()`, after a
 //! final batch that drains what was still queued and ends with the `done` entry.
 //!
-//! Batch layout (an array of entries, each an array):
-//! `[0, name, args]` event · `[1, code, message]` error ·
-//! `[2, senderId, count]` gap · `[3]` done (last call of this period).
+//! Batch layout: one flat array, three slots per entry (no array per entry):
+//! `0, [name, ...args], -` event (ready for `emit.apply`) · `1, code, message`
+//! error · `2, senderId, count` gap · `3, -, -` done (last call of this period).
 
-use super::convert::{ConvError, ToBson, ToJs};
-use super::{conv_error, throw, Raw};
+use super::convert::{ConvError, ToJs};
+use super::{conv_error, throw, with_name_and_body, Raw};
 use crate::node::{EncryptOptions, Events, Notification, Options};
 use crate::Eventcast;
 use napi::bindgen_prelude::*;
@@ -121,43 +121,65 @@ fn build_batch(
     batch: &Batch,
 ) -> std::result::Result<sys::napi_value, ConvError> {
     let mut js = ToJs::new(env);
-    let mut entries = Vec::with_capacity(batch.items.len() + 1);
+    let count = (batch.items.len() + batch.done as usize) * 3;
+    let mut out = std::ptr::null_mut();
+    ck(env, unsafe { sys::napi_create_array_with_length(env, count, &mut out) })?;
+    // Events of a batch mostly share a name: one JS string per run of equal
+    // names (fewer allocations, and EventEmitter's lookup of the same string is cheaper).
+    let mut last_name: Option<(&str, sys::napi_value)> = None;
+    let mut at = 0u32;
+    let mut put = |js: &mut ToJs, kind: f64, a: sys::napi_value, b: Option<sys::napi_value>| {
+        let k = js.number(kind)?;
+        ck(env, unsafe { sys::napi_set_element(env, out, at, k) })?;
+        ck(env, unsafe { sys::napi_set_element(env, out, at + 1, a) })?;
+        if let Some(b) = b {
+            ck(env, unsafe { sys::napi_set_element(env, out, at + 2, b) })?;
+        }
+        at += 3;
+        Ok::<(), ConvError>(())
+    };
     for n in &batch.items {
-        let entry = match n {
+        match n {
             Notification::Event(ev) => {
-                let name = js.string(&ev.name)?;
-                let args = js.array(&ev.args)?;
-                vec![js.number(0.0)?, name, args]
+                let name = match last_name {
+                    Some((s, v)) if s == ev.name.as_str() => v,
+                    _ => {
+                        let v = js.string(&ev.name)?;
+                        last_name = Some((ev.name.as_str(), v));
+                        v
+                    }
+                };
+                let args = js.array_after(name, &ev.args)?;
+                put(&mut js, 0.0, args, None)?;
             }
             Notification::Error { code, message } => {
-                vec![js.number(1.0)?, js.string(code)?, js.string(message)?]
+                let (c, m) = (js.string(code)?, js.string(message)?);
+                put(&mut js, 1.0, c, Some(m))?;
             }
             Notification::Gap { sender, count } => {
-                vec![
-                    js.number(2.0)?,
-                    js.string(sender)?,
-                    js.number(*count as f64)?,
-                ]
+                let (s, c) = (js.string(sender)?, js.number(*count as f64)?);
+                put(&mut js, 2.0, s, Some(c))?;
             }
-        };
-        entries.push(entry);
-    }
-    if batch.done {
-        entries.push(vec![js.number(3.0)?]);
-    }
-    let mut out = std::ptr::null_mut();
-    unsafe { sys::napi_create_array_with_length(env, entries.len(), &mut out) };
-    for (i, entry) in entries.into_iter().enumerate() {
-        let mut arr = std::ptr::null_mut();
-        unsafe {
-            sys::napi_create_array_with_length(env, entry.len(), &mut arr);
-            for (j, v) in entry.into_iter().enumerate() {
-                sys::napi_set_element(env, arr, j as u32, v);
-            }
-            sys::napi_set_element(env, out, i as u32, arr);
         }
     }
+    if batch.done {
+        let k = js.number(3.0)?;
+        ck(env, unsafe { sys::napi_set_element(env, out, at, k) })?;
+    }
     Ok(out)
+}
+
+fn ck(env: sys::napi_env, status: sys::napi_status) -> std::result::Result<(), ConvError> {
+    if status == sys::Status::napi_ok {
+        return Ok(());
+    }
+    let mut pending = false;
+    unsafe { sys::napi_is_exception_pending(env, &mut pending) };
+    Err(if pending {
+        ConvError::Pending
+    } else {
+        ConvError::Napi(format!("building a batch failed (napi status {status})"))
+    })
 }
 
 type BatchFn = ThreadsafeFunction<Batch, Unknown<'static>, Batch, Status, false>;
@@ -269,7 +291,7 @@ impl NativeEventcast {
 
     /// Binds, joins and starts delivering notifications to `onBatch`.
     /// Resolves to null, or to `{code, message}` on failure.
-    #[napi(ts_args_type = "onBatch: (batch: Array<Array<any>>) => void")]
+    #[napi(ts_args_type = "onBatch: (batch: Array<any>) => void")]
     pub fn start<'env>(
         &self,
         env: &'env Env,
@@ -321,14 +343,13 @@ impl NativeEventcast {
     /// Sends `name(...args)` to the group. Throws `TypeError` `EPAYLOAD` before
     /// sending anything when the arguments cannot be carried.
     #[napi(ts_args_type = "name: string, args: unknown[]")]
-    pub fn emit(&self, env: Env, name: String, args: Unknown) -> napi::Result<()> {
+    pub fn emit(&self, env: Env, name: Unknown, args: Unknown) -> napi::Result<()> {
         let raw = env.raw();
-        let values = ToBson::new(raw)
-            .args(args.raw())
-            .map_err(|e| conv_error(raw, e))?;
-        self.node
-            .emit(&name, &values)
-            .map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
+        with_name_and_body(raw, name.raw(), args.raw(), |name, body| {
+            self.node
+                .emit_encoded(name, body)
+                .map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
+        })
     }
 
     /// The node's status: `stopped`, `starting`, `started` or `stopping`.
