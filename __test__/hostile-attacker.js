@@ -91,6 +91,8 @@ async function flood (sock) {
     return [w.bogusChunk({ id: (0x1000000000000000n + BigInt(i)).toString(16), seqId: w.hex(20), seq: 0, seqLen: 1000, size: cfg.chunkSize })]
   })
   out({ type: 'phase', phase: 'senders', datagrams, ms: ms1 })
+  // Lets the test read the victim's counters once it has processed phase 1.
+  if (cfg.pauseMs) await sleep(cfg.pauseMs)
   // Phase 2: fewer senders, many chunks each (pushes the byte limit).
   const groups = Array.from({ length: cfg.bigGroups }, (_, g) => ({ id: (0x2000000000000000n + BigInt(g)).toString(16), seqId: w.hex(20) }))
   const perGroup = cfg.chunksPerGroup
