@@ -96,11 +96,15 @@ test('a flood of bogus partial messages stays within the reassembly limits; the 
 
     assert.ok(max.reassemblyBytes <= MAX_REASSEMBLY, `reassembly peaked at ${max.reassemblyBytes} > ${MAX_REASSEMBLY}`)
     assert.ok(samples.every((s) => s.reassemblyBytes <= MAX_REASSEMBLY))
-    // 5,000 partial messages from 5,000 senders cannot all be kept: at least
-    // 5,000 - 1024 of them were evicted, and that is counted.
+    // One partial message per fake sender cannot all be kept: all but 1024 of
+    // those that reached the node were evicted, and that is counted. (On a
+    // starved machine the kernel drops part of the burst once the 8 MiB socket
+    // buffer is full, so count what arrived, not what was sent.)
     assert.ok(afterSenders, 'phase report received')
-    assert.ok(afterSenders.partialsEvicted >= cfg.senders - MAX_PARTIALS - 64,
-      `partialsEvicted ${afterSenders.partialsEvicted} after ${cfg.senders} fake senders (limit ${MAX_PARTIALS} partials)`)
+    const arrived = afterSenders.datagramsReceived - afterSenders.ownDatagramsIgnored
+    assert.ok(arrived >= 2 * MAX_PARTIALS, `enough fake senders reached the node to test eviction (${arrived} of ${cfg.senders})`)
+    assert.ok(afterSenders.partialsEvicted >= arrived - MAX_PARTIALS - 64,
+      `partialsEvicted ${afterSenders.partialsEvicted} after ${arrived} fake senders arrived (limit ${MAX_PARTIALS} partials)`)
     assert.ok(afterSenders.reassemblyBytes <= MAX_PARTIALS * (cfg.chunkSize + 512), `at most ${MAX_PARTIALS} partials held (${afterSenders.reassemblyBytes} bytes)`)
     // The 80 MB of the second phase cannot all be held either.
     assert.ok(st.partialsEvicted + st.rejectedLimits > afterSenders.partialsEvicted + afterSenders.rejectedLimits,
