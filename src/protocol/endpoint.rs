@@ -17,7 +17,7 @@ use super::timefmt::{format_iso, parse_iso};
 use super::tracker::{Peer, Verdict};
 use super::{Config, Destination, Encryption, Event, Identity, Output, Sender, Stats, Transmit};
 use crate::error::{Error, WireError};
-use crate::wire::{self, Meta, Payload, PROTOCOL_VERSION, RETX_EVENT};
+use crate::wire::{self, Meta, MetaRef, Payload, PROTOCOL_VERSION, RETX_EVENT};
 use bson::{Bson, Document};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -303,7 +303,7 @@ impl Endpoint {
                 return;
             }
         }
-        let dg = match wire::decode_datagram(bytes) {
+        let dg = match wire::decode_datagram_ref(bytes) {
             Ok(d) => d,
             Err(WireError::Version(version)) => {
                 self.stats.rejected_version += 1;
@@ -316,7 +316,7 @@ impl Endpoint {
             }
         };
         let (meta, body) = (dg.meta, dg.body);
-        if meta.id.as_deref() == Some(self.identity.id.as_str()) {
+        if meta.id == Some(self.identity.id.as_str()) {
             self.stats.own_datagrams_ignored += 1;
             return;
         }
@@ -355,8 +355,8 @@ impl Endpoint {
     /// `3 * message_ttl + CLOCK_SKEW` in the past (the retention time, so
     /// repairs still pass) and `CLOCK_SKEW` in the future. Without a wall
     /// clock ([`Endpoint::set_wall_clock`]) only the `sn` window applies.
-    fn is_fresh(&self, now: Instant, meta: &Meta) -> bool {
-        let Some(time) = meta.time.as_deref() else { return false };
+    fn is_fresh(&self, now: Instant, meta: &MetaRef<'_>) -> bool {
+        let Some(time) = meta.time else { return false };
         let Some(sent) = parse_iso(time) else { return false };
         if self.wall_anchor.is_none() {
             return true;
@@ -368,21 +368,21 @@ impl Endpoint {
         }
     }
 
-    fn sender_of(meta: &Meta) -> Option<Sender> {
+    fn sender_of(meta: &MetaRef<'_>) -> Option<Sender> {
         Some(Sender {
-            id: meta.id.clone()?,
-            host: meta.host.clone().unwrap_or_default(),
+            id: meta.id?.to_owned(),
+            host: meta.host.unwrap_or_default().to_owned(),
             port: meta.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
-            hostname: meta.hostname.clone().unwrap_or_default(),
+            hostname: meta.hostname.unwrap_or_default().to_owned(),
         })
     }
 
-    fn handle_chunk(&mut self, now: Instant, source: SocketAddr, meta: Meta, body: &[u8], via: Via) {
+    fn handle_chunk(&mut self, now: Instant, source: SocketAddr, meta: MetaRef<'_>, body: &[u8], via: Via) {
         let Some(sender) = Self::sender_of(&meta) else {
             self.stats.rejected_malformed += 1;
             return;
         };
-        let key: Key = (sender.id.clone(), meta.seq_id.clone());
+        let key: Key = (sender.id.clone(), meta.seq_id.to_owned());
         let nack = Nack::armed(now, self.timing.jittered(&mut self.rng));
         let info = ChunkInfo { seq: meta.seq, seq_len: meta.seq_len, seq_end: meta.seq_end, sn: meta.sn, sender: &sender };
         let mut evicted = Vec::new();
@@ -428,8 +428,13 @@ impl Endpoint {
         }
     }
 
-    fn handle_message(&mut self, now: Instant, meta: Meta, body: &[u8]) {
-        let (Some(name), Some(sender)) = (meta.name.clone(), Self::sender_of(&meta)) else {
+    fn handle_message(&mut self, now: Instant, meta: MetaRef<'_>, body: &[u8]) {
+        let Some(name) = meta.name else {
+            self.stats.rejected_malformed += 1;
+            return;
+        };
+        // Only the id is needed until the event is known to be delivered.
+        let Some(sender_id) = meta.id else {
             self.stats.rejected_malformed += 1;
             return;
         };
@@ -443,7 +448,7 @@ impl Endpoint {
         if name == HEARTBEAT_EVENT {
             match payload {
                 Payload::Document(doc) => match doc.get("sn").and_then(bson_i64) {
-                    Some(sn) => self.handle_heartbeat(now, &sender.id, sn),
+                    Some(sn) => self.handle_heartbeat(now, sender_id, sn),
                     None => self.stats.rejected_malformed += 1,
                 },
                 Payload::Args(_) => self.stats.rejected_malformed += 1,
@@ -460,21 +465,21 @@ impl Endpoint {
             }
             let fresh = match meta.sn {
                 Some(sn) => {
-                    self.ensure_peer(now, &sender.id, sn);
-                    match self.peers.get_mut(&sender.id) {
+                    self.ensure_peer(now, sender_id, sn);
+                    match self.peers.get_mut(sender_id) {
                         Some(p) => {
                             let before = p.missing_count();
                             if p.is_missing(sn) && sn <= p.asked_upto {
                                 self.stats.repairs_received += 1;
                             }
                             let (verdict, lost) = p.on_message(now, sn);
-                            self.peer_changed(now, &sender.id, before, lost);
+                            self.peer_changed(now, sender_id, before, lost);
                             verdict == Verdict::Deliver
                         }
                         None => true,
                     }
                 }
-                None => self.reassembly.mark_single_done((sender.id.clone(), meta.seq_id.clone())),
+                None => self.reassembly.mark_single_done((sender_id.to_owned(), meta.seq_id.to_owned())),
             };
             if !fresh {
                 self.stats.duplicates_ignored += 1;
@@ -484,7 +489,7 @@ impl Endpoint {
         if name == RETX_EVENT {
             match payload {
                 Payload::Document(doc) => match RepairRequest::from_document(&doc) {
-                    Some(req) => self.handle_request(now, &sender.id, &req),
+                    Some(req) => self.handle_request(now, sender_id, &req),
                     None => self.stats.rejected_malformed += 1,
                 },
                 Payload::Args(_) => self.stats.rejected_malformed += 1,
@@ -495,7 +500,8 @@ impl Endpoint {
             Payload::Args(args) => args,
             Payload::Document(doc) => vec![Bson::Document(doc)],
         };
-        self.outputs.push_back(Output::Event(Event { name, args, sender }));
+        let Some(sender) = Self::sender_of(&meta) else { return };
+        self.outputs.push_back(Output::Event(Event { name: name.to_owned(), args, sender }));
     }
 
     /// Answers (on the group only) and learns from a repair request sent by `requester`

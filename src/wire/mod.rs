@@ -23,7 +23,8 @@ pub use body::{
     js_flags_to_bson_options, try_encode_args, try_encode_document_body, Payload, RawPayload,
 };
 pub use datagram::{
-    decode_datagram, encode_datagram, split_datagram, try_encode_datagram, Datagram,
+    decode_datagram, decode_datagram_ref, encode_datagram, split_datagram, try_encode_datagram,
+    Datagram, DatagramRef, MetaRef,
 };
 pub use meta::Meta;
 pub use retx::RetxRequest;
