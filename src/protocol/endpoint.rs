@@ -169,21 +169,32 @@ impl Endpoint {
         }
     }
 
-    fn sender_meta(&mut self, seq: i32, seq_len: i32, seq_id: &str, name: &str, time: &str, sn: Option<i64>) -> Meta {
-        Meta {
+    /// The meta of one datagram this endpoint sends, borrowing its strings.
+    #[allow(clippy::too_many_arguments)]
+    fn sender_meta<'a>(
+        identity: &'a Identity,
+        nonce: Option<&'a str>,
+        seq: i32,
+        seq_len: i32,
+        seq_id: &'a str,
+        name: &'a str,
+        time: &'a str,
+        sn: Option<i64>,
+    ) -> MetaRef<'a> {
+        MetaRef {
             v: PROTOCOL_VERSION,
             seq,
             seq_len,
-            seq_id: seq_id.to_owned(),
+            seq_id,
             seq_end: seq == seq_len - 1,
             enc: false,
-            nonce: self.nonce(),
-            name: Some(name.to_owned()),
-            host: Some(self.identity.host.clone()),
-            port: Some(i32::from(self.identity.port)),
-            hostname: Some(self.identity.hostname.clone()),
-            id: Some(self.identity.id.clone()),
-            time: Some(time.to_owned()),
+            nonce,
+            name: Some(name),
+            host: Some(&identity.host),
+            port: Some(i32::from(identity.port)),
+            hostname: Some(&identity.hostname),
+            id: Some(&identity.id),
+            time: Some(time),
             sn,
         }
     }
@@ -196,9 +207,10 @@ impl Endpoint {
         }
         let time = format_iso(wall);
         let seq_id = wire::ids::seq_id(&mut self.rng);
-        let meta = self.sender_meta(0, 1, &seq_id, name, &time, sn);
+        let nonce = self.nonce();
+        let meta = Self::sender_meta(&self.identity, nonce.as_deref(), 0, 1, &seq_id, name, &time, sn);
         let mut inner = Vec::with_capacity(body.len() + 256);
-        wire::try_encode_datagram(&meta, body, &mut inner).map_err(|e| Error::Payload(e.to_string()))?;
+        wire::try_encode_datagram_ref(&meta, body, &mut inner).map_err(|e| Error::Payload(e.to_string()))?;
         if let Encryption::Secure(key) = &self.config.encryption {
             // Authenticated scheme: every datagram, chunks included, is sealed
             // on its own, so each one is authenticated and replay-checked.
@@ -215,9 +227,10 @@ impl Endpoint {
             let group = wire::ids::seq_id(&mut self.rng);
             let mut out = Vec::with_capacity(n);
             for (i, slice) in inner.chunks(mps).enumerate() {
-                let meta = self.sender_meta(i as i32, seq_len, &group, name, &time, sn);
+                let nonce = self.nonce();
+                let meta = Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
                 let mut d = Vec::with_capacity(slice.len() + 300);
-                wire::try_encode_datagram(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
+                wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
                 out.push(key.seal(&d, &mut self.rng));
             }
             return Ok((Some(group), out));
@@ -252,9 +265,10 @@ impl Endpoint {
         let group = wire::ids::seq_id(&mut self.rng);
         let mut out = Vec::with_capacity(n);
         for (i, slice) in whole.chunks(mps).enumerate() {
-            let meta = self.sender_meta(i as i32, seq_len, &group, name, &time, sn);
+            let nonce = self.nonce();
+            let meta = Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
             let mut d = Vec::with_capacity(slice.len() + 300);
-            wire::try_encode_datagram(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
+            wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
             out.push(d);
         }
         Ok((Some(group), out))

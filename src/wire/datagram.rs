@@ -103,6 +103,28 @@ pub struct MetaRef<'a> {
     pub sn: Option<i64>,
 }
 
+impl Meta {
+    /// A borrowed view of this meta.
+    pub fn as_meta_ref(&self) -> MetaRef<'_> {
+        MetaRef {
+            v: self.v,
+            seq: self.seq,
+            seq_len: self.seq_len,
+            seq_id: &self.seq_id,
+            seq_end: self.seq_end,
+            enc: self.enc,
+            nonce: self.nonce.as_deref(),
+            name: self.name.as_deref(),
+            host: self.host.as_deref(),
+            port: self.port,
+            hostname: self.hostname.as_deref(),
+            id: self.id.as_deref(),
+            time: self.time.as_deref(),
+            sn: self.sn,
+        }
+    }
+}
+
 impl MetaRef<'_> {
     /// True when this datagram is one chunk of a larger message.
     pub fn is_multipart(&self) -> bool {
@@ -274,6 +296,11 @@ pub fn decode_datagram_ref(buf: &[u8]) -> Result<DatagramRef<'_>, WireError> {
 /// Fields are written in 0.1.x's order with 0.1.x's BSON types (int32, string,
 /// boolean), then the `sn` extension as int64.
 pub fn try_encode_datagram(meta: &Meta, body: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
+    try_encode_datagram_ref(&meta.as_meta_ref(), body, out)
+}
+
+/// [`try_encode_datagram`] from a borrowed meta (no owned strings needed: the send hot path).
+pub fn try_encode_datagram_ref(meta: &MetaRef<'_>, body: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
     let origin = out.len();
     out.reserve(2 + 160 + body.len());
     out.extend_from_slice(&[0, 0]);
@@ -282,28 +309,28 @@ pub fn try_encode_datagram(meta: &Meta, body: &[u8], out: &mut Vec<u8>) -> Resul
         put_i32(out, "v", meta.v);
         put_i32(out, "seq", meta.seq);
         put_i32(out, "seqLen", meta.seq_len);
-        put_str(out, "seqId", &meta.seq_id)?;
+        put_str(out, "seqId", meta.seq_id)?;
         put_bool(out, "seqEnd", meta.seq_end);
         put_bool(out, "enc", meta.enc);
-        if let Some(s) = &meta.nonce {
+        if let Some(s) = meta.nonce {
             put_str(out, "nonce", s)?;
         }
-        if let Some(s) = &meta.name {
+        if let Some(s) = meta.name {
             put_str(out, "name", s)?;
         }
-        if let Some(s) = &meta.host {
+        if let Some(s) = meta.host {
             put_str(out, "host", s)?;
         }
         if let Some(p) = meta.port {
             put_i32(out, "port", p);
         }
-        if let Some(s) = &meta.hostname {
+        if let Some(s) = meta.hostname {
             put_str(out, "hostname", s)?;
         }
-        if let Some(s) = &meta.id {
+        if let Some(s) = meta.id {
             put_str(out, "id", s)?;
         }
-        if let Some(s) = &meta.time {
+        if let Some(s) = meta.time {
             put_str(out, "time", s)?;
         }
         if let Some(sn) = meta.sn {

@@ -24,7 +24,7 @@ pub use body::{
 };
 pub use datagram::{
     decode_datagram, decode_datagram_ref, encode_datagram, split_datagram, try_encode_datagram,
-    Datagram, DatagramRef, MetaRef,
+    try_encode_datagram_ref, Datagram, DatagramRef, MetaRef,
 };
 pub use meta::Meta;
 pub use retx::RetxRequest;
