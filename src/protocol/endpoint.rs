@@ -9,7 +9,7 @@
 //! members too, so they hear our requests, and we answer 0.1.x requests on
 //! the group as well.
 
-use super::reassembly::{ChunkInfo, Insert, Key, Reassembly, Reject};
+use super::reassembly::{ChunkInfo, Insert, Key, Reassembly, Reject, SenderRef};
 use super::repair::{Nack, RepairBudget, RepairTiming};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
@@ -392,13 +392,19 @@ impl Endpoint {
     }
 
     fn handle_chunk(&mut self, now: Instant, source: SocketAddr, meta: MetaRef<'_>, body: &[u8], via: Via) {
-        let Some(sender) = Self::sender_of(&meta) else {
+        let Some(sender_id) = meta.id else {
             self.stats.rejected_malformed += 1;
             return;
         };
-        let key: Key = (sender.id.clone(), meta.seq_id.to_owned());
+        let sender = SenderRef {
+            id: sender_id,
+            host: meta.host.unwrap_or_default(),
+            port: meta.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+            hostname: meta.hostname.unwrap_or_default(),
+        };
+        let key: Key = (sender_id.to_owned(), meta.seq_id.to_owned());
         let nack = Nack::armed(now, self.timing.jittered(&mut self.rng));
-        let info = ChunkInfo { seq: meta.seq, seq_len: meta.seq_len, seq_end: meta.seq_end, sn: meta.sn, sender: &sender };
+        let info = ChunkInfo { seq: meta.seq, seq_len: meta.seq_len, seq_end: meta.seq_end, sn: meta.sn, sender };
         let mut evicted = Vec::new();
         let result = self.reassembly.insert(now, key.clone(), info, body, nack, &mut evicted);
         self.stats.partials_evicted += evicted.len() as u64;
@@ -408,11 +414,11 @@ impl Endpoint {
             }
         }
         if let (Some(sn), Insert::Progress { .. }) = (meta.sn, &result) {
-            self.ensure_peer(now, &sender.id, sn);
-            if let Some(p) = self.peers.get_mut(&sender.id) {
+            self.ensure_peer(now, sender_id, sn);
+            if let Some(p) = self.peers.get_mut(sender_id) {
                 let before = p.missing_count();
                 let lost = p.on_chunk(now, sn);
-                self.peer_changed(now, &sender.id, before, lost);
+                self.peer_changed(now, sender_id, before, lost);
             }
         }
         match result {
