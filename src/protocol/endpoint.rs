@@ -38,6 +38,9 @@ const MAX_SENDERS: usize = 1024;
 const CLOCK_SKEW: Duration = Duration::from_secs(5);
 /// Heartbeats sent after the last message.
 const HEARTBEATS_AFTER_LAST: u32 = 3;
+/// Largest argument buffer [`Endpoint::emit`] keeps for the next call (a
+/// 100 MiB message should not pin 100 MiB).
+const MAX_REUSED_ARGS_BUF: usize = 64 * 1024;
 
 /// Event name of the heartbeat: payload document `{id, sn}` with the sender's
 /// latest message number, so receivers notice lost trailing messages.
@@ -67,6 +70,8 @@ pub struct Endpoint {
     stats: Stats,
     timing: RepairTiming,
     transmits: VecDeque<Transmit>,
+    /// Reused buffer for the encoded arguments of [`Endpoint::emit`].
+    args_buf: Vec<u8>,
     outputs: VecDeque<Output>,
     retention: Retention,
     reassembly: Reassembly,
@@ -96,6 +101,7 @@ impl Endpoint {
             stats: Stats::default(),
             timing,
             transmits: VecDeque::new(),
+            args_buf: Vec::new(),
             outputs: VecDeque::new(),
             retention,
             reassembly,
@@ -133,8 +139,12 @@ impl Endpoint {
 
     /// Queues the datagrams of one message. `wall` is the send time written into `time`.
     pub fn emit(&mut self, now: Instant, wall: SystemTime, name: &str, args: &[Bson]) -> Result<(), Error> {
-        let body = wire::try_encode_args(args)?;
-        self.emit_encoded(now, wall, name, &body)
+        let mut body = std::mem::take(&mut self.args_buf);
+        let r = wire::try_encode_args_into(args, &mut body).and_then(|()| self.emit_encoded(now, wall, name, &body));
+        if body.capacity() <= MAX_REUSED_ARGS_BUF {
+            self.args_buf = body;
+        }
+        r
     }
 
     /// Like [`Endpoint::emit`], with the body already encoded as `{payload: [..]}`
