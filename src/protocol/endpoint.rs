@@ -9,7 +9,7 @@
 //! members too, so they hear our requests, and we answer 0.1.x requests on
 //! the group as well.
 
-use super::reassembly::{ChunkInfo, Insert, Key, Reassembly, Reject};
+use super::reassembly::{ChunkInfo, Insert, Key, Reassembly, Reject, SenderRef};
 use super::repair::{Nack, RepairBudget, RepairTiming};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
@@ -17,7 +17,7 @@ use super::timefmt::{format_iso, parse_iso};
 use super::tracker::{Peer, Verdict};
 use super::{Config, Destination, Encryption, Event, Identity, Output, Sender, Stats, Transmit};
 use crate::error::{Error, WireError};
-use crate::wire::{self, Meta, Payload, PROTOCOL_VERSION, RETX_EVENT};
+use crate::wire::{self, Meta, MetaRef, Payload, PROTOCOL_VERSION, RETX_EVENT};
 use bson::{Bson, Document};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -38,6 +38,9 @@ const MAX_SENDERS: usize = 1024;
 const CLOCK_SKEW: Duration = Duration::from_secs(5);
 /// Heartbeats sent after the last message.
 const HEARTBEATS_AFTER_LAST: u32 = 3;
+/// Largest argument buffer [`Endpoint::emit`] keeps for the next call (a
+/// 100 MiB message should not pin 100 MiB).
+const MAX_REUSED_ARGS_BUF: usize = 64 * 1024;
 
 /// Event name of the heartbeat: payload document `{id, sn}` with the sender's
 /// latest message number, so receivers notice lost trailing messages.
@@ -67,6 +70,8 @@ pub struct Endpoint {
     stats: Stats,
     timing: RepairTiming,
     transmits: VecDeque<Transmit>,
+    /// Reused buffer for the encoded arguments of [`Endpoint::emit`].
+    args_buf: Vec<u8>,
     outputs: VecDeque<Output>,
     retention: Retention,
     reassembly: Reassembly,
@@ -96,6 +101,7 @@ impl Endpoint {
             stats: Stats::default(),
             timing,
             transmits: VecDeque::new(),
+            args_buf: Vec::new(),
             outputs: VecDeque::new(),
             retention,
             reassembly,
@@ -133,8 +139,12 @@ impl Endpoint {
 
     /// Queues the datagrams of one message. `wall` is the send time written into `time`.
     pub fn emit(&mut self, now: Instant, wall: SystemTime, name: &str, args: &[Bson]) -> Result<(), Error> {
-        let body = wire::try_encode_args(args)?;
-        self.emit_encoded(now, wall, name, &body)
+        let mut body = std::mem::take(&mut self.args_buf);
+        let r = wire::try_encode_args_into(args, &mut body).and_then(|()| self.emit_encoded(now, wall, name, &body));
+        if body.capacity() <= MAX_REUSED_ARGS_BUF {
+            self.args_buf = body;
+        }
+        r
     }
 
     /// Like [`Endpoint::emit`], with the body already encoded as `{payload: [..]}`
@@ -169,21 +179,32 @@ impl Endpoint {
         }
     }
 
-    fn sender_meta(&mut self, seq: i32, seq_len: i32, seq_id: &str, name: &str, time: &str, sn: Option<i64>) -> Meta {
-        Meta {
+    /// The meta of one datagram this endpoint sends, borrowing its strings.
+    #[allow(clippy::too_many_arguments)]
+    fn sender_meta<'a>(
+        identity: &'a Identity,
+        nonce: Option<&'a str>,
+        seq: i32,
+        seq_len: i32,
+        seq_id: &'a str,
+        name: &'a str,
+        time: &'a str,
+        sn: Option<i64>,
+    ) -> MetaRef<'a> {
+        MetaRef {
             v: PROTOCOL_VERSION,
             seq,
             seq_len,
-            seq_id: seq_id.to_owned(),
+            seq_id,
             seq_end: seq == seq_len - 1,
             enc: false,
-            nonce: self.nonce(),
-            name: Some(name.to_owned()),
-            host: Some(self.identity.host.clone()),
-            port: Some(i32::from(self.identity.port)),
-            hostname: Some(self.identity.hostname.clone()),
-            id: Some(self.identity.id.clone()),
-            time: Some(time.to_owned()),
+            nonce,
+            name: Some(name),
+            host: Some(&identity.host),
+            port: Some(i32::from(identity.port)),
+            hostname: Some(&identity.hostname),
+            id: Some(&identity.id),
+            time: Some(time),
             sn,
         }
     }
@@ -196,9 +217,10 @@ impl Endpoint {
         }
         let time = format_iso(wall);
         let seq_id = wire::ids::seq_id(&mut self.rng);
-        let meta = self.sender_meta(0, 1, &seq_id, name, &time, sn);
+        let nonce = self.nonce();
+        let meta = Self::sender_meta(&self.identity, nonce.as_deref(), 0, 1, &seq_id, name, &time, sn);
         let mut inner = Vec::with_capacity(body.len() + 256);
-        wire::try_encode_datagram(&meta, body, &mut inner).map_err(|e| Error::Payload(e.to_string()))?;
+        wire::try_encode_datagram_ref(&meta, body, &mut inner).map_err(|e| Error::Payload(e.to_string()))?;
         if let Encryption::Secure(key) = &self.config.encryption {
             // Authenticated scheme: every datagram, chunks included, is sealed
             // on its own, so each one is authenticated and replay-checked.
@@ -215,9 +237,10 @@ impl Endpoint {
             let group = wire::ids::seq_id(&mut self.rng);
             let mut out = Vec::with_capacity(n);
             for (i, slice) in inner.chunks(mps).enumerate() {
-                let meta = self.sender_meta(i as i32, seq_len, &group, name, &time, sn);
+                let nonce = self.nonce();
+                let meta = Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
                 let mut d = Vec::with_capacity(slice.len() + 300);
-                wire::try_encode_datagram(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
+                wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
                 out.push(key.seal(&d, &mut self.rng));
             }
             return Ok((Some(group), out));
@@ -252,9 +275,10 @@ impl Endpoint {
         let group = wire::ids::seq_id(&mut self.rng);
         let mut out = Vec::with_capacity(n);
         for (i, slice) in whole.chunks(mps).enumerate() {
-            let meta = self.sender_meta(i as i32, seq_len, &group, name, &time, sn);
+            let nonce = self.nonce();
+            let meta = Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
             let mut d = Vec::with_capacity(slice.len() + 300);
-            wire::try_encode_datagram(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
+            wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
             out.push(d);
         }
         Ok((Some(group), out))
@@ -303,7 +327,7 @@ impl Endpoint {
                 return;
             }
         }
-        let dg = match wire::decode_datagram(bytes) {
+        let dg = match wire::decode_datagram_ref(bytes) {
             Ok(d) => d,
             Err(WireError::Version(version)) => {
                 self.stats.rejected_version += 1;
@@ -316,7 +340,7 @@ impl Endpoint {
             }
         };
         let (meta, body) = (dg.meta, dg.body);
-        if meta.id.as_deref() == Some(self.identity.id.as_str()) {
+        if meta.id == Some(self.identity.id.as_str()) {
             self.stats.own_datagrams_ignored += 1;
             return;
         }
@@ -355,8 +379,8 @@ impl Endpoint {
     /// `3 * message_ttl + CLOCK_SKEW` in the past (the retention time, so
     /// repairs still pass) and `CLOCK_SKEW` in the future. Without a wall
     /// clock ([`Endpoint::set_wall_clock`]) only the `sn` window applies.
-    fn is_fresh(&self, now: Instant, meta: &Meta) -> bool {
-        let Some(time) = meta.time.as_deref() else { return false };
+    fn is_fresh(&self, now: Instant, meta: &MetaRef<'_>) -> bool {
+        let Some(time) = meta.time else { return false };
         let Some(sent) = parse_iso(time) else { return false };
         if self.wall_anchor.is_none() {
             return true;
@@ -368,23 +392,29 @@ impl Endpoint {
         }
     }
 
-    fn sender_of(meta: &Meta) -> Option<Sender> {
+    fn sender_of(meta: &MetaRef<'_>) -> Option<Sender> {
         Some(Sender {
-            id: meta.id.clone()?,
-            host: meta.host.clone().unwrap_or_default(),
+            id: meta.id?.to_owned(),
+            host: meta.host.unwrap_or_default().to_owned(),
             port: meta.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
-            hostname: meta.hostname.clone().unwrap_or_default(),
+            hostname: meta.hostname.unwrap_or_default().to_owned(),
         })
     }
 
-    fn handle_chunk(&mut self, now: Instant, source: SocketAddr, meta: Meta, body: &[u8], via: Via) {
-        let Some(sender) = Self::sender_of(&meta) else {
+    fn handle_chunk(&mut self, now: Instant, source: SocketAddr, meta: MetaRef<'_>, body: &[u8], via: Via) {
+        let Some(sender_id) = meta.id else {
             self.stats.rejected_malformed += 1;
             return;
         };
-        let key: Key = (sender.id.clone(), meta.seq_id.clone());
+        let sender = SenderRef {
+            id: sender_id,
+            host: meta.host.unwrap_or_default(),
+            port: meta.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+            hostname: meta.hostname.unwrap_or_default(),
+        };
+        let key: Key = (sender_id.to_owned(), meta.seq_id.to_owned());
         let nack = Nack::armed(now, self.timing.jittered(&mut self.rng));
-        let info = ChunkInfo { seq: meta.seq, seq_len: meta.seq_len, seq_end: meta.seq_end, sn: meta.sn, sender: &sender };
+        let info = ChunkInfo { seq: meta.seq, seq_len: meta.seq_len, seq_end: meta.seq_end, sn: meta.sn, sender };
         let mut evicted = Vec::new();
         let result = self.reassembly.insert(now, key.clone(), info, body, nack, &mut evicted);
         self.stats.partials_evicted += evicted.len() as u64;
@@ -394,11 +424,11 @@ impl Endpoint {
             }
         }
         if let (Some(sn), Insert::Progress { .. }) = (meta.sn, &result) {
-            self.ensure_peer(now, &sender.id, sn);
-            if let Some(p) = self.peers.get_mut(&sender.id) {
+            self.ensure_peer(now, sender_id, sn);
+            if let Some(p) = self.peers.get_mut(sender_id) {
                 let before = p.missing_count();
                 let lost = p.on_chunk(now, sn);
-                self.peer_changed(now, &sender.id, before, lost);
+                self.peer_changed(now, sender_id, before, lost);
             }
         }
         match result {
@@ -428,8 +458,13 @@ impl Endpoint {
         }
     }
 
-    fn handle_message(&mut self, now: Instant, meta: Meta, body: &[u8]) {
-        let (Some(name), Some(sender)) = (meta.name.clone(), Self::sender_of(&meta)) else {
+    fn handle_message(&mut self, now: Instant, meta: MetaRef<'_>, body: &[u8]) {
+        let Some(name) = meta.name else {
+            self.stats.rejected_malformed += 1;
+            return;
+        };
+        // Only the id is needed until the event is known to be delivered.
+        let Some(sender_id) = meta.id else {
             self.stats.rejected_malformed += 1;
             return;
         };
@@ -443,7 +478,7 @@ impl Endpoint {
         if name == HEARTBEAT_EVENT {
             match payload {
                 Payload::Document(doc) => match doc.get("sn").and_then(bson_i64) {
-                    Some(sn) => self.handle_heartbeat(now, &sender.id, sn),
+                    Some(sn) => self.handle_heartbeat(now, sender_id, sn),
                     None => self.stats.rejected_malformed += 1,
                 },
                 Payload::Args(_) => self.stats.rejected_malformed += 1,
@@ -460,21 +495,21 @@ impl Endpoint {
             }
             let fresh = match meta.sn {
                 Some(sn) => {
-                    self.ensure_peer(now, &sender.id, sn);
-                    match self.peers.get_mut(&sender.id) {
+                    self.ensure_peer(now, sender_id, sn);
+                    match self.peers.get_mut(sender_id) {
                         Some(p) => {
                             let before = p.missing_count();
                             if p.is_missing(sn) && sn <= p.asked_upto {
                                 self.stats.repairs_received += 1;
                             }
                             let (verdict, lost) = p.on_message(now, sn);
-                            self.peer_changed(now, &sender.id, before, lost);
+                            self.peer_changed(now, sender_id, before, lost);
                             verdict == Verdict::Deliver
                         }
                         None => true,
                     }
                 }
-                None => self.reassembly.mark_single_done((sender.id.clone(), meta.seq_id.clone())),
+                None => self.reassembly.mark_single_done((sender_id.to_owned(), meta.seq_id.to_owned())),
             };
             if !fresh {
                 self.stats.duplicates_ignored += 1;
@@ -484,7 +519,7 @@ impl Endpoint {
         if name == RETX_EVENT {
             match payload {
                 Payload::Document(doc) => match RepairRequest::from_document(&doc) {
-                    Some(req) => self.handle_request(now, &sender.id, &req),
+                    Some(req) => self.handle_request(now, sender_id, &req),
                     None => self.stats.rejected_malformed += 1,
                 },
                 Payload::Args(_) => self.stats.rejected_malformed += 1,
@@ -495,7 +530,8 @@ impl Endpoint {
             Payload::Args(args) => args,
             Payload::Document(doc) => vec![Bson::Document(doc)],
         };
-        self.outputs.push_back(Output::Event(Event { name, args, sender }));
+        let Some(sender) = Self::sender_of(&meta) else { return };
+        self.outputs.push_back(Output::Event(Event { name: name.to_owned(), args, sender }));
     }
 
     /// Answers (on the group only) and learns from a repair request sent by `requester`

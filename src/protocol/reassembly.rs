@@ -142,7 +142,23 @@ pub(crate) struct ChunkInfo<'a> {
     pub seq_len: i32,
     pub seq_end: bool,
     pub sn: Option<i64>,
-    pub sender: &'a Sender,
+    pub sender: SenderRef<'a>,
+}
+
+/// The sender fields of a chunk's meta, borrowed: copied into an owned
+/// [`Sender`] only when the chunk starts a new partial (not once per chunk).
+#[derive(Clone, Copy)]
+pub(crate) struct SenderRef<'a> {
+    pub id: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+    pub hostname: &'a str,
+}
+
+impl SenderRef<'_> {
+    fn to_sender(self) -> Sender {
+        Sender { id: self.id.to_owned(), host: self.host.to_owned(), port: self.port, hostname: self.hostname.to_owned() }
+    }
 }
 
 impl Reassembly {
@@ -254,7 +270,7 @@ impl Reassembly {
                     highest: 0,
                     bytes: PARTIAL_OVERHEAD,
                     sn: info.sn,
-                    sender: info.sender.clone(),
+                    sender: info.sender.to_sender(),
                     last_progress: now,
                     nack,
                     asked: HashSet::new(),
@@ -383,7 +399,8 @@ mod tests {
     use std::time::Duration;
 
     fn info(seq: i32, seq_len: i32, s: &Sender) -> ChunkInfo<'_> {
-        ChunkInfo { seq, seq_len, seq_end: seq == seq_len - 1, sn: None, sender: s }
+        let sender = SenderRef { id: &s.id, host: &s.host, port: s.port, hostname: &s.hostname };
+        ChunkInfo { seq, seq_len, seq_end: seq == seq_len - 1, sn: None, sender }
     }
 
     fn key(id: &str) -> Key {

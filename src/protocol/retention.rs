@@ -12,6 +12,30 @@ const OVERHEAD: usize = 64;
 /// Most copies of one datagram sent in answer to a single request.
 pub(crate) const MAX_REPAIR_COPIES: u8 = 3;
 
+/// Hasher for `by_sn`: the keys are our own sequence numbers (no attacker
+/// chooses them), so a multiplicative hash replaces SipHash on the emit path.
+#[derive(Default)]
+pub(crate) struct SnHasher(u64);
+
+impl std::hash::Hasher for SnHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_i64(&mut self, v: i64) {
+        // Fibonacci hashing, folded so both the low bits (bucket) and the top
+        // bits (hashbrown's tag) vary with consecutive keys.
+        let h = (v as u64 ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
+type BuildSnHasher = std::hash::BuildHasherDefault<SnHasher>;
+
 /// The datagrams of one sent message.
 pub(crate) struct Retained {
     /// Per-sender message number, if the message carries one.
@@ -20,10 +44,10 @@ pub(crate) struct Retained {
     pub group: Option<String>,
     /// The datagrams exactly as sent (chunks in `seq` order, or the single datagram).
     pub datagrams: Vec<Vec<u8>>,
-    /// When each datagram was last resent.
-    last_repair: Vec<Option<Instant>>,
-    /// How often each datagram was resent (drives the number of copies).
-    repairs: Vec<u8>,
+    /// Per datagram: when it was last resent and how often (drives the
+    /// number of copies). Empty until the first repair: most messages never
+    /// need one, and this saves two allocations per sent message.
+    repaired: Vec<(Option<Instant>, u8)>,
     expires: Instant,
     bytes: usize,
 }
@@ -33,7 +57,7 @@ pub(crate) struct Retention {
     entries: VecDeque<(u64, Retained)>,
     next_serial: u64,
     by_group: HashMap<String, u64>,
-    by_sn: HashMap<i64, u64>,
+    by_sn: HashMap<i64, u64, BuildSnHasher>,
     bytes: usize,
     max_bytes: usize,
     max_count: usize,
@@ -48,7 +72,7 @@ impl Retention {
             entries: VecDeque::new(),
             next_serial: 0,
             by_group: HashMap::new(),
-            by_sn: HashMap::new(),
+            by_sn: HashMap::default(),
             bytes: 0,
             max_bytes,
             max_count: max_count.max(1),
@@ -88,7 +112,6 @@ impl Retention {
         if let Some(sn) = sn {
             self.by_sn.insert(sn, serial);
         }
-        let n = datagrams.len();
         self.bytes += bytes;
         self.entries.push_back((
             serial,
@@ -96,8 +119,7 @@ impl Retention {
                 sn,
                 group,
                 datagrams,
-                last_repair: vec![None; n],
-                repairs: vec![0; n],
+                repaired: Vec::new(),
                 expires: now + self.keep,
                 bytes,
             },
@@ -180,12 +202,16 @@ impl Retention {
 impl Retained {
     fn resend(&mut self, now: Instant, i: usize, window: Duration, out: &mut Vec<Vec<u8>>) {
         let Some(d) = self.datagrams.get(i) else { return };
-        if self.last_repair[i].is_some_and(|t| now.saturating_duration_since(t) < window) {
+        if self.repaired.is_empty() {
+            self.repaired = vec![(None, 0); self.datagrams.len()];
+        }
+        let (last, count) = &mut self.repaired[i];
+        if last.is_some_and(|t| now.saturating_duration_since(t) < window) {
             return;
         }
-        self.last_repair[i] = Some(now);
-        self.repairs[i] = self.repairs[i].saturating_add(1);
-        for _ in 0..self.repairs[i].min(MAX_REPAIR_COPIES) {
+        *last = Some(now);
+        *count = count.saturating_add(1);
+        for _ in 0..(*count).min(MAX_REPAIR_COPIES) {
             out.push(d.clone());
         }
     }

@@ -52,12 +52,25 @@ impl RawPayload<'_> {
 /// Writes `{payload: [...]}`, or an error when a document key holds a NUL byte.
 pub fn try_encode_args(args: &[Bson]) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(32 + args.len() * 16);
-    let start = begin_doc(&mut out);
-    out.push(0x04);
-    out.extend_from_slice(b"payload\0");
-    put_array(&mut out, args).map_err(Error::Payload)?;
-    end_doc(&mut out, start).map_err(Error::Payload)?;
+    try_encode_args_into(args, &mut out)?;
     Ok(out)
+}
+
+/// Like [`try_encode_args`], into `out` (cleared first), so a caller can
+/// reuse one buffer for every message; `out` is left empty on error.
+pub fn try_encode_args_into(args: &[Bson], out: &mut Vec<u8>) -> Result<(), Error> {
+    out.clear();
+    let r = (|| {
+        let start = begin_doc(out);
+        out.push(0x04);
+        out.extend_from_slice(b"payload\0");
+        put_array(out, args).map_err(Error::Payload)?;
+        end_doc(out, start).map_err(Error::Payload)
+    })();
+    if r.is_err() {
+        out.clear();
+    }
+    r
 }
 
 /// Encodes emit arguments as `{payload: [...]}`.
@@ -162,6 +175,28 @@ pub fn bson_options_to_js_flags(options: &str) -> String {
 mod tests {
     use super::*;
     use bson::doc;
+
+    #[test]
+    fn encode_args_into_reuses_a_buffer_with_identical_bytes() {
+        let lists: Vec<Vec<Bson>> = vec![
+            vec![Bson::String("x".repeat(64)), Bson::Int32(7), Bson::Double(1.5)],
+            vec![],
+            vec![Bson::Document(bson::doc! {"a": [1, 2, {"b": "c"}]}), Bson::Null],
+            vec![Bson::Int64(-1)],
+        ];
+        let mut buf = Vec::new();
+        for args in &lists {
+            try_encode_args_into(args, &mut buf).unwrap();
+            assert_eq!(buf, try_encode_args(args).unwrap());
+        }
+        // A NUL in a document key fails, leaves the buffer empty, and the next call works.
+        let bad = vec![Bson::Document(bson::doc! {"a\0b": 1})];
+        assert!(try_encode_args(&bad).is_err());
+        assert!(try_encode_args_into(&bad, &mut buf).is_err());
+        assert!(buf.is_empty());
+        try_encode_args_into(&lists[0], &mut buf).unwrap();
+        assert_eq!(buf, try_encode_args(&lists[0]).unwrap());
+    }
 
     #[test]
     fn args_layout_matches_bson_crate() {

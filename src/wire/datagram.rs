@@ -70,6 +70,96 @@ fn as_i64(v: RawBsonRef<'_>) -> Option<i64> {
 /// us add extensions). A `null` optional field reads as absent. Numeric fields
 /// accept int32, int64 and integral doubles, as 0.1.x's js-bson would.
 pub fn decode_datagram(buf: &[u8]) -> Result<Datagram<'_>, WireError> {
+    let d = decode_datagram_ref(buf)?;
+    Ok(Datagram { meta: d.meta.to_owned_meta(), body: d.body })
+}
+
+/// One parsed datagram whose meta strings borrow from the received buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DatagramRef<'a> {
+    /// The meta document, borrowed.
+    pub meta: MetaRef<'a>,
+    /// Everything after the meta document.
+    pub body: &'a [u8],
+}
+
+/// [`Meta`] with its strings borrowed from the datagram; same fields, same meaning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct MetaRef<'a> {
+    pub v: i32,
+    pub seq: i32,
+    pub seq_len: i32,
+    pub seq_id: &'a str,
+    pub seq_end: bool,
+    pub enc: bool,
+    pub nonce: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub port: Option<i32>,
+    pub hostname: Option<&'a str>,
+    pub id: Option<&'a str>,
+    pub time: Option<&'a str>,
+    pub sn: Option<i64>,
+}
+
+impl Meta {
+    /// A borrowed view of this meta.
+    pub fn as_meta_ref(&self) -> MetaRef<'_> {
+        MetaRef {
+            v: self.v,
+            seq: self.seq,
+            seq_len: self.seq_len,
+            seq_id: &self.seq_id,
+            seq_end: self.seq_end,
+            enc: self.enc,
+            nonce: self.nonce.as_deref(),
+            name: self.name.as_deref(),
+            host: self.host.as_deref(),
+            port: self.port,
+            hostname: self.hostname.as_deref(),
+            id: self.id.as_deref(),
+            time: self.time.as_deref(),
+            sn: self.sn,
+        }
+    }
+}
+
+impl MetaRef<'_> {
+    /// True when this datagram is one chunk of a larger message.
+    pub fn is_multipart(&self) -> bool {
+        !self.seq_end || self.seq > 0
+    }
+
+    /// An owned copy.
+    pub fn to_owned_meta(&self) -> Meta {
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        Meta {
+            v: self.v,
+            seq: self.seq,
+            seq_len: self.seq_len,
+            seq_id: self.seq_id.to_owned(),
+            seq_end: self.seq_end,
+            enc: self.enc,
+            nonce: own(self.nonce),
+            name: own(self.name),
+            host: own(self.host),
+            port: self.port,
+            hostname: own(self.hostname),
+            id: own(self.id),
+            time: own(self.time),
+            sn: self.sn,
+        }
+    }
+}
+
+/// Parses a datagram without copying its meta strings (the receive hot path);
+/// [`decode_datagram`] is this plus [`MetaRef::to_owned_meta`]. Reports `WireError::Version` when `v` is present and not 3.
+///
+/// Unknown meta fields are ignored (0.1.x ignores them too, which is what lets
+/// us add extensions). A `null` optional field reads as absent. Numeric fields
+/// accept int32, int64 and integral doubles, as 0.1.x's js-bson would.
+pub fn decode_datagram_ref(buf: &[u8]) -> Result<DatagramRef<'_>, WireError> {
     let (raw, body) = split_datagram(buf)?;
 
     let mut v = None;
@@ -77,7 +167,7 @@ pub fn decode_datagram(buf: &[u8]) -> Result<Datagram<'_>, WireError> {
     let mut seq_len = None;
     let mut seq_id = None;
     let mut seq_end = None;
-    let mut meta = Meta::default();
+    let mut meta = MetaRef::default();
     // The first problem found; reported after `v` has had its chance, so a
     // future version's datagram is always reported as a version mismatch.
     let mut problem: Option<String> = None;
@@ -100,7 +190,7 @@ pub fn decode_datagram(buf: &[u8]) -> Result<Datagram<'_>, WireError> {
         macro_rules! opt_str {
             ($field:expr) => {
                 match value {
-                    RawBsonRef::String(s) => $field = Some(s.to_owned()),
+                    RawBsonRef::String(s) => $field = Some(s),
                     RawBsonRef::Null | RawBsonRef::Undefined => $field = None,
                     _ => {
                         problem.get_or_insert_with(|| bad("string"));
@@ -194,9 +284,9 @@ pub fn decode_datagram(buf: &[u8]) -> Result<Datagram<'_>, WireError> {
     meta.v = v;
     meta.seq = seq;
     meta.seq_len = seq_len;
-    meta.seq_id = seq_id.to_owned();
+    meta.seq_id = seq_id;
     meta.seq_end = seq_end;
-    Ok(Datagram { meta, body })
+    Ok(DatagramRef { meta, body })
 }
 
 /// Appends the encoded datagram to `out`, or returns `WireError::Limit` (and
@@ -206,6 +296,11 @@ pub fn decode_datagram(buf: &[u8]) -> Result<Datagram<'_>, WireError> {
 /// Fields are written in 0.1.x's order with 0.1.x's BSON types (int32, string,
 /// boolean), then the `sn` extension as int64.
 pub fn try_encode_datagram(meta: &Meta, body: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
+    try_encode_datagram_ref(&meta.as_meta_ref(), body, out)
+}
+
+/// [`try_encode_datagram`] from a borrowed meta (no owned strings needed: the send hot path).
+pub fn try_encode_datagram_ref(meta: &MetaRef<'_>, body: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
     let origin = out.len();
     out.reserve(2 + 160 + body.len());
     out.extend_from_slice(&[0, 0]);
@@ -214,28 +309,28 @@ pub fn try_encode_datagram(meta: &Meta, body: &[u8], out: &mut Vec<u8>) -> Resul
         put_i32(out, "v", meta.v);
         put_i32(out, "seq", meta.seq);
         put_i32(out, "seqLen", meta.seq_len);
-        put_str(out, "seqId", &meta.seq_id)?;
+        put_str(out, "seqId", meta.seq_id)?;
         put_bool(out, "seqEnd", meta.seq_end);
         put_bool(out, "enc", meta.enc);
-        if let Some(s) = &meta.nonce {
+        if let Some(s) = meta.nonce {
             put_str(out, "nonce", s)?;
         }
-        if let Some(s) = &meta.name {
+        if let Some(s) = meta.name {
             put_str(out, "name", s)?;
         }
-        if let Some(s) = &meta.host {
+        if let Some(s) = meta.host {
             put_str(out, "host", s)?;
         }
         if let Some(p) = meta.port {
             put_i32(out, "port", p);
         }
-        if let Some(s) = &meta.hostname {
+        if let Some(s) = meta.hostname {
             put_str(out, "hostname", s)?;
         }
-        if let Some(s) = &meta.id {
+        if let Some(s) = meta.id {
             put_str(out, "id", s)?;
         }
-        if let Some(s) = &meta.time {
+        if let Some(s) = meta.time {
             put_str(out, "time", s)?;
         }
         if let Some(sn) = meta.sn {
