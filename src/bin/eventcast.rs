@@ -229,7 +229,7 @@ async fn listen(cmd: Listen) -> Result<(), String> {
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    'outer: while cmd.count.map_or(true, |c| seen < c) {
+    'outer: while cmd.count.is_none_or(|c| seen < c) {
         let limit = cmd.count.map(|c| (c - seen).min(1024) as usize).unwrap_or(1024);
         let got = tokio::select! {
             n = events.recv_many(&mut buf, limit) => n,

@@ -538,7 +538,7 @@ impl Endpoint {
     /// (the datagram's sender id, authenticated with the secure scheme).
     fn handle_request(&mut self, now: Instant, requester: &str, req: &RepairRequest) {
         let mut answered = false;
-        if !req.seq_id.is_empty() && req.to.as_ref().map_or(true, |to| *to == self.identity.id) {
+        if !req.seq_id.is_empty() && req.to.as_ref().is_none_or(|to| *to == self.identity.id) {
             let window = self.timing.resend_window();
             let datagrams = self.retention.repair_chunks(now, &req.seq_id, &req.missed_seq, window);
             if !datagrams.is_empty() {

@@ -41,7 +41,7 @@ impl LegacyKey {
     }
     /// Decryption; bad length or padding is `WireError::Decrypt`.
     pub fn decrypt(&self, ciphertext: &[u8]) -> Result<Vec<u8>, WireError> {
-        if ciphertext.is_empty() || ciphertext.len() % 16 != 0 {
+        if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(16) {
             return Err(WireError::Decrypt(format!(
                 "legacy ciphertext of {} bytes is not a whole number of AES blocks",
                 ciphertext.len()

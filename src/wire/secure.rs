@@ -198,7 +198,7 @@ impl SecureKey {
                 "datagram is not sealed with the authenticated (hs256) scheme",
             ));
         }
-        if body.len() < IV_LEN + 16 + TAG_LEN || (body.len() - IV_LEN - TAG_LEN) % 16 != 0 {
+        if body.len() < IV_LEN + 16 + TAG_LEN || !(body.len() - IV_LEN - TAG_LEN).is_multiple_of(16) {
             return Err(WireError::Malformed(format!(
                 "sealed body of {} bytes cannot hold IV, whole blocks and tag",
                 body.len()
