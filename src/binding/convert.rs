@@ -135,22 +135,12 @@ impl<'a> ToBson<'a> {
     fn key(&mut self, ty: u8, key: Key<'_>) {
         self.out.push(ty);
         match key {
-            Key::Name(k) => self.out.extend_from_slice(k),
-            Key::Index(mut i) => {
-                let mut digits = [0u8; 10];
-                let mut n = digits.len();
-                loop {
-                    n -= 1;
-                    digits[n] = b'0' + (i % 10) as u8;
-                    i /= 10;
-                    if i == 0 {
-                        break;
-                    }
-                }
-                self.out.extend_from_slice(&digits[n..]);
+            Key::Name(k) => {
+                self.out.extend_from_slice(k);
+                self.out.push(0);
             }
+            Key::Index(i) => crate::wire::bsonw::put_index_digits(self.out, i as usize),
         }
-        self.out.push(0);
     }
 
     /// Writes the elements of a JS array as a BSON array document.

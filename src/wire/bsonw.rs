@@ -91,10 +91,17 @@ pub(crate) fn put_str(out: &mut Vec<u8>, key: &str, v: &str) -> EncodeResult {
     put_string(out, v)
 }
 
-/// Writes the decimal digits of an array index as a key.
+/// Writes the type byte and the decimal digits of an array index as a key.
 #[inline]
-fn put_index_key(out: &mut Vec<u8>, ty: u8, mut i: usize) {
+fn put_index_key(out: &mut Vec<u8>, ty: u8, i: usize) {
     out.push(ty);
+    put_index_digits(out, i);
+}
+
+/// Writes the decimal digits of an array index and the key's NUL (BSON array
+/// keys are "0", "1", ...). Shared with the binding's direct JS → BSON writer.
+#[inline]
+pub(crate) fn put_index_digits(out: &mut Vec<u8>, mut i: usize) {
     let mut digits = [0u8; 20];
     let mut n = digits.len();
     loop {

@@ -10,7 +10,7 @@
 //! than the datagram's own length implies.
 
 pub mod body;
-mod bsonw;
+pub(crate) mod bsonw;
 pub mod datagram;
 pub mod ids;
 pub mod legacy;
