@@ -3,6 +3,8 @@
 // first: tests must never send datagrams to a real network.
 const path = require('node:path')
 const fs = require('node:fs')
+const readline = require('node:readline')
+const { spawn } = require('node:child_process')
 const { inPrivateNetns } = require('../scripts/netns.js')
 
 const root = path.resolve(__dirname, '..')
@@ -98,4 +100,21 @@ async function stopAll () {
 }
 require('node:test').after(stopAll)
 
-module.exports = { make, stopAll, root, requireNetns, port, next, sleep, captureStdout, records, splitDatagram, vectors, cliPath }
+/** Runs hostile-attacker.js with cfg in a child process; resolves with its JSON lines (the last one is 'done'). */
+function attack (cfg, onLine = () => {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'hostile-attacker.js'), JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const lines = []
+    readline.createInterface({ input: child.stdout }).on('line', (l) => {
+      const m = JSON.parse(l)
+      lines.push(m)
+      onLine(m)
+    })
+    child.on('exit', (code) => {
+      if (code === 0 && lines.some((m) => m.type === 'done')) resolve(lines)
+      else reject(new Error(`attacker exited with ${code}: ${JSON.stringify(lines.slice(-2))}`))
+    })
+  })
+}
+
+module.exports = { attack, make, stopAll, root, requireNetns, port, next, sleep, captureStdout, records, splitDatagram, vectors, cliPath }

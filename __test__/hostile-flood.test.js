@@ -6,11 +6,8 @@
 // our own sent messages stays within its byte limit too.
 const test = require('node:test')
 const assert = require('node:assert')
-const path = require('node:path')
 const crypto = require('node:crypto')
-const { spawn } = require('node:child_process')
-const readline = require('node:readline')
-const { inPrivateNetns } = require('../scripts/netns.js')
+const { requireNetns, attack } = require('./helpers.js')
 const Eventcast = require('..')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -20,28 +17,7 @@ const MAX_PARTIALS = 1024
 const MAX_REASSEMBLY = 64 * MiB
 const MAX_RETAINED = 128 * MiB
 
-function requireNetns () {
-  if (!inPrivateNetns()) {
-    throw new Error('refusing to send datagrams outside a private network namespace: run `npm test` (it enters one), or ' +
-      "unshare -n sh -c 'ip link set lo up; ip route add 224.0.0.0/4 dev lo; node --test __test__/hostile-flood.test.js'")
-  }
-}
 
-function attack (cfg, onLine = () => {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'hostile-attacker.js'), JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'inherit'] })
-    const lines = []
-    readline.createInterface({ input: child.stdout }).on('line', (l) => {
-      const m = JSON.parse(l)
-      lines.push(m)
-      onLine(m)
-    })
-    child.on('exit', (code) => {
-      if (code === 0 && lines.some((m) => m.type === 'done')) resolve(lines)
-      else reject(new Error(`attacker exited with ${code}: ${JSON.stringify(lines.slice(-2))}`))
-    })
-  })
-}
 
 test('a flood of bogus partial messages stays within the reassembly limits; the oldest are evicted and counted', { timeout: 180000 }, async (t) => {
   requireNetns()

@@ -6,40 +6,14 @@
 // group; everything happens inside the private network namespace of `npm test`.
 const test = require('node:test')
 const assert = require('node:assert')
-const path = require('node:path')
-const { spawn } = require('node:child_process')
-const readline = require('node:readline')
-const { inPrivateNetns } = require('../scripts/netns.js')
+const { requireNetns, attack } = require('./helpers.js')
 const { udpDrops } = require('./hostile-wire.js')
 const Eventcast = require('..')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const MiB = 1024 * 1024
 
-function requireNetns () {
-  if (!inPrivateNetns()) {
-    throw new Error('refusing to send datagrams outside a private network namespace: run `npm test` (it enters one), or ' +
-      "unshare -n sh -c 'ip link set lo up; ip route add 224.0.0.0/4 dev lo; node --test __test__/hostile.test.js'")
-  }
-}
 
-/** Runs hostile-attacker.js with cfg; resolves with its JSON lines (the last one is 'done'). */
-function attack (cfg, onLine = () => {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'hostile-attacker.js'), JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'inherit'] })
-    const lines = []
-    readline.createInterface({ input: child.stdout }).on('line', (l) => {
-      const m = JSON.parse(l)
-      lines.push(m)
-      onLine(m)
-    })
-    child.on('exit', (code) => {
-      const done = lines.find((m) => m.type === 'done')
-      if (code === 0 && done) resolve(lines)
-      else reject(new Error(`attacker exited with ${code}: ${JSON.stringify(lines.slice(-2))}`))
-    })
-  })
-}
 
 async function waitFor (pred, ms) {
   const end = Date.now() + ms
