@@ -32,6 +32,10 @@
 //!   endpoint build the datagrams and sends them right away with a
 //!   non-blocking `sendto`. If the socket buffer is full the rest is queued
 //!   (never dropped) and the driver sends it once the socket is writable.
+//! * Datagrams leave through a send socket of their own (ephemeral port), so
+//!   the kernel can drop the multicast loopback copies of our own datagrams
+//!   at the receive socket (a socket filter on that source) before we ever
+//!   read them; other nodes on this host still get them.
 //! * A receive task waits for readability, then drains the socket in a burst
 //!   into one reusable arena (no allocation per datagram), feeds the whole
 //!   burst to the endpoint under a single lock, sends the resulting repairs
@@ -231,7 +235,10 @@ struct Core {
 }
 
 struct Io {
+    /// Receive socket: bound to the group port, joined, own datagrams filtered out.
     socket: Arc<UdpSocket>,
+    /// Send socket (ephemeral port; see [`socket::Sender`]).
+    sender: Arc<UdpSocket>,
     group: SocketAddr,
     local: SocketAddr,
 }
@@ -286,7 +293,7 @@ fn send_or_queue(io: &Io, pending: &mut VecDeque<(SocketAddr, Vec<u8>)>, t: Tran
     }
     // A raw sendto on the same fd: always attempted (tokio's try_send_to would
     // refuse until the reactor has seen the socket writable once).
-    match socket2::SockRef::from(&*io.socket).send_to(&t.payload, &dest.into()) {
+    match socket2::SockRef::from(&*io.sender).send_to(&t.payload, &dest.into()) {
         Ok(_) => false,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             pending.push_back((dest, t.payload));
@@ -446,8 +453,15 @@ impl Eventcast {
 
     fn open(&self, config: Config) -> Result<Vec<JoinHandle<()>>, Error> {
         let options = &self.inner.options;
-        let socket = Arc::new(UdpSocket::from_std(socket::bind_multicast(options)?)?);
+        let socket = socket::bind_multicast(options)?;
         let local = socket.local_addr()?;
+        let send = socket::bind_sender(&Options { port: local.port(), ..options.clone() })?;
+        if let Err(e) = socket::drop_own_datagrams(&socket, send.source) {
+            tracing::debug!("eventcast: no kernel filter for own datagrams ({e}); skipping them on receipt");
+        }
+        let own_source = SocketAddr::V4(send.source);
+        let socket = Arc::new(UdpSocket::from_std(socket)?);
+        let sender = Arc::new(UdpSocket::from_std(send.socket)?);
         let group = SocketAddr::V4(SocketAddrV4::new(options.multicast_membership, local.port()));
         let shared = &self.inner.shared;
         {
@@ -471,13 +485,13 @@ impl Eventcast {
                 ep.set_wall_clock(Instant::now(), SystemTime::now());
                 core.deadline = None;
             }
-            core.io = Some(Io { socket: socket.clone(), group, local });
+            core.io = Some(Io { socket: socket.clone(), sender: sender.clone(), group, local });
             core.pending.clear();
             let _ = core.pump(shared);
         }
         tracing::debug!("eventcast {} bound {local}, joined {}", self.inner.id, options.multicast_membership);
-        let recv = tokio::spawn(recv_loop(shared.clone(), socket.clone(), self.inner.id.clone()));
-        let timer = tokio::spawn(timer_loop(shared.clone(), socket));
+        let recv = tokio::spawn(recv_loop(shared.clone(), socket, own_source, self.inner.id.clone()));
+        let timer = tokio::spawn(timer_loop(shared.clone(), sender));
         shared.wake.notify_one();
         Ok(vec![recv, timer])
     }
@@ -511,13 +525,13 @@ impl Eventcast {
                 let left = {
                     let mut core = shared.core();
                     let Core { pending, notes, .. } = &mut *core;
-                    flush_pending(shared, &io.socket, pending, notes);
+                    flush_pending(shared, &io.sender, pending, notes);
                     pending.len()
                 };
                 if left == 0 {
                     break;
                 }
-                if tokio::time::timeout_at(deadline, io.socket.writable()).await.is_err() {
+                if tokio::time::timeout_at(deadline, io.sender.writable()).await.is_err() {
                     tracing::warn!("eventcast: stop() gave up on {left} queued datagrams");
                     shared.send_errors.fetch_add(left as u64, Ordering::Relaxed);
                     shared.core().pending.clear();
@@ -622,7 +636,7 @@ fn flush_pending(shared: &Shared, socket: &UdpSocket, pending: &mut VecDeque<(So
 }
 
 /// Receive task: bursts of datagrams into one arena, one endpoint lock per burst.
-async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, own_id: String) {
+async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, own_source: SocketAddr, own_id: String) {
     let mut arena = vec![0u8; RECV_ARENA];
     let mut marks: Vec<(usize, usize, SocketAddr)> = Vec::with_capacity(RECV_BATCH);
     let mut notes: Vec<Notification> = Vec::new();
@@ -639,7 +653,8 @@ async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, own_id: String) 
         while marks.len() < RECV_BATCH && RECV_ARENA - used >= MAX_DATAGRAM {
             match socket.try_recv_from(&mut arena[used..]) {
                 Ok((n, source)) => {
-                    if is_own_datagram(&arena[used..used + n], own_id.as_bytes()) {
+                    // Normally the kernel filter already dropped these.
+                    if source == own_source || is_own_datagram(&arena[used..used + n], own_id.as_bytes()) {
                         own += 1;
                         continue;
                     }
@@ -680,9 +695,10 @@ async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, own_id: String) 
 }
 
 /// Whether a datagram's meta carries our own instance id, i.e. it is one of
-/// ours coming back through multicast loopback. The endpoint would decode and
-/// drop it; skipping it here saves the decode and the endpoint lock (every
-/// datagram we send comes back once). Walks the top-level meta elements
+/// ours coming back through multicast loopback that neither the kernel filter
+/// nor the source check caught (no filter on this OS, or the host's address
+/// changed since start). The endpoint would decode and drop it; skipping it
+/// here saves the decode and the endpoint lock. Walks the top-level meta elements
 /// without allocating; anything unexpected answers false and the endpoint
 /// decides. (Encrypted outer datagrams carry no id and go to the endpoint.)
 fn is_own_datagram(datagram: &[u8], id: &[u8]) -> bool {
@@ -729,7 +745,7 @@ fn is_own_datagram(datagram: &[u8], id: &[u8]) -> bool {
     false
 }
 
-/// Timer task: runs the endpoint's timers and flushes queued sends.
+/// Timer task: runs the endpoint's timers and flushes queued sends (`socket`: the send socket).
 async fn timer_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
     let mut notes: Vec<Notification> = Vec::new();
     // Timers run at most once per millisecond, even if the engine keeps

@@ -1,4 +1,4 @@
-//! The multicast UDP socket (socket2) and host facts (advertised address, hostname).
+//! The node's UDP sockets (socket2: a multicast receive socket, a send socket) and host facts (advertised address, hostname).
 
 use super::options::Options;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -9,26 +9,114 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 /// `net.core.rmem_max` (doubled); we read back what we got and log it.
 pub const SOCKET_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 
-/// Creates the node's socket: IPv4 UDP, SO_REUSEADDR + SO_REUSEPORT (several
-/// nodes on one host and port all receive the group's datagrams), bound to
-/// `address:port`, joined to the group on `multicast_interface` (or any),
-/// loopback / TTL / outgoing interface set, large buffers, non-blocking.
+/// Creates the node's receive socket: IPv4 UDP, SO_REUSEADDR + SO_REUSEPORT
+/// (several nodes on one host and port all receive the group's datagrams),
+/// bound to `address:port`, joined to the group on `multicast_interface` (or
+/// any), a large receive buffer, non-blocking. Sending goes through
+/// [`bind_sender`]'s socket.
 pub fn bind_multicast(options: &Options) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
     socket.set_reuse_port(true)?;
-    set_buffers(&socket);
+    set_recv_buffer(&socket);
     socket.bind(&SockAddr::from(SocketAddrV4::new(options.address, options.port)))?;
     let interface = options.multicast_interface.unwrap_or(Ipv4Addr::UNSPECIFIED);
     socket.join_multicast_v4(&options.multicast_membership, &interface)?;
-    socket.set_multicast_loop_v4(options.multicast_loopback)?;
-    socket.set_multicast_ttl_v4(options.multicast_ttl)?;
-    if let Some(interface) = options.multicast_interface {
-        socket.set_multicast_if_v4(&interface)?;
-    }
     socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+/// The node's send socket and the source address its datagrams carry.
+///
+/// Sending from a socket of its own, on an ephemeral port, gives this node's
+/// datagrams a source no other socket has. The receive socket can then drop
+/// the multicast loopback copies of our own datagrams in the kernel
+/// ([`drop_own_datagrams`]) instead of reading, decoding (or, encrypted,
+/// authenticating and decrypting) every one of them only to discard it, which
+/// was a fifth of a busy sender's CPU. Peers never use the source address:
+/// 0.1.x nodes and ours address requests and repairs to the group or to
+/// `meta.host:meta.port` (the group port), so nothing else changes on the wire.
+pub struct Sender {
+    /// Non-blocking, not connected (the source address follows the routing table
+    /// if the host's address changes), multicast TTL / loopback / interface set.
+    pub socket: std::net::UdpSocket,
+    /// `host:ephemeral port` our datagrams arrive from, as the kernel reports it
+    /// for a socket with the same settings connected to the group.
+    pub source: SocketAddrV4,
+}
+
+/// Creates the send socket: bound to `address` when that is a specific
+/// unicast address (else `0.0.0.0`), ephemeral port, no SO_REUSE* (the port
+/// is ours alone), same multicast TTL / loopback / interface as the receive socket.
+pub fn bind_sender(options: &Options) -> io::Result<Sender> {
+    let unicast = !options.address.is_unspecified() && !options.address.is_multicast();
+    let bind_ip = if unicast { options.address } else { Ipv4Addr::UNSPECIFIED };
+    let group = SocketAddrV4::new(options.multicast_membership, options.port.max(1));
+    let configure = |socket: &Socket| -> io::Result<()> {
+        socket.set_multicast_loop_v4(options.multicast_loopback)?;
+        socket.set_multicast_ttl_v4(options.multicast_ttl)?;
+        if let Some(interface) = options.multicast_interface {
+            socket.set_multicast_if_v4(&interface)?;
+        }
+        Ok(())
+    };
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    if force_buffer(&socket, SO_SNDBUFFORCE, SOCKET_BUFFER_BYTES).is_err() {
+        let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    }
+    // Nothing is ever read from this socket; keep its receive queue tiny.
+    let _ = socket.set_recv_buffer_size(4096);
+    socket.bind(&SockAddr::from(SocketAddrV4::new(bind_ip, 0)))?;
+    configure(&socket)?;
+    socket.set_nonblocking(true)?;
+    let port = socket.local_addr()?.as_socket_ipv4().map(|a| a.port()).unwrap_or(0);
+    // The source IP the kernel picks for the group (IP_MULTICAST_IF's address,
+    // else the route's): ask a throwaway socket with the same settings.
+    let host = if unicast {
+        bind_ip
+    } else {
+        let probe = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        configure(&probe)?;
+        probe.connect(&SockAddr::from(group))?;
+        probe.local_addr()?.as_socket_ipv4().map(|a| *a.ip()).unwrap_or(Ipv4Addr::UNSPECIFIED)
+    };
+    Ok(Sender { socket: socket.into(), source: SocketAddrV4::new(host, port) })
+}
+
+/// Attaches a classic BPF filter to the receive socket that drops datagrams
+/// from `source` (our send socket) before they are queued: the multicast
+/// loopback copies of our own datagrams. Linux only; elsewhere (or if the
+/// kernel refuses) the receive task recognises them by source address instead.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn drop_own_datagrams(socket: &std::net::UdpSocket, source: SocketAddrV4) -> io::Result<()> {
+    socket2::SockRef::from(socket).attach_filter(&own_source_filter(source))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn drop_own_datagrams(_socket: &std::net::UdpSocket, _source: SocketAddrV4) -> io::Result<()> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "socket filters"))
+}
+
+/// `drop if udp.sport == port && ip.saddr == host, else accept`. A UDP socket
+/// filter sees the packet from the UDP header on; the IP header is reached
+/// through the kernel's SKF_NET_OFF base. Loads are big-endian.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn own_source_filter(source: SocketAddrV4) -> [socket2::SockFilter; 6] {
+    use socket2::SockFilter;
+    const LD_H_ABS: u16 = 0x28; // BPF_LD | BPF_H | BPF_ABS
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const SKF_NET_OFF: u32 = (-0x0010_0000i32) as u32;
+    [
+        SockFilter::new(LD_H_ABS, 0, 0, 0),                          // A = UDP source port
+        SockFilter::new(JEQ_K, 0, 3, source.port() as u32),          // not ours -> accept
+        SockFilter::new(LD_W_ABS, 0, 0, SKF_NET_OFF + 12),           // A = IPv4 source address
+        SockFilter::new(JEQ_K, 0, 1, u32::from(*source.ip())),       // not ours -> accept
+        SockFilter::new(RET_K, 0, 0, 0),                             // ours: drop
+        SockFilter::new(RET_K, 0, 0, u32::MAX),                      // accept, whole datagram
+    ]
 }
 
 /// Leaves the group (best effort; closing the socket leaves it too).
@@ -39,21 +127,16 @@ pub fn leave_multicast(socket: &tokio::net::UdpSocket, options: &Options) {
     }
 }
 
-fn set_buffers(socket: &Socket) {
+fn set_recv_buffer(socket: &Socket) {
     // SO_RCVBUF is capped by net.core.rmem_max; SO_RCVBUFFORCE (root / CAP_NET_ADMIN) is not.
     // Try the forcing variant first, fall back to the capped one; never fail start over it.
-    if force_buffer(socket, SO_RCVBUFFORCE).is_err() {
+    if force_buffer(socket, SO_RCVBUFFORCE, SOCKET_BUFFER_BYTES).is_err() {
         let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
     }
-    if force_buffer(socket, SO_SNDBUFFORCE).is_err() {
-        let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
-    }
     let rcv = socket.recv_buffer_size().unwrap_or(0);
-    let snd = socket.send_buffer_size().unwrap_or(0);
     if rcv < SOCKET_BUFFER_BYTES {
         tracing::debug!("SO_RCVBUF is {rcv} bytes (asked {SOCKET_BUFFER_BYTES}); raise net.core.rmem_max for bursts");
     }
-    tracing::trace!("socket buffers: rcv={rcv} snd={snd}");
 }
 
 // Linux generic socket option numbers (asm-generic/socket.h; same on x86 and arm).
@@ -66,16 +149,16 @@ const SO_SNDBUFFORCE: i32 = -1;
 #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm"))))]
 const SO_RCVBUFFORCE: i32 = -1;
 
-/// `setsockopt(SOL_SOCKET, SO_{RCV,SND}BUFFORCE, 8 MiB)`. socket2 has no wrapper and
+/// `setsockopt(SOL_SOCKET, SO_{RCV,SND}BUFFORCE, bytes)`. socket2 has no wrapper and
 /// the crate does not depend on `libc`, so this declares the one libc symbol it needs.
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm")))]
-fn force_buffer(socket: &Socket, option: i32) -> io::Result<()> {
+fn force_buffer(socket: &Socket, option: i32, bytes: usize) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     extern "C" {
         fn setsockopt(fd: i32, level: i32, name: i32, value: *const std::ffi::c_void, len: u32) -> i32;
     }
     const SOL_SOCKET: i32 = 1;
-    let value: i32 = SOCKET_BUFFER_BYTES as i32;
+    let value: i32 = bytes as i32;
     // SAFETY: valid fd owned by `socket`, pointer to a live i32 and its exact size.
     let rc = unsafe {
         setsockopt(socket.as_raw_fd(), SOL_SOCKET, option, (&value as *const i32).cast(), std::mem::size_of::<i32>() as u32)
@@ -88,7 +171,7 @@ fn force_buffer(socket: &Socket, option: i32) -> io::Result<()> {
 }
 
 #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm"))))]
-fn force_buffer(_socket: &Socket, _option: i32) -> io::Result<()> {
+fn force_buffer(_socket: &Socket, _option: i32, _bytes: usize) -> io::Result<()> {
     Err(io::Error::new(io::ErrorKind::Unsupported, "SO_*BUFFORCE"))
 }
 
@@ -209,6 +292,47 @@ Local:
         // The receive buffer request was honoured (forced past rmem_max as root).
         let rcv = socket2::SockRef::from(&a).recv_buffer_size().unwrap();
         assert!(rcv >= 1024 * 1024, "SO_RCVBUF only {rcv}");
+    }
+
+    #[test]
+    fn own_datagrams_are_filtered_out_by_source_only() {
+        if !in_private_netns() {
+            eprintln!("SKIPPED: socket test needs scripts/netns-run.sh (private network namespace)");
+            return;
+        }
+        let mut options = Options::with_port(0);
+        options.multicast_membership = Ipv4Addr::new(239, 255, 42, 2);
+        let receiver = bind_multicast(&options).unwrap();
+        options.port = receiver.local_addr().unwrap().port();
+        // Bound to 127.0.0.1 so that another socket can use the same port on 127.0.0.2.
+        let ours = bind_sender(&Options { address: Ipv4Addr::LOCALHOST, ..options.clone() }).unwrap();
+        assert_eq!(ours.source.port(), ours.socket.local_addr().unwrap().port());
+        let group = (options.multicast_membership, options.port);
+        receiver.set_nonblocking(false).unwrap();
+        receiver.set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
+        let mut buf = [0u8; 64];
+        // The source we computed is exactly what receivers see.
+        ours.socket.send_to(b"probe", group).unwrap();
+        let (_, seen) = receiver.recv_from(&mut buf).unwrap();
+        assert_eq!(seen, std::net::SocketAddr::V4(ours.source));
+        drop_own_datagrams(&receiver, ours.source).unwrap();
+        let other = bind_sender(&options).unwrap();
+        // Unbound senders: as routed here (loopback has no link-scope address) 0.0.0.0;
+        // on a LAN the interface's address. Again exactly what a receiver sees.
+        other.socket.send_to(b"probe", group).unwrap();
+        let (_, seen) = receiver.recv_from(&mut buf).unwrap();
+        assert_eq!(seen, std::net::SocketAddr::V4(other.source));
+        ours.socket.send_to(b"ours 1", group).unwrap();
+        other.socket.send_to(b"theirs", group).unwrap();
+        ours.socket.send_to(b"ours 2", group).unwrap();
+        // A datagram from our port on another address is not ours either.
+        let same_port_other_host = std::net::UdpSocket::bind(("127.0.0.2", ours.source.port())).unwrap();
+        same_port_other_host.send_to(b"other host", group).unwrap();
+        let mut got = Vec::new();
+        while let Ok((n, _)) = receiver.recv_from(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        assert_eq!(got, ["theirs", "other host"]);
     }
 
     #[test]
