@@ -229,7 +229,9 @@ function udpDrops () {
     const lines = require('node:fs').readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'))
     const [head, vals] = lines.map((l) => l.trim().split(/\s+/))
     const get = (k) => Number(vals[head.indexOf(k)] || 0)
-    return get('RcvbufErrors') + get('InErrors')
+    // Buffer overflows and memory pressure only: InErrors also counts datagrams a
+    // socket filter refused, i.e. every node's own looped-back datagrams.
+    return get('RcvbufErrors') + get('MemErrors')
   } catch {
     return 0
   }

@@ -21,5 +21,5 @@ pub mod wire;
 mod binding;
 
 pub use error::{Error, WireError};
-pub use node::{EncryptOptions, Eventcast, Events, Notification, Options, Status};
+pub use node::{EncryptOptions, Eventcast, Events, Notification, NotificationSink, Options, Status};
 pub use protocol::Stats;

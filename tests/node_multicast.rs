@@ -324,6 +324,64 @@ async fn a_full_subscriber_loses_notifications_counted_not_silently() {
     receiver.stop().await.unwrap();
 }
 
+/// A sink that keeps up to `capacity` event numbers and reports the rest as dropped.
+struct Collect {
+    capacity: usize,
+    got: std::sync::Mutex<Vec<i64>>,
+}
+
+impl eventcast::node::NotificationSink for Collect {
+    fn deliver(&self, batch: &mut Vec<Notification>) -> u64 {
+        let mut got = self.got.lock().unwrap();
+        let mut dropped = 0;
+        for n in batch.drain(..) {
+            match n {
+                Notification::Event(e) if got.len() < self.capacity => match e.args[..] {
+                    [Bson::Int64(i)] => got.push(i),
+                    _ => panic!("unexpected args {:?}", e.args),
+                },
+                Notification::Event(_) => dropped += 1,
+                other => panic!("unexpected notification {other:?}"),
+            }
+        }
+        dropped
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_gets_every_notification_in_order_beside_subscriptions() {
+    if skip_outside_netns("a_sink_gets_every_notification_in_order_beside_subscriptions") {
+        return;
+    }
+    let options = test_options();
+    let sender = started(options.clone()).await;
+    let receiver = started(options).await;
+    let sink = std::sync::Arc::new(Collect { capacity: 1500, got: Default::default() });
+    assert!(receiver.set_sink(Some(sink.clone())).is_none());
+    let mut events = receiver.subscribe();
+    for i in 0..2000 {
+        sender.emit("n", &[Bson::Int64(i)]).unwrap();
+    }
+    for i in 0..2000 {
+        assert_eq!(next_event(&mut events).await.args, vec![Bson::Int64(i)]);
+    }
+    // Same delivery call as the subscription's (sink right after it).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while receiver.stats().notifications_dropped < 500 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(*sink.got.lock().unwrap(), (0..1500).collect::<Vec<i64>>());
+    assert_eq!(receiver.stats().notifications_dropped, 500, "the sink's drops are counted");
+    // Removed: the node lets go of it, deliveries continue to subscriptions only.
+    assert!(receiver.set_sink(None).is_some());
+    assert_eq!(std::sync::Arc::strong_count(&sink), 1);
+    sender.emit("n", &[Bson::Int64(-1)]).unwrap();
+    assert_eq!(next_event(&mut events).await.args, vec![Bson::Int64(-1)]);
+    assert_eq!(sink.got.lock().unwrap().len(), 1500);
+    sender.stop().await.unwrap();
+    receiver.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_started_node_closes_everything() {
     if skip_outside_netns("dropping_a_started_node_closes_everything") {

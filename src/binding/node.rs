@@ -1,11 +1,15 @@
 //! `NativeEventcast`: the napi class `index.js` wraps.
 //!
 //! Received notifications cross into JS through ONE ThreadsafeFunction per
-//! started period: a pump task drains [`crate::node::Events`] with
-//! `recv_many(.., 1024)` and makes one non-blocking JS call per batch. The
+//! started period, fed by a [`NotificationSink`]: the driver thread that
+//! produced them appends them to a bounded queue and, if no JS call is pending
+//! yet, schedules one. That call (on the JS thread) takes everything queued
+//! at that moment — up to [`BATCH`] entries, scheduling another call for the
+//! rest — so a burst costs one JS call, and a lone event reaches JS after a
+//! single thread hop (driver thread → JS thread, no task in between). The
 //! ThreadsafeFunction is referenced (it keeps the process alive, like a bound
-//! `dgram` socket) and is released when the pump ends after `stop()`, after a
-//! final batch that drains what was still queued and ends with the `done` entry.
+//! `dgram` socket) and is released after `stop()`, whose final call delivers
+//! what was still queued and ends with the `done` entry.
 //!
 //! Batch layout: one flat array, three slots per entry (no array per entry):
 //! `0, [name, ...args], -` event (ready for `emit.apply`) · `1, code, message`
@@ -13,7 +17,7 @@
 
 use super::convert::{ConvError, ToJs};
 use super::{conv_error, throw, with_name_and_body, Raw};
-use crate::node::{EncryptOptions, Events, Notification, Options};
+use crate::node::{EncryptOptions, Notification, NotificationSink, Options, SUBSCRIBER_CAPACITY};
 use crate::Eventcast;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -22,12 +26,12 @@ use napi_derive::napi;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-/// Most notifications handed to JS in one call.
-const BATCH: usize = 1024;
-/// Most batches queued for the JS thread at once.
-const IN_FLIGHT: usize = 4;
+/// Most notifications handed to JS in one call (other JS work runs between calls).
+const BATCH: usize = 4096;
+/// Most notifications waiting for the JS thread; beyond it they are dropped
+/// and counted (`notificationsDropped`), as for a lagging Rust subscription.
+const QUEUE_CAPACITY: usize = SUBSCRIBER_CAPACITY;
 
 /// Options as `index.js` passes them after validation (camelCase in JS).
 #[napi(object)]
@@ -99,17 +103,100 @@ impl NativeOptions {
     }
 }
 
-/// A batch of notifications on its way to JS.
-pub struct Batch {
+/// What JS has not received yet, for one started period.
+#[derive(Default)]
+struct Queue {
     items: Vec<Notification>,
-    done: bool,
-    /// Held until the batch was handed to JS: bounds the batches in flight.
-    _permit: Option<OwnedSemaphorePermit>,
+    /// A JS call is pending; it will take whatever is queued when it runs.
+    scheduled: bool,
+    /// `stop()` finished: the call that empties the queue also says `done`.
+    finished: bool,
+    done_sent: bool,
 }
 
-impl ToNapiValue for Batch {
+/// The [`NotificationSink`] of one started period; owns its ThreadsafeFunction.
+struct JsSink {
+    queue: Mutex<Queue>,
+    on_batch: BatchFn,
+}
+
+impl JsSink {
+    fn schedule(self: &Arc<Self>) {
+        self.on_batch.call(Signal(self.clone()), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+
+    /// After `stop()`: one last call delivers the rest and the `done` entry.
+    fn finish(self: &Arc<Self>) {
+        let call = {
+            let mut q = lock(&self.queue);
+            q.finished = true;
+            !std::mem::replace(&mut q.scheduled, true)
+        };
+        if call {
+            self.schedule();
+        }
+    }
+}
+
+/// `NotificationSink` is implemented for the `Arc` so `deliver` can hand a
+/// clone to the JS call it schedules.
+struct SinkHandle(Arc<JsSink>);
+
+impl NotificationSink for SinkHandle {
+    fn deliver(&self, batch: &mut Vec<Notification>) -> u64 {
+        let (call, dropped) = {
+            let mut q = lock(&self.0.queue);
+            let room = QUEUE_CAPACITY.saturating_sub(q.items.len());
+            let dropped = batch.len().saturating_sub(room);
+            batch.truncate(batch.len() - dropped);
+            q.items.append(batch);
+            (!q.items.is_empty() && !std::mem::replace(&mut q.scheduled, true), dropped as u64)
+        };
+        if call {
+            self.0.schedule();
+        }
+        dropped
+    }
+}
+
+/// A scheduled JS call: converted on the JS thread into the batch array.
+pub struct Signal(Arc<JsSink>);
+
+/// What one JS call carries.
+struct Batch {
+    items: Vec<Notification>,
+    done: bool,
+}
+
+impl Signal {
+    /// Takes up to [`BATCH`] queued notifications (on the JS thread); schedules
+    /// another call when more remain.
+    fn take(&self) -> Batch {
+        let sink = &self.0;
+        let (batch, again) = {
+            let mut q = lock(&sink.queue);
+            let items = if q.items.len() <= BATCH {
+                std::mem::take(&mut q.items)
+            } else {
+                let rest = q.items.split_off(BATCH);
+                std::mem::replace(&mut q.items, rest)
+            };
+            let again = !q.items.is_empty();
+            q.scheduled = again;
+            let done = q.finished && !again && !q.done_sent;
+            q.done_sent |= done;
+            (Batch { items, done }, again)
+        };
+        if again {
+            sink.schedule();
+        }
+        batch
+    }
+}
+
+impl ToNapiValue for Signal {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        build_batch(env, &val).map_err(|e| match e {
+        build_batch(env, &val.take()).map_err(|e| match e {
             ConvError::Pending => napi::Error::new(Status::PendingException, "exception pending"),
             ConvError::Payload(m) | ConvError::Napi(m) => napi::Error::from_reason(m),
         })
@@ -182,22 +269,14 @@ fn ck(env: sys::napi_env, status: sys::napi_status) -> std::result::Result<(), C
     })
 }
 
-type BatchFn = ThreadsafeFunction<Batch, Unknown<'static>, Batch, Status, false>;
-
-/// The receive pump of one started period.
-struct Pump {
-    shutdown: oneshot::Sender<()>,
-    /// Puts the subscription back into `NativeEventcast::events` when it ends.
-    task: tokio::task::JoinHandle<()>,
-}
+type BatchFn = ThreadsafeFunction<Signal, Unknown<'static>, Signal, Status, false>;
 
 /// The native node; `index.js` wraps it in the public `Eventcast` class.
 #[napi]
 pub struct NativeEventcast {
     node: Eventcast,
-    /// The one subscription of this instance while no pump holds it.
-    events: Arc<Mutex<Option<Events>>>,
-    pump: Arc<Mutex<Option<Pump>>>,
+    /// The delivery of the current started period (shared with start/stop futures).
+    sink: Arc<Mutex<Option<Arc<JsSink>>>>,
 }
 
 /// `{code, message}` of a failed start/stop (the promise resolves to it, or to null).
@@ -218,54 +297,6 @@ impl From<crate::Error> for NativeFailure {
     }
 }
 
-async fn pump(
-    mut events: Events,
-    on_batch: BatchFn,
-    mut shutdown: oneshot::Receiver<()>,
-    home: Arc<Mutex<Option<Events>>>,
-) {
-    // At most IN_FLIGHT batches wait in the ThreadsafeFunction's queue; when JS
-    // falls further behind, notifications wait in the node's bounded
-    // subscription (which counts what it has to drop) instead of piling up here.
-    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut buf = Vec::with_capacity(BATCH);
-    loop {
-        let permit = tokio::select! {
-            p = in_flight.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = &mut shutdown => break,
-        };
-        tokio::select! {
-            n = events.recv_many(&mut buf, BATCH) => {
-                if n == 0 {
-                    break;
-                }
-                let items = std::mem::replace(&mut buf, Vec::with_capacity(BATCH));
-                let batch = Batch { items, done: false, _permit: Some(permit) };
-                on_batch.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
-            }
-            _ = &mut shutdown => break,
-        }
-    }
-    // Deliver whatever is still queued, then tell JS this period is over.
-    while let Some(n) = events.try_recv() {
-        buf.push(n);
-    }
-    on_batch.call(
-        Batch {
-            items: buf,
-            done: true,
-            _permit: None,
-        },
-        ThreadsafeFunctionCallMode::NonBlocking,
-    );
-    // Dropping `on_batch` releases the ThreadsafeFunction: nothing native keeps the loop alive.
-    drop(on_batch);
-    *lock(&home) = Some(events);
-}
-
 #[napi]
 impl NativeEventcast {
     /// Creates a stopped node.
@@ -275,12 +306,7 @@ impl NativeEventcast {
         let options = options.into_options(raw)?;
         let node =
             Eventcast::new(options).map_err(|e| throw(raw, true, e.code(), &e.to_string()))?;
-        let events = node.subscribe();
-        Ok(NativeEventcast {
-            node,
-            events: Arc::new(Mutex::new(Some(events))),
-            pump: Arc::new(Mutex::new(None)),
-        })
+        Ok(NativeEventcast { node, sink: Arc::default() })
     }
 
     /// The instance id (16 hex chars).
@@ -295,29 +321,24 @@ impl NativeEventcast {
     pub fn start<'env>(
         &self,
         env: &'env Env,
-        on_batch: Function<'env, Batch, Unknown<'static>>,
+        on_batch: Function<'env, Signal, Unknown<'static>>,
     ) -> napi::Result<PromiseRaw<'env, Option<NativeFailure>>> {
-        let tsfn: BatchFn = on_batch
+        let on_batch: BatchFn = on_batch
             .build_threadsafe_function()
             .callee_handled::<false>()
             .build()?;
-        let (tx, rx) = oneshot::channel();
-        let events = lock(&self.events)
-            .take()
-            .unwrap_or_else(|| self.node.subscribe());
-        let task = napi::bindgen_prelude::spawn(pump(events, tsfn, rx, self.events.clone()));
-        let old = lock(&self.pump).replace(Pump { shutdown: tx, task });
-        if let Some(old) = old {
-            // index.js serializes start/stop, so this is only a safety net.
-            let _ = old.shutdown.send(());
-        }
+        let sink = Arc::new(JsSink { queue: Mutex::new(Queue::default()), on_batch });
+        // index.js serializes start/stop, so an old sink here is only a safety net.
+        finish_sink(&self.node, &self.sink);
+        self.node.set_sink(Some(Arc::new(SinkHandle(sink.clone()))));
+        *lock(&self.sink) = Some(sink);
         let node = self.node.clone();
-        let pump = self.pump.clone();
+        let current = self.sink.clone();
         env.spawn_future(async move {
             match node.start().await {
                 Ok(()) => Ok(None),
                 Err(e) => {
-                    finish_pump(&pump).await;
+                    finish_sink(&node, &current);
                     Ok(Some(NativeFailure::from(e)))
                 }
             }
@@ -332,10 +353,10 @@ impl NativeEventcast {
         env: &'env Env,
     ) -> napi::Result<PromiseRaw<'env, Option<NativeFailure>>> {
         let node = self.node.clone();
-        let pump = self.pump.clone();
+        let current = self.sink.clone();
         env.spawn_future(async move {
             let res = node.stop().await;
-            finish_pump(&pump).await;
+            finish_sink(&node, &current);
             Ok(res.err().map(NativeFailure::from))
         })
     }
@@ -437,12 +458,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Ends the current pump (if any) and waits until its final batch is queued
-/// (and the subscription is back for the next start).
-async fn finish_pump(pump: &Mutex<Option<Pump>>) {
-    let p = lock(pump).take();
-    if let Some(p) = p {
-        let _ = p.shutdown.send(());
-        let _ = p.task.await;
+/// Ends a started period's delivery: the node lets go of the sink, and one
+/// last JS call takes what is still queued and says `done`. The
+/// ThreadsafeFunction is released when that call has been made.
+fn finish_sink(node: &Eventcast, current: &Mutex<Option<Arc<JsSink>>>) {
+    node.set_sink(None);
+    if let Some(sink) = lock(current).take() {
+        sink.finish();
     }
 }

@@ -212,10 +212,26 @@ impl Drop for Inner {
     }
 }
 
+/// A synchronous consumer of notifications, for code that runs its own event
+/// loop (the Node binding hands them straight to the JS thread). Unlike an
+/// [`Events`] subscription there is no queue and no task in between: `deliver`
+/// runs on whichever thread produced the notifications — the receive task as a
+/// burst of datagrams is processed, the timer task, or a thread inside
+/// [`Eventcast::emit`] / [`Eventcast::stop`] — so it must be quick and must
+/// not call back into the node.
+pub trait NotificationSink: Send + Sync {
+    /// Takes the notifications out of `batch` (in order; `batch` may be left
+    /// non-empty, it is cleared afterwards). Returns how many it had to drop
+    /// (its own queue full); they are added to [`Stats::notifications_dropped`]
+    /// and logged like a lagging subscription's.
+    fn deliver(&self, batch: &mut Vec<Notification>) -> u64;
+}
+
 /// State shared by the handle, the calling threads of `emit` and the driver tasks.
 struct Shared {
     core: Mutex<Core>,
     subscribers: Mutex<Vec<mpsc::Sender<Notification>>>,
+    sink: Mutex<Option<Arc<dyn NotificationSink>>>,
     /// Wakes the timer task: deadline moved earlier, or sends were queued.
     wake: Notify,
     notifications_dropped: AtomicU64,
@@ -325,28 +341,43 @@ impl Shared {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Hands notifications to every subscriber (the last one gets the original).
+    /// Hands notifications to every subscriber and to the sink (the sink, or
+    /// else the last subscriber, gets the originals; the others get clones).
     fn deliver(&self, notes: &mut Vec<Notification>) {
         if notes.is_empty() {
             return;
         }
-        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-        subs.retain(|s| !s.is_closed());
-        let Some((last, others)) = subs.split_last() else {
-            notes.clear();
-            return;
-        };
+        let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut dropped = 0u64;
-        for note in notes.drain(..) {
-            for s in others {
-                if let Err(mpsc::error::TrySendError::Full(_)) = s.try_send(note.clone()) {
-                    dropped += 1;
+        {
+            let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+            subs.retain(|s| !s.is_closed());
+            let (cloned, last) = match (&sink, subs.split_last()) {
+                (Some(_), _) => (&subs[..], None),
+                (None, Some((last, others))) => (others, Some(last)),
+                (None, None) => (&subs[..], None),
+            };
+            for note in notes.iter() {
+                for s in cloned {
+                    if let Err(mpsc::error::TrySendError::Full(_)) = s.try_send(note.clone()) {
+                        dropped += 1;
+                    }
                 }
             }
-            if let Err(mpsc::error::TrySendError::Full(_)) = last.try_send(note) {
-                dropped += 1;
+            if let Some(last) = last {
+                for note in notes.drain(..) {
+                    if let Err(mpsc::error::TrySendError::Full(_)) = last.try_send(note) {
+                        dropped += 1;
+                    }
+                }
             }
         }
+        if let Some(sink) = sink {
+            if !notes.is_empty() {
+                dropped += sink.deliver(notes);
+            }
+        }
+        notes.clear();
         if dropped > 0 {
             let total = self.notifications_dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
             // At most one warning per second (a stuck subscriber would otherwise log every burst).
@@ -378,6 +409,7 @@ impl Eventcast {
                 shared: Arc::new(Shared {
                     core: Mutex::new(Core { endpoint: None, endpoint_port: 0, io: None, pending: VecDeque::new(), deadline: None, notes: Vec::new() }),
                     subscribers: Mutex::new(Vec::new()),
+                    sink: Mutex::new(None),
                     wake: Notify::new(),
                     notifications_dropped: AtomicU64::new(0),
                     send_errors: AtomicU64::new(0),
@@ -461,9 +493,15 @@ impl Eventcast {
         let socket = socket::bind_multicast(options)?;
         let local = socket.local_addr()?;
         let send = socket::bind_sender(&Options { port: local.port(), ..options.clone() })?;
-        if let Err(e) = socket::drop_own_datagrams(&socket, send.source) {
-            tracing::debug!("eventcast: no kernel filter for own datagrams ({e}); skipping them on receipt");
-        }
+        // Without the kernel filter, own datagrams are recognised on receipt
+        // (source address, then the id in the meta).
+        let own_id = match socket::drop_own_datagrams(&socket, send.source) {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::debug!("eventcast: no kernel filter for own datagrams ({e}); skipping them on receipt");
+                Some(self.inner.id.clone())
+            }
+        };
         let own_source = SocketAddr::V4(send.source);
         let socket = Arc::new(UdpSocket::from_std(socket)?);
         let sender = Arc::new(send.socket);
@@ -495,7 +533,7 @@ impl Eventcast {
             let _ = core.pump(shared);
         }
         tracing::debug!("eventcast {} bound {local}, joined {}", self.inner.id, options.multicast_membership);
-        let recv = tokio::spawn(recv_loop(shared.clone(), socket, own_source, self.inner.id.clone()));
+        let recv = tokio::spawn(recv_loop(shared.clone(), socket, own_source, own_id));
         let timer = tokio::spawn(timer_loop(shared.clone(), sender));
         shared.wake.notify_one();
         Ok(vec![recv, timer])
@@ -594,6 +632,14 @@ impl Eventcast {
         Events { rx }
     }
 
+    /// Installs (or, with `None`, removes) the node's [`NotificationSink`],
+    /// which from now on receives every notification synchronously, besides
+    /// the [`Events`] subscriptions. Returns the previous sink. Removing it
+    /// drops the node's reference once no delivery is using it.
+    pub fn set_sink(&self, sink: Option<Arc<dyn NotificationSink>>) -> Option<Arc<dyn NotificationSink>> {
+        std::mem::replace(&mut *self.inner.shared.sink.lock().unwrap_or_else(|p| p.into_inner()), sink)
+    }
+
     /// Protocol counters plus the node's own (`notifications_dropped`, `send_errors`).
     pub fn stats(&self) -> Stats {
         let shared = &self.inner.shared;
@@ -641,7 +687,8 @@ fn flush_pending(shared: &Shared, socket: &std::net::UdpSocket, pending: &mut Ve
 }
 
 /// Receive task: bursts of datagrams into one arena, one endpoint lock per burst.
-async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, own_source: SocketAddr, own_id: String) {
+/// `own_id` is set when no kernel filter keeps our own datagrams out.
+async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, own_source: SocketAddr, own_id: Option<String>) {
     let mut arena = vec![0u8; RECV_ARENA];
     let mut marks: Vec<(usize, usize, SocketAddr)> = Vec::with_capacity(RECV_BATCH);
     let mut notes: Vec<Notification> = Vec::new();
@@ -658,8 +705,10 @@ async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, own_source: Sock
         while marks.len() < RECV_BATCH && RECV_ARENA - used >= MAX_DATAGRAM {
             match socket.try_recv_from(&mut arena[used..]) {
                 Ok((n, source)) => {
-                    // Normally the kernel filter already dropped these.
-                    if source == own_source || is_own_datagram(&arena[used..used + n], own_id.as_bytes()) {
+                    let ours = own_id.as_ref().is_some_and(|id| {
+                        source == own_source || is_own_datagram(&arena[used..used + n], id.as_bytes())
+                    });
+                    if ours {
                         own += 1;
                         continue;
                     }
