@@ -312,7 +312,8 @@ async function scenarioRate (kinds, figure) {
 }
 
 async function scenarioLatency () {
-  for (const kind of ['ours', 'dgram', 'rust-udp']) {
+  // rust-api: where the time goes (the Rust driver alone vs the hop into JS).
+  for (const kind of ['ours', 'dgram', 'rust-udp', 'rust-api']) {
     await withPair(kind, async (p) => {
       const t = await latency(p)
       put('lat50', kind, t.p50)
@@ -462,6 +463,8 @@ function table (addonKind, wallSec) {
   row2('encrypted small events/s (vs ours plain)', r('enc', 'ours-enc'), r('rate', 'ours'), ratios(r('enc', 'ours-enc'), r('rate', 'ours')), 'ratio ≥ 0.70', 0)
   row2('Rust API → Rust API events/s (vs raw Rust UDP)', r('rustapi', 'rust-api'), r('rate', 'rust-udp'), ratios(r('rustapi', 'rust-api'), r('rate', 'rust-udp')), '≥ 150,000', 0)
   row2('Rust API encrypted events/s (vs Rust API plain)', r('rustapi', 'rust-api-enc'), r('rustapi', 'rust-api'), ratios(r('rustapi', 'rust-api-enc'), r('rustapi', 'rust-api')), '—', 0)
+  row2('Rust API latency p50 @1,000/s, ms (vs raw Rust UDP)', r('lat50', 'rust-api'), r('lat50', 'rust-udp'), ratios(r('lat50', 'rust-api'), r('lat50', 'rust-udp')), '—', 3)
+  row2('Rust API latency p99 @1,000/s, ms (vs raw Rust UDP)', r('lat99', 'rust-api'), r('lat99', 'rust-udp'), ratios(r('lat99', 'rust-api'), r('lat99', 'rust-udp')), '—', 3)
   row2('idle started instance RSS, MB (vs bare Node)', r('idleRss', 'ours'), r('idleRss', 'bare'), r('idleDelta', 'ours'), 'delta ≤ 10 MB (ratio col = delta MB)', 1)
   row2(`soak ${SOAK}s @10,000/s: receiver RSS growth, MB`, r('soakRcv', 'ours'), null, [], 'flat', 1)
   row2(`soak ${SOAK}s @10,000/s: sender RSS growth, MB`, r('soakSnd', 'ours'), null, [], 'flat', 1)

@@ -383,6 +383,52 @@ async fn a_sink_gets_every_notification_in_order_beside_subscriptions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polled_node_receives_only_when_asked_on_the_callers_thread() {
+    if skip_outside_netns("a_polled_node_receives_only_when_asked_on_the_callers_thread") {
+        return;
+    }
+    let options = test_options();
+    let sender = started(options.clone()).await;
+    let receiver = Eventcast::new(options).unwrap();
+    assert_eq!(receiver.receive(), 0, "stopped: nothing to read");
+    receiver.start_polled().await.unwrap();
+    assert!(receiver.receive_fd().is_some());
+    let mut events = receiver.subscribe();
+    let big = Bson::String("z".repeat(50_000)); // chunked
+    sender.emit("small", &[Bson::Int32(1)]).unwrap();
+    sender.emit("big", std::slice::from_ref(&big)).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // No receive task: the datagrams wait in the socket.
+    assert!(events.try_recv().is_none());
+    assert_eq!(receiver.stats().datagrams_received, 0);
+    // Notifications are delivered before receive() returns.
+    let mut read = 0;
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        read += receiver.receive();
+        while let Some(n) = events.try_recv() {
+            match n {
+                Notification::Event(e) => got.push((e.name, e.args)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(read > 0, "the datagrams were waiting");
+    }
+    assert_eq!(got, vec![("small".to_string(), vec![Bson::Int32(1)]), ("big".to_string(), vec![big])]);
+    assert!(read >= 3, "one small datagram and the chunks of the big one: {read}");
+    assert_eq!(receiver.receive(), 0, "drained");
+    receiver.stop().await.unwrap();
+    assert!(receiver.receive_fd().is_none());
+    assert_eq!(receiver.receive(), 0);
+    // Started normally again, it has its receive task back.
+    receiver.start().await.unwrap();
+    sender.emit("again", &[]).unwrap();
+    assert_eq!(next_event(&mut events).await.name, "again");
+    sender.stop().await.unwrap();
+    receiver.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_started_node_closes_everything() {
     if skip_outside_netns("dropping_a_started_node_closes_everything") {
         return;

@@ -232,6 +232,8 @@ struct Shared {
     core: Mutex<Core>,
     subscribers: Mutex<Vec<mpsc::Sender<Notification>>>,
     sink: Mutex<Option<Arc<dyn NotificationSink>>>,
+    /// Buffers of [`Eventcast::receive`] (polled mode), allocated on first use.
+    polled: Mutex<Option<Box<Burst>>>,
     /// Wakes the timer task: deadline moved earlier, or sends were queued.
     wake: Notify,
     notifications_dropped: AtomicU64,
@@ -258,8 +260,11 @@ struct Core {
 }
 
 struct Io {
-    /// Receive socket: bound to the group port, joined, own datagrams filtered out.
-    socket: Arc<UdpSocket>,
+    /// Receive socket: bound to the group port, joined, own datagrams filtered
+    /// out; non-blocking. The receive task registers a duplicate of it with tokio.
+    socket: Arc<std::net::UdpSocket>,
+    /// Who recognises our own datagrams on receipt.
+    own: OwnDatagrams,
     /// Send socket (ephemeral port; see [`socket::Sender`]); std, non-blocking, not in the reactor.
     sender: Arc<std::net::UdpSocket>,
     group: SocketAddr,
@@ -410,6 +415,7 @@ impl Eventcast {
                     core: Mutex::new(Core { endpoint: None, endpoint_port: 0, io: None, pending: VecDeque::new(), deadline: None, notes: Vec::new() }),
                     subscribers: Mutex::new(Vec::new()),
                     sink: Mutex::new(None),
+                    polled: Mutex::new(None),
                     wake: Notify::new(),
                     notifications_dropped: AtomicU64::new(0),
                     send_errors: AtomicU64::new(0),
@@ -445,6 +451,20 @@ impl Eventcast {
     /// current tokio runtime. Idempotent: starting a started node does nothing.
     /// Bind failures come back as [`Error::Io`] (`code()` `EADDRINUSE`, ...).
     pub async fn start(&self) -> Result<(), Error> {
+        self.start_with(Receive::Task).await
+    }
+
+    /// Like [`start`](Self::start), but without a receive task: datagrams wait
+    /// in the socket until the caller, which watches [`receive_fd`](Self::receive_fd)
+    /// for readability in its own event loop, calls [`receive`](Self::receive)
+    /// on its own thread. Timers and queued sends still run on tokio. The Node
+    /// binding uses this so that a received event reaches JS with one thread
+    /// wake-up (the JS thread's) instead of two.
+    pub async fn start_polled(&self) -> Result<(), Error> {
+        self.start_with(Receive::Polled).await
+    }
+
+    async fn start_with(&self, receive: Receive) -> Result<(), Error> {
         let mut control = self.inner.control.lock().await;
         if !control.tasks.is_empty() {
             return Ok(());
@@ -460,7 +480,7 @@ impl Eventcast {
                 return Err(e);
             }
         };
-        match self.open(config) {
+        match self.open(config, receive) {
             Ok(tasks) => {
                 control.tasks = tasks;
                 self.set_status(Status::Started);
@@ -488,22 +508,25 @@ impl Eventcast {
         Ok(config)
     }
 
-    fn open(&self, config: Config) -> Result<Vec<JoinHandle<()>>, Error> {
+    fn open(&self, config: Config, receive: Receive) -> Result<Vec<JoinHandle<()>>, Error> {
         let options = &self.inner.options;
         let socket = socket::bind_multicast(options)?;
         let local = socket.local_addr()?;
         let send = socket::bind_sender(&Options { port: local.port(), ..options.clone() })?;
         // Without the kernel filter, own datagrams are recognised on receipt
         // (source address, then the id in the meta).
-        let own_id = match socket::drop_own_datagrams(&socket, send.source) {
-            Ok(()) => None,
+        let own = match socket::drop_own_datagrams(&socket, send.source) {
+            Ok(()) => OwnDatagrams::Filtered,
             Err(e) => {
                 tracing::debug!("eventcast: no kernel filter for own datagrams ({e}); skipping them on receipt");
-                Some(self.inner.id.clone())
+                OwnDatagrams::Check { source: SocketAddr::V4(send.source), id: self.inner.id.as_str().into() }
             }
         };
-        let own_source = SocketAddr::V4(send.source);
-        let socket = Arc::new(UdpSocket::from_std(socket)?);
+        let task_socket = match receive {
+            Receive::Task => Some(UdpSocket::from_std(socket.try_clone()?)?),
+            Receive::Polled => None,
+        };
+        let socket = Arc::new(socket);
         let sender = Arc::new(send.socket);
         let group = SocketAddr::V4(SocketAddrV4::new(options.multicast_membership, local.port()));
         let shared = &self.inner.shared;
@@ -528,15 +551,17 @@ impl Eventcast {
                 ep.set_wall_clock(Instant::now(), SystemTime::now());
                 core.deadline = None;
             }
-            core.io = Some(Io { socket: socket.clone(), sender: sender.clone(), group, local });
+            core.io = Some(Io { socket, own: own.clone(), sender: sender.clone(), group, local });
             core.pending.clear();
             let _ = core.pump(shared);
         }
         tracing::debug!("eventcast {} bound {local}, joined {}", self.inner.id, options.multicast_membership);
-        let recv = tokio::spawn(recv_loop(shared.clone(), socket, own_source, own_id));
-        let timer = tokio::spawn(timer_loop(shared.clone(), sender));
+        let mut tasks = vec![tokio::spawn(timer_loop(shared.clone(), sender))];
+        if let Some(socket) = task_socket {
+            tasks.push(tokio::spawn(recv_loop(shared.clone(), socket, own)));
+        }
         shared.wake.notify_one();
-        Ok(vec![recv, timer])
+        Ok(tasks)
     }
 
     /// Stops the driver, delivers notifications already produced to the
@@ -652,6 +677,33 @@ impl Eventcast {
         stats
     }
 
+    /// With [`start_polled`](Self::start_polled): reads the datagrams waiting
+    /// in the socket (one burst of at most 512, without blocking) on the calling
+    /// thread, processes them and delivers the resulting notifications (to the
+    /// sink and the subscriptions) before returning. Returns how many datagrams
+    /// were read; call again while the socket stays readable. Does nothing
+    /// (returns 0) when stopped or started with [`start`](Self::start).
+    pub fn receive(&self) -> usize {
+        let shared = &*self.inner.shared;
+        let mut polled = shared.polled.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((socket, own)) = shared.core().io.as_ref().map(|io| (io.socket.clone(), io.own.clone())) else {
+            return 0;
+        };
+        if polled.is_none() {
+            *polled = Some(Box::new(Burst::new()));
+        }
+        let Some(burst) = polled.as_mut() else { return 0 };
+        burst.run(shared, &own, |buf| socket.recv_from(buf))
+    }
+
+    /// The receive socket's file descriptor while started, for an event loop
+    /// to watch (see [`start_polled`](Self::start_polled)). Valid until `stop()`.
+    #[cfg(unix)]
+    pub fn receive_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.inner.shared.core().io.as_ref().map(|io| io.socket.as_raw_fd())
+    }
+
     /// The bound socket address while started.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.inner.shared.core().io.as_ref().map(|io| io.local)
@@ -686,30 +738,58 @@ fn flush_pending(shared: &Shared, socket: &std::net::UdpSocket, pending: &mut Ve
     }
 }
 
-/// Receive task: bursts of datagrams into one arena, one endpoint lock per burst.
-/// `own_id` is set when no kernel filter keeps our own datagrams out.
-async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, own_source: SocketAddr, own_id: Option<String>) {
-    let mut arena = vec![0u8; RECV_ARENA];
-    let mut marks: Vec<(usize, usize, SocketAddr)> = Vec::with_capacity(RECV_BATCH);
-    let mut notes: Vec<Notification> = Vec::new();
-    loop {
-        if let Err(e) = socket.readable().await {
-            notes.push(Notification::Error { code: "ESOCKET", message: format!("waiting for datagrams: {e}") });
-            shared.deliver(&mut notes);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
+/// How the node's receive socket is read.
+#[derive(Clone, Copy)]
+enum Receive {
+    /// By a tokio task ([`Eventcast::start`]).
+    Task,
+    /// By the caller, through [`Eventcast::receive`] ([`Eventcast::start_polled`]).
+    Polled,
+}
+
+/// How our own datagrams (multicast loopback) are kept out of the endpoint.
+#[derive(Clone)]
+enum OwnDatagrams {
+    /// By the kernel: a socket filter on our send socket's source address.
+    Filtered,
+    /// On receipt: by that source address, else by the id in the meta.
+    Check { source: SocketAddr, id: Arc<str> },
+}
+
+impl OwnDatagrams {
+    fn is_own(&self, source: SocketAddr, datagram: &[u8]) -> bool {
+        match self {
+            OwnDatagrams::Filtered => false,
+            OwnDatagrams::Check { source: ours, id } => source == *ours || is_own_datagram(datagram, id.as_bytes()),
         }
+    }
+}
+
+/// One receive burst's buffers: datagrams land in one arena (no allocation per datagram).
+struct Burst {
+    arena: Vec<u8>,
+    marks: Vec<(usize, usize, SocketAddr)>,
+    notes: Vec<Notification>,
+}
+
+impl Burst {
+    fn new() -> Self {
+        Burst { arena: vec![0u8; RECV_ARENA], marks: Vec::with_capacity(RECV_BATCH), notes: Vec::new() }
+    }
+
+    /// Reads datagrams with `recv` (non-blocking) until it would block or the
+    /// burst is full, feeds them to the endpoint under one lock, sends what that
+    /// produced and delivers the notifications. Returns how many were read.
+    fn run(&mut self, shared: &Shared, own: &OwnDatagrams, mut recv: impl FnMut(&mut [u8]) -> io::Result<(usize, SocketAddr)>) -> usize {
+        let Burst { arena, marks, notes } = self;
         marks.clear();
         let mut used = 0;
-        let mut own = 0u64;
+        let mut skipped = 0u64;
         while marks.len() < RECV_BATCH && RECV_ARENA - used >= MAX_DATAGRAM {
-            match socket.try_recv_from(&mut arena[used..]) {
+            match recv(&mut arena[used..]) {
                 Ok((n, source)) => {
-                    let ours = own_id.as_ref().is_some_and(|id| {
-                        source == own_source || is_own_datagram(&arena[used..used + n], id.as_bytes())
-                    });
-                    if ours {
-                        own += 1;
+                    if own.is_own(source, &arena[used..used + n]) {
+                        skipped += 1;
                         continue;
                     }
                     marks.push((used, n, source));
@@ -724,24 +804,44 @@ async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, own_source: Sock
                 }
             }
         }
-        if own > 0 {
-            shared.own_skipped.fetch_add(own, Ordering::Relaxed);
+        if skipped > 0 {
+            shared.own_skipped.fetch_add(skipped, Ordering::Relaxed);
         }
         if !marks.is_empty() {
             let now = Instant::now();
             let mut core = shared.core();
             if let Some(ep) = core.endpoint.as_mut() {
-                for &(start, len, source) in &marks {
+                for &(start, len, source) in marks.iter() {
                     ep.handle_datagram(now, source, &arena[start..start + len]);
                 }
             }
-            if core.pump(&shared) {
+            if core.pump(shared) {
                 shared.wake.notify_one();
             }
             notes.append(&mut core.notes);
         }
-        shared.deliver(&mut notes);
-        if marks.len() == RECV_BATCH {
+        shared.deliver(notes);
+        marks.len() + skipped as usize
+    }
+
+    fn was_full(&self) -> bool {
+        self.marks.len() == RECV_BATCH
+    }
+}
+
+/// Receive task: waits for readability, then one [`Burst`] at a time.
+async fn recv_loop(shared: Arc<Shared>, socket: UdpSocket, own: OwnDatagrams) {
+    let mut burst = Burst::new();
+    loop {
+        if let Err(e) = socket.readable().await {
+            burst.notes.push(Notification::Error { code: "ESOCKET", message: format!("waiting for datagrams: {e}") });
+            shared.deliver(&mut burst.notes);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        // tokio's try_recv_from clears the readiness flag on WouldBlock, so `readable()` waits for real.
+        burst.run(&shared, &own, |buf| socket.try_recv_from(buf));
+        if burst.was_full() {
             // More is waiting: let subscribers on this runtime catch up first.
             tokio::task::yield_now().await;
         }

@@ -120,9 +120,9 @@ fn own_source_filter(source: SocketAddrV4) -> [socket2::SockFilter; 6] {
 }
 
 /// Leaves the group (best effort; closing the socket leaves it too).
-pub fn leave_multicast(socket: &tokio::net::UdpSocket, options: &Options) {
+pub fn leave_multicast(socket: &std::net::UdpSocket, options: &Options) {
     let interface = options.multicast_interface.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    if let Err(e) = socket.leave_multicast_v4(options.multicast_membership, interface) {
+    if let Err(e) = socket.leave_multicast_v4(&options.multicast_membership, &interface) {
         tracing::debug!("leaving multicast group {}: {e}", options.multicast_membership);
     }
 }
