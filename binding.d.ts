@@ -21,7 +21,15 @@ export declare class NativeEventcast {
    */
   start(onBatch: (batch: Array<any>) => void): Promise<NativeFailure | undefined | null>
   /**
-   * Leaves the group and closes; the pump delivers what is queued, then the
+   * After `start()` resolved: receives on the JS thread from now on, calling
+   * `onBatch` directly (unix; elsewhere the node has its own receive task
+   * and this does nothing). Returns whether it is watching.
+   */
+  watch(onBatch: (batch: Array<any>) => void): boolean
+  /** Stops receiving on the JS thread (before `stop()`). Idempotent. */
+  unwatch(): void
+  /**
+   * Leaves the group and closes; what is still queued is delivered, then the
    * ThreadsafeFunction is released. Resolves to null or `{code, message}`.
    */
   stop(): Promise<NativeFailure | undefined | null>

@@ -223,13 +223,16 @@ class EventcastImpl extends EventEmitter {
     st.status = 'starting'
     st.drained = new Promise((resolve) => { st.resolveDrained = resolve })
     attachRustLogs(st.log)
-    const failure = await this[kNative].start((batch) => this._onBatch(batch))
+    const onBatch = (batch) => this._onBatch(batch)
+    const failure = await this[kNative].start(onBatch)
     if (failure) {
       detachRustLogs(st.log)
       st.status = 'stopped'
       st.log.error(`start failed: ${failure.message}`, { code: failure.code })
       throw failureToError(failure)
     }
+    // Received datagrams are read on this thread from now on (see src/binding/watch.rs).
+    this[kNative].watch(onBatch)
     if (st.config.replEnabled) {
       const repl = new ReplServer(this, {
         host: st.config.replHost,
@@ -264,6 +267,7 @@ class EventcastImpl extends EventEmitter {
     const repl = st.repl
     st.repl = null
     if (repl) await repl.close()
+    this[kNative].unwatch()
     const failure = await this[kNative].stop()
     await st.drained // every received event was emitted before 'stop'
     detachRustLogs(st.log)

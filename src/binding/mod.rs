@@ -8,10 +8,13 @@
 //! * [`node`] — `NativeEventcast`, the class `index.js` wraps; received
 //!   notifications reach JS through one ThreadsafeFunction, in batches.
 //! * [`log`] — forwards `tracing` events to the JS logger, in batches.
+//! * `watch` — receives on the JS thread through a libuv poll handle (unix).
 
 pub mod convert;
 pub mod log;
 pub mod node;
+#[cfg(unix)]
+mod watch;
 
 use convert::{ConvError, ToBson, ToJs};
 use napi::bindgen_prelude::*;

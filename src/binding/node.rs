@@ -107,6 +107,9 @@ impl NativeOptions {
 #[derive(Default)]
 struct Queue {
     items: Vec<Notification>,
+    /// The JS thread is reading the socket ([`super::watch`]) and takes the
+    /// queue itself right after: no JS call needs scheduling meanwhile.
+    polling: bool,
     /// A JS call is pending; it will take whatever is queued when it runs.
     scheduled: bool,
     /// `stop()` finished: the call that empties the queue also says `done`.
@@ -115,12 +118,33 @@ struct Queue {
 }
 
 /// The [`NotificationSink`] of one started period; owns its ThreadsafeFunction.
-struct JsSink {
+pub(crate) struct JsSink {
     queue: Mutex<Queue>,
     on_batch: BatchFn,
 }
 
 impl JsSink {
+    /// Marks the start of a receive on the JS thread (see [`Queue::polling`]).
+    pub(crate) fn begin_polling(&self) {
+        lock(&self.queue).polling = true;
+    }
+
+    /// Ends a receive on the JS thread: takes up to [`BATCH`] queued
+    /// notifications for a direct call; schedules a JS call for any rest.
+    pub(crate) fn end_polling(self: &Arc<Self>) -> Batch {
+        let (items, call) = {
+            let mut q = lock(&self.queue);
+            q.polling = false;
+            let items = take_at_most(&mut q.items, BATCH);
+            let call = !q.items.is_empty() && !std::mem::replace(&mut q.scheduled, true);
+            (items, call)
+        };
+        if call {
+            self.schedule();
+        }
+        Batch { items, done: false }
+    }
+
     fn schedule(self: &Arc<Self>) {
         self.on_batch.call(Signal(self.clone()), ThreadsafeFunctionCallMode::NonBlocking);
     }
@@ -150,7 +174,8 @@ impl NotificationSink for SinkHandle {
             let dropped = batch.len().saturating_sub(room);
             batch.truncate(batch.len() - dropped);
             q.items.append(batch);
-            (!q.items.is_empty() && !std::mem::replace(&mut q.scheduled, true), dropped as u64)
+            let call = !q.polling && !q.items.is_empty() && !std::mem::replace(&mut q.scheduled, true);
+            (call, dropped as u64)
         };
         if call {
             self.0.schedule();
@@ -163,9 +188,26 @@ impl NotificationSink for SinkHandle {
 pub struct Signal(Arc<JsSink>);
 
 /// What one JS call carries.
-struct Batch {
+pub(crate) struct Batch {
     items: Vec<Notification>,
     done: bool,
+}
+
+impl Batch {
+    /// Nothing to tell JS.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty() && !self.done
+    }
+}
+
+/// The first `max` items of `items` (all of them when there are fewer).
+fn take_at_most(items: &mut Vec<Notification>, max: usize) -> Vec<Notification> {
+    if items.len() <= max {
+        std::mem::take(items)
+    } else {
+        let rest = items.split_off(max);
+        std::mem::replace(items, rest)
+    }
 }
 
 impl Signal {
@@ -175,12 +217,7 @@ impl Signal {
         let sink = &self.0;
         let (batch, again) = {
             let mut q = lock(&sink.queue);
-            let items = if q.items.len() <= BATCH {
-                std::mem::take(&mut q.items)
-            } else {
-                let rest = q.items.split_off(BATCH);
-                std::mem::replace(&mut q.items, rest)
-            };
+            let items = take_at_most(&mut q.items, BATCH);
             let again = !q.items.is_empty();
             q.scheduled = again;
             let done = q.finished && !again && !q.done_sent;
@@ -203,7 +240,7 @@ impl ToNapiValue for Signal {
     }
 }
 
-fn build_batch(
+pub(crate) fn build_batch(
     env: sys::napi_env,
     batch: &Batch,
 ) -> std::result::Result<sys::napi_value, ConvError> {
@@ -277,6 +314,9 @@ pub struct NativeEventcast {
     node: Eventcast,
     /// The delivery of the current started period (shared with start/stop futures).
     sink: Arc<Mutex<Option<Arc<JsSink>>>>,
+    /// Receiving on the JS thread, between `watch()` and `unwatch()`.
+    #[cfg(unix)]
+    watch: std::cell::RefCell<Option<super::watch::Watch>>,
 }
 
 /// `{code, message}` of a failed start/stop (the promise resolves to it, or to null).
@@ -306,7 +346,12 @@ impl NativeEventcast {
         let options = options.into_options(raw)?;
         let node =
             Eventcast::new(options).map_err(|e| throw(raw, true, e.code(), &e.to_string()))?;
-        Ok(NativeEventcast { node, sink: Arc::default() })
+        Ok(NativeEventcast {
+            node,
+            sink: Arc::default(),
+            #[cfg(unix)]
+            watch: Default::default(),
+        })
     }
 
     /// The instance id (16 hex chars).
@@ -335,7 +380,12 @@ impl NativeEventcast {
         let node = self.node.clone();
         let current = self.sink.clone();
         env.spawn_future(async move {
-            match node.start().await {
+            // Unix: no receive task; `watch()` reads the socket on the JS thread.
+            #[cfg(unix)]
+            let started = node.start_polled().await;
+            #[cfg(not(unix))]
+            let started = node.start().await;
+            match started {
                 Ok(()) => Ok(None),
                 Err(e) => {
                     finish_sink(&node, &current);
@@ -345,13 +395,44 @@ impl NativeEventcast {
         })
     }
 
-    /// Leaves the group and closes; the pump delivers what is queued, then the
+    /// After `start()` resolved: receives on the JS thread from now on, calling
+    /// `onBatch` directly (unix; elsewhere the node has its own receive task
+    /// and this does nothing). Returns whether it is watching.
+    #[napi(ts_args_type = "onBatch: (batch: Array<any>) => void")]
+    pub fn watch(&self, env: Env, on_batch: Unknown) -> napi::Result<bool> {
+        #[cfg(unix)]
+        {
+            self.unwatch();
+            let Some(sink) = lock(&self.sink).clone() else { return Ok(false) };
+            // SAFETY: env and on_batch are this JS call's live values.
+            let watch = unsafe { super::watch::Watch::start(env.raw(), self.node.clone(), sink, on_batch.raw())? };
+            *self.watch.borrow_mut() = Some(watch);
+            Ok(true)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (env, on_batch);
+            Ok(false)
+        }
+    }
+
+    /// Stops receiving on the JS thread (before `stop()`). Idempotent.
+    #[napi]
+    pub fn unwatch(&self) {
+        #[cfg(unix)]
+        if let Some(w) = self.watch.borrow_mut().take() {
+            w.close();
+        }
+    }
+
+    /// Leaves the group and closes; what is still queued is delivered, then the
     /// ThreadsafeFunction is released. Resolves to null or `{code, message}`.
     #[napi]
     pub fn stop<'env>(
         &self,
         env: &'env Env,
     ) -> napi::Result<PromiseRaw<'env, Option<NativeFailure>>> {
+        self.unwatch();
         let node = self.node.clone();
         let current = self.sink.clone();
         env.spawn_future(async move {
