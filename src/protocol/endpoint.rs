@@ -9,7 +9,7 @@
 //! members too, so they hear our requests, and we answer 0.1.x requests on
 //! the group as well.
 
-use super::reassembly::{ChunkInfo, Insert, Key, Reassembly, Reject, SenderRef};
+use super::reassembly::{ChunkInfo, Insert, Reassembly, Reject, SenderRef};
 use super::repair::{Nack, RepairBudget, RepairTiming};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
@@ -412,11 +412,11 @@ impl Endpoint {
             port: meta.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
             hostname: meta.hostname.unwrap_or_default(),
         };
-        let key: Key = (sender_id.to_owned(), meta.seq_id.to_owned());
+        let key = (sender_id, meta.seq_id);
         let nack = Nack::armed(now, self.timing.jittered(&mut self.rng));
         let info = ChunkInfo { seq: meta.seq, seq_len: meta.seq_len, seq_end: meta.seq_end, sn: meta.sn, sender };
         let mut evicted = Vec::new();
-        let result = self.reassembly.insert(now, key.clone(), info, body, nack, &mut evicted);
+        let result = self.reassembly.insert(now, key, info, body, nack, &mut evicted);
         self.stats.partials_evicted += evicted.len() as u64;
         for e in evicted {
             if let Some(sn) = e.sn {
@@ -441,13 +441,7 @@ impl Endpoint {
                 }
                 let delay = self.timing.jittered(&mut self.rng);
                 let ttl = self.config.message_ttl;
-                if let Some(p) = self.reassembly.get_mut(&key) {
-                    if !new {
-                        p.nack.progress(now, delay);
-                    }
-                    let deadline = p.nack.due.map_or(now + ttl, |d| d.min(now + ttl));
-                    self.reassembly.reschedule(&key, deadline);
-                }
+                self.reassembly.progressed(key, now, (!new).then_some(delay), ttl);
             }
             Insert::Complete { data, repaired } => {
                 if repaired {
@@ -509,7 +503,7 @@ impl Endpoint {
                         None => true,
                     }
                 }
-                None => self.reassembly.mark_single_done((sender_id.to_owned(), meta.seq_id.to_owned())),
+                None => self.reassembly.mark_single_done((sender_id, meta.seq_id)),
             };
             if !fresh {
                 self.stats.duplicates_ignored += 1;
