@@ -15,7 +15,7 @@ use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
 use super::timefmt::{format_iso, parse_iso};
 use super::tracker::{Peer, Verdict};
-use super::{Config, Destination, Encryption, Event, Identity, Output, Sender, Stats, Transmit};
+use super::{Config, Destination, Encryption, Event, Identity, Output, Sender, SharedBytes, Stats, Transmit};
 use crate::error::{Error, WireError};
 use crate::wire::{self, Meta, MetaRef, Payload, PROTOCOL_VERSION, RETX_EVENT};
 use bson::{Bson, Document};
@@ -165,7 +165,7 @@ impl Endpoint {
         Ok(())
     }
 
-    fn queue(&mut self, datagrams: &[Vec<u8>]) {
+    fn queue(&mut self, datagrams: &[SharedBytes]) {
         self.transmits
             .extend(datagrams.iter().map(|d| Transmit { destination: Destination::Group, payload: d.clone() }));
     }
@@ -210,7 +210,7 @@ impl Endpoint {
     }
 
     /// Encodes (encrypts, chunks) one message; returns the chunk group id if chunked.
-    fn build(&mut self, wall: SystemTime, name: &str, body: &[u8], sn: Option<i64>) -> Result<(Option<String>, Vec<Vec<u8>>), Error> {
+    fn build(&mut self, wall: SystemTime, name: &str, body: &[u8], sn: Option<i64>) -> Result<(Option<String>, Vec<SharedBytes>), Error> {
         let max = self.config.limits.max_message_size;
         if body.len() > max {
             return Err(Error::Payload(format!("message of {} bytes exceeds the limit of {max} bytes", body.len())));
@@ -230,7 +230,7 @@ impl Endpoint {
             }
             let mps = self.config.max_payload_size.max(1);
             if inner.len() <= mps {
-                return Ok((None, vec![key.seal(&inner, &mut self.rng)]));
+                return Ok((None, vec![key.seal(&inner, &mut self.rng).into()]));
             }
             let n = inner.len().div_ceil(mps);
             let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
@@ -241,7 +241,7 @@ impl Endpoint {
                 let meta = Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
                 let mut d = Vec::with_capacity(slice.len() + 300);
                 wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
-                out.push(key.seal(&d, &mut self.rng));
+                out.push(key.seal(&d, &mut self.rng).into());
             }
             return Ok((Some(group), out));
         }
@@ -268,20 +268,21 @@ impl Endpoint {
         }
         let mps = self.config.max_payload_size.max(1);
         if whole.len() <= mps {
-            return Ok((None, vec![whole]));
+            return Ok((None, vec![whole.into()]));
         }
         let n = whole.len().div_ceil(mps);
         let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
         let group = wire::ids::seq_id(&mut self.rng);
-        let mut out = Vec::with_capacity(n);
+        // All chunks go into one buffer, shared by the transmits and the retention.
+        let mut buf = Vec::with_capacity(whole.len() + n * 300);
+        let mut ends = Vec::with_capacity(n);
         for (i, slice) in whole.chunks(mps).enumerate() {
             let nonce = self.nonce();
             let meta = Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
-            let mut d = Vec::with_capacity(slice.len() + 300);
-            wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
-            out.push(d);
+            wire::try_encode_datagram_ref(&meta, slice, &mut buf).map_err(|e| Error::Payload(e.to_string()))?;
+            ends.push(buf.len());
         }
-        Ok((Some(group), out))
+        Ok((Some(group), SharedBytes::split(buf, &ends)))
     }
 
     /// Sends an internal message (repair request) to the group.
@@ -595,7 +596,7 @@ impl Endpoint {
     }
 
     /// Resends `datagrams` to the group within `requester`'s byte budget.
-    fn send_repairs(&mut self, now: Instant, requester: &str, datagrams: Vec<Vec<u8>>) {
+    fn send_repairs(&mut self, now: Instant, requester: &str, datagrams: Vec<SharedBytes>) {
         for d in datagrams {
             if self.repair_budget.take(now, requester, d.len()) {
                 self.stats.repairs_sent += 1;

@@ -781,7 +781,7 @@ mod tests {
                 .prop_map(|i| (0x10u8, i.to_le_bytes().to_vec()));
             let null = prop_oneof![Just((0x0Au8, Vec::new())), Just((0x06u8, Vec::new()))];
             let string = "[a-z0-9\u{e9}\u{0}]{0,12}".prop_map(|s| (0x02u8, string_value(s.into_bytes())));
-            let boolean = prop_oneof![4 => (0u8..2), 1 => (2u8..=255)].prop_map(|b| (0x08u8, vec![b]));
+            let boolean = prop_oneof![4 => 0u8..2, 1 => 2u8..=255].prop_map(|b| (0x08u8, vec![b]));
             match key {
                 b"v" | b"seq" | b"seqLen" => int32.boxed(),
                 b"port" => prop_oneof![3 => int32, 1 => null].boxed(),
