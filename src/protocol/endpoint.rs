@@ -425,10 +425,14 @@ impl Endpoint {
             }
         }
         if let (Some(sn), Insert::Progress { .. }) = (meta.sn, &result) {
-            self.ensure_peer(now, sender_id, sn);
-            if let Some(p) = self.peers.get_mut(sender_id) {
-                let before = p.missing_count();
-                let lost = p.on_chunk(now, sn);
+            let on_chunk = |p: &mut Peer| (p.missing_count(), p.on_chunk(now, sn));
+            // A known sender (the common case) is looked up once.
+            let mut changed = self.peers.get_mut(sender_id).map(on_chunk);
+            if changed.is_none() {
+                self.ensure_peer(now, sender_id, sn);
+                changed = self.peers.get_mut(sender_id).map(on_chunk);
+            }
+            if let Some((before, lost)) = changed {
                 self.peer_changed(now, sender_id, before, lost);
             }
         }
@@ -490,14 +494,23 @@ impl Endpoint {
             }
             let fresh = match meta.sn {
                 Some(sn) => {
-                    self.ensure_peer(now, sender_id, sn);
-                    match self.peers.get_mut(sender_id) {
-                        Some(p) => {
-                            let before = p.missing_count();
-                            if p.is_missing(sn) && sn <= p.asked_upto {
+                    let on_message = |p: &mut Peer| {
+                        let before = p.missing_count();
+                        let repaired = p.is_missing(sn) && sn <= p.asked_upto;
+                        let (verdict, lost) = p.on_message(now, sn);
+                        (before, repaired, verdict, lost)
+                    };
+                    // A known sender (the common case) is looked up once.
+                    let mut seen = self.peers.get_mut(sender_id).map(on_message);
+                    if seen.is_none() {
+                        self.ensure_peer(now, sender_id, sn);
+                        seen = self.peers.get_mut(sender_id).map(on_message);
+                    }
+                    match seen {
+                        Some((before, repaired, verdict, lost)) => {
+                            if repaired {
                                 self.stats.repairs_received += 1;
                             }
-                            let (verdict, lost) = p.on_message(now, sn);
                             self.peer_changed(now, sender_id, before, lost);
                             verdict == Verdict::Deliver
                         }
@@ -736,14 +749,19 @@ impl Endpoint {
             p.nack = Nack::armed(now, delay);
             p.last_progress = now;
         }
-        self.reschedule_peer(id);
+        // What reschedule_peer does, without looking the peer up again.
+        let deadline = Self::peer_deadline(p, self.config.message_ttl);
+        self.set_peer_deadline(id, deadline);
+    }
+
+    /// When `p`'s timer must fire: its next request or its give-up time, if anything is missing.
+    fn peer_deadline(p: &Peer, ttl: Duration) -> Option<Instant> {
+        (p.missing_count() > 0).then(|| p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl)))
     }
 
     fn reschedule_peer(&mut self, id: &str) {
         let ttl = self.config.message_ttl;
-        let deadline = self.peers.get(id).and_then(|p| {
-            (p.missing_count() > 0).then(|| p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl)))
-        });
+        let deadline = self.peers.get(id).and_then(|p| Self::peer_deadline(p, ttl));
         self.set_peer_deadline(id, deadline);
     }
 
