@@ -398,7 +398,7 @@ fn config(encryption: Encryption) -> Config {
 fn drain(ep: &mut Endpoint) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     while let Some(t) = ep.poll_transmit() {
-        out.push(t.payload);
+        out.push(t.payload.to_vec());
     }
     out
 }

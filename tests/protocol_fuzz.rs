@@ -57,7 +57,7 @@ proptest! {
         rx.set_wall_clock(t0, w0);
         let mut tx = Endpoint::new(Config::default(), ident("00000000000000a1"), 1);
         tx.emit(t0, w0, "real", &[Bson::String("r".repeat(20_000))]).unwrap();
-        let real: Vec<Vec<u8>> = std::iter::from_fn(|| tx.poll_transmit()).map(|t| t.payload).collect();
+        let real: Vec<Vec<u8>> = std::iter::from_fn(|| tx.poll_transmit()).map(|t| t.payload.to_vec()).collect();
         let src = "10.0.0.9:9000".parse().unwrap();
         for (k, op) in ops.into_iter().enumerate() {
             let now = t0 + Duration::from_millis(k as u64);

@@ -46,7 +46,7 @@ fn pair(cfg_b: Config) -> Pair {
 }
 
 fn sent(e: &mut Endpoint) -> Vec<Vec<u8>> {
-    std::iter::from_fn(|| e.poll_transmit()).map(|t| t.payload).collect()
+    std::iter::from_fn(|| e.poll_transmit()).map(|t| t.payload.to_vec()).collect()
 }
 
 fn events(e: &mut Endpoint) -> Vec<String> {

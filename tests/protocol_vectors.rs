@@ -149,7 +149,7 @@ fn retx_request_of_a_0_1_x_node_is_answered_on_the_group() {
     let Some(cases) = cases() else { return };
     let mut e = endpoint(Encryption::None);
     e.emit(Instant::now(), SystemTime::now(), "long", &[Bson::String("z".repeat(5000))]).unwrap();
-    let sent: Vec<Vec<u8>> = std::iter::from_fn(|| e.poll_transmit()).map(|t| t.payload).collect();
+    let sent: Vec<Vec<u8>> = std::iter::from_fn(|| e.poll_transmit()).map(|t| t.payload.to_vec()).collect();
     assert_eq!(sent.len(), 6);
     let group = wire::decode_datagram(&sent[0]).unwrap().meta.seq_id;
     // The 0.1.2 request, re-addressed to our chunk group (its meta and field layout unchanged).

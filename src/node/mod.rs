@@ -316,13 +316,13 @@ fn send_or_queue(io: &Io, pending: &mut VecDeque<(SocketAddr, Vec<u8>)>, t: Tran
         Destination::Unicast(addr) => addr,
     };
     if !pending.is_empty() {
-        pending.push_back((dest, t.payload));
+        pending.push_back((dest, t.payload.into()));
         return true;
     }
     match io.sender.send_to(&t.payload, dest) {
         Ok(_) => false,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            pending.push_back((dest, t.payload));
+            pending.push_back((dest, t.payload.into()));
             true
         }
         Err(e) => {

@@ -9,13 +9,13 @@
 //! members too, so they hear our requests, and we answer 0.1.x requests on
 //! the group as well.
 
-use super::reassembly::{ChunkInfo, Insert, Key, Reassembly, Reject, SenderRef};
+use super::reassembly::{ChunkInfo, Insert, Reassembly, Reject, SenderRef};
 use super::repair::{Nack, RepairBudget, RepairTiming};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
 use super::timefmt::{format_iso, parse_iso};
 use super::tracker::{Peer, Verdict};
-use super::{Config, Destination, Encryption, Event, Identity, Output, Sender, Stats, Transmit};
+use super::{Config, Destination, Encryption, Event, Identity, Output, Sender, SharedBytes, Stats, Transmit};
 use crate::error::{Error, WireError};
 use crate::wire::{self, Meta, MetaRef, Payload, PROTOCOL_VERSION, RETX_EVENT};
 use bson::{Bson, Document};
@@ -165,7 +165,7 @@ impl Endpoint {
         Ok(())
     }
 
-    fn queue(&mut self, datagrams: &[Vec<u8>]) {
+    fn queue(&mut self, datagrams: &[SharedBytes]) {
         self.transmits
             .extend(datagrams.iter().map(|d| Transmit { destination: Destination::Group, payload: d.clone() }));
     }
@@ -210,7 +210,7 @@ impl Endpoint {
     }
 
     /// Encodes (encrypts, chunks) one message; returns the chunk group id if chunked.
-    fn build(&mut self, wall: SystemTime, name: &str, body: &[u8], sn: Option<i64>) -> Result<(Option<String>, Vec<Vec<u8>>), Error> {
+    fn build(&mut self, wall: SystemTime, name: &str, body: &[u8], sn: Option<i64>) -> Result<(Option<String>, Vec<SharedBytes>), Error> {
         let max = self.config.limits.max_message_size;
         if body.len() > max {
             return Err(Error::Payload(format!("message of {} bytes exceeds the limit of {max} bytes", body.len())));
@@ -230,7 +230,7 @@ impl Endpoint {
             }
             let mps = self.config.max_payload_size.max(1);
             if inner.len() <= mps {
-                return Ok((None, vec![key.seal(&inner, &mut self.rng)]));
+                return Ok((None, vec![key.seal(&inner, &mut self.rng).into()]));
             }
             let n = inner.len().div_ceil(mps);
             let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
@@ -241,7 +241,7 @@ impl Endpoint {
                 let meta = Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
                 let mut d = Vec::with_capacity(slice.len() + 300);
                 wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
-                out.push(key.seal(&d, &mut self.rng));
+                out.push(key.seal(&d, &mut self.rng).into());
             }
             return Ok((Some(group), out));
         }
@@ -268,20 +268,21 @@ impl Endpoint {
         }
         let mps = self.config.max_payload_size.max(1);
         if whole.len() <= mps {
-            return Ok((None, vec![whole]));
+            return Ok((None, vec![whole.into()]));
         }
         let n = whole.len().div_ceil(mps);
         let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
         let group = wire::ids::seq_id(&mut self.rng);
-        let mut out = Vec::with_capacity(n);
+        // All chunks go into one buffer, shared by the transmits and the retention.
+        let mut buf = Vec::with_capacity(whole.len() + n * 300);
+        let mut ends = Vec::with_capacity(n);
         for (i, slice) in whole.chunks(mps).enumerate() {
             let nonce = self.nonce();
             let meta = Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
-            let mut d = Vec::with_capacity(slice.len() + 300);
-            wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
-            out.push(d);
+            wire::try_encode_datagram_ref(&meta, slice, &mut buf).map_err(|e| Error::Payload(e.to_string()))?;
+            ends.push(buf.len());
         }
-        Ok((Some(group), out))
+        Ok((Some(group), SharedBytes::split(buf, &ends)))
     }
 
     /// Sends an internal message (repair request) to the group.
@@ -412,11 +413,11 @@ impl Endpoint {
             port: meta.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
             hostname: meta.hostname.unwrap_or_default(),
         };
-        let key: Key = (sender_id.to_owned(), meta.seq_id.to_owned());
+        let key = (sender_id, meta.seq_id);
         let nack = Nack::armed(now, self.timing.jittered(&mut self.rng));
         let info = ChunkInfo { seq: meta.seq, seq_len: meta.seq_len, seq_end: meta.seq_end, sn: meta.sn, sender };
         let mut evicted = Vec::new();
-        let result = self.reassembly.insert(now, key.clone(), info, body, nack, &mut evicted);
+        let result = self.reassembly.insert(now, key, info, body, nack, &mut evicted);
         self.stats.partials_evicted += evicted.len() as u64;
         for e in evicted {
             if let Some(sn) = e.sn {
@@ -424,10 +425,14 @@ impl Endpoint {
             }
         }
         if let (Some(sn), Insert::Progress { .. }) = (meta.sn, &result) {
-            self.ensure_peer(now, sender_id, sn);
-            if let Some(p) = self.peers.get_mut(sender_id) {
-                let before = p.missing_count();
-                let lost = p.on_chunk(now, sn);
+            let on_chunk = |p: &mut Peer| (p.missing_count(), p.on_chunk(now, sn));
+            // A known sender (the common case) is looked up once.
+            let mut changed = self.peers.get_mut(sender_id).map(on_chunk);
+            if changed.is_none() {
+                self.ensure_peer(now, sender_id, sn);
+                changed = self.peers.get_mut(sender_id).map(on_chunk);
+            }
+            if let Some((before, lost)) = changed {
                 self.peer_changed(now, sender_id, before, lost);
             }
         }
@@ -441,13 +446,7 @@ impl Endpoint {
                 }
                 let delay = self.timing.jittered(&mut self.rng);
                 let ttl = self.config.message_ttl;
-                if let Some(p) = self.reassembly.get_mut(&key) {
-                    if !new {
-                        p.nack.progress(now, delay);
-                    }
-                    let deadline = p.nack.due.map_or(now + ttl, |d| d.min(now + ttl));
-                    self.reassembly.reschedule(&key, deadline);
-                }
+                self.reassembly.progressed(key, now, (!new).then_some(delay), ttl);
             }
             Insert::Complete { data, repaired } => {
                 if repaired {
@@ -495,21 +494,30 @@ impl Endpoint {
             }
             let fresh = match meta.sn {
                 Some(sn) => {
-                    self.ensure_peer(now, sender_id, sn);
-                    match self.peers.get_mut(sender_id) {
-                        Some(p) => {
-                            let before = p.missing_count();
-                            if p.is_missing(sn) && sn <= p.asked_upto {
+                    let on_message = |p: &mut Peer| {
+                        let before = p.missing_count();
+                        let repaired = p.is_missing(sn) && sn <= p.asked_upto;
+                        let (verdict, lost) = p.on_message(now, sn);
+                        (before, repaired, verdict, lost)
+                    };
+                    // A known sender (the common case) is looked up once.
+                    let mut seen = self.peers.get_mut(sender_id).map(on_message);
+                    if seen.is_none() {
+                        self.ensure_peer(now, sender_id, sn);
+                        seen = self.peers.get_mut(sender_id).map(on_message);
+                    }
+                    match seen {
+                        Some((before, repaired, verdict, lost)) => {
+                            if repaired {
                                 self.stats.repairs_received += 1;
                             }
-                            let (verdict, lost) = p.on_message(now, sn);
                             self.peer_changed(now, sender_id, before, lost);
                             verdict == Verdict::Deliver
                         }
                         None => true,
                     }
                 }
-                None => self.reassembly.mark_single_done((sender_id.to_owned(), meta.seq_id.to_owned())),
+                None => self.reassembly.mark_single_done((sender_id, meta.seq_id)),
             };
             if !fresh {
                 self.stats.duplicates_ignored += 1;
@@ -601,7 +609,7 @@ impl Endpoint {
     }
 
     /// Resends `datagrams` to the group within `requester`'s byte budget.
-    fn send_repairs(&mut self, now: Instant, requester: &str, datagrams: Vec<Vec<u8>>) {
+    fn send_repairs(&mut self, now: Instant, requester: &str, datagrams: Vec<SharedBytes>) {
         for d in datagrams {
             if self.repair_budget.take(now, requester, d.len()) {
                 self.stats.repairs_sent += 1;
@@ -741,14 +749,19 @@ impl Endpoint {
             p.nack = Nack::armed(now, delay);
             p.last_progress = now;
         }
-        self.reschedule_peer(id);
+        // What reschedule_peer does, without looking the peer up again.
+        let deadline = Self::peer_deadline(p, self.config.message_ttl);
+        self.set_peer_deadline(id, deadline);
+    }
+
+    /// When `p`'s timer must fire: its next request or its give-up time, if anything is missing.
+    fn peer_deadline(p: &Peer, ttl: Duration) -> Option<Instant> {
+        (p.missing_count() > 0).then(|| p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl)))
     }
 
     fn reschedule_peer(&mut self, id: &str) {
         let ttl = self.config.message_ttl;
-        let deadline = self.peers.get(id).and_then(|p| {
-            (p.missing_count() > 0).then(|| p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl)))
-        });
+        let deadline = self.peers.get(id).and_then(|p| Self::peer_deadline(p, ttl));
         self.set_peer_deadline(id, deadline);
     }
 

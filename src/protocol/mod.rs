@@ -98,7 +98,10 @@ pub use request::RepairRequest;
 pub use stats::Stats;
 
 use bson::Bson;
+use std::fmt;
 use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
 
 /// Where a datagram goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,8 +118,95 @@ pub enum Destination {
 pub struct Transmit {
     /// Where to send it.
     pub destination: Destination,
-    /// The complete datagram.
-    pub payload: Vec<u8>,
+    /// The complete datagram (derefs to `&[u8]`).
+    pub payload: SharedBytes,
+}
+
+/// An immutable byte slice sharing its buffer: the datagrams of one sent
+/// message are encoded into one buffer that the retention (kept for repair)
+/// and the [`Transmit`]s (and repeated repairs) share without copying.
+/// Derefs to `&[u8]`; compares by content.
+#[derive(Clone)]
+pub struct SharedBytes {
+    buf: Arc<Vec<u8>>,
+    start: usize,
+    end: usize,
+}
+
+impl SharedBytes {
+    /// Splits `buf` at `ends` (increasing offsets, the last one `buf.len()`)
+    /// into slices sharing one allocation.
+    pub(crate) fn split(buf: Vec<u8>, ends: &[usize]) -> Vec<SharedBytes> {
+        let buf = Arc::new(buf);
+        let mut start = 0;
+        ends.iter()
+            .map(|&end| {
+                let s = SharedBytes { buf: Arc::clone(&buf), start, end };
+                start = end;
+                s
+            })
+            .collect()
+    }
+}
+
+impl From<Vec<u8>> for SharedBytes {
+    fn from(v: Vec<u8>) -> Self {
+        let end = v.len();
+        SharedBytes { buf: Arc::new(v), start: 0, end }
+    }
+}
+
+impl From<SharedBytes> for Vec<u8> {
+    /// Copies the bytes out (no copy when they are the whole of an unshared buffer).
+    fn from(b: SharedBytes) -> Self {
+        if b.start == 0 && b.end == b.buf.len() {
+            match Arc::try_unwrap(b.buf) {
+                Ok(v) => v,
+                Err(buf) => buf.to_vec(),
+            }
+        } else {
+            b.to_vec()
+        }
+    }
+}
+
+impl Deref for SharedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl fmt::Debug for SharedBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl PartialEq for SharedBytes {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for SharedBytes {}
+
+impl PartialEq<[u8]> for SharedBytes {
+    fn eq(&self, other: &[u8]) -> bool {
+        **self == *other
+    }
+}
+
+impl PartialEq<Vec<u8>> for SharedBytes {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        **self == **other
+    }
 }
 
 /// Who sent an event, from the datagram's meta.
@@ -163,4 +253,25 @@ pub enum Output {
         /// How many messages were lost.
         count: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SharedBytes;
+
+    #[test]
+    fn shared_bytes_slices_one_buffer() {
+        let parts = SharedBytes::split(b"abcdef".to_vec(), &[2, 2, 5, 6]);
+        let as_vecs: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
+        assert_eq!(as_vecs, [b"ab".to_vec(), vec![], b"cde".to_vec(), b"f".to_vec()]);
+        assert_eq!(parts[2], b"cde".to_vec());
+        assert_eq!(parts[2], *b"cde".as_slice());
+        assert_eq!(parts[0], SharedBytes::from(b"ab".to_vec()));
+        assert_eq!(format!("{:?}", parts[3]), "[102]");
+        assert_eq!(Vec::from(parts[2].clone()), b"cde");
+        let whole = SharedBytes::from(vec![1, 2, 3]);
+        let ptr = whole.as_ptr();
+        let v = Vec::from(whole);
+        assert_eq!((v.as_slice(), v.as_ptr()), ([1u8, 2, 3].as_slice(), ptr)); // unshared: moved, not copied
+    }
 }

@@ -11,8 +11,10 @@
 
 use super::repair::Nack;
 use super::{Limits, Sender};
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::Instant;
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
 
 /// Bookkeeping bytes charged per stored chunk.
 const CHUNK_OVERHEAD: usize = 64;
@@ -21,6 +23,52 @@ const PARTIAL_OVERHEAD: usize = 256;
 
 /// (sender id, seqId)
 pub(crate) type Key = (String, String);
+
+/// A borrowed [`Key`]: what a received chunk carries. Partials and the done
+/// set are looked up with it, so a chunk of a known message allocates no key.
+pub(crate) type KeyRef<'a> = (&'a str, &'a str);
+
+/// Either form of a key, as one hashable type: lets `HashMap<Key, _>` be
+/// queried with a [`KeyRef`] (`Key: Borrow<dyn KeyView>`).
+pub(crate) trait KeyView {
+    fn parts(&self) -> KeyRef<'_>;
+}
+
+impl KeyView for Key {
+    fn parts(&self) -> KeyRef<'_> {
+        (&self.0, &self.1)
+    }
+}
+
+impl KeyView for KeyRef<'_> {
+    fn parts(&self) -> KeyRef<'_> {
+        (self.0, self.1)
+    }
+}
+
+impl Hash for dyn KeyView + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Exactly what `(String, String)` hashes (a tuple hashes its fields
+        // in order), as `Borrow` requires.
+        let (a, b) = self.parts();
+        a.hash(state);
+        b.hash(state);
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
+impl<'a> Borrow<dyn KeyView + 'a> for Key {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
 
 /// One chunk group being reassembled.
 pub(crate) struct Partial {
@@ -32,6 +80,12 @@ pub(crate) struct Partial {
     chunk_len: Option<usize>,
     /// Body length of the last chunk, once known.
     last_len: Option<usize>,
+    /// Chunks `0..prefix_count`, concatenated: in-order arrival (the common
+    /// case) appends here, so a complete message needs no final copy and a
+    /// chunk no allocation of its own.
+    prefix: Vec<u8>,
+    prefix_count: u32,
+    /// Chunks after a gap (`seq > prefix_count`), moved into `prefix` once the gap fills.
     chunks: BTreeMap<u32, Vec<u8>>,
     highest: u32,
     bytes: usize,
@@ -47,14 +101,38 @@ pub(crate) struct Partial {
     asked: HashSet<u32>,
     /// The timer entry currently registered for this partial.
     deadline: Instant,
+    /// Its key is in the done set too (a single-datagram message with the
+    /// same key was delivered): further chunks are late.
+    late: bool,
 }
 
 impl Partial {
+    fn has(&self, i: u32) -> bool {
+        i < self.prefix_count || self.chunks.contains_key(&i)
+    }
+
+    fn count(&self) -> usize {
+        self.prefix_count as usize + self.chunks.len()
+    }
+
+    fn store(&mut self, seq: u32, body: &[u8]) {
+        if seq == self.prefix_count {
+            self.prefix.extend_from_slice(body);
+            self.prefix_count += 1;
+            while let Some(c) = self.chunks.first_entry().filter(|e| *e.key() == self.prefix_count) {
+                self.prefix.extend_from_slice(&c.remove());
+                self.prefix_count += 1;
+            }
+        } else {
+            self.chunks.insert(seq, body.to_vec());
+        }
+    }
+
     /// Up to `limit` missing chunk indexes, lowest first (includes the tail
     /// after the highest chunk seen, since `seqLen` is known).
     pub fn missing(&self, limit: usize) -> Vec<i32> {
         let mut out = Vec::new();
-        let mut i = 0u32;
+        let mut i = self.prefix_count;
         while i < self.seq_len && out.len() < limit {
             if !self.chunks.contains_key(&i) {
                 out.push(i as i32);
@@ -71,11 +149,8 @@ impl Partial {
 
     /// Whether any of `indexes` is still missing here.
     pub fn misses_any(&self, indexes: &[i32]) -> bool {
-        indexes
-            .iter()
-            .any(|&i| u32::try_from(i).is_ok_and(|i| i < self.seq_len && !self.chunks.contains_key(&i)))
+        indexes.iter().any(|&i| u32::try_from(i).is_ok_and(|i| i < self.seq_len && !self.has(i)))
     }
-
 }
 
 /// Why a chunk was turned away.
@@ -133,6 +208,8 @@ pub(crate) struct Reassembly {
     bytes: usize,
     done: HashSet<Key>,
     done_order: VecDeque<Key>,
+    /// Number of partials with `late` set.
+    late: usize,
     limits: Limits,
 }
 
@@ -161,6 +238,35 @@ impl SenderRef<'_> {
     }
 }
 
+/// Size consistency of a chunk of `body_len` bytes with what the group's
+/// earlier chunks declared: all chunks but the last share one length, the
+/// last is not longer, and the declared total stays within `max`. Returns
+/// the group's (chunk length, last length) including this chunk.
+fn check_sizes(
+    max: usize,
+    seq_len: u32,
+    last: bool,
+    body_len: usize,
+    known: (Option<usize>, Option<usize>),
+) -> Result<(Option<usize>, Option<usize>), Reject> {
+    let (chunk_len, last_len) = if last { (known.0, Some(body_len)) } else { (Some(body_len), known.1) };
+    if let Some(c) = chunk_len {
+        if known.0.is_some_and(|old| old != c) {
+            return Err(Reject::Malformed);
+        }
+        if last_len.is_some_and(|l| l > c) {
+            return Err(Reject::Malformed);
+        }
+        let total = (seq_len as u64 - 1).saturating_mul(c as u64) + last_len.unwrap_or(1) as u64;
+        if total > max as u64 {
+            return Err(Reject::Limit);
+        }
+    } else if (seq_len as u64 - 1) + body_len as u64 > max as u64 {
+        return Err(Reject::Limit);
+    }
+    Ok((chunk_len, last_len))
+}
+
 impl Reassembly {
     pub fn new(limits: Limits) -> Self {
         Reassembly {
@@ -172,6 +278,7 @@ impl Reassembly {
             bytes: 0,
             done: HashSet::new(),
             done_order: VecDeque::new(),
+            late: 0,
             limits,
         }
     }
@@ -189,16 +296,20 @@ impl Reassembly {
 
     /// Whether `key` was completed or given up recently.
     #[cfg(test)]
-    pub fn is_done(&self, key: &Key) -> bool {
-        self.done.contains(key)
+    pub fn is_done(&self, key: KeyRef<'_>) -> bool {
+        self.done.contains(&key as &dyn KeyView)
     }
 
     /// Stores one chunk. `nack` is the timer a new partial starts with.
     /// Evicted partials (oldest first, never the one just inserted into) are appended to `evicted`.
+    ///
+    /// A chunk of a known partial costs one hash lookup and no allocation
+    /// (unless it arrives out of order); the done set is consulted only for
+    /// a key with no partial.
     pub fn insert(
         &mut self,
         now: Instant,
-        key: Key,
+        key: KeyRef<'_>,
         info: ChunkInfo<'_>,
         body: &[u8],
         nack: Nack,
@@ -213,59 +324,51 @@ impl Reassembly {
         if seq_len as usize > max || body.len() > max || (!last && body.is_empty()) {
             return Insert::Rejected(Reject::Limit);
         }
-        if self.done.contains(&key) {
-            return Insert::Late;
-        }
-        if let Some(p) = self.partials.get(&key) {
-            if p.seq_len != seq_len || p.sn != info.sn {
-                return Insert::Rejected(Reject::Malformed);
-            }
-            if p.chunks.contains_key(&seq) {
-                return Insert::Duplicate;
-            }
-        }
-        // Size consistency: all chunks but the last share one length, the last is not longer,
-        // and the declared total stays within max_message_size.
-        let (chunk_len, last_len) = match self.partials.get(&key) {
-            Some(p) => (p.chunk_len, p.last_len),
-            None => (None, None),
-        };
-        let (chunk_len, last_len) = if last { (chunk_len, Some(body.len())) } else { (Some(body.len()), last_len) };
-        if let Some(c) = chunk_len {
-            if self.partials.get(&key).and_then(|p| p.chunk_len).is_some_and(|old| old != c) {
-                return Insert::Rejected(Reject::Malformed);
-            }
-            if last_len.is_some_and(|l| l > c) {
-                return Insert::Rejected(Reject::Malformed);
-            }
-            let total = (seq_len as u64 - 1).saturating_mul(c as u64) + last_len.unwrap_or(1) as u64;
-            if total > max as u64 {
-                return Insert::Rejected(Reject::Limit);
-            }
-        } else if (seq_len as u64 - 1) + body.len() as u64 > max as u64 {
-            return Insert::Rejected(Reject::Limit);
-        }
         let cost = body.len() + CHUNK_OVERHEAD;
-        let new = !self.partials.contains_key(&key);
-        if new {
-            if PARTIAL_OVERHEAD + cost > self.limits.max_reassembly_bytes || self.limits.max_partial_messages == 0 {
-                return Insert::Rejected(Reject::Limit);
+        let view = &key as &dyn KeyView;
+        let (p, new) = match self.partials.get_mut(view) {
+            Some(p) => {
+                if p.late {
+                    return Insert::Late;
+                }
+                if p.seq_len != seq_len || p.sn != info.sn {
+                    return Insert::Rejected(Reject::Malformed);
+                }
+                if p.has(seq) {
+                    return Insert::Duplicate;
+                }
+                match check_sizes(max, seq_len, last, body.len(), (p.chunk_len, p.last_len)) {
+                    Ok((c, l)) => (p.chunk_len, p.last_len) = (c, l),
+                    Err(r) => return Insert::Rejected(r),
+                }
+                (p, false)
             }
-            let serial = self.next_serial;
-            self.next_serial += 1;
-            self.order.insert(serial, key.clone());
-            self.lru.insert(serial, serial);
-            self.bytes += PARTIAL_OVERHEAD;
-            let deadline = nack.due.unwrap_or(now);
-            self.timers.insert((deadline, serial));
-            self.partials.insert(
-                key.clone(),
-                Partial {
+            None => {
+                if self.done.contains(view) {
+                    return Insert::Late;
+                }
+                let (chunk_len, last_len) = match check_sizes(max, seq_len, last, body.len(), (None, None)) {
+                    Ok(sizes) => sizes,
+                    Err(r) => return Insert::Rejected(r),
+                };
+                if PARTIAL_OVERHEAD + cost > self.limits.max_reassembly_bytes || self.limits.max_partial_messages == 0 {
+                    return Insert::Rejected(Reject::Limit);
+                }
+                let serial = self.next_serial;
+                self.next_serial += 1;
+                let owned: Key = (key.0.to_owned(), key.1.to_owned());
+                self.order.insert(serial, owned.clone());
+                self.bytes += PARTIAL_OVERHEAD;
+                let deadline = nack.due.unwrap_or(now);
+                self.timers.insert((deadline, serial));
+                let p = self.partials.entry(owned).insert_entry(Partial {
                     serial,
                     touched: serial,
                     seq_len,
-                    chunk_len: None,
-                    last_len: None,
+                    chunk_len,
+                    last_len,
+                    prefix: Vec::new(),
+                    prefix_count: 0,
                     chunks: BTreeMap::new(),
                     highest: 0,
                     bytes: PARTIAL_OVERHEAD,
@@ -275,87 +378,124 @@ impl Reassembly {
                     nack,
                     asked: HashSet::new(),
                     deadline,
-                },
-            );
-        }
-        let p = self.partials.get_mut(&key).expect("present");
-        p.chunk_len = chunk_len;
-        p.last_len = last_len;
-        p.chunks.insert(seq, body.to_vec());
+                    late: false,
+                });
+                (p.into_mut(), true)
+            }
+        };
+        p.store(seq, body);
         p.highest = p.highest.max(seq);
         p.bytes += cost;
         p.last_progress = now;
-        let repaired = p.asked.remove(&seq);
+        let repaired = !p.asked.is_empty() && p.asked.remove(&seq);
         self.bytes += cost;
-        self.lru.remove(&p.touched);
+        if !new {
+            self.lru.remove(&p.touched);
+        }
         p.touched = self.next_serial;
         self.next_serial += 1;
         self.lru.insert(p.touched, p.serial);
-        if p.chunks.len() == seq_len as usize {
-            let p = self.remove(&key).expect("present");
-            let mut data = Vec::with_capacity(p.chunks.values().map(Vec::len).sum());
+        let keep = p.serial;
+        if p.count() == seq_len as usize {
+            let (owned, p) = self.remove(view).expect("present");
+            let mut data = p.prefix;
             for c in p.chunks.values() {
                 data.extend_from_slice(c);
             }
-            self.mark_done(key);
+            self.mark_done(owned);
             return Insert::Complete { data, repaired };
         }
         // Enforce limits by evicting the oldest other partials.
-        let keep = self.partials[&key].serial;
         while self.partials.len() > self.limits.max_partial_messages || self.bytes > self.limits.max_reassembly_bytes {
             let victim = self.lru.values().find(|s| **s != keep).and_then(|s| self.order.get(s)).cloned();
             let Some(vkey) = victim else { break };
-            if let Some(v) = self.remove(&vkey) {
+            if let Some((vkey, v)) = self.remove(&vkey) {
                 evicted.push(Evicted { sender: v.sender.id, sn: v.sn });
+                self.mark_done(vkey);
             }
-            self.mark_done(vkey);
         }
         if self.bytes > self.limits.max_reassembly_bytes {
             // Only this partial is left and it alone is too big.
-            if let Some(v) = self.remove(&key) {
+            if let Some((owned, v)) = self.remove(view) {
                 evicted.push(Evicted { sender: v.sender.id, sn: v.sn });
+                self.mark_done(owned);
             }
-            self.mark_done(key);
             return Insert::Rejected(Reject::Limit);
         }
         Insert::Progress { repaired, new }
     }
 
-    fn remove(&mut self, key: &Key) -> Option<Partial> {
+    /// After [`Insert::Progress`]: restarts the request timer of `key`
+    /// (`delay`: progress on a partial that existed before; `None` for a new
+    /// one, whose timer is fresh) and registers its next deadline, at most
+    /// `ttl` from `now`.
+    pub fn progressed(&mut self, key: KeyRef<'_>, now: Instant, delay: Option<Duration>, ttl: Duration) {
+        if let Some(p) = self.partials.get_mut(&key as &dyn KeyView) {
+            if let Some(delay) = delay {
+                p.nack.progress(now, delay);
+            }
+            let deadline = p.nack.due.map_or(now + ttl, |d| d.min(now + ttl));
+            self.timers.remove(&(p.deadline, p.serial));
+            p.deadline = deadline;
+            self.timers.insert((deadline, p.serial));
+        }
+    }
+
+    /// Removes a partial; returns its owned key too.
+    fn remove(&mut self, key: &(dyn KeyView + '_)) -> Option<(Key, Partial)> {
         let p = self.partials.remove(key)?;
-        self.order.remove(&p.serial);
+        let owned = self.order.remove(&p.serial).expect("every partial has an order entry");
         self.lru.remove(&p.touched);
         self.timers.remove(&(p.deadline, p.serial));
         self.bytes -= p.bytes;
-        Some(p)
+        if p.late {
+            self.late -= 1;
+        }
+        Some((owned, p))
     }
 
     /// Forgets a partial (completed elsewhere, expired); remembers its key as done.
     pub fn finish(&mut self, key: &Key) -> Option<Partial> {
-        let p = self.remove(key)?;
-        self.mark_done(key.clone());
+        let (owned, p) = self.remove(key)?;
+        self.mark_done(owned);
         Some(p)
     }
 
     /// Records a single-datagram message as delivered; false if it already was.
-    pub fn mark_single_done(&mut self, key: Key) -> bool {
-        if self.done.contains(&key) {
+    pub fn mark_single_done(&mut self, key: KeyRef<'_>) -> bool {
+        let view = &key as &dyn KeyView;
+        if self.done.contains(view) {
             return false;
         }
-        self.mark_done(key);
+        if self.mark_done((key.0.to_owned(), key.1.to_owned())) {
+            if let Some(p) = self.partials.get_mut(view) {
+                // A chunk group with the same key is in progress: its chunks are late from now on.
+                p.late = true;
+                self.late += 1;
+            }
+        }
         true
     }
 
-    fn mark_done(&mut self, key: Key) {
-        if self.limits.max_completed_ids == 0 || !self.done.insert(key.clone()) {
-            return;
+    /// Remembers `key` as done; false if it is not remembered (already was, or nothing is).
+    fn mark_done(&mut self, key: Key) -> bool {
+        if self.limits.max_completed_ids == 0 || self.done.contains(&key) {
+            return false;
         }
+        self.done.insert(key.clone());
         self.done_order.push_back(key);
         while self.done_order.len() > self.limits.max_completed_ids {
             if let Some(old) = self.done_order.pop_front() {
                 self.done.remove(&old);
+                if self.late > 0 {
+                    if let Some(p) = self.partials.get_mut(&old).filter(|p| p.late) {
+                        p.late = false;
+                        self.late -= 1;
+                    }
+                }
             }
         }
+        true
     }
 
     /// Mutable access to a partial. Call [`Reassembly::reschedule`] after changing its timer.
@@ -403,8 +543,8 @@ mod tests {
         ChunkInfo { seq, seq_len, seq_end: seq == seq_len - 1, sn: None, sender }
     }
 
-    fn key(id: &str) -> Key {
-        (id.to_owned(), "g".to_owned())
+    fn key(id: &str) -> KeyRef<'_> {
+        (id, "g")
     }
 
     #[test]
@@ -416,7 +556,7 @@ mod tests {
         let mut ev = Vec::new();
         assert!(matches!(r.insert(t, key("a"), info(2, 3, &s), b"c", nack, &mut ev), Insert::Progress { new: true, .. }));
         assert!(matches!(r.insert(t, key("a"), info(2, 3, &s), b"c", nack, &mut ev), Insert::Duplicate));
-        assert_eq!(r.get_mut(&key("a")).unwrap().missing(10), vec![0, 1]);
+        assert_eq!(r.get_mut(&("a".to_owned(), "g".to_owned())).unwrap().missing(10), vec![0, 1]);
         assert!(matches!(r.insert(t, key("a"), info(0, 3, &s), b"aa", nack, &mut ev), Insert::Progress { new: false, .. }));
         match r.insert(t, key("a"), info(1, 3, &s), b"bb", nack, &mut ev) {
             Insert::Complete { data, .. } => assert_eq!(data, b"aabbc"),
@@ -462,7 +602,7 @@ mod tests {
             assert!(r.len() <= 3 && r.bytes() <= 10_000);
         }
         assert_eq!(ev.len(), 7);
-        assert!(r.is_done(&key("0")));
+        assert!(r.is_done(key("0")));
         let mut ev = Vec::new();
         let mut r = Reassembly::new(Limits { max_reassembly_bytes: 3000, ..Limits::default() });
         for i in 0..10 {
@@ -470,5 +610,50 @@ mod tests {
             assert!(r.bytes() <= 3000, "{}", r.bytes());
         }
         assert_eq!(ev.len(), 8);
+    }
+
+    #[test]
+    fn single_done_key_makes_an_active_group_late() {
+        let t = Instant::now();
+        let s = Sender::default();
+        let nack = Nack::armed(t, Duration::from_millis(5));
+        let mut r = Reassembly::new(Limits { max_completed_ids: 2, ..Limits::default() });
+        let mut ev = Vec::new();
+        assert!(matches!(r.insert(t, key("a"), info(0, 3, &s), b"aa", nack, &mut ev), Insert::Progress { .. }));
+        assert!(r.mark_single_done(key("a")));
+        assert!(!r.mark_single_done(key("a")));
+        assert!(matches!(r.insert(t, key("a"), info(1, 3, &s), b"bb", nack, &mut ev), Insert::Late));
+        // Once the done set forgets the key, the group progresses again.
+        assert!(r.mark_single_done(key("x")));
+        assert!(r.mark_single_done(key("y")));
+        assert!(!r.is_done(key("a")));
+        assert!(matches!(r.insert(t, key("a"), info(1, 3, &s), b"bb", nack, &mut ev), Insert::Progress { .. }));
+        match r.insert(t, key("a"), info(2, 3, &s), b"c", nack, &mut ev) {
+            Insert::Complete { data, .. } => assert_eq!(data, b"aabbc"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((r.len(), r.bytes(), r.late), (0, 0, 0));
+    }
+
+    #[test]
+    fn out_of_order_chunks_fold_into_the_prefix() {
+        let t = Instant::now();
+        let s = Sender::default();
+        let nack = Nack::armed(t, Duration::from_millis(5));
+        let mut r = Reassembly::new(Limits::default());
+        let mut ev = Vec::new();
+        for seq in [1, 3, 0, 5, 2] {
+            let body = [b'0' + seq as u8; 2];
+            assert!(matches!(r.insert(t, key("a"), info(seq, 6, &s), &body, nack, &mut ev), Insert::Progress { .. }));
+        }
+        let p = r.get_mut(&("a".to_owned(), "g".to_owned())).unwrap();
+        assert_eq!((p.prefix_count, p.chunks.len()), (4, 1));
+        assert_eq!(p.missing(10), vec![4]);
+        assert!(p.misses_any(&[0, 4]) && !p.misses_any(&[0, 1, 5, 6, -1]));
+        assert!(matches!(r.insert(t, key("a"), info(3, 6, &s), b"33", nack, &mut ev), Insert::Duplicate));
+        match r.insert(t, key("a"), info(4, 6, &s), b"44", nack, &mut ev) {
+            Insert::Complete { data, .. } => assert_eq!(data, b"001122334455"),
+            other => panic!("{other:?}"),
+        }
     }
 }

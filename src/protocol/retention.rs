@@ -3,6 +3,7 @@
 //! `sn`) can be resent unchanged. Bounded by bytes and count; the oldest
 //! message is dropped first.
 
+use super::SharedBytes;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -43,7 +44,7 @@ pub(crate) struct Retained {
     /// Chunk group id, if the message was chunked.
     pub group: Option<String>,
     /// The datagrams exactly as sent (chunks in `seq` order, or the single datagram).
-    pub datagrams: Vec<Vec<u8>>,
+    pub datagrams: Vec<SharedBytes>,
     /// Per datagram: when it was last resent and how often (drives the
     /// number of copies). Empty until the first repair: most messages never
     /// need one, and this saves two allocations per sent message.
@@ -94,7 +95,7 @@ impl Retention {
 
     /// Retains a sent message; drops the oldest ones while over a limit.
     /// A message larger than the whole byte budget is not retained at all.
-    pub fn insert(&mut self, now: Instant, sn: Option<i64>, group: Option<String>, datagrams: Vec<Vec<u8>>) {
+    pub fn insert(&mut self, now: Instant, sn: Option<i64>, group: Option<String>, datagrams: Vec<SharedBytes>) {
         let bytes: usize = datagrams.iter().map(|d| d.len() + OVERHEAD).sum();
         if bytes > self.max_bytes {
             self.dropped += 1;
@@ -160,7 +161,7 @@ impl Retention {
     /// A datagram resent less than `window` ago is skipped (many requesters, one
     /// repair); one requested again later is sent in more copies, because its
     /// earlier repair was evidently lost somewhere.
-    pub fn repair_chunks(&mut self, now: Instant, group: &str, indexes: &[i32], window: Duration) -> Vec<Vec<u8>> {
+    pub fn repair_chunks(&mut self, now: Instant, group: &str, indexes: &[i32], window: Duration) -> Vec<SharedBytes> {
         let Some(&serial) = self.by_group.get(group) else { return Vec::new() };
         let Some(r) = self.get_mut(serial) else { return Vec::new() };
         let mut out = Vec::new();
@@ -174,7 +175,7 @@ impl Retention {
 
     /// Datagrams to resend for whole messages `sns` (all their datagrams).
     #[allow(dead_code)] // message-level repair
-    pub fn repair_messages(&mut self, now: Instant, sns: &[i64], window: Duration) -> Vec<Vec<u8>> {
+    pub fn repair_messages(&mut self, now: Instant, sns: &[i64], window: Duration) -> Vec<SharedBytes> {
         let mut out = Vec::new();
         for sn in sns {
             let Some(&serial) = self.by_sn.get(sn) else { continue };
@@ -200,7 +201,7 @@ impl Retention {
 }
 
 impl Retained {
-    fn resend(&mut self, now: Instant, i: usize, window: Duration, out: &mut Vec<Vec<u8>>) {
+    fn resend(&mut self, now: Instant, i: usize, window: Duration, out: &mut Vec<SharedBytes>) {
         let Some(d) = self.datagrams.get(i) else { return };
         if self.repaired.is_empty() {
             self.repaired = vec![(None, 0); self.datagrams.len()];
@@ -226,7 +227,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Retention::new(Duration::from_secs(9), 3 * (100 + OVERHEAD), 10);
         for sn in 0..5 {
-            r.insert(t0, Some(sn), Some(format!("g{sn}")), vec![vec![0; 100]]);
+            r.insert(t0, Some(sn), Some(format!("g{sn}")), vec![vec![0; 100].into()]);
         }
         assert_eq!(r.len(), 3);
         assert_eq!(r.dropped, 2);
@@ -235,12 +236,12 @@ mod tests {
         assert_eq!(r.repair_chunks(t0, "g3", &[0, 1, -1], Duration::ZERO).len(), 1);
         let mut c = Retention::new(Duration::from_secs(9), usize::MAX, 2);
         for sn in 0..3 {
-            c.insert(t0, Some(sn), None, vec![vec![1]]);
+            c.insert(t0, Some(sn), None, vec![vec![1].into()]);
         }
         assert_eq!(c.len(), 2);
         r.expire(t0 + Duration::from_secs(9));
         assert_eq!((r.len(), r.bytes()), (0, 0));
-        r.insert(t0, None, None, vec![vec![0; 10_000]]);
+        r.insert(t0, None, None, vec![vec![0; 10_000].into()]);
         assert_eq!(r.len(), 0);
     }
 
@@ -249,8 +250,8 @@ mod tests {
         let t0 = Instant::now();
         let w = Duration::from_millis(50);
         let mut r = Retention::new(Duration::from_secs(9), usize::MAX, 10);
-        r.insert(t0, Some(7), Some("g".into()), vec![vec![1], vec![2], vec![3]]);
-        assert_eq!(r.repair_chunks(t0, "g", &[1], w), vec![vec![2]]);
+        r.insert(t0, Some(7), Some("g".into()), SharedBytes::split(vec![1, 2, 3], &[1, 2, 3]));
+        assert_eq!(r.repair_chunks(t0, "g", &[1], w), [vec![2]]);
         assert!(r.repair_chunks(t0 + w / 2, "g", &[1], w).is_empty());
         assert_eq!(r.repair_chunks(t0 + w, "g", &[1], w).len(), 2);
         assert_eq!(r.repair_chunks(t0 + 3 * w, "g", &[1], w).len(), 3);

@@ -244,7 +244,7 @@ impl Network {
                         order: self.order,
                         to,
                         from: self.nodes[i].addr,
-                        payload: t.payload.clone(),
+                        payload: t.payload.to_vec(),
                     }));
                 }
             }

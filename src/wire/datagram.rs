@@ -160,6 +160,156 @@ impl MetaRef<'_> {
 /// us add extensions). A `null` optional field reads as absent. Numeric fields
 /// accept int32, int64 and integral doubles, as 0.1.x's js-bson would.
 pub fn decode_datagram_ref(buf: &[u8]) -> Result<DatagramRef<'_>, WireError> {
+    match decode_fast(buf) {
+        Some(d) => Ok(d),
+        None => decode_datagram_ref_bson(buf),
+    }
+}
+
+/// Reads a little-endian `i32` at the start of `b`.
+fn le_i32(b: &[u8]) -> Option<i32> {
+    Some(i32::from_le_bytes(*b.first_chunk::<4>()?))
+}
+
+/// The fast path of [`decode_datagram_ref`]: one pass over the meta's
+/// top-level elements, keys matched by bytes. It accepts only the shape
+/// senders actually produce: a well-framed document whose elements all lie
+/// before its terminator, known keys with their usual BSON types (int32
+/// numbers, int32/int64 `sn`, strings, 0/1 booleans, nulls for optional
+/// fields), `v` = 3, the required fields present and in range. Anything else
+/// (unknown keys, lenient numerics, errors of any kind) returns `None`, and
+/// [`decode_datagram_ref_bson`] decides, so both accept and reject exactly
+/// the same inputs with the same results (a differential proptest checks this).
+fn decode_fast(buf: &[u8]) -> Option<DatagramRef<'_>> {
+    let (header, rest) = buf.split_first_chunk::<2>()?;
+    let meta_len = u16::from_be_bytes(*header) as usize;
+    if meta_len > rest.len() {
+        return None;
+    }
+    let (doc, body) = rest.split_at(meta_len);
+    let n = doc.len();
+    if n < 5 || usize::try_from(le_i32(doc)?).ok()? != n || doc[n - 1] != 0 {
+        return None;
+    }
+    // Elements must lie in doc[4..end]; doc[end] is the terminator.
+    let end = n - 1;
+    let (mut v, mut seq, mut seq_len, mut seq_id, mut seq_end) = (None, None, None, None, None);
+    let mut meta = MetaRef::default();
+    let mut pos = 4;
+    while pos < end {
+        let tag = doc[pos];
+        let key_start = pos + 1;
+        let key_len = doc[key_start..end].iter().position(|&b| b == 0)?;
+        let key = &doc[key_start..key_start + key_len];
+        let val = &doc[key_start + key_len + 1..end];
+        // BSON element types: 0x02 string, 0x08 boolean, 0x0A null, 0x10 int32, 0x12 int64.
+        let int32 = || (tag == 0x10).then(|| le_i32(val)).flatten();
+        let string = || -> Option<(&str, usize)> {
+            if tag != 0x02 {
+                return None;
+            }
+            let len = usize::try_from(le_i32(val)?).ok()?;
+            if len == 0 || 4 + len > val.len() || val[3 + len] != 0 {
+                return None;
+            }
+            Some((std::str::from_utf8(&val[4..3 + len]).ok()?, 4 + len))
+        };
+        let boolean = || match (tag, val.first()) {
+            (0x08, Some(&b)) if b <= 1 => Some(b == 1),
+            _ => None,
+        };
+        let used = match key {
+            b"v" => {
+                v = Some(int32()?);
+                4
+            }
+            b"seq" => {
+                seq = Some(int32()?);
+                4
+            }
+            b"seqLen" => {
+                seq_len = Some(int32()?);
+                4
+            }
+            b"seqId" => {
+                let (s, used) = string()?;
+                seq_id = Some(s);
+                used
+            }
+            b"seqEnd" => {
+                seq_end = Some(boolean()?);
+                1
+            }
+            b"enc" if tag == 0x0A => {
+                meta.enc = false;
+                0
+            }
+            b"enc" => {
+                meta.enc = boolean()?;
+                1
+            }
+            b"port" if tag == 0x0A => {
+                meta.port = None;
+                0
+            }
+            b"port" => {
+                meta.port = Some(int32()?);
+                4
+            }
+            b"sn" => match tag {
+                0x0A => {
+                    meta.sn = None;
+                    0
+                }
+                0x10 => {
+                    meta.sn = Some(i64::from(int32()?));
+                    4
+                }
+                0x12 => {
+                    meta.sn = Some(i64::from_le_bytes(*val.first_chunk::<8>()?));
+                    8
+                }
+                _ => return None,
+            },
+            b"nonce" | b"name" | b"host" | b"hostname" | b"id" | b"time" => {
+                let (s, used) = if tag == 0x0A { (None, 0) } else { string().map(|(s, u)| (Some(s), u))? };
+                match key {
+                    b"nonce" => meta.nonce = s,
+                    b"name" => meta.name = s,
+                    b"host" => meta.host = s,
+                    b"hostname" => meta.hostname = s,
+                    b"id" => meta.id = s,
+                    _ => meta.time = s,
+                }
+                used
+            }
+            _ => return None,
+        };
+        if used > val.len() {
+            return None;
+        }
+        pos = key_start + key_len + 1 + used;
+    }
+    let (Some(super::PROTOCOL_VERSION), Some(seq), Some(seq_len), Some(seq_id), Some(seq_end)) =
+        (v, seq, seq_len, seq_id, seq_end)
+    else {
+        return None;
+    };
+    if seq < 0 || seq_len < 1 || seq >= seq_len {
+        return None;
+    }
+    meta.v = super::PROTOCOL_VERSION;
+    meta.seq = seq;
+    meta.seq_len = seq_len;
+    meta.seq_id = seq_id;
+    meta.seq_end = seq_end;
+    Some(DatagramRef { meta, body })
+}
+
+/// [`decode_datagram_ref`] through the `bson` crate's raw document
+/// iterator: handles every input (lenient numerics, unknown fields, all the
+/// error cases). The fallback of the fast path, and its test oracle.
+pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, WireError> {
     let (raw, body) = split_datagram(buf)?;
 
     let mut v = None;
@@ -573,5 +723,203 @@ mod tests {
         let mut out = Vec::new();
         encode_datagram(&m, b"BODY", &mut out);
         assert_eq!(out, frame(&expect, b"BODY"));
+    }
+
+    mod differential {
+        //! The fast meta decoder against the bson-based one (the oracle).
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// One BSON element: type tag, key bytes, value bytes.
+        type Element = (u8, Vec<u8>, Vec<u8>);
+
+        fn key() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                8 => prop::sample::select(vec![
+                    "v", "seq", "seqLen", "seqId", "seqEnd", "enc", "port", "sn", "nonce", "name", "host",
+                    "hostname", "id", "time",
+                ])
+                .prop_map(|k| k.as_bytes().to_vec()),
+                1 => prop::sample::select(vec!["zz", "", "V", "seqI", "idx", "t\u{e9}"]).prop_map(|k| k.as_bytes().to_vec()),
+                1 => prop::collection::vec(any::<u8>(), 0..4),
+            ]
+        }
+
+        fn string_value(content: Vec<u8>) -> Vec<u8> {
+            let mut v = ((content.len() + 1) as i32).to_le_bytes().to_vec();
+            v.extend_from_slice(&content);
+            v.push(0);
+            v
+        }
+
+        fn value() -> impl Strategy<Value = (u8, Vec<u8>)> {
+            prop_oneof![
+                3 => prop_oneof![Just(3i32), Just(0), Just(1), Just(2), Just(-1), Just(4), any::<i32>()]
+                    .prop_map(|i| (0x10u8, i.to_le_bytes().to_vec())),
+                1 => prop_oneof![Just(3i64), Just(1), any::<i64>()].prop_map(|i| (0x12u8, i.to_le_bytes().to_vec())),
+                1 => prop_oneof![Just(3.0f64), Just(0.5), Just(1e10), any::<f64>()]
+                    .prop_map(|f| (0x01u8, f.to_le_bytes().to_vec())),
+                3 => "[a-z0-9\u{e9}\u{0}]{0,12}".prop_map(|s| (0x02u8, string_value(s.into_bytes()))),
+                1 => prop::collection::vec(any::<u8>(), 0..6).prop_map(|b| (0x02u8, string_value(b))),
+                // A string whose declared length is off.
+                1 => (prop::collection::vec(any::<u8>(), 0..6), -2i32..3).prop_map(|(b, d)| {
+                    let mut v = string_value(b);
+                    let len = i32::from_le_bytes([v[0], v[1], v[2], v[3]]) + d;
+                    v[..4].copy_from_slice(&len.to_le_bytes());
+                    (0x02u8, v)
+                }),
+                2 => (0u8..3).prop_map(|b| (0x08u8, vec![b])),
+                1 => Just((0x0Au8, Vec::new())),
+                1 => Just((0x06u8, Vec::new())),
+                1 => (any::<u8>(), prop::collection::vec(any::<u8>(), 0..10)),
+            ]
+        }
+
+        /// A value of the type the meta field `key` has (or may have), mostly valid.
+        fn typed(key: &[u8]) -> BoxedStrategy<(u8, Vec<u8>)> {
+            let int32 = prop_oneof![Just(0i32), Just(1), Just(3), Just(-1), any::<i32>()]
+                .prop_map(|i| (0x10u8, i.to_le_bytes().to_vec()));
+            let null = prop_oneof![Just((0x0Au8, Vec::new())), Just((0x06u8, Vec::new()))];
+            let string = "[a-z0-9\u{e9}\u{0}]{0,12}".prop_map(|s| (0x02u8, string_value(s.into_bytes())));
+            let boolean = prop_oneof![4 => 0u8..2, 1 => 2u8..=255].prop_map(|b| (0x08u8, vec![b]));
+            match key {
+                b"v" | b"seq" | b"seqLen" => int32.boxed(),
+                b"port" => prop_oneof![3 => int32, 1 => null].boxed(),
+                b"sn" => prop_oneof![
+                    2 => any::<i64>().prop_map(|i| (0x12u8, i.to_le_bytes().to_vec())),
+                    1 => int32,
+                    1 => null
+                ]
+                .boxed(),
+                b"seqEnd" => boolean.boxed(),
+                b"enc" => prop_oneof![3 => boolean, 1 => null].boxed(),
+                b"seqId" => string.boxed(),
+                _ => prop_oneof![3 => string, 1 => null].boxed(),
+            }
+        }
+
+        fn element() -> impl Strategy<Value = Element> {
+            key().prop_flat_map(|k| {
+                let v = prop_oneof![3 => typed(&k), 1 => value()];
+                (v, Just(k)).prop_map(|((t, v), k)| (t, k, v))
+            })
+        }
+
+        fn required(seq: i32, seq_len: i32) -> Vec<Element> {
+            let i = |k: &str, x: i32| (0x10u8, k.as_bytes().to_vec(), x.to_le_bytes().to_vec());
+            vec![
+                i("v", 3),
+                i("seq", seq),
+                i("seqLen", seq_len),
+                (0x02, b"seqId".to_vec(), string_value(b"0123456789abcdef".to_vec())),
+                (0x08, b"seqEnd".to_vec(), vec![u8::from(seq == seq_len - 1)]),
+            ]
+        }
+
+        fn document(elements: &[Element]) -> Vec<u8> {
+            let mut d = vec![0; 4];
+            for (t, k, v) in elements {
+                d.push(*t);
+                d.extend_from_slice(k);
+                d.push(0);
+                d.extend_from_slice(v);
+            }
+            d.push(0);
+            let n = d.len() as i32;
+            d[..4].copy_from_slice(&n.to_le_bytes());
+            d
+        }
+
+        #[derive(Clone, Debug)]
+        enum Mutation {
+            None,
+            Flip(usize, u8),
+            Truncate(usize),
+            MetaLen(i32),
+            DocLen(i32),
+        }
+
+        fn datagram() -> impl Strategy<Value = Vec<u8>> {
+            let base = prop_oneof![Just(None), (0i32..3, 1i32..4).prop_map(Some)];
+            let mutation = prop_oneof![
+                4 => Just(Mutation::None),
+                2 => (any::<usize>(), 1u8..=255).prop_map(|(i, x)| Mutation::Flip(i, x)),
+                1 => any::<usize>().prop_map(Mutation::Truncate),
+                1 => (-3i32..3).prop_map(Mutation::MetaLen),
+                1 => (-3i32..3).prop_map(Mutation::DocLen),
+            ];
+            (base, prop::collection::vec(element(), 0..6), any::<bool>(), mutation, prop::collection::vec(any::<u8>(), 0..4))
+                .prop_map(|(base, extra, extra_first, mutation, body)| {
+                    let mut els = base.map_or_else(Vec::new, |(seq, len)| required(seq, len));
+                    if extra_first {
+                        els.splice(0..0, extra);
+                    } else {
+                        els.extend(extra);
+                    }
+                    let mut doc = document(&els);
+                    if let Mutation::DocLen(d) = mutation {
+                        let n = doc.len() as i32 + d;
+                        doc[..4].copy_from_slice(&n.to_le_bytes());
+                    }
+                    let mut meta_len = doc.len() as i32;
+                    if let Mutation::MetaLen(d) = mutation {
+                        meta_len = (meta_len + d).clamp(0, u16::MAX as i32);
+                    }
+                    let mut out = (meta_len as u16).to_be_bytes().to_vec();
+                    out.extend_from_slice(&doc);
+                    out.extend_from_slice(&body);
+                    match mutation {
+                        Mutation::Flip(i, x) => {
+                            let i = i % out.len();
+                            out[i] ^= x;
+                        }
+                        Mutation::Truncate(i) => out.truncate(i % (out.len() + 1)),
+                        _ => {}
+                    }
+                    out
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+            /// Same result (value or error) as the bson-based decoder, for
+            /// structured, mutated and random datagrams.
+            #[test]
+            fn fast_decoder_agrees_with_bson(buf in prop_oneof![4 => datagram(), 1 => prop::collection::vec(any::<u8>(), 0..64)]) {
+                let oracle = decode_datagram_ref_bson(&buf);
+                if let Some(fast) = decode_fast(&buf) {
+                    prop_assert_eq!(Ok(fast), oracle.clone());
+                }
+                prop_assert_eq!(decode_datagram_ref(&buf), oracle);
+            }
+
+            /// Everything our encoder writes takes the fast path.
+            #[test]
+            fn encoder_output_takes_the_fast_path(
+                seq_len in 1i32..2000, seq in any::<prop::sample::Index>(), enc: bool,
+                strs in prop::collection::vec(prop::option::of(".{0,20}"), 7),
+                port in prop::option::of(any::<i32>()), sn in prop::option::of(any::<i64>()),
+            ) {
+                let seq = seq.index(seq_len as usize) as i32;
+                let s = |i: usize| strs[i].as_deref();
+                let m = MetaRef {
+                    v: 3, seq, seq_len, seq_id: s(0).unwrap_or(""), seq_end: seq == seq_len - 1, enc,
+                    nonce: s(1), name: s(2), host: s(3), port, hostname: s(4), id: s(5), time: s(6), sn,
+                };
+                let mut out = Vec::new();
+                try_encode_datagram_ref(&m, b"body", &mut out).unwrap();
+                prop_assert_eq!(decode_fast(&out), Some(DatagramRef { meta: m, body: b"body" }));
+            }
+        }
+
+        #[test]
+        fn golden_datagrams_take_the_fast_path() {
+            for golden in [super::GOLDEN_PLAIN, super::GOLDEN_SN] {
+                let bytes: Vec<u8> = (0..golden.len()).step_by(2).map(|i| u8::from_str_radix(&golden[i..i + 2], 16).unwrap()).collect();
+                assert!(decode_fast(&bytes).is_some());
+                assert_eq!(decode_datagram_ref(&bytes), decode_datagram_ref_bson(&bytes));
+            }
+        }
     }
 }
