@@ -57,7 +57,7 @@ pub use options::{EncryptOptions, Options, MAX_PAYLOAD_SIZE_LIMIT};
 pub use socket::{advertised_host, hostname, SOCKET_BUFFER_BYTES};
 
 use crate::error::Error;
-use crate::protocol::{Config, Destination, Endpoint, Event, Identity, Output, Stats, Transmit};
+use crate::protocol::{Config, Destination, Endpoint, Event, Identity, Output, SharedBytes, Stats, Transmit};
 use bson::Bson;
 use std::collections::VecDeque;
 use std::io;
@@ -252,7 +252,7 @@ struct Core {
     endpoint_port: u16,
     io: Option<Io>,
     /// Datagrams that met a full socket buffer, in order; sent by the timer task.
-    pending: VecDeque<(SocketAddr, Vec<u8>)>,
+    pending: VecDeque<(SocketAddr, SharedBytes)>,
     /// Last `poll_timeout` seen, to wake the timer task only when it moves earlier.
     deadline: Option<Instant>,
     /// Notifications produced under the lock, delivered after unlocking.
@@ -310,19 +310,19 @@ impl Core {
 /// Sends one datagram now with a non-blocking `sendto` from the current
 /// thread; queues it behind earlier queued ones or when the buffer is full.
 /// Returns true when something was queued (the timer task must flush).
-fn send_or_queue(io: &Io, pending: &mut VecDeque<(SocketAddr, Vec<u8>)>, t: Transmit, notes: &mut Vec<Notification>, shared: &Shared) -> bool {
+fn send_or_queue(io: &Io, pending: &mut VecDeque<(SocketAddr, SharedBytes)>, t: Transmit, notes: &mut Vec<Notification>, shared: &Shared) -> bool {
     let dest = match t.destination {
         Destination::Group => io.group,
         Destination::Unicast(addr) => addr,
     };
     if !pending.is_empty() {
-        pending.push_back((dest, t.payload.into()));
+        pending.push_back((dest, t.payload));
         return true;
     }
     match io.sender.send_to(&t.payload, dest) {
         Ok(_) => false,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            pending.push_back((dest, t.payload.into()));
+            pending.push_back((dest, t.payload));
             true
         }
         Err(e) => {
@@ -722,7 +722,7 @@ fn endpoint_emit_encoded(ep: &mut Endpoint, now: Instant, wall: SystemTime, name
     ep.emit_encoded(now, wall, name, body)
 }
 
-fn flush_pending(shared: &Shared, socket: &std::net::UdpSocket, pending: &mut VecDeque<(SocketAddr, Vec<u8>)>, notes: &mut Vec<Notification>) {
+fn flush_pending(shared: &Shared, socket: &std::net::UdpSocket, pending: &mut VecDeque<(SocketAddr, SharedBytes)>, notes: &mut Vec<Notification>) {
     while let Some((dest, payload)) = pending.front() {
         match socket.send_to(payload, *dest) {
             Ok(_) => {
