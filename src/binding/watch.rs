@@ -44,6 +44,9 @@ struct State {
     callback: sys::napi_ref,
     async_context: sys::napi_async_context,
     layout: std::alloc::Layout,
+    /// Closed by the env cleanup hook: the env is going away with its
+    /// references and async contexts; napi must not be called any more.
+    teardown: std::cell::Cell<bool>,
 }
 
 /// A started watch; [`Watch::close`] ends it (the env cleanup hook does, at teardown).
@@ -96,7 +99,7 @@ impl Watch {
         if handle.is_null() {
             std::alloc::handle_alloc_error(layout);
         }
-        let state = Box::new(State { env, node, sink, callback: callback_ref, async_context, layout });
+        let state = Box::new(State { env, node, sink, callback: callback_ref, async_context, layout, teardown: Default::default() });
         let rc = uv_poll_init(event_loop.cast(), handle, fd);
         if rc != 0 {
             std::alloc::dealloc(handle.cast(), layout);
@@ -138,6 +141,10 @@ unsafe fn release(state: &State) {
 }
 
 unsafe extern "C" fn on_env_teardown(handle: *mut c_void) {
+    let state = *handle.cast::<*mut State>();
+    if let Some(state) = state.as_ref() {
+        state.teardown.set(true);
+    }
     close_handle(handle);
 }
 
@@ -147,7 +154,9 @@ unsafe extern "C" fn on_close(handle: *mut c_void) {
         return;
     }
     let state = Box::from_raw(state);
-    release(&state);
+    if !state.teardown.get() {
+        release(&state);
+    }
     std::alloc::dealloc(handle.cast(), state.layout);
 }
 
