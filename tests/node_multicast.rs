@@ -398,7 +398,8 @@ async fn a_polled_node_receives_only_when_asked_on_the_callers_thread() {
     sender.emit("small", &[Bson::Int32(1)]).unwrap();
     sender.emit("big", std::slice::from_ref(&big)).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // No receive task: the datagrams wait in the socket.
+    // No receive task, and the stall guard sleeps until receive() first runs:
+    // the datagrams wait in the socket.
     assert!(events.try_recv().is_none());
     assert_eq!(receiver.stats().datagrams_received, 0);
     // Notifications are delivered before receive() returns.
@@ -417,6 +418,15 @@ async fn a_polled_node_receives_only_when_asked_on_the_callers_thread() {
     assert_eq!(got, vec![("small".to_string(), vec![Bson::Int32(1)]), ("big".to_string(), vec![big])]);
     assert!(read >= 3, "one small datagram and the chunks of the big one: {read}");
     assert_eq!(receiver.receive(), 0, "drained");
+    // A caller that stops calling receive() (a blocked thread) does not lose
+    // anything: after POLL_STALL the guard reads the socket itself.
+    for i in 0..100 {
+        sender.emit("late", &[Bson::Int32(i)]).unwrap();
+    }
+    for i in 0..100 {
+        let e = next_event(&mut events).await;
+        assert_eq!((e.name.as_str(), e.args), ("late", vec![Bson::Int32(i)]));
+    }
     receiver.stop().await.unwrap();
     assert!(receiver.receive_fd().is_none());
     assert_eq!(receiver.receive(), 0);

@@ -234,6 +234,11 @@ struct Shared {
     sink: Mutex<Option<Arc<dyn NotificationSink>>>,
     /// Buffers of [`Eventcast::receive`] (polled mode), allocated on first use.
     polled: Mutex<Option<Box<Burst>>>,
+    /// Polled mode: when `receive()` last ran (µs since `epoch`).
+    last_receive_us: AtomicU64,
+    /// Polled mode: the stall guard sleeps until traffic (`receive()` wakes it).
+    guard_idle: std::sync::atomic::AtomicBool,
+    guard_wake: Notify,
     /// Wakes the timer task: deadline moved earlier, or sends were queued.
     wake: Notify,
     notifications_dropped: AtomicU64,
@@ -346,6 +351,17 @@ impl Shared {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// One burst of polled-mode receiving (from `receive()` or the stall guard;
+    /// the `polled` lock keeps their deliveries in order).
+    fn receive_burst(&self) -> usize {
+        let mut polled = self.polled.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((socket, own)) = self.core().io.as_ref().map(|io| (io.socket.clone(), io.own.clone())) else {
+            return 0;
+        };
+        let burst = polled.get_or_insert_with(|| Box::new(Burst::new()));
+        burst.run(self, &own, |buf| socket.recv_from(buf))
+    }
+
     /// Hands notifications to every subscriber and to the sink (the sink, or
     /// else the last subscriber, gets the originals; the others get clones).
     fn deliver(&self, notes: &mut Vec<Notification>) {
@@ -416,6 +432,9 @@ impl Eventcast {
                     subscribers: Mutex::new(Vec::new()),
                     sink: Mutex::new(None),
                     polled: Mutex::new(None),
+                    last_receive_us: AtomicU64::new(0),
+                    guard_idle: std::sync::atomic::AtomicBool::new(false),
+                    guard_wake: Notify::new(),
                     wake: Notify::new(),
                     notifications_dropped: AtomicU64::new(0),
                     send_errors: AtomicU64::new(0),
@@ -460,6 +479,11 @@ impl Eventcast {
     /// on its own thread. Timers and queued sends still run on tokio. The Node
     /// binding uses this so that a received event reaches JS with one thread
     /// wake-up (the JS thread's) instead of two.
+    ///
+    /// A stalled caller does not let the socket buffer overflow while traffic
+    /// flows: a guard task then checks every [`POLL_STALL`], and when
+    /// `receive()` has not run for that long, it reads what is waiting itself
+    /// (the notifications then reach the sink from a tokio thread).
     pub async fn start_polled(&self) -> Result<(), Error> {
         self.start_with(Receive::Polled).await
     }
@@ -557,8 +581,9 @@ impl Eventcast {
         }
         tracing::debug!("eventcast {} bound {local}, joined {}", self.inner.id, options.multicast_membership);
         let mut tasks = vec![tokio::spawn(timer_loop(shared.clone(), sender))];
-        if let Some(socket) = task_socket {
-            tasks.push(tokio::spawn(recv_loop(shared.clone(), socket, own)));
+        match task_socket {
+            Some(socket) => tasks.push(tokio::spawn(recv_loop(shared.clone(), socket, own))),
+            None => tasks.push(tokio::spawn(stall_guard(shared.clone()))),
         }
         shared.wake.notify_one();
         Ok(tasks)
@@ -685,15 +710,11 @@ impl Eventcast {
     /// (returns 0) when stopped or started with [`start`](Self::start).
     pub fn receive(&self) -> usize {
         let shared = &*self.inner.shared;
-        let mut polled = shared.polled.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((socket, own)) = shared.core().io.as_ref().map(|io| (io.socket.clone(), io.own.clone())) else {
-            return 0;
-        };
-        if polled.is_none() {
-            *polled = Some(Box::new(Burst::new()));
+        shared.last_receive_us.store(shared.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if shared.guard_idle.swap(false, Ordering::AcqRel) {
+            shared.guard_wake.notify_one();
         }
-        let Some(burst) = polled.as_mut() else { return 0 };
-        burst.run(shared, &own, |buf| socket.recv_from(buf))
+        shared.receive_burst()
     }
 
     /// The receive socket's file descriptor while started, for an event loop
@@ -826,6 +847,44 @@ impl Burst {
 
     fn was_full(&self) -> bool {
         self.marks.len() == RECV_BATCH
+    }
+}
+
+/// Polled mode: how long `receive()` may go uncalled while datagrams wait
+/// before the stall guard reads them itself.
+pub const POLL_STALL: Duration = Duration::from_millis(5);
+/// The stall guard goes back to sleep after this long without traffic.
+const GUARD_IDLE_AFTER: Duration = Duration::from_millis(200);
+
+/// Polled mode's safety net: a caller thread that is busy (a long synchronous
+/// job on the JS thread, a GC pause) stops reading the socket, and its buffer
+/// (8 MiB at best, 208 KiB by default without privileges) would overflow at
+/// high rates. While traffic flows this task wakes every [`POLL_STALL`]
+/// and, if `receive()` has not run for that long, reads what is waiting.
+/// Without traffic it sleeps until `receive()` wakes it: it does not watch the
+/// socket itself, which would wake a second thread for every datagram. So a
+/// burst that starts while the caller is already blocked waits in the socket
+/// buffer until the caller returns; what overflows is repaired from the
+/// senders' retention like any other loss.
+async fn stall_guard(shared: Arc<Shared>) {
+    loop {
+        shared.guard_idle.store(true, Ordering::Release);
+        shared.guard_wake.notified().await;
+        let mut quiet_since = Instant::now();
+        loop {
+            tokio::time::sleep(POLL_STALL).await;
+            let last = Duration::from_micros(shared.last_receive_us.load(Ordering::Relaxed));
+            if shared.epoch.elapsed().saturating_sub(last) < POLL_STALL {
+                quiet_since = Instant::now();
+                continue;
+            }
+            // The `polled` lock is only ever held for one burst: no long block here.
+            if shared.receive_burst() > 0 {
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= GUARD_IDLE_AFTER {
+                break;
+            }
+        }
     }
 }
 
