@@ -30,6 +30,15 @@ function startWorker (port, stopItself) {
   return { worker, exited, ready }
 }
 
+/** Pings the worker's instance from `main` and checks the answer comes from that worker. */
+async function pingThrough (main, w, n) {
+  await w.ready
+  main.emit('ping', n)
+  const [got, thread] = await next(main, 'pong', 5000)
+  assert.strictEqual(got, n)
+  assert.strictEqual(thread, w.worker.threadId)
+}
+
 test('an instance in a worker thread receives, and terminating the worker while started is clean', { timeout: 30000 }, async () => {
   requireNetns()
   const port = randomPort()
@@ -38,21 +47,13 @@ test('an instance in a worker thread receives, and terminating the worker while 
   try {
     // 1: terminated while its instance is started (no stop()).
     const w1 = startWorker(port, false)
-    await w1.ready
-    main.emit('ping', 1)
-    const [n1, thread1] = await next(main, 'pong', 5000)
-    assert.strictEqual(n1, 1)
-    assert.strictEqual(thread1, w1.worker.threadId)
+    await pingThrough(main, w1, 1)
     await w1.worker.terminate()
     assert.strictEqual(await w1.exited, 1, 'terminate() exit code')
 
     // 2: the process still works; this worker stops its instance and exits by itself.
     const w2 = startWorker(port, true)
-    await w2.ready
-    main.emit('ping', 2)
-    const [n2, thread2] = await next(main, 'pong', 5000)
-    assert.strictEqual(n2, 2)
-    assert.strictEqual(thread2, w2.worker.threadId)
+    await pingThrough(main, w2, 2)
     assert.strictEqual(await w2.exited, 0, 'a stopped instance lets its worker exit')
   } finally {
     await main.stop()
