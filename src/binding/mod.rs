@@ -5,8 +5,9 @@
 //! thread boundary.
 //!
 //! * [`convert`] — JS ⇄ BSON directly through Node-API.
-//! * [`node`] — `NativeEventcast`, the class `index.js` wraps; received
-//!   notifications reach JS through one ThreadsafeFunction, in batches.
+//! * [`node`] — `NativeEventcast`, the class `index.js` wraps; notifications
+//!   reach JS in batches: directly from the JS thread's own receive (`watch`),
+//!   through one ThreadsafeFunction when produced on other threads.
 //! * [`log`] — forwards `tracing` events to the JS logger, in batches.
 //! * `watch` — receives on the JS thread through a libuv poll handle (unix).
 

@@ -44,6 +44,11 @@
 //!   into one reusable arena (no allocation per datagram), feeds the whole
 //!   burst to the endpoint under a single lock, sends the resulting repairs
 //!   and hands the notifications to the subscribers as a batch.
+//! * Or, with [`Eventcast::start_polled`], no receive task: the caller's own
+//!   event loop watches the socket and calls [`Eventcast::receive`] (the Node
+//!   addon, from the JS thread), with a stall guard for a blocked caller.
+//! * Notifications go to [`Events`] subscriptions and to an optional
+//!   synchronous [`NotificationSink`].
 //! * A timer task sleeps until [`Endpoint::poll_timeout`], runs
 //!   `handle_timeout`, and is woken early (a `Notify`) when an emit or a
 //!   datagram moves the deadline earlier or queues a send.
