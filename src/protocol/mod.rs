@@ -41,7 +41,7 @@
 //!   message number, 1, 2, 3, ... per instance id;
 //! * `__ec_hb` heartbeat messages, payload `{id, sn}` with the sender's latest
 //!   `sn`, sent every `clamp(message_ttl / 6, 20 ms, 1 s)` while the node
-//!   emits and three more times after its last emit;
+//!   emits, then eight more times, three times as often, after its last emit;
 //! * `__ec_retx` documents may carry `missedSn: [int64..]` (whole messages)
 //!   and `to` (the instance id of the sender asked).
 //!
