@@ -43,7 +43,7 @@
 use super::bsonw::{begin_doc, end_doc, put_bool, put_i32, put_str};
 use super::datagram::split_datagram;
 use crate::error::WireError;
-use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit};
 use bson::raw::RawBsonRef;
 use hmac::{Hmac, Mac};
 use rand::{CryptoRng, RngCore};
@@ -79,6 +79,8 @@ pub const SEAL_OVERHEAD_MAX: usize = OUTER_META_LEN + IV_LEN + 16 + TAG_LEN;
 #[derive(Clone)]
 pub struct SecureKey {
     aes: [u8; 16],
+    /// `aes` with its round keys expanded once (not per datagram).
+    cipher: aes::Aes128,
     /// HMAC state already keyed with the MAC key (cloned per datagram).
     mac: HmacSha256,
 }
@@ -91,7 +93,7 @@ impl std::fmt::Debug for SecureKey {
 }
 
 fn hmac_with_key(key: &[u8]) -> HmacSha256 {
-    match HmacSha256::new_from_slice(key) {
+    match <HmacSha256 as Mac>::new_from_slice(key) {
         Ok(m) => m,
         // HMAC accepts keys of every length.
         Err(_) => unreachable!("HMAC accepts keys of any length"),
@@ -135,6 +137,7 @@ impl SecureKey {
         aes.copy_from_slice(&aes_full[..16]);
         SecureKey {
             aes,
+            cipher: aes::Aes128::new(&aes.into()),
             mac: hmac_with_key(&mac_key),
         }
     }
@@ -166,7 +169,7 @@ impl SecureKey {
         out.extend_from_slice(&iv);
         let ct_start = out.len();
         out.resize(ct_start + (inner.len() / 16 + 1) * 16, 0);
-        let ct_len = Enc::new(&self.aes.into(), &iv.into())
+        let ct_len = Enc::inner_iv_init(self.cipher.clone(), &iv.into())
             .encrypt_padded_b2b_mut::<Pkcs7>(inner, &mut out[ct_start..])
             .map(|ct| ct.len())
             .unwrap_or_else(|_| unreachable!("buffer sized for PKCS#7 padding"));
@@ -224,7 +227,7 @@ impl SecureKey {
             .try_into()
             .map_err(|_| WireError::Malformed("sealed body too short".into()))?;
         let ct = &body[IV_LEN..body.len() - TAG_LEN];
-        Dec::new(&self.aes.into(), &iv.into())
+        Dec::inner_iv_init(self.cipher.clone(), &iv.into())
             .decrypt_padded_vec_mut::<Pkcs7>(ct)
             .map_err(|_| decrypt_err("bad padding in an authenticated datagram"))
     }
