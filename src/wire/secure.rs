@@ -75,11 +75,16 @@ pub const fn sealed_len(inner_len: usize) -> usize {
 /// Largest overhead [`SecureKey::seal`] adds to an inner datagram (181 bytes).
 pub const SEAL_OVERHEAD_MAX: usize = OUTER_META_LEN + IV_LEN + 16 + TAG_LEN;
 
-/// Keys of the authenticated scheme, derived once per instance.
+/// Keys of the authenticated scheme, derived once per instance. Cheap to
+/// clone (shared).
 #[derive(Clone)]
-pub struct SecureKey {
+pub struct SecureKey(std::sync::Arc<Keys>);
+
+struct Keys {
+    /// The raw AES key, kept for the derivation tests only.
+    #[cfg(test)]
     aes: [u8; 16],
-    /// `aes` with its round keys expanded once (not per datagram).
+    /// The AES key with its round keys expanded once (not per datagram).
     cipher: aes::Aes128,
     /// HMAC state already keyed with the MAC key (cloned per datagram).
     mac: HmacSha256,
@@ -135,11 +140,12 @@ impl SecureKey {
         let mac_key = expand(&master, b"eventcast/v3 hmac-sha256 key");
         let mut aes = [0u8; 16];
         aes.copy_from_slice(&aes_full[..16]);
-        SecureKey {
+        SecureKey(std::sync::Arc::new(Keys {
+            #[cfg(test)]
             aes,
             cipher: aes::Aes128::new(&aes.into()),
             mac: hmac_with_key(&mac_key),
-        }
+        }))
     }
 
     /// Encrypts and authenticates a complete inner datagram; returns the
@@ -169,13 +175,13 @@ impl SecureKey {
         out.extend_from_slice(&iv);
         let ct_start = out.len();
         out.resize(ct_start + (inner.len() / 16 + 1) * 16, 0);
-        let ct_len = Enc::inner_iv_init(self.cipher.clone(), &iv.into())
+        let ct_len = Enc::inner_iv_init(self.0.cipher.clone(), &iv.into())
             .encrypt_padded_b2b_mut::<Pkcs7>(inner, &mut out[ct_start..])
             .map(|ct| ct.len())
             .unwrap_or_else(|_| unreachable!("buffer sized for PKCS#7 padding"));
         debug_assert_eq!(ct_start + ct_len, out.len());
 
-        let mut mac = self.mac.clone();
+        let mut mac = self.0.mac.clone();
         mac.update(&out);
         out.extend_from_slice(&mac.finalize().into_bytes());
         out
@@ -208,7 +214,7 @@ impl SecureKey {
             )));
         }
         let (authenticated, tag) = datagram.split_at(datagram.len() - TAG_LEN);
-        let mut mac = self.mac.clone();
+        let mut mac = self.0.mac.clone();
         mac.update(authenticated);
         mac.verify_slice(tag).map_err(|_| {
             decrypt_err("authentication tag mismatch (wrong key or modified datagram)")
@@ -227,7 +233,7 @@ impl SecureKey {
             .try_into()
             .map_err(|_| WireError::Malformed("sealed body too short".into()))?;
         let ct = &body[IV_LEN..body.len() - TAG_LEN];
-        Dec::inner_iv_init(self.cipher.clone(), &iv.into())
+        Dec::inner_iv_init(self.0.cipher.clone(), &iv.into())
             .decrypt_padded_vec_mut::<Pkcs7>(ct)
             .map_err(|_| decrypt_err("bad padding in an authenticated datagram"))
     }
@@ -259,8 +265,8 @@ mod tests {
     #[test]
     fn derivation_matches_reference_with_the_real_600k_iterations() {
         let k = SecureKey::derive("correct horse battery staple");
-        assert_eq!(hex(&k.aes), "256ad85f787cfcc2e1aee1e9c8df830a");
-        let mut m = k.mac.clone();
+        assert_eq!(hex(&k.0.aes), "256ad85f787cfcc2e1aee1e9c8df830a");
+        let mut m = k.0.mac.clone();
         let mut r = hmac_with_key(&unhex(
             "dfb2fb0be57b1c46643925b40796d366f2e350394284bae598636acb8e2debc0",
         ));
@@ -272,8 +278,8 @@ mod tests {
     #[test]
     fn derivation_with_iterations_matches_reference() {
         let k = SecureKey::derive_with_iterations("k", 1000);
-        assert_eq!(hex(&k.aes), "92c031158f49815eafb28c08fb88da39");
-        let mut m = k.mac.clone();
+        assert_eq!(hex(&k.0.aes), "92c031158f49815eafb28c08fb88da39");
+        let mut m = k.0.mac.clone();
         let mut r = hmac_with_key(&unhex(
             "025aeaee3236534e9cf2fbe42108987cd0500b2fa672aa10243ddb9855fe6fa7",
         ));
@@ -307,7 +313,7 @@ mod tests {
         assert_eq!(&s[7..9], b"v\0");
         s[9] = 4;
         let n = s.len() - TAG_LEN;
-        let mut m = k.mac.clone();
+        let mut m = k.0.mac.clone();
         m.update(&s[..n]);
         let tag = m.finalize().into_bytes();
         s[n..].copy_from_slice(&tag);
