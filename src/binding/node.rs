@@ -117,6 +117,14 @@ struct Queue {
     done_sent: bool,
 }
 
+impl Queue {
+    /// Marks a JS call as pending; true if none was, i.e. the caller must make it
+    /// (outside the lock). At most one call waits at a time.
+    fn claim_call(&mut self) -> bool {
+        !std::mem::replace(&mut self.scheduled, true)
+    }
+}
+
 /// The [`NotificationSink`] of one started period; owns its ThreadsafeFunction.
 pub(crate) struct JsSink {
     queue: Mutex<Queue>,
@@ -136,7 +144,7 @@ impl JsSink {
             let mut q = lock(&self.queue);
             q.polling = false;
             let items = take_at_most(&mut q.items, BATCH);
-            let call = !q.items.is_empty() && !std::mem::replace(&mut q.scheduled, true);
+            let call = !q.items.is_empty() && q.claim_call();
             (items, call)
         };
         if call {
@@ -154,7 +162,7 @@ impl JsSink {
         let call = {
             let mut q = lock(&self.queue);
             q.finished = true;
-            !std::mem::replace(&mut q.scheduled, true)
+            q.claim_call()
         };
         if call {
             self.schedule();
@@ -174,7 +182,7 @@ impl NotificationSink for SinkHandle {
             let dropped = batch.len().saturating_sub(room);
             batch.truncate(batch.len() - dropped);
             q.items.append(batch);
-            let call = !q.polling && !q.items.is_empty() && !std::mem::replace(&mut q.scheduled, true);
+            let call = !q.polling && !q.items.is_empty() && q.claim_call();
             (call, dropped as u64)
         };
         if call {
