@@ -123,7 +123,12 @@ fn main() {
                 while sent < total {
                     let due = paced_due(start, rate, sent, total);
                     while sent < due {
-                        let args = [Bson::String(small.clone()), Bson::Int32(trial), Bson::Int32(sent as i32), Bson::Double(wall_ms())];
+                        let args = [
+                            Bson::String(small.clone()),
+                            Bson::Int32(trial),
+                            Bson::Int32(sent as i32),
+                            Bson::Double(wall_ms()),
+                        ];
                         if node.emit("e", &args).is_err() {
                             errors += 1;
                         }
@@ -140,14 +145,18 @@ fn main() {
                 let mut errors = 0u64;
                 for seq in 0..count {
                     let payload = Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![b'x'; size] });
-                    if node.emit("e", &[payload, Bson::Int32(trial), Bson::Int32(seq), Bson::Double(wall_ms())]).is_err() {
+                    if node
+                        .emit("e", &[payload, Bson::Int32(trial), Bson::Int32(seq), Bson::Double(wall_ms())])
+                        .is_err()
+                    {
                         errors += 1;
                     }
                 }
                 answer(serde_json::json!({ "sent": count, "errors": errors, "t0": t0, "t1": wall_ms() }));
             }
             "reset" => {
-                *tally.lock().unwrap_or_else(|p| p.into_inner()) = Tally { trial: i64::from(trial), ..Tally::default() };
+                *tally.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Tally { trial: i64::from(trial), ..Tally::default() };
                 answer(serde_json::json!({ "ok": true }));
             }
             "report" => {

@@ -67,7 +67,9 @@ fn codec(c: &mut Criterion) {
             wire::encode_datagram(black_box(&chunk_meta), black_box(&chunk_body), &mut out);
         })
     });
-    g.bench_function("decode_chunk_1024", |b| b.iter(|| wire::decode_datagram(black_box(&chunk)).map(|d| d.body.len())));
+    g.bench_function("decode_chunk_1024", |b| {
+        b.iter(|| wire::decode_datagram(black_box(&chunk)).map(|d| d.body.len()))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("body");

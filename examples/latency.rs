@@ -57,7 +57,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut lat = rx_thread.join().unwrap();
     rt.block_on(sender.stop())?;
     lat.sort_unstable();
-    let q = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1e6;
-    println!("{} of {count} events at {rate}/s: latency p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms", lat.len(), q(0.5), q(0.99), q(1.0));
+    let q = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1e6
+    };
+    println!(
+        "{} of {count} events at {rate}/s: latency p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        lat.len(),
+        q(0.5),
+        q(0.99),
+        q(1.0)
+    );
     Ok(())
 }

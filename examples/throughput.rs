@@ -80,6 +80,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         got as f64 / span.as_secs_f64(),
     );
     let s = receiver.stats();
-    println!("receiver: datagrams {} delivered {} dropped-notifications {} gaps {}", s.datagrams_received, s.events_delivered, s.notifications_dropped, s.gaps_unrecovered);
+    println!(
+        "receiver: datagrams {} delivered {} dropped-notifications {} gaps {}",
+        s.datagrams_received, s.events_delivered, s.notifications_dropped, s.gaps_unrecovered
+    );
     Ok(())
 }

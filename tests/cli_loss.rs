@@ -65,7 +65,10 @@ rm -rf "$dir"
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     eprintln!("{stdout}");
     for n in 1..=2 {
-        assert!(stdout.contains(&format!("listener {n}: {small} small, 1 big")), "stdout:\n{stdout}\nstderr:\n{stderr}");
+        assert!(
+            stdout.contains(&format!("listener {n}: {small} small, 1 big")),
+            "stdout:\n{stdout}\nstderr:\n{stderr}"
+        );
     }
     // The loss rule really dropped datagrams and both listeners really repaired.
     let stats: Vec<serde_json::Value> =

@@ -195,7 +195,9 @@ fn hostile(rng: &mut StdRng, pools: &Pools) -> Vec<u8> {
             framed(&meta_doc(&chunk_fields(&id, &seq_id, rng.gen_range(0..n), n, false)), &body)
         }
         // zero / negative seqLen or seq
-        2 => framed(&meta_doc(&chunk_fields(&id, &seq_id, rng.gen_range(-3..3), rng.gen_range(-3..1), rng.gen())), &body),
+        2 => {
+            framed(&meta_doc(&chunk_fields(&id, &seq_id, rng.gen_range(-3..3), rng.gen_range(-3..1), rng.gen())), &body)
+        }
         // a field of the wrong type
         3 => {
             let mut f = chunk_fields(&id, &seq_id, rng.gen_range(0..4), 4, false);
@@ -285,7 +287,11 @@ fn hostile(rng: &mut StdRng, pools: &Pools) -> Vec<u8> {
             f[6].1 = V::Str(b"__ec_retx".to_vec());
             let mut missed = Vec::new();
             for k in 0..rng.gen_range(0..2000) {
-                put(&mut missed, &k.to_string(), &if rng.gen_bool(0.9) { V::I32(rng.gen()) } else { random_value(rng) });
+                put(
+                    &mut missed,
+                    &k.to_string(),
+                    &if rng.gen_bool(0.9) { V::I32(rng.gen()) } else { random_value(rng) },
+                );
             }
             let mut req = Vec::new();
             put(&mut req, "id", &V::Str(id.clone()));
@@ -299,7 +305,10 @@ fn hostile(rng: &mut StdRng, pools: &Pools) -> Vec<u8> {
         }
         // random meta fields altogether
         _ => {
-            let keys = ["v", "seq", "seqLen", "seqId", "seqEnd", "enc", "nonce", "name", "host", "port", "hostname", "id", "time", "sn", "x"];
+            let keys = [
+                "v", "seq", "seqLen", "seqId", "seqEnd", "enc", "nonce", "name", "host", "port", "hostname", "id",
+                "time", "sn", "x",
+            ];
             let mut e = Vec::new();
             for _ in 0..rng.gen_range(0..16) {
                 put(&mut e, keys[rng.gen_range(0..keys.len())], &random_value(rng));
@@ -421,7 +430,13 @@ fn corpus(encryption: &Encryption) -> Vec<Vec<u8>> {
     }
     let mut c = drain(&mut s);
     // A 0.1.x-style repair request for a group, too.
-    let req = wire::RetxRequest { id: "00000000000000c1".into(), seq_id: "ab".repeat(20), missed_seq: vec![0, 1, 7], host: "192.0.2.9".into(), port: 9000 };
+    let req = wire::RetxRequest {
+        id: "00000000000000c1".into(),
+        seq_id: "ab".repeat(20),
+        missed_seq: vec![0, 1, 7],
+        host: "192.0.2.9".into(),
+        port: 9000,
+    };
     c.push({
         let mut m = chunk_fields(b"00000000000000c1", &b"cd".repeat(20), 0, 1, true);
         m[6].1 = V::Str(b"__ec_retx".to_vec());
@@ -443,11 +458,7 @@ impl Clean {
     fn send(&mut self, now: Instant, big: bool) -> (i32, Vec<Vec<u8>>) {
         let n = self.next;
         self.next += 1;
-        let args = if big {
-            vec![Bson::Int32(n), Bson::String("z".repeat(2000))]
-        } else {
-            vec![Bson::Int32(n)]
-        };
+        let args = if big { vec![Bson::Int32(n), Bson::String("z".repeat(2000))] } else { vec![Bson::Int32(n)] };
         self.ep.emit(now, SystemTime::now(), "clean", &args).unwrap();
         (n, drain(&mut self.ep))
     }
@@ -464,7 +475,13 @@ fn transmit_kind(d: &[u8]) -> String {
     match wire::decode_body(dg.body) {
         Ok(wire::Payload::Document(doc)) if name == wire::RETX_EVENT => {
             let n = |k: &str| doc.get_array(k).map(|a| a.len()).unwrap_or(0);
-            if n("missedSn") > 0 { format!("{name}/sn") } else if n("missedSeq") > 0 { format!("{name}/seq") } else { format!("{name}/empty") }
+            if n("missedSn") > 0 {
+                format!("{name}/sn")
+            } else if n("missedSeq") > 0 {
+                format!("{name}/seq")
+            } else {
+                format!("{name}/empty")
+            }
         }
         _ => name,
     }
@@ -554,8 +571,16 @@ fn run_endpoint_fuzz(encryption: Encryption, n: usize, seed: u64) {
         }
         check_outputs(&mut rx, &mut delivered);
         let st = rx.stats();
-        assert!(st.reassembly_bytes <= limits.max_reassembly_bytes as u64, "reassembly {} > limit (case {i}, seed {seed})", st.reassembly_bytes);
-        assert!(st.retained_bytes <= limits.max_retained_bytes as u64, "retained {} > limit (case {i}, seed {seed})", st.retained_bytes);
+        assert!(
+            st.reassembly_bytes <= limits.max_reassembly_bytes as u64,
+            "reassembly {} > limit (case {i}, seed {seed})",
+            st.reassembly_bytes
+        );
+        assert!(
+            st.retained_bytes <= limits.max_retained_bytes as u64,
+            "retained {} > limit (case {i}, seed {seed})",
+            st.retained_bytes
+        );
     }
     let st = rx.stats().clone();
     eprintln!(
@@ -583,7 +608,10 @@ fn run_endpoint_fuzz(encryption: Encryption, n: usize, seed: u64) {
     // Garbage creates partial messages that expire or get evicted; the repair
     // requests they cause must not amplify the attack: fewer bytes go out to
     // the group than the attacker sent in.
-    assert!(sent_bytes < fed_bytes, "{sent_bytes} bytes in {sent} datagrams sent for {fed_bytes} bytes in {fed} received (seed {seed})");
+    assert!(
+        sent_bytes < fed_bytes,
+        "{sent_bytes} bytes in {sent} datagrams sent for {fed_bytes} bytes in {fed} received (seed {seed})"
+    );
     // Forged `sn` jumps are held until corroborated, so they cannot report
     // absurd loss (see `forged_sn_jump_does_not_silence_a_sender`).
 }
@@ -616,7 +644,10 @@ fn arb_value() -> impl Strategy<Value = V> {
 }
 
 fn arb_key() -> impl Strategy<Value = &'static str> {
-    proptest::sample::select(vec!["v", "seq", "seqLen", "seqId", "seqEnd", "enc", "nonce", "name", "host", "port", "hostname", "id", "time", "sn", "zz"])
+    proptest::sample::select(vec![
+        "v", "seq", "seqLen", "seqId", "seqEnd", "enc", "nonce", "name", "host", "port", "hostname", "id", "time",
+        "sn", "zz",
+    ])
 }
 
 proptest! {

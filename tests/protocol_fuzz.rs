@@ -20,8 +20,24 @@ fn op() -> impl Strategy<Value = Op> {
         proptest::collection::vec(any::<u8>(), 0..300).prop_map(Op::Random),
         (0usize..64, 0usize..2000, 1u8.., proptest::option::of(0usize..2000))
             .prop_map(|(which, at, xor, cut)| Op::Mutated { which, at, xor, cut }),
-        (any::<u8>(), 0u8..4, -2i32..40, -2i32..5_000_000, 0usize..1500, proptest::option::of(-5i64..100), any::<bool>())
-            .prop_map(|(id, group, seq, seq_len, len, sn, enc)| Op::Crafted { id, group, seq, seq_len, len, sn, enc }),
+        (
+            any::<u8>(),
+            0u8..4,
+            -2i32..40,
+            -2i32..5_000_000,
+            0usize..1500,
+            proptest::option::of(-5i64..100),
+            any::<bool>()
+        )
+            .prop_map(|(id, group, seq, seq_len, len, sn, enc)| Op::Crafted {
+                id,
+                group,
+                seq,
+                seq_len,
+                len,
+                sn,
+                enc
+            }),
     ]
 }
 

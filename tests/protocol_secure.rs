@@ -65,7 +65,8 @@ fn secure_end_to_end_under_loss_and_nothing_for_outsiders() {
     let b = net.add_endpoint(secure("pw"));
     let wrong = net.add_endpoint(secure("other"));
     let plain = net.add_endpoint(Config::default());
-    let legacy = net.add_endpoint(Config { encryption: Encryption::Legacy(LegacyKey::from_passphrase("pw")), ..Config::default() });
+    let legacy = net
+        .add_endpoint(Config { encryption: Encryption::Legacy(LegacyKey::from_passphrase("pw")), ..Config::default() });
     net.set_loss(0.2);
     let big = Bson::String("s".repeat(200_000));
     net.emit(a, "big", std::slice::from_ref(&big)).unwrap();
@@ -145,8 +146,11 @@ fn plaintext_and_legacy_datagrams_are_dropped_at_a_secure_node() {
     let mut plain = Endpoint::new(Config::default(), ident("00000000000000f6"), 6);
     plain.emit(p.t0, p.w0, "plain", &[Bson::String("x".repeat(3000))]).unwrap();
     plain.emit(p.t0, p.w0, "plain2", &[]).unwrap();
-    let mut legacy =
-        Endpoint::new(Config { encryption: Encryption::Legacy(LegacyKey::from_passphrase("pw")), ..Config::default() }, ident("00000000000000f7"), 7);
+    let mut legacy = Endpoint::new(
+        Config { encryption: Encryption::Legacy(LegacyKey::from_passphrase("pw")), ..Config::default() },
+        ident("00000000000000f7"),
+        7,
+    );
     legacy.emit(p.t0, p.w0, "legacy", &[]).unwrap();
     let n = {
         let mut all = sent(&mut plain);

@@ -17,7 +17,8 @@ fn cases() -> Option<Vec<Case>> {
 }
 
 fn endpoint(encryption: Encryption) -> Endpoint {
-    let identity = Identity { id: "0123456789abcdef".into(), host: "10.1.2.9".into(), port: 9000, hostname: "t".into() };
+    let identity =
+        Identity { id: "0123456789abcdef".into(), host: "10.1.2.9".into(), port: 9000, hostname: "t".into() };
     let mut e = Endpoint::new(Config { encryption, ..Config::default() }, identity, 5);
     e.set_wall_clock(Instant::now(), SystemTime::now());
     e
@@ -82,7 +83,8 @@ fn every_event_vector_in_every_order_with_duplicates_delivers_once() {
             for (k, &i) in order.iter().enumerate() {
                 e.handle_datagram(Instant::now(), source(), &c.datagrams[i]);
                 if k % 2 == 0 {
-                    e.handle_datagram(Instant::now(), source(), &c.datagrams[i]); // duplicate
+                    e.handle_datagram(Instant::now(), source(), &c.datagrams[i]);
+                    // duplicate
                 }
             }
             // A late duplicate of every datagram after completion.

@@ -97,7 +97,8 @@ fn big_message_during_flood_still_arrives() {
 #[test]
 fn oversized_emit_is_refused() {
     let mut net = Network::new(64);
-    let a = net.add_endpoint(Config { limits: Limits { max_message_size: 10_000, ..Limits::default() }, ..Config::default() });
+    let a = net
+        .add_endpoint(Config { limits: Limits { max_message_size: 10_000, ..Limits::default() }, ..Config::default() });
     let err = net.emit(a, "big", &[Bson::String("x".repeat(20_000))]).unwrap_err();
     assert_eq!(err.code(), "EPAYLOAD");
     assert_eq!(net.emit(a, &"n".repeat(70_000), &[]).unwrap_err().code(), "EPAYLOAD");
@@ -132,8 +133,10 @@ fn repair_traffic_per_requester_is_capped() {
     use eventcast::protocol::{Endpoint, Identity, RepairRequest};
     use std::time::{Instant, SystemTime};
     let budget = 1 << 20;
-    let cfg = Config { limits: Limits { max_repair_bytes_per_requester: budget, ..Limits::default() }, ..Config::default() };
-    let identity = Identity { id: "00000000000000a1".into(), host: "10.0.0.1".into(), port: 9000, hostname: "a".into() };
+    let cfg =
+        Config { limits: Limits { max_repair_bytes_per_requester: budget, ..Limits::default() }, ..Config::default() };
+    let identity =
+        Identity { id: "00000000000000a1".into(), host: "10.0.0.1".into(), port: 9000, hostname: "a".into() };
     let mut a = Endpoint::new(cfg, identity, 1);
     let (t0, w0) = (Instant::now(), SystemTime::now());
     a.set_wall_clock(t0, w0);

@@ -28,7 +28,13 @@ fn one_mib_through(loss: f64, seed: u64) {
     assert!(net.run_until_idle(), "network never went idle");
     for &r in &rs {
         let ev = net.events(r);
-        assert_eq!(ev.len(), 1, "loss {loss} seed {seed}: receiver {r} got {} events; stats {:?}", ev.len(), net.stats(r));
+        assert_eq!(
+            ev.len(),
+            1,
+            "loss {loss} seed {seed}: receiver {r} got {} events; stats {:?}",
+            ev.len(),
+            net.stats(r)
+        );
         assert_eq!(ev[0].name, "big");
         assert_eq!(ev[0].args, vec![Bson::String("x".into()), arg.clone()]);
         assert_eq!(ev[0].sender.id, net.id(a));
@@ -115,7 +121,8 @@ fn chunk_group_with_all_but_one_chunk_lost_expires_as_gap() {
     let cfg = Config { message_ttl: Duration::from_millis(1000), ..Config::default() };
     let b = net.add_endpoint(cfg.clone());
     // A sender outside the network: only its first chunk ever reaches b.
-    let identity = Identity { id: "00000000000000aa".into(), host: "10.9.9.9".into(), port: 9000, hostname: "x".into() };
+    let identity =
+        Identity { id: "00000000000000aa".into(), host: "10.9.9.9".into(), port: 9000, hostname: "x".into() };
     let mut a = Endpoint::new(cfg, identity, 1);
     a.emit(net.now(), net.wall(), "big", &[big_arg(10_000, 0)]).unwrap();
     let first = a.poll_transmit().unwrap().payload;

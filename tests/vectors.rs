@@ -6,8 +6,8 @@ use bson::spec::BinarySubtype;
 use bson::{doc, Binary, Bson, DateTime, Document, Regex};
 use eventcast::wire::legacy::LegacyKey;
 use eventcast::wire::{
-    decode_body, decode_datagram, encode_args, encode_datagram, encode_document_body, Meta,
-    Payload, RetxRequest, RETX_EVENT,
+    decode_body, decode_datagram, encode_args, encode_datagram, encode_document_body, Meta, Payload, RetxRequest,
+    RETX_EVENT,
 };
 use eventcast::WireError;
 use std::collections::BTreeMap;
@@ -24,10 +24,7 @@ fn cases() -> Option<Vec<Case>> {
 }
 
 fn case<'a>(cases: &'a [Case], name: &str) -> &'a Case {
-    cases
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no case {name}"))
+    cases.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no case {name}"))
 }
 
 /// Re-encodes a decoded datagram; must give back the very same bytes.
@@ -54,11 +51,7 @@ fn reassemble<'a>(order: impl IntoIterator<Item = &'a [u8]>) -> Option<Vec<u8>> 
             return Some(buf.to_vec());
         }
         let g = (d.meta.seq_id.clone(), d.meta.seq_len);
-        assert_eq!(
-            *group.get_or_insert(g.clone()),
-            g,
-            "chunks of one group share seqId and seqLen"
-        );
+        assert_eq!(*group.get_or_insert(g.clone()), g, "chunks of one group share seqId and seqLen");
         assert_eq!(d.meta.seq_end, d.meta.seq == d.meta.seq_len - 1);
         chunks.entry(d.meta.seq).or_insert_with(|| d.body.to_vec());
         if chunks.len() == g.1 as usize {
@@ -130,9 +123,7 @@ fn every_case_decodes_to_the_expected_event() {
         match expect_args {
             Some(a) => assert_eq!(args(payload), a, "{}", c.name),
             None => {
-                let Payload::Document(d) = payload else {
-                    panic!("retx payload must be a document")
-                };
+                let Payload::Document(d) = payload else { panic!("retx payload must be a document") };
                 let r = RetxRequest::from_document(&d).unwrap();
                 assert_eq!(r.id.len(), 16);
                 assert_eq!(r.seq_id.len(), 40);
@@ -167,10 +158,7 @@ fn plain_types_args() -> Vec<Bson> {
             pattern: "serialize me please".try_into().unwrap(),
             options: "i".try_into().unwrap(),
         }),
-        Bson::Binary(Binary {
-            subtype: BinarySubtype::Generic,
-            bytes: vec![0, 1, 2, 0xfe, 0xff],
-        }),
+        Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![0, 1, 2, 0xfe, 0xff] }),
         Bson::Double(1099511627776.0),
     ]
 }
@@ -195,10 +183,7 @@ fn plain_types_element_by_element() {
         Bson::RegularExpression(r) => {
             assert_eq!(r.pattern.as_str(), "serialize me please");
             assert_eq!(r.options.as_str(), "i");
-            assert_eq!(
-                eventcast::wire::bson_options_to_js_flags(r.options.as_str()),
-                "i"
-            );
+            assert_eq!(eventcast::wire::bson_options_to_js_flags(r.options.as_str()), "i");
         }
         other => panic!("{other:?}"),
     }
@@ -217,52 +202,25 @@ fn chunks_reassemble_in_every_order_with_duplicates() {
     for c in cases.iter().filter(|c| c.datagrams.len() > 1) {
         let n = c.datagrams.len();
         assert!(n <= 5, "keep permutations small");
-        let expect = receive(
-            &c.datagrams.iter().map(Vec::as_slice).collect::<Vec<_>>(),
-            c.encrypt.as_deref(),
-        )
-        .unwrap();
+        let expect = receive(&c.datagrams.iter().map(Vec::as_slice).collect::<Vec<_>>(), c.encrypt.as_deref()).unwrap();
         let mut runs = 0;
         for_each_permutation(n, &mut |p| {
             // Every order; then every order with each chunk duplicated right away.
             let once: Vec<&[u8]> = p.iter().map(|&i| c.datagrams[i].as_slice()).collect();
-            assert_eq!(
-                receive(&once, c.encrypt.as_deref()).unwrap(),
-                expect,
-                "{} order {p:?}",
-                c.name
-            );
-            let twice: Vec<&[u8]> = p
-                .iter()
-                .flat_map(|&i| [&c.datagrams[i][..], &c.datagrams[i][..]])
-                .collect();
-            assert_eq!(
-                receive(&twice, c.encrypt.as_deref()).unwrap(),
-                expect,
-                "{} order {p:?}",
-                c.name
-            );
+            assert_eq!(receive(&once, c.encrypt.as_deref()).unwrap(), expect, "{} order {p:?}", c.name);
+            let twice: Vec<&[u8]> = p.iter().flat_map(|&i| [&c.datagrams[i][..], &c.datagrams[i][..]]).collect();
+            assert_eq!(receive(&twice, c.encrypt.as_deref()).unwrap(), expect, "{} order {p:?}", c.name);
             runs += 1;
         });
         assert_eq!(runs, (1..=n).product::<usize>());
         // Nothing is complete until the last missing chunk arrives.
         for missing in 0..n {
-            let partial = (0..n)
-                .filter(|&i| i != missing)
-                .map(|i| c.datagrams[i].as_slice());
+            let partial = (0..n).filter(|&i| i != missing).map(|i| c.datagrams[i].as_slice());
             assert!(reassemble(partial).is_none());
         }
         // Chunk sizes follow maxPayloadSize: all but the last are full.
-        let bodies: Vec<usize> = c
-            .datagrams
-            .iter()
-            .map(|g| decode_datagram(g).unwrap().body.len())
-            .collect();
-        assert!(
-            bodies[..n - 1].iter().all(|&b| b == c.max_payload_size),
-            "{}: {bodies:?}",
-            c.name
-        );
+        let bodies: Vec<usize> = c.datagrams.iter().map(|g| decode_datagram(g).unwrap().body.len()).collect();
+        assert!(bodies[..n - 1].iter().all(|&b| b == c.max_payload_size), "{}: {bodies:?}", c.name);
         assert!(bodies[n - 1] <= c.max_payload_size);
     }
 }
@@ -354,14 +312,10 @@ fn retx_vector_body_is_a_document() {
     let c = case(&cases, "plain-retx-request");
     let d = decode_datagram(&c.datagrams[0]).unwrap();
     assert_eq!(d.meta.name.as_deref(), Some(RETX_EVENT));
-    let Payload::Document(doc) = decode_body(d.body).unwrap() else {
-        panic!()
-    };
+    let Payload::Document(doc) = decode_body(d.body).unwrap() else { panic!() };
     let keys: Vec<&str> = doc.keys().map(|k| k.as_str()).collect();
     assert_eq!(keys, ["id", "seqId", "missedSeq", "host", "port"]);
-    assert!(
-        matches!(doc.get("missedSeq"), Some(Bson::Array(a)) if a.iter().all(|x| matches!(x, Bson::Int32(_))))
-    );
+    assert!(matches!(doc.get("missedSeq"), Some(Bson::Array(a)) if a.iter().all(|x| matches!(x, Bson::Int32(_)))));
     assert!(matches!(doc.get("port"), Some(Bson::Int32(9000))));
     let _: Document = doc;
 }

@@ -4,8 +4,8 @@ use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, DateTime, Document, Regex};
 use eventcast::wire::legacy::LegacyKey;
 use eventcast::wire::{
-    decode_body, decode_body_raw, decode_datagram, encode_args, encode_datagram,
-    encode_document_body, try_encode_datagram, Meta, Payload, RetxRequest,
+    decode_body, decode_body_raw, decode_datagram, encode_args, encode_datagram, encode_document_body,
+    try_encode_datagram, Meta, Payload, RetxRequest,
 };
 use eventcast::WireError;
 use proptest::prelude::*;
@@ -20,46 +20,12 @@ fn arb_meta() -> impl Strategy<Value = Meta> {
         any::<String>(),
         any::<bool>(),
         any::<bool>(),
-        (
-            opt_string(),
-            opt_string(),
-            opt_string(),
-            proptest::option::of(any::<i32>()),
-        ),
-        (
-            opt_string(),
-            opt_string(),
-            opt_string(),
-            proptest::option::of(any::<i64>()),
-        ),
+        (opt_string(), opt_string(), opt_string(), proptest::option::of(any::<i32>())),
+        (opt_string(), opt_string(), opt_string(), proptest::option::of(any::<i64>())),
     )
-        .prop_map(
-            |(
-                (seq, seq_len),
-                seq_id,
-                seq_end,
-                enc,
-                (nonce, name, host, port),
-                (hostname, id, time, sn),
-            )| {
-                Meta {
-                    v: 3,
-                    seq,
-                    seq_len,
-                    seq_id,
-                    seq_end,
-                    enc,
-                    nonce,
-                    name,
-                    host,
-                    port,
-                    hostname,
-                    id,
-                    time,
-                    sn,
-                }
-            },
-        )
+        .prop_map(|((seq, seq_len), seq_id, seq_end, enc, (nonce, name, host, port), (hostname, id, time, sn))| {
+            Meta { v: 3, seq, seq_len, seq_id, seq_end, enc, nonce, name, host, port, hostname, id, time, sn }
+        })
 }
 
 /// Document keys: any string without NUL.
@@ -76,28 +42,20 @@ fn leaf() -> impl Strategy<Value = Bson> {
         any::<i32>().prop_map(Bson::Int32),
         any::<i64>().prop_map(Bson::Int64),
         // NaN != NaN: round-trip equality needs non-NaN doubles.
-        any::<f64>()
-            .prop_filter("nan", |f| !f.is_nan())
-            .prop_map(Bson::Double),
+        any::<f64>().prop_filter("nan", |f| !f.is_nan()).prop_map(Bson::Double),
         any::<String>().prop_map(Bson::String),
         any::<bool>().prop_map(Bson::Boolean),
         Just(Bson::Null),
         any::<i64>().prop_map(|m| Bson::DateTime(DateTime::from_millis(m))),
-        proptest::collection::vec(any::<u8>(), 0..40).prop_map(|bytes| Bson::Binary(Binary {
-            subtype: BinarySubtype::Generic,
-            bytes
-        })),
+        proptest::collection::vec(any::<u8>(), 0..40)
+            .prop_map(|bytes| Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes })),
         // BSON regex options are sorted and unique (the bson crate normalizes them on read).
-        (
-            cstring(),
-            proptest::sample::subsequence(vec!['i', 'm', 's', 'u', 'x'], 0..=5)
-        )
-            .prop_map(|(p, o)| {
-                Bson::RegularExpression(Regex {
-                    pattern: p.try_into().unwrap(),
-                    options: o.into_iter().collect::<String>().try_into().unwrap(),
-                })
-            }),
+        (cstring(), proptest::sample::subsequence(vec!['i', 'm', 's', 'u', 'x'], 0..=5)).prop_map(|(p, o)| {
+            Bson::RegularExpression(Regex {
+                pattern: p.try_into().unwrap(),
+                options: o.into_iter().collect::<String>().try_into().unwrap(),
+            })
+        }),
     ]
 }
 
@@ -243,50 +201,26 @@ fn seeds() -> &'static [Vec<u8>] {
             time: Some("2026-01-01T00:00:00.000Z".into()),
             sn: Some(42),
         };
-        let small = Meta {
-            v: 3,
-            seq: 0,
-            seq_len: 1,
-            seq_id: "x".into(),
-            seq_end: true,
-            ..Meta::default()
-        };
+        let small = Meta { v: 3, seq: 0, seq_len: 1, seq_id: "x".into(), seq_end: true, ..Meta::default() };
         let args = vec![
             Bson::Document(bson::doc! { "a": [1, { "b": "c" }], "d": 1.5, "e": Bson::Null }),
             Bson::Int64(1 << 40),
             Bson::DateTime(DateTime::from_millis(7)),
             Bson::Boolean(true),
-            Bson::Binary(Binary {
-                subtype: BinarySubtype::Generic,
-                bytes: vec![0, 1, 2],
-            }),
-            Bson::RegularExpression(Regex {
-                pattern: "a+".try_into().unwrap(),
-                options: "i".try_into().unwrap(),
-            }),
+            Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![0, 1, 2] }),
+            Bson::RegularExpression(Regex { pattern: "a+".try_into().unwrap(), options: "i".try_into().unwrap() }),
             Bson::String("ünï".into()),
         ];
-        let retx = RetxRequest {
-            id: "i".into(),
-            seq_id: "s".into(),
-            missed_seq: vec![1, 3],
-            host: "h".into(),
-            port: 1,
-        };
-        let mut out = vec![
-            valid_datagram(&full, &args),
-            valid_datagram(&small, &[]),
-            valid_datagram(&small, &args[..1]),
-        ];
+        let retx =
+            RetxRequest { id: "i".into(), seq_id: "s".into(), missed_seq: vec![1, 3], host: "h".into(), port: 1 };
+        let mut out =
+            vec![valid_datagram(&full, &args), valid_datagram(&small, &[]), valid_datagram(&small, &args[..1])];
         let mut d = Vec::new();
         encode_datagram(&full, &encode_document_body(&retx.to_document()), &mut d);
         out.push(d);
         let mut e = Vec::new();
         encode_datagram(
-            &Meta {
-                enc: true,
-                ..small.clone()
-            },
+            &Meta { enc: true, ..small.clone() },
             &LegacyKey::from_passphrase("k").encrypt(&out[0]),
             &mut e,
         );

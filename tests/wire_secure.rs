@@ -40,11 +40,7 @@ fn inner() -> Vec<u8> {
         sn: Some(17),
     };
     let mut out = Vec::new();
-    encode_datagram(
-        &meta,
-        &encode_args(&["top secret".into(), 5.into()]),
-        &mut out,
-    );
+    encode_datagram(&meta, &encode_args(&["top secret".into(), 5.into()]), &mut out);
     out
 }
 
@@ -55,26 +51,14 @@ fn seal_open_round_trip_hides_everything() {
     let sealed = key().seal(&inner, &mut rng);
     assert_eq!(sealed.len(), sealed_len(inner.len()));
     // Nothing of the inner datagram is visible.
-    for needle in [
-        &b"secret-event"[..],
-        b"top secret",
-        b"a1b2c3d4e5f60718",
-        b"10.1.2.3",
-        b"vm\0",
-    ] {
-        assert!(
-            !sealed.windows(needle.len()).any(|w| w == needle),
-            "{needle:?} leaked"
-        );
+    for needle in [&b"secret-event"[..], b"top secret", b"a1b2c3d4e5f60718", b"10.1.2.3", b"vm\0"] {
+        assert!(!sealed.windows(needle.len()).any(|w| w == needle), "{needle:?} leaked");
     }
     let opened = key().open(&sealed).unwrap();
     assert_eq!(opened, inner);
     let d = decode_datagram(&opened).unwrap();
     assert_eq!(d.meta.name.as_deref(), Some("secret-event"));
-    assert_eq!(
-        decode_body(d.body).unwrap(),
-        Payload::Args(vec!["top secret".into(), 5.into()])
-    );
+    assert_eq!(decode_body(d.body).unwrap(), Payload::Args(vec!["top secret".into(), 5.into()]));
     // Fresh IV and seqId each time: the same plaintext never seals the same.
     let again = key().seal(&inner, &mut rng);
     assert_ne!(again, sealed);
@@ -85,10 +69,7 @@ fn seal_open_round_trip_hides_everything() {
 #[test]
 fn wrong_key_is_a_decrypt_error() {
     let sealed = key().seal(&inner(), &mut rand::thread_rng());
-    assert!(matches!(
-        other_key().open(&sealed),
-        Err(WireError::Decrypt(_))
-    ));
+    assert!(matches!(other_key().open(&sealed), Err(WireError::Decrypt(_))));
     let sealed = other_key().seal(&inner(), &mut rand::thread_rng());
     assert!(matches!(key().open(&sealed), Err(WireError::Decrypt(_))));
 }
@@ -141,15 +122,7 @@ fn plaintext_and_legacy_datagrams_do_not_open() {
     assert!(matches!(key().open(&plain), Err(WireError::Decrypt(_))));
     // A legacy-encrypted datagram (enc: true, no alg) is not ours either.
     let legacy = LegacyKey::from_passphrase("NSA-KEY");
-    let meta = Meta {
-        v: 3,
-        seq: 0,
-        seq_len: 1,
-        seq_id: "ef".repeat(20),
-        seq_end: true,
-        enc: true,
-        ..Meta::default()
-    };
+    let meta = Meta { v: 3, seq: 0, seq_len: 1, seq_id: "ef".repeat(20), seq_end: true, enc: true, ..Meta::default() };
     let mut outer = Vec::new();
     encode_datagram(&meta, &legacy.encrypt(&plain), &mut outer);
     assert!(!is_secure_datagram(&outer));

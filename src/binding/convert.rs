@@ -60,9 +60,7 @@ fn check(env: sys::napi_env, status: sys::napi_status, what: &str) -> R<()> {
     if pending {
         Err(ConvError::Pending)
     } else {
-        Err(ConvError::Napi(format!(
-            "{what} failed (napi status {status})"
-        )))
+        Err(ConvError::Napi(format!("{what} failed (napi status {status})")))
     }
 }
 
@@ -91,11 +89,7 @@ enum Key<'k> {
 impl<'a> ToBson<'a> {
     /// A converter for `env` (must be called on the JS thread) appending to `out`.
     pub fn new(env: sys::napi_env, out: &'a mut Vec<u8>) -> Self {
-        ToBson {
-            env,
-            regexp: ptr::null_mut(),
-            out,
-        }
+        ToBson { env, regexp: ptr::null_mut(), out }
     }
 
     /// Appends the body `{payload: [...]}` of the JS array `array` (emit arguments).
@@ -103,11 +97,7 @@ impl<'a> ToBson<'a> {
     pub fn body(&mut self, array: sys::napi_value) -> R<()> {
         let env = self.env;
         let mut is_array = false;
-        ck!(
-            env,
-            sys::napi_is_array(env, array, &mut is_array),
-            "napi_is_array"
-        );
+        ck!(env, sys::napi_is_array(env, array, &mut is_array), "napi_is_array");
         if !is_array {
             return Err(ConvError::Payload("emit arguments must be an array".into()));
         }
@@ -147,19 +137,11 @@ impl<'a> ToBson<'a> {
     fn array(&mut self, array: sys::napi_value, depth: usize) -> R<()> {
         let env = self.env;
         let mut len = 0u32;
-        ck!(
-            env,
-            sys::napi_get_array_length(env, array, &mut len),
-            "napi_get_array_length"
-        );
+        ck!(env, sys::napi_get_array_length(env, array, &mut len), "napi_get_array_length");
         let start = self.begin_doc();
         for i in 0..len {
             let mut el = ptr::null_mut();
-            ck!(
-                env,
-                sys::napi_get_element(env, array, i, &mut el),
-                "napi_get_element"
-            );
+            ck!(env, sys::napi_get_element(env, array, i, &mut el), "napi_get_element");
             self.value(Key::Index(i), el, depth)?;
         }
         self.end_doc(start)
@@ -174,21 +156,13 @@ impl<'a> ToBson<'a> {
             sys::ValueType::napi_undefined | sys::ValueType::napi_null => self.key(0x0A, key),
             sys::ValueType::napi_boolean => {
                 let mut b = false;
-                ck!(
-                    env,
-                    sys::napi_get_value_bool(env, v, &mut b),
-                    "napi_get_value_bool"
-                );
+                ck!(env, sys::napi_get_value_bool(env, v, &mut b), "napi_get_value_bool");
                 self.key(0x08, key);
                 self.out.push(b as u8);
             }
             sys::ValueType::napi_number => {
                 let mut n = 0f64;
-                ck!(
-                    env,
-                    sys::napi_get_value_double(env, v, &mut n),
-                    "napi_get_value_double"
-                );
+                ck!(env, sys::napi_get_value_double(env, v, &mut n), "napi_get_value_double");
                 match number_to_bson(n) {
                     Bson::Int32(i) => {
                         self.key(0x10, key);
@@ -210,8 +184,7 @@ impl<'a> ToBson<'a> {
                 self.out.extend_from_slice(&[0, 0, 0, 0]);
                 let n = append_js_string(env, v, self.out)?;
                 self.out.push(0);
-                let len = i32::try_from(n + 1)
-                    .map_err(|_| ConvError::Payload("string larger than 2 GiB".into()))?;
+                let len = i32::try_from(n + 1).map_err(|_| ConvError::Payload("string larger than 2 GiB".into()))?;
                 self.out[at..at + 4].copy_from_slice(&len.to_le_bytes());
             }
             sys::ValueType::napi_bigint => {
@@ -228,12 +201,8 @@ impl<'a> ToBson<'a> {
                 self.key(0x12, key);
                 self.out.extend_from_slice(&n.to_le_bytes());
             }
-            sys::ValueType::napi_symbol => {
-                return Err(ConvError::Payload("a Symbol cannot be sent".into()))
-            }
-            sys::ValueType::napi_function => {
-                return Err(ConvError::Payload("a function cannot be sent".into()))
-            }
+            sys::ValueType::napi_symbol => return Err(ConvError::Payload("a Symbol cannot be sent".into())),
+            sys::ValueType::napi_function => return Err(ConvError::Payload("a function cannot be sent".into())),
             sys::ValueType::napi_object => self.object(key, v, depth)?,
             _ => return Err(ConvError::Payload("this value type cannot be sent".into())),
         }
@@ -246,8 +215,7 @@ impl<'a> ToBson<'a> {
         } else {
             unsafe { std::slice::from_raw_parts(data as *const u8, len) }
         };
-        let n = i32::try_from(bytes.len())
-            .map_err(|_| ConvError::Payload("binary larger than 2 GiB".into()))?;
+        let n = i32::try_from(bytes.len()).map_err(|_| ConvError::Payload("binary larger than 2 GiB".into()))?;
         self.key(0x05, key);
         self.out.extend_from_slice(&n.to_le_bytes());
         self.out.push(0);
@@ -258,9 +226,7 @@ impl<'a> ToBson<'a> {
     fn object(&mut self, key: Key<'_>, v: sys::napi_value, depth: usize) -> R<()> {
         let env = self.env;
         if depth >= MAX_DEPTH {
-            return Err(ConvError::Payload(format!(
-                "nesting deeper than {MAX_DEPTH} levels (circular structure?)"
-            )));
+            return Err(ConvError::Payload(format!("nesting deeper than {MAX_DEPTH} levels (circular structure?)")));
         }
         let mut yes = false;
         ck!(env, sys::napi_is_array(env, v, &mut yes), "napi_is_array");
@@ -268,11 +234,7 @@ impl<'a> ToBson<'a> {
             self.key(0x04, key);
             return self.array(v, depth + 1);
         }
-        ck!(
-            env,
-            sys::napi_is_typedarray(env, v, &mut yes),
-            "napi_is_typedarray"
-        );
+        ck!(env, sys::napi_is_typedarray(env, v, &mut yes), "napi_is_typedarray");
         if yes {
             let (data, len) = typedarray_bytes(env, v)?;
             return self.binary(key, data, len);
@@ -280,11 +242,7 @@ impl<'a> ToBson<'a> {
         ck!(env, sys::napi_is_date(env, v, &mut yes), "napi_is_date");
         if yes {
             let mut t = 0f64;
-            ck!(
-                env,
-                sys::napi_get_date_value(env, v, &mut t),
-                "napi_get_date_value"
-            );
+            ck!(env, sys::napi_get_date_value(env, v, &mut t), "napi_get_date_value");
             if !t.is_finite() {
                 return Err(ConvError::Payload("an invalid Date cannot be sent".into()));
             }
@@ -292,19 +250,11 @@ impl<'a> ToBson<'a> {
             self.out.extend_from_slice(&(t as i64).to_le_bytes());
             return Ok(());
         }
-        ck!(
-            env,
-            sys::napi_is_arraybuffer(env, v, &mut yes),
-            "napi_is_arraybuffer"
-        );
+        ck!(env, sys::napi_is_arraybuffer(env, v, &mut yes), "napi_is_arraybuffer");
         if yes {
             let mut data = ptr::null_mut();
             let mut len = 0usize;
-            ck!(
-                env,
-                sys::napi_get_arraybuffer_info(env, v, &mut data, &mut len),
-                "napi_get_arraybuffer_info"
-            );
+            ck!(env, sys::napi_get_arraybuffer_info(env, v, &mut data, &mut len), "napi_get_arraybuffer_info");
             return self.binary(key, data, len);
         }
         if self.is_regexp(v)? {
@@ -321,9 +271,7 @@ impl<'a> ToBson<'a> {
                 .collect();
             options.sort_unstable();
             if source.as_bytes().contains(&0) {
-                return Err(ConvError::Payload(
-                    "a RegExp source containing NUL cannot be sent".into(),
-                ));
+                return Err(ConvError::Payload("a RegExp source containing NUL cannot be sent".into()));
             }
             self.key(0x0B, key);
             self.out.extend_from_slice(source.as_bytes());
@@ -347,34 +295,20 @@ impl<'a> ToBson<'a> {
             "napi_get_all_property_names"
         );
         let mut len = 0u32;
-        ck!(
-            env,
-            sys::napi_get_array_length(env, keys, &mut len),
-            "napi_get_array_length"
-        );
+        ck!(env, sys::napi_get_array_length(env, keys, &mut len), "napi_get_array_length");
         self.key(0x03, key);
         let start = self.begin_doc();
         let mut name = Vec::new();
         for i in 0..len {
             let mut k = ptr::null_mut();
-            ck!(
-                env,
-                sys::napi_get_element(env, keys, i, &mut k),
-                "napi_get_element"
-            );
+            ck!(env, sys::napi_get_element(env, keys, i, &mut k), "napi_get_element");
             name.clear();
             append_js_string(env, k, &mut name)?;
             if name.contains(&0) {
-                return Err(ConvError::Payload(
-                    "an object key containing NUL cannot be sent".into(),
-                ));
+                return Err(ConvError::Payload("an object key containing NUL cannot be sent".into()));
             }
             let mut val = ptr::null_mut();
-            ck!(
-                env,
-                sys::napi_get_property(env, v, k, &mut val),
-                "napi_get_property"
-            );
+            ck!(env, sys::napi_get_property(env, v, k, &mut val), "napi_get_property");
             self.value(Key::Name(&name), val, depth + 1)?;
         }
         self.end_doc(start)
@@ -386,22 +320,14 @@ impl<'a> ToBson<'a> {
             self.regexp = global(env, c"RegExp")?;
         }
         let mut yes = false;
-        ck!(
-            env,
-            sys::napi_instanceof(env, v, self.regexp, &mut yes),
-            "napi_instanceof"
-        );
+        ck!(env, sys::napi_instanceof(env, v, self.regexp, &mut yes), "napi_instanceof");
         Ok(yes)
     }
 
     fn string_property(&mut self, v: sys::napi_value, name: &std::ffi::CStr) -> R<String> {
         let env = self.env;
         let mut p = ptr::null_mut();
-        ck!(
-            env,
-            sys::napi_get_named_property(env, v, name.as_ptr(), &mut p),
-            "napi_get_named_property"
-        );
+        ck!(env, sys::napi_get_named_property(env, v, name.as_ptr(), &mut p), "napi_get_named_property");
         js_string(env, p)
     }
 }
@@ -411,11 +337,7 @@ impl<'a> ToBson<'a> {
 /// then one copy straight into `out` (at most 3 UTF-8 bytes per UTF-16 unit).
 pub fn append_js_string(env: sys::napi_env, v: sys::napi_value, out: &mut Vec<u8>) -> R<usize> {
     let mut units = 0usize;
-    ck!(
-        env,
-        sys::napi_get_value_string_utf16(env, v, ptr::null_mut(), 0, &mut units),
-        "napi_get_value_string_utf16"
-    );
+    ck!(env, sys::napi_get_value_string_utf16(env, v, ptr::null_mut(), 0, &mut units), "napi_get_value_string_utf16");
     let room = units * 3 + 1;
     out.reserve(room);
     let at = out.len();
@@ -424,13 +346,7 @@ pub fn append_js_string(env: sys::napi_env, v: sys::napi_value, out: &mut Vec<u8
     // most `room` bytes (including its NUL) and reports how many it wrote before it.
     ck!(
         env,
-        sys::napi_get_value_string_utf8(
-            env,
-            v,
-            out.as_mut_ptr().add(at).cast(),
-            room,
-            &mut written
-        ),
+        sys::napi_get_value_string_utf8(env, v, out.as_mut_ptr().add(at).cast(), room, &mut written),
         "napi_get_value_string_utf8"
     );
     unsafe { out.set_len(at + written) };
@@ -440,11 +356,7 @@ pub fn append_js_string(env: sys::napi_env, v: sys::napi_value, out: &mut Vec<u8
 /// Reads a JS string as UTF-8 (lone surrogates become U+FFFD).
 pub fn js_string(env: sys::napi_env, v: sys::napi_value) -> R<String> {
     let mut len = 0usize;
-    ck!(
-        env,
-        sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len),
-        "napi_get_value_string_utf8"
-    );
+    ck!(env, sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len), "napi_get_value_string_utf8");
     let mut buf = vec![0u8; len + 1];
     let mut written = 0usize;
     ck!(
@@ -496,11 +408,7 @@ fn global(env: sys::napi_env, name: &std::ffi::CStr) -> R<sys::napi_value> {
     let mut g = ptr::null_mut();
     ck!(env, sys::napi_get_global(env, &mut g), "napi_get_global");
     let mut v = ptr::null_mut();
-    ck!(
-        env,
-        sys::napi_get_named_property(env, g, name.as_ptr(), &mut v),
-        "napi_get_named_property"
-    );
+    ck!(env, sys::napi_get_named_property(env, g, name.as_ptr(), &mut v), "napi_get_named_property");
     Ok(v)
 }
 
@@ -513,58 +421,31 @@ pub struct ToJs {
 impl ToJs {
     /// A builder for `env` (must be called on the JS thread).
     pub fn new(env: sys::napi_env) -> Self {
-        ToJs {
-            env,
-            regexp: ptr::null_mut(),
-        }
+        ToJs { env, regexp: ptr::null_mut() }
     }
 
     /// A JS array of the converted values.
     pub fn array(&mut self, values: &[Bson]) -> R<sys::napi_value> {
         let env = self.env;
         let mut arr = ptr::null_mut();
-        ck!(
-            env,
-            sys::napi_create_array_with_length(env, values.len(), &mut arr),
-            "napi_create_array"
-        );
+        ck!(env, sys::napi_create_array_with_length(env, values.len(), &mut arr), "napi_create_array");
         for (i, v) in values.iter().enumerate() {
             let js = self.value(v)?;
-            ck!(
-                env,
-                sys::napi_set_element(env, arr, i as u32, js),
-                "napi_set_element"
-            );
+            ck!(env, sys::napi_set_element(env, arr, i as u32, js), "napi_set_element");
         }
         Ok(arr)
     }
 
     /// A JS array `[first, ...converted values]` (a received event's
     /// `[name, ...args]`, ready for `emit.apply`).
-    pub fn array_after(
-        &mut self,
-        first: sys::napi_value,
-        values: &[Bson],
-    ) -> R<sys::napi_value> {
+    pub fn array_after(&mut self, first: sys::napi_value, values: &[Bson]) -> R<sys::napi_value> {
         let env = self.env;
         let mut arr = ptr::null_mut();
-        ck!(
-            env,
-            sys::napi_create_array_with_length(env, values.len() + 1, &mut arr),
-            "napi_create_array"
-        );
-        ck!(
-            env,
-            sys::napi_set_element(env, arr, 0, first),
-            "napi_set_element"
-        );
+        ck!(env, sys::napi_create_array_with_length(env, values.len() + 1, &mut arr), "napi_create_array");
+        ck!(env, sys::napi_set_element(env, arr, 0, first), "napi_set_element");
         for (i, v) in values.iter().enumerate() {
             let js = self.value(v)?;
-            ck!(
-                env,
-                sys::napi_set_element(env, arr, i as u32 + 1, js),
-                "napi_set_element"
-            );
+            ck!(env, sys::napi_set_element(env, arr, i as u32 + 1, js), "napi_set_element");
         }
         Ok(arr)
     }
@@ -585,11 +466,7 @@ impl ToJs {
     pub fn number(&mut self, n: f64) -> R<sys::napi_value> {
         let env = self.env;
         let mut out = ptr::null_mut();
-        ck!(
-            env,
-            sys::napi_create_double(env, n, &mut out),
-            "napi_create_double"
-        );
+        ck!(env, sys::napi_create_double(env, n, &mut out), "napi_create_double");
         Ok(out)
     }
 
@@ -601,24 +478,13 @@ impl ToJs {
     }
 
     /// A JS object from `(key, value)` pairs.
-    pub fn object<'a>(
-        &mut self,
-        fields: impl IntoIterator<Item = (&'a str, sys::napi_value)>,
-    ) -> R<sys::napi_value> {
+    pub fn object<'a>(&mut self, fields: impl IntoIterator<Item = (&'a str, sys::napi_value)>) -> R<sys::napi_value> {
         let env = self.env;
         let mut obj = ptr::null_mut();
-        ck!(
-            env,
-            sys::napi_create_object(env, &mut obj),
-            "napi_create_object"
-        );
+        ck!(env, sys::napi_create_object(env, &mut obj), "napi_create_object");
         for (k, v) in fields {
             let key = self.string(k)?;
-            ck!(
-                env,
-                sys::napi_set_property(env, obj, key, v),
-                "napi_set_property"
-            );
+            ck!(env, sys::napi_set_property(env, obj, key, v), "napi_set_property");
         }
         Ok(obj)
     }
@@ -634,51 +500,27 @@ impl ToJs {
                 if n.unsigned_abs() <= 1u64 << 53 {
                     return self.number(*n as f64);
                 }
-                ck!(
-                    env,
-                    sys::napi_create_bigint_int64(env, *n, &mut out),
-                    "napi_create_bigint_int64"
-                );
+                ck!(env, sys::napi_create_bigint_int64(env, *n, &mut out), "napi_create_bigint_int64");
             }
             Bson::String(s) | Bson::Symbol(s) | Bson::JavaScriptCode(s) => return self.string(s),
             Bson::Boolean(b) => {
-                ck!(
-                    env,
-                    sys::napi_get_boolean(env, *b, &mut out),
-                    "napi_get_boolean"
-                );
+                ck!(env, sys::napi_get_boolean(env, *b, &mut out), "napi_get_boolean");
             }
-            Bson::Null | Bson::Undefined | Bson::MinKey | Bson::MaxKey | Bson::DbPointer(_) => {
-                return self.null()
-            }
+            Bson::Null | Bson::Undefined | Bson::MinKey | Bson::MaxKey | Bson::DbPointer(_) => return self.null(),
             Bson::Array(a) => return self.array(a),
             Bson::Document(d) => {
-                ck!(
-                    env,
-                    sys::napi_create_object(env, &mut out),
-                    "napi_create_object"
-                );
+                ck!(env, sys::napi_create_object(env, &mut out), "napi_create_object");
                 for (k, val) in d {
                     let key = self.string(k)?;
                     let js = self.value(val)?;
-                    ck!(
-                        env,
-                        sys::napi_set_property(env, out, key, js),
-                        "napi_set_property"
-                    );
+                    ck!(env, sys::napi_set_property(env, out, key, js), "napi_set_property");
                 }
             }
             Bson::DateTime(dt) => {
-                ck!(
-                    env,
-                    sys::napi_create_date(env, dt.timestamp_millis() as f64, &mut out),
-                    "napi_create_date"
-                );
+                ck!(env, sys::napi_create_date(env, dt.timestamp_millis() as f64, &mut out), "napi_create_date");
             }
             Bson::Binary(b) => return self.buffer(&b.bytes),
-            Bson::RegularExpression(re) => {
-                return self.regex(re.pattern.as_str(), re.options.as_str())
-            }
+            Bson::RegularExpression(re) => return self.regex(re.pattern.as_str(), re.options.as_str()),
             Bson::ObjectId(oid) => return self.string(&oid.to_hex()),
             Bson::Decimal128(d) => return self.string(&d.to_string()),
             Bson::Timestamp(ts) => {
@@ -702,13 +544,7 @@ impl ToJs {
         let mut data = ptr::null_mut();
         ck!(
             env,
-            sys::napi_create_buffer_copy(
-                env,
-                bytes.len(),
-                bytes.as_ptr().cast(),
-                &mut data,
-                &mut out
-            ),
+            sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut out),
             "napi_create_buffer_copy"
         );
         Ok(out)
@@ -730,8 +566,7 @@ impl ToJs {
         }
         let args = [self.string(pattern)?, self.string(&flags)?];
         let mut out = ptr::null_mut();
-        let status =
-            unsafe { sys::napi_new_instance(env, self.regexp, 2, args.as_ptr(), &mut out) };
+        let status = unsafe { sys::napi_new_instance(env, self.regexp, 2, args.as_ptr(), &mut out) };
         if status == sys::Status::napi_ok {
             return Ok(out);
         }

@@ -55,12 +55,9 @@ impl ToNapiValue for Flush {
             let mut rec = std::ptr::null_mut();
             sys::napi_create_array_with_length(env, 3, &mut rec);
             let vals = [
-                js.number(*level as f64)
-                    .map_err(|_| napi::Error::from_reason("log level"))?,
-                js.string(target)
-                    .map_err(|_| napi::Error::from_reason("log target"))?,
-                js.string(msg)
-                    .map_err(|_| napi::Error::from_reason("log message"))?,
+                js.number(*level as f64).map_err(|_| napi::Error::from_reason("log level"))?,
+                js.string(target).map_err(|_| napi::Error::from_reason("log target"))?,
+                js.string(msg).map_err(|_| napi::Error::from_reason("log message"))?,
             ];
             for (j, v) in vals.into_iter().enumerate() {
                 sys::napi_set_element(env, rec, j as u32, v);
@@ -120,11 +117,7 @@ impl<S: Subscriber> Layer<S> for Forward {
             if buf.len() >= MAX_BUFFERED {
                 return;
             }
-            buf.push((
-                bunyan_level(meta.level()),
-                meta.target().to_string(),
-                m.text,
-            ));
+            buf.push((bunyan_level(meta.level()), meta.target().to_string(), m.text));
             buf.len() == 1
         };
         if first {
@@ -140,19 +133,11 @@ impl<S: Subscriber> Layer<S> for Forward {
 /// Installs `sink` as the receiver of Rust log records:
 /// `sink(records: Array<[level: number, target: string, message: string]>)`.
 /// The first call installs the global `tracing` subscriber.
-#[napi(
-    js_name = "setLogSink",
-    ts_args_type = "sink: (records: Array<[number, string, string]>) => void"
-)]
+#[napi(js_name = "setLogSink", ts_args_type = "sink: (records: Array<[number, string, string]>) => void")]
 pub fn set_log_sink(sink: Function<'_, Flush, Unknown<'static>>) -> napi::Result<()> {
-    let f: LogFn = sink
-        .build_threadsafe_function()
-        .callee_handled::<false>()
-        .weak::<true>()
-        .build()?;
+    let f: LogFn = sink.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
     let slot = SINK.get_or_init(|| {
-        let _ =
-            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Forward));
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Forward));
         Mutex::new(None)
     });
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);

@@ -25,12 +25,7 @@ use std::ptr;
 
 /// Throws `TypeError` (or `Error`) with `code` and turns it into the napi
 /// error that tells napi-rs an exception is already pending.
-pub(crate) fn throw(
-    env: sys::napi_env,
-    type_error: bool,
-    code: &str,
-    message: &str,
-) -> napi::Error {
+pub(crate) fn throw(env: sys::napi_env, type_error: bool, code: &str, message: &str) -> napi::Error {
     unsafe {
         let mut c = ptr::null_mut();
         let mut m = ptr::null_mut();
@@ -90,9 +85,7 @@ pub(crate) fn with_body<T>(
     f: impl FnOnce(&[u8]) -> napi::Result<T>,
 ) -> napi::Result<T> {
     with_scratch(|buf| {
-        ToBson::new(env, buf)
-            .body(args)
-            .map_err(|e| conv_error(env, e))?;
+        ToBson::new(env, buf).body(args).map_err(|e| conv_error(env, e))?;
         f(buf)
     })
 }
@@ -129,12 +122,9 @@ pub(crate) fn with_name_and_body<T>(
 ) -> napi::Result<T> {
     with_scratch(|buf| {
         let split = convert::append_js_string(env, name, buf).map_err(|e| conv_error(env, e))?;
-        ToBson::new(env, buf)
-            .body(args)
-            .map_err(|e| conv_error(env, e))?;
+        ToBson::new(env, buf).body(args).map_err(|e| conv_error(env, e))?;
         let (name, body) = buf.split_at(split);
-        let name = std::str::from_utf8(name)
-            .map_err(|_| throw(env, false, "ENAPI", "event name is not UTF-8"))?;
+        let name = std::str::from_utf8(name).map_err(|_| throw(env, false, "ENAPI", "event name is not UTF-8"))?;
         f(name, body)
     })
 }
@@ -145,10 +135,7 @@ pub(crate) fn with_name_and_body<T>(
 pub fn encode_payload(env: Env, args: Unknown) -> napi::Result<Raw> {
     let raw_env = env.raw();
     with_body(raw_env, args.raw(), |bytes| {
-        ToJs::new(raw_env)
-            .buffer(bytes)
-            .map(Raw)
-            .map_err(|e| conv_error(raw_env, e))
+        ToJs::new(raw_env).buffer(bytes).map(Raw).map_err(|e| conv_error(raw_env, e))
     })
 }
 
@@ -157,14 +144,8 @@ pub fn encode_payload(env: Env, args: Unknown) -> napi::Result<Raw> {
 #[napi(js_name = "decodePayload", ts_return_type = "unknown[]")]
 pub fn decode_payload(env: Env, body: Buffer) -> napi::Result<Raw> {
     let raw_env = env.raw();
-    let doc = bson::Document::from_reader(&body[..]).map_err(|e| {
-        throw(
-            raw_env,
-            true,
-            "EMALFORMED",
-            &format!("not a BSON document: {e}"),
-        )
-    })?;
+    let doc = bson::Document::from_reader(&body[..])
+        .map_err(|e| throw(raw_env, true, "EMALFORMED", &format!("not a BSON document: {e}")))?;
     let mut to_js = ToJs::new(raw_env);
     let out = match doc.get("payload") {
         Some(bson::Bson::Array(a)) => to_js.array(a),

@@ -91,7 +91,10 @@ impl Watch {
         let mut name = ptr::null_mut();
         let mut async_context = ptr::null_mut();
         let label = "eventcast:receive";
-        check(sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name), "napi_create_string_utf8")?;
+        check(
+            sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name),
+            "napi_create_string_utf8",
+        )?;
         check(sys::napi_async_init(env, ptr::null_mut(), name, &mut async_context), "napi_async_init")?;
         let layout = std::alloc::Layout::from_size_align(uv_handle_size(UV_POLL).max(8), 16)
             .map_err(|e| napi::Error::from_reason(e.to_string()))?;
@@ -99,7 +102,15 @@ impl Watch {
         if handle.is_null() {
             std::alloc::handle_alloc_error(layout);
         }
-        let state = Box::new(State { env, node, sink, callback: callback_ref, async_context, layout, teardown: Default::default() });
+        let state = Box::new(State {
+            env,
+            node,
+            sink,
+            callback: callback_ref,
+            async_context,
+            layout,
+            teardown: Default::default(),
+        });
         let rc = uv_poll_init(event_loop.cast(), handle, fd);
         if rc != 0 {
             std::alloc::dealloc(handle.cast(), layout);
@@ -112,7 +123,9 @@ impl Watch {
             uv_close(handle, on_close);
             return Err(uv_error("uv_poll_start", rc));
         }
-        if let Err(e) = check(sys::napi_add_env_cleanup_hook(env, Some(on_env_teardown), handle), "napi_add_env_cleanup_hook") {
+        if let Err(e) =
+            check(sys::napi_add_env_cleanup_hook(env, Some(on_env_teardown), handle), "napi_add_env_cleanup_hook")
+        {
             close_handle(handle);
             return Err(e);
         }

@@ -320,7 +320,13 @@ impl Core {
 /// Sends one datagram now with a non-blocking `sendto` from the current
 /// thread; queues it behind earlier queued ones or when the buffer is full.
 /// Returns true when something was queued (the timer task must flush).
-fn send_or_queue(io: &Io, pending: &mut VecDeque<(SocketAddr, SharedBytes)>, t: Transmit, notes: &mut Vec<Notification>, shared: &Shared) -> bool {
+fn send_or_queue(
+    io: &Io,
+    pending: &mut VecDeque<(SocketAddr, SharedBytes)>,
+    t: Transmit,
+    notes: &mut Vec<Notification>,
+    shared: &Shared,
+) -> bool {
     let dest = match t.destination {
         Destination::Group => io.group,
         Destination::Unicast(addr) => addr,
@@ -433,7 +439,14 @@ impl Eventcast {
                 config: Mutex::new(None),
                 status: AtomicU8::new(0),
                 shared: Arc::new(Shared {
-                    core: Mutex::new(Core { endpoint: None, endpoint_port: 0, io: None, pending: VecDeque::new(), deadline: None, notes: Vec::new() }),
+                    core: Mutex::new(Core {
+                        endpoint: None,
+                        endpoint_port: 0,
+                        io: None,
+                        pending: VecDeque::new(),
+                        deadline: None,
+                        notes: Vec::new(),
+                    }),
                     subscribers: Mutex::new(Vec::new()),
                     sink: Mutex::new(None),
                     polled: Mutex::new(None),
@@ -738,8 +751,15 @@ impl Eventcast {
 
 /// Checks that `body` is the BSON document `{payload: [...]}` (or empty), then
 /// hands it to [`Endpoint::emit_encoded`] unchanged.
-fn endpoint_emit_encoded(ep: &mut Endpoint, now: Instant, wall: SystemTime, name: &str, body: &[u8]) -> Result<(), Error> {
-    let doc = bson::RawDocument::from_bytes(body).map_err(|e| Error::Payload(format!("body is not a BSON document: {e}")))?;
+fn endpoint_emit_encoded(
+    ep: &mut Endpoint,
+    now: Instant,
+    wall: SystemTime,
+    name: &str,
+    body: &[u8],
+) -> Result<(), Error> {
+    let doc =
+        bson::RawDocument::from_bytes(body).map_err(|e| Error::Payload(format!("body is not a BSON document: {e}")))?;
     match doc.get("payload") {
         Ok(Some(bson::RawBsonRef::Array(_))) => {}
         Ok(None) if doc.is_empty() => {}
@@ -748,7 +768,12 @@ fn endpoint_emit_encoded(ep: &mut Endpoint, now: Instant, wall: SystemTime, name
     ep.emit_encoded(now, wall, name, body)
 }
 
-fn flush_pending(shared: &Shared, socket: &std::net::UdpSocket, pending: &mut VecDeque<(SocketAddr, SharedBytes)>, notes: &mut Vec<Notification>) {
+fn flush_pending(
+    shared: &Shared,
+    socket: &std::net::UdpSocket,
+    pending: &mut VecDeque<(SocketAddr, SharedBytes)>,
+    notes: &mut Vec<Notification>,
+) {
     while let Some((dest, payload)) = pending.front() {
         match socket.send_to(payload, *dest) {
             Ok(_) => {
@@ -806,7 +831,12 @@ impl Burst {
     /// Reads datagrams with `recv` (non-blocking) until it would block or the
     /// burst is full, feeds them to the endpoint under one lock, sends what that
     /// produced and delivers the notifications. Returns how many were read.
-    fn run(&mut self, shared: &Shared, own: &OwnDatagrams, mut recv: impl FnMut(&mut [u8]) -> io::Result<(usize, SocketAddr)>) -> usize {
+    fn run(
+        &mut self,
+        shared: &Shared,
+        own: &OwnDatagrams,
+        mut recv: impl FnMut(&mut [u8]) -> io::Result<(usize, SocketAddr)>,
+    ) -> usize {
         let Burst { arena, marks, notes } = self;
         marks.clear();
         let mut used = 0;

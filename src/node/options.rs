@@ -84,7 +84,10 @@ impl Options {
             Err(Error::InvalidOption { option, reason: reason.into() })
         }
         if !self.multicast_membership.is_multicast() {
-            return bad("multicastMembership", format!("{} is not an IPv4 multicast address (224.0.0.0/4)", self.multicast_membership));
+            return bad(
+                "multicastMembership",
+                format!("{} is not an IPv4 multicast address (224.0.0.0/4)", self.multicast_membership),
+            );
         }
         if self.address.is_multicast() || self.address.is_broadcast() {
             // Binding a group address is legal on Linux but confuses the advertised host; keep it simple.
@@ -104,7 +107,13 @@ impl Options {
             return bad("maxPayloadSize", "must be at least 1");
         }
         if self.max_payload_size > MAX_PAYLOAD_SIZE_LIMIT {
-            return bad("maxPayloadSize", format!("{} is above {MAX_PAYLOAD_SIZE_LIMIT} (a chunk must fit one UDP datagram)", self.max_payload_size));
+            return bad(
+                "maxPayloadSize",
+                format!(
+                    "{} is above {MAX_PAYLOAD_SIZE_LIMIT} (a chunk must fit one UDP datagram)",
+                    self.max_payload_size
+                ),
+            );
         }
         if self.message_ttl.is_zero() {
             return bad("messageTtl", "must be at least 1 ms");

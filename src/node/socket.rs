@@ -110,12 +110,12 @@ fn own_source_filter(source: SocketAddrV4) -> [socket2::SockFilter; 6] {
     const RET_K: u16 = 0x06; // BPF_RET | BPF_K
     const SKF_NET_OFF: u32 = (-0x0010_0000i32) as u32;
     [
-        SockFilter::new(LD_H_ABS, 0, 0, 0),                          // A = UDP source port
-        SockFilter::new(JEQ_K, 0, 3, source.port() as u32),          // not ours -> accept
-        SockFilter::new(LD_W_ABS, 0, 0, SKF_NET_OFF + 12),           // A = IPv4 source address
-        SockFilter::new(JEQ_K, 0, 1, u32::from(*source.ip())),       // not ours -> accept
-        SockFilter::new(RET_K, 0, 0, 0),                             // ours: drop
-        SockFilter::new(RET_K, 0, 0, u32::MAX),                      // accept, whole datagram
+        SockFilter::new(LD_H_ABS, 0, 0, 0),                    // A = UDP source port
+        SockFilter::new(JEQ_K, 0, 3, source.port() as u32),    // not ours -> accept
+        SockFilter::new(LD_W_ABS, 0, 0, SKF_NET_OFF + 12),     // A = IPv4 source address
+        SockFilter::new(JEQ_K, 0, 1, u32::from(*source.ip())), // not ours -> accept
+        SockFilter::new(RET_K, 0, 0, 0),                       // ours: drop
+        SockFilter::new(RET_K, 0, 0, u32::MAX),                // accept, whole datagram
     ]
 }
 
@@ -140,18 +140,33 @@ fn set_recv_buffer(socket: &Socket) {
 }
 
 // Linux generic socket option numbers (asm-generic/socket.h; same on x86 and arm).
-#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm")))]
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm")
+))]
 const SO_SNDBUFFORCE: i32 = 32;
-#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm")))]
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm")
+))]
 const SO_RCVBUFFORCE: i32 = 33;
-#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm"))))]
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm")
+)))]
 const SO_SNDBUFFORCE: i32 = -1;
-#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm"))))]
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm")
+)))]
 const SO_RCVBUFFORCE: i32 = -1;
 
 /// `setsockopt(SOL_SOCKET, SO_{RCV,SND}BUFFORCE, bytes)`. socket2 has no wrapper and
 /// the crate does not depend on `libc`, so this declares the one libc symbol it needs.
-#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm")))]
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm")
+))]
 fn force_buffer(socket: &Socket, option: i32, bytes: usize) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     extern "C" {
@@ -161,7 +176,13 @@ fn force_buffer(socket: &Socket, option: i32, bytes: usize) -> io::Result<()> {
     let value: i32 = bytes as i32;
     // SAFETY: valid fd owned by `socket`, pointer to a live i32 and its exact size.
     let rc = unsafe {
-        setsockopt(socket.as_raw_fd(), SOL_SOCKET, option, (&value as *const i32).cast(), std::mem::size_of::<i32>() as u32)
+        setsockopt(
+            socket.as_raw_fd(),
+            SOL_SOCKET,
+            option,
+            (&value as *const i32).cast(),
+            std::mem::size_of::<i32>() as u32,
+        )
     };
     if rc == 0 {
         Ok(())
@@ -170,7 +191,10 @@ fn force_buffer(socket: &Socket, option: i32, bytes: usize) -> io::Result<()> {
     }
 }
 
-#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm"))))]
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86", target_arch = "arm")
+)))]
 fn force_buffer(_socket: &Socket, _option: i32, _bytes: usize) -> io::Result<()> {
     Err(io::Error::new(io::ErrorKind::Unsupported, "SO_*BUFFORCE"))
 }

@@ -213,7 +213,13 @@ impl Endpoint {
     }
 
     /// Encodes (encrypts, chunks) one message; returns the chunk group id if chunked.
-    fn build(&mut self, wall: SystemTime, name: &str, body: &[u8], sn: Option<i64>) -> Result<(Option<String>, Vec<SharedBytes>), Error> {
+    fn build(
+        &mut self,
+        wall: SystemTime,
+        name: &str,
+        body: &[u8],
+        sn: Option<i64>,
+    ) -> Result<(Option<String>, Vec<SharedBytes>), Error> {
         let max = self.config.limits.max_message_size;
         if body.len() > max {
             return Err(Error::Payload(format!("message of {} bytes exceeds the limit of {max} bytes", body.len())));
@@ -229,7 +235,10 @@ impl Endpoint {
             // on its own, so each one is authenticated and replay-checked.
             let key = key.clone();
             if inner.len() > max {
-                return Err(Error::Payload(format!("message of {} bytes exceeds the limit of {max} bytes", inner.len())));
+                return Err(Error::Payload(format!(
+                    "message of {} bytes exceeds the limit of {max} bytes",
+                    inner.len()
+                )));
             }
             let mps = self.config.max_payload_size.max(1);
             if inner.len() <= mps {
@@ -241,7 +250,8 @@ impl Endpoint {
             let mut out = Vec::with_capacity(n);
             for (i, slice) in inner.chunks(mps).enumerate() {
                 let nonce = self.nonce();
-                let meta = Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
+                let meta =
+                    Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
                 let mut d = Vec::with_capacity(slice.len() + 300);
                 wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
                 out.push(key.seal(&d, &mut self.rng).into());
@@ -668,7 +678,8 @@ impl Endpoint {
                 self.reassembly.reschedule(&key, deadline);
             }
         }
-        let due: Vec<String> = self.peer_timers.iter().take_while(|(t, _)| *t <= now).map(|(_, id)| id.clone()).collect();
+        let due: Vec<String> =
+            self.peer_timers.iter().take_while(|(t, _)| *t <= now).map(|(_, id)| id.clone()).collect();
         for id in due {
             self.peer_timeout(now, &id);
         }
@@ -857,7 +868,6 @@ impl Endpoint {
         self.stats.retention_dropped = self.retention.dropped;
     }
 }
-
 
 /// How many chunk indexes or message numbers fit in one request so that it
 /// stays a single datagram: about 300 bytes of meta and document fields, and

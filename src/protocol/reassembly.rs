@@ -234,7 +234,12 @@ pub(crate) struct SenderRef<'a> {
 
 impl SenderRef<'_> {
     fn to_sender(self) -> Sender {
-        Sender { id: self.id.to_owned(), host: self.host.to_owned(), port: self.port, hostname: self.hostname.to_owned() }
+        Sender {
+            id: self.id.to_owned(),
+            host: self.host.to_owned(),
+            port: self.port,
+            hostname: self.hostname.to_owned(),
+        }
     }
 }
 
@@ -316,7 +321,11 @@ impl Reassembly {
         evicted: &mut Vec<Evicted>,
     ) -> Insert {
         let max = self.limits.max_message_size;
-        if info.seq < 0 || info.seq_len < 1 || info.seq >= info.seq_len || info.seq_end != (info.seq == info.seq_len - 1) {
+        if info.seq < 0
+            || info.seq_len < 1
+            || info.seq >= info.seq_len
+            || info.seq_end != (info.seq == info.seq_len - 1)
+        {
             return Insert::Rejected(Reject::Malformed);
         }
         let (seq, seq_len) = (info.seq as u32, info.seq_len as u32);
@@ -525,11 +534,7 @@ impl Reassembly {
 
     /// Keys whose deadline is at or before `now`.
     pub fn due(&self, now: Instant) -> Vec<Key> {
-        self.timers
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .filter_map(|(_, s)| self.order.get(s).cloned())
-            .collect()
+        self.timers.iter().take_while(|(t, _)| *t <= now).filter_map(|(_, s)| self.order.get(s).cloned()).collect()
     }
 }
 
@@ -554,10 +559,16 @@ mod tests {
         let nack = Nack::armed(t, Duration::from_millis(5));
         let mut r = Reassembly::new(Limits::default());
         let mut ev = Vec::new();
-        assert!(matches!(r.insert(t, key("a"), info(2, 3, &s), b"c", nack, &mut ev), Insert::Progress { new: true, .. }));
+        assert!(matches!(
+            r.insert(t, key("a"), info(2, 3, &s), b"c", nack, &mut ev),
+            Insert::Progress { new: true, .. }
+        ));
         assert!(matches!(r.insert(t, key("a"), info(2, 3, &s), b"c", nack, &mut ev), Insert::Duplicate));
         assert_eq!(r.get_mut(&("a".to_owned(), "g".to_owned())).unwrap().missing(10), vec![0, 1]);
-        assert!(matches!(r.insert(t, key("a"), info(0, 3, &s), b"aa", nack, &mut ev), Insert::Progress { new: false, .. }));
+        assert!(matches!(
+            r.insert(t, key("a"), info(0, 3, &s), b"aa", nack, &mut ev),
+            Insert::Progress { new: false, .. }
+        ));
         match r.insert(t, key("a"), info(1, 3, &s), b"bb", nack, &mut ev) {
             Insert::Complete { data, .. } => assert_eq!(data, b"aabbc"),
             other => panic!("{other:?}"),
@@ -578,7 +589,10 @@ mod tests {
         let mut ins = |r: &mut Reassembly, i: ChunkInfo<'_>, b: &[u8]| r.insert(t, key("a"), i, b, nack, &mut ev);
         assert!(matches!(ins(&mut r, info(3, 3, &s), b"x"), Insert::Rejected(Reject::Malformed)));
         assert!(matches!(ins(&mut r, info(-1, 3, &s), b"x"), Insert::Rejected(Reject::Malformed)));
-        assert!(matches!(ins(&mut r, ChunkInfo { seq_end: true, ..info(0, 3, &s) }, b"x"), Insert::Rejected(Reject::Malformed)));
+        assert!(matches!(
+            ins(&mut r, ChunkInfo { seq_end: true, ..info(0, 3, &s) }, b"x"),
+            Insert::Rejected(Reject::Malformed)
+        ));
         assert!(matches!(ins(&mut r, info(0, 1_000_000, &s), b"x"), Insert::Rejected(Reject::Limit)));
         assert!(matches!(ins(&mut r, info(0, 3, &s), &[0; 60]), Insert::Rejected(Reject::Limit)));
         assert!(matches!(ins(&mut r, info(0, 3, &s), &[0; 30]), Insert::Progress { .. }));

@@ -65,12 +65,9 @@ impl RepairRequest {
         let id = d.get_str("id").ok()?.to_owned();
         let seq_id = d.get_str("seqId").unwrap_or("").to_owned();
         let missed_seq = match d.get("missedSeq") {
-            Some(Bson::Array(a)) => a
-                .iter()
-                .filter_map(as_i64)
-                .filter_map(|v| i32::try_from(v).ok())
-                .take(cap)
-                .collect(),
+            Some(Bson::Array(a)) => {
+                a.iter().filter_map(as_i64).filter_map(|v| i32::try_from(v).ok()).take(cap).collect()
+            }
             _ => Vec::new(),
         };
         let missed_sn = match d.get("missedSn") {

@@ -101,7 +101,8 @@ impl Retention {
             self.dropped += 1;
             return;
         }
-        while !self.entries.is_empty() && (self.bytes + bytes > self.max_bytes || self.entries.len() >= self.max_count) {
+        while !self.entries.is_empty() && (self.bytes + bytes > self.max_bytes || self.entries.len() >= self.max_count)
+        {
             self.pop_front();
             self.dropped += 1;
         }
@@ -116,14 +117,7 @@ impl Retention {
         self.bytes += bytes;
         self.entries.push_back((
             serial,
-            Retained {
-                sn,
-                group,
-                datagrams,
-                repaired: Vec::new(),
-                expires: now + self.keep,
-                bytes,
-            },
+            Retained { sn, group, datagrams, repaired: Vec::new(), expires: now + self.keep, bytes },
         ));
     }
 

@@ -221,11 +221,7 @@ impl Network {
                 let p = if to == i {
                     0.0
                 } else {
-                    self.link_loss
-                        .get(&(i, to))
-                        .or_else(|| self.receiver_loss.get(&to))
-                        .copied()
-                        .unwrap_or(self.loss)
+                    self.link_loss.get(&(i, to)).or_else(|| self.receiver_loss.get(&to)).copied().unwrap_or(self.loss)
                 };
                 if p > 0.0 && self.rng.gen_bool(p.min(1.0)) {
                     self.dropped += 1;

@@ -212,7 +212,10 @@ impl Peer {
 
     /// Whether `sn` is missing here.
     pub fn is_missing(&self, sn: i64) -> bool {
-        sn >= self.first_tracked() && sn <= self.highest && !Self::get(&self.settled, sn) && !Self::get(&self.in_progress, sn)
+        sn >= self.first_tracked()
+            && sn <= self.highest
+            && !Self::get(&self.settled, sn)
+            && !Self::get(&self.in_progress, sn)
     }
 
     /// Learns that `sn` exists; returns how many messages were given up to keep

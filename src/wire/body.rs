@@ -122,15 +122,14 @@ pub fn decode_body_raw(body: &[u8]) -> Result<RawPayload<'_>, WireError> {
     if body.is_empty() {
         return Ok(RawPayload::Args(None));
     }
-    let doc = RawDocument::from_bytes(body)
-        .map_err(|e| WireError::Malformed(format!("body is not a BSON document: {e}")))?;
+    let doc =
+        RawDocument::from_bytes(body).map_err(|e| WireError::Malformed(format!("body is not a BSON document: {e}")))?;
     match doc.get("payload") {
         Ok(Some(RawBsonRef::Array(a))) => Ok(RawPayload::Args(Some(a))),
         Ok(Some(RawBsonRef::Document(d))) => Ok(RawPayload::Document(d)),
-        Ok(Some(other)) => Err(WireError::Malformed(format!(
-            "body payload is {:?}, not an array or document",
-            other.element_type()
-        ))),
+        Ok(Some(other)) => {
+            Err(WireError::Malformed(format!("body payload is {:?}, not an array or document", other.element_type())))
+        }
         Ok(None) => Err(WireError::Malformed("body has no payload field".into())),
         Err(e) => Err(WireError::Malformed(format!("body: {e}"))),
     }
@@ -221,15 +220,9 @@ mod tests {
         assert_eq!(decode_body_raw(b"").unwrap(), RawPayload::Args(None));
         for bad in [doc! { "payload": 1 }, doc! { "other": [] }, doc! {}] {
             let b = bad.to_vec().unwrap();
-            assert!(
-                matches!(decode_body(&b), Err(WireError::Malformed(_))),
-                "{bad}"
-            );
+            assert!(matches!(decode_body(&b), Err(WireError::Malformed(_))), "{bad}");
         }
-        assert!(matches!(
-            decode_body(b"\x05\0\0\0"),
-            Err(WireError::Malformed(_))
-        ));
+        assert!(matches!(decode_body(b"\x05\0\0\0"), Err(WireError::Malformed(_))));
         // Trailing garbage after the document is rejected.
         let mut b = encode_args(&[]);
         b.push(0);

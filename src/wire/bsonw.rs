@@ -258,9 +258,7 @@ fn put_via_bson_crate(out: &mut Vec<u8>, key: Key<'_>, v: &Bson) -> EncodeResult
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bson::{
-        doc, oid::ObjectId, Binary, DateTime, Decimal128, JavaScriptCodeWithScope, Regex, Timestamp,
-    };
+    use bson::{doc, oid::ObjectId, Binary, DateTime, Decimal128, JavaScriptCodeWithScope, Regex, Timestamp};
 
     /// Every element type must produce exactly the bytes of the `bson` crate.
     #[test]

@@ -30,13 +30,10 @@ pub fn split_datagram(buf: &[u8]) -> Result<(&RawDocument, &[u8]), WireError> {
     let meta_len = u16::from_be_bytes([buf[0], buf[1]]) as usize;
     let end = 2 + meta_len;
     if end > buf.len() {
-        return Err(malformed(format!(
-            "metaLength {meta_len} runs past the end of a {}-byte datagram",
-            buf.len()
-        )));
+        return Err(malformed(format!("metaLength {meta_len} runs past the end of a {}-byte datagram", buf.len())));
     }
-    let meta = RawDocument::from_bytes(&buf[2..end])
-        .map_err(|e| malformed(format!("meta is not a BSON document: {e}")))?;
+    let meta =
+        RawDocument::from_bytes(&buf[2..end]).map_err(|e| malformed(format!("meta is not a BSON document: {e}")))?;
     Ok((meta, &buf[end..]))
 }
 
@@ -46,11 +43,7 @@ fn as_i32(v: RawBsonRef<'_>) -> Option<i32> {
     match v {
         RawBsonRef::Int32(i) => Some(i),
         RawBsonRef::Int64(i) => i32::try_from(i).ok(),
-        RawBsonRef::Double(f)
-            if f.fract() == 0.0 && f >= i32::MIN as f64 && f <= i32::MAX as f64 =>
-        {
-            Some(f as i32)
-        }
+        RawBsonRef::Double(f) if f.fract() == 0.0 && f >= i32::MIN as f64 && f <= i32::MAX as f64 => Some(f as i32),
         _ => None,
     }
 }
@@ -331,12 +324,7 @@ pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, Wi
             }
         };
         let key = key.as_str();
-        let bad = |what: &str| {
-            format!(
-                "meta field {key}: expected {what}, got {:?}",
-                value.element_type()
-            )
-        };
+        let bad = |what: &str| format!("meta field {key}: expected {what}, got {:?}", value.element_type());
         macro_rules! opt_str {
             ($field:expr) => {
                 match value {
@@ -421,15 +409,11 @@ pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, Wi
     if let Some(p) = problem {
         return Err(WireError::Malformed(p));
     }
-    let (Some(v), Some(seq), Some(seq_len), Some(seq_id), Some(seq_end)) =
-        (v, seq, seq_len, seq_id, seq_end)
-    else {
+    let (Some(v), Some(seq), Some(seq_len), Some(seq_id), Some(seq_end)) = (v, seq, seq_len, seq_id, seq_end) else {
         return Err(malformed("meta lacks one of v, seq, seqLen, seqId, seqEnd"));
     };
     if seq < 0 || seq_len < 1 || seq >= seq_len {
-        return Err(malformed(format!(
-            "chunk index {seq} of {seq_len} is out of range"
-        )));
+        return Err(malformed(format!("chunk index {seq} of {seq_len} is out of range")));
     }
     meta.v = v;
     meta.seq = seq;
@@ -602,25 +586,13 @@ mod tests {
     #[test]
     fn short_and_overlong() {
         assert!(matches!(decode_datagram(&[]), Err(WireError::Malformed(_))));
-        assert!(matches!(
-            decode_datagram(&[0]),
-            Err(WireError::Malformed(_))
-        ));
-        assert!(matches!(
-            decode_datagram(&[0, 0]),
-            Err(WireError::Malformed(_))
-        ));
-        assert!(matches!(
-            decode_datagram(&[0, 9, 9, 0, 0, 0]),
-            Err(WireError::Malformed(_))
-        ));
+        assert!(matches!(decode_datagram(&[0]), Err(WireError::Malformed(_))));
+        assert!(matches!(decode_datagram(&[0, 0]), Err(WireError::Malformed(_))));
+        assert!(matches!(decode_datagram(&[0, 9, 9, 0, 0, 0]), Err(WireError::Malformed(_))));
         let mut out = Vec::new();
         encode_datagram(&meta(), b"", &mut out);
         out[1] += 1; // metaLength one more than the document
-        assert!(matches!(
-            decode_datagram(&out),
-            Err(WireError::Malformed(_))
-        ));
+        assert!(matches!(decode_datagram(&out), Err(WireError::Malformed(_))));
     }
 
     #[test]
@@ -628,15 +600,9 @@ mod tests {
         // v=4 with every other field wrong or missing is still a version error.
         let d = frame(&doc! { "seq": "x", "v": 4 }, b"");
         assert_eq!(decode_datagram(&d), Err(WireError::Version(4)));
-        let d = frame(
-            &doc! { "v": 2i64, "seq": 0, "seqLen": 1, "seqId": "a", "seqEnd": true },
-            b"",
-        );
+        let d = frame(&doc! { "v": 2i64, "seq": 0, "seqLen": 1, "seqId": "a", "seqEnd": true }, b"");
         assert_eq!(decode_datagram(&d), Err(WireError::Version(2)));
-        let d = frame(
-            &doc! { "v": "3", "seq": 0, "seqLen": 1, "seqId": "a", "seqEnd": true },
-            b"",
-        );
+        let d = frame(&doc! { "v": "3", "seq": 0, "seqLen": 1, "seqId": "a", "seqEnd": true }, b"");
         assert!(matches!(decode_datagram(&d), Err(WireError::Malformed(_))));
     }
 
@@ -647,46 +613,25 @@ mod tests {
         for k in ["v", "seq", "seqLen", "seqId", "seqEnd"] {
             let mut d = base.clone();
             d.remove(k);
-            assert!(
-                matches!(
-                    decode_datagram(&frame(&d, b"")),
-                    Err(WireError::Malformed(_))
-                ),
-                "{k}"
-            );
+            assert!(matches!(decode_datagram(&frame(&d, b"")), Err(WireError::Malformed(_))), "{k}");
         }
         for (seq, len) in [(-1, 1), (0, 0), (1, 1), (5, 3)] {
             let mut d = base.clone();
             d.insert("seq", seq);
             d.insert("seqLen", len);
-            assert!(matches!(
-                decode_datagram(&frame(&d, b"")),
-                Err(WireError::Malformed(_))
-            ));
+            assert!(matches!(decode_datagram(&frame(&d, b"")), Err(WireError::Malformed(_))));
         }
         // Lenient numerics as js-bson would read them, enc absent = false, unknown ignored.
         let d = doc! { "v": 3.0, "seq": 1i64, "seqLen": 2.0, "seqId": "a", "seqEnd": true,
         "port": 9000i64, "sn": 7, "zzz": [1], "host": Bson::Null };
         let buf = frame(&d, b"b");
         let g = decode_datagram(&buf).unwrap();
-        assert_eq!(
-            (g.meta.v, g.meta.seq, g.meta.seq_len, g.meta.enc),
-            (3, 1, 2, false)
-        );
-        assert_eq!(
-            (g.meta.port, g.meta.sn, g.meta.host),
-            (Some(9000), Some(7), None)
-        );
+        assert_eq!((g.meta.v, g.meta.seq, g.meta.seq_len, g.meta.enc), (3, 1, 2, false));
+        assert_eq!((g.meta.port, g.meta.sn, g.meta.host), (Some(9000), Some(7), None));
         let d = doc! { "v": 3, "seq": 0.5, "seqLen": 1, "seqId": "a", "seqEnd": true };
-        assert!(matches!(
-            decode_datagram(&frame(&d, b"")),
-            Err(WireError::Malformed(_))
-        ));
+        assert!(matches!(decode_datagram(&frame(&d, b"")), Err(WireError::Malformed(_))));
         let d = doc! { "v": 3, "seq": 0, "seqLen": 1, "seqId": "a", "seqEnd": true, "name": 5 };
-        assert!(matches!(
-            decode_datagram(&frame(&d, b"")),
-            Err(WireError::Malformed(_))
-        ));
+        assert!(matches!(decode_datagram(&frame(&d, b"")), Err(WireError::Malformed(_))));
     }
 
     use bson::Bson;
@@ -696,10 +641,7 @@ mod tests {
         let mut m = meta();
         m.name = Some("n".repeat(70_000));
         let mut out = vec![1, 2, 3];
-        assert!(matches!(
-            try_encode_datagram(&m, b"x", &mut out),
-            Err(WireError::Limit(_))
-        ));
+        assert!(matches!(try_encode_datagram(&m, b"x", &mut out), Err(WireError::Limit(_))));
         assert_eq!(out, [1, 2, 3]);
     }
 
@@ -848,7 +790,13 @@ mod tests {
                 1 => (-3i32..3).prop_map(Mutation::MetaLen),
                 1 => (-3i32..3).prop_map(Mutation::DocLen),
             ];
-            (base, prop::collection::vec(element(), 0..6), any::<bool>(), mutation, prop::collection::vec(any::<u8>(), 0..4))
+            (
+                base,
+                prop::collection::vec(element(), 0..6),
+                any::<bool>(),
+                mutation,
+                prop::collection::vec(any::<u8>(), 0..4),
+            )
                 .prop_map(|(base, extra, extra_first, mutation, body)| {
                     let mut els = base.map_or_else(Vec::new, |(seq, len)| required(seq, len));
                     if extra_first {
@@ -916,7 +864,8 @@ mod tests {
         #[test]
         fn golden_datagrams_take_the_fast_path() {
             for golden in [super::GOLDEN_PLAIN, super::GOLDEN_SN] {
-                let bytes: Vec<u8> = (0..golden.len()).step_by(2).map(|i| u8::from_str_radix(&golden[i..i + 2], 16).unwrap()).collect();
+                let bytes: Vec<u8> =
+                    (0..golden.len()).step_by(2).map(|i| u8::from_str_radix(&golden[i..i + 2], 16).unwrap()).collect();
                 assert!(decode_fast(&bytes).is_some());
                 assert_eq!(decode_datagram_ref(&bytes), decode_datagram_ref_bson(&bytes));
             }

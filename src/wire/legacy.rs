@@ -49,9 +49,7 @@ impl LegacyKey {
         }
         Dec::new(&self.key.into(), &self.iv.into())
             .decrypt_padded_vec_mut::<Pkcs7>(ciphertext)
-            .map_err(|_| {
-                WireError::Decrypt("legacy decryption failed (wrong key or corrupt data)".into())
-            })
+            .map_err(|_| WireError::Decrypt("legacy decryption failed (wrong key or corrupt data)".into()))
     }
 }
 
@@ -63,14 +61,8 @@ mod tests {
     fn evp_bytes_to_key_md5() {
         // `openssl enc -aes-128-cbc -md md5 -nosalt -P -k password`
         let k = LegacyKey::from_passphrase("password");
-        assert_eq!(
-            crate::wire::ids::hex(&k.key),
-            "5f4dcc3b5aa765d61d8327deb882cf99"
-        );
-        assert_eq!(
-            crate::wire::ids::hex(&k.iv),
-            "2b95990a9151374abd8ff8c5a7a0fe08"
-        );
+        assert_eq!(crate::wire::ids::hex(&k.key), "5f4dcc3b5aa765d61d8327deb882cf99");
+        assert_eq!(crate::wire::ids::hex(&k.iv), "2b95990a9151374abd8ff8c5a7a0fe08");
     }
 
     #[test]

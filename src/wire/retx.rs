@@ -24,9 +24,7 @@ fn int(v: &Bson) -> Option<i32> {
     match *v {
         Bson::Int32(i) => Some(i),
         Bson::Int64(i) => i32::try_from(i).ok(),
-        Bson::Double(f) if f.fract() == 0.0 && f >= i32::MIN as f64 && f <= i32::MAX as f64 => {
-            Some(f as i32)
-        }
+        Bson::Double(f) if f.fract() == 0.0 && f >= i32::MIN as f64 && f <= i32::MAX as f64 => Some(f as i32),
         _ => None,
     }
 }
@@ -38,10 +36,7 @@ impl RetxRequest {
         let mut d = Document::new();
         d.insert("id", self.id.clone());
         d.insert("seqId", self.seq_id.clone());
-        d.insert(
-            "missedSeq",
-            Bson::Array(self.missed_seq.iter().map(|&s| Bson::Int32(s)).collect()),
-        );
+        d.insert("missedSeq", Bson::Array(self.missed_seq.iter().map(|&s| Bson::Int32(s)).collect()));
         d.insert("host", self.host.clone());
         d.insert("port", self.port);
         d
@@ -51,17 +46,15 @@ impl RetxRequest {
     /// int32, int64 or integral doubles. Anything missing or mistyped is
     /// `WireError::Malformed`.
     pub fn from_document(doc: &Document) -> Result<Self, WireError> {
-        let bad =
-            |f: &str| WireError::Malformed(format!("retransmission request: bad or missing {f}"));
+        let bad = |f: &str| WireError::Malformed(format!("retransmission request: bad or missing {f}"));
         let string = |f: &str| match doc.get(f) {
             Some(Bson::String(s)) => Ok(s.clone()),
             _ => Err(bad(f)),
         };
         let missed_seq = match doc.get("missedSeq") {
-            Some(Bson::Array(a)) => a
-                .iter()
-                .map(|v| int(v).ok_or_else(|| bad("missedSeq")))
-                .collect::<Result<_, _>>()?,
+            Some(Bson::Array(a)) => {
+                a.iter().map(|v| int(v).ok_or_else(|| bad("missedSeq"))).collect::<Result<_, _>>()?
+            }
             _ => return Err(bad("missedSeq")),
         };
         Ok(RetxRequest {
@@ -108,10 +101,7 @@ mod tests {
         ] {
             let mut bad = d.clone();
             bad.insert(k, v);
-            assert!(matches!(
-                RetxRequest::from_document(&bad),
-                Err(WireError::Malformed(_))
-            ));
+            assert!(matches!(RetxRequest::from_document(&bad), Err(WireError::Malformed(_))));
         }
         let mut bad = d.clone();
         bad.remove("host");

@@ -130,12 +130,7 @@ impl SecureKey {
     /// fewer iterations make passphrase guessing cheaper.
     pub fn derive_with_iterations(passphrase: &str, iterations: u32) -> Self {
         let mut master = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<Sha256>(
-            passphrase.as_bytes(),
-            SECURE_SALT,
-            iterations.max(1),
-            &mut master,
-        );
+        pbkdf2::pbkdf2_hmac::<Sha256>(passphrase.as_bytes(), SECURE_SALT, iterations.max(1), &mut master);
         let aes_full = expand(&master, b"eventcast/v3 aes-128-cbc key");
         let mac_key = expand(&master, b"eventcast/v3 hmac-sha256 key");
         let mut aes = [0u8; 16];
@@ -198,14 +193,10 @@ impl SecureKey {
     pub fn open(&self, datagram: &[u8]) -> Result<Vec<u8>, WireError> {
         let (meta, body) = split_datagram(datagram)?;
         if !matches!(meta.get("enc"), Ok(Some(RawBsonRef::Boolean(true)))) {
-            return Err(decrypt_err(
-                "plaintext datagram where authenticated encryption is required",
-            ));
+            return Err(decrypt_err("plaintext datagram where authenticated encryption is required"));
         }
         if !matches!(meta.get("alg"), Ok(Some(RawBsonRef::String(SECURE_ALG)))) {
-            return Err(decrypt_err(
-                "datagram is not sealed with the authenticated (hs256) scheme",
-            ));
+            return Err(decrypt_err("datagram is not sealed with the authenticated (hs256) scheme"));
         }
         if body.len() < IV_LEN + 16 + TAG_LEN || !(body.len() - IV_LEN - TAG_LEN).is_multiple_of(16) {
             return Err(WireError::Malformed(format!(
@@ -216,22 +207,16 @@ impl SecureKey {
         let (authenticated, tag) = datagram.split_at(datagram.len() - TAG_LEN);
         let mut mac = self.0.mac.clone();
         mac.update(authenticated);
-        mac.verify_slice(tag).map_err(|_| {
-            decrypt_err("authentication tag mismatch (wrong key or modified datagram)")
-        })?;
+        mac.verify_slice(tag)
+            .map_err(|_| decrypt_err("authentication tag mismatch (wrong key or modified datagram)"))?;
         // Only now is the meta authentic; a version mismatch from a real member is reported.
         match meta.get("v") {
             Ok(Some(RawBsonRef::Int32(v))) if v == super::PROTOCOL_VERSION => {}
             Ok(Some(RawBsonRef::Int32(v))) => return Err(WireError::Version(v)),
-            _ => {
-                return Err(WireError::Malformed(
-                    "sealed datagram: bad or missing v".into(),
-                ))
-            }
+            _ => return Err(WireError::Malformed("sealed datagram: bad or missing v".into())),
         }
-        let iv: [u8; IV_LEN] = body[..IV_LEN]
-            .try_into()
-            .map_err(|_| WireError::Malformed("sealed body too short".into()))?;
+        let iv: [u8; IV_LEN] =
+            body[..IV_LEN].try_into().map_err(|_| WireError::Malformed("sealed body too short".into()))?;
         let ct = &body[IV_LEN..body.len() - TAG_LEN];
         Dec::inner_iv_init(self.0.cipher.clone(), &iv.into())
             .decrypt_padded_vec_mut::<Pkcs7>(ct)
@@ -254,10 +239,7 @@ mod tests {
     use crate::wire::ids::hex;
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     /// Python: `hashlib.pbkdf2_hmac('sha256', pass, b'eventcast/v3/secure', n, 32)`
@@ -267,9 +249,7 @@ mod tests {
         let k = SecureKey::derive("correct horse battery staple");
         assert_eq!(hex(&k.0.aes), "256ad85f787cfcc2e1aee1e9c8df830a");
         let mut m = k.0.mac.clone();
-        let mut r = hmac_with_key(&unhex(
-            "dfb2fb0be57b1c46643925b40796d366f2e350394284bae598636acb8e2debc0",
-        ));
+        let mut r = hmac_with_key(&unhex("dfb2fb0be57b1c46643925b40796d366f2e350394284bae598636acb8e2debc0"));
         m.update(b"x");
         r.update(b"x");
         assert_eq!(m.finalize().into_bytes(), r.finalize().into_bytes());
@@ -280,9 +260,7 @@ mod tests {
         let k = SecureKey::derive_with_iterations("k", 1000);
         assert_eq!(hex(&k.0.aes), "92c031158f49815eafb28c08fb88da39");
         let mut m = k.0.mac.clone();
-        let mut r = hmac_with_key(&unhex(
-            "025aeaee3236534e9cf2fbe42108987cd0500b2fa672aa10243ddb9855fe6fa7",
-        ));
+        let mut r = hmac_with_key(&unhex("025aeaee3236534e9cf2fbe42108987cd0500b2fa672aa10243ddb9855fe6fa7"));
         m.update(b"y");
         r.update(b"y");
         assert_eq!(m.finalize().into_bytes(), r.finalize().into_bytes());
