@@ -137,7 +137,9 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             "--legacy" => legacy = true,
             "--stats" => stats = true,
             "--count" if command == "listen" => count = Some(num(flag, value(flag, &mut it)?)?),
-            "--timeout-ms" if command == "listen" => timeout = Some(Duration::from_millis(num(flag, value(flag, &mut it)?)?)),
+            "--timeout-ms" if command == "listen" => {
+                timeout = Some(Duration::from_millis(num(flag, value(flag, &mut it)?)?))
+            }
             "--repeat" if command == "emit" => repeat = num(flag, value(flag, &mut it)?)?,
             "--rate" if command == "emit" => {
                 let r: f64 = num(flag, value(flag, &mut it)?)?;
@@ -146,7 +148,9 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                 }
                 rate = Some(r);
             }
-            "--linger-ms" if command == "emit" => linger = Some(Duration::from_millis(num(flag, value(flag, &mut it)?)?)),
+            "--linger-ms" if command == "emit" => {
+                linger = Some(Duration::from_millis(num(flag, value(flag, &mut it)?)?))
+            }
             other => return Err(usage(format!("unknown option `{other}` for `{command}`"))),
         }
     }
@@ -194,16 +198,11 @@ fn event_line(event: eventcast::protocol::Event) -> String {
     )
 }
 
-/// Counters as one JSON object (every field of `Stats` is a `u64`).
+/// Counters as one JSON object, snake_case keys (every field of `Stats` is a `u64`).
 fn stats_json(stats: &Stats) -> String {
-    let debug = format!("{stats:?}");
-    let inner = debug.trim_start_matches("Stats").trim().trim_start_matches('{').trim_end_matches('}').trim();
-    let fields: Vec<String> = inner
-        .split(", ")
-        .filter_map(|kv| kv.split_once(": "))
-        .map(|(k, v)| format!("\"{}\":{}", k.trim(), v.trim()))
-        .collect();
-    format!("{{{}}}", fields.join(","))
+    let map: serde_json::Map<String, serde_json::Value> =
+        stats.fields().iter().map(|&(name, _, v)| (name.to_owned(), v.into())).collect();
+    serde_json::Value::Object(map).to_string()
 }
 
 fn print_notice(n: Notification) {
@@ -221,7 +220,12 @@ async fn listen(cmd: Listen) -> Result<(), String> {
     let mut events = node.subscribe();
     node.start().await.map_err(|e| format!("start failed ({}): {e}", e.code()))?;
     let o = node.options();
-    eprintln!("listening on {}:{} id={}", o.multicast_membership, node.local_addr().map(|a| a.port()).unwrap_or(o.port), node.id());
+    eprintln!(
+        "listening on {}:{} id={}",
+        o.multicast_membership,
+        node.local_addr().map(|a| a.port()).unwrap_or(o.port),
+        node.id()
+    );
     let deadline = cmd.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut seen = 0u64;
     let mut buf = Vec::with_capacity(1024);
@@ -303,7 +307,8 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .try_init();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -354,7 +359,19 @@ mod tests {
 
     #[test]
     fn parses_emit_with_extended_json() {
-        let Command::Emit(e) = parse_args(&args(&["emit", "--port", "9000", "--key", "k", "--legacy", "ev", "\"a\"", "5", "{\"$date\":\"2020-01-01T00:00:00Z\"}"])).unwrap() else {
+        let Command::Emit(e) = parse_args(&args(&[
+            "emit",
+            "--port",
+            "9000",
+            "--key",
+            "k",
+            "--legacy",
+            "ev",
+            "\"a\"",
+            "5",
+            "{\"$date\":\"2020-01-01T00:00:00Z\"}",
+        ]))
+        .unwrap() else {
             panic!("not emit")
         };
         assert_eq!(e.common.options.port, 9000);
@@ -370,7 +387,9 @@ mod tests {
         assert!(parse_args(&args(&["listen"])).unwrap_err().contains("--port"));
         assert!(parse_args(&args(&["emit", "--port", "1"])).unwrap_err().contains("NAME"));
         assert!(parse_args(&args(&["emit", "--port", "1", "x", "notjson"])).unwrap_err().contains("not JSON"));
-        assert!(parse_args(&args(&["listen", "--port", "1", "--group", "10.0.0.1"])).unwrap_err().contains("multicastMembership"));
+        assert!(parse_args(&args(&["listen", "--port", "1", "--group", "10.0.0.1"]))
+            .unwrap_err()
+            .contains("multicastMembership"));
         assert!(parse_args(&args(&["listen", "--port", "1", "--repeat", "3"])).unwrap_err().contains("unknown option"));
         assert!(parse_args(&args(&["listen", "--port", "1", "--legacy"])).unwrap_err().contains("--key"));
     }
@@ -384,7 +403,12 @@ mod tests {
                 Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![1, 2] }),
                 Bson::Int64(5),
             ],
-            sender: eventcast::protocol::Sender { id: "0123456789abcdef".into(), host: "127.0.0.1".into(), port: 9, hostname: "h".into() },
+            sender: eventcast::protocol::Sender {
+                id: "0123456789abcdef".into(),
+                host: "127.0.0.1".into(),
+                port: 9,
+                hostname: "h".into(),
+            },
         };
         let v: serde_json::Value = serde_json::from_str(&event_line(event)).unwrap();
         assert_eq!(v["name"], "x");

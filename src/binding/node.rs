@@ -61,26 +61,14 @@ pub struct NativeOptions {
 }
 
 fn ipv4(env: sys::napi_env, option: &str, s: &str) -> napi::Result<Ipv4Addr> {
-    s.parse().map_err(|_| {
-        throw(
-            env,
-            true,
-            "ERR_INVALID_ADDRESS",
-            &format!("{option} must be an IPv4 address, got {s:?}"),
-        )
-    })
+    s.parse()
+        .map_err(|_| throw(env, true, "ERR_INVALID_ADDRESS", &format!("{option} must be an IPv4 address, got {s:?}")))
 }
 
 impl NativeOptions {
     fn into_options(self, env: sys::napi_env) -> napi::Result<Options> {
-        let port = u16::try_from(self.port).map_err(|_| {
-            throw(
-                env,
-                false,
-                "ERR_INVALID_PORT",
-                "port must be within 0-65535",
-            )
-        })?;
+        let port = u16::try_from(self.port)
+            .map_err(|_| throw(env, false, "ERR_INVALID_PORT", "port must be within 0-65535"))?;
         Ok(Options {
             address: ipv4(env, "address", &self.address)?,
             port,
@@ -94,10 +82,7 @@ impl NativeOptions {
             max_payload_size: self.max_payload_size as usize,
             message_ttl: Duration::from_millis(self.message_ttl as u64),
             message_retransmit_attempts: self.message_retransmit_attempts,
-            encrypt: self.encrypt_key.map(|key| EncryptOptions {
-                key,
-                legacy: self.encrypt_legacy.unwrap_or(false),
-            }),
+            encrypt: self.encrypt_key.map(|key| EncryptOptions { key, legacy: self.encrypt_legacy.unwrap_or(false) }),
             ..Options::default()
         })
     }
@@ -248,10 +233,7 @@ impl ToNapiValue for Signal {
     }
 }
 
-pub(crate) fn build_batch(
-    env: sys::napi_env,
-    batch: &Batch,
-) -> std::result::Result<sys::napi_value, ConvError> {
+pub(crate) fn build_batch(env: sys::napi_env, batch: &Batch) -> std::result::Result<sys::napi_value, ConvError> {
     let mut js = ToJs::new(env);
     let count = (batch.items.len() + batch.done as usize) * 3;
     let mut out = std::ptr::null_mut();
@@ -338,10 +320,7 @@ pub struct NativeFailure {
 
 impl From<crate::Error> for NativeFailure {
     fn from(e: crate::Error) -> Self {
-        NativeFailure {
-            code: e.code().to_string(),
-            message: e.to_string(),
-        }
+        NativeFailure { code: e.code().to_string(), message: e.to_string() }
     }
 }
 
@@ -352,8 +331,7 @@ impl NativeEventcast {
     pub fn new(env: Env, options: NativeOptions) -> napi::Result<Self> {
         let raw = env.raw();
         let options = options.into_options(raw)?;
-        let node =
-            Eventcast::new(options).map_err(|e| throw(raw, true, e.code(), &e.to_string()))?;
+        let node = Eventcast::new(options).map_err(|e| throw(raw, true, e.code(), &e.to_string()))?;
         Ok(NativeEventcast {
             node,
             sink: Arc::default(),
@@ -376,10 +354,7 @@ impl NativeEventcast {
         env: &'env Env,
         on_batch: Function<'env, Signal, Unknown<'static>>,
     ) -> napi::Result<PromiseRaw<'env, Option<NativeFailure>>> {
-        let on_batch: BatchFn = on_batch
-            .build_threadsafe_function()
-            .callee_handled::<false>()
-            .build()?;
+        let on_batch: BatchFn = on_batch.build_threadsafe_function().callee_handled::<false>().build()?;
         let sink = Arc::new(JsSink { queue: Mutex::new(Queue::default()), on_batch });
         // index.js serializes start/stop, so an old sink here is only a safety net.
         finish_sink(&self.node, &self.sink);
@@ -436,10 +411,7 @@ impl NativeEventcast {
     /// Leaves the group and closes; what is still queued is delivered, then the
     /// ThreadsafeFunction is released. Resolves to null or `{code, message}`.
     #[napi]
-    pub fn stop<'env>(
-        &self,
-        env: &'env Env,
-    ) -> napi::Result<PromiseRaw<'env, Option<NativeFailure>>> {
+    pub fn stop<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<NativeFailure>>> {
         self.unwatch();
         let node = self.node.clone();
         let current = self.sink.clone();
@@ -456,9 +428,7 @@ impl NativeEventcast {
     pub fn emit(&self, env: Env, name: Unknown, args: Unknown) -> napi::Result<()> {
         let raw = env.raw();
         with_name_and_body(raw, name.raw(), args.raw(), |name, body| {
-            self.node
-                .emit_encoded(name, body)
-                .map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
+            self.node.emit_encoded(name, body).map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
         })
     }
 
@@ -475,12 +445,9 @@ impl NativeEventcast {
         let mut js = ToJs::new(raw);
         let out = match self.node.local_addr() {
             Some(a) => {
-                let host = js
-                    .string(&a.ip().to_string())
-                    .map_err(|e| conv_error(raw, e))?;
+                let host = js.string(&a.ip().to_string()).map_err(|e| conv_error(raw, e))?;
                 let port = js.number(a.port() as f64).map_err(|e| conv_error(raw, e))?;
-                js.object([("host", host), ("port", port)])
-                    .map_err(|e| conv_error(raw, e))?
+                js.object([("host", host), ("port", port)]).map_err(|e| conv_error(raw, e))?
             }
             None => {
                 let mut n = std::ptr::null_mut();
@@ -496,37 +463,10 @@ impl NativeEventcast {
     pub fn stats(&self, env: Env) -> napi::Result<Raw> {
         let raw = env.raw();
         let s = self.node.stats();
-        let fields: [(&str, u64); 26] = [
-            ("datagramsSent", s.datagrams_sent),
-            ("datagramsReceived", s.datagrams_received),
-            ("eventsDelivered", s.events_delivered),
-            ("eventsSent", s.events_sent),
-            ("ownDatagramsIgnored", s.own_datagrams_ignored),
-            ("duplicatesIgnored", s.duplicates_ignored),
-            ("repairsRequested", s.repairs_requested),
-            ("repairsSent", s.repairs_sent),
-            ("repairsReceived", s.repairs_received),
-            ("gapsUnrecovered", s.gaps_unrecovered),
-            ("repairRequestsSuppressed", s.repair_requests_suppressed),
-            ("repairsSuppressed", s.repairs_suppressed),
-            ("repairsRateLimited", s.repairs_rate_limited),
-            ("repairRequestsIgnored", s.repair_requests_ignored),
-            ("retentionDropped", s.retention_dropped),
-            ("heartbeatsSent", s.heartbeats_sent),
-            ("rejectedReplay", s.rejected_replay),
-            ("rejectedMalformed", s.rejected_malformed),
-            ("rejectedVersion", s.rejected_version),
-            ("rejectedDecrypt", s.rejected_decrypt),
-            ("rejectedLimits", s.rejected_limits),
-            ("partialsEvicted", s.partials_evicted),
-            ("reassemblyBytes", s.reassembly_bytes),
-            ("retainedBytes", s.retained_bytes),
-            ("notificationsDropped", s.notifications_dropped),
-            ("sendErrors", s.send_errors),
-        ];
+        let fields = s.fields();
         let mut js = ToJs::new(raw);
         let mut vals = Vec::with_capacity(fields.len());
-        for (k, v) in fields {
+        for (_, k, v) in fields {
             vals.push((k, js.number(v as f64).map_err(|e| conv_error(raw, e))?));
         }
         js.object(vals).map(Raw).map_err(|e| conv_error(raw, e))

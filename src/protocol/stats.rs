@@ -1,59 +1,83 @@
 //! Counters of one endpoint.
+//!
+//! The field list below is the one source of truth for every place that
+//! shows counters: the Rust struct, [`Stats::fields`] (the JS binding's
+//! `stats()` object and the CLI's `--stats` JSON are built from it), and
+//! `index.d.ts` (checked against it by `__test__/events.test.js`). Adding a
+//! counter is one line here plus its type line in `index.d.ts`.
 
-/// Counters; every datagram rejected or state evicted shows up here.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
+macro_rules! stats {
+    ($( $(#[doc = $doc:literal])* $name:ident => $js:literal, )*) => {
+        /// Counters; every datagram rejected or state evicted shows up here.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct Stats {
+            $( $(#[doc = $doc])* pub $name: u64, )*
+        }
+
+        impl Stats {
+            /// Number of counters.
+            pub const COUNT: usize = [$($js),*].len();
+
+            /// Every counter as `(snake_case name, camelCase name, value)`, in declaration order.
+            pub fn fields(&self) -> [(&'static str, &'static str, u64); Self::COUNT] {
+                [$( (stringify!($name), $js, self.$name) ),*]
+            }
+        }
+    };
+}
+
+stats! {
     /// Datagrams handed out by `poll_transmit`.
-    pub datagrams_sent: u64,
+    datagrams_sent => "datagramsSent",
     /// Datagrams passed to `handle_datagram`.
-    pub datagrams_received: u64,
+    datagrams_received => "datagramsReceived",
     /// Events delivered through `poll_output`.
-    pub events_delivered: u64,
+    events_delivered => "eventsDelivered",
     /// Events emitted locally (messages sent).
-    pub events_sent: u64,
+    events_sent => "eventsSent",
     /// Own datagrams ignored (same instance id).
-    pub own_datagrams_ignored: u64,
+    own_datagrams_ignored => "ownDatagramsIgnored",
     /// Duplicate chunks or messages ignored.
-    pub duplicates_ignored: u64,
+    duplicates_ignored => "duplicatesIgnored",
     /// Repair requests we sent.
-    pub repairs_requested: u64,
+    repairs_requested => "repairsRequested",
     /// Chunks we re-sent in answer to requests.
-    pub repairs_sent: u64,
+    repairs_sent => "repairsSent",
     /// Chunks received that filled a gap we had asked for.
-    pub repairs_received: u64,
+    repairs_received => "repairsReceived",
     /// Messages given up on (partial messages expired without completing).
-    pub gaps_unrecovered: u64,
+    gaps_unrecovered => "gapsUnrecovered",
     /// Repair requests of ours postponed because another node asked for the same data first.
-    pub repair_requests_suppressed: u64,
+    repair_requests_suppressed => "repairRequestsSuppressed",
     /// Resends skipped because the same datagram was resent very recently.
-    pub repairs_suppressed: u64,
+    repairs_suppressed => "repairsSuppressed",
     /// Resends withheld because the requester exceeded its repair byte budget.
-    pub repairs_rate_limited: u64,
+    repairs_rate_limited => "repairsRateLimited",
     /// Repair requests ignored (unknown or expired message, or addressed to another node).
-    pub repair_requests_ignored: u64,
+    repair_requests_ignored => "repairRequestsIgnored",
     /// Sent messages dropped from retention before their time to stay within limits.
-    pub retention_dropped: u64,
+    retention_dropped => "retentionDropped",
     /// Heartbeats sent (see the `protocol` module docs).
-    pub heartbeats_sent: u64,
+    heartbeats_sent => "heartbeatsSent",
     /// Rejected: authenticated but replayed or stale (outside the replay or freshness window).
-    pub rejected_replay: u64,
+    rejected_replay => "rejectedReplay",
     /// Rejected: not a parsable datagram.
-    pub rejected_malformed: u64,
+    rejected_malformed => "rejectedMalformed",
     /// Rejected: protocol version other than 3.
-    pub rejected_version: u64,
+    rejected_version => "rejectedVersion",
     /// Rejected: could not be decrypted/authenticated, or plaintext when encrypting.
-    pub rejected_decrypt: u64,
+    rejected_decrypt => "rejectedDecrypt",
     /// Rejected or evicted by a limit in [`super::Limits`].
-    pub rejected_limits: u64,
+    rejected_limits => "rejectedLimits",
     /// Partial messages evicted to stay within limits.
-    pub partials_evicted: u64,
+    partials_evicted => "partialsEvicted",
     /// Bytes currently held in reassembly.
-    pub reassembly_bytes: u64,
+    reassembly_bytes => "reassemblyBytes",
     /// Bytes currently retained for repair.
-    pub retained_bytes: u64,
+    retained_bytes => "retainedBytes",
     /// Node driver: notifications dropped because a subscriber's queue was full
     /// (always 0 for a bare [`super::Endpoint`]; filled in by [`crate::Eventcast::stats`]).
-    pub notifications_dropped: u64,
+    notifications_dropped => "notificationsDropped",
     /// Node driver: datagrams that failed to send (socket errors other than "would block").
-    pub send_errors: u64,
+    send_errors => "sendErrors",
 }
