@@ -92,6 +92,15 @@ export interface NativeOptions {
   encryptLegacy?: boolean
 }
 
+/** Prefix of the protocol's own event names, which applications cannot emit. */
+export declare function protocolPrefix(): string
+
+/**
+ * Event names that stay on the instance that emits them (see
+ * [`crate::protocol::names`], the one list for Rust and JS).
+ */
+export declare function reservedEvents(): Array<string>
+
 /** Sets the lowest bunyan level forwarded (10 trace … 50 error, 60 fatal); 0 turns forwarding off. */
 export declare function setLogLevel(level: number): void
 

@@ -838,5 +838,7 @@ module.exports = nativeBinding
 module.exports.NativeEventcast = nativeBinding.NativeEventcast
 module.exports.decodePayload = nativeBinding.decodePayload
 module.exports.encodePayload = nativeBinding.encodePayload
+module.exports.protocolPrefix = nativeBinding.protocolPrefix
+module.exports.reservedEvents = nativeBinding.reservedEvents
 module.exports.setLogLevel = nativeBinding.setLogLevel
 module.exports.setLogSink = nativeBinding.setLogSink

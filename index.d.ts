@@ -117,6 +117,8 @@ declare namespace Eventcast {
     retainedBytes: number
     notificationsDropped: number
     sendErrors: number
+    /** Received events dropped because their name is reserved (`stop`, `gap`, ...) or a protocol message. */
+    rejectedReserved: number
   }
 
   interface Gap {
@@ -136,10 +138,13 @@ declare namespace Eventcast {
    * - thrown by `emit`: `EPAYLOAD` (TypeError) — the arguments cannot be sent;
    * - on 'error' / start / stop: `EPRVERSION` (a datagram of another protocol
    *   version), `EADDRINUSE`, `EADDRNOTAVAIL`, `EACCES`, `ESOCKET`;
+   * - on 'error': `EREMOTE` — another node emitted 'error'; its arguments are in `args`;
    * - thrown by the constructor: see {@link Codes}.
    */
   interface EventcastError extends Error {
     code: string
+    /** With `code: 'EREMOTE'`: the arguments the remote node passed to `emit('error', ...)`. */
+    args?: unknown[]
   }
 
   /** Codes of option validation errors (TypeError for a wrong type, RangeError for a value out of range). */

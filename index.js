@@ -11,8 +11,12 @@ const { ReplServer } = require('./lib/repl.js')
 
 const PROTOCOL_VERSION = 3
 const emitLocal = EventEmitter.prototype.emit
-// EventEmitter emits these on the instance itself; they never go to the network.
-const LOCAL_ONLY = new Set(['newListener', 'removeListener'])
+// Events the instance emits on itself (start, stop, gap, newListener, ...):
+// emit() delivers them locally only, and the engine drops received ones. The
+// list is Rust's (src/protocol/names.rs); the protocol's own names start with
+// PROTOCOL_PREFIX and cannot be emitted at all.
+const LOCAL_ONLY = new Set(binding.reservedEvents())
+const PROTOCOL_PREFIX = binding.protocolPrefix()
 
 const kNative = Symbol('eventcast.native')
 const kState = Symbol('eventcast.state')
@@ -283,8 +287,8 @@ class EventcastImpl extends EventEmitter {
       switch (batch[i]) {
         case 0: { // 0, [name, ...args]
           const args = batch[i + 1]
-          if (args[0] === 'error' && this.listenerCount('error') === 0) {
-            this[kState].log.warn('received an "error" event with no "error" listener; dropped')
+          if (args[0] === 'error') {
+            this._remoteError(args)
             break
           }
           try {
@@ -319,6 +323,25 @@ class EventcastImpl extends EventEmitter {
     }
   }
 
+  /**
+   * A received 'error' event reaches 'error' listeners only as an Error with
+   * code EREMOTE (its arguments in `err.args`): listeners can rely on getting
+   * an Error, and one without such a listener is logged, never thrown.
+   */
+  _remoteError (args) {
+    const first = args[1]
+    const text = typeof first === 'string'
+      ? first
+      : (first !== null && typeof first === 'object' && typeof first.message === 'string' ? first.message : '')
+    const err = codedError(Error, 'EREMOTE', `"error" event received from the network${text ? ': ' + text.slice(0, 200) : ''}`)
+    err.args = args.slice(1)
+    if (this.listenerCount('error') === 0) {
+      this[kState].log.warn('received an "error" event with no "error" listener; dropped', { code: err.code })
+      return
+    }
+    this._asyncError(err)
+  }
+
   /** Errors that happen outside any call: to 'error' listeners if any, else to the log. */
   _asyncError (err) {
     if (this.listenerCount('error') > 0) {
@@ -351,6 +374,10 @@ class EventcastImpl extends EventEmitter {
         sendFailed(this, err)
       }
     } else {
+      // Started, the engine refuses protocol names (EPAYLOAD); refuse them the same way when not.
+      if (String(name).startsWith(PROTOCOL_PREFIX)) {
+        throw codedError(TypeError, 'EPAYLOAD', `event name ${JSON.stringify(String(name))} is reserved for the protocol`)
+      }
       st.log.warn(`emit(${JSON.stringify(String(name))}) while ${st.status}: emitted locally only`)
     }
     return emitLocal.apply(this, arguments)

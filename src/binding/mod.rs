@@ -154,3 +154,16 @@ pub fn decode_payload(env: Env, body: Buffer) -> napi::Result<Raw> {
     };
     out.map(Raw).map_err(|e| conv_error(raw_env, e))
 }
+
+/// Event names that stay on the instance that emits them (see
+/// [`crate::protocol::names`], the one list for Rust and JS).
+#[napi(js_name = "reservedEvents")]
+pub fn reserved_events() -> Vec<&'static str> {
+    crate::protocol::names::RESERVED_EVENTS.to_vec()
+}
+
+/// Prefix of the protocol's own event names, which applications cannot emit.
+#[napi(js_name = "protocolPrefix")]
+pub fn protocol_prefix() -> &'static str {
+    crate::protocol::names::PROTOCOL_PREFIX
+}

@@ -9,6 +9,7 @@
 //! members too, so they hear our requests, and we answer 0.1.x requests on
 //! the group as well.
 
+use super::names;
 use super::reassembly::{ChunkInfo, Insert, Reassembly, Reject, SenderRef};
 use super::repair::{Nack, RepairBudget, RepairTiming};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
@@ -153,6 +154,11 @@ impl Endpoint {
     /// Like [`Endpoint::emit`], with the body already encoded as `{payload: [..]}`
     /// (see [`wire::encode_args`]).
     pub fn emit_encoded(&mut self, now: Instant, wall: SystemTime, name: &str, body: &[u8]) -> Result<(), Error> {
+        if !names::is_deliverable(name) {
+            return Err(Error::Payload(format!(
+                "event name {name:?} is reserved (an instance's own lifecycle event or a protocol message): it never travels"
+            )));
+        }
         self.set_wall_clock(now, wall);
         let sn = self.next_sn;
         let (group, datagrams) = self.build(wall, name, body, Some(sn))?;
@@ -551,6 +557,13 @@ impl Endpoint {
             Payload::Args(args) => args,
             Payload::Document(doc) => vec![Bson::Document(doc)],
         };
+        if !names::is_deliverable(name) {
+            // A forged lifecycle event (`stop`, `gap`, ...) or a protocol message
+            // this version does not handle: never handed to listeners. It was
+            // tracked above, so it is not asked for again either.
+            self.stats.rejected_reserved += 1;
+            return;
+        }
         let Some(sender) = Self::sender_of(&meta) else { return };
         self.outputs.push_back(Output::Event(Event { name: name.to_owned(), args, sender }));
     }

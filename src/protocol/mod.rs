@@ -83,6 +83,7 @@
 
 mod config;
 mod endpoint;
+pub mod names;
 mod reassembly;
 mod repair;
 mod request;

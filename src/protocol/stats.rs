@@ -80,4 +80,8 @@ stats! {
     notifications_dropped => "notificationsDropped",
     /// Node driver: datagrams that failed to send (socket errors other than "would block").
     send_errors => "sendErrors",
+    // Reserved event names (src/protocol/names.rs).
+    /// Received events dropped because their name is reserved (an instance's own
+    /// lifecycle event such as `stop`) or a protocol message this node does not handle.
+    rejected_reserved => "rejectedReserved",
 }
