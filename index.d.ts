@@ -204,6 +204,12 @@ interface Eventcast<E extends Eventcast.EventMap = Eventcast.EventMap> extends O
   stats (): Eventcast.Stats
   /** Connected REPL clients. */
   clients (): number
+  /**
+   * Closes the REPL server and its sessions. The REPL (`replEnabled` or a
+   * `replPort`) is opened by the constructor and outlives `stop()`/`start()`,
+   * as in 0.1.x; while open it keeps the process alive. Resolves when closed.
+   */
+  closeRepl (): Promise<void>
 
   /** Log levels, one per stream (`[50]` with `log: true` and defaults; `[]` without logging). */
   logLevel (): number[]

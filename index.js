@@ -111,7 +111,8 @@ class EventcastImpl extends EventEmitter {
         queued: 0, // start/stop calls not finished yet
         drained: null, // resolves when the native side delivered its last batch of a started period
         resolveDrained: null,
-        repl: null,
+        repl: null, // the REPL server, from the constructor until closeRepl()
+        replListening: null, // settles once the REPL listens or failed to
         log,
         replLog: log.child({ component: 'repl' }),
         config: Object.freeze({ ...config, encrypt: config.encrypt ? Object.freeze({ ...config.encrypt }) : false })
@@ -119,6 +120,36 @@ class EventcastImpl extends EventEmitter {
     })
     Object.defineProperty(this, 'id', { value: native.id, enumerable: true })
     for (const w of warnings) log.force(LEVELS.warn, w)
+    if (config.replEnabled) this._openRepl()
+  }
+
+  /**
+   * The REPL lives as in 0.1.x: opened by the constructor, it survives
+   * stop()/start() (an operator can stop and restart the node from its
+   * prompt) until closeRepl(). While open it keeps the process alive.
+   */
+  _openRepl () {
+    const st = this[kState]
+    const repl = new ReplServer(this, {
+      host: st.config.replHost,
+      port: st.config.replPort,
+      log: st.replLog,
+      emit: (...a) => emitLocal.apply(this, a)
+    })
+    st.repl = repl
+    st.replListening = repl.listen().catch((err) => {
+      if (st.repl === repl) st.repl = null
+      st.replLog.error(`REPL could not listen on ${st.config.replHost}:${st.config.replPort}: ${err.message}`, { code: err.code })
+      process.nextTick(() => this._asyncError(err))
+    })
+  }
+
+  /** Closes the REPL server and its sessions (see the README's REPL section). Resolves when closed. */
+  closeRepl () {
+    const st = this[kState]
+    const repl = st.repl
+    st.repl = null
+    return repl ? repl.close() : Promise.resolve()
   }
 
   /** The resolved options. */
@@ -237,20 +268,8 @@ class EventcastImpl extends EventEmitter {
     }
     // Received datagrams are read on this thread from now on (see src/binding/watch.rs).
     this[kNative].watch(onBatch)
-    if (st.config.replEnabled) {
-      const repl = new ReplServer(this, {
-        host: st.config.replHost,
-        port: st.config.replPort,
-        log: st.replLog,
-        emit: (...a) => emitLocal.apply(this, a)
-      })
-      try {
-        await repl.listen()
-        st.repl = repl
-      } catch (err) {
-        st.replLog.error(`REPL could not listen on ${st.config.replHost}:${st.config.replPort}: ${err.message}`, { code: err.code })
-      }
-    }
+    // Once started, a REPL the constructor opened is listening (or has logged why not).
+    if (st.replListening) await st.replListening
     if (st.config.encrypt && st.config.encrypt.legacy && !st.warnedLegacy) {
       st.warnedLegacy = true
       // Shown whatever the log level, like the exposed-REPL warning: it is a security property.
@@ -268,9 +287,6 @@ class EventcastImpl extends EventEmitter {
     const st = this[kState]
     if (st.status === 'stopped') return
     st.status = 'stopping'
-    const repl = st.repl
-    st.repl = null
-    if (repl) await repl.close()
     this[kNative].unwatch()
     const failure = await this[kNative].stop()
     await st.drained // every received event was emitted before 'stop'

@@ -95,7 +95,7 @@ function make (opts) {
   return ec
 }
 async function stopAll () {
-  await Promise.all([...made].map((ec) => ec.stop().catch(() => {})))
+  await Promise.all([...made].map((ec) => Promise.all([ec.stop().catch(() => {}), ec.closeRepl()])))
   made.clear()
 }
 require('node:test').after(stopAll)

@@ -1,5 +1,5 @@
 'use strict'
-// Construction, options, validation and statics: no sockets are opened here.
+// Construction, options, validation and statics: no UDP socket is opened here.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { EventEmitter } = require('node:events')
@@ -51,11 +51,14 @@ test('0.1.x defaults', () => {
   assert.ok(Object.isFrozen(c))
 })
 
-test('given options are resolved; unknown names ignored; alias spelling', () => {
-  const c = Eventcast({
+test('given options are resolved; unknown names ignored; alias spelling', async () => {
+  // An enabled REPL listens from the constructor on (as in 0.1.x): the only
+  // sockets of this file, on loopback, closed at the end of this test.
+  const withRepl = Eventcast({
     port: 9100, multicastMembership: '239.1.2.3', multicastTtl: 4, maxPayloadSize: 512, messageTtl: 100,
     messageRetransmitAttemps: 7, encrypt: { key: 'k', legacy: true }, replPort: 9200, log: true, logLevel: 'debug', whatever: 1
-  }).config
+  })
+  const c = withRepl.config
   assert.equal(c.port, 9100)
   assert.equal(c.multicastMembership, '239.1.2.3')
   assert.equal(c.messageRetransmitAttempts, 7)
@@ -66,8 +69,10 @@ test('given options are resolved; unknown names ignored; alias spelling', () => 
   assert.equal(c.logLevel, 20)
   assert.equal(c.whatever, undefined)
   assert.equal(Eventcast({ messageRetransmitAttempts: 2, messageRetransmitAttemps: 9 }).config.messageRetransmitAttempts, 2)
-  const r = Eventcast({ replEnabled: true }).config
+  const randomRepl = Eventcast({ replEnabled: true })
+  const r = randomRepl.config
   assert.ok(r.replPort >= 49152 && r.replPort <= 65535)
+  await Promise.all([withRepl.closeRepl(), randomRepl.closeRepl()])
 })
 
 test('encrypt: {key} selects the authenticated default scheme', (t) => {

@@ -52,16 +52,76 @@ test('REPL: prompt, instance in scope as eventcast and ec, connect/disconnect ev
   await disconnected
   assert.equal(ec.clients(), 0)
   await ec.stop()
-  // stop closes the REPL server
-  await assert.rejects(new Promise((resolve, reject) => {
-    const s = net.connect(replPort, '127.0.0.1', resolve)
+  // As in 0.1.x the REPL outlives stop(); closeRepl() closes it.
+  await connectable(replPort)
+  await ec.closeRepl()
+  await assert.rejects(connectable(replPort), (e) => e.code === 'ECONNREFUSED')
+})
+
+function connectable (p) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(p, '127.0.0.1', () => { s.destroy(); resolve() })
     s.on('error', reject)
-  }), (e) => e.code === 'ECONNREFUSED')
+  })
+}
+
+/** Connects once the REPL listens (the constructor opens it asynchronously). */
+async function clientWhenListening (p) {
+  for (let i = 0; i < 100; i++) {
+    try {
+      await connectable(p)
+      break
+    } catch (e) {
+      if (e.code !== 'ECONNREFUSED') throw e
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+  return client(p)
+}
+
+test('REPL lifetime as in 0.1.x: open before start(), stop() and start() typed at the prompt, closeRepl()', async () => {
+  const replPort = port()
+  // 0.1.x's own REPL test: construct with the REPL enabled, connect, no start().
+  const ec = make({ port: port(), replPort, replEnabled: true })
+  const c = await clientWhenListening(replPort)
+  const prompt = new RegExp(`eventcast@${os.hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}> `)
+  await c.until(prompt)
+  assert.equal(ec.status, 'stopped')
+  c.sock.write('ec.start(); ec.status\n')
+  await c.until(/'starting'|'started'/)
+  await c.until(prompt)
+  if (ec.status !== 'started') await next(ec, 'start')
+  assert.equal(ec.status, 'started')
+  // stop() typed at the prompt answers, and the session goes on.
+  const stopped = next(ec, 'stop')
+  c.sock.write('eventcast.stop(() => {})\n')
+  await c.until(/true/)
+  await stopped
+  await c.until(prompt)
+  c.sock.write('ec.status\n')
+  await c.until(/'stopped'/)
+  // ...and start() from the same prompt starts the node again.
+  const started = next(ec, 'start')
+  c.sock.write('ec.start(() => {}) === ec\n')
+  await c.until(/true/)
+  await started
+  assert.equal(ec.status, 'started')
+  await ec.stop()
+  assert.equal(ec.clients(), 1, 'the session survived stop()')
+  c.sock.on('error', () => {}) // closeRepl() destroys the session: a reset is expected
+  const closed = new Promise((resolve) => c.sock.once('close', resolve))
+  await ec.closeRepl()
+  await closed
+  assert.equal(ec.clients(), 0)
+  await assert.rejects(connectable(replPort), (e) => e.code === 'ECONNREFUSED')
 })
 
 test('REPL binds loopback by default and warns, naming the risk, when told otherwise', async () => {
-  const a = make({ port: port(), replEnabled: true, log: true, logLevel: 'info' })
-  let out = await captureStdout(() => a.start())
+  let a
+  let out = await captureStdout(async () => {
+    a = make({ port: port(), replEnabled: true, log: true, logLevel: 'info' })
+    await a.start()
+  })
   let recs = records(out)
   const listening = recs.find((r) => /REPL listening/.test(r.msg))
   assert.ok(listening, out)
@@ -71,8 +131,11 @@ test('REPL binds loopback by default and warns, naming the risk, when told other
   assert.ok(!recs.some((r) => r.level === 40), 'no warning for localhost')
   await captureStdout(() => a.stop())
 
-  const b = make({ port: port(), replEnabled: true, replHost: '0.0.0.0', log: true })
-  out = await captureStdout(() => b.start())
+  let b
+  out = await captureStdout(async () => {
+    b = make({ port: port(), replEnabled: true, replHost: '0.0.0.0', log: true })
+    await b.start()
+  })
   recs = records(out)
   const warn = recs.find((r) => r.level === 40)
   assert.ok(warn, out)

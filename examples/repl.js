@@ -3,7 +3,8 @@
 //   telnet localhost <port>     (or: nc localhost <port>)
 //   eventcast@host> ec.emit('hello', 'from the repl')
 //   eventcast@host> ec.stats()
-// Ctrl-C stops it. Pass a seconds argument to stop automatically:
+//   eventcast@host> ec.stop(); ec.start()   (the REPL outlives stop(), as in 0.1.x)
+// Ctrl-C stops it and closes the REPL. Pass a seconds argument to do that automatically:
 //   node examples/repl.js 10
 const Eventcast = require('..')
 
@@ -14,6 +15,8 @@ ec.on('replDisconnected', (c) => console.log(`REPL client ${c.address}:${c.port}
 ec.start(() => {
   console.log(`REPL on ${ec.config.replHost}:${ec.config.replPort}: telnet localhost ${ec.config.replPort}`)
 })
-process.on('SIGINT', () => ec.stop())
+// The REPL keeps the process alive after stop(): close it too to exit.
+const quit = () => Promise.all([ec.stop(), ec.closeRepl()])
+process.on('SIGINT', quit)
 const seconds = Number(process.argv[2])
-if (seconds > 0) setTimeout(() => ec.stop(), seconds * 1000)
+if (seconds > 0) setTimeout(quit, seconds * 1000)

@@ -24,6 +24,7 @@ class ReplServer {
     this.emitLocal = emit
     this.sockets = new Set()
     this.server = null
+    this.listening = null
   }
 
   /** Listens; resolves once bound (rejects on listen errors). */
@@ -36,7 +37,7 @@ class ReplServer {
     }
     const server = net.createServer((socket) => this._session(socket))
     this.server = server
-    return new Promise((resolve, reject) => {
+    this.listening = new Promise((resolve, reject) => {
       server.once('error', reject)
       server.listen(this.port, this.host, () => {
         server.off('error', reject)
@@ -45,12 +46,15 @@ class ReplServer {
         resolve()
       })
     })
+    return this.listening
   }
 
   _session (socket) {
     this.sockets.add(socket)
     const client = { address: socket.remoteAddress, port: socket.remotePort }
     this.log.info(`REPL client connected from ${client.address}:${client.port}`, client)
+    // Before repl.start(): a client that resets at once must not be an uncaught error.
+    socket.on('error', (err) => this.log.debug(`REPL client error: ${err.message}`))
     const r = repl.start({
       prompt: `eventcast@${os.hostname()}> `,
       input: socket,
@@ -61,7 +65,8 @@ class ReplServer {
     r.context.eventcast = this.ec
     r.context.ec = this.ec
     r.on('exit', () => socket.end())
-    socket.on('error', (err) => this.log.debug(`REPL client error: ${err.message}`))
+    // readline forwards its input's errors to the REPL: already logged above.
+    r.on('error', () => {})
     socket.once('close', () => {
       this.sockets.delete(socket)
       r.close()
@@ -76,12 +81,15 @@ class ReplServer {
   }
 
   /** Closes the server and every client; resolves when closed. */
-  close () {
+  async close () {
     const server = this.server
     this.server = null
-    if (!server) return Promise.resolve()
+    if (!server) return
+    // Called right after listen() (the constructor opens the REPL): the bind
+    // is still under way and would complete after a close() now.
+    await this.listening.catch(() => {})
     for (const s of this.sockets) s.destroy()
-    return new Promise((resolve) => server.close(() => resolve()))
+    await new Promise((resolve) => server.close(() => resolve()))
   }
 }
 
