@@ -71,10 +71,9 @@ function splitDatagram (buf) {
   return { meta: buf.subarray(2, 2 + metaLength), body: buf.subarray(2 + metaLength) }
 }
 
+/** The real 0.1.2 datagrams: tests/fixtures/eventcast-0.1.2.json (a copy of shared/vectors, see its README). */
 function vectors () {
-  const file = path.resolve(root, '..', 'shared', 'vectors', 'eventcast-0.1.2.json')
-  if (!fs.existsSync(file)) return null
-  return JSON.parse(fs.readFileSync(file, 'utf8'))
+  return JSON.parse(fs.readFileSync(path.join(root, 'tests', 'fixtures', 'eventcast-0.1.2.json'), 'utf8'))
 }
 
 /** The Rust CLI binary (release preferred), or null. */

@@ -28,7 +28,6 @@ function withVersion (hex, version) {
 
 test('the 0.1.2 vectors, sent as raw datagrams, arrive as events', async (t) => {
   const v = vectors()
-  if (!v) return t.skip('../shared/vectors/eventcast-0.1.2.json not found')
   const cases = Object.fromEntries(v.cases.map((c) => [c.name, c]))
   const p = port()
   const plain = make({ port: p })
@@ -75,7 +74,6 @@ test('the 0.1.2 vectors, sent as raw datagrams, arrive as events', async (t) => 
 
 test('EPRVERSION: "error" with code when a listener exists', async (t) => {
   const v = vectors()
-  if (!v) return t.skip('../shared/vectors/eventcast-0.1.2.json not found')
   const p = port()
   const ec = make({ port: p })
   await ec.start()
@@ -93,7 +91,6 @@ test('EPRVERSION: "error" with code when a listener exists', async (t) => {
 
 test('EPRVERSION without an "error" listener is logged, never thrown', async (t) => {
   const v = vectors()
-  if (!v) return t.skip('../shared/vectors/eventcast-0.1.2.json not found')
   const p = port()
   const ec = make({ port: p, log: true, logLevel: 'warn' })
   await ec.start()

@@ -219,7 +219,7 @@ fn forged_repair_requests_cause_no_traffic_and_real_ones_answer_only_the_group()
 
 #[test]
 fn legacy_vectors_decode_in_legacy_mode_only() {
-    let Some(cases) = vectors::load() else { return };
+    let cases = vectors::load();
     for case in &cases {
         let Some(pass) = case.encrypt.as_deref() else { continue };
         let datagrams = &case.datagrams;

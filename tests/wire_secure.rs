@@ -140,7 +140,7 @@ fn plaintext_and_legacy_datagrams_do_not_open() {
 
 #[test]
 fn legacy_vectors_do_not_open_with_the_secure_scheme() {
-    let Some(cases) = vectors::load() else { return };
+    let cases = vectors::load();
     let mut checked = 0;
     for case in &cases {
         let pass = case.encrypt.as_deref().unwrap_or("NSA-KEY");

@@ -1,5 +1,6 @@
-//! The real eventcast 0.1.2 datagrams in `../shared/vectors`, shared by the
-//! test files that feed them through the codec and the engine.
+//! The real eventcast 0.1.2 datagrams (`tests/fixtures/eventcast-0.1.2.json`,
+//! a copy of the steering repository's `shared/vectors`), shared by the test
+//! files that feed them through the codec and the engine.
 #![allow(dead_code)] // each test file uses a different part
 
 use std::path::PathBuf;
@@ -20,15 +21,17 @@ pub fn unhex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
-/// Every case, or `None` (after saying so) when the vectors are absent.
-pub fn load() -> Option<Vec<Case>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/eventcast-0.1.2.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("vectors are missing ({}): skipping the vector tests", path.display());
-        return None;
-    };
+/// The fixture file inside the repository.
+pub fn fixture_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eventcast-0.1.2.json")
+}
+
+/// Every case of the fixture.
+pub fn load() -> Vec<Case> {
+    let path = fixture_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let json: serde_json::Value = serde_json::from_str(&text).expect("vectors are JSON");
-    let cases = json["cases"]
+    let cases: Vec<Case> = json["cases"]
         .as_array()
         .expect("cases array")
         .iter()
@@ -40,5 +43,5 @@ pub fn load() -> Option<Vec<Case>> {
             datagrams: c["datagrams"].as_array().unwrap().iter().map(|d| unhex(d.as_str().unwrap())).collect(),
         })
         .collect();
-    Some(cases)
+    cases
 }
