@@ -81,8 +81,19 @@ class Logger {
     let line
     try {
       line = JSON.stringify(rec, (k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n'
-    } catch {
-      line = JSON.stringify({ ...rec, ...this.fields, msg: String(text), extra: undefined }) + '\n'
+    } catch (err) {
+      // The caller's fields cannot be serialized (circular, a throwing toJSON):
+      // keep the record, without them. Spreading `rec` again would throw again.
+      line = JSON.stringify({
+        name: this.name,
+        hostname: this.hostname,
+        pid: process.pid,
+        level,
+        msg: String(text),
+        time: rec.time,
+        v: 0,
+        logError: `fields dropped: ${err && err.message}`
+      }) + '\n'
     }
     for (const s of this.streams) if (force || level >= s.level) s.stream.write(line)
   }

@@ -39,7 +39,7 @@ fn run(loss: f64, seed: u64, n: i32, size: usize, per_ms: i32) -> (Vec<usize>, V
 }
 
 #[test]
-#[ignore]
+#[ignore = "slow in a debug build; the network lab runs this workload for real: cargo test --release --test sim_lab -- --ignored"]
 fn lab_small_events() {
     for loss in [0.0, 0.05, 0.10, 0.30] {
         let (d, g) = run(loss, 100, 10_000, 0, 10);
@@ -56,7 +56,7 @@ fn lab_small_events() {
 }
 
 #[test]
-#[ignore]
+#[ignore = "slow in a debug build; the network lab runs this workload for real: cargo test --release --test sim_lab -- --ignored"]
 fn lab_big_messages() {
     for loss in [0.0, 0.10, 0.30] {
         let (d, g) = run(loss, 101, 50, 1 << 20, 1);

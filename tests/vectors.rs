@@ -34,7 +34,8 @@ fn fixtures_match_the_shared_originals() {
             eprintln!("../shared/{original} is not beside this checkout: nothing to compare");
             continue;
         };
-        let b = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(copy)).unwrap();
+        let b =
+            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(copy)).unwrap();
         assert!(a == b, "tests/fixtures/{copy} differs from ../shared/{original}");
     }
 }
