@@ -2,51 +2,145 @@
 //! JSON lines, or emit events given as JSON arguments. Run `eventcast --help`.
 
 use bson::Bson;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use eventcast::{EncryptOptions, Eventcast, Events, Notification, Options, Stats};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const HELP: &str = "\
-eventcast — a network EventEmitter over UDP multicast (wire-compatible with eventcast 0.1.x)
+/// Common options of every subcommand; what is not given keeps the
+/// library's default ([`Options::default`], 0.1.x's).
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// UDP port of the group
+    #[arg(long)]
+    port: u16,
+    /// Multicast group [default: 224.0.0.1]
+    #[arg(long, value_name = "ADDR")]
+    group: Option<Ipv4Addr>,
+    /// Address to bind [default: 0.0.0.0]
+    #[arg(long, value_name = "ADDR")]
+    address: Option<Ipv4Addr>,
+    /// Interface address for joining and sending [default: any]
+    #[arg(long, value_name = "ADDR")]
+    interface: Option<Ipv4Addr>,
+    /// Multicast TTL [default: 1]
+    #[arg(long, value_name = "N")]
+    ttl: Option<u32>,
+    /// Do not receive datagrams sent from this host
+    #[arg(long)]
+    no_loopback: bool,
+    /// Chunk size [default: 1024]
+    #[arg(long, value_name = "BYTES")]
+    max_payload_size: Option<usize>,
+    /// Reassembly timeout [default: 3000]
+    #[arg(long, value_name = "MS")]
+    message_ttl_ms: Option<u64>,
+    /// Encrypt with KEY (the authenticated default scheme)
+    #[arg(long)]
+    key: Option<String>,
+    /// With --key: the unauthenticated 0.1.x scheme, for 0.1.x fleets
+    #[arg(long, requires = "key")]
+    legacy: bool,
+    /// Print counters as a JSON line (`stats {...}`) on stderr at exit
+    #[arg(long)]
+    stats: bool,
+}
 
-USAGE:
-    eventcast listen --port PORT [OPTIONS] [--count N] [--timeout-ms T]
-    eventcast emit   --port PORT [OPTIONS] [--repeat N] [--rate R] [--linger-ms L] NAME [JSON_ARG ...]
+impl CommonArgs {
+    fn into_common(self) -> Result<Common, String> {
+        let mut options = Options { port: self.port, ..Options::default() };
+        if let Some(g) = self.group {
+            options.multicast_membership = g;
+        }
+        if let Some(a) = self.address {
+            options.address = a;
+        }
+        options.multicast_interface = self.interface.or(options.multicast_interface);
+        if let Some(t) = self.ttl {
+            options.multicast_ttl = t;
+        }
+        if self.no_loopback {
+            options.multicast_loopback = false;
+        }
+        if let Some(m) = self.max_payload_size {
+            options.max_payload_size = m;
+        }
+        if let Some(ms) = self.message_ttl_ms {
+            options.message_ttl = Duration::from_millis(ms);
+        }
+        options.encrypt = self.key.map(|key| EncryptOptions { key, legacy: self.legacy });
+        options.validate().map_err(|e| e.to_string())?;
+        Ok(Common { options, stats: self.stats })
+    }
+}
 
-listen  prints one JSON line per received event on stdout:
-          {\"name\":...,\"args\":[...],\"sender\":{\"id\":...,\"host\":...,\"port\":...,\"hostname\":...}}
-        arguments are relaxed extended JSON ({\"$date\":...}, {\"$binary\":...}, {\"$regularExpression\":...}).
-        When ready it prints `listening on GROUP:PORT id=ID` on stderr. Errors and gaps go to stderr
-        as `error CODE: message` and `gap {\"sender\":...,\"count\":N}`.
-        --count N        exit after N events
-        --timeout-ms T   exit after T milliseconds
-emit    sends NAME with each JSON_ARG parsed as (relaxed or canonical) extended JSON, e.g.
-          eventcast emit --port 9000 greet '\"hi\"' 5 '{\"$date\":\"2020-01-01T00:00:00Z\"}'
-        then keeps answering repair requests for the linger time and exits.
-        --repeat N       send the event N times (default 1)
-        --rate R         at most R events per second (default: as fast as possible)
-        --linger-ms L    stay up L ms after the last send so receivers can repair losses
-                         (default: the message ttl, 3000, capped at 10000)
+/// eventcast — a network EventEmitter over UDP multicast (wire-compatible with eventcast 0.1.x)
+#[derive(Debug, Parser)]
+#[command(
+    name = "eventcast",
+    version,
+    after_help = "Logging: RUST_LOG=eventcast=debug (to stderr).\n\
+                  Examples:\n  eventcast listen --port 9000 --count 10 --timeout-ms 5000\n  \
+                  eventcast emit --port 9000 greet '\"hi\"' 5 '{\"$date\":\"2020-01-01T00:00:00Z\"}'"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
 
-OPTIONS:
-    --port PORT                 UDP port of the group (required)
-    --group ADDR                multicast group (default 224.0.0.1)
-    --address ADDR              address to bind (default 0.0.0.0)
-    --interface ADDR            interface address for joining and sending (default: any)
-    --ttl N                     multicast TTL (default 1)
-    --no-loopback               do not receive datagrams sent from this host
-    --max-payload-size BYTES    chunk size (default 1024)
-    --message-ttl-ms MS         reassembly timeout (default 3000)
-    --key KEY                   encrypt with KEY (authenticated default scheme)
-    --legacy                    with --key: the unauthenticated 0.1.x scheme, for 0.1.x fleets
-    --stats                     print counters as a JSON line (`stats {...}`) on stderr at exit
-    -h, --help                  this help
-    -V, --version               version
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Print the group's events as JSON lines on stdout
+    ///
+    /// One line per received event:
+    /// {"name":...,"args":[...],"sender":{"id":...,"host":...,"port":...,"hostname":...}}.
+    /// Arguments are relaxed extended JSON ({"$date":...}, {"$binary":...}, {"$regularExpression":...}).
+    /// When ready it prints `listening on GROUP:PORT id=ID` on stderr. Errors and gaps go to stderr
+    /// as `error CODE: message` and `gap {"sender":...,"count":N}`.
+    Listen {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Exit after N events
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Exit after T milliseconds
+        #[arg(long, value_name = "T")]
+        timeout_ms: Option<u64>,
+    },
+    /// Send an event to the group
+    ///
+    /// Sends NAME with each JSON_ARG parsed as (relaxed or canonical) extended JSON,
+    /// then keeps answering repair requests for the linger time and exits.
+    Emit {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Send the event N times
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        repeat: u64,
+        /// At most R events per second [default: as fast as possible]
+        #[arg(long, value_name = "R", value_parser = positive_rate)]
+        rate: Option<f64>,
+        /// Stay up L ms after the last send so receivers can repair losses
+        /// [default: the message ttl, capped at 10000]
+        #[arg(long, value_name = "L")]
+        linger_ms: Option<u64>,
+        /// Event name
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Arguments, each one JSON value
+        #[arg(value_name = "JSON_ARG", allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
 
-Logging: RUST_LOG=eventcast=debug (to stderr).
-";
+fn positive_rate(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!("`{v}` is not a positive number")),
+    }
+}
 
 #[derive(Debug)]
 struct Common {
@@ -75,105 +169,33 @@ struct Emit {
 enum Command {
     Listen(Listen),
     Emit(Emit),
-    Help,
-    Version,
 }
 
-fn usage(msg: impl std::fmt::Display) -> String {
-    format!("{msg}\nRun `eventcast --help` for usage.")
-}
-
-fn parse_args(args: &[String]) -> Result<Command, String> {
-    let mut it = args.iter().peekable();
-    let command = match it.next().map(String::as_str) {
-        None => return Err(usage("missing command: listen or emit")),
-        Some("-h" | "--help" | "help") => return Ok(Command::Help),
-        Some("-V" | "--version") => return Ok(Command::Version),
-        Some(c @ ("listen" | "emit")) => c.to_string(),
-        Some(other) => return Err(usage(format!("unknown command `{other}`"))),
-    };
-    let mut options = Options::default();
-    let mut port: Option<u16> = None;
-    let mut key: Option<String> = None;
-    let mut legacy = false;
-    let mut stats = false;
-    let mut count = None;
-    let mut timeout = None;
-    let mut repeat = 1u64;
-    let mut rate = None;
-    let mut linger = None;
-    let mut positional: Vec<String> = Vec::new();
-    let mut only_positional = false;
-
-    fn value<'a>(flag: &str, it: &mut impl Iterator<Item = &'a String>) -> Result<&'a str, String> {
-        it.next().map(String::as_str).ok_or_else(|| usage(format!("{flag} needs a value")))
-    }
-    fn num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
-        v.parse().map_err(|_| usage(format!("{flag}: `{v}` is not a valid number")))
-    }
-    fn ip(flag: &str, v: &str) -> Result<Ipv4Addr, String> {
-        v.parse().map_err(|_| usage(format!("{flag}: `{v}` is not an IPv4 address")))
-    }
-
-    while let Some(arg) = it.next() {
-        if only_positional || !arg.starts_with("--") && arg != "-h" && arg != "-V" {
-            positional.push(arg.clone());
-            continue;
+/// Checks what clap cannot (option values against the library's bounds, JSON
+/// arguments) and builds the command.
+fn command(cli: Cli) -> Result<Command, String> {
+    Ok(match cli.command {
+        Cmd::Listen { common, count, timeout_ms } => Command::Listen(Listen {
+            common: common.into_common()?,
+            count,
+            timeout: timeout_ms.map(Duration::from_millis),
+        }),
+        Cmd::Emit { common, repeat, rate, linger_ms, name, args } => {
+            let args = args
+                .iter()
+                .enumerate()
+                .map(|(i, text)| parse_json_arg(text).map_err(|e| format!("argument {}: {e}", i + 1)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Command::Emit(Emit {
+                common: common.into_common()?,
+                repeat,
+                rate,
+                linger: linger_ms.map(Duration::from_millis),
+                name,
+                args,
+            })
         }
-        let flag = arg.as_str();
-        match flag {
-            "--" => only_positional = true,
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
-            "--port" => port = Some(num(flag, value(flag, &mut it)?)?),
-            "--group" => options.multicast_membership = ip(flag, value(flag, &mut it)?)?,
-            "--address" => options.address = ip(flag, value(flag, &mut it)?)?,
-            "--interface" => options.multicast_interface = Some(ip(flag, value(flag, &mut it)?)?),
-            "--ttl" => options.multicast_ttl = num(flag, value(flag, &mut it)?)?,
-            "--no-loopback" => options.multicast_loopback = false,
-            "--max-payload-size" => options.max_payload_size = num(flag, value(flag, &mut it)?)?,
-            "--message-ttl-ms" => options.message_ttl = Duration::from_millis(num(flag, value(flag, &mut it)?)?),
-            "--key" => key = Some(value(flag, &mut it)?.to_string()),
-            "--legacy" => legacy = true,
-            "--stats" => stats = true,
-            "--count" if command == "listen" => count = Some(num(flag, value(flag, &mut it)?)?),
-            "--timeout-ms" if command == "listen" => {
-                timeout = Some(Duration::from_millis(num(flag, value(flag, &mut it)?)?))
-            }
-            "--repeat" if command == "emit" => repeat = num(flag, value(flag, &mut it)?)?,
-            "--rate" if command == "emit" => {
-                let r: f64 = num(flag, value(flag, &mut it)?)?;
-                if !(r > 0.0 && r.is_finite()) {
-                    return Err(usage("--rate must be a positive number"));
-                }
-                rate = Some(r);
-            }
-            "--linger-ms" if command == "emit" => {
-                linger = Some(Duration::from_millis(num(flag, value(flag, &mut it)?)?))
-            }
-            other => return Err(usage(format!("unknown option `{other}` for `{command}`"))),
-        }
-    }
-    options.port = port.ok_or_else(|| usage("--port is required"))?;
-    if legacy && key.is_none() {
-        return Err(usage("--legacy needs --key"));
-    }
-    options.encrypt = key.map(|key| EncryptOptions { key, legacy });
-    options.validate().map_err(|e| usage(e.to_string()))?;
-    let common = Common { options, stats };
-    if command == "listen" {
-        if let Some(extra) = positional.first() {
-            return Err(usage(format!("unexpected argument `{extra}`")));
-        }
-        return Ok(Command::Listen(Listen { common, count, timeout }));
-    }
-    let mut positional = positional.into_iter();
-    let name = positional.next().ok_or_else(|| usage("emit needs an event NAME"))?;
-    let args = positional
-        .enumerate()
-        .map(|(i, text)| parse_json_arg(&text).map_err(|e| usage(format!("argument {}: {e}", i + 1))))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Command::Emit(Emit { common, repeat, rate, linger, name, args }))
+    })
 }
 
 /// One JSON argument (relaxed or canonical extended JSON) as BSON.
@@ -311,11 +333,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .try_init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match parse_args(&args) {
+    // clap prints --help/--version and usage errors itself (exit 0 / 2).
+    let command = match command(Cli::parse()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("eventcast: {e}");
+            let _ = Cli::command().error(clap::error::ErrorKind::ValueValidation, e).print();
             return ExitCode::from(2);
         }
     };
@@ -329,14 +351,6 @@ fn main() -> ExitCode {
         }
     };
     let result = match command {
-        Command::Help => {
-            print!("{HELP}");
-            Ok(())
-        }
-        Command::Version => {
-            println!("eventcast {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
         Command::Listen(l) => runtime.block_on(listen(l)),
         Command::Emit(e) => runtime.block_on(emit(e)),
     };
@@ -353,13 +367,15 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
-    fn args(s: &[&str]) -> Vec<String> {
-        s.iter().map(|s| s.to_string()).collect()
+    fn parse_args(s: &[&str]) -> Result<Command, String> {
+        let cli =
+            Cli::try_parse_from(std::iter::once("eventcast").chain(s.iter().copied())).map_err(|e| e.to_string())?;
+        command(cli)
     }
 
     #[test]
     fn parses_emit_with_extended_json() {
-        let Command::Emit(e) = parse_args(&args(&[
+        let Command::Emit(e) = parse_args(&[
             "emit",
             "--port",
             "9000",
@@ -369,8 +385,9 @@ mod tests {
             "ev",
             "\"a\"",
             "5",
+            "-7",
             "{\"$date\":\"2020-01-01T00:00:00Z\"}",
-        ]))
+        ])
         .unwrap() else {
             panic!("not emit")
         };
@@ -379,19 +396,30 @@ mod tests {
         assert_eq!(e.name, "ev");
         assert_eq!(e.args[0], Bson::String("a".into()));
         assert_eq!(e.args[1], Bson::Int32(5));
-        assert!(matches!(e.args[2], Bson::DateTime(_)));
+        assert_eq!(e.args[2], Bson::Int32(-7));
+        assert!(matches!(e.args[3], Bson::DateTime(_)));
+    }
+
+    #[test]
+    fn unset_options_keep_the_library_defaults() {
+        let Command::Listen(l) = parse_args(&["listen", "--port", "9000", "--ttl", "4"]).unwrap() else {
+            panic!("not listen")
+        };
+        assert_eq!(l.common.options, Options { port: 9000, multicast_ttl: 4, ..Options::default() });
     }
 
     #[test]
     fn rejects_bad_usage() {
-        assert!(parse_args(&args(&["listen"])).unwrap_err().contains("--port"));
-        assert!(parse_args(&args(&["emit", "--port", "1"])).unwrap_err().contains("NAME"));
-        assert!(parse_args(&args(&["emit", "--port", "1", "x", "notjson"])).unwrap_err().contains("not JSON"));
-        assert!(parse_args(&args(&["listen", "--port", "1", "--group", "10.0.0.1"]))
+        assert!(parse_args(&["listen"]).unwrap_err().contains("--port"));
+        assert!(parse_args(&["emit", "--port", "1"]).unwrap_err().contains("NAME"));
+        assert!(parse_args(&["emit", "--port", "1", "x", "notjson"]).unwrap_err().contains("not JSON"));
+        assert!(parse_args(&["listen", "--port", "1", "--group", "10.0.0.1"])
             .unwrap_err()
             .contains("multicastMembership"));
-        assert!(parse_args(&args(&["listen", "--port", "1", "--repeat", "3"])).unwrap_err().contains("unknown option"));
-        assert!(parse_args(&args(&["listen", "--port", "1", "--legacy"])).unwrap_err().contains("--key"));
+        assert!(parse_args(&["listen", "--port", "1", "--repeat", "3"]).unwrap_err().contains("--repeat"));
+        assert!(parse_args(&["listen", "--port", "1", "--legacy"]).unwrap_err().contains("--key"));
+        assert!(parse_args(&["emit", "--port", "1", "--rate", "0", "x"]).unwrap_err().contains("positive"));
+        assert!(parse_args(&["bogus"]).is_err());
     }
 
     #[test]
