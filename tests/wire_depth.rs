@@ -133,6 +133,9 @@ fn the_limit_is_exactly_what_emit_accepts() {
             // What the encoder writes for that value is the same bytes.
             assert_eq!(wire::encode_args(&[expected_arg(&k, 7)]), body);
         }
+        // The encoder (Rust `emit`) refuses what receivers would refuse.
+        let too_deep = expected_arg(&kinds(101, seed), 7);
+        assert!(matches!(wire::try_encode_args(&[too_deep]), Err(eventcast::Error::Payload(_))));
         for levels in [101, 102, 6_000] {
             let body = nested_body(&kinds(levels, seed), 7);
             assert!(matches!(wire::decode_body(&body), Err(eventcast::error::WireError::Malformed(_))));

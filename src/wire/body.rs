@@ -50,7 +50,9 @@ impl RawPayload<'_> {
     }
 }
 
-/// Writes `{payload: [...]}`, or an error when a document key holds a NUL byte.
+/// Writes `{payload: [...]}`, or an error when a document key holds a NUL
+/// byte or the arguments nest deeper than [`MAX_NESTING`](super::depth::MAX_NESTING)
+/// levels (receivers refuse those).
 pub fn try_encode_args(args: &[Bson]) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(32 + args.len() * 16);
     try_encode_args_into(args, &mut out)?;
@@ -66,7 +68,11 @@ pub fn try_encode_args_into(args: &[Bson], out: &mut Vec<u8>) -> Result<(), Erro
         out.push(0x04);
         out.extend_from_slice(b"payload\0");
         put_array(out, args).map_err(Error::Payload)?;
-        end_doc(out, start).map_err(Error::Payload)
+        end_doc(out, start).map_err(Error::Payload)?;
+        // Receivers refuse deeper bodies: fail here, as the JS `emit` does,
+        // rather than send what every member drops.
+        check_nesting(out, MAX_ARGS_BODY_LEVELS)
+            .map_err(|_| Error::Payload(format!("arguments nested deeper than {} levels", super::depth::MAX_NESTING)))
     })();
     if r.is_err() {
         out.clear();
