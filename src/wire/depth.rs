@@ -272,6 +272,47 @@ mod tests {
         b
     }
 
+    /// Wraps `elements` (already encoded) in a document.
+    fn wrap(elements: &[u8]) -> Vec<u8> {
+        let mut b = ((elements.len() + 5) as i32).to_le_bytes().to_vec();
+        b.extend_from_slice(elements);
+        b.push(0);
+        b
+    }
+
+    /// The walk is linear: 16 MiB (the largest reassembled message) of the
+    /// most elements, the longest key, and the most open/close churn within
+    /// the limit each take one pass, bounded in time.
+    #[test]
+    fn sixteen_mib_worst_cases_take_one_linear_pass() {
+        const SIZE: usize = 16 << 20;
+        let mut flat = Vec::with_capacity(SIZE);
+        let mut i = 0usize;
+        while flat.len() < SIZE - 16 {
+            flat.push(0x0A);
+            flat.extend_from_slice(i.to_string().as_bytes());
+            flat.push(0);
+            i += 1;
+        }
+        let mut long_key = vec![0x0A];
+        long_key.resize(SIZE - 8, b'k');
+        long_key.push(0);
+        let subtree = deep(MAX_ARGS_BODY_LEVELS - 1);
+        let mut churn = Vec::with_capacity(SIZE);
+        while churn.len() < SIZE - subtree.len() - 16 {
+            churn.extend_from_slice(&[0x03, b'd', 0]);
+            churn.extend_from_slice(&subtree);
+        }
+        for (what, elements) in [("elements", flat), ("one key", long_key), ("open/close", churn)] {
+            let doc = wrap(&elements);
+            let t = std::time::Instant::now();
+            assert!(ok(&doc, MAX_ARGS_BODY_LEVELS), "{what}");
+            let took = t.elapsed();
+            eprintln!("walk of {} bytes ({what}): {took:?}", doc.len());
+            assert!(took < std::time::Duration::from_secs(3), "{what}: {took:?}");
+        }
+    }
+
     #[test]
     fn a_million_levels_are_refused_quickly_and_the_limit_is_exact() {
         for levels in [1, 2, 50, 101, 102] {
