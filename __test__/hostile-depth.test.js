@@ -121,3 +121,13 @@ test('an encrypted datagram captured in one group and replayed into another (sam
   c.emit('hello', 'group two')
   assert.deepEqual(await hello, ['group two'])
 })
+
+test('decodePayload walks before converting: 100 levels decode, deeper bodies throw EMALFORMED', () => {
+  const { decodePayload } = require('../binding.js')
+  const body = (levels) => w.payloadBody([w.V.doc(w.nested(levels - 1))])
+  const [v] = decodePayload(body(100))
+  assert.equal(depthOf(v), 100)
+  for (const levels of [101, 6000, 1000000]) {
+    assert.throws(() => decodePayload(body(levels)), (err) => err.code === 'EMALFORMED', `${levels} levels`)
+  }
+})
