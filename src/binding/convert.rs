@@ -32,8 +32,9 @@ use napi::sys;
 use std::ffi::c_void;
 use std::ptr;
 
-/// Deepest nesting of arrays/objects accepted by `emit`; deeper (or circular) → `EPAYLOAD`.
-pub const MAX_DEPTH: usize = 100;
+/// Deepest nesting of arrays/objects accepted by `emit`; deeper (or circular)
+/// → `EPAYLOAD`. The same bound receivers enforce ([`crate::wire::MAX_NESTING`]).
+pub const MAX_DEPTH: usize = crate::wire::MAX_NESTING;
 
 /// Largest integer a JS number holds exactly.
 const SAFE_INT: f64 = 9_007_199_254_740_992.0; // 2^53
@@ -413,19 +414,42 @@ fn global(env: sys::napi_env, name: &std::ffi::CStr) -> R<sys::napi_value> {
 }
 
 /// Builds JS values from BSON on the JS thread.
+///
+/// The conversion recurses, so it only ever sees shallow values: received
+/// bodies are refused above [`MAX_DEPTH`] levels by the iterative walk in
+/// [`crate::wire::depth`] before they become `Bson`. It still keeps its own
+/// count and refuses a deeper value (`EPAYLOAD`) instead of trusting that.
 pub struct ToJs {
     env: sys::napi_env,
     regexp: sys::napi_value,
+    /// Arrays/objects being converted, outermost first.
+    depth: usize,
 }
 
 impl ToJs {
     /// A builder for `env` (must be called on the JS thread).
     pub fn new(env: sys::napi_env) -> Self {
-        ToJs { env, regexp: ptr::null_mut() }
+        ToJs { env, regexp: ptr::null_mut(), depth: 0 }
+    }
+
+    /// Runs `f` one array/object level deeper, refusing more than
+    /// `MAX_DEPTH + 1` levels (an arguments array and arguments nested `MAX_DEPTH` deep).
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> R<T> {
+        if self.depth > MAX_DEPTH {
+            return Err(ConvError::Payload(format!("nesting deeper than {MAX_DEPTH} levels")));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
     }
 
     /// A JS array of the converted values.
     pub fn array(&mut self, values: &[Bson]) -> R<sys::napi_value> {
+        self.nested(|js| js.array_level(values))
+    }
+
+    fn array_level(&mut self, values: &[Bson]) -> R<sys::napi_value> {
         let env = self.env;
         let mut arr = ptr::null_mut();
         ck!(env, sys::napi_create_array_with_length(env, values.len(), &mut arr), "napi_create_array");
@@ -510,11 +534,14 @@ impl ToJs {
             Bson::Array(a) => return self.array(a),
             Bson::Document(d) => {
                 ck!(env, sys::napi_create_object(env, &mut out), "napi_create_object");
-                for (k, val) in d {
-                    let key = self.string(k)?;
-                    let js = self.value(val)?;
-                    ck!(env, sys::napi_set_property(env, out, key, js), "napi_set_property");
-                }
+                self.nested(|js| {
+                    for (k, val) in d {
+                        let key = js.string(k)?;
+                        let v = js.value(val)?;
+                        ck!(env, sys::napi_set_property(env, out, key, v), "napi_set_property");
+                    }
+                    Ok(())
+                })?;
             }
             Bson::DateTime(dt) => {
                 ck!(env, sys::napi_create_date(env, dt.timestamp_millis() as f64, &mut out), "napi_create_date");

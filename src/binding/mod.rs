@@ -144,6 +144,10 @@ pub fn encode_payload(env: Env, args: Unknown) -> napi::Result<Raw> {
 #[napi(js_name = "decodePayload", ts_return_type = "unknown[]")]
 pub fn decode_payload(env: Env, body: Buffer) -> napi::Result<Raw> {
     let raw_env = env.raw();
+    // Walk first, iteratively: `from_reader` recurses and would overflow the
+    // stack on a deeply nested body.
+    crate::wire::check_nesting(&body, crate::wire::depth::MAX_ARGS_BODY_LEVELS)
+        .map_err(|e| throw(raw_env, true, "EMALFORMED", &e.to_string()))?;
     let doc = bson::Document::from_reader(&body[..])
         .map_err(|e| throw(raw_env, true, "EMALFORMED", &format!("not a BSON document: {e}")))?;
     let mut to_js = ToJs::new(raw_env);

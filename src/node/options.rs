@@ -4,7 +4,7 @@ use crate::error::Error;
 use crate::protocol::{Config, Encryption, Limits};
 use crate::wire::legacy::LegacyKey;
 use crate::wire::secure::SecureKey;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 /// `encrypt: {key, legacy}`.
@@ -147,8 +147,11 @@ impl Options {
         let encryption = match &self.encrypt {
             None => Encryption::None,
             Some(e) if e.legacy => Encryption::Legacy(LegacyKey::from_passphrase(&e.key)),
-            // PBKDF2: slow on purpose, derived once here (Eventcast::new), not per datagram.
-            Some(e) => Encryption::Secure(SecureKey::derive(&e.key)),
+            // PBKDF2: slow on purpose, derived once here (Eventcast::new), not per
+            // datagram; bound to our group so other groups' datagrams fail the tag.
+            Some(e) => Encryption::Secure(
+                SecureKey::derive(&e.key).for_group(SocketAddrV4::new(self.multicast_membership, self.port)),
+            ),
         };
         Ok(Config {
             max_payload_size: self.max_payload_size,

@@ -81,6 +81,10 @@ pub struct Endpoint {
     reassembly: Reassembly,
     next_sn: i64,
     wall_anchor: Option<(Instant, SystemTime)>,
+    /// Wall-clock time of the first [`Endpoint::set_wall_clock`] (the node's
+    /// start), lowered if the clock is set back: the authenticated scheme
+    /// refuses datagrams sent more than `CLOCK_SKEW` before it.
+    started: Option<SystemTime>,
     peers: HashMap<String, Peer>,
     peer_timers: BTreeSet<(Instant, String)>,
     peer_deadlines: HashMap<String, Instant>,
@@ -111,6 +115,7 @@ impl Endpoint {
             reassembly,
             next_sn: 1,
             wall_anchor: None,
+            started: None,
             peers: HashMap::new(),
             peer_timers: BTreeSet::new(),
             peer_deadlines: HashMap::new(),
@@ -131,6 +136,7 @@ impl Endpoint {
     /// start and may call it again at any time.
     pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
         self.wall_anchor = Some((now, wall));
+        self.started = Some(self.started.map_or(wall, |s| s.min(wall)));
     }
 
     fn wall_at(&self, now: Instant) -> SystemTime {
@@ -397,13 +403,19 @@ impl Endpoint {
 
     /// Freshness window of the authenticated scheme: `time` may lie at most
     /// `3 * message_ttl + CLOCK_SKEW` in the past (the retention time, so
-    /// repairs still pass) and `CLOCK_SKEW` in the future. Without a wall
-    /// clock ([`Endpoint::set_wall_clock`]) only the `sn` window applies.
+    /// repairs still pass), `CLOCK_SKEW` in the future, and at most
+    /// `CLOCK_SKEW` before this endpoint started: a fresh node has no `sn`
+    /// history yet, so without this a datagram captured before it started
+    /// could be replayed to it within the window. Without a wall clock
+    /// ([`Endpoint::set_wall_clock`]) only the `sn` window applies.
     fn is_fresh(&self, now: Instant, meta: &MetaRef<'_>) -> bool {
         let Some(time) = meta.time else { return false };
         let Some(sent) = parse_iso(time) else { return false };
         if self.wall_anchor.is_none() {
             return true;
+        }
+        if self.started.is_some_and(|s| sent + CLOCK_SKEW < s) {
+            return false;
         }
         let wall = self.wall_at(now);
         match wall.duration_since(sent) {

@@ -10,6 +10,7 @@
 //!   (and back): see [`js_flags_to_bson_options`] and [`bson_options_to_js_flags`].
 
 use super::bsonw::{begin_doc, end_doc, put_array, put_document, put_element, Key};
+use super::depth::{check_nesting, MAX_ARGS_BODY_LEVELS, MAX_DOCUMENT_BODY_LEVELS};
 use crate::error::{Error, WireError};
 use bson::raw::{RawArray, RawBsonRef, RawDocument};
 use bson::{Bson, Document};
@@ -49,7 +50,9 @@ impl RawPayload<'_> {
     }
 }
 
-/// Writes `{payload: [...]}`, or an error when a document key holds a NUL byte.
+/// Writes `{payload: [...]}`, or an error when a document key holds a NUL
+/// byte or the arguments nest deeper than [`MAX_NESTING`](super::depth::MAX_NESTING)
+/// levels (receivers refuse those).
 pub fn try_encode_args(args: &[Bson]) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(32 + args.len() * 16);
     try_encode_args_into(args, &mut out)?;
@@ -65,7 +68,11 @@ pub fn try_encode_args_into(args: &[Bson], out: &mut Vec<u8>) -> Result<(), Erro
         out.push(0x04);
         out.extend_from_slice(b"payload\0");
         put_array(out, args).map_err(Error::Payload)?;
-        end_doc(out, start).map_err(Error::Payload)
+        end_doc(out, start).map_err(Error::Payload)?;
+        // Receivers refuse deeper bodies: fail here, as the JS `emit` does,
+        // rather than send what every member drops.
+        check_nesting(out, MAX_ARGS_BODY_LEVELS)
+            .map_err(|_| Error::Payload(format!("arguments nested deeper than {} levels", super::depth::MAX_NESTING)))
     })();
     if r.is_err() {
         out.clear();
@@ -116,17 +123,26 @@ pub fn append_element(out: &mut Vec<u8>, key: &str, value: &Bson) -> Result<(), 
 }
 
 /// Decodes a body without copying it; an empty body is `RawPayload::Args(None)`.
-/// Only the outer document and the `payload` element are checked here; nested
-/// elements are validated when they are read.
+/// The whole body's framing and nesting depth are checked here, iteratively
+/// ([`check_nesting`]): arguments nested deeper than [`MAX_NESTING`](super::depth::MAX_NESTING) levels
+/// are `Malformed`, so the recursive conversions downstream stay shallow.
+/// Element contents (UTF-8, ...) are validated when they are read.
 pub fn decode_body_raw(body: &[u8]) -> Result<RawPayload<'_>, WireError> {
     if body.is_empty() {
         return Ok(RawPayload::Args(None));
     }
     let doc =
         RawDocument::from_bytes(body).map_err(|e| WireError::Malformed(format!("body is not a BSON document: {e}")))?;
+    // Finding `payload` reads only the top level; the walk then covers everything.
     match doc.get("payload") {
-        Ok(Some(RawBsonRef::Array(a))) => Ok(RawPayload::Args(Some(a))),
-        Ok(Some(RawBsonRef::Document(d))) => Ok(RawPayload::Document(d)),
+        Ok(Some(RawBsonRef::Array(a))) => {
+            check_nesting(body, MAX_ARGS_BODY_LEVELS)?;
+            Ok(RawPayload::Args(Some(a)))
+        }
+        Ok(Some(RawBsonRef::Document(d))) => {
+            check_nesting(body, MAX_DOCUMENT_BODY_LEVELS)?;
+            Ok(RawPayload::Document(d))
+        }
         Ok(Some(other)) => {
             Err(WireError::Malformed(format!("body payload is {:?}, not an array or document", other.element_type())))
         }

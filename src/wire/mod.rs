@@ -12,6 +12,7 @@
 pub mod body;
 pub(crate) mod bsonw;
 pub mod datagram;
+pub mod depth;
 pub mod ids;
 pub mod legacy;
 pub mod meta;
@@ -26,6 +27,7 @@ pub use datagram::{
     decode_datagram, decode_datagram_ref, encode_datagram, split_datagram, try_encode_datagram,
     try_encode_datagram_ref, Datagram, DatagramRef, MetaRef,
 };
+pub use depth::{check_nesting, MAX_NESTING};
 pub use meta::Meta;
 pub use retx::RetxRequest;
 pub use secure::SecureKey;

@@ -27,6 +27,20 @@
 //! `aes_key = HMAC(master, "eventcast/v3 aes-128-cbc key" || 0x01)[..16]`,
 //! `mac_key = HMAC(master, "eventcast/v3 hmac-sha256 key" || 0x01)`.
 //!
+//! ## Group binding
+//!
+//! A node binds its keys to its group ([`SecureKey::for_group`]): both labels
+//! are followed by `0x00 || group IPv4 address (4 bytes) || port (u16 BE)`
+//! before the HKDF counter byte, e.g. for 239.1.2.3:41234
+//! `mac_key = HMAC(master, "eventcast/v3 hmac-sha256 key" || 00 ef010203 a112 || 0x01)`.
+//! Groups that share a passphrase (same LAN, other address or port) then have
+//! unrelated keys: a datagram sealed for one group fails the tag check in
+//! every other (`rejected_decrypt`), so it cannot be captured there and
+//! replayed here. Binding costs two HMACs per key (the PBKDF2 master is kept
+//! and expanded again), nothing per datagram. The unbound keys of
+//! [`SecureKey::derive`] (labels alone) serve simulations and tests; the node
+//! always binds (`Options::to_config`).
+//!
 //! Why a fixed protocol salt rather than a random one carried in packets:
 //! every member must arrive at the same keys from the shared passphrase
 //! alone, without a handshake (multicast, no broker, members come and go),
@@ -48,6 +62,7 @@ use bson::raw::RawBsonRef;
 use hmac::{Hmac, Mac};
 use rand::{CryptoRng, RngCore};
 use sha2::Sha256;
+use std::net::SocketAddrV4;
 
 type Enc = cbc::Encryptor<aes::Aes128>;
 type Dec = cbc::Decryptor<aes::Aes128>;
@@ -81,6 +96,9 @@ pub const SEAL_OVERHEAD_MAX: usize = OUTER_META_LEN + IV_LEN + 16 + TAG_LEN;
 pub struct SecureKey(std::sync::Arc<Keys>);
 
 struct Keys {
+    /// The PBKDF2 output, kept so [`SecureKey::for_group`] can expand group
+    /// keys without the slow derivation.
+    master: [u8; 32],
     /// The raw AES key, kept for the derivation tests only.
     #[cfg(test)]
     aes: [u8; 16],
@@ -131,11 +149,29 @@ impl SecureKey {
     pub fn derive_with_iterations(passphrase: &str, iterations: u32) -> Self {
         let mut master = [0u8; 32];
         pbkdf2::pbkdf2_hmac::<Sha256>(passphrase.as_bytes(), SECURE_SALT, iterations.max(1), &mut master);
-        let aes_full = expand(&master, b"eventcast/v3 aes-128-cbc key");
-        let mac_key = expand(&master, b"eventcast/v3 hmac-sha256 key");
+        Self::expand_keys(master, &[])
+    }
+
+    /// The keys of this passphrase bound to the multicast group `group`
+    /// (address and port; see the module docs): datagrams sealed for another
+    /// group fail [`open`](Self::open). Cheap (two HMACs): the slow
+    /// derivation is not repeated.
+    pub fn for_group(&self, group: SocketAddrV4) -> SecureKey {
+        let mut info = [0u8; 7];
+        info[1..5].copy_from_slice(&group.ip().octets());
+        info[5..].copy_from_slice(&group.port().to_be_bytes());
+        Self::expand_keys(self.0.master, &info)
+    }
+
+    /// HKDF-Expand of both keys, with `group` (empty, or `0x00 || ip || port`) after each label.
+    fn expand_keys(master: [u8; 32], group: &[u8]) -> Self {
+        let info = |label: &[u8]| [label, group].concat();
+        let aes_full = expand(&master, &info(b"eventcast/v3 aes-128-cbc key"));
+        let mac_key = expand(&master, &info(b"eventcast/v3 hmac-sha256 key"));
         let mut aes = [0u8; 16];
         aes.copy_from_slice(&aes_full[..16]);
         SecureKey(std::sync::Arc::new(Keys {
+            master,
             #[cfg(test)]
             aes,
             cipher: aes::Aes128::new(&aes.into()),
@@ -265,6 +301,55 @@ mod tests {
         r.update(b"y");
         assert_eq!(m.finalize().into_bytes(), r.finalize().into_bytes());
     }
+
+    /// Python: as above, then
+    /// `hmac.new(master, label + b'\x00' + bytes([239, 1, 2, 3]) + (41234).to_bytes(2, 'big') + b'\x01', sha256)`.
+    #[test]
+    fn group_binding_matches_reference_and_separates_groups() {
+        let k = SecureKey::derive_with_iterations("k", 1000);
+        let g = k.for_group("239.1.2.3:41234".parse().unwrap());
+        assert_eq!(hex(&g.0.aes), "e41c347b4028f5beea3d8a7ce1523ea5");
+        let mut m = g.0.mac.clone();
+        let mut r = hmac_with_key(&unhex("a12eff696e8913a1fd5cf7b37a68712e91cedad1461e9b0b983f2e45a4c9b263"));
+        m.update(b"z");
+        r.update(b"z");
+        assert_eq!(m.finalize().into_bytes(), r.finalize().into_bytes());
+        // Binding again from the bound key gives the same keys (the master is kept).
+        assert_eq!(hex(&g.for_group("239.1.2.3:41234".parse().unwrap()).0.aes), hex(&g.0.aes));
+        let mut rng = rand::thread_rng();
+        let sealed = g.seal(b"inner", &mut rng);
+        assert_eq!(g.open(&sealed).unwrap(), b"inner");
+        for other in ["239.1.2.3:41235", "239.1.2.4:41234", "224.0.0.1:41234"] {
+            let o = k.for_group(other.parse().unwrap());
+            assert!(matches!(o.open(&sealed), Err(WireError::Decrypt(_))), "{other}");
+            assert!(matches!(g.open(&o.seal(b"x", &mut rng)), Err(WireError::Decrypt(_))), "{other}");
+        }
+        assert!(matches!(k.open(&sealed), Err(WireError::Decrypt(_))));
+    }
+
+    /// A whole sealed datagram under a group-bound key, with the IV and
+    /// `seqId` from a seeded generator. The ciphertext and tag were checked
+    /// independently: `openssl enc -aes-128-cbc -K e41c347b4028f5beea3d8a7ce1523ea5 -iv <IV>`
+    /// of the inner bytes, then `openssl dgst -sha256 -mac HMAC -macopt
+    /// hexkey:a12eff69…b263` over every byte before the tag.
+    #[test]
+    fn golden_sealed_datagram_for_a_group() {
+        use rand::SeedableRng;
+        let k = SecureKey::derive_with_iterations("k", 1000).for_group("239.1.2.3:41234".parse().unwrap());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let sealed = k.seal(b"inner datagram bytes", &mut rng);
+        assert_eq!(hex(&sealed), GOLDEN_SEALED);
+        assert_eq!(k.open(&unhex(GOLDEN_SEALED)).unwrap(), b"inner datagram bytes");
+    }
+
+    const GOLDEN_SEALED: &str = concat!(
+        "0073", // metaLength 115
+        "7300000010760003000000107365710000000000107365714c656e00010000000273657149640029000000626566626138366165396530633230",
+        "373836356637653234653833343964346563646263386230660008736571456e64000108656e63000102616c67000600000068733235360000", // meta
+        "4632842499a0dfa60568e28ab621629e", // IV
+        "5bacc517e5d80f871b29f98a55ea6f2fd2210a892b5957132c77808dc1784869", // ciphertext
+        "3714b89c7fa95265ed4cd7f14de210c59d1cc2b7985364de9790aaec38327f95", // tag
+    );
 
     #[test]
     fn sealed_layout() {
