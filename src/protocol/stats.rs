@@ -80,4 +80,12 @@ stats! {
     notifications_dropped => "notificationsDropped",
     /// Node driver: datagrams that failed to send (socket errors other than "would block").
     send_errors => "sendErrors",
+    // --- node driver: send backpressure (issue 10, part D) ---
+    /// Node driver: bytes waiting in the send queue now (a slow link; bounded by
+    /// `Options::send_queue_bytes`).
+    send_queue_bytes => "sendQueueBytes",
+    /// Node driver: emits refused with `EBACKPRESSURE` because the send queue was full.
+    send_queue_full => "sendQueueFull",
+    /// Node driver: repair resends dropped because the send queue was full (peers ask again).
+    send_queue_repairs_dropped => "sendQueueRepairsDropped",
 }
