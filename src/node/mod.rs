@@ -31,7 +31,10 @@
 //! * [`Eventcast::emit`] runs on the calling thread: it locks, lets the
 //!   endpoint build the datagrams and sends them right away with a
 //!   non-blocking `sendto`. If the socket buffer is full the rest is queued
-//!   (never dropped) and the driver retries it every millisecond. The send
+//!   and the driver retries it every millisecond. The queue is bounded
+//!   ([`Options::send_queue_bytes`]): when full, `emit` fails with
+//!   [`Error::Backpressure`] until [`Notification::Drain`]; new data goes
+//!   ahead of queued repairs (see `send`). The send
 //!   socket is deliberately not registered with the tokio reactor: a
 //!   registered socket gets an epoll callback, and the reactor thread a
 //!   wake-up, each time the kernel frees a sent datagram — a context switch
@@ -46,7 +49,10 @@
 //!   and hands the notifications to the subscribers as a batch.
 //! * Or, with [`Eventcast::start_polled`], no receive task: the caller's own
 //!   event loop watches the socket and calls [`Eventcast::receive`] (the Node
-//!   addon, from the JS thread), with a stall guard for a blocked caller.
+//!   addon, from the JS thread), with a stall guard thread that reads for a
+//!   caller blocked for more than [`POLL_STALL`] (it looks every [`GUARD_TICK`]).
+//! * Every task is supervised (see `supervise`): a panic stops the node
+//!   with an `EINTERNAL` notification instead of leaving it half alive.
 //! * Notifications go to [`Events`] subscriptions and to an optional
 //!   synchronous [`NotificationSink`].
 //! * A timer task sleeps until [`Endpoint::poll_timeout`], runs
