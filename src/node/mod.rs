@@ -556,7 +556,7 @@ impl Eventcast {
     /// A stalled caller does not let the socket buffer overflow: a guard task
     /// checks every [`GUARD_TICK`] (every [`POLL_STALL`] while it is reading),
     /// and when `receive()` has not run for [`POLL_STALL`], it reads what is
-    /// waiting itself (the notifications then reach the sink from a tokio
+    /// waiting itself (the notifications then reach the sink from the guard's
     /// thread), as long as the sink has room.
     pub async fn start_polled(&self) -> Result<(), Error> {
         self.start_with(Receive::Polled).await
@@ -744,12 +744,10 @@ impl Eventcast {
         let shared = &*self.inner.shared;
         let mut notes = {
             let mut core = shared.core();
-            if core.io.is_none() {
+            if core.io.is_none() || core.endpoint.is_none() {
                 return Err(Error::NotStarted);
             }
-            if core.endpoint.is_none() {
-                return Err(Error::NotStarted);
-            }
+            // Refused before the engine numbers the message: nothing of it exists anywhere.
             core.send.admit()?;
             let Some(ep) = core.endpoint.as_mut() else { return Err(Error::NotStarted) };
             f(ep, Instant::now(), SystemTime::now())?;
