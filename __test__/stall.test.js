@@ -106,15 +106,17 @@ test('a burst that starts while the JS thread is already blocked: every event de
     const until = Date.now() + 2000
     while (Date.now() < until) { /* blocked: a long synchronous job */ }
     const duringBlock = seen.size // nothing can have been emitted to JS while blocked
+    const readDuringBlock = ec.stats().datagramsReceived // read by the guard meanwhile
     const deadline = Date.now() + 30000
     while (seen.size + gapped < total && Date.now() < deadline) await sleep(100)
     assert.strictEqual(await exited, 0)
     await sleep(500)
     const st = ec.stats()
     const kernelDrops = udpDrops() - drops0
-    t.diagnostic(`delivered ${seen.size}, reported in gaps ${gapped}, kernel drops ${kernelDrops}, ` +
+    t.diagnostic(`read by the guard during the block ${readDuringBlock}, delivered ${seen.size}, reported in gaps ${gapped}, kernel drops ${kernelDrops}, ` +
       `repairs requested ${st.repairsRequested}, received ${st.repairsReceived}, notificationsDropped ${st.notificationsDropped}`)
     assert.strictEqual(duringBlock, 0)
+    assert.ok(readDuringBlock > 20000, `the burst arrived during the block and the guard read it (${readDuringBlock})`)
     assert.strictEqual(dupes, 0, 'each event at most once')
     assert.strictEqual(st.notificationsDropped, 0, 'nothing read and then dropped before JS')
     assert.strictEqual(seen.size + gapped, total, `every event delivered or reported as lost (${JSON.stringify(st)})`)
