@@ -35,9 +35,14 @@ export declare class NativeEventcast {
   stop(): Promise<NativeFailure | undefined | null>
   /**
    * Sends `name(...args)` to the group. Throws `TypeError` `EPAYLOAD` before
-   * sending anything when the arguments cannot be carried.
+   * sending anything when the arguments cannot be carried, `Error`
+   * `EBACKPRESSURE` while the send queue is full (wait for a drain entry).
    */
   emit(name: string, args: unknown[]): void
+  /** Test hook: simulates a slow link, `bytesPerSec` or null to lift it. */
+  _throttleSends(bytesPerSec: number | null): void
+  /** Test hook: makes a driver task panic (`receive`, `timer`, `stall guard`, `send flush`). */
+  _injectFault(task: string): void
   /** The node's status: `stopped`, `starting`, `started` or `stopping`. */
   get status(): string
   /** The bound local address `{host, port}`, when started. */
@@ -86,6 +91,8 @@ export interface NativeOptions {
   messageTtl: number
   /** Repair requests per stalled message. */
   messageRetransmitAttempts: number
+  /** Bound of the send queue in bytes (default 8 MiB). */
+  sendQueueBytes?: number
   /** Passphrase when encryption is on. */
   encryptKey?: string
   /** Use the 0.1.x legacy scheme. */

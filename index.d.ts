@@ -52,6 +52,12 @@ declare namespace Eventcast {
     log?: boolean
     /** Level of the logger. Default `'error'` (50). An invalid level logs a warning. */
     logLevel?: LogLevel
+    /**
+     * Bound of the send queue in bytes (65536–1073741824). Default 8 MiB.
+     * While this much waits for a slow link, `emit` throws `EBACKPRESSURE`
+     * until 'drain'.
+     */
+    sendQueueBytes?: number
   }
 
   /** The resolved options (`instance.config`). */
@@ -73,6 +79,7 @@ declare namespace Eventcast {
     readonly log: boolean
     /** Numeric bunyan level. */
     readonly logLevel: number
+    readonly sendQueueBytes: number
   }
 
   type Status = 'stopped' | 'starting' | 'started' | 'stopping'
@@ -119,6 +126,13 @@ declare namespace Eventcast {
     sendErrors: number
     /** Received events dropped because their name is reserved (`stop`, `gap`, ...) or a protocol message. */
     rejectedReserved: number
+    // --- send backpressure (issue 10, part D) ---
+    /** Bytes waiting in the send queue now (bounded by the `sendQueueBytes` option). */
+    sendQueueBytes: number
+    /** Emits refused with `EBACKPRESSURE` because the send queue was full. */
+    sendQueueFull: number
+    /** Repair resends dropped because the send queue was full (peers ask again). */
+    sendQueueRepairsDropped: number
   }
 
   interface Gap {
@@ -136,9 +150,12 @@ declare namespace Eventcast {
   /**
    * Errors carry a stable `code`:
    * - thrown by `emit`: `EPAYLOAD` (TypeError) — the arguments cannot be sent;
+   *   `EBACKPRESSURE` (Error) — the send queue is full, nothing sent: emit
+   *   again after 'drain';
    * - on 'error' / start / stop: `EPRVERSION` (a datagram of another protocol
    *   version), `EADDRINUSE`, `EADDRNOTAVAIL`, `EACCES`, `ESOCKET`;
    * - on 'error': `EREMOTE` — another node emitted 'error'; its arguments are in `args`;
+   *   `EINTERNAL` — a driver task failed (a bug): the node stops itself;
    * - thrown by the constructor: see {@link Codes}.
    */
   interface EventcastError extends Error {
@@ -180,6 +197,8 @@ declare namespace Eventcast {
     stop: []
     error: [err: EventcastError]
     gap: [gap: Gap]
+    /** The send queue has room again after `emit` threw `EBACKPRESSURE`. */
+    drain: []
     replConnected: [client: ReplClient]
     replDisconnected: [client: ReplClient]
   }
@@ -228,7 +247,9 @@ interface Eventcast<E extends Eventcast.EventMap = Eventcast.EventMap> extends O
   /**
    * Sends the event to the group (when started), then emits it locally like
    * EventEmitter#emit. Throws TypeError `EPAYLOAD` before sending when an
-   * argument cannot be carried (function, symbol, circular structure, too large).
+   * argument cannot be carried (function, symbol, circular structure, too large),
+   * and Error `EBACKPRESSURE` (nothing sent, nothing emitted locally) while
+   * the send queue is full; 'drain' follows.
    */
   emit<K extends string | symbol> (event: K, ...args: Eventcast.ArgsOf<E, K>): boolean
 

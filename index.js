@@ -316,6 +316,8 @@ class EventcastImpl extends EventEmitter {
         }
         case 1: // 1, code, message
           this._asyncError(codedError(Error, batch[i + 1], batch[i + 2]))
+          // The native node stopped itself after an internal failure: follow it.
+          if (batch[i + 1] === 'EINTERNAL') this.stop().catch(() => {})
           break
         case 2: { // 2, senderId, count
           const info = { sender: batch[i + 1], count: batch[i + 2] }
@@ -335,6 +337,13 @@ class EventcastImpl extends EventEmitter {
           if (st.resolveDrained) st.resolveDrained()
           break
         }
+        case 4: // 4: the send queue has room again after an EBACKPRESSURE
+          try {
+            emitLocal.call(this, 'drain')
+          } catch (err) {
+            rethrowLater(err)
+          }
+          break
       }
     }
   }
@@ -374,7 +383,9 @@ class EventcastImpl extends EventEmitter {
   /**
    * Sends the event to the group (when started), then emits it locally exactly
    * like EventEmitter#emit and returns its result. Arguments that cannot be
-   * sent throw a TypeError with code 'EPAYLOAD' before anything is sent.
+   * sent throw a TypeError with code 'EPAYLOAD' before anything is sent; a
+   * full send queue (slow link) throws an Error 'EBACKPRESSURE', nothing sent
+   * nor emitted locally, until 'drain'.
    */
   emit (name, ...args) {
     // Hot path: `apply(this, arguments)` instead of spreading `args` again
@@ -400,9 +411,12 @@ class EventcastImpl extends EventEmitter {
   }
 }
 
-/** emit()'s failure path: EPAYLOAD is thrown; a failed send never throws into the app. */
+/**
+ * emit()'s failure path: EPAYLOAD and EBACKPRESSURE (send queue full, wait for
+ * 'drain') are thrown, nothing sent; a failed send never throws into the app.
+ */
 function sendFailed (self, err) {
-  if (err && err.code === 'EPAYLOAD') throw err
+  if (err && (err.code === 'EPAYLOAD' || err.code === 'EBACKPRESSURE')) throw err
   process.nextTick(() => self._asyncError(err))
 }
 

@@ -26,7 +26,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let text = |i: usize| e.args.get(i).and_then(Bson::as_str).unwrap_or("?").to_string();
                     println!("<{}@{}> {}", text(0), e.sender.hostname, text(1));
                 }
-                Notification::Event(_) => {}
+                // Typed lines never fill the send queue; nothing waits for a drain.
+                Notification::Event(_) | Notification::Drain => {}
                 Notification::Error { code, message } => eprintln!("error {code}: {message}"),
                 Notification::Gap { sender, count } => eprintln!("lost {count} message(s) from {sender}"),
             }

@@ -22,8 +22,13 @@ const DEFAULTS = Object.freeze({
   messageTtl: 3000,
   messageRetransmitAttempts: 3,
   log: false,
-  logLevel: 'error'
+  logLevel: 'error',
+  sendQueueBytes: 8 * 1024 * 1024 // emit throws EBACKPRESSURE while this much waits to be sent
 })
+
+/** Bounds of `sendQueueBytes` (64 KiB – 1 GiB; the Rust side checks the same). */
+const SEND_QUEUE_BYTES_MIN = 64 * 1024
+const SEND_QUEUE_BYTES_MAX = 1024 * 1024 * 1024
 
 /** Error codes thrown by option validation (also on `err.code`). */
 const codes = Object.freeze({
@@ -137,6 +142,7 @@ function resolveOptions (arg) {
   const attempts = given.messageRetransmitAttempts ?? given.messageRetransmitAttemps ?? DEFAULTS.messageRetransmitAttempts
   config.messageRetransmitAttempts = checkInt('messageRetransmitAttempts', attempts, 0, 1000)
   config.messageRetransmitAttemps = config.messageRetransmitAttempts
+  config.sendQueueBytes = checkInt('sendQueueBytes', pick('sendQueueBytes'), SEND_QUEUE_BYTES_MIN, SEND_QUEUE_BYTES_MAX)
   config.encrypt = checkEncrypt(given.encrypt)
   config.replHost = pick('replHost')
   if (typeof config.replHost !== 'string' || config.replHost.length === 0) {
@@ -170,6 +176,7 @@ function nativeOptions (config) {
     maxPayloadSize: config.maxPayloadSize,
     messageTtl: config.messageTtl,
     messageRetransmitAttempts: config.messageRetransmitAttempts,
+    sendQueueBytes: config.sendQueueBytes,
     encryptKey: config.encrypt ? config.encrypt.key : undefined,
     encryptLegacy: config.encrypt ? config.encrypt.legacy : undefined
   }

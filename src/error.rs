@@ -57,6 +57,19 @@ pub enum Error {
     /// A datagram was rejected (reported through events, not returned from calls).
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// The send queue is full (a slow link): the event was not sent. Emit
+    /// again after [`crate::Notification::Drain`].
+    #[error("send queue full ({queued} bytes queued, limit {limit}): wait for 'drain'")]
+    Backpressure {
+        /// Bytes waiting to be sent.
+        queued: usize,
+        /// The bound (`Options::send_queue_bytes`).
+        limit: usize,
+    },
+    /// A driver task failed (a bug): the node stopped itself. Reported as a
+    /// notification, never returned from calls.
+    #[error("internal error, node stopped: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -73,6 +86,8 @@ impl Error {
                 _ => "ESOCKET",
             },
             Error::Wire(w) => w.code(),
+            Error::Backpressure { .. } => "EBACKPRESSURE",
+            Error::Internal(_) => "EINTERNAL",
         }
     }
 }

@@ -395,17 +395,18 @@ async fn a_polled_node_receives_only_when_asked_on_the_callers_thread() {
     assert!(receiver.receive_fd().is_some());
     let mut events = receiver.subscribe();
     let big = Bson::String("z".repeat(50_000)); // chunked
+    assert_eq!(receiver.receive(), 0, "nothing sent yet");
     sender.emit("small", &[Bson::Int32(1)]).unwrap();
     sender.emit("big", std::slice::from_ref(&big)).unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // No receive task, and the stall guard sleeps until receive() first runs:
-    // the datagrams wait in the socket.
-    assert!(events.try_recv().is_none());
-    assert_eq!(receiver.stats().datagrams_received, 0);
-    // Notifications are delivered before receive() returns.
+    // No receive task: a caller that keeps calling receive() (more often than
+    // POLL_STALL, so the stall guard stays out) reads everything itself, and
+    // notifications are delivered before receive() returns. (Before issue 10
+    // this test also asserted that unread datagrams waited in the socket for
+    // 200 ms: that was the bug, the guard now reads them; see tests/node_driver.rs.)
     let mut read = 0;
     let mut got = Vec::new();
-    while got.len() < 2 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < 2 && std::time::Instant::now() < deadline {
         read += receiver.receive();
         while let Some(n) = events.try_recv() {
             match n {
@@ -413,7 +414,6 @@ async fn a_polled_node_receives_only_when_asked_on_the_callers_thread() {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert!(read > 0, "the datagrams were waiting");
     }
     assert_eq!(got, vec![("small".to_string(), vec![Bson::Int32(1)]), ("big".to_string(), vec![big])]);
     assert!(read >= 3, "one small datagram and the chunks of the big one: {read}");

@@ -233,7 +233,8 @@ fn print_notice(n: Notification) {
         Notification::Gap { sender, count } => {
             eprintln!("gap {{\"sender\":{},\"count\":{count}}}", serde_json::Value::String(sender))
         }
-        Notification::Event(_) => {}
+        // The CLI's emits wait on errors, not on drain; nothing to print.
+        Notification::Event(_) | Notification::Drain => {}
     }
 }
 
@@ -303,6 +304,17 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// Waits for [`Notification::Drain`], printing other notifications meanwhile.
+async fn wait_for_drain(events: &mut Events) -> Result<(), String> {
+    loop {
+        match events.recv().await {
+            Some(Notification::Drain) => return Ok(()),
+            Some(other) => print_notice(other),
+            None => return Err("node dropped while waiting for the send queue to drain".into()),
+        }
+    }
+}
+
 async fn emit(cmd: Emit) -> Result<(), String> {
     let node = Eventcast::new(cmd.common.options.clone()).map_err(|e| e.to_string())?;
     let mut events = node.subscribe();
@@ -315,7 +327,14 @@ async fn emit(cmd: Emit) -> Result<(), String> {
                 tokio::time::sleep_until(due).await;
             }
         }
-        node.emit(&cmd.name, &cmd.args).map_err(|e| format!("emit failed ({}): {e}", e.code()))?;
+        loop {
+            match node.emit(&cmd.name, &cmd.args) {
+                Ok(()) => break,
+                // A slow link: wait until the send queue drained, then emit again.
+                Err(eventcast::Error::Backpressure { .. }) => wait_for_drain(&mut events).await?,
+                Err(e) => return Err(format!("emit failed ({}): {e}", e.code())),
+            }
+        }
     }
     // Default: one message-ttl (capped at 10 s). The engine heartbeats every ttl/6 for
     // three periods after the last event so receivers notice tail loss, and a repair

@@ -13,7 +13,8 @@
 //!
 //! Batch layout: one flat array, three slots per entry (no array per entry):
 //! `0, [name, ...args], -` event (ready for `emit.apply`) · `1, code, message`
-//! error · `2, senderId, count` gap · `3, -, -` done (last call of this period).
+//! error · `2, senderId, count` gap · `3, -, -` done (last call of this period)
+//! · `4, -, -` drain (the send queue has room again after a refused emit).
 
 use super::convert::{ConvError, ToJs};
 use super::{conv_error, throw, with_name_and_body, Raw};
@@ -54,6 +55,8 @@ pub struct NativeOptions {
     pub message_ttl: u32,
     /// Repair requests per stalled message.
     pub message_retransmit_attempts: u32,
+    /// Bound of the send queue in bytes (default 8 MiB).
+    pub send_queue_bytes: Option<u32>,
     /// Passphrase when encryption is on.
     pub encrypt_key: Option<String>,
     /// Use the 0.1.x legacy scheme.
@@ -83,6 +86,7 @@ impl NativeOptions {
             message_ttl: Duration::from_millis(self.message_ttl as u64),
             message_retransmit_attempts: self.message_retransmit_attempts,
             encrypt: self.encrypt_key.map(|key| EncryptOptions { key, legacy: self.encrypt_legacy.unwrap_or(false) }),
+            send_queue_bytes: self.send_queue_bytes.map_or(crate::node::DEFAULT_SEND_QUEUE_BYTES, |b| b as usize),
             ..Options::default()
         })
     }
@@ -174,6 +178,10 @@ impl NotificationSink for SinkHandle {
             self.0.schedule();
         }
         dropped
+    }
+
+    fn room(&self) -> usize {
+        QUEUE_CAPACITY.saturating_sub(lock(&self.0.queue).items.len())
     }
 }
 
@@ -273,6 +281,10 @@ pub(crate) fn build_batch(env: sys::napi_env, batch: &Batch) -> std::result::Res
             Notification::Gap { sender, count } => {
                 let (s, c) = (js.string(sender)?, js.number(*count as f64)?);
                 put(&mut js, 2.0, s, Some(c))?;
+            }
+            Notification::Drain => {
+                let zero = js.number(0.0)?;
+                put(&mut js, 4.0, zero, None)?;
             }
         }
     }
@@ -423,13 +435,29 @@ impl NativeEventcast {
     }
 
     /// Sends `name(...args)` to the group. Throws `TypeError` `EPAYLOAD` before
-    /// sending anything when the arguments cannot be carried.
+    /// sending anything when the arguments cannot be carried, `Error`
+    /// `EBACKPRESSURE` while the send queue is full (wait for a drain entry).
     #[napi(ts_args_type = "name: string, args: unknown[]")]
     pub fn emit(&self, env: Env, name: Unknown, args: Unknown) -> napi::Result<()> {
         let raw = env.raw();
         with_name_and_body(raw, name.raw(), args.raw(), |name, body| {
             self.node.emit_encoded(name, body).map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
         })
+    }
+
+    /// Test hook: simulates a slow link, `bytesPerSec` or null to lift it.
+    #[napi(js_name = "_throttleSends", ts_args_type = "bytesPerSec: number | null")]
+    pub fn throttle_sends(&self, bytes_per_sec: Option<f64>) {
+        self.node.throttle_sends(bytes_per_sec.map(|r| r.max(1.0) as u64));
+    }
+
+    /// Test hook: makes a driver task panic (`receive`, `timer`, `stall guard`, `send flush`).
+    #[napi(js_name = "_injectFault")]
+    pub fn inject_fault(&self, env: Env, task: String) -> napi::Result<()> {
+        let task = crate::node::DriverTask::from_name(&task)
+            .ok_or_else(|| throw(env.raw(), true, "EINVALIDOPTION", &format!("no driver task {task:?}")))?;
+        self.node.inject_fault(task);
+        Ok(())
     }
 
     /// The node's status: `stopped`, `starting`, `started` or `stopping`.

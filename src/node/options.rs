@@ -1,5 +1,6 @@
 //! Node options, named and defaulted like the JS API (`eventcast` 0.1.x).
 
+use super::send::DEFAULT_SEND_QUEUE_BYTES;
 use crate::error::Error;
 use crate::protocol::{Config, Encryption, Limits};
 use crate::wire::legacy::LegacyKey;
@@ -48,6 +49,10 @@ pub struct Options {
     pub encrypt: Option<EncryptOptions>,
     /// Memory bounds of the protocol engine.
     pub limits: Limits,
+    /// Bound of the send queue in bytes (default [`DEFAULT_SEND_QUEUE_BYTES`],
+    /// 8 MiB): while this much waits for a slow link, `emit` fails with
+    /// [`Error::Backpressure`] until [`crate::Notification::Drain`].
+    pub send_queue_bytes: usize,
 }
 
 impl Default for Options {
@@ -64,9 +69,13 @@ impl Default for Options {
             message_retransmit_attempts: 3,
             encrypt: None,
             limits: Limits::default(),
+            send_queue_bytes: DEFAULT_SEND_QUEUE_BYTES,
         }
     }
 }
+
+/// Smallest and largest `send_queue_bytes` accepted (64 KiB – 1 GiB).
+pub const SEND_QUEUE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=1024 * 1024 * 1024;
 
 /// Largest `max_payload_size` accepted: a chunk plus its meta must fit one IPv4 UDP datagram (65,507 bytes).
 pub const MAX_PAYLOAD_SIZE_LIMIT: usize = 65_000;
@@ -120,6 +129,12 @@ impl Options {
         }
         if self.message_ttl > Duration::from_secs(24 * 3600) {
             return bad("messageTtl", "must be at most one day");
+        }
+        if !SEND_QUEUE_BYTES_RANGE.contains(&self.send_queue_bytes) {
+            return bad(
+                "sendQueueBytes",
+                format!("{} is outside 65536–1073741824 (64 KiB – 1 GiB)", self.send_queue_bytes),
+            );
         }
         if let Some(encrypt) = &self.encrypt {
             if encrypt.key.is_empty() {
@@ -196,6 +211,9 @@ mod tests {
         assert_eq!(o(&|o| o.multicast_interface = Some(Ipv4Addr::new(239, 1, 1, 1))), Some("multicastInterface"));
         assert_eq!(o(&|o| o.encrypt = Some(EncryptOptions { key: String::new(), legacy: true })), Some("encrypt"));
         assert_eq!(o(&|o| o.limits.max_message_size = 0), Some("limits"));
+        assert_eq!(o(&|o| o.send_queue_bytes = 1000), Some("sendQueueBytes"));
+        assert_eq!(o(&|o| o.send_queue_bytes = 2 << 30), Some("sendQueueBytes"));
+        assert_eq!(o(&|o| o.send_queue_bytes = 64 * 1024), None);
         assert_eq!(o(&|o| o.multicast_ttl = 255), None);
         assert_eq!(o(&|o| o.multicast_membership = Ipv4Addr::new(239, 255, 0, 1)), None);
     }

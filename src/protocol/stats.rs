@@ -84,4 +84,12 @@ stats! {
     /// Received events dropped because their name is reserved (an instance's own
     /// lifecycle event such as `stop`) or a protocol message this node does not handle.
     rejected_reserved => "rejectedReserved",
+    // --- node driver: send backpressure (issue 10, part D) ---
+    /// Node driver: bytes waiting in the send queue now (a slow link; bounded by
+    /// `Options::send_queue_bytes`).
+    send_queue_bytes => "sendQueueBytes",
+    /// Node driver: emits refused with `EBACKPRESSURE` because the send queue was full.
+    send_queue_full => "sendQueueFull",
+    /// Node driver: repair resends dropped because the send queue was full (peers ask again).
+    send_queue_repairs_dropped => "sendQueueRepairsDropped",
 }
