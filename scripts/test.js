@@ -6,7 +6,7 @@ const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { inPrivateNetns, runInNetns } = require('./netns.js')
-const { addonName } = require('./platform.js')
+const { addonPath } = require('./addon.js')
 
 const root = path.resolve(__dirname, '..')
 
@@ -29,7 +29,7 @@ let status = 0
 if (!process.argv.includes('--node-only')) {
   status = step('Rust tests', 'cargo', ['test']) || status
 }
-if (!fs.existsSync(path.join(root, addonName()))) {
+if (!addonPath()) {
   status = step('addon missing, building', process.execPath, [path.join(__dirname, 'install.js')]) || status
 }
 if (!process.argv.includes('--rust-only')) {
