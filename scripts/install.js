@@ -88,10 +88,15 @@ function buildWithCargo () {
   say(`copied ${lib} to ${path.basename(dest)}`)
 }
 
+// A development checkout has its devDependencies, the napi CLI among them.
+const napiCli = path.join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
+const checkout = fs.existsSync(napiCli)
+
 function main () {
   if (process.env.EVENTCAST_BUILD !== '1') {
     const found = probeAddon(root)
-    if (found.file) {
+    // A checkout tests its own code: a published platform package does not count there.
+    if (found.file && (!checkout || path.dirname(found.file) === root)) {
       say(`addon found, nothing to build: ${path.relative(root, found.file)}`)
       return
     }
@@ -106,12 +111,10 @@ function main () {
   }
   say(`no prebuilt addon loads here: building it from source with ${cargo.stdout.trim()}` +
     (debug ? ' (debug)' : ' (release; this takes a few minutes)'))
-  // Only a development checkout has its own copy of the CLI (a devDependency).
-  const cli = path.join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
-  if (fs.existsSync(cli)) buildWithNapiCli(cli)
+  if (checkout) buildWithNapiCli(napiCli)
   else buildWithCargo()
   const built = probeAddon(root)
-  if (!built.file) throw new Failure(`built the addon but it does not load: ${built.error}`)
+  if (!built.file || path.dirname(built.file) !== root) throw new Failure(`built the addon but binding.js does not load it: ${built.error || built.file}`)
   say(`built ${path.relative(root, built.file)}`)
 }
 
