@@ -172,6 +172,16 @@ test('optionalDependencies name every napi target\'s package, pinned to this ver
   assert.deepEqual(pkg.optionalDependencies, expected)
 })
 
+test('the source fallback names the .node as @napi-rs/cli does, for every target', async () => {
+  const { parseTriple } = await import('@napi-rs/cli')
+  const { napiSuffix } = require('../scripts/install.js')
+  const { napi } = require(path.join(root, 'package.json'))
+  const extra = ['i686-pc-windows-msvc', 'aarch64-pc-windows-msvc', 'x86_64-unknown-freebsd', 'armv7-unknown-linux-gnueabihf', 'riscv64gc-unknown-linux-gnu', 'powerpc64le-unknown-linux-gnu', 's390x-unknown-linux-gnu', 'loongarch64-unknown-linux-gnu']
+  for (const triple of [...napi.targets, ...extra]) {
+    assert.equal(napiSuffix(triple), parseTriple(triple).platformArchABI, triple)
+  }
+})
+
 test('npm install --ignore-scripts, no Rust: the platform package gives a working eventcast', async () => {
   assert.equal(spawnSync('cargo', ['--version'], { env: noRustEnv }).error?.code, 'ENOENT', 'cargo is not on PATH')
   const dir = project('npm-ignore-scripts')

@@ -118,9 +118,13 @@ function main () {
   say(`built ${path.relative(root, built.file)}`)
 }
 
-try {
-  main()
-} catch (err) {
-  console.error(`[eventcast] build from source failed: ${err.message}`)
-  process.exit(1)
+module.exports = { napiSuffix }
+
+if (require.main === module) {
+  try {
+    main()
+  } catch (err) {
+    console.error(`[eventcast] build from source failed: ${err.message}`)
+    process.exit(1)
+  }
 }
