@@ -73,14 +73,15 @@ function build () {
     const r = spawnSync('cargo', ['build', '--release', '--example', 'bench_udp_baseline', '--example', 'bench_rust_peer'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
     if (r.status !== 0) console.error('bench: cargo build failed; Rust rows will be missing')
   }
-  const { addonName } = require(path.join(ROOT, 'scripts', 'platform.js'))
-  const addon = path.join(ROOT, addonName())
-  if (!fs.existsSync(addon) || flag('build-addon')) {
+  const { addonPath } = require(path.join(ROOT, 'scripts', 'addon.js'))
+  let addon = addonPath()
+  if (!addon || flag('build-addon')) {
     console.log('bench: building the addon (release) ...')
     spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'install.js')], { cwd: ROOT, stdio: 'inherit', env: { ...process.env, EVENTCAST_BUILD: '1', EVENTCAST_DEBUG: '0' } })
+    addon = addonPath()
   }
   let kind = 'missing'
-  if (fs.existsSync(addon)) {
+  if (addon && fs.existsSync(addon)) {
     const st = fs.statSync(addon)
     // A debug build is tens of MB (the release one, LTO, ~2 MB); numbers from it mean little.
     const debug = st.size > 20e6

@@ -6,7 +6,7 @@ const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { inPrivateNetns, runInNetns } = require('./netns.js')
-const { addonName } = require('./platform.js')
+const { addonPath } = require('./addon.js')
 
 const root = path.resolve(__dirname, '..')
 
@@ -54,7 +54,9 @@ async function main () {
   if (!process.argv.includes('--node-only')) {
     status = (await step('Rust tests', 'cargo', ['test'], skipped)) || status
   }
-  if (!fs.existsSync(path.join(root, addonName()))) {
+  // The addon built from this checkout, not one from an installed platform package.
+  const addon = addonPath()
+  if (!addon || path.dirname(addon) !== root) {
     status = (await step('addon missing, building', process.execPath, [path.join(__dirname, 'install.js')], skipped)) || status
   }
   if (!process.argv.includes('--rust-only')) {
