@@ -14,7 +14,7 @@ use super::repair::{Nack, RepairBudget, RepairTiming};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
 use super::timefmt::{format_iso, parse_iso};
-use super::tracker::{Peer, Verdict};
+use super::tracker::{Peer, Sn, Verdict};
 use super::{Config, Destination, Encryption, Event, Identity, Output, Sender, SharedBytes, Stats, Transmit};
 use crate::error::{Error, WireError};
 use crate::wire::{self, Meta, MetaRef, Payload, PROTOCOL_VERSION, RETX_EVENT};
@@ -420,6 +420,11 @@ impl Endpoint {
             self.stats.rejected_malformed += 1;
             return;
         };
+        let Some(sn) = checked_sn(meta.sn) else {
+            // A number out of range (0, negative, absurd): no sender of ours wrote it.
+            self.stats.rejected_malformed += 1;
+            return;
+        };
         let sender = SenderRef {
             id: sender_id,
             host: meta.host.unwrap_or_default(),
@@ -433,16 +438,17 @@ impl Endpoint {
         let result = self.reassembly.insert(now, key, info, body, nack, &mut evicted);
         self.stats.partials_evicted += evicted.len() as u64;
         for e in evicted {
-            if let Some(sn) = e.sn {
+            if let Some(sn) = e.sn.and_then(Sn::new) {
                 self.peer_give_up(now, &e.sender, sn);
             }
         }
-        if let (Some(sn), Insert::Progress { .. }) = (meta.sn, &result) {
+        if let (Some(sn), Insert::Progress { .. }) = (sn, &result) {
             let on_chunk = |p: &mut Peer| (p.missing_count(), p.on_chunk(now, sn));
+            let ttl = self.config.message_ttl;
             // A known sender (the common case) is looked up once.
             let mut changed = self.peers.get_mut(sender_id).map(on_chunk);
             if changed.is_none() {
-                self.ensure_peer(now, sender_id, sn);
+                self.ensure_peer(sender_id, || Peer::new(now, sn, ttl));
                 changed = self.peers.get_mut(sender_id).map(on_chunk);
             }
             if let Some((before, lost)) = changed {
@@ -480,6 +486,11 @@ impl Endpoint {
             self.stats.rejected_malformed += 1;
             return;
         };
+        let Some(sn) = checked_sn(meta.sn) else {
+            // A number out of range (0, negative, absurd): no sender of ours wrote it.
+            self.stats.rejected_malformed += 1;
+            return;
+        };
         let payload = match wire::decode_body(body) {
             Ok(p) => p,
             Err(_) => {
@@ -489,7 +500,7 @@ impl Endpoint {
         };
         if name == HEARTBEAT_EVENT {
             match payload {
-                Payload::Document(doc) => match doc.get("sn").and_then(bson_i64) {
+                Payload::Document(doc) => match heartbeat_fields(&doc, sender_id) {
                     Some(sn) => self.handle_heartbeat(now, sender_id, sn),
                     None => self.stats.rejected_malformed += 1,
                 },
@@ -505,18 +516,19 @@ impl Endpoint {
                 self.stats.rejected_replay += 1;
                 return;
             }
-            let fresh = match meta.sn {
+            let fresh = match sn {
                 Some(sn) => {
                     let on_message = |p: &mut Peer| {
                         let before = p.missing_count();
-                        let repaired = p.is_missing(sn) && sn <= p.asked_upto;
+                        let repaired = p.is_missing(sn.get()) && sn.get() <= p.asked_upto;
                         let (verdict, lost) = p.on_message(now, sn);
                         (before, repaired, verdict, lost)
                     };
                     // A known sender (the common case) is looked up once.
                     let mut seen = self.peers.get_mut(sender_id).map(on_message);
                     if seen.is_none() {
-                        self.ensure_peer(now, sender_id, sn);
+                        let ttl = self.config.message_ttl;
+                        self.ensure_peer(sender_id, || Peer::new(now, sn, ttl));
                         seen = self.peers.get_mut(sender_id).map(on_message);
                     }
                     match seen {
@@ -641,7 +653,7 @@ impl Endpoint {
             let Some(p) = self.reassembly.get_mut(&key) else { continue };
             if now >= p.last_progress + ttl {
                 if let Some(p) = self.reassembly.finish(&key) {
-                    match p.sn {
+                    match p.sn.and_then(Sn::new) {
                         Some(sn) if self.peers.contains_key(&p.sender.id) => self.peer_give_up(now, &p.sender.id, sn),
                         _ => {
                             self.stats.gaps_unrecovered += 1;
@@ -710,10 +722,11 @@ impl Endpoint {
         }
     }
 
-    fn handle_heartbeat(&mut self, now: Instant, sender: &str, sn: i64) {
+    fn handle_heartbeat(&mut self, now: Instant, sender: &str, sn: Sn) {
         // First contact through a heartbeat: nothing is missing yet (a late
         // joiner starts after the sender's latest message).
-        self.ensure_peer(now, sender, sn.saturating_add(1));
+        let ttl = self.config.message_ttl;
+        self.ensure_peer(sender, || Peer::after_latest(now, sn, ttl));
         if let Some(p) = self.peers.get_mut(sender) {
             let before = p.missing_count();
             let lost = p.on_latest(now, sn);
@@ -721,8 +734,8 @@ impl Endpoint {
         }
     }
 
-    /// Creates the loss-tracking state of `id`, first heard of at `sn`.
-    fn ensure_peer(&mut self, now: Instant, id: &str, sn: i64) {
+    /// Creates the loss-tracking state of `id` with `new` unless it exists.
+    fn ensure_peer(&mut self, id: &str, new: impl FnOnce() -> Peer) {
         if self.peers.contains_key(id) {
             return;
         }
@@ -735,18 +748,19 @@ impl Endpoint {
                 self.report_gap(&old, lost);
             }
         }
-        self.peers.insert(id.to_owned(), Peer::new(now, sn, self.config.message_ttl));
+        self.peers.insert(id.to_owned(), new());
     }
 
     fn report_gap(&mut self, sender: &str, count: u64) {
         if count > 0 {
-            self.stats.gaps_unrecovered += count;
+            // Saturating: a count comes from numbers a sender claimed.
+            self.stats.gaps_unrecovered = self.stats.gaps_unrecovered.saturating_add(count);
             self.outputs.push_back(Output::Gap { sender: sender.to_owned(), count });
         }
     }
 
     /// Message `sn` of `sender` is lost for good (its partial expired or was evicted).
-    fn peer_give_up(&mut self, now: Instant, sender: &str, sn: i64) {
+    fn peer_give_up(&mut self, now: Instant, sender: &str, sn: Sn) {
         let Some(p) = self.peers.get_mut(sender) else { return };
         let before = p.missing_count();
         let news = p.give_up(sn);
@@ -773,9 +787,12 @@ impl Endpoint {
         self.set_peer_deadline(id, deadline);
     }
 
-    /// When `p`'s timer must fire: its next request or its give-up time, if anything is missing.
+    /// When `p`'s timer must fire: its next request or its give-up time, if
+    /// anything is missing, or when a far jump may take over.
     fn peer_deadline(p: &Peer, ttl: Duration) -> Option<Instant> {
-        (p.missing_count() > 0).then(|| p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl)))
+        let repair =
+            (p.missing_count() > 0).then(|| p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl)));
+        repair.into_iter().chain(p.challenge_deadline()).min()
     }
 
     fn reschedule_peer(&mut self, id: &str) {
@@ -795,6 +812,13 @@ impl Endpoint {
     }
 
     fn peer_timeout(&mut self, now: Instant, id: &str) {
+        // A far jump that proved itself takes over (see `tracker`).
+        if let Some(p) = self.peers.get_mut(id) {
+            let before = p.missing_count();
+            if let Some(lost) = p.poll(now) {
+                self.peer_changed(now, id, before, lost);
+            }
+        }
         let ttl = self.config.message_ttl;
         let delay = self.timing.jittered(&mut self.rng);
         let retries = self.config.retransmit_attempts;
@@ -882,4 +906,22 @@ fn bson_i64(b: &Bson) -> Option<i64> {
         Bson::Int64(v) => Some(*v),
         _ => None,
     }
+}
+
+/// The meta's `sn`, range-checked: `None` when it is present but not a valid
+/// message number, `Some(None)` when absent (0.1.x senders).
+fn checked_sn(sn: Option<i64>) -> Option<Option<Sn>> {
+    match sn {
+        None => Some(None),
+        Some(v) => Sn::new(v).map(Some),
+    }
+}
+
+/// The `sn` of a heartbeat document `{id, sn}` sent by `sender`: the id must
+/// be the datagram's own sender id and `sn` a valid message number.
+fn heartbeat_fields(doc: &Document, sender: &str) -> Option<Sn> {
+    if doc.get_str("id").ok()? != sender {
+        return None;
+    }
+    doc.get("sn").and_then(bson_i64).and_then(Sn::new)
 }

@@ -88,6 +88,7 @@ mod repair;
 mod request;
 mod retention;
 pub mod sim;
+mod sn;
 mod stats;
 pub mod timefmt;
 mod tracker;
@@ -95,6 +96,7 @@ mod tracker;
 pub use config::{Config, Encryption, Identity, Limits};
 pub use endpoint::{Endpoint, HEARTBEAT_EVENT};
 pub use request::RepairRequest;
+pub use sn::MAX_SN;
 pub use stats::Stats;
 
 use bson::Bson;
