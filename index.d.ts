@@ -117,6 +117,9 @@ declare namespace Eventcast {
     retainedBytes: number
     notificationsDropped: number
     sendErrors: number
+    // Issue 10, part A (hostile identifiers).
+    /** Chunk-group keys stored by reassembly (partials plus remembered completed ids); bounded. */
+    reassemblyKeys: number
   }
 
   interface Gap {

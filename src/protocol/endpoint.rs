@@ -9,7 +9,7 @@
 //! members too, so they hear our requests, and we answer 0.1.x requests on
 //! the group as well.
 
-use super::reassembly::{ChunkInfo, Insert, Reassembly, Reject, SenderRef};
+use super::reassembly::{ChunkInfo, Insert, Key, Reassembly, Reject, SenderRef};
 use super::repair::{Nack, RepairBudget, RepairTiming};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
@@ -341,7 +341,7 @@ impl Endpoint {
                 return;
             }
         }
-        let dg = match wire::decode_datagram_ref(bytes) {
+        let dg = match wire::decode_received(bytes) {
             Ok(d) => d,
             Err(WireError::Version(version)) => {
                 self.stats.rejected_version += 1;
@@ -431,7 +431,11 @@ impl Endpoint {
             port: meta.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
             hostname: meta.hostname.unwrap_or_default(),
         };
-        let key = (sender_id, meta.seq_id);
+        let Some(key) = Key::parse(sender_id, meta.seq_id) else {
+            // Not reached: identifiers are checked at decode.
+            self.stats.rejected_malformed += 1;
+            return;
+        };
         let nack = Nack::armed(now, self.timing.jittered(&mut self.rng));
         let info = ChunkInfo { seq: meta.seq, seq_len: meta.seq_len, seq_end: meta.seq_end, sn: meta.sn, sender };
         let mut evicted = Vec::new();
@@ -542,7 +546,8 @@ impl Endpoint {
                         None => true,
                     }
                 }
-                None => self.reassembly.mark_single_done((sender_id, meta.seq_id)),
+                // The decoder checked both identifiers, so the key parses.
+                None => Key::parse(sender_id, meta.seq_id).is_some_and(|k| self.reassembly.mark_single_done(k)),
             };
             if !fresh {
                 self.stats.duplicates_ignored += 1;
@@ -615,7 +620,7 @@ impl Endpoint {
         // will reach us through the group, so wait before asking ourselves.
         if !req.seq_id.is_empty() {
             let key = match &req.to {
-                Some(to) => Some((to.clone(), req.seq_id.clone())),
+                Some(to) => Key::parse(to, &req.seq_id),
                 None => self.reassembly.find_group(&req.seq_id),
             };
             if let Some(key) = key {
@@ -675,7 +680,7 @@ impl Endpoint {
                 for batch in missing.chunks(per_request) {
                     let req = RepairRequest {
                         id: self.identity.id.clone(),
-                        seq_id: key.1.clone(),
+                        seq_id: key.seq_id(),
                         missed_seq: batch.to_vec(),
                         host: self.identity.host.clone(),
                         port: i32::from(self.identity.port),
@@ -888,6 +893,7 @@ impl Endpoint {
 
     fn sync_stats(&mut self) {
         self.stats.reassembly_bytes = self.reassembly.bytes() as u64;
+        self.stats.reassembly_keys = self.reassembly.keys() as u64;
         self.stats.retained_bytes = self.retention.bytes() as u64;
         self.stats.retention_dropped = self.retention.dropped;
     }

@@ -80,4 +80,9 @@ stats! {
     notifications_dropped => "notificationsDropped",
     /// Node driver: datagrams that failed to send (socket errors other than "would block").
     send_errors => "sendErrors",
+    // Issue 10, part A (hostile identifiers).
+    /// Chunk-group keys currently stored by reassembly: partial messages plus
+    /// remembered completed ids (fixed size each; bounded by
+    /// `max_partial_messages + max_completed_ids`).
+    reassembly_keys => "reassemblyKeys",
 }
