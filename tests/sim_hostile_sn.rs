@@ -168,6 +168,43 @@ fn a_real_jump_past_the_window_is_reported_as_a_gap_and_delivery_goes_on() {
     assert_eq!(net.stats(b).gaps_unrecovered, 100_000);
 }
 
+/// The third row: the receiver misses a 100,000-message burst and
+/// the sender then stops, so all that tells the receiver is the sender's
+/// tail heartbeats, of which it may hear only the last few.
+fn a_missed_burst_then_silence(restore_after: Duration, seed: u64) {
+    let mut net = Network::new(seed);
+    let a = net.add_endpoint(Config::default());
+    let b = net.add_endpoint(Config::default());
+    let id = net.id(a);
+    for k in 0..10 {
+        net.emit(a, "before", &[Bson::Int64(k)]).unwrap();
+    }
+    net.run_for(Duration::from_secs(5)); // tail heartbeats of this first burst done
+    net.set_receiver_loss(b, 1.0);
+    for k in 0..100_000 {
+        net.emit(a, "missed", &[Bson::Int64(k)]).unwrap();
+    }
+    net.run_for(restore_after);
+    net.set_receiver_loss(b, 0.0);
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(net.node(b).gaps, vec![(id, 100_000)], "{:?}", net.stats(b));
+    assert!(net.run_until_idle());
+    assert_eq!(net.stats(b).gaps_unrecovered, 100_000);
+}
+
+#[test]
+fn a_missed_burst_is_reported_from_the_tail_heartbeats() {
+    a_missed_burst_then_silence(Duration::from_millis(1), 78);
+}
+
+#[test]
+fn a_missed_burst_is_reported_from_the_last_tail_heartbeats() {
+    // The burst takes no virtual time; its heartbeats are due 0.5 s and 1 s
+    // after it, then every ~167 ms until 2 s: from 1.75 s on only the last
+    // two (1.83 s and 2 s) reach the receiver.
+    a_missed_burst_then_silence(Duration::from_millis(1750), 79);
+}
+
 /// Any `i64` that is not among the real sender's numbers (1 ..= 100,000).
 fn foreign_number() -> impl Strategy<Value = i64> {
     prop_oneof![

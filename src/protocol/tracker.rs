@@ -34,7 +34,8 @@
 //! window, the *challenger*, which delivers its messages once (its own
 //! bitmap) but asks for nothing. The challenger replaces the current window
 //! only once it has proved itself over time: it has been heard at least
-//! [`MIN_CORROBORATIONS`] times, over at least `message_ttl / 6`, and for a
+//! [`MIN_CORROBORATIONS`] times, over at least `message_ttl / 24` (two tail
+//! heartbeats of a sender that stopped are `message_ttl / 18` apart), and for a
 //! whole `message_ttl` nothing arrived near the current window. Anything
 //! near the current window restarts that clock. When it takes over, what
 //! the old window was missing and the numbers skipped in between are
@@ -57,8 +58,11 @@ const WORDS: usize = (SPAN as usize) / 64;
 pub(crate) const BACKFILL: i64 = 32;
 /// How far below the first `sn` seen late (reordered) messages are still delivered.
 pub(crate) const JOIN_SLACK: i64 = 1024;
-/// Datagrams a challenger window must be heard through before it may take over.
-pub(crate) const MIN_CORROBORATIONS: u32 = 3;
+/// Datagrams a challenger window must be heard through before it may take
+/// over (at moments at least `message_ttl / 24` apart: two forged datagrams
+/// sent back to back never qualify; two of a stopped sender's tail
+/// heartbeats, the least a receiver that missed its burst may get, do).
+pub(crate) const MIN_CORROBORATIONS: u32 = 2;
 /// Most challenger windows per sender (the least recently heard is
 /// replaced): a forger's far numbers and the real one fit side by side.
 pub(crate) const MAX_CHALLENGERS: usize = 3;
@@ -413,7 +417,7 @@ impl Peer {
             let Some(run) = o.run.filter(|r| now >= r.start + ttl) else { continue };
             o.run = None;
             // A few datagrams at one moment are not a numbering that lives on.
-            if run.heard >= MIN_CORROBORATIONS && run.last >= run.start + ttl / 6 {
+            if run.heard >= MIN_CORROBORATIONS && run.last >= run.start + ttl / 24 {
                 winner = Some(i);
             }
         }
