@@ -45,7 +45,7 @@
 //! still delivered once, and the real numbering wins back the same way.
 //! Memory: two windows of 4 KiB per sender at most.
 
-use super::repair::Nack;
+use super::repair::{Nack, RepairTiming};
 pub(crate) use super::sn::Sn;
 use std::time::{Duration, Instant};
 
@@ -429,7 +429,12 @@ impl Peer {
         if skipped_to > old.highest {
             lost = lost.saturating_add((skipped_to - old.highest) as u64);
         }
-        self.nack = Nack { due: None, attempts: 0 };
+        // The new window's missing messages are asked for after one base
+        // repair delay, whatever the caller compares before and after.
+        self.nack = match self.cur.missing {
+            0 => Nack { due: None, attempts: 0 },
+            _ => Nack::armed(now, RepairTiming::new(ttl).base),
+        };
         self.asked_upto = 0;
         self.last_progress = now;
         Some(lost)
@@ -664,6 +669,7 @@ mod tests {
         assert_eq!(lost, 1 + (far - 4) as u64);
         assert!(at >= t + G);
         assert_eq!(p.missing(10), vec![far + 7], "the new window asks for its own losses");
+        assert!(p.nack.due.is_some_and(|d| d <= at + G / 8), "and its request timer is armed");
         assert_eq!(p.on_message(at, sn(far)), (Verdict::Duplicate, 0), "held messages stay settled");
         // The old numbering is now the challenger: what it settled or gave up
         // (and reported) stays so.
