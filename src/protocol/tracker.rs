@@ -43,7 +43,10 @@
 //! whose kernel dropped a burst), and the old window stays as the
 //! challenger: if the takeover was forged, the real sender's messages are
 //! still delivered once, and the real numbering wins back the same way.
-//! Memory: two windows of 4 KiB per sender at most.
+//! A challenger not heard for `3 × message_ttl` (the senders' retention: no
+//! repair of its messages can come any more) is forgotten. Memory: at most
+//! `1 + MAX_CHALLENGERS` windows of 4 KiB per sender (16 KiB; 16 MiB for the
+//! 1,024 senders an endpoint tracks).
 
 use super::repair::{Nack, RepairTiming};
 pub(crate) use super::sn::Sn;
@@ -301,6 +304,8 @@ struct Run {
 struct Challenger {
     win: Window,
     run: Option<Run>,
+    /// When it was last heard.
+    heard_at: Instant,
 }
 
 /// Which window a number belongs to.
@@ -385,6 +390,7 @@ impl Peer {
     /// Challenger `i` was heard: it becomes the most recently heard.
     fn heard_challenger(&mut self, i: usize, now: Instant) -> &mut Window {
         let mut o = self.others.remove(i);
+        o.heard_at = now;
         o.run = Some(match o.run {
             Some(r) => Run { last: now, heard: r.heard.saturating_add(1), ..r },
             None => Run { start: now, last: now, heard: 1 },
@@ -399,7 +405,7 @@ impl Peer {
         if self.others.len() >= MAX_CHALLENGERS {
             self.others.remove(0);
         }
-        self.others.push(Challenger { win: Window::new(now, join, self.ttl), run: None });
+        self.others.push(Challenger { win: Window::new(now, join, self.ttl), run: None, heard_at: now });
         self.heard_challenger(self.others.len() - 1, now)
     }
 
@@ -412,6 +418,7 @@ impl Peer {
     /// Returns how many messages that gives up, if it took over.
     pub fn poll(&mut self, now: Instant) -> Option<u64> {
         let ttl = self.ttl;
+        self.others.retain(|o| now < o.heard_at + 3 * ttl);
         let mut winner = None;
         for (i, o) in self.others.iter_mut().enumerate() {
             let Some(run) = o.run.filter(|r| now >= r.start + ttl) else { continue };
@@ -638,8 +645,10 @@ mod tests {
         for i in 0..10 {
             p.on_latest(t, sn((1 << 40) + i));
         }
+        assert_eq!(p.others.len(), 1);
         let later = t + 10 * G;
         assert_eq!(p.poll(later), None);
+        assert!(p.others.is_empty(), "a challenger silent for 3 TTLs is forgotten");
         assert_eq!(p.on_message(later, sn(2)), (Verdict::Deliver, 0));
     }
 
