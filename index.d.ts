@@ -133,6 +133,9 @@ declare namespace Eventcast {
     sendQueueFull: number
     /** Repair resends dropped because the send queue was full (peers ask again). */
     sendQueueRepairsDropped: number
+    // Issue 10, part A (hostile identifiers).
+    /** Chunk-group keys stored by reassembly (partials plus remembered completed ids); bounded. */
+    reassemblyKeys: number
   }
 
   interface Gap {

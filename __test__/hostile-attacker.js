@@ -105,12 +105,52 @@ async function flood (sock) {
   out({ type: 'done', datagrams, ms: ms1 + ms2, bytes: datagrams * cfg.chunkSize })
 }
 
+// Issue 10: a real node emits while datagrams forged in its name arrive:
+// heartbeats claiming it is at sn 2^40 (and refused numbers), events at a
+// far sn, and 0.1.x-style events whose seqId is 60,000 characters.
+async function forge (sock) {
+  const Eventcast = require(path.resolve(__dirname, '..'))
+  const real = Eventcast({ port: cfg.port })
+  await real.start()
+  const id = real.id
+  let realSent = 0
+  const realTimer = setInterval(() => {
+    if (realSent < cfg.real) real.emit('real', realSent++)
+  }, cfg.realEveryMs)
+  const far = 2n ** 40n
+  const accepted = [far, far + 1n]
+  const refusedSn = [0n, -1n, 2n ** 63n - 1n, -(2n ** 63n)]
+  const heartbeat = (sn) => w.frame(w.docOf(w.metaFields({ id, seqId: w.hex(20), name: '__ec_hb' })),
+    w.docOf([['payload', w.V.doc(w.docOf([['id', w.V.str(id)], ['sn', w.V.i64(sn)]]))]]))
+  const farEvent = (sn) => w.frame(w.docOf([...w.metaFields({ id, seqId: w.hex(20), name: 'forged' }), ['sn', w.V.i64(sn)]]),
+    w.payloadBody([w.V.str('forged')]))
+  let refused = 0
+  let datagrams = 0
+  const ms = await paced(sock, cfg.count, cfg.rate, (i) => {
+    const dgs = [heartbeat(accepted[i % 2]), farEvent(far + BigInt(i % 2)), heartbeat(refusedSn[i % refusedSn.length])]
+    refused++
+    if (i < cfg.longSeqIds) {
+      // Distinct 60,000-char seqIds, half in the real node's name.
+      const seqId = i.toString(16) + 'a'.repeat(60000)
+      dgs.push(w.eventDatagram({ id: i % 2 ? id : w.hex(8), name: 'longSeqId', seqId, values: [w.V.i32(i)] }))
+      refused++
+    }
+    datagrams += dgs.length
+    return dgs
+  })
+  while (realSent < cfg.real) await sleep(10)
+  clearInterval(realTimer)
+  await sleep(cfg.lingerMs) // let the real node answer repair requests
+  await real.stop()
+  out({ type: 'done', ms, datagrams, refused, real: realSent, id })
+}
+
 const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true })
 sock.bind(0, () => {
   sock.setMulticastTTL(1)
   sock.setMulticastLoopback(true)
   sock.setSendBufferSize(4 * 1024 * 1024)
-  const run = cfg.mode === 'flood' ? flood : hostile
+  const run = { flood, forge }[cfg.mode] || hostile
   run(sock).then(() => sock.close(), (err) => {
     out({ type: 'error', message: err.stack })
     process.exit(1)

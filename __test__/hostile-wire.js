@@ -192,7 +192,9 @@ function makeMalformed (rng) {
     bodyNotBson: () => [frame(docOf(metaFields({ ...base() })), randomBytes(1 + pick(300))), false],
     otherVersion: () => [frame(docOf(metaFields({ ...base(), v: [0, 1, 2, 4, 99, -1][pick(6)] })), payloadBody([V.i32(1)])), true],
     encryptedGarbage: () => {
-      const f = metaFields({ ...base() })
+      // A well-formed id, so that the node gets as far as decrypting (one that
+      // is not 16 lower-case hex chars is refused at decode, as malformed).
+      const f = metaFields({ ...base(), id: fakeIds[pick(fakeIds.length - 1)] })
       f[5] = ['enc', V.bool(true)]
       return [frame(docOf(f), randomBytes(16 * (1 + pick(8)))), false]
     },

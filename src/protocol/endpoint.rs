@@ -10,12 +10,12 @@
 //! the group as well.
 
 use super::names;
-use super::reassembly::{ChunkInfo, Insert, Reassembly, Reject, SenderRef};
+use super::reassembly::{ChunkInfo, Insert, Key, Reassembly, Reject, SenderRef};
 use super::repair::{Nack, RepairBudget, RepairTiming};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
 use super::timefmt::{format_iso, parse_iso};
-use super::tracker::{Peer, Verdict};
+use super::tracker::{Peer, Sn, Verdict};
 use super::{Config, Destination, Encryption, Event, Identity, Output, Sender, SharedBytes, Stats, Transmit};
 use crate::error::{Error, WireError};
 use crate::wire::{self, Meta, MetaRef, Payload, PROTOCOL_VERSION, RETX_EVENT};
@@ -353,7 +353,7 @@ impl Endpoint {
                 return;
             }
         }
-        let dg = match wire::decode_datagram_ref(bytes) {
+        let dg = match wire::decode_received(bytes) {
             Ok(d) => d,
             Err(WireError::Version(version)) => {
                 self.stats.rejected_version += 1;
@@ -438,29 +438,39 @@ impl Endpoint {
             self.stats.rejected_malformed += 1;
             return;
         };
+        let Some(sn) = checked_sn(meta.sn) else {
+            // A number out of range (0, negative, absurd): no sender of ours wrote it.
+            self.stats.rejected_malformed += 1;
+            return;
+        };
         let sender = SenderRef {
             id: sender_id,
             host: meta.host.unwrap_or_default(),
             port: meta.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
             hostname: meta.hostname.unwrap_or_default(),
         };
-        let key = (sender_id, meta.seq_id);
+        let Some(key) = Key::parse(sender_id, meta.seq_id) else {
+            // Not reached: identifiers are checked at decode.
+            self.stats.rejected_malformed += 1;
+            return;
+        };
         let nack = Nack::armed(now, self.timing.jittered(&mut self.rng));
         let info = ChunkInfo { seq: meta.seq, seq_len: meta.seq_len, seq_end: meta.seq_end, sn: meta.sn, sender };
         let mut evicted = Vec::new();
         let result = self.reassembly.insert(now, key, info, body, nack, &mut evicted);
         self.stats.partials_evicted += evicted.len() as u64;
         for e in evicted {
-            if let Some(sn) = e.sn {
+            if let Some(sn) = e.sn.and_then(Sn::new) {
                 self.peer_give_up(now, &e.sender, sn);
             }
         }
-        if let (Some(sn), Insert::Progress { .. }) = (meta.sn, &result) {
+        if let (Some(sn), Insert::Progress { .. }) = (sn, &result) {
             let on_chunk = |p: &mut Peer| (p.missing_count(), p.on_chunk(now, sn));
+            let ttl = self.config.message_ttl;
             // A known sender (the common case) is looked up once.
             let mut changed = self.peers.get_mut(sender_id).map(on_chunk);
             if changed.is_none() {
-                self.ensure_peer(now, sender_id, sn);
+                self.ensure_peer(sender_id, || Peer::new(now, sn, ttl));
                 changed = self.peers.get_mut(sender_id).map(on_chunk);
             }
             if let Some((before, lost)) = changed {
@@ -498,6 +508,11 @@ impl Endpoint {
             self.stats.rejected_malformed += 1;
             return;
         };
+        let Some(sn) = checked_sn(meta.sn) else {
+            // A number out of range (0, negative, absurd): no sender of ours wrote it.
+            self.stats.rejected_malformed += 1;
+            return;
+        };
         let payload = match wire::decode_body(body) {
             Ok(p) => p,
             Err(_) => {
@@ -507,7 +522,7 @@ impl Endpoint {
         };
         if name == HEARTBEAT_EVENT {
             match payload {
-                Payload::Document(doc) => match doc.get("sn").and_then(bson_i64) {
+                Payload::Document(doc) => match heartbeat_fields(&doc, sender_id) {
                     Some(sn) => self.handle_heartbeat(now, sender_id, sn),
                     None => self.stats.rejected_malformed += 1,
                 },
@@ -523,18 +538,19 @@ impl Endpoint {
                 self.stats.rejected_replay += 1;
                 return;
             }
-            let fresh = match meta.sn {
+            let fresh = match sn {
                 Some(sn) => {
                     let on_message = |p: &mut Peer| {
                         let before = p.missing_count();
-                        let repaired = p.is_missing(sn) && sn <= p.asked_upto;
+                        let repaired = p.is_missing(sn.get()) && sn.get() <= p.asked_upto;
                         let (verdict, lost) = p.on_message(now, sn);
                         (before, repaired, verdict, lost)
                     };
                     // A known sender (the common case) is looked up once.
                     let mut seen = self.peers.get_mut(sender_id).map(on_message);
                     if seen.is_none() {
-                        self.ensure_peer(now, sender_id, sn);
+                        let ttl = self.config.message_ttl;
+                        self.ensure_peer(sender_id, || Peer::new(now, sn, ttl));
                         seen = self.peers.get_mut(sender_id).map(on_message);
                     }
                     match seen {
@@ -548,7 +564,8 @@ impl Endpoint {
                         None => true,
                     }
                 }
-                None => self.reassembly.mark_single_done((sender_id, meta.seq_id)),
+                // The decoder checked both identifiers, so the key parses.
+                None => Key::parse(sender_id, meta.seq_id).is_some_and(|k| self.reassembly.mark_single_done(k)),
             };
             if !fresh {
                 self.stats.duplicates_ignored += 1;
@@ -628,7 +645,7 @@ impl Endpoint {
         // will reach us through the group, so wait before asking ourselves.
         if !req.seq_id.is_empty() {
             let key = match &req.to {
-                Some(to) => Some((to.clone(), req.seq_id.clone())),
+                Some(to) => Key::parse(to, &req.seq_id),
                 None => self.reassembly.find_group(&req.seq_id),
             };
             if let Some(key) = key {
@@ -666,7 +683,7 @@ impl Endpoint {
             let Some(p) = self.reassembly.get_mut(&key) else { continue };
             if now >= p.last_progress + ttl {
                 if let Some(p) = self.reassembly.finish(&key) {
-                    match p.sn {
+                    match p.sn.and_then(Sn::new) {
                         Some(sn) if self.peers.contains_key(&p.sender.id) => self.peer_give_up(now, &p.sender.id, sn),
                         _ => {
                             self.stats.gaps_unrecovered += 1;
@@ -688,7 +705,7 @@ impl Endpoint {
                 for batch in missing.chunks(per_request) {
                     let req = RepairRequest {
                         id: self.identity.id.clone(),
-                        seq_id: key.1.clone(),
+                        seq_id: key.seq_id(),
                         missed_seq: batch.to_vec(),
                         host: self.identity.host.clone(),
                         port: i32::from(self.identity.port),
@@ -735,10 +752,11 @@ impl Endpoint {
         }
     }
 
-    fn handle_heartbeat(&mut self, now: Instant, sender: &str, sn: i64) {
+    fn handle_heartbeat(&mut self, now: Instant, sender: &str, sn: Sn) {
         // First contact through a heartbeat: nothing is missing yet (a late
         // joiner starts after the sender's latest message).
-        self.ensure_peer(now, sender, sn.saturating_add(1));
+        let ttl = self.config.message_ttl;
+        self.ensure_peer(sender, || Peer::after_latest(now, sn, ttl));
         if let Some(p) = self.peers.get_mut(sender) {
             let before = p.missing_count();
             let lost = p.on_latest(now, sn);
@@ -746,8 +764,8 @@ impl Endpoint {
         }
     }
 
-    /// Creates the loss-tracking state of `id`, first heard of at `sn`.
-    fn ensure_peer(&mut self, now: Instant, id: &str, sn: i64) {
+    /// Creates the loss-tracking state of `id` with `new` unless it exists.
+    fn ensure_peer(&mut self, id: &str, new: impl FnOnce() -> Peer) {
         if self.peers.contains_key(id) {
             return;
         }
@@ -760,18 +778,19 @@ impl Endpoint {
                 self.report_gap(&old, lost);
             }
         }
-        self.peers.insert(id.to_owned(), Peer::new(now, sn, self.config.message_ttl));
+        self.peers.insert(id.to_owned(), new());
     }
 
     fn report_gap(&mut self, sender: &str, count: u64) {
         if count > 0 {
-            self.stats.gaps_unrecovered += count;
+            // Saturating: a count comes from numbers a sender claimed.
+            self.stats.gaps_unrecovered = self.stats.gaps_unrecovered.saturating_add(count);
             self.outputs.push_back(Output::Gap { sender: sender.to_owned(), count });
         }
     }
 
     /// Message `sn` of `sender` is lost for good (its partial expired or was evicted).
-    fn peer_give_up(&mut self, now: Instant, sender: &str, sn: i64) {
+    fn peer_give_up(&mut self, now: Instant, sender: &str, sn: Sn) {
         let Some(p) = self.peers.get_mut(sender) else { return };
         let before = p.missing_count();
         let news = p.give_up(sn);
@@ -798,9 +817,12 @@ impl Endpoint {
         self.set_peer_deadline(id, deadline);
     }
 
-    /// When `p`'s timer must fire: its next request or its give-up time, if anything is missing.
+    /// When `p`'s timer must fire: its next request or its give-up time, if
+    /// anything is missing, or when a far jump may take over.
     fn peer_deadline(p: &Peer, ttl: Duration) -> Option<Instant> {
-        (p.missing_count() > 0).then(|| p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl)))
+        let repair =
+            (p.missing_count() > 0).then(|| p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl)));
+        repair.into_iter().chain(p.challenge_deadline()).min()
     }
 
     fn reschedule_peer(&mut self, id: &str) {
@@ -820,6 +842,13 @@ impl Endpoint {
     }
 
     fn peer_timeout(&mut self, now: Instant, id: &str) {
+        // A far jump that proved itself takes over (see `tracker`).
+        if let Some(p) = self.peers.get_mut(id) {
+            let before = p.missing_count();
+            if let Some(lost) = p.poll(now) {
+                self.peer_changed(now, id, before, lost);
+            }
+        }
         let ttl = self.config.message_ttl;
         let delay = self.timing.jittered(&mut self.rng);
         let retries = self.config.retransmit_attempts;
@@ -889,6 +918,7 @@ impl Endpoint {
 
     fn sync_stats(&mut self) {
         self.stats.reassembly_bytes = self.reassembly.bytes() as u64;
+        self.stats.reassembly_keys = self.reassembly.keys() as u64;
         self.stats.retained_bytes = self.retention.bytes() as u64;
         self.stats.retention_dropped = self.retention.dropped;
     }
@@ -907,4 +937,22 @@ fn bson_i64(b: &Bson) -> Option<i64> {
         Bson::Int64(v) => Some(*v),
         _ => None,
     }
+}
+
+/// The meta's `sn`, range-checked: `None` when it is present but not a valid
+/// message number, `Some(None)` when absent (0.1.x senders).
+fn checked_sn(sn: Option<i64>) -> Option<Option<Sn>> {
+    match sn {
+        None => Some(None),
+        Some(v) => Sn::new(v).map(Some),
+    }
+}
+
+/// The `sn` of a heartbeat document `{id, sn}` sent by `sender`: the id must
+/// be the datagram's own sender id and `sn` a valid message number.
+fn heartbeat_fields(doc: &Document, sender: &str) -> Option<Sn> {
+    if doc.get_str("id").ok()? != sender {
+        return None;
+    }
+    doc.get("sn").and_then(bson_i64).and_then(Sn::new)
 }

@@ -30,7 +30,9 @@
 //!   completed keys are remembered ([`Limits::max_completed_ids`]) so a
 //!   message is delivered once even when late repairs arrive.
 //! * `tracker` — per-sender window over `sn`: duplicate suppression, lost
-//!   single-datagram messages and tail loss (via heartbeats), replay window.
+//!   single-datagram messages and tail loss (via heartbeats), replay window;
+//!   far jumps are believed only after a `message_ttl` uncontested.
+//! * `sn` — the range check every received `sn` passes (`1 ..= 2^53 − 1`).
 //! * `repair` — when to ask (NACK timers with jitter and suppression) and
 //!   how much to answer (resend window, per-requester byte budget).
 //! * `request` — the `__ec_retx` document.
@@ -38,7 +40,8 @@
 //! # Extensions to the 0.1.x protocol (all ignored by 0.1.x nodes)
 //!
 //! * meta field `sn` (int64) on every datagram of an event: the sender's
-//!   message number, 1, 2, 3, ... per instance id;
+//!   message number, 1, 2, 3, ... per instance id (at most [`MAX_SN`]; a
+//!   datagram with any other `sn` is refused as malformed);
 //! * `__ec_hb` heartbeat messages, payload `{id, sn}` with the sender's latest
 //!   `sn`, sent every `clamp(message_ttl / 6, 20 ms, 1 s)` while the node
 //!   emits, then eight more times, three times as often, after its last emit;
@@ -89,6 +92,7 @@ mod repair;
 mod request;
 mod retention;
 pub mod sim;
+mod sn;
 mod stats;
 pub mod timefmt;
 mod tracker;
@@ -96,6 +100,7 @@ mod tracker;
 pub use config::{Config, Encryption, Identity, Limits};
 pub use endpoint::{Endpoint, HEARTBEAT_EVENT};
 pub use request::RepairRequest;
+pub use sn::MAX_SN;
 pub use stats::Stats;
 
 use bson::Bson;

@@ -11,9 +11,8 @@
 
 use super::repair::Nack;
 use super::{Limits, Sender};
-use std::borrow::Borrow;
+use crate::wire::ids::{hex, parse_hex};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
 /// Bookkeeping bytes charged per stored chunk.
@@ -21,52 +20,26 @@ const CHUNK_OVERHEAD: usize = 64;
 /// Bookkeeping bytes charged per partial message.
 const PARTIAL_OVERHEAD: usize = 256;
 
-/// (sender id, seqId)
-pub(crate) type Key = (String, String);
-
-/// A borrowed [`Key`]: what a received chunk carries. Partials and the done
-/// set are looked up with it, so a chunk of a known message allocates no key.
-pub(crate) type KeyRef<'a> = (&'a str, &'a str);
-
-/// Either form of a key, as one hashable type: lets `HashMap<Key, _>` be
-/// queried with a [`KeyRef`] (`Key: Borrow<dyn KeyView>`).
-pub(crate) trait KeyView {
-    fn parts(&self) -> KeyRef<'_>;
+/// (sender id, seqId), as the bytes their hex stands for: every key has the
+/// same small size whatever a sender writes (identifiers are validated at
+/// decode, [`crate::wire::decode_received`]), so the partial map and the
+/// done set cost a fixed amount per entry and are bounded by their counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Key {
+    sender: [u8; 8],
+    group: [u8; 20],
 }
 
-impl KeyView for Key {
-    fn parts(&self) -> KeyRef<'_> {
-        (&self.0, &self.1)
+impl Key {
+    /// The key of chunk group `seq_id` of `sender`, if both are well formed
+    /// (16 and 40 lower-case hex chars).
+    pub fn parse(sender: &str, seq_id: &str) -> Option<Key> {
+        Some(Key { sender: parse_hex(sender)?, group: parse_hex(seq_id)? })
     }
-}
 
-impl KeyView for KeyRef<'_> {
-    fn parts(&self) -> KeyRef<'_> {
-        (self.0, self.1)
-    }
-}
-
-impl Hash for dyn KeyView + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Exactly what `(String, String)` hashes (a tuple hashes its fields
-        // in order), as `Borrow` requires.
-        let (a, b) = self.parts();
-        a.hash(state);
-        b.hash(state);
-    }
-}
-
-impl PartialEq for dyn KeyView + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for dyn KeyView + '_ {}
-
-impl<'a> Borrow<dyn KeyView + 'a> for Key {
-    fn borrow(&self) -> &(dyn KeyView + 'a) {
-        self
+    /// The group's `seqId`, as written on the wire.
+    pub fn seq_id(&self) -> String {
+        hex(&self.group)
     }
 }
 
@@ -301,8 +274,13 @@ impl Reassembly {
 
     /// Whether `key` was completed or given up recently.
     #[cfg(test)]
-    pub fn is_done(&self, key: KeyRef<'_>) -> bool {
-        self.done.contains(&key as &dyn KeyView)
+    pub fn is_done(&self, key: Key) -> bool {
+        self.done.contains(&key)
+    }
+
+    /// Keys stored: partial messages plus remembered completed ones.
+    pub fn keys(&self) -> usize {
+        self.partials.len() + self.done.len()
     }
 
     /// Stores one chunk. `nack` is the timer a new partial starts with.
@@ -314,7 +292,7 @@ impl Reassembly {
     pub fn insert(
         &mut self,
         now: Instant,
-        key: KeyRef<'_>,
+        key: Key,
         info: ChunkInfo<'_>,
         body: &[u8],
         nack: Nack,
@@ -334,8 +312,7 @@ impl Reassembly {
             return Insert::Rejected(Reject::Limit);
         }
         let cost = body.len() + CHUNK_OVERHEAD;
-        let view = &key as &dyn KeyView;
-        let (p, new) = match self.partials.get_mut(view) {
+        let (p, new) = match self.partials.get_mut(&key) {
             Some(p) => {
                 if p.late {
                     return Insert::Late;
@@ -353,24 +330,25 @@ impl Reassembly {
                 (p, false)
             }
             None => {
-                if self.done.contains(view) {
+                if self.done.contains(&key) {
                     return Insert::Late;
                 }
                 let (chunk_len, last_len) = match check_sizes(max, seq_len, last, body.len(), (None, None)) {
                     Ok(sizes) => sizes,
                     Err(r) => return Insert::Rejected(r),
                 };
-                if PARTIAL_OVERHEAD + cost > self.limits.max_reassembly_bytes || self.limits.max_partial_messages == 0 {
+                // The sender's strings are stored with the partial: charged too.
+                let overhead = PARTIAL_OVERHEAD + info.sender.host.len() + info.sender.hostname.len();
+                if overhead + cost > self.limits.max_reassembly_bytes || self.limits.max_partial_messages == 0 {
                     return Insert::Rejected(Reject::Limit);
                 }
                 let serial = self.next_serial;
                 self.next_serial += 1;
-                let owned: Key = (key.0.to_owned(), key.1.to_owned());
-                self.order.insert(serial, owned.clone());
-                self.bytes += PARTIAL_OVERHEAD;
+                self.order.insert(serial, key);
+                self.bytes += overhead;
                 let deadline = nack.due.unwrap_or(now);
                 self.timers.insert((deadline, serial));
-                let p = self.partials.entry(owned).insert_entry(Partial {
+                let p = self.partials.entry(key).insert_entry(Partial {
                     serial,
                     touched: serial,
                     seq_len,
@@ -380,7 +358,7 @@ impl Reassembly {
                     prefix_count: 0,
                     chunks: BTreeMap::new(),
                     highest: 0,
-                    bytes: PARTIAL_OVERHEAD,
+                    bytes: overhead,
                     sn: info.sn,
                     sender: info.sender.to_sender(),
                     last_progress: now,
@@ -406,28 +384,28 @@ impl Reassembly {
         self.lru.insert(p.touched, p.serial);
         let keep = p.serial;
         if p.count() == seq_len as usize {
-            let (owned, p) = self.remove(view).expect("present");
+            let p = self.remove(&key).expect("present");
             let mut data = p.prefix;
             for c in p.chunks.values() {
                 data.extend_from_slice(c);
             }
-            self.mark_done(owned);
+            self.mark_done(key);
             return Insert::Complete { data, repaired };
         }
         // Enforce limits by evicting the oldest other partials.
         while self.partials.len() > self.limits.max_partial_messages || self.bytes > self.limits.max_reassembly_bytes {
-            let victim = self.lru.values().find(|s| **s != keep).and_then(|s| self.order.get(s)).cloned();
+            let victim = self.lru.values().find(|s| **s != keep).and_then(|s| self.order.get(s)).copied();
             let Some(vkey) = victim else { break };
-            if let Some((vkey, v)) = self.remove(&vkey) {
+            if let Some(v) = self.remove(&vkey) {
                 evicted.push(Evicted { sender: v.sender.id, sn: v.sn });
                 self.mark_done(vkey);
             }
         }
         if self.bytes > self.limits.max_reassembly_bytes {
             // Only this partial is left and it alone is too big.
-            if let Some((owned, v)) = self.remove(view) {
+            if let Some(v) = self.remove(&key) {
                 evicted.push(Evicted { sender: v.sender.id, sn: v.sn });
-                self.mark_done(owned);
+                self.mark_done(key);
             }
             return Insert::Rejected(Reject::Limit);
         }
@@ -438,8 +416,8 @@ impl Reassembly {
     /// (`delay`: progress on a partial that existed before; `None` for a new
     /// one, whose timer is fresh) and registers its next deadline, at most
     /// `ttl` from `now`.
-    pub fn progressed(&mut self, key: KeyRef<'_>, now: Instant, delay: Option<Duration>, ttl: Duration) {
-        if let Some(p) = self.partials.get_mut(&key as &dyn KeyView) {
+    pub fn progressed(&mut self, key: Key, now: Instant, delay: Option<Duration>, ttl: Duration) {
+        if let Some(p) = self.partials.get_mut(&key) {
             if let Some(delay) = delay {
                 p.nack.progress(now, delay);
             }
@@ -450,34 +428,33 @@ impl Reassembly {
         }
     }
 
-    /// Removes a partial; returns its owned key too.
-    fn remove(&mut self, key: &(dyn KeyView + '_)) -> Option<(Key, Partial)> {
+    /// Removes a partial.
+    fn remove(&mut self, key: &Key) -> Option<Partial> {
         let p = self.partials.remove(key)?;
-        let owned = self.order.remove(&p.serial).expect("every partial has an order entry");
+        self.order.remove(&p.serial).expect("every partial has an order entry");
         self.lru.remove(&p.touched);
         self.timers.remove(&(p.deadline, p.serial));
         self.bytes -= p.bytes;
         if p.late {
             self.late -= 1;
         }
-        Some((owned, p))
+        Some(p)
     }
 
     /// Forgets a partial (completed elsewhere, expired); remembers its key as done.
     pub fn finish(&mut self, key: &Key) -> Option<Partial> {
-        let (owned, p) = self.remove(key)?;
-        self.mark_done(owned);
+        let p = self.remove(key)?;
+        self.mark_done(*key);
         Some(p)
     }
 
     /// Records a single-datagram message as delivered; false if it already was.
-    pub fn mark_single_done(&mut self, key: KeyRef<'_>) -> bool {
-        let view = &key as &dyn KeyView;
-        if self.done.contains(view) {
+    pub fn mark_single_done(&mut self, key: Key) -> bool {
+        if self.done.contains(&key) {
             return false;
         }
-        if self.mark_done((key.0.to_owned(), key.1.to_owned())) {
-            if let Some(p) = self.partials.get_mut(view) {
+        if self.mark_done(key) {
+            if let Some(p) = self.partials.get_mut(&key) {
                 // A chunk group with the same key is in progress: its chunks are late from now on.
                 p.late = true;
                 self.late += 1;
@@ -491,7 +468,7 @@ impl Reassembly {
         if self.limits.max_completed_ids == 0 || self.done.contains(&key) {
             return false;
         }
-        self.done.insert(key.clone());
+        self.done.insert(key);
         self.done_order.push_back(key);
         while self.done_order.len() > self.limits.max_completed_ids {
             if let Some(old) = self.done_order.pop_front() {
@@ -515,7 +492,8 @@ impl Reassembly {
     /// The key of a partial with chunk group `seq_id`, whoever sends it
     /// (0.1.x requests do not name the sender).
     pub fn find_group(&self, seq_id: &str) -> Option<Key> {
-        self.partials.keys().find(|k| k.1 == seq_id).cloned()
+        let group = parse_hex(seq_id)?;
+        self.partials.keys().find(|k| k.group == group).copied()
     }
 
     /// Re-registers the timer of `key` at `deadline`.
@@ -534,7 +512,7 @@ impl Reassembly {
 
     /// Keys whose deadline is at or before `now`.
     pub fn due(&self, now: Instant) -> Vec<Key> {
-        self.timers.iter().take_while(|(t, _)| *t <= now).filter_map(|(_, s)| self.order.get(s).cloned()).collect()
+        self.timers.iter().take_while(|(t, _)| *t <= now).filter_map(|(_, s)| self.order.get(s).copied()).collect()
     }
 }
 
@@ -548,8 +526,40 @@ mod tests {
         ChunkInfo { seq, seq_len, seq_end: seq == seq_len - 1, sn: None, sender }
     }
 
-    fn key(id: &str) -> KeyRef<'_> {
-        (id, "g")
+    fn key(id: &str) -> Key {
+        let mut sender = [0u8; 8];
+        sender[..id.len()].copy_from_slice(id.as_bytes());
+        Key { sender, group: [7; 20] }
+    }
+
+    #[test]
+    fn keys_are_fixed_size_and_sender_strings_are_charged() {
+        assert_eq!(std::mem::size_of::<Key>(), 28);
+        let k = Key::parse("a1b2c3d4e5f60718", &"ab".repeat(20)).unwrap();
+        assert_eq!(k.seq_id(), "ab".repeat(20));
+        assert!(Key::parse("a1b2c3d4e5f6071", &"ab".repeat(20)).is_none());
+        assert!(Key::parse("a1b2c3d4e5f60718", &"ab".repeat(30_000)).is_none());
+        let t = Instant::now();
+        let nack = Nack::armed(t, Duration::from_millis(5));
+        let limits = Limits { max_partial_messages: 8, max_completed_ids: 16, ..Limits::default() };
+        let mut r = Reassembly::new(limits);
+        let mut ev = Vec::new();
+        let big = Sender { hostname: "h".repeat(60_000), ..Sender::default() };
+        r.insert(t, key("a"), info(0, 3, &big), b"aa", nack, &mut ev);
+        assert_eq!(r.bytes(), PARTIAL_OVERHEAD + 60_000 + 2 + CHUNK_OVERHEAD);
+        // Whatever arrives, the keys stored stay within the two counts.
+        for i in 0..1000u32 {
+            let k = Key {
+                sender: [1; 8],
+                group: [(i % 251) as u8, (i / 251) as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            };
+            if i % 2 == 0 {
+                r.mark_single_done(k);
+            } else {
+                r.insert(t, k, info(0, 2, &big), b"x", nack, &mut ev);
+            }
+            assert!(r.keys() <= 8 + 16, "{}", r.keys());
+        }
     }
 
     #[test]
@@ -564,7 +574,7 @@ mod tests {
             Insert::Progress { new: true, .. }
         ));
         assert!(matches!(r.insert(t, key("a"), info(2, 3, &s), b"c", nack, &mut ev), Insert::Duplicate));
-        assert_eq!(r.get_mut(&("a".to_owned(), "g".to_owned())).unwrap().missing(10), vec![0, 1]);
+        assert_eq!(r.get_mut(&key("a")).unwrap().missing(10), vec![0, 1]);
         assert!(matches!(
             r.insert(t, key("a"), info(0, 3, &s), b"aa", nack, &mut ev),
             Insert::Progress { new: false, .. }
@@ -660,7 +670,7 @@ mod tests {
             let body = [b'0' + seq as u8; 2];
             assert!(matches!(r.insert(t, key("a"), info(seq, 6, &s), &body, nack, &mut ev), Insert::Progress { .. }));
         }
-        let p = r.get_mut(&("a".to_owned(), "g".to_owned())).unwrap();
+        let p = r.get_mut(&key("a")).unwrap();
         assert_eq!((p.prefix_count, p.chunks.len()), (4, 1));
         assert_eq!(p.missing(10), vec![4]);
         assert!(p.misses_any(&[0, 4]) && !p.misses_any(&[0, 1, 5, 6, -1]));

@@ -4,8 +4,13 @@
 //! `missedSn: [int64..]` (whole messages missed, by per-sender number) and
 //! `to` (the instance id of the sender being asked); 0.1.x ignores both.
 //! `host`/`port` are read but never used as a destination (anti-reflection:
-//! repairs go to the group only).
+//! repairs go to the group only). Identifiers follow [`crate::wire::ids`]:
+//! `id` and `to` 16, `seqId` 40 lower-case hex chars (or empty when only
+//! `missedSn` is asked); numbers in `missedSn` outside `1 ..= MAX_SN` are
+//! dropped.
 
+use super::sn::Sn;
+use crate::wire::ids::{is_instance_id, is_seq_id};
 use bson::{Bson, Document};
 
 /// At most this many chunk indexes or message numbers travel in one request,
@@ -59,11 +64,20 @@ impl RepairRequest {
     }
 
     /// Parses a request leniently (numbers of any BSON numeric type); `None` when
-    /// it is not a request at all. List lengths are capped at 256 entries.
+    /// it is not a request at all or an identifier is malformed. List
+    /// lengths are capped at 256 entries.
     pub fn from_document(d: &Document) -> Option<Self> {
         let cap = 4 * MAX_ITEMS_PER_REQUEST;
-        let id = d.get_str("id").ok()?.to_owned();
-        let seq_id = d.get_str("seqId").unwrap_or("").to_owned();
+        let id = d.get_str("id").ok().filter(|id| is_instance_id(id))?.to_owned();
+        let seq_id = d.get_str("seqId").unwrap_or("");
+        if !seq_id.is_empty() && !is_seq_id(seq_id) {
+            return None;
+        }
+        let to = match d.get("to") {
+            None | Some(Bson::Null) => None,
+            Some(Bson::String(to)) if is_instance_id(to) => Some(to.clone()),
+            Some(_) => return None,
+        };
         let missed_seq = match d.get("missedSeq") {
             Some(Bson::Array(a)) => {
                 a.iter().filter_map(as_i64).filter_map(|v| i32::try_from(v).ok()).take(cap).collect()
@@ -71,17 +85,17 @@ impl RepairRequest {
             _ => Vec::new(),
         };
         let missed_sn = match d.get("missedSn") {
-            Some(Bson::Array(a)) => a.iter().filter_map(as_i64).take(cap).collect(),
+            Some(Bson::Array(a)) => a.iter().filter_map(as_i64).filter(|&v| Sn::new(v).is_some()).take(cap).collect(),
             _ => Vec::new(),
         };
         Some(RepairRequest {
             id,
-            seq_id,
+            seq_id: seq_id.to_owned(),
             missed_seq,
             host: d.get_str("host").unwrap_or("").to_owned(),
             port: d.get("port").and_then(as_i64).and_then(|p| i32::try_from(p).ok()).unwrap_or(0),
             missed_sn,
-            to: d.get_str("to").ok().map(str::to_owned),
+            to,
         })
     }
 }
@@ -105,7 +119,7 @@ mod tests {
         let keys: Vec<_> = d.keys().cloned().collect();
         assert_eq!(keys, ["id", "seqId", "missedSeq", "host", "port"]);
         assert_eq!(RepairRequest::from_document(&d), Some(r.clone()));
-        let r2 = RepairRequest { missed_sn: vec![7, 1 << 40], to: Some("x".into()), ..r };
+        let r2 = RepairRequest { missed_sn: vec![7, 1 << 40], to: Some("0123456789abcdef".into()), ..r };
         assert_eq!(RepairRequest::from_document(&r2.to_document()), Some(r2));
     }
 
@@ -113,7 +127,30 @@ mod tests {
     fn rejects_non_requests_and_caps_lists() {
         assert!(RepairRequest::from_document(&bson::doc! {"x": 1}).is_none());
         let big: Vec<Bson> = (0..10_000).map(Bson::Int32).collect();
-        let r = RepairRequest::from_document(&bson::doc! {"id": "a", "missedSeq": big}).unwrap();
+        let r = RepairRequest::from_document(&bson::doc! {"id": "a1b2c3d4e5f60718", "missedSeq": big}).unwrap();
         assert_eq!(r.missed_seq.len(), 4 * MAX_ITEMS_PER_REQUEST);
+    }
+
+    #[test]
+    fn refuses_malformed_identifiers_and_drops_absurd_numbers() {
+        let ok = bson::doc! {"id": "a1b2c3d4e5f60718", "seqId": "ab".repeat(20), "to": "0123456789abcdef"};
+        assert!(RepairRequest::from_document(&ok).is_some());
+        for (k, v) in [
+            ("id", Bson::String("a".into())),
+            ("id", Bson::String("A1B2C3D4E5F60718".into())),
+            ("seqId", Bson::String("x".repeat(60_000))),
+            ("seqId", Bson::String("AB".repeat(20))),
+            ("to", Bson::String("0123456789abcdef0".into())),
+            ("to", Bson::Int32(5)),
+        ] {
+            let mut d = ok.clone();
+            d.insert(k, v.clone());
+            assert!(RepairRequest::from_document(&d).is_none(), "{k}: {v}");
+        }
+        let mut d = ok.clone();
+        d.insert("seqId", "");
+        let sns = [Bson::Int64(0), Bson::Int64(-1), Bson::Int64(i64::MIN), Bson::Int64(i64::MAX), Bson::Int64(5)];
+        d.insert("missedSn", sns.to_vec());
+        assert_eq!(RepairRequest::from_document(&d).unwrap().missed_sn, vec![5]);
     }
 }

@@ -92,4 +92,9 @@ stats! {
     send_queue_full => "sendQueueFull",
     /// Node driver: repair resends dropped because the send queue was full (peers ask again).
     send_queue_repairs_dropped => "sendQueueRepairsDropped",
+    // Issue 10, part A (hostile identifiers).
+    /// Chunk-group keys currently stored by reassembly: partial messages plus
+    /// remembered completed ids (fixed size each; bounded by
+    /// `max_partial_messages + max_completed_ids`).
+    reassembly_keys => "reassemblyKeys",
 }

@@ -2,7 +2,9 @@
 //!
 //! Every message we send carries `sn`, a per-sender message number (1, 2, 3,
 //! ...; a restarted sender has a new instance id, so numbers are never
-//! reused). For each sender a receiver keeps a sliding window over `sn`:
+//! reused). Numbers from the network are range-checked first ([`Sn`]: `1 ..=
+//! 2^53 − 1`), so no arithmetic here can overflow. For each sender a
+//! receiver keeps a sliding window over `sn`:
 //!
 //! * `base`: every `sn <= base` is settled (delivered, given up, or before we
 //!   joined);
@@ -25,16 +27,30 @@
 //! the few earlier messages (a sender's first messages are as likely to be
 //! lost as any other).
 //!
-//! **Jumps.** An `sn` more than [`SPAN`] beyond `highest` is not believed on
-//! its own: one forged or corrupted datagram must neither give up a window
-//! of real messages (reporting billions lost) nor make the sender's real,
-//! lower numbers look like duplicates. Such a message is delivered once but
-//! not tracked, and remembered; only a second, different `sn` near it (a
-//! sender that really moved on, e.g. after a long partition) re-bases the
-//! window there, giving up what was missing before.
+//! **Far jumps.** An `sn` more than [`SPAN`] beyond `highest` is not believed
+//! on the word of a few datagrams: a forged or corrupted one must neither
+//! give up a window of real messages (reporting billions lost) nor make the
+//! sender's real, lower numbers look like duplicates. It opens a second
+//! window, the *challenger*, which delivers its messages once (its own
+//! bitmap) but asks for nothing. The challenger replaces the current window
+//! only once it has proved itself over time: it has been heard at least
+//! [`MIN_CORROBORATIONS`] times, over at least `message_ttl / 24` (two tail
+//! heartbeats of a sender that stopped are `message_ttl / 18` apart), and for a
+//! whole `message_ttl` nothing arrived near the current window. Anything
+//! near the current window restarts that clock. When it takes over, what
+//! the old window was missing and the numbers skipped in between are
+//! reported as one gap (a sender that really moved on, e.g. past a receiver
+//! whose kernel dropped a burst), and the old window stays as the
+//! challenger: if the takeover was forged, the real sender's messages are
+//! still delivered once, and the real numbering wins back the same way.
+//! A challenger not heard for `3 × message_ttl` (the senders' retention: no
+//! repair of its messages can come any more) is forgotten. Memory: at most
+//! `1 + MAX_CHALLENGERS` windows of 4 KiB per sender (16 KiB; 16 MiB for the
+//! 1,024 senders an endpoint tracks).
 
-use super::repair::Nack;
-use std::time::Instant;
+use super::repair::{Nack, RepairTiming};
+pub(crate) use super::sn::Sn;
+use std::time::{Duration, Instant};
 
 /// Width of the window over `sn`, in messages. A sender that gets further
 /// ahead than this makes the oldest unsettled messages count as lost.
@@ -45,6 +61,14 @@ const WORDS: usize = (SPAN as usize) / 64;
 pub(crate) const BACKFILL: i64 = 32;
 /// How far below the first `sn` seen late (reordered) messages are still delivered.
 pub(crate) const JOIN_SLACK: i64 = 1024;
+/// Datagrams a challenger window must be heard through before it may take
+/// over (at moments at least `message_ttl / 24` apart: two forged datagrams
+/// sent back to back never qualify; two of a stopped sender's tail
+/// heartbeats, the least a receiver that missed its burst may get, do).
+pub(crate) const MIN_CORROBORATIONS: u32 = 2;
+/// Most challenger windows per sender (the least recently heard is
+/// replaced): a forger's far numbers and the real one fit side by side.
+pub(crate) const MAX_CHALLENGERS: usize = 3;
 
 /// What to do with a complete message.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,8 +79,14 @@ pub(crate) enum Verdict {
     Duplicate,
 }
 
-/// Window state of one sender.
-pub(crate) struct Peer {
+fn bit(sn: i64) -> (usize, u64) {
+    let i = sn.rem_euclid(SPAN) as usize;
+    (i / 64, 1u64 << (i % 64))
+}
+
+/// One numbering of a sender: the window described in the module docs.
+/// All its numbers lie in `[0, MAX_SN + 1]`.
+struct Window {
     base: i64,
     /// Lowest `sn` that loss detection covers.
     join: i64,
@@ -67,43 +97,17 @@ pub(crate) struct Peer {
     in_progress: Box<[u64; WORDS]>,
     /// Number of missing (requestable) messages, kept exact.
     missing: u64,
-    /// Request timer for missing messages.
-    pub nack: Nack,
-    /// Last time a missing message arrived (or started arriving).
-    pub last_progress: Instant,
-    /// When this sender was last heard from (for eviction of idle senders).
-    pub last_heard: Instant,
-    /// Highest `sn` we have asked for (arrivals up to it count as repairs).
-    pub asked_upto: i64,
-    /// A far jump waiting for corroboration: its `sn`, and whether that
-    /// message was delivered (a heartbeat delivers nothing).
-    far: Option<(i64, bool)>,
+    /// Messages given up while this window was the challenger: reported
+    /// when (if) it takes over.
+    pending_lost: u64,
 }
 
-/// How a far-ahead `sn` is handled.
-enum Jump {
-    /// Within reach of the window: track it normally.
-    Near,
-    /// The same far message again.
-    Repeat,
-    /// Uncorroborated: remembered, not tracked.
-    Held,
-    /// Corroborated: the window moved; this many messages were given up.
-    Rebased(u64),
-}
-
-fn bit(sn: i64) -> (usize, u64) {
-    let i = sn.rem_euclid(SPAN) as usize;
-    (i / 64, 1u64 << (i % 64))
-}
-
-impl Peer {
-    /// A sender first heard of at `sn` at `now`; messages below `sn` that
-    /// arrive within `grace` are still delivered.
-    pub fn new(now: Instant, sn: i64, grace: std::time::Duration) -> Self {
-        let join = if sn <= BACKFILL { 1 } else { sn };
+impl Window {
+    /// A window whose loss detection starts at `join` (`1 ..= MAX_SN + 1`).
+    fn new(now: Instant, join: i64, grace: Duration) -> Self {
+        let join = if join <= BACKFILL { 1 } else { join };
         let base = (join - 1 - JOIN_SLACK).max(0);
-        Peer {
+        Window {
             base,
             join,
             grace_until: (base < join - 1).then_some(now + grace),
@@ -111,54 +115,14 @@ impl Peer {
             settled: Box::new([0; WORDS]),
             in_progress: Box::new([0; WORDS]),
             missing: 0,
-            nack: Nack { due: None, attempts: 0 },
-            last_progress: now,
-            last_heard: now,
-            asked_upto: 0,
-            far: None,
+            pending_lost: 0,
         }
     }
 
-    /// Classifies `sn` against the window, re-basing when a far jump is
-    /// corroborated. `delivers` says whether `sn` is a complete message.
-    fn check_jump(&mut self, now: Instant, sn: i64, delivers: bool) -> Jump {
-        if sn <= self.highest.saturating_add(SPAN) {
-            return Jump::Near;
-        }
-        match self.far {
-            Some((f, delivered)) if f == sn => {
-                if delivers && !delivered {
-                    self.far = Some((f, true));
-                    return Jump::Held;
-                }
-                Jump::Repeat
-            }
-            Some((f, delivered)) if f.abs_diff(sn) <= SPAN as u64 => {
-                let start = f.min(sn);
-                // What was missing, and what the sender sent that we never heard of.
-                let mut lost = self.give_up_missing() + (start - self.highest - 1).max(0) as u64;
-                let (nack, asked_upto) = (self.nack, self.asked_upto);
-                *self = Peer::new(now, start, std::time::Duration::ZERO);
-                self.nack = nack;
-                self.asked_upto = asked_upto;
-                self.grace_until = None;
-                self.base = start - 1;
-                self.join = start;
-                self.highest = start - 1;
-                lost += self.extend_to(f.max(sn));
-                if delivered {
-                    // Settle the held message so it is not delivered again.
-                    self.missing -= 1;
-                    Self::set(&mut self.settled, f, true);
-                    self.advance();
-                }
-                Jump::Rebased(lost)
-            }
-            _ => {
-                self.far = Some((sn, delivers));
-                Jump::Held
-            }
-        }
+    /// Whether `sn` belongs to this numbering: at most [`SPAN`] beyond what
+    /// it knows, at most [`SPAN`] below what it settled.
+    fn near(&self, sn: i64) -> bool {
+        sn > self.base - SPAN && sn <= self.highest + SPAN
     }
 
     fn get(map: &[u64; WORDS], sn: i64) -> bool {
@@ -175,11 +139,6 @@ impl Peer {
         }
     }
 
-    /// Number of missing messages.
-    pub fn missing_count(&self) -> u64 {
-        self.missing
-    }
-
     /// Ends the join grace period once it is over: older messages become duplicates.
     fn check_grace(&mut self, now: Instant) {
         if self.grace_until.is_some_and(|t| now >= t) {
@@ -193,8 +152,22 @@ impl Peer {
         }
     }
 
-    /// Up to `limit` missing message numbers, lowest first.
-    pub fn missing(&self, limit: usize) -> Vec<i64> {
+    fn first_tracked(&self) -> i64 {
+        (self.base + 1).max(self.join)
+    }
+
+    fn is_missing(&self, sn: i64) -> bool {
+        sn >= self.first_tracked()
+            && sn <= self.highest
+            && !Self::get(&self.settled, sn)
+            && !Self::get(&self.in_progress, sn)
+    }
+
+    fn is_settled(&self, sn: i64) -> bool {
+        sn <= self.base || (sn <= self.highest && Self::get(&self.settled, sn))
+    }
+
+    fn missing(&self, limit: usize) -> Vec<i64> {
         let mut out = Vec::new();
         let mut sn = self.first_tracked();
         while sn <= self.highest && out.len() < limit && (out.len() as u64) < self.missing {
@@ -206,21 +179,10 @@ impl Peer {
         out
     }
 
-    fn first_tracked(&self) -> i64 {
-        (self.base + 1).max(self.join)
-    }
-
-    /// Whether `sn` is missing here.
-    pub fn is_missing(&self, sn: i64) -> bool {
-        sn >= self.first_tracked()
-            && sn <= self.highest
-            && !Self::get(&self.settled, sn)
-            && !Self::get(&self.in_progress, sn)
-    }
-
-    /// Learns that `sn` exists; returns how many messages were given up to keep
-    /// the window within [`SPAN`].
+    /// Learns that `sn` (at most `highest + SPAN`) exists; returns how many
+    /// messages were given up to keep the window within [`SPAN`].
     fn extend_to(&mut self, sn: i64) -> u64 {
+        debug_assert!(sn <= self.highest + SPAN);
         let mut lost = 0;
         if sn > self.base + SPAN {
             let new_base = sn - SPAN;
@@ -261,69 +223,48 @@ impl Peer {
         }
     }
 
-    /// A complete message `sn` arrived. Returns the verdict and how many
-    /// messages were given up to keep the window bounded.
-    pub fn on_message(&mut self, now: Instant, sn: i64) -> (Verdict, u64) {
-        self.last_heard = now;
-        self.check_grace(now);
-        if sn <= self.base || (sn <= self.highest && Self::get(&self.settled, sn)) {
-            return (Verdict::Duplicate, 0);
+    /// A complete message (`sn` near this window): verdict, messages given up,
+    /// and whether it was one we missed.
+    fn message(&mut self, sn: i64) -> (Verdict, u64, bool) {
+        if self.is_settled(sn) {
+            return (Verdict::Duplicate, 0, false);
         }
-        let lost = match self.check_jump(now, sn, true) {
-            Jump::Near => self.extend_to(sn),
-            Jump::Repeat => return (Verdict::Duplicate, 0),
-            Jump::Held => return (Verdict::Deliver, 0),
-            Jump::Rebased(lost) => lost,
-        };
-        if self.is_missing(sn) {
+        let lost = self.extend_to(sn);
+        let was_missing = self.is_missing(sn);
+        if was_missing {
             self.missing -= 1;
-            self.last_progress = now;
         }
         Self::set(&mut self.in_progress, sn, false);
         Self::set(&mut self.settled, sn, true);
         self.advance();
-        (Verdict::Deliver, lost)
+        (Verdict::Deliver, lost, was_missing)
     }
 
-    /// A chunk of message `sn` arrived (chunk-level repair takes over).
-    /// Returns how many messages were given up to keep the window bounded.
-    pub fn on_chunk(&mut self, now: Instant, sn: i64) -> u64 {
-        self.last_heard = now;
-        self.check_grace(now);
-        if sn <= self.base || (sn <= self.highest && Self::get(&self.settled, sn)) {
-            return 0;
-        }
-        if sn > self.highest.saturating_add(SPAN) {
-            // Judged when the message completes (`on_message`).
-            return 0;
+    /// A chunk of message `sn` (near this window): messages given up, and
+    /// whether it started one we missed.
+    fn chunk(&mut self, sn: i64) -> (u64, bool) {
+        if self.is_settled(sn) {
+            return (0, false);
         }
         let lost = self.extend_to(sn);
-        if self.is_missing(sn) {
+        let was_missing = self.is_missing(sn);
+        if was_missing {
             self.missing -= 1;
-            self.last_progress = now;
             Self::set(&mut self.in_progress, sn, true);
         }
-        lost
+        (lost, was_missing)
     }
 
-    /// The sender says its latest message is `sn` (heartbeat). Returns how
-    /// many messages were given up to keep the window bounded.
-    pub fn on_latest(&mut self, now: Instant, sn: i64) -> u64 {
-        self.last_heard = now;
-        self.check_grace(now);
-        if sn <= self.highest {
-            return 0;
-        }
-        match self.check_jump(now, sn, false) {
-            Jump::Near => self.extend_to(sn),
-            Jump::Repeat | Jump::Held => 0,
-            Jump::Rebased(lost) => lost,
+    /// The sender's latest is `sn` (near this window): messages given up.
+    fn latest(&mut self, sn: i64) -> u64 {
+        if sn > self.highest {
+            self.extend_to(sn)
+        } else {
+            0
         }
     }
 
-    /// Message `sn` will not arrive (its partial expired or was evicted);
-    /// returns whether that is news (it was not settled yet).
-    pub fn give_up(&mut self, sn: i64) -> bool {
+    fn give_up(&mut self, sn: i64) -> bool {
         if sn < self.first_tracked() || sn > self.highest || Self::get(&self.settled, sn) {
             return false;
         }
@@ -336,8 +277,7 @@ impl Peer {
         true
     }
 
-    /// Gives up every missing message; returns how many.
-    pub fn give_up_missing(&mut self) -> u64 {
+    fn give_up_missing(&mut self) -> u64 {
         let lost = self.missing;
         let mut sn = self.first_tracked();
         while sn <= self.highest && self.missing > 0 {
@@ -352,120 +292,506 @@ impl Peer {
     }
 }
 
+/// A challenger's current run of corroboration.
+#[derive(Clone, Copy)]
+struct Run {
+    start: Instant,
+    last: Instant,
+    heard: u32,
+}
+
+/// The second numbering of a sender, and how long it has been corroborated.
+struct Challenger {
+    win: Window,
+    run: Option<Run>,
+    /// When it was last heard.
+    heard_at: Instant,
+}
+
+/// Which window a number belongs to.
+enum Side {
+    Current,
+    Challenger(usize),
+    /// Near none: a new challenger.
+    Far,
+}
+
+/// Window state of one sender.
+pub(crate) struct Peer {
+    cur: Window,
+    /// Up to [`MAX_CHALLENGERS`], least recently heard first.
+    others: Vec<Challenger>,
+    /// How long a challenger must go uncontested before it takes over.
+    ttl: Duration,
+    /// Request timer for missing messages.
+    pub nack: Nack,
+    /// Last time a missing message arrived (or started arriving).
+    pub last_progress: Instant,
+    /// When this sender was last heard from (for eviction of idle senders).
+    pub last_heard: Instant,
+    /// Highest `sn` we have asked for (arrivals up to it count as repairs).
+    pub asked_upto: i64,
+}
+
+impl Peer {
+    /// A sender first heard of at `now`, loss detection starting at `join`
+    /// (its first message's `sn`, or one past a heartbeat's). Messages below
+    /// `join` that arrive within `ttl` are still delivered; `ttl` is also how
+    /// long a far jump must go uncontested before it is believed.
+    pub fn new(now: Instant, join: Sn, ttl: Duration) -> Self {
+        Self::starting_at(now, join.get(), ttl)
+    }
+
+    /// [`Peer::new`] for a first contact through a heartbeat: the sender's
+    /// latest message is `latest`, nothing is missing yet.
+    pub fn after_latest(now: Instant, latest: Sn, ttl: Duration) -> Self {
+        Self::starting_at(now, latest.get() + 1, ttl)
+    }
+
+    fn starting_at(now: Instant, join: i64, ttl: Duration) -> Self {
+        Peer {
+            cur: Window::new(now, join, ttl),
+            others: Vec::new(),
+            ttl,
+            nack: Nack { due: None, attempts: 0 },
+            last_progress: now,
+            last_heard: now,
+            asked_upto: 0,
+        }
+    }
+
+    fn side(&self, sn: i64) -> Side {
+        if self.cur.near(sn) {
+            return Side::Current;
+        }
+        if let Some(i) = self.others.iter().position(|o| o.win.near(sn)) {
+            return Side::Challenger(i);
+        }
+        // Below everything the current window ever delivered (its join, less
+        // the slack, less a span): another numbering, e.g. the real one when
+        // a forger spoke first. In between: an old duplicate.
+        if sn > self.cur.highest + SPAN || sn <= self.cur.join - 1 - JOIN_SLACK - SPAN {
+            Side::Far
+        } else {
+            Side::Current
+        }
+    }
+
+    /// Something near the current window arrived: its numbering is alive, so
+    /// a challenger's clock starts again.
+    fn heard_current(&mut self, sn: i64) {
+        if self.cur.near(sn) {
+            for o in &mut self.others {
+                o.run = None;
+            }
+        }
+    }
+
+    /// Challenger `i` was heard: it becomes the most recently heard.
+    fn heard_challenger(&mut self, i: usize, now: Instant) -> &mut Window {
+        let mut o = self.others.remove(i);
+        o.heard_at = now;
+        o.run = Some(match o.run {
+            Some(r) => Run { last: now, heard: r.heard.saturating_add(1), ..r },
+            None => Run { start: now, last: now, heard: 1 },
+        });
+        self.others.push(o);
+        &mut self.others.last_mut().expect("just pushed").win
+    }
+
+    /// A far number: a new challenger (replacing the least recently heard
+    /// one if there are [`MAX_CHALLENGERS`]), heard once.
+    fn challenge(&mut self, now: Instant, join: i64) -> &mut Window {
+        if self.others.len() >= MAX_CHALLENGERS {
+            self.others.remove(0);
+        }
+        self.others.push(Challenger { win: Window::new(now, join, self.ttl), run: None, heard_at: now });
+        self.heard_challenger(self.others.len() - 1, now)
+    }
+
+    /// When a challenger may take over, if one is being corroborated.
+    pub fn challenge_deadline(&self) -> Option<Instant> {
+        self.others.iter().filter_map(|o| o.run).map(|r| r.start + self.ttl).min()
+    }
+
+    /// Lets a challenger that proved itself take over (see the module docs).
+    /// Returns how many messages that gives up, if it took over.
+    pub fn poll(&mut self, now: Instant) -> Option<u64> {
+        let ttl = self.ttl;
+        self.others.retain(|o| now < o.heard_at + 3 * ttl);
+        let mut winner = None;
+        for (i, o) in self.others.iter_mut().enumerate() {
+            let Some(run) = o.run.filter(|r| now >= r.start + ttl) else { continue };
+            o.run = None;
+            // A few datagrams at one moment are not a numbering that lives on.
+            if run.heard >= MIN_CORROBORATIONS && run.last >= run.start + ttl / 24 {
+                winner = Some(i);
+            }
+        }
+        let o = &mut self.others[winner?];
+        std::mem::swap(&mut self.cur, &mut o.win);
+        let old = &mut o.win;
+        let mut lost = old.give_up_missing().saturating_add(std::mem::take(&mut self.cur.pending_lost));
+        let skipped_to = self.cur.first_tracked() - 1;
+        if skipped_to > old.highest {
+            lost = lost.saturating_add((skipped_to - old.highest) as u64);
+        }
+        // The new window's missing messages are asked for after one base
+        // repair delay, whatever the caller compares before and after.
+        self.nack = match self.cur.missing {
+            0 => Nack { due: None, attempts: 0 },
+            _ => Nack::armed(now, RepairTiming::new(ttl).base),
+        };
+        self.asked_upto = 0;
+        self.last_progress = now;
+        Some(lost)
+    }
+
+    /// Number of missing messages.
+    pub fn missing_count(&self) -> u64 {
+        self.cur.missing
+    }
+
+    /// Up to `limit` missing message numbers, lowest first.
+    pub fn missing(&self, limit: usize) -> Vec<i64> {
+        self.cur.missing(limit)
+    }
+
+    /// Whether `sn` (any number) is missing here.
+    pub fn is_missing(&self, sn: i64) -> bool {
+        self.cur.is_missing(sn)
+    }
+
+    /// A complete message `sn` arrived. Returns the verdict and how many
+    /// messages were given up to keep the window bounded.
+    pub fn on_message(&mut self, now: Instant, sn: Sn) -> (Verdict, u64) {
+        self.last_heard = now;
+        let lost = self.poll(now).unwrap_or(0);
+        let sn = sn.get();
+        match self.side(sn) {
+            Side::Current => {
+                self.heard_current(sn);
+                self.cur.check_grace(now);
+                let (verdict, l, was_missing) = self.cur.message(sn);
+                if was_missing {
+                    self.last_progress = now;
+                }
+                (verdict, lost.saturating_add(l))
+            }
+            Side::Challenger(i) => {
+                let win = self.heard_challenger(i, now);
+                win.check_grace(now);
+                let (verdict, l, _) = win.message(sn);
+                win.pending_lost = win.pending_lost.saturating_add(l);
+                (verdict, lost)
+            }
+            Side::Far => {
+                let (verdict, l, _) = self.challenge(now, sn).message(sn);
+                debug_assert_eq!((&verdict, l), (&Verdict::Deliver, 0));
+                (verdict, lost)
+            }
+        }
+    }
+
+    /// A chunk of message `sn` arrived (chunk-level repair takes over).
+    /// Returns how many messages were given up to keep the window bounded.
+    pub fn on_chunk(&mut self, now: Instant, sn: Sn) -> u64 {
+        self.last_heard = now;
+        let lost = self.poll(now).unwrap_or(0);
+        let sn = sn.get();
+        match self.side(sn) {
+            Side::Current => {
+                self.heard_current(sn);
+                self.cur.check_grace(now);
+                let (l, was_missing) = self.cur.chunk(sn);
+                if was_missing {
+                    self.last_progress = now;
+                }
+                lost.saturating_add(l)
+            }
+            Side::Challenger(i) => {
+                let win = self.heard_challenger(i, now);
+                win.check_grace(now);
+                let (l, _) = win.chunk(sn);
+                win.pending_lost = win.pending_lost.saturating_add(l);
+                lost
+            }
+            // Judged when the message completes (`on_message`).
+            Side::Far => lost,
+        }
+    }
+
+    /// The sender says its latest message is `sn` (heartbeat). Returns how
+    /// many messages were given up to keep the window bounded.
+    pub fn on_latest(&mut self, now: Instant, sn: Sn) -> u64 {
+        self.last_heard = now;
+        let lost = self.poll(now).unwrap_or(0);
+        let sn = sn.get();
+        match self.side(sn) {
+            Side::Current => {
+                self.heard_current(sn);
+                self.cur.check_grace(now);
+                lost.saturating_add(self.cur.latest(sn))
+            }
+            Side::Challenger(i) => {
+                let win = self.heard_challenger(i, now);
+                win.check_grace(now);
+                let l = win.latest(sn);
+                win.pending_lost = win.pending_lost.saturating_add(l);
+                lost
+            }
+            Side::Far => {
+                self.challenge(now, sn + 1);
+                lost
+            }
+        }
+    }
+
+    /// Message `sn` will not arrive (its partial expired or was evicted);
+    /// returns whether that is news for the current window (a challenger's
+    /// losses are reported if it takes over).
+    pub fn give_up(&mut self, sn: Sn) -> bool {
+        let sn = sn.get();
+        match self.side(sn) {
+            Side::Current => self.cur.give_up(sn),
+            Side::Challenger(i) => {
+                let win = &mut self.others[i].win;
+                if win.give_up(sn) {
+                    win.pending_lost = win.pending_lost.saturating_add(1);
+                }
+                false
+            }
+            Side::Far => false,
+        }
+    }
+
+    /// Gives up every missing message; returns how many.
+    pub fn give_up_missing(&mut self) -> u64 {
+        self.cur.give_up_missing()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
     const G: Duration = Duration::from_secs(3);
 
+    fn sn(v: i64) -> Sn {
+        Sn::new(v).expect("valid sn")
+    }
+
+    fn peer(t: Instant, first: i64) -> Peer {
+        Peer::new(t, sn(first), G)
+    }
+
     #[test]
     fn delivers_once_and_finds_holes() {
         let t = Instant::now();
-        let mut p = Peer::new(t, 1, G);
-        assert_eq!(p.on_message(t, 1), (Verdict::Deliver, 0));
-        assert_eq!(p.on_message(t, 1), (Verdict::Duplicate, 0));
-        assert_eq!(p.on_message(t, 4), (Verdict::Deliver, 0));
+        let mut p = peer(t, 1);
+        assert_eq!(p.on_message(t, sn(1)), (Verdict::Deliver, 0));
+        assert_eq!(p.on_message(t, sn(1)), (Verdict::Duplicate, 0));
+        assert_eq!(p.on_message(t, sn(4)), (Verdict::Deliver, 0));
         assert_eq!(p.missing(10), vec![2, 3]);
-        assert_eq!(p.on_chunk(t, 3), 0);
+        assert_eq!(p.on_chunk(t, sn(3)), 0);
         assert_eq!(p.missing(10), vec![2]);
-        assert_eq!(p.on_latest(t, 6), 0);
+        assert_eq!(p.on_latest(t, sn(6)), 0);
         assert_eq!(p.missing(10), vec![2, 5, 6]);
         assert_eq!(p.missing_count(), 3);
-        assert_eq!(p.on_message(t, 2), (Verdict::Deliver, 0));
-        assert_eq!(p.on_message(t, 2), (Verdict::Duplicate, 0));
-        assert!(p.give_up(3));
-        assert!(!p.give_up(3));
-        assert_eq!(p.on_message(t, 3), (Verdict::Duplicate, 0));
+        assert_eq!(p.on_message(t, sn(2)), (Verdict::Deliver, 0));
+        assert_eq!(p.on_message(t, sn(2)), (Verdict::Duplicate, 0));
+        assert!(p.give_up(sn(3)));
+        assert!(!p.give_up(sn(3)));
+        assert_eq!(p.on_message(t, sn(3)), (Verdict::Duplicate, 0));
         assert_eq!(p.give_up_missing(), 2);
         assert_eq!(p.missing_count(), 0);
-        assert_eq!(p.on_message(t, 5), (Verdict::Duplicate, 0));
-        assert_eq!(p.on_message(t, 7), (Verdict::Deliver, 0));
-        assert_eq!(p.base, 7);
+        assert_eq!(p.on_message(t, sn(5)), (Verdict::Duplicate, 0));
+        assert_eq!(p.on_message(t, sn(7)), (Verdict::Deliver, 0));
+        assert_eq!(p.cur.base, 7);
     }
 
     #[test]
-    fn a_lone_far_jump_neither_silences_the_sender_nor_reports_billions_lost() {
+    fn far_jumps_do_not_silence_the_sender_while_it_lives() {
         let t = Instant::now();
-        let mut p = Peer::new(t, 1, G);
-        assert_eq!(p.on_message(t, 1), (Verdict::Deliver, 0));
-        // One forged/corrupted datagram far ahead: delivered once, not tracked.
-        assert_eq!(p.on_message(t, 1 << 62), (Verdict::Deliver, 0));
-        assert_eq!(p.on_message(t, 1 << 62), (Verdict::Duplicate, 0));
-        assert_eq!(p.on_latest(t, 1 << 62), 0);
-        assert_eq!(p.on_chunk(t, (1 << 62) + 5), 0);
-        assert_eq!(p.missing_count(), 0);
-        // The real sender goes on.
-        for sn in 2..=5 {
-            assert_eq!(p.on_message(t, sn), (Verdict::Deliver, 0));
+        let mut p = peer(t, 1);
+        assert_eq!(p.on_message(t, sn(1)), (Verdict::Deliver, 0));
+        // Forged/corrupted datagrams far ahead, many and spread over time:
+        // delivered once each, never tracked, nothing reported lost.
+        let far = 1 << 40;
+        let mut real = 2;
+        for i in 0..100u32 {
+            let now = t + Duration::from_millis(100) * i;
+            assert_eq!(p.on_latest(now, sn(far + i64::from(i))), 0);
+            assert_eq!(p.on_message(now, sn(far + 10)).1, 0);
+            assert_eq!(p.on_message(now, sn(far + 10)), (Verdict::Duplicate, 0));
+            // The real sender goes on (more slowly than the forger).
+            if i % 5 == 0 {
+                assert_eq!(p.on_message(now, sn(real)), (Verdict::Deliver, 0));
+                assert_eq!(p.on_message(now, sn(real)), (Verdict::Duplicate, 0));
+                real += 1;
+            }
+            assert_eq!(p.poll(now), None);
         }
-        assert_eq!(p.on_message(t, 3), (Verdict::Duplicate, 0));
         assert_eq!(p.missing_count(), 0);
+        assert_eq!(p.cur.highest, real - 1);
     }
 
     #[test]
-    fn a_corroborated_far_jump_rebases_and_counts_what_was_skipped() {
+    fn a_few_far_datagrams_at_once_never_take_over() {
         let t = Instant::now();
-        let mut p = Peer::new(t, 1, G);
-        assert_eq!(p.on_message(t, 1).0, Verdict::Deliver);
-        assert_eq!(p.on_message(t, 3).0, Verdict::Deliver); // 2 missing
-        let far = 3 + SPAN + 100;
-        assert_eq!(p.on_message(t, far), (Verdict::Deliver, 0));
-        // A second message near it: the sender really moved on (e.g. after a partition).
-        let (v, lost) = p.on_message(t, far + 2);
-        assert_eq!(v, Verdict::Deliver);
-        // 2, and 4 ..= far-1 were never heard of.
-        assert_eq!(lost, 1 + (far - 1 - 4 + 1) as u64);
-        assert_eq!(p.on_message(t, far), (Verdict::Duplicate, 0), "the held message is settled");
-        assert_eq!(p.missing(10), vec![far + 1]);
-        assert_eq!(p.on_message(t, 2), (Verdict::Duplicate, 0));
-        // A heartbeat can corroborate too, and a held heartbeat delivers nothing.
-        let mut q = Peer::new(t, 1, G);
-        assert_eq!(q.on_message(t, 1).0, Verdict::Deliver);
-        assert_eq!(q.on_latest(t, far), 0);
-        let (v, lost) = q.on_message(t, far + 1);
-        assert_eq!(v, Verdict::Deliver);
-        assert_eq!(lost, (far - 2) as u64);
-        assert_eq!(q.missing(10), vec![far]);
+        let mut p = peer(t, 1);
+        p.on_message(t, sn(1));
+        // Ten at one moment, then silence from everyone: not corroborated over time.
+        for i in 0..10 {
+            p.on_latest(t, sn((1 << 40) + i));
+        }
+        assert_eq!(p.others.len(), 1);
+        let later = t + 10 * G;
+        assert_eq!(p.poll(later), None);
+        assert!(p.others.is_empty(), "a challenger silent for 3 TTLs is forgotten");
+        assert_eq!(p.on_message(later, sn(2)), (Verdict::Deliver, 0));
+    }
+
+    #[test]
+    fn a_sender_that_really_moved_on_takes_over_after_a_ttl_and_counts_the_skip() {
+        let t = Instant::now();
+        let mut p = peer(t, 1);
+        assert_eq!(p.on_message(t, sn(1)).0, Verdict::Deliver);
+        assert_eq!(p.on_message(t, sn(3)).0, Verdict::Deliver); // 2 missing
+        let far = 3 + 100_000;
+        let mut lost = 0;
+        let mut delivered = 0;
+        let mut at = t;
+        for i in 0..40 {
+            at = t + Duration::from_millis(100) * i;
+            if i == 7 {
+                continue; // far + 7 lost on the way
+            }
+            let (v, l) = p.on_message(at, sn(far + i64::from(i)));
+            assert_eq!(v, Verdict::Deliver);
+            delivered += 1;
+            lost += l;
+            assert_eq!(p.on_message(at, sn(far + i64::from(i))).0, Verdict::Duplicate);
+        }
+        assert_eq!(delivered, 39);
+        // Took over once a TTL had passed: 2, and 4 ..= far-1, were never heard of.
+        assert_eq!(lost, 1 + (far - 4) as u64);
+        assert!(at >= t + G);
+        assert_eq!(p.missing(10), vec![far + 7], "the new window asks for its own losses");
+        assert!(p.nack.due.is_some_and(|d| d <= at + G / 8), "and its request timer is armed");
+        assert_eq!(p.on_message(at, sn(far)), (Verdict::Duplicate, 0), "held messages stay settled");
+        // The old numbering is now the challenger: what it settled or gave up
+        // (and reported) stays so.
+        assert_eq!(p.on_message(at, sn(2)), (Verdict::Duplicate, 0));
+        assert_eq!(p.on_message(at, sn(3)), (Verdict::Duplicate, 0));
+    }
+
+    #[test]
+    fn a_forged_takeover_of_an_idle_sender_is_won_back() {
+        let t = Instant::now();
+        let mut p = peer(t, 1);
+        for s in 1..=10 {
+            p.on_message(t, sn(s));
+        }
+        // The sender is idle; a forger corroborates a far numbering for a TTL.
+        let far = 1 << 40;
+        let mut at = t;
+        let mut lost = 0;
+        for i in 0..40 {
+            at = t + Duration::from_millis(100) * i;
+            lost += p.on_latest(at, sn(far));
+        }
+        assert!(lost > 0, "the forger won");
+        // The real sender resumes: delivered once each, and the real numbering wins back.
+        let mut lost_back = 0;
+        for i in 0..40 {
+            let now = at + Duration::from_millis(100) * i;
+            let (v, l) = p.on_message(now, sn(11 + i64::from(i)));
+            assert_eq!(v, Verdict::Deliver);
+            assert_eq!(p.on_message(now, sn(11 + i64::from(i))).0, Verdict::Duplicate);
+            lost_back += l;
+        }
+        assert_eq!(lost_back, 0, "nothing was missing in either numbering");
+        assert!(p.cur.highest < 100, "the real numbering is current again");
     }
 
     #[test]
     fn late_joiner_starts_at_first_message_unless_sender_is_young() {
         let t = Instant::now();
-        let mut p = Peer::new(t, 5000, G);
-        assert_eq!(p.on_message(t, 5000).0, Verdict::Deliver);
-        assert_eq!(p.on_message(t, 5002).0, Verdict::Deliver);
+        let mut p = peer(t, 5000);
+        assert_eq!(p.on_message(t, sn(5000)).0, Verdict::Deliver);
+        assert_eq!(p.on_message(t, sn(5002)).0, Verdict::Deliver);
         assert_eq!(p.missing(10), vec![5001]);
         // Reordered older messages within the grace period: delivered once, never requested.
-        assert_eq!(p.on_message(t, 4990).0, Verdict::Deliver);
-        assert_eq!(p.on_message(t, 4990).0, Verdict::Duplicate);
-        assert_eq!(p.on_message(t, 5000 - JOIN_SLACK - 1).0, Verdict::Duplicate);
+        assert_eq!(p.on_message(t, sn(4990)).0, Verdict::Deliver);
+        assert_eq!(p.on_message(t, sn(4990)).0, Verdict::Duplicate);
+        assert_eq!(p.on_message(t, sn(5000 - JOIN_SLACK - 1)).0, Verdict::Duplicate);
         assert_eq!(p.missing_count(), 1);
         let later = t + G;
-        assert_eq!(p.on_message(later, 4999).0, Verdict::Duplicate);
-        assert_eq!(p.on_message(later, 5001).0, Verdict::Deliver);
-        assert_eq!(p.base, 5002);
-        let mut q = Peer::new(t, 4, G);
-        q.on_message(t, 4);
+        assert_eq!(p.on_message(later, sn(4999)).0, Verdict::Duplicate);
+        assert_eq!(p.on_message(later, sn(5001)).0, Verdict::Deliver);
+        assert_eq!(p.cur.base, 5002);
+        let mut q = peer(t, 4);
+        q.on_message(t, sn(4));
         assert_eq!(q.missing(10), vec![1, 2, 3]);
     }
 
     #[test]
     fn window_slides_and_counts_what_falls_out() {
         let t = Instant::now();
-        let mut p = Peer::new(t, 1, G);
-        p.on_message(t, 1);
-        p.on_message(t, 3); // 2 missing
-        let (v, lost) = p.on_message(t, 3 + SPAN);
+        let mut p = peer(t, 1);
+        p.on_message(t, sn(1));
+        p.on_message(t, sn(3)); // 2 missing
+        let (v, lost) = p.on_message(t, sn(3 + SPAN));
         assert_eq!(v, Verdict::Deliver);
         // 2 and the numbers 4..=3 (none) fall out; 3 was settled.
         assert_eq!(lost, 1);
         assert_eq!(p.missing_count(), SPAN as u64 - 1);
-        // A jump beyond the window counts only once corroborated (see the jump tests).
-        assert_eq!(p.on_latest(t, 1_000_000_000_000), 0);
-        let (v, lost) = p.on_message(t, 1_000_000_000_001);
-        assert_eq!(v, Verdict::Deliver);
-        assert!(lost >= 1_000_000_000_000 - 2 * SPAN as u64, "{lost}");
-        // Only the heartbeat's message is left to ask for.
-        assert_eq!(p.missing(3), vec![1_000_000_000_000]);
+    }
+
+    /// Numbers over the whole `i64` range, weighted towards valid and far ones.
+    fn number() -> impl proptest::strategy::Strategy<Value = i64> {
+        use super::super::sn::MAX_SN;
+        proptest::prop_oneof![
+            proptest::num::i64::ANY,
+            1..=MAX_SN,
+            1i64..100_000,
+            (1i64 << 40)..(1i64 << 40) + 50_000,
+            proptest::strategy::Just(MAX_SN),
+            proptest::strategy::Just(0),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any sequence of any numbers, valid or not, at any pace: no panic
+        /// (overflow panics in this debug build), exact bookkeeping, and no
+        /// loss report larger than the largest number anyone claimed.
+        #[test]
+        fn arbitrary_numbers_never_panic_nor_report_absurd_gaps(
+            ops in proptest::collection::vec((0u8..5, number(), 0u64..2000), 1..200),
+            near in proptest::collection::vec(1i64..40_000, 0..50),
+        ) {
+            let t = Instant::now();
+            let mut p = peer(t, 1);
+            let mut now = t;
+            let mut max_claimed = 1i64;
+            let values = ops.iter().map(|&(op, v, dt)| (op, v, dt)).chain(near.iter().map(|&v| (0, v, 100)));
+            for (op, v, dt) in values {
+                now += Duration::from_millis(dt);
+                let Some(s) = Sn::new(v) else { continue };
+                max_claimed = max_claimed.max(v);
+                let lost = match op {
+                    0 => p.on_message(now, s).1,
+                    1 => p.on_chunk(now, s),
+                    2 => p.on_latest(now, s),
+                    3 => u64::from(p.give_up(s)),
+                    _ => p.poll(now).unwrap_or(0),
+                };
+                proptest::prop_assert!(lost <= max_claimed as u64 + SPAN as u64, "{lost} > {max_claimed}");
+                proptest::prop_assert!(p.missing_count() <= SPAN as u64);
+                proptest::prop_assert_eq!(p.missing(usize::MAX).len() as u64, p.missing_count());
+            }
+            proptest::prop_assert!(p.give_up_missing() <= SPAN as u64);
+        }
     }
 }

@@ -159,6 +159,22 @@ pub fn decode_datagram_ref(buf: &[u8]) -> Result<DatagramRef<'_>, WireError> {
     }
 }
 
+/// [`decode_datagram_ref`] plus the identifier rule of [`super::ids`]: what a
+/// node accepts from the network. `seqId` must be 40 and `id` (when present)
+/// 16 lower-case hex chars, else `WireError::Malformed`; so no receiver
+/// stores or compares an identifier of a sender-chosen size. (The plain
+/// decoders stay a faithful codec for any string, as 0.1.x's is.)
+pub fn decode_received(buf: &[u8]) -> Result<DatagramRef<'_>, WireError> {
+    let d = decode_datagram_ref(buf)?;
+    if !super::ids::is_seq_id(d.meta.seq_id) {
+        return Err(malformed(format!("seqId of {} bytes is not 40 lower-case hex chars", d.meta.seq_id.len())));
+    }
+    if d.meta.id.is_some_and(|id| !super::ids::is_instance_id(id)) {
+        return Err(malformed("id is not 16 lower-case hex chars"));
+    }
+    Ok(d)
+}
+
 /// Reads a little-endian `i32` at the start of `b`.
 fn le_i32(b: &[u8]) -> Option<i32> {
     Some(i32::from_le_bytes(*b.first_chunk::<4>()?))
@@ -635,6 +651,30 @@ mod tests {
     }
 
     use bson::Bson;
+
+    #[test]
+    fn received_identifiers_must_be_lower_case_hex_of_their_length() {
+        let good = Meta { id: Some("a1b2c3d4e5f60718".into()), ..meta() };
+        let enc = |m: &Meta| {
+            let mut out = Vec::new();
+            encode_datagram(m, b"x", &mut out);
+            out
+        };
+        assert!(decode_received(&enc(&good)).is_ok());
+        assert!(decode_received(&enc(&Meta { id: None, ..good.clone() })).is_ok());
+        let bad_seq = ["", "a", &"ab".repeat(19), &"AB".repeat(20), &"zz".repeat(20), &"a".repeat(60_000)];
+        for seq_id in bad_seq {
+            let d = enc(&Meta { seq_id: seq_id.to_owned(), ..good.clone() });
+            assert!(decode_datagram_ref(&d).is_ok(), "the codec itself takes any string");
+            assert!(matches!(decode_received(&d), Err(WireError::Malformed(_))), "{seq_id:.50}");
+        }
+        for id in ["", "a1b2", "A1B2C3D4E5F60718", "a1b2c3d4e5f60718a", "a1b2c3d4e5f6071x"] {
+            let d = enc(&Meta { id: Some(id.to_owned()), ..good.clone() });
+            assert!(matches!(decode_received(&d), Err(WireError::Malformed(_))), "{id}");
+        }
+        // A version mismatch is still reported as one.
+        assert_eq!(decode_received(&enc(&Meta { v: 4, seq_id: "a".into(), ..good })), Err(WireError::Version(4)));
+    }
 
     #[test]
     fn oversized_meta_is_a_limit_error_and_leaves_out_unchanged() {

@@ -24,7 +24,7 @@ pub use body::{
     js_flags_to_bson_options, try_encode_args, try_encode_args_into, try_encode_document_body, Payload, RawPayload,
 };
 pub use datagram::{
-    decode_datagram, decode_datagram_ref, encode_datagram, split_datagram, try_encode_datagram,
+    decode_datagram, decode_datagram_ref, decode_received, encode_datagram, split_datagram, try_encode_datagram,
     try_encode_datagram_ref, Datagram, DatagramRef, MetaRef,
 };
 pub use depth::{check_nesting, MAX_NESTING};
