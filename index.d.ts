@@ -99,7 +99,7 @@ declare namespace Eventcast {
     repairRequestsSuppressed: number
     /** Repairs not re-sent because the same datagram was just re-sent. */
     repairsSuppressed: number
-    /** Repairs refused by the per-requester byte budget. */
+    /** Repairs refused by the per-requester (source address) byte budget. */
     repairsRateLimited: number
     /** Repair requests for data we do not hold. */
     repairRequestsIgnored: number
@@ -117,6 +117,13 @@ declare namespace Eventcast {
     retainedBytes: number
     notificationsDropped: number
     sendErrors: number
+    // issue 10 part B: traffic out bounded by traffic in
+    /** Repairs withheld: the node-wide repair budget (credited by our own emitted bytes) was spent. */
+    repairsBudgetLimited: number
+    /** Repair requests not sent: the node-wide request budget (credited by bytes received) was spent. */
+    repairRequestsRateLimited: number
+    /** Messages given up on whose sender never delivered a complete event here: counted, not reported as 'gap'. */
+    gapsUnconfirmed: number
   }
 
   interface Gap {

@@ -52,13 +52,17 @@
 //! noticing missing data, then multicasts a request to the group; hearing
 //! someone else's request for the same data first postpones its own. It asks
 //! again up to `retransmit_attempts` more times while no progress is made
-//! (escalating to 2 and 3 copies of the request); any progress resets that
-//! count. Data with no progress for `message_ttl` is given up and reported as
+//! (escalating to 2, 3 and 4 spaced copies of the request); any progress
+//! resets that count. Data with no progress for `message_ttl` is given up and reported as
 //! [`Output::Gap`] (and [`Stats::gaps_unrecovered`]): loss is never silent.
 //! Senders resend requested datagrams unchanged, to the group only (never to
 //! an address written in a request: several nodes may share a host and port,
 //! and a forged request must not make us a reflector), at most once per
-//! `d / 4` per datagram and within [`Limits::max_repair_bytes_per_requester`].
+//! `d / 4` per datagram, in one copy, within
+//! [`Limits::max_repair_bytes_per_requester`] per source address and within a
+//! node-wide budget credited by what the node itself emitted; the requests a
+//! node sends are budgeted by what it received. See `repair` for the budgets
+//! (traffic out ≤ 2 × (own emits + traffic in) + small floors).
 //!
 //! # Delivery guarantees
 //!
