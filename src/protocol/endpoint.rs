@@ -31,9 +31,9 @@ const MAX_DEPTH: u8 = 3;
 const MAX_RETAINED_MESSAGES: usize = 65_536;
 /// Most request datagrams sent for one partial message (or sender) at one time.
 const MAX_REQUESTS_PER_ROUND: usize = 32;
-/// Chunks of one partial message that must have arrived before requests for
-/// it escalate (more copies, all retries) when its sender never delivered a
-/// complete event here: a forger pays for escalation with datagrams.
+/// Chunks of one partial message that make its sender count as heard from
+/// ([`KnownSenders`]) even before it delivered a complete event here: a
+/// forger pays for escalation and `'gap'` reports with datagrams.
 const ESCALATION_EVIDENCE: usize = 8;
 /// Most senders tracked for message-level loss detection; the one heard from
 /// least recently is forgotten first (its missing messages reported as a gap).
@@ -719,6 +719,10 @@ impl Endpoint {
         let ttl = self.config.message_ttl;
         for key in self.reassembly.due(now) {
             let Some(p) = self.reassembly.get_mut(&key) else { continue };
+            if p.arrived() >= ESCALATION_EVIDENCE {
+                // Enough real data to count as heard from (see `KnownSenders`).
+                self.known.insert(&p.sender.id);
+            }
             if now >= p.last_progress + ttl {
                 if let Some(p) = self.reassembly.finish(&key) {
                     match p.sn {
@@ -738,7 +742,7 @@ impl Endpoint {
                 let requests = arrived.div_ceil(per_request).clamp(1, MAX_REQUESTS_PER_ROUND);
                 let missing = p.missing(per_request * requests);
                 let delay = self.timing.jittered(&mut self.rng);
-                let known = self.known.contains(&p.sender.id) || arrived >= ESCALATION_EVIDENCE;
+                let known = self.known.contains(&p.sender.id);
                 let retries = if known {
                     self.config.retransmit_attempts
                 } else {

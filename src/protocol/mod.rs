@@ -32,7 +32,9 @@
 //! * `tracker` — per-sender window over `sn`: duplicate suppression, lost
 //!   single-datagram messages and tail loss (via heartbeats), replay window.
 //! * `repair` — when to ask (NACK timers with jitter and suppression) and
-//!   how much to answer (resend window, per-requester byte budget).
+//!   how much to send in reaction to the network (resend window, node-wide
+//!   budgets credited by own emits and by bytes received, per-source-address
+//!   budgets).
 //! * `request` — the `__ec_retx` document.
 //!
 //! # Extensions to the 0.1.x protocol (all ignored by 0.1.x nodes)

@@ -15,8 +15,7 @@
 //!   sent in `min(attempt, 4)` copies, spaced by a little more than the
 //!   senders' resend window so that each copy that arrives gets its own
 //!   answer — only for a [known](KnownSenders) sender (one that delivered a
-//!   complete event here) or a partial message of which at least 8 chunks
-//!   arrived;
+//!   complete event here, or 8 chunks of one message);
 //! * a sender resends one datagram at most once per `d / 4`, however many
 //!   receivers ask, and always in one copy: how often it is asked never
 //!   multiplies what it sends (redundancy against repeated loss is paid for
@@ -46,9 +45,9 @@
 //!   partial message holds one request datagram per
 //!   `MAX_ITEMS_PER_REQUEST` chunks that arrived (at least one): a one-chunk
 //!   forgery announcing 2,048 chunks gets one 64-index request, not 32. A
-//!   sender never heard from before (no complete event from it) gets no
-//!   escalation until 8 chunks of the message arrived: one copy per
-//!   request, and at most as many rounds as chunks arrived. Message-level
+//!   sender never heard from before (no complete event from it, never 8
+//!   chunks of one message) gets no escalation: one copy per request, and at
+//!   most as many rounds as chunks arrived. Message-level
 //!   requests (`missedSn`) to such a sender: one round, one datagram.
 //!
 //! Over any run, then, with `E` the bytes of the node's own messages, `H`
@@ -68,11 +67,12 @@
 //! # Forged gaps
 //!
 //! A message given up is reported ([`super::Output::Gap`]) only when its
-//! sender is known (delivered a complete event here before). Otherwise the
-//! loss is counted in [`super::Stats::gaps_unconfirmed`] and not reported: a
-//! one-chunk forgery with a made-up id is indistinguishable from the first
-//! message of a new sender lost beyond repair, and reporting every such one
-//! would let anyone raise `'gap'` storms.
+//! sender is known: it delivered a complete event here before, or at least
+//! 8 chunks of one of its messages arrived. Otherwise the loss is counted in
+//! [`super::Stats::gaps_unconfirmed`] and not reported: a one-chunk forgery
+//! with a made-up id is indistinguishable from a new sender's message of
+//! which almost nothing arrived, and reporting every such one would let
+//! anyone raise `'gap'` storms for the price of one datagram each.
 //!
 //! [`Limits::max_repair_credit_bytes`]: super::Limits::max_repair_credit_bytes
 //! [`Limits::repair_floor_bytes_per_sec`]: super::Limits::repair_floor_bytes_per_sec
@@ -180,8 +180,9 @@ impl CreditBucket {
 /// Most senders remembered as known.
 const MAX_KNOWN_SENDERS: usize = 4096;
 
-/// Senders that delivered a complete event here ("heard from"): only they
-/// get escalating requests and `'gap'` reports. Bounded, oldest first out.
+/// Senders "heard from": they delivered a complete event here, or at least
+/// 8 chunks of one of their messages arrived. Only they get escalating
+/// requests and `'gap'` reports. Bounded, oldest first out.
 #[derive(Default)]
 pub(crate) struct KnownSenders {
     set: HashSet<String>,

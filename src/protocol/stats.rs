@@ -85,7 +85,7 @@ stats! {
     repairs_budget_limited => "repairsBudgetLimited",
     /// Repair requests not sent because the node-wide request budget (credited by bytes received) was spent.
     repair_requests_rate_limited => "repairRequestsRateLimited",
-    /// Messages given up on whose sender never delivered a complete event here:
-    /// counted, not reported as a gap (they may be forged).
+    /// Messages given up on whose sender was never heard from (no complete event,
+    /// never 8 chunks of one message): counted, not reported as a gap (they may be forged).
     gaps_unconfirmed => "gapsUnconfirmed",
 }
