@@ -106,7 +106,7 @@ declare namespace Eventcast {
     repairRequestsSuppressed: number
     /** Repairs not re-sent because the same datagram was just re-sent. */
     repairsSuppressed: number
-    /** Repairs refused by the per-requester byte budget. */
+    /** Repairs refused by the per-requester (source address) byte budget. */
     repairsRateLimited: number
     /** Repair requests for data we do not hold. */
     repairRequestsIgnored: number
@@ -136,6 +136,13 @@ declare namespace Eventcast {
     // Issue 10, part A (hostile identifiers).
     /** Chunk-group keys stored by reassembly (partials plus remembered completed ids); bounded. */
     reassemblyKeys: number
+    // issue 10 part B: traffic out bounded by traffic in
+    /** Repairs withheld: the node-wide repair budget (credited by our own emitted bytes) was spent. */
+    repairsBudgetLimited: number
+    /** Repair requests not sent: the node-wide request budget (credited by bytes received) was spent. */
+    repairRequestsRateLimited: number
+    /** Messages given up on whose sender was never heard from (no complete event, never 8 chunks of one message): counted, not reported as 'gap'. */
+    gapsUnconfirmed: number
   }
 
   interface Gap {

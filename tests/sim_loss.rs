@@ -31,9 +31,10 @@ fn one_mib_through(loss: f64, seed: u64) {
         assert_eq!(
             ev.len(),
             1,
-            "loss {loss} seed {seed}: receiver {r} got {} events; stats {:?}",
+            "loss {loss} seed {seed}: receiver {r} got {} events; stats {:?}; sender {:?}",
             ev.len(),
-            net.stats(r)
+            net.stats(r),
+            net.stats(a)
         );
         assert_eq!(ev[0].name, "big");
         assert_eq!(ev[0].args, vec![Bson::String("x".into()), arg.clone()]);
@@ -117,26 +118,46 @@ fn many_small_messages_without_loss_arrive_once() {
 
 #[test]
 fn chunk_group_with_all_but_one_chunk_lost_expires_as_gap() {
-    let mut net = Network::new(50);
-    let cfg = Config { message_ttl: Duration::from_millis(1000), ..Config::default() };
-    let b = net.add_endpoint(cfg.clone());
-    // A sender outside the network: only its first chunk ever reaches b.
-    let identity =
-        Identity { id: "00000000000000aa".into(), host: "10.9.9.9".into(), port: 9000, hostname: "x".into() };
-    let mut a = Endpoint::new(cfg, identity, 1);
-    a.emit(net.now(), net.wall(), "big", &[big_arg(10_000, 0)]).unwrap();
-    let first = a.poll_transmit().unwrap().payload;
-    assert!(a.poll_transmit().is_some());
-    net.inject(b, "10.9.9.9:9000".parse().unwrap(), &first);
-    let start = net.elapsed();
-    assert!(net.run_until_idle());
-    assert!(net.events(b).is_empty());
-    assert_eq!(net.node(b).gaps, vec![("00000000000000aa".to_string(), 1)]);
-    assert_eq!(net.stats(b).gaps_unrecovered, 1);
-    assert_eq!(net.stats(b).reassembly_bytes, 0);
-    // 1 request + retransmit_attempts retries, then expiry message_ttl after the last progress.
-    assert_eq!(net.stats(b).repairs_requested, 4);
-    assert!(net.elapsed() - start >= Duration::from_millis(1000));
+    // Of a known sender (one that delivered an event here before, or 8
+    // chunks of one message): retried and reported. Of a sender never heard
+    // from: a one-chunk partial is what a forgery looks like, so it gets one
+    // request and is only counted (before issue 10 it got 4 requests and a
+    // 'gap' event; that was the bug).
+    for (known, chunks) in [(true, 1), (false, 1), (false, 8)] {
+        let mut net = Network::new(50);
+        let cfg = Config { message_ttl: Duration::from_millis(1000), ..Config::default() };
+        let b = net.add_endpoint(cfg.clone());
+        // A sender outside the network: only its first chunk ever reaches b.
+        let identity =
+            Identity { id: "00000000000000aa".into(), host: "10.9.9.9".into(), port: 9000, hostname: "x".into() };
+        let mut a = Endpoint::new(cfg, identity, 1);
+        let from = "10.9.9.9:9000".parse().unwrap();
+        if known {
+            a.emit(net.now(), net.wall(), "hello", &[]).unwrap();
+            net.inject(b, from, &a.poll_transmit().unwrap().payload);
+        }
+        a.emit(net.now(), net.wall(), "big", &[big_arg(10_000, 0)]).unwrap();
+        let chunks: Vec<_> = std::iter::from_fn(|| a.poll_transmit()).take(chunks).collect();
+        assert!(a.poll_transmit().is_some(), "more chunks than delivered");
+        for c in &chunks {
+            net.inject(b, from, &c.payload);
+        }
+        let start = net.elapsed();
+        assert!(net.run_until_idle());
+        assert_eq!(net.events(b).len(), usize::from(known));
+        assert_eq!(net.stats(b).reassembly_bytes, 0);
+        assert!(net.elapsed() - start >= Duration::from_millis(1000));
+        if known || chunks.len() >= 8 {
+            assert_eq!(net.node(b).gaps, vec![("00000000000000aa".to_string(), 1)]);
+            assert_eq!((net.stats(b).gaps_unrecovered, net.stats(b).gaps_unconfirmed), (1, 0));
+            // 1 request + retransmit_attempts retries, then expiry message_ttl after the last progress.
+            assert_eq!(net.stats(b).repairs_requested, 4);
+        } else {
+            assert!(net.node(b).gaps.is_empty());
+            assert_eq!((net.stats(b).gaps_unrecovered, net.stats(b).gaps_unconfirmed), (0, 1));
+            assert_eq!((net.stats(b).repairs_requested, net.stats(b).datagrams_sent), (1, 1));
+        }
+    }
 }
 
 fn small_messages_through(loss: f64, seed: u64, n: i32) {

@@ -58,9 +58,24 @@ pub struct Limits {
     /// Most completed message ids remembered to suppress late duplicates.
     pub max_completed_ids: usize,
     /// Most repair bytes sent per second in answer to one requester (by
-    /// instance id), so forged or runaway requests cannot make a node flood
-    /// the group. Bursts of up to one second's worth are allowed.
+    /// source address, not by the instance id a request claims), so forged
+    /// or runaway requests cannot make a node flood the group. Bursts of up
+    /// to one second's worth are allowed.
     pub max_repair_bytes_per_requester: usize,
+    /// Cap of the node-wide repair budget. Every byte the node emits credits
+    /// it with one byte, so repairs (to all requesters together) stay about
+    /// as large as what the node sent; see the `repair` module docs.
+    pub max_repair_credit_bytes: usize,
+    /// Repair bytes per second allowed beyond that credit (at most one
+    /// second's worth saved up), so repeated loss of the same data can still
+    /// be repaired after the credit is spent.
+    pub repair_floor_bytes_per_sec: usize,
+    /// Cap of the node-wide budget for the repair requests the node sends;
+    /// every byte received from others credits it with half a byte.
+    pub max_request_credit_bytes: usize,
+    /// Repair request bytes per second allowed beyond that credit (at most
+    /// one second's worth saved up).
+    pub request_floor_bytes_per_sec: usize,
 }
 
 impl Default for Limits {
@@ -72,6 +87,10 @@ impl Default for Limits {
             max_retained_bytes: 128 * 1024 * 1024,
             max_completed_ids: 16 * 1024,
             max_repair_bytes_per_requester: 16 * 1024 * 1024,
+            max_repair_credit_bytes: 128 * 1024 * 1024,
+            repair_floor_bytes_per_sec: 64 * 1024,
+            max_request_credit_bytes: 1024 * 1024,
+            request_floor_bytes_per_sec: 8 * 1024,
         }
     }
 }

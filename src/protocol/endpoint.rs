@@ -11,7 +11,7 @@
 
 use super::names;
 use super::reassembly::{ChunkInfo, Insert, Key, Reassembly, Reject, SenderRef};
-use super::repair::{Nack, RepairBudget, RepairTiming};
+use super::repair::{CreditBucket, KnownSenders, Nack, RepairBudget, RepairTiming, REQUEST_CREDIT_PER_BYTE};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
 use super::timefmt::{format_iso, parse_iso};
@@ -32,6 +32,10 @@ const MAX_DEPTH: u8 = 3;
 const MAX_RETAINED_MESSAGES: usize = 65_536;
 /// Most request datagrams sent for one partial message (or sender) at one time.
 const MAX_REQUESTS_PER_ROUND: usize = 32;
+/// Chunks of one partial message that make its sender count as heard from
+/// ([`KnownSenders`]) even before it delivered a complete event here: a
+/// forger pays for escalation and `'gap'` reports with datagrams.
+const ESCALATION_EVIDENCE: usize = 8;
 /// Most senders tracked for message-level loss detection; the one heard from
 /// least recently is forgotten first (its missing messages reported as a gap).
 const MAX_SENDERS: usize = 1024;
@@ -74,6 +78,9 @@ pub struct Endpoint {
     stats: Stats,
     timing: RepairTiming,
     transmits: VecDeque<Transmit>,
+    /// Extra copies of our repair requests, each due a little more than the
+    /// resend window after the previous one (ordered by time).
+    delayed: VecDeque<(Instant, SharedBytes)>,
     /// Reused buffer for the encoded arguments of [`Endpoint::emit`].
     args_buf: Vec<u8>,
     outputs: VecDeque<Output>,
@@ -91,6 +98,12 @@ pub struct Endpoint {
     heartbeat_due: Option<Instant>,
     heartbeats_left: u32,
     repair_budget: RepairBudget,
+    /// Node-wide budget of repairs sent, credited by our own emitted bytes.
+    repair_credit: CreditBucket,
+    /// Node-wide budget of repair requests sent, credited by bytes received.
+    request_credit: CreditBucket,
+    /// Senders that delivered a complete event here.
+    known: KnownSenders,
 }
 
 impl Endpoint {
@@ -102,6 +115,12 @@ impl Endpoint {
         let retention = Retention::new(3 * config.message_ttl, config.limits.max_retained_bytes, MAX_RETAINED_MESSAGES);
         let reassembly = Reassembly::new(config.limits.clone());
         let repair_budget = RepairBudget::new(config.limits.max_repair_bytes_per_requester);
+        // The engine has no clock of its own; the first `now` it sees is later
+        // than this one, and the floors only refill up to one second's worth.
+        let t0 = Instant::now();
+        let l = &config.limits;
+        let repair_credit = CreditBucket::new(t0, l.max_repair_credit_bytes, l.repair_floor_bytes_per_sec);
+        let request_credit = CreditBucket::new(t0, l.max_request_credit_bytes, l.request_floor_bytes_per_sec);
         Endpoint {
             config,
             identity,
@@ -109,6 +128,7 @@ impl Endpoint {
             stats: Stats::default(),
             timing,
             transmits: VecDeque::new(),
+            delayed: VecDeque::new(),
             args_buf: Vec::new(),
             outputs: VecDeque::new(),
             retention,
@@ -122,6 +142,9 @@ impl Endpoint {
             heartbeat_due: None,
             heartbeats_left: 0,
             repair_budget,
+            repair_credit,
+            request_credit,
+            known: KnownSenders::default(),
         }
     }
 
@@ -171,6 +194,7 @@ impl Endpoint {
         self.next_sn += 1;
         self.stats.events_sent += 1;
         self.queue(&datagrams);
+        self.credit_repairs(&datagrams);
         self.retention.insert(now, Some(sn), group, datagrams);
         self.heartbeats_left = HEARTBEATS_AFTER_LAST;
         if self.heartbeat_due.is_none() {
@@ -178,6 +202,11 @@ impl Endpoint {
         }
         self.sync_stats();
         Ok(())
+    }
+
+    /// Each byte we retain for repair may be resent about once (see the `repair` module docs).
+    fn credit_repairs(&mut self, datagrams: &[SharedBytes]) {
+        self.repair_credit.credit(datagrams.iter().map(|d| d.len() as f64).sum());
     }
 
     fn queue(&mut self, datagrams: &[SharedBytes]) {
@@ -310,27 +339,68 @@ impl Endpoint {
         Ok((Some(group), SharedBytes::split(buf, &ends)))
     }
 
-    /// Sends an internal message (repair request) to the group.
-    fn send_control(&mut self, now: Instant, name: &str, doc: &Document, copies: u32) {
+    /// Sends an internal message (repair request, heartbeat) to the group, in
+    /// up to `copies` copies. Repair requests (`budgeted`) draw every copy
+    /// from the node-wide request budget; returns how many copies went out.
+    fn send_control(&mut self, now: Instant, name: &str, doc: &Document, copies: u32, budgeted: bool) -> u32 {
         let wall = self.wall_at(now);
         let built = wire::try_encode_document_body(doc).and_then(|body| self.build(wall, name, &body, None));
         match built {
             Ok((group, datagrams)) => {
-                for _ in 0..copies.max(1) {
-                    self.queue(&datagrams);
+                let bytes: usize = datagrams.iter().map(|d| d.len()).sum();
+                // Copies are spaced by more than the senders' resend window,
+                // so each one that arrives gets its own answer: a sender
+                // answers every request datagram at most once and never
+                // multiplies its repairs, so redundancy against repeated loss
+                // is the requester's to pay for.
+                let spacing = self.timing.resend_window() + Duration::from_millis(1);
+                let mut sent = 0;
+                for copy in 0..copies.max(1) {
+                    if budgeted && !self.request_credit.take(now, bytes) {
+                        self.stats.repair_requests_rate_limited += 1;
+                        break;
+                    }
+                    if copy == 0 {
+                        self.queue(&datagrams);
+                    } else {
+                        let at = now + spacing * copy;
+                        let i = self.delayed.partition_point(|(t, _)| *t <= at);
+                        for (k, d) in datagrams.iter().enumerate() {
+                            self.delayed.insert(i + k, (at, d.clone()));
+                        }
+                    }
+                    sent += 1;
                 }
-                if group.is_some() {
+                if group.is_some() && sent > 0 {
+                    self.credit_repairs(&datagrams);
                     self.retention.insert(now, None, group, datagrams);
                 }
+                sent
             }
-            Err(e) => tracing::warn!("cannot send {name}: {e}"),
+            Err(e) => {
+                tracing::warn!("cannot send {name}: {e}");
+                0
+            }
+        }
+    }
+
+    /// Sends one repair request within the request budget, counting it if it went out.
+    fn send_request(&mut self, now: Instant, req: &RepairRequest, copies: u32) {
+        if self.send_control(now, RETX_EVENT, &req.to_document(), copies, true) > 0 {
+            self.stats.repairs_requested += 1;
         }
     }
 
     /// Feeds one received datagram.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_received += 1;
+        let own_before = self.stats.own_datagrams_ignored;
         self.process(now, source, datagram, Via { depth: 0, protected: false, reassembled: false });
+        if self.stats.own_datagrams_ignored == own_before {
+            // What others send us pays for the requests we send (our own
+            // datagrams looped back by the group do not).
+            self.request_credit.credit(datagram.len() as f64 * REQUEST_CREDIT_PER_BYTE);
+        }
         self.sync_stats();
     }
 
@@ -398,7 +468,7 @@ impl Endpoint {
             self.stats.rejected_decrypt += 1;
             return;
         }
-        self.handle_message(now, meta, body);
+        self.handle_message(now, source, meta, body);
     }
 
     /// Freshness window of the authenticated scheme: `time` may lie at most
@@ -498,7 +568,7 @@ impl Endpoint {
         }
     }
 
-    fn handle_message(&mut self, now: Instant, meta: MetaRef<'_>, body: &[u8]) {
+    fn handle_message(&mut self, now: Instant, source: SocketAddr, meta: MetaRef<'_>, body: &[u8]) {
         let Some(name) = meta.name else {
             self.stats.rejected_malformed += 1;
             return;
@@ -575,7 +645,7 @@ impl Endpoint {
         if name == RETX_EVENT {
             match payload {
                 Payload::Document(doc) => match RepairRequest::from_document(&doc) {
-                    Some(req) => self.handle_request(now, sender_id, &req),
+                    Some(req) => self.handle_request(now, source, &req),
                     None => self.stats.rejected_malformed += 1,
                 },
                 Payload::Args(_) => self.stats.rejected_malformed += 1,
@@ -594,19 +664,20 @@ impl Endpoint {
             return;
         }
         let Some(sender) = Self::sender_of(&meta) else { return };
+        self.known.insert(&sender.id);
         self.outputs.push_back(Output::Event(Event { name: name.to_owned(), args, sender }));
     }
 
-    /// Answers (on the group only) and learns from a repair request sent by `requester`
-    /// (the datagram's sender id, authenticated with the secure scheme).
-    fn handle_request(&mut self, now: Instant, requester: &str, req: &RepairRequest) {
+    /// Answers (on the group only) and learns from a repair request that came
+    /// from `source` (the address budgets are keyed on; ids are claims).
+    fn handle_request(&mut self, now: Instant, source: SocketAddr, req: &RepairRequest) {
         let mut answered = false;
         if !req.seq_id.is_empty() && req.to.as_ref().is_none_or(|to| *to == self.identity.id) {
             let window = self.timing.resend_window();
             let datagrams = self.retention.repair_chunks(now, &req.seq_id, &req.missed_seq, window);
             if !datagrams.is_empty() {
                 answered = true;
-                self.send_repairs(now, requester, datagrams);
+                self.send_repairs(now, source, datagrams);
             } else if self.retention.has_group(&req.seq_id) {
                 answered = true;
                 self.stats.repairs_suppressed += 1;
@@ -614,10 +685,10 @@ impl Endpoint {
         }
         if !req.missed_sn.is_empty() && req.to.as_deref() == Some(self.identity.id.as_str()) {
             let window = self.timing.resend_window();
-            let datagrams = self.retention.repair_messages(now, &req.missed_sn, window);
+            let datagrams = self.retention.repair_messages(now, &req.missed_sn, window, MAX_ITEMS_PER_REQUEST);
             if !datagrams.is_empty() {
                 answered = true;
-                self.send_repairs(now, requester, datagrams);
+                self.send_repairs(now, source, datagrams);
             } else if req.missed_sn.iter().any(|&sn| self.retention.has_sn(sn)) {
                 answered = true;
                 self.stats.repairs_suppressed += 1;
@@ -663,14 +734,18 @@ impl Endpoint {
         }
     }
 
-    /// Resends `datagrams` to the group within `requester`'s byte budget.
-    fn send_repairs(&mut self, now: Instant, requester: &str, datagrams: Vec<SharedBytes>) {
+    /// Resends `datagrams` to the group within the node-wide repair budget
+    /// and `source`'s byte budget.
+    fn send_repairs(&mut self, now: Instant, source: SocketAddr, datagrams: Vec<SharedBytes>) {
         for d in datagrams {
-            if self.repair_budget.take(now, requester, d.len()) {
+            if !self.repair_credit.can_take(now, d.len()) {
+                self.stats.repairs_budget_limited += 1;
+            } else if !self.repair_budget.take(now, source, d.len()) {
+                self.stats.repairs_rate_limited += 1;
+            } else {
+                self.repair_credit.take(now, d.len());
                 self.stats.repairs_sent += 1;
                 self.transmits.push_back(Transmit { destination: Destination::Group, payload: d });
-            } else {
-                self.stats.repairs_rate_limited += 1;
             }
         }
     }
@@ -678,26 +753,45 @@ impl Endpoint {
     /// Runs timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.retention.expire(now);
+        while self.delayed.front().is_some_and(|(t, _)| *t <= now) {
+            if let Some((_, d)) = self.delayed.pop_front() {
+                self.transmits.push_back(Transmit { destination: Destination::Group, payload: d });
+            }
+        }
         let ttl = self.config.message_ttl;
         for key in self.reassembly.due(now) {
             let Some(p) = self.reassembly.get_mut(&key) else { continue };
+            if p.arrived() >= ESCALATION_EVIDENCE {
+                // Enough real data to count as heard from (see `KnownSenders`).
+                self.known.insert(&p.sender.id);
+            }
             if now >= p.last_progress + ttl {
                 if let Some(p) = self.reassembly.finish(&key) {
                     match p.sn.and_then(Sn::new) {
                         Some(sn) if self.peers.contains_key(&p.sender.id) => self.peer_give_up(now, &p.sender.id, sn),
-                        _ => {
-                            self.stats.gaps_unrecovered += 1;
-                            self.outputs.push_back(Output::Gap { sender: p.sender.id, count: 1 });
-                        }
+                        _ => self.report_gap(&p.sender.id, 1),
                     }
                 }
                 continue;
             }
             if p.nack.due.is_some_and(|d| d <= now) {
+                // Sized to what arrived: one request datagram per
+                // `per_request` chunks received (at least one). A sender never
+                // heard from gets one copy per request and at most as many
+                // rounds as chunks arrived (see the `repair` module docs).
                 let per_request = items_per_request(self.config.max_payload_size, 10);
-                let missing = p.missing(per_request * MAX_REQUESTS_PER_ROUND);
+                let arrived = p.arrived();
+                let requests = arrived.div_ceil(per_request).clamp(1, MAX_REQUESTS_PER_ROUND);
+                let missing = p.missing(per_request * requests);
                 let delay = self.timing.jittered(&mut self.rng);
-                let copies = p.nack.fire(now, delay, self.config.retransmit_attempts);
+                let known = self.known.contains(&p.sender.id);
+                let retries = if known {
+                    self.config.retransmit_attempts
+                } else {
+                    self.config.retransmit_attempts.min(u32::try_from(arrived.saturating_sub(1)).unwrap_or(u32::MAX))
+                };
+                let copies = p.nack.fire(now, delay, retries);
+                let copies = if known { copies } else { 1 };
                 p.asked(&missing);
                 let deadline = p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl));
                 let to = p.sender.id.clone();
@@ -712,8 +806,7 @@ impl Endpoint {
                         missed_sn: Vec::new(),
                         to: Some(to.clone()),
                     };
-                    self.stats.repairs_requested += 1;
-                    self.send_control(now, RETX_EVENT, &req.to_document(), copies);
+                    self.send_request(now, &req, copies);
                 }
             } else {
                 let deadline = p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl));
@@ -743,7 +836,7 @@ impl Endpoint {
         doc.insert("id", self.identity.id.clone());
         doc.insert("sn", Bson::Int64(self.next_sn - 1));
         self.stats.heartbeats_sent += 1;
-        self.send_control(now, HEARTBEAT_EVENT, &doc, 1);
+        self.send_control(now, HEARTBEAT_EVENT, &doc, 1, false);
         if self.heartbeats_left > 0 {
             // The tail comes three times as often, so that it ends within about
             // 2 s (default TTL), well inside the retention, while senders linger.
@@ -781,11 +874,19 @@ impl Endpoint {
         self.peers.insert(id.to_owned(), new());
     }
 
+    /// Reports `count` messages of `sender` lost for good, if it is known
+    /// (delivered a complete event here); otherwise only counts them: a
+    /// forged partial from a made-up id must not raise `'gap'` events.
     fn report_gap(&mut self, sender: &str, count: u64) {
-        if count > 0 {
-            // Saturating: a count comes from numbers a sender claimed.
+        if count == 0 {
+            return;
+        }
+        // Saturating: a count comes from numbers a sender claimed.
+        if self.known.contains(sender) {
             self.stats.gaps_unrecovered = self.stats.gaps_unrecovered.saturating_add(count);
             self.outputs.push_back(Output::Gap { sender: sender.to_owned(), count });
+        } else {
+            self.stats.gaps_unconfirmed = self.stats.gaps_unconfirmed.saturating_add(count);
         }
     }
 
@@ -851,7 +952,9 @@ impl Endpoint {
         }
         let ttl = self.config.message_ttl;
         let delay = self.timing.jittered(&mut self.rng);
-        let retries = self.config.retransmit_attempts;
+        // A sender never heard from (no complete event) gets one round, one copy.
+        let known = self.known.contains(id);
+        let retries = if known { self.config.retransmit_attempts } else { 0 };
         let Some(p) = self.peers.get_mut(id) else {
             self.set_peer_deadline(id, None);
             return;
@@ -862,9 +965,10 @@ impl Endpoint {
             self.report_gap(id, lost);
         } else if p.nack.due.is_some_and(|d| d <= now) {
             let per_request = items_per_request(self.config.max_payload_size, 15);
-            let missing = p.missing(per_request * MAX_REQUESTS_PER_ROUND);
+            let missing = p.missing(per_request * if known { MAX_REQUESTS_PER_ROUND } else { 1 });
             p.asked_upto = p.asked_upto.max(missing.last().copied().unwrap_or(0));
             let copies = p.nack.fire(now, delay, retries);
+            let copies = if known { copies } else { 1 };
             for batch in missing.chunks(per_request) {
                 let req = RepairRequest {
                     id: self.identity.id.clone(),
@@ -875,8 +979,7 @@ impl Endpoint {
                     missed_sn: batch.to_vec(),
                     to: Some(id.to_owned()),
                 };
-                self.stats.repairs_requested += 1;
-                self.send_control(now, RETX_EVENT, &req.to_document(), copies);
+                self.send_request(now, &req, copies);
             }
         }
         self.reschedule_peer(id);
@@ -905,6 +1008,7 @@ impl Endpoint {
             self.reassembly.next_deadline(),
             self.peer_timers.first().map(|(t, _)| *t),
             self.heartbeat_due,
+            self.delayed.front().map(|(t, _)| *t),
         ]
         .into_iter()
         .flatten()

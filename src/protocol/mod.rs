@@ -34,7 +34,9 @@
 //!   far jumps are believed only after a `message_ttl` uncontested.
 //! * `sn` — the range check every received `sn` passes (`1 ..= 2^53 − 1`).
 //! * `repair` — when to ask (NACK timers with jitter and suppression) and
-//!   how much to answer (resend window, per-requester byte budget).
+//!   how much to send in reaction to the network (resend window, node-wide
+//!   budgets credited by own emits and by bytes received, per-source-address
+//!   budgets).
 //! * `request` — the `__ec_retx` document.
 //!
 //! # Extensions to the 0.1.x protocol (all ignored by 0.1.x nodes)
@@ -55,13 +57,17 @@
 //! noticing missing data, then multicasts a request to the group; hearing
 //! someone else's request for the same data first postpones its own. It asks
 //! again up to `retransmit_attempts` more times while no progress is made
-//! (escalating to 2 and 3 copies of the request); any progress resets that
-//! count. Data with no progress for `message_ttl` is given up and reported as
+//! (escalating to 2, 3 and 4 spaced copies of the request); any progress
+//! resets that count. Data with no progress for `message_ttl` is given up and reported as
 //! [`Output::Gap`] (and [`Stats::gaps_unrecovered`]): loss is never silent.
 //! Senders resend requested datagrams unchanged, to the group only (never to
 //! an address written in a request: several nodes may share a host and port,
 //! and a forged request must not make us a reflector), at most once per
-//! `d / 4` per datagram and within [`Limits::max_repair_bytes_per_requester`].
+//! `d / 4` per datagram, in one copy, within
+//! [`Limits::max_repair_bytes_per_requester`] per source address and within a
+//! node-wide budget credited by what the node itself emitted; the requests a
+//! node sends are budgeted by what it received. See `repair` for the budgets
+//! (traffic out ≤ 2 × (own emits + traffic in) + small floors).
 //!
 //! # Delivery guarantees
 //!

@@ -101,6 +101,11 @@ impl Partial {
         }
     }
 
+    /// Number of distinct chunks that arrived (sizes repair requests).
+    pub fn arrived(&self) -> usize {
+        self.count()
+    }
+
     /// Up to `limit` missing chunk indexes, lowest first (includes the tail
     /// after the highest chunk seen, since `seqLen` is known).
     pub fn missing(&self, limit: usize) -> Vec<i32> {

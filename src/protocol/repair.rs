@@ -1,4 +1,5 @@
-//! Repair scheduling: when to ask for lost data again, NACK suppression.
+//! Repair scheduling and repair budgets: when to ask for lost data again,
+//! NACK suppression, and how much a node may send in reaction to input.
 //!
 //! A receiver that notices missing data waits a *repair delay* before asking,
 //! so reordered datagrams can still arrive and so that, of several receivers
@@ -11,24 +12,91 @@
 //!   progress was made, at most `retransmit_attempts` more times; any progress
 //!   resets that count;
 //! * repeated requests for the same data (no progress since the last one) are
-//!   sent in `min(attempt, 3)` copies, and a sender answering a chunk again
-//!   sends `min(times asked, 3)` copies: persistent loss costs a little
-//!   redundancy instead of a lost message;
+//!   sent in `min(attempt, 4)` copies, spaced by a little more than the
+//!   senders' resend window so that each copy that arrives gets its own
+//!   answer — only for a [known](KnownSenders) sender (one that delivered a
+//!   complete event here, or 8 chunks of one message);
 //! * a sender resends one datagram at most once per `d / 4`, however many
-//!   receivers ask, and at most `max_repair_bytes_per_requester` bytes per
-//!   second in answer to one requester ([`RepairBudget`]).
+//!   receivers ask, and always in one copy: how often it is asked never
+//!   multiplies what it sends (redundancy against repeated loss is paid for
+//!   by the requester, one request datagram per answer).
+//!
+//! # Budgets: traffic out is bounded by traffic in and by the node's own rate
+//!
+//! Every byte from the network is hostile, and a repair request is a tiny
+//! datagram that asks for a lot. So what a node sends in reaction to input
+//! draws from budgets ([`CreditBucket`]s) that only the node's own emits and
+//! the bytes it received can fill:
+//!
+//! * **Repairs sent** draw from a node-wide bucket credited with every byte
+//!   the node emits (each emitted byte can be resent about once), capped at
+//!   [`Limits::max_repair_credit_bytes`], plus a floor of
+//!   [`Limits::repair_floor_bytes_per_sec`] (itself holding at most one
+//!   second's worth). On top, each *source address* (not the instance id a
+//!   request claims) has its own bucket of
+//!   [`Limits::max_repair_bytes_per_requester`] per second ([`RepairBudget`]).
+//!   An answer to a `missedSn` request holds at most
+//!   [`super::request::MAX_ITEMS_PER_REQUEST`] datagrams; a receiver that
+//!   gets the first chunks of a message asks for the rest chunk by chunk.
+//! * **Repair requests sent** draw from a node-wide bucket credited with
+//!   [`REQUEST_CREDIT_PER_BYTE`] (½) token per byte received from others,
+//!   capped at [`Limits::max_request_credit_bytes`], plus a floor of
+//!   [`Limits::request_floor_bytes_per_sec`]. A round of requests for a
+//!   partial message holds one request datagram per
+//!   `MAX_ITEMS_PER_REQUEST` chunks that arrived (at least one): a one-chunk
+//!   forgery announcing 2,048 chunks gets one 64-index request, not 32. A
+//!   sender never heard from before (no complete event from it, never 8
+//!   chunks of one message) gets no escalation: one copy per request, and at
+//!   most as many rounds as chunks arrived. Message-level
+//!   requests (`missedSn`) to such a sender: one round, one datagram.
+//!
+//! Over any run, then, with `E` the bytes of the node's own messages, `H`
+//! its heartbeats, `R` the bytes received from others and `T` the duration:
+//!
+//! ```text
+//! sent ≤ E + H                       own traffic
+//!      + E + floor_repair·(T + 1 s)  repairs
+//!      + R/2 + floor_request·(T+1 s) requests
+//!      ≤ 2·(E + H + R) + floors      k = 2
+//! ```
+//!
+//! so a forged request can at most about double what a sender sends, and
+//! forged chunks make a node send at most half their bytes in requests
+//! (checked by the property test in `tests/sim_budget.rs`).
+//!
+//! # Forged gaps
+//!
+//! A message given up is reported ([`super::Output::Gap`]) only when its
+//! sender is known: it delivered a complete event here before, or at least
+//! 8 chunks of one of its messages arrived. Otherwise the loss is counted in
+//! [`super::Stats::gaps_unconfirmed`] and not reported: a one-chunk forgery
+//! with a made-up id is indistinguishable from a new sender's message of
+//! which almost nothing arrived, and reporting every such one would let
+//! anyone raise `'gap'` storms for the price of one datagram each.
+//!
+//! [`Limits::max_repair_credit_bytes`]: super::Limits::max_repair_credit_bytes
+//! [`Limits::repair_floor_bytes_per_sec`]: super::Limits::repair_floor_bytes_per_sec
+//! [`Limits::max_repair_bytes_per_requester`]: super::Limits::max_repair_bytes_per_requester
+//! [`Limits::max_request_credit_bytes`]: super::Limits::max_request_credit_bytes
+//! [`Limits::request_floor_bytes_per_sec`]: super::Limits::request_floor_bytes_per_sec
 
 use rand::Rng;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Most requesters with a repair budget remembered; the idlest is forgotten.
 const MAX_REQUESTERS: usize = 1024;
 
-/// Token buckets of repair bytes, one per requester id.
+/// Tokens of the node-wide request bucket per byte received from others: a
+/// node sends at most half as many request bytes as it received (plus the floor).
+pub const REQUEST_CREDIT_PER_BYTE: f64 = 0.5;
+
+/// Token buckets of repair bytes, one per requester *source address* (an
+/// instance id in a request is whatever the sender wrote).
 pub(crate) struct RepairBudget {
     rate: f64,
-    buckets: HashMap<String, (f64, Instant)>,
+    buckets: HashMap<SocketAddr, (f64, Instant)>,
 }
 
 impl RepairBudget {
@@ -36,28 +104,114 @@ impl RepairBudget {
         RepairBudget { rate: bytes_per_sec as f64, buckets: HashMap::new() }
     }
 
-    /// Takes `bytes` from `requester`'s bucket if it holds enough.
-    pub fn take(&mut self, now: Instant, requester: &str, bytes: usize) -> bool {
-        if !self.buckets.contains_key(requester) && self.buckets.len() >= MAX_REQUESTERS {
-            if let Some(idle) = self.buckets.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone()) {
+    fn refill(&mut self, now: Instant, source: SocketAddr) -> f64 {
+        if !self.buckets.contains_key(&source) && self.buckets.len() >= MAX_REQUESTERS {
+            if let Some(idle) = self.buckets.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k) {
                 self.buckets.remove(&idle);
             }
         }
         let rate = self.rate;
-        let (tokens, last) = self.buckets.entry(requester.to_owned()).or_insert((rate, now));
+        let (tokens, last) = self.buckets.entry(source).or_insert((rate, now));
         *tokens = (*tokens + rate * now.saturating_duration_since(*last).as_secs_f64()).min(rate);
         *last = now;
-        if *tokens >= bytes as f64 {
-            *tokens -= bytes as f64;
-            true
-        } else {
-            false
+        *tokens
+    }
+
+    /// Takes `bytes` from `source`'s bucket if it holds enough.
+    pub fn take(&mut self, now: Instant, source: SocketAddr, bytes: usize) -> bool {
+        if self.refill(now, source) < bytes as f64 {
+            return false;
         }
+        if let Some((tokens, _)) = self.buckets.get_mut(&source) {
+            *tokens -= bytes as f64;
+        }
+        true
+    }
+}
+
+/// A node-wide token bucket filled by *events* — bytes emitted, bytes
+/// received — rather than by time alone: credits accumulate up to `cap`; on
+/// top, a floor refills it at `floor` tokens per second, but only up to one
+/// second's worth, so an idle node does not save up a burst.
+pub(crate) struct CreditBucket {
+    tokens: f64,
+    cap: f64,
+    floor: f64,
+    last: Instant,
+}
+
+impl CreditBucket {
+    /// A bucket starting with one second of floor.
+    pub fn new(now: Instant, cap: usize, floor_per_sec: usize) -> Self {
+        CreditBucket { tokens: floor_per_sec as f64, cap: cap as f64, floor: floor_per_sec as f64, last: now }
+    }
+
+    /// Adds `tokens` (up to the cap).
+    pub fn credit(&mut self, tokens: f64) {
+        if self.tokens < self.cap {
+            self.tokens = (self.tokens + tokens).min(self.cap);
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        if self.tokens < self.floor {
+            self.tokens = (self.tokens + self.floor * dt).min(self.floor);
+        }
+    }
+
+    /// Whether `bytes` can be taken now.
+    pub fn can_take(&mut self, now: Instant, bytes: usize) -> bool {
+        self.refill(now);
+        self.tokens >= bytes as f64
+    }
+
+    /// Takes `bytes` if the bucket holds enough.
+    pub fn take(&mut self, now: Instant, bytes: usize) -> bool {
+        if !self.can_take(now, bytes) {
+            return false;
+        }
+        self.tokens -= bytes as f64;
+        true
+    }
+}
+
+/// Most senders remembered as known.
+const MAX_KNOWN_SENDERS: usize = 4096;
+
+/// Senders "heard from": they delivered a complete event here, or at least
+/// 8 chunks of one of their messages arrived. Only they get escalating
+/// requests and `'gap'` reports. Bounded, oldest first out.
+#[derive(Default)]
+pub(crate) struct KnownSenders {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl KnownSenders {
+    /// Remembers `id` (a no-op when known).
+    pub fn insert(&mut self, id: &str) {
+        if self.set.contains(id) {
+            return;
+        }
+        if self.order.len() >= MAX_KNOWN_SENDERS {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.set.insert(id.to_owned());
+        self.order.push_back(id.to_owned());
+    }
+
+    /// Whether `id` delivered a complete event here.
+    pub fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
     }
 }
 
 /// Most copies of one request sent at once.
-pub(crate) const MAX_REQUEST_COPIES: u32 = 3;
+pub(crate) const MAX_REQUEST_COPIES: u32 = 4;
 
 /// Repair timing derived from the message TTL.
 #[derive(Clone, Copy, Debug)]
@@ -139,18 +293,49 @@ mod tests {
     }
 
     #[test]
-    fn repair_budget_per_requester() {
+    fn repair_budget_per_source_address() {
         let t0 = Instant::now();
+        let (a, b2): (SocketAddr, SocketAddr) = ("10.0.0.1:9000".parse().unwrap(), "10.0.0.2:9000".parse().unwrap());
         let mut b = RepairBudget::new(1000);
-        assert!(b.take(t0, "a", 600));
-        assert!(!b.take(t0, "a", 600));
-        assert!(b.take(t0, "b", 600));
-        assert!(b.take(t0 + Duration::from_millis(200), "a", 600));
-        assert!(!b.take(t0 + Duration::from_millis(200), "a", 100));
-        for i in 0..2 * MAX_REQUESTERS {
-            b.take(t0, &i.to_string(), 1);
+        assert!(b.take(t0, a, 600));
+        assert!(!b.take(t0, a, 600));
+        assert!(b.take(t0, b2, 600));
+        assert!(b.take(t0 + Duration::from_millis(200), a, 600));
+        assert!(!b.take(t0 + Duration::from_millis(200), a, 100));
+        for i in 0..2 * MAX_REQUESTERS as u32 {
+            b.take(t0, SocketAddr::from((i.to_be_bytes(), 1)), 1);
         }
         assert!(b.buckets.len() <= MAX_REQUESTERS);
+    }
+
+    #[test]
+    fn credit_bucket_is_filled_by_credits_and_a_bounded_floor() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut b = CreditBucket::new(t0, 10_000, 100);
+        assert!(b.take(t0, 100) && !b.take(t0, 1));
+        // An idle hour saves up one second of floor, no more.
+        assert!(b.take(t0 + 3600 * s, 100) && !b.take(t0 + 3600 * s, 1));
+        b.credit(5_000.0);
+        assert!(b.take(t0 + 3600 * s, 5_000) && !b.take(t0 + 3600 * s, 1));
+        b.credit(1e9);
+        assert!(!b.can_take(t0 + 3600 * s, 10_001));
+        assert!(b.take(t0 + 3600 * s, 10_000));
+        // Time going backwards (a caller bug) refills nothing.
+        assert!(!b.take(t0, 1));
+    }
+
+    #[test]
+    fn known_senders_are_bounded() {
+        let mut k = KnownSenders::default();
+        k.insert("a");
+        k.insert("a");
+        assert!(k.contains("a") && !k.contains("b"));
+        for i in 0..MAX_KNOWN_SENDERS {
+            k.insert(&i.to_string());
+        }
+        assert!(!k.contains("a") && k.contains("0"));
+        assert_eq!((k.set.len(), k.order.len()), (MAX_KNOWN_SENDERS, MAX_KNOWN_SENDERS));
     }
 
     #[test]

@@ -10,9 +10,6 @@ use std::time::{Duration, Instant};
 /// Per-datagram bookkeeping overhead charged against the byte limit.
 const OVERHEAD: usize = 64;
 
-/// Most copies of one datagram sent in answer to a single request.
-pub(crate) const MAX_REPAIR_COPIES: u8 = 3;
-
 /// Hasher for `by_sn`: the keys are our own sequence numbers (no attacker
 /// chooses them), so a multiplicative hash replaces SipHash on the emit path.
 #[derive(Default)]
@@ -45,10 +42,9 @@ pub(crate) struct Retained {
     pub group: Option<String>,
     /// The datagrams exactly as sent (chunks in `seq` order, or the single datagram).
     pub datagrams: Vec<SharedBytes>,
-    /// Per datagram: when it was last resent and how often (drives the
-    /// number of copies). Empty until the first repair: most messages never
-    /// need one, and this saves two allocations per sent message.
-    repaired: Vec<(Option<Instant>, u8)>,
+    /// Per datagram: when it was last resent. Empty until the first repair:
+    /// most messages never need one, and this saves an allocation per sent message.
+    repaired: Vec<Option<Instant>>,
     expires: Instant,
     bytes: usize,
 }
@@ -153,8 +149,8 @@ impl Retention {
 
     /// Datagrams to resend for chunks `indexes` of group `group`; empty when unknown.
     /// A datagram resent less than `window` ago is skipped (many requesters, one
-    /// repair); one requested again later is sent in more copies, because its
-    /// earlier repair was evidently lost somewhere.
+    /// repair). Each is resent in one copy, however often it was asked for:
+    /// requests (forgeable) never multiply what a sender sends.
     pub fn repair_chunks(&mut self, now: Instant, group: &str, indexes: &[i32], window: Duration) -> Vec<SharedBytes> {
         let Some(&serial) = self.by_group.get(group) else { return Vec::new() };
         let Some(r) = self.get_mut(serial) else { return Vec::new() };
@@ -167,14 +163,19 @@ impl Retention {
         out
     }
 
-    /// Datagrams to resend for whole messages `sns` (all their datagrams).
-    #[allow(dead_code)] // message-level repair
-    pub fn repair_messages(&mut self, now: Instant, sns: &[i64], window: Duration) -> Vec<SharedBytes> {
+    /// Datagrams to resend for whole messages `sns`, at most `max` in all
+    /// (the first ones of each message, in request order): a receiver that
+    /// gets some chunks of a message asks for the rest chunk by chunk, and a
+    /// small request naming big messages cannot make us resend megabytes.
+    pub fn repair_messages(&mut self, now: Instant, sns: &[i64], window: Duration, max: usize) -> Vec<SharedBytes> {
         let mut out = Vec::new();
         for sn in sns {
             let Some(&serial) = self.by_sn.get(sn) else { continue };
             if let Some(r) = self.get_mut(serial) {
                 for i in 0..r.datagrams.len() {
+                    if out.len() >= max {
+                        return out;
+                    }
                     r.resend(now, i, window, &mut out);
                 }
             }
@@ -198,17 +199,14 @@ impl Retained {
     fn resend(&mut self, now: Instant, i: usize, window: Duration, out: &mut Vec<SharedBytes>) {
         let Some(d) = self.datagrams.get(i) else { return };
         if self.repaired.is_empty() {
-            self.repaired = vec![(None, 0); self.datagrams.len()];
+            self.repaired = vec![None; self.datagrams.len()];
         }
-        let (last, count) = &mut self.repaired[i];
+        let last = &mut self.repaired[i];
         if last.is_some_and(|t| now.saturating_duration_since(t) < window) {
             return;
         }
         *last = Some(now);
-        *count = count.saturating_add(1);
-        for _ in 0..(*count).min(MAX_REPAIR_COPIES) {
-            out.push(d.clone());
-        }
+        out.push(d.clone());
     }
 }
 
@@ -240,16 +238,20 @@ mod tests {
     }
 
     #[test]
-    fn repair_window_and_escalating_copies() {
+    fn repair_window_one_copy_and_message_cap() {
         let t0 = Instant::now();
         let w = Duration::from_millis(50);
         let mut r = Retention::new(Duration::from_secs(9), usize::MAX, 10);
         r.insert(t0, Some(7), Some("g".into()), SharedBytes::split(vec![1, 2, 3], &[1, 2, 3]));
         assert_eq!(r.repair_chunks(t0, "g", &[1], w), [vec![2]]);
         assert!(r.repair_chunks(t0 + w / 2, "g", &[1], w).is_empty());
-        assert_eq!(r.repair_chunks(t0 + w, "g", &[1], w).len(), 2);
-        assert_eq!(r.repair_chunks(t0 + 3 * w, "g", &[1], w).len(), 3);
-        assert_eq!(r.repair_chunks(t0 + 5 * w, "g", &[1], w).len(), 3);
-        assert_eq!(r.repair_messages(t0, &[7, 8], w).len(), 2); // chunk 1 is inside the window
+        // Asked again and again: still one copy each time (no escalation by requests).
+        for k in 1..6 {
+            assert_eq!(r.repair_chunks(t0 + 2 * k * w, "g", &[1, 1, 1], w), [vec![2]]);
+        }
+        assert_eq!(r.repair_messages(t0, &[7, 8], w, 64).len(), 2); // chunk 1 is inside the window
+        r.insert(t0, Some(8), None, SharedBytes::split(vec![9; 100], &(1..=100).collect::<Vec<_>>()));
+        assert_eq!(r.repair_messages(t0 + 20 * w, &[8, 7, 8], w, 64).len(), 64);
+        assert_eq!(r.repair_messages(t0 + 40 * w, &[7, 8], w, 5).len(), 5);
     }
 }

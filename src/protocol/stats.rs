@@ -51,7 +51,7 @@ stats! {
     repair_requests_suppressed => "repairRequestsSuppressed",
     /// Resends skipped because the same datagram was resent very recently.
     repairs_suppressed => "repairsSuppressed",
-    /// Resends withheld because the requester exceeded its repair byte budget.
+    /// Resends withheld because the requester (by source address) exceeded its repair byte budget.
     repairs_rate_limited => "repairsRateLimited",
     /// Repair requests ignored (unknown or expired message, or addressed to another node).
     repair_requests_ignored => "repairRequestsIgnored",
@@ -97,4 +97,12 @@ stats! {
     /// remembered completed ids (fixed size each; bounded by
     /// `max_partial_messages + max_completed_ids`).
     reassembly_keys => "reassemblyKeys",
+    // -- issue 10 part B: traffic out bounded by traffic in (see the `repair` module docs).
+    /// Resends withheld because the node-wide repair budget (credited by our own emitted bytes) was spent.
+    repairs_budget_limited => "repairsBudgetLimited",
+    /// Repair requests not sent because the node-wide request budget (credited by bytes received) was spent.
+    repair_requests_rate_limited => "repairRequestsRateLimited",
+    /// Messages given up on whose sender was never heard from (no complete event,
+    /// never 8 chunks of one message): counted, not reported as a gap (they may be forged).
+    gaps_unconfirmed => "gapsUnconfirmed",
 }

@@ -1,0 +1,409 @@
+//! Issue 10, part B: what a node sends in reaction to the network is bounded
+//! by what it received and by its own rate (see the `repair` module docs).
+//!
+//! The bound checked here, over a whole run, for a node fed arbitrary forged
+//! input (chunks, repair requests naming its real messages, heartbeats):
+//!
+//! ```text
+//! reactive ≤ own_emits + received/2 + (repair floor + request floor) · (T + 1 s)
+//! sent = own + reactive ≤ 2 · (own + received) + floors          (k = 2)
+//! ```
+//!
+//! where `own` is the first transmission of its emits plus its heartbeats.
+//! The deterministic tests replay the rows of the issue's table with their
+//! numbers (measured before the fix, in the comments) and assert the budget.
+
+use bson::{doc, Bson};
+use eventcast::protocol::sim::Network;
+use eventcast::protocol::{Config, Endpoint, Identity, Limits, Output, RepairRequest, HEARTBEAT_EVENT};
+use eventcast::wire::{self, Meta};
+use proptest::prelude::*;
+use rand::SeedableRng;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+const MIB: usize = 1 << 20;
+
+fn forged(id: &str, seq_id: &str, seq: i32, seq_len: i32, name: &str, sn: Option<i64>, body: &[u8]) -> Vec<u8> {
+    let meta = Meta {
+        v: 3,
+        seq,
+        seq_len,
+        seq_id: seq_id.to_owned(),
+        seq_end: seq == seq_len - 1,
+        name: Some(name.into()),
+        host: Some("10.6.6.6".into()),
+        port: Some(9000),
+        hostname: Some("evil".into()),
+        id: Some(id.to_owned()),
+        time: Some("2024-01-01T00:00:00.000Z".into()),
+        sn,
+        ..Meta::default()
+    };
+    let mut out = Vec::new();
+    wire::encode_datagram(&meta, body, &mut out);
+    out
+}
+
+fn forged_doc(id: &str, name: &str, d: &bson::Document) -> Vec<u8> {
+    let seq_id = wire::ids::seq_id(&mut rand::rngs::StdRng::seed_from_u64(d.len() as u64));
+    forged(id, &seq_id, 0, 1, name, None, &wire::encode_document_body(d))
+}
+
+fn retx(requester: &str, to: Option<&str>, seq_id: &str, missed_seq: Vec<i32>, missed_sn: Vec<i64>) -> Vec<u8> {
+    let req = RepairRequest {
+        id: requester.into(),
+        seq_id: seq_id.into(),
+        missed_seq,
+        host: "6.6.6.6".into(),
+        port: 53,
+        missed_sn,
+        to: to.map(str::to_owned),
+    };
+    forged_doc(requester, wire::RETX_EVENT, &req.to_document())
+}
+
+fn hex_id(i: u64) -> String {
+    format!("{:016x}", 0x6000_0000_0000_0000u64 + i)
+}
+
+/// One endpoint driven directly, counting what it sends.
+struct Victim {
+    ep: Endpoint,
+    t0: Instant,
+    now: Instant,
+    sent: usize,
+    sent_n: usize,
+    gaps: usize,
+}
+
+impl Victim {
+    fn new(cfg: Config) -> Self {
+        let identity =
+            Identity { id: "00000000000000a1".into(), host: "10.0.0.1".into(), port: 9000, hostname: "a".into() };
+        let mut ep = Endpoint::new(cfg, identity, 7);
+        let t0 = Instant::now();
+        ep.set_wall_clock(t0, SystemTime::now());
+        Victim { ep, t0, now: t0, sent: 0, sent_n: 0, gaps: 0 }
+    }
+
+    fn drain(&mut self) {
+        while let Some(t) = self.ep.poll_transmit() {
+            self.sent += t.payload.len();
+            self.sent_n += 1;
+        }
+        while let Some(o) = self.ep.poll_output() {
+            self.gaps += usize::from(matches!(o, Output::Gap { .. }));
+        }
+    }
+
+    fn feed(&mut self, d: &[u8]) {
+        self.ep.handle_datagram(self.now, attacker(), d);
+        self.drain();
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        while let Some(t) = self.ep.poll_timeout().filter(|&t| t <= until) {
+            self.ep.handle_timeout(t);
+            self.drain();
+        }
+        self.now = until;
+    }
+}
+
+fn attacker() -> SocketAddr {
+    "10.6.6.6:9000".parse().unwrap()
+}
+
+/// Row 1: one forged chunk, `seqLen` 2049, 10-byte body, fake sender id.
+/// Before: 288 repair requests, 258 KB in 10 s, and a forged 'gap'.
+#[test]
+fn one_forged_chunk_gets_one_request_and_no_gap() {
+    let mut v = Victim::new(Config::default());
+    let d = forged(&hex_id(1), &"ab".repeat(20), 0, 2049, "x", Some(1), &[7; 10]);
+    v.feed(&d);
+    v.run_for(Duration::from_secs(10));
+    let s = v.ep.stats();
+    eprintln!("row 1: in {} B; out {} datagrams, {} B; {s:?}", d.len(), v.sent_n, v.sent);
+    // One request of 64 indexes (sized to the one chunk that arrived), one copy, one round.
+    assert_eq!((s.repairs_requested, v.sent_n), (1, 1), "{s:?}");
+    assert!(v.sent < 1200, "{}", v.sent);
+    assert_eq!(v.gaps, 0);
+    assert_eq!((s.gaps_unrecovered, s.gaps_unconfirmed), (0, 1));
+    assert_eq!(s.reassembly_bytes, 0);
+}
+
+/// Row 2: 1,000 such forged partials with rotating ids.
+/// Before: 152,321 datagrams (≈137 MB) out of each member; RSS 48 → 106 MiB.
+#[test]
+fn a_thousand_forged_partials_cost_at_most_half_their_bytes() {
+    let mut v = Victim::new(Config::default());
+    let mut received = 0usize;
+    let mut peak = 0;
+    for i in 0..1000u64 {
+        let d = forged(&hex_id(i), &format!("{:040x}", i + 1), 0, 2049, "x", Some(1), &[7; 10]);
+        received += d.len();
+        v.feed(&d);
+        peak = peak.max(v.ep.stats().reassembly_bytes);
+        v.run_for(Duration::from_millis(1));
+    }
+    v.run_for(Duration::from_secs(10));
+    let secs = (v.now - v.t0).as_secs_f64() + 1.0;
+    let s = v.ep.stats().clone();
+    let l = Limits::default();
+    let bound = received as f64 / 2.0 + l.request_floor_bytes_per_sec as f64 * secs;
+    eprintln!(
+        "row 2: in {received} B; out {} datagrams, {} B (bound {bound:.0}); peak reassembly {peak} B; {s:?}",
+        v.sent_n, v.sent
+    );
+    assert!(v.sent as f64 <= bound, "{} > {bound}", v.sent);
+    assert!(v.sent_n <= 250, "{}", v.sent_n);
+    assert!(s.repair_requests_rate_limited > 0);
+    assert_eq!(v.gaps, 0);
+    assert_eq!((s.gaps_unrecovered, s.gaps_unconfirmed), (0, 1000));
+    assert!(peak <= 1000 * 1024, "peak reassembly {peak}");
+    assert_eq!((s.reassembly_bytes, s.retained_bytes), (0, 0));
+}
+
+/// Legitimate traffic between the forgeries: a real 1 MiB message with 30%
+/// loss from a sender is still repaired while forged partials flood the receiver.
+#[test]
+fn honest_repair_works_during_a_forged_partial_flood() {
+    let mut net = Network::new(3);
+    let a = net.add_endpoint(Config::default());
+    let b = net.add_endpoint(Config::default());
+    net.set_loss(0.3);
+    let arg = Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![3; MIB] });
+    net.emit(a, "big", std::slice::from_ref(&arg)).unwrap();
+    for i in 0..2000u64 {
+        let d = forged(&hex_id(i), &format!("{:040x}", i + 1), 0, 2049, "x", Some(1), &[7; 10]);
+        net.inject(b, attacker(), &d);
+        net.run_for(Duration::from_millis(2));
+    }
+    assert!(net.run_until_idle());
+    assert_eq!(net.events(b).len(), 1, "{:?}", net.stats(b));
+    assert_eq!(net.events(b)[0].args, vec![arg]);
+    assert!(net.node(b).gaps.is_empty());
+}
+
+/// A sender that emitted five 1 MiB messages, driven directly.
+fn sender_with_five_mib() -> (Endpoint, Instant, Vec<String>, usize) {
+    let identity =
+        Identity { id: "00000000000000a1".into(), host: "10.0.0.1".into(), port: 9000, hostname: "a".into() };
+    let mut a = Endpoint::new(Config::default(), identity, 1);
+    let (t0, w0) = (Instant::now(), SystemTime::now());
+    a.set_wall_clock(t0, w0);
+    let mut groups = Vec::new();
+    let mut emitted = 0;
+    for i in 0..5 {
+        a.emit(
+            t0,
+            w0,
+            "big",
+            &[Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![i; MIB] })],
+        )
+        .unwrap();
+        let mut first = true;
+        while let Some(t) = a.poll_transmit() {
+            if first {
+                groups.push(wire::decode_datagram(&t.payload).unwrap().meta.seq_id);
+                first = false;
+            }
+            emitted += t.payload.len();
+        }
+    }
+    (a, t0, groups, emitted)
+}
+
+fn drain(a: &mut Endpoint) -> (usize, usize) {
+    let (mut n, mut bytes) = (0, 0);
+    while let Some(t) = a.poll_transmit() {
+        n += 1;
+        bytes += t.payload.len();
+    }
+    (n, bytes)
+}
+
+/// Row 3: one forged `__ec_retx` naming 5 retained 1 MiB messages; then ten
+/// with rotating requester ids.
+/// Before: 5,127 datagrams (≈6.7 MB); ten: 82,047 datagrams (≈107 MB).
+#[test]
+fn forged_retx_naming_retained_messages_is_bounded() {
+    let (mut a, t0, _, emitted) = sender_with_five_mib();
+    let id = a.identity().id.clone();
+    let req = retx(&hex_id(1), Some(&id), "", vec![], (1..=5).collect());
+    a.handle_datagram(t0, attacker(), &req);
+    let (one, one_bytes) = drain(&mut a);
+    eprintln!("row 3: one request of {} B: {one} datagrams, {one_bytes} B", req.len());
+    assert_eq!(one, 64, "a missedSn answer holds at most 64 datagrams");
+    // Ten more, one per second, rotating requester ids (same source address).
+    let mut total = (one, one_bytes);
+    for i in 0..10 {
+        let req = retx(&hex_id(100 + i), Some(&id), "", vec![], (1..=5).collect());
+        a.handle_datagram(t0 + Duration::from_secs(1 + i), attacker(), &req);
+        let (n, b) = drain(&mut a);
+        total = (total.0 + n, total.1 + b);
+    }
+    eprintln!("row 3: eleven requests: {} datagrams, {} B (emitted {emitted} B)", total.0, total.1);
+    assert!(total.0 <= 11 * 64, "{total:?}");
+}
+
+/// The node-wide repair budget: requests for every chunk of every retained
+/// message, from many addresses and ids, for 10 s, get at most about what
+/// the node emitted (plus the floor) — never the 3-copy escalation of before.
+#[test]
+fn forged_chunk_requests_get_at_most_about_what_was_emitted() {
+    let (mut a, t0, groups, emitted) = sender_with_five_mib();
+    let id = a.identity().id.clone();
+    let mut out = 0usize;
+    let mut received = 0usize;
+    for round in 0..100u32 {
+        let now = t0 + Duration::from_millis(100) * round;
+        a.handle_timeout(now);
+        for (g, group) in groups.iter().enumerate() {
+            for batch in 0..1025 / 256 + 1 {
+                let source = SocketAddr::from(([10, 6, (round % 250) as u8, (g * 5 + batch) as u8], 9000));
+                let missed: Vec<i32> = (batch as i32 * 256..batch as i32 * 256 + 256).collect();
+                let d = retx(&hex_id(u64::from(round) * 100 + g as u64), Some(&id), group, missed, vec![]);
+                received += d.len();
+                a.handle_datagram(now, source, &d);
+                out += drain(&mut a).1;
+            }
+        }
+    }
+    let l = Limits::default();
+    let bound = emitted as f64 + l.repair_floor_bytes_per_sec as f64 * 11.0;
+    eprintln!("repairs: {out} B for {received} B of requests; emitted {emitted} B; bound {bound:.0}; {:?}", a.stats());
+    assert!(out as f64 <= bound, "{out} > {bound}");
+    assert!(out >= emitted / 2, "the first requests are answered: {out}");
+    assert!(a.stats().repairs_budget_limited > 0);
+}
+
+/// One step of forged input in the property test.
+#[derive(Clone, Debug)]
+enum Op {
+    /// A chunk of a made-up group.
+    Chunk { id: u8, group: u8, seq: i32, seq_len: i32, body: usize, sn: Option<i64> },
+    /// A repair request for chunks of one of the victim's real groups (or a made-up one).
+    RetxChunks { id: u8, group: u8, from: i32, n: i32, to_victim: bool, source: u8 },
+    /// A repair request for whole messages of the victim.
+    RetxSn { id: u8, sns: Vec<i64>, source: u8 },
+    /// A heartbeat claiming `sn`.
+    Heartbeat { id: u8, sn: i64 },
+    /// The victim emits a message of this many bytes.
+    Emit { size: usize },
+    /// Time passes.
+    Wait { ms: u64 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (any::<u8>(), any::<u8>(), 0..3000i32, 2..3000i32, 0..1200usize, proptest::option::of(1..100i64))
+            .prop_map(|(id, group, seq, seq_len, body, sn)| Op::Chunk { id, group, seq, seq_len, body, sn }),
+        3 => (any::<u8>(), any::<u8>(), 0..1100i32, 1..300i32, any::<bool>(), any::<u8>())
+            .prop_map(|(id, group, from, n, to_victim, source)| Op::RetxChunks { id, group, from, n, to_victim, source }),
+        2 => (any::<u8>(), proptest::collection::vec(-2..12i64, 1..300), any::<u8>())
+            .prop_map(|(id, sns, source)| Op::RetxSn { id, sns, source }),
+        1 => (any::<u8>(), -5..1_000_000i64).prop_map(|(id, sn)| Op::Heartbeat { id, sn }),
+        1 => prop_oneof![0..2000usize, 100_000..300_000usize].prop_map(|size| Op::Emit { size }),
+        2 => (0..1500u64).prop_map(|ms| Op::Wait { ms }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn what_a_node_sends_is_bounded_by_what_it_received_and_emitted(ops in proptest::collection::vec(op(), 1..120)) {
+        // Small floors, so that the bound is tight enough to catch a leak.
+        let l = Limits { repair_floor_bytes_per_sec: 2048, request_floor_bytes_per_sec: 1024, ..Limits::default() };
+        let cfg = Config { message_ttl: Duration::from_millis(1000), limits: l.clone(), ..Config::default() };
+        let identity = Identity { id: "00000000000000a1".into(), host: "10.0.0.1".into(), port: 9000, hostname: "a".into() };
+        let mut a = Endpoint::new(cfg, identity, 7);
+        let (t0, w0) = (Instant::now(), SystemTime::now());
+        a.set_wall_clock(t0, w0);
+        let mut now = t0;
+        let mut groups: Vec<String> = Vec::new();
+        let (mut received, mut received_n) = (0usize, 0usize);
+        let mut gap_events = 0usize;
+        let (mut own, mut own_n, mut reactive, mut reactive_n) = (0usize, 0usize, 0usize, 0usize);
+        // Drains what the endpoint sends; heartbeats are its own rate, the rest is reaction.
+        let drain = |a: &mut Endpoint, own: &mut usize, own_n: &mut usize, reactive: &mut usize, reactive_n: &mut usize| {
+            while let Some(t) = a.poll_transmit() {
+                let hb = wire::decode_datagram(&t.payload).is_ok_and(|d| d.meta.name.as_deref() == Some(HEARTBEAT_EVENT));
+                if hb { *own += t.payload.len(); *own_n += 1 } else { *reactive += t.payload.len(); *reactive_n += 1 }
+            }
+        };
+        let run_timers = |a: &mut Endpoint, until: Instant, own: &mut usize, own_n: &mut usize, reactive: &mut usize, reactive_n: &mut usize| {
+            while let Some(t) = a.poll_timeout().filter(|&t| t <= until) {
+                a.handle_timeout(t);
+                drain(a, own, own_n, reactive, reactive_n);
+            }
+        };
+        for op in ops {
+            let d = match op {
+                Op::Chunk { id, group, seq, seq_len, body, sn } => {
+                    Some((forged(&hex_id(u64::from(id)), &format!("{group:040x}"), seq, seq_len, "x", sn, &vec![1; body]), 0))
+                }
+                Op::RetxChunks { id, group, from, n, to_victim, source } => {
+                    let g = groups.get(usize::from(group) % groups.len().max(1)).cloned().unwrap_or_else(|| format!("{group:040x}"));
+                    let to = to_victim.then_some("00000000000000a1");
+                    Some((retx(&hex_id(u64::from(id)), to, &g, (from..from + n).collect(), vec![]), source))
+                }
+                Op::RetxSn { id, sns, source } => Some((retx(&hex_id(u64::from(id)), Some("00000000000000a1"), "", vec![], sns), source)),
+                Op::Heartbeat { id, sn } => Some((forged_doc(&hex_id(u64::from(id)), HEARTBEAT_EVENT, &doc! {"id": hex_id(u64::from(id)), "sn": sn}), 0)),
+                Op::Emit { size } => {
+                    a.emit(now, w0 + (now - t0), "e", &[Bson::String("e".repeat(size))]).unwrap();
+                    let mut first = true;
+                    while let Some(t) = a.poll_transmit() {
+                        if first {
+                            let m = wire::decode_datagram(&t.payload).unwrap().meta;
+                            if m.seq_len > 1 { groups.push(m.seq_id) }
+                            first = false;
+                        }
+                        own += t.payload.len();
+                        own_n += 1;
+                    }
+                    None
+                }
+                Op::Wait { ms } => {
+                    let until = now + Duration::from_millis(ms);
+                    run_timers(&mut a, until, &mut own, &mut own_n, &mut reactive, &mut reactive_n);
+                    now = until;
+                    None
+                }
+            };
+            if let Some((d, source)) = d {
+                received += d.len();
+                received_n += 1;
+                a.handle_datagram(now, SocketAddr::from(([10, 6, 6, source], 9000)), &d);
+                drain(&mut a, &mut own, &mut own_n, &mut reactive, &mut reactive_n);
+            }
+            while let Some(o) = a.poll_output() {
+                gap_events += usize::from(matches!(o, Output::Gap { .. }));
+            }
+        }
+        // Let every timer run out (requests, expiry, heartbeats).
+        let end = now + Duration::from_secs(10);
+        run_timers(&mut a, end, &mut own, &mut own_n, &mut reactive, &mut reactive_n);
+        let secs = (end - t0).as_secs_f64() + 1.0;
+        let floors = (l.repair_floor_bytes_per_sec + l.request_floor_bytes_per_sec) as f64 * secs;
+        let emits = own as f64; // includes heartbeats (the node's own rate)
+        prop_assert!(
+            reactive as f64 <= emits + received as f64 / 2.0 + floors,
+            "reactive {} > own {} + received {}/2 + floors {:.0}", reactive, own, received, floors
+        );
+        let sent = (own + reactive) as f64;
+        prop_assert!(sent <= 2.0 * (own + received) as f64 + floors, "sent {} own {} received {}", sent, own, received);
+        // Datagrams: every reactive datagram is a resent own datagram or a
+        // request, 200 bytes or more, so the floors allow at most floors/200.
+        prop_assert!(
+            (reactive_n as f64) <= 2.0 * (own_n + received_n) as f64 + floors / 200.0,
+            "reactive datagrams {} own {} received {}", reactive_n, own_n, received_n
+        );
+        // No 'gap' storm: a forger pays at least one datagram per notification,
+        // and 8 chunks of one message before a made-up id is reported at all.
+        prop_assert!(gap_events <= received_n.saturating_sub(7), "{} gap events for {} datagrams", gap_events, received_n);
+    }
+}
