@@ -143,6 +143,8 @@ declare namespace Eventcast {
     repairRequestsRateLimited: number
     /** Messages given up on whose sender was never heard from (no complete event, never 8 chunks of one message): counted, not reported as 'gap'. */
     gapsUnconfirmed: number
+    /** 0.1.x repair requests for data this node does not hold, forwarded once to the group (shared hosts). */
+    repairRequestsRelayed: number
   }
 
   interface Gap {

@@ -184,6 +184,7 @@ fn forged_repair_requests_cause_no_traffic_and_real_ones_answer_only_the_group()
         port: 53,
         missed_sn: vec![1],
         to: Some("00000000000000a1".into()),
+        relayed: false,
     };
     let body = wire::encode_document_body(&req.to_document());
     let meta = Meta {

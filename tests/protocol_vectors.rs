@@ -6,7 +6,7 @@ use bson::Bson;
 use eventcast::protocol::{Config, Destination, Encryption, Endpoint, Identity, Output, RepairRequest};
 use eventcast::wire::{self, legacy::LegacyKey, Payload};
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 #[path = "support/vectors.rs"]
 mod vectors;
@@ -142,8 +142,18 @@ fn retx_vector_is_not_an_event_and_unknown_seq_ids_are_ignored() {
     let mut e = endpoint(Encryption::None);
     e.handle_datagram(Instant::now(), source(), &request_vector(&cases));
     assert!(events(&mut e).is_empty());
-    assert!(e.poll_transmit().is_none());
     assert_eq!(e.stats().repair_requests_ignored, 1);
+    // Not ours: forwarded to the group once, marked `relayed` (it may have
+    // reached us by unicast on a host whose port the real sender shares).
+    let relay = e.poll_transmit().expect("the request forwarded to the group");
+    assert_eq!(relay.destination, Destination::Group);
+    assert!(e.poll_transmit().is_none());
+    let dg = wire::decode_datagram(&relay.payload).unwrap();
+    let Payload::Document(doc) = wire::decode_body(dg.body).unwrap() else { panic!("not a document") };
+    let req = RepairRequest::from_document(&doc).unwrap();
+    assert!(req.relayed && req.to.is_none());
+    assert_eq!(req.missed_seq, vec![1, 3]);
+    assert_eq!(e.stats().repair_requests_relayed, 1);
 }
 
 #[test]
@@ -170,8 +180,15 @@ fn retx_request_of_a_0_1_x_node_is_answered_on_the_group() {
     assert!(repairs.iter().all(|t| t.destination == Destination::Group));
     assert_eq!(repairs[0].payload, sent[1]);
     assert_eq!(repairs[1].payload, sent[3]);
-    assert_eq!(e.stats().repairs_sent, 2);
     assert!(events(&mut e).is_empty());
+    // A 0.1.x requester asks once: two more copies of each follow, spaced.
+    e.handle_timeout(Instant::now() + Duration::from_millis(50));
+    let copies: Vec<_> = std::iter::from_fn(|| e.poll_transmit()).collect();
+    assert_eq!(copies.len(), 4);
+    assert!(copies
+        .iter()
+        .all(|t| t.destination == Destination::Group && (t.payload == sent[1] || t.payload == sent[3])));
+    assert_eq!(e.stats().repairs_sent, 6);
     // The same request again right away: no second repair (many requesters, one repair).
     e.handle_datagram(Instant::now(), "10.1.2.4:9000".parse().unwrap(), &forged);
     assert!(e.poll_transmit().is_none());

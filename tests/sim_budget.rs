@@ -59,6 +59,7 @@ fn retx(requester: &str, to: Option<&str>, seq_id: &str, missed_seq: Vec<i32>, m
         port: 53,
         missed_sn,
         to: to.map(str::to_owned),
+        relayed: false,
     };
     forged_doc(requester, wire::RETX_EVENT, &req.to_document())
 }

@@ -118,6 +118,7 @@ fn control_documents_with_malformed_identifiers_are_refused() {
             port: 1,
             missed_sn: vec![1],
             to: None,
+            relayed: false,
         }
         .to_document();
         if let Some(to) = to {

@@ -157,6 +157,7 @@ fn repair_traffic_per_requester_is_capped() {
                 port: 53,
                 missed_sn: vec![],
                 to: None,
+                relayed: false,
             };
             let meta = Meta {
                 v: 3,

@@ -22,7 +22,7 @@ use crate::wire::{self, Meta, MetaRef, Payload, PROTOCOL_VERSION, RETX_EVENT};
 use bson::{Bson, Document};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -49,6 +49,18 @@ const HEARTBEATS_AFTER_LAST: u32 = 8;
 /// Largest argument buffer [`Endpoint::emit`] keeps for the next call (a
 /// 100 MiB message should not pin 100 MiB).
 const MAX_REUSED_ARGS_BUF: usize = 64 * 1024;
+
+/// Copies of each chunk resent in answer to a repair request of 0.1.x's
+/// shape. A 0.1.x receiver asks once and drops the message `messageTtl`
+/// later: with one copy, a message missing `m` chunks survives `p` loss with
+/// probability `(1 − p)^m` (35% of 100 KiB messages at 10% loss in
+/// `tests/sim_legacy_receiver.rs`); with three, `(1 − p³)^m`.
+const LEGACY_REPAIR_COPIES: u32 = 3;
+/// Time between those copies: loss comes in bursts (a full socket buffer, a
+/// busy receiver), so copies sent back to back tend to share a fate.
+const LEGACY_COPY_SPACING: Duration = Duration::from_millis(5);
+/// Most 0.1.x requests remembered as already forwarded to the group.
+const MAX_RELAYED_REMEMBERED: usize = 1024;
 
 /// Event name of the heartbeat: payload document `{id, sn}` with the sender's
 /// latest message number, so receivers notice lost trailing messages.
@@ -78,9 +90,14 @@ pub struct Endpoint {
     stats: Stats,
     timing: RepairTiming,
     transmits: VecDeque<Transmit>,
-    /// Extra copies of our repair requests, each due a little more than the
-    /// resend window after the previous one (ordered by time).
+    /// Datagrams due later, in time order: extra copies of our repair
+    /// requests (each a little more than the resend window after the previous
+    /// one) and of repairs answering 0.1.x requests ([`LEGACY_COPY_SPACING`]).
     delayed: VecDeque<(Instant, SharedBytes)>,
+    /// 0.1.x requests forwarded to the group (hashes of requester and chunk
+    /// group), so each is forwarded once; bounded, oldest forgotten first.
+    relayed_set: HashSet<u64>,
+    relayed_order: VecDeque<u64>,
     /// Reused buffer for the encoded arguments of [`Endpoint::emit`].
     args_buf: Vec<u8>,
     outputs: VecDeque<Output>,
@@ -129,6 +146,8 @@ impl Endpoint {
             timing,
             transmits: VecDeque::new(),
             delayed: VecDeque::new(),
+            relayed_set: HashSet::new(),
+            relayed_order: VecDeque::new(),
             args_buf: Vec::new(),
             outputs: VecDeque::new(),
             retention,
@@ -363,11 +382,7 @@ impl Endpoint {
                     if copy == 0 {
                         self.queue(&datagrams);
                     } else {
-                        let at = now + spacing * copy;
-                        let i = self.delayed.partition_point(|(t, _)| *t <= at);
-                        for (k, d) in datagrams.iter().enumerate() {
-                            self.delayed.insert(i + k, (at, d.clone()));
-                        }
+                        self.delay(now + spacing * copy, &datagrams);
                     }
                     sent += 1;
                 }
@@ -677,7 +692,13 @@ impl Endpoint {
             let datagrams = self.retention.repair_chunks(now, &req.seq_id, &req.missed_seq, window);
             if !datagrams.is_empty() {
                 answered = true;
-                self.send_repairs(now, source, datagrams);
+                // 0.1.x's shape (no `to`, no `missedSn`): its sender asks once
+                // and gives up a `messageTtl` later, so one lost repair loses
+                // the message. Each chunk goes out in LEGACY_REPAIR_COPIES
+                // copies, spaced in time (loss comes in bursts), within the
+                // same budgets as any repair.
+                let copies = if req.to.is_none() && req.missed_sn.is_empty() { LEGACY_REPAIR_COPIES } else { 1 };
+                self.send_repairs(now, source, datagrams, copies);
             } else if self.retention.has_group(&req.seq_id) {
                 answered = true;
                 self.stats.repairs_suppressed += 1;
@@ -688,7 +709,7 @@ impl Endpoint {
             let datagrams = self.retention.repair_messages(now, &req.missed_sn, window, MAX_ITEMS_PER_REQUEST);
             if !datagrams.is_empty() {
                 answered = true;
-                self.send_repairs(now, source, datagrams);
+                self.send_repairs(now, source, datagrams, 1);
             } else if req.missed_sn.iter().any(|&sn| self.retention.has_sn(sn)) {
                 answered = true;
                 self.stats.repairs_suppressed += 1;
@@ -696,6 +717,9 @@ impl Endpoint {
         }
         if !answered {
             self.stats.repair_requests_ignored += 1;
+            if req.to.is_none() && req.missed_sn.is_empty() && !req.relayed && !req.seq_id.is_empty() {
+                self.relay_legacy_request(now, req);
+            }
         }
         if let (Some(to), false) = (&req.to, req.missed_sn.is_empty()) {
             let delay = self.timing.jittered(&mut self.rng);
@@ -734,19 +758,66 @@ impl Endpoint {
         }
     }
 
-    /// Resends `datagrams` to the group within the node-wide repair budget
-    /// and `source`'s byte budget.
-    fn send_repairs(&mut self, now: Instant, source: SocketAddr, datagrams: Vec<SharedBytes>) {
+    /// Forwards a 0.1.x request for data we do not hold to the group, once.
+    ///
+    /// A 0.1.x receiver sends its request unicast to the sender's advertised
+    /// `host:port`. Where several nodes share that host and port, the kernel
+    /// hands a unicast datagram to one socket only, which may not be the
+    /// sender's. Our own requests always carry `to`, so one without it (and
+    /// not marked `relayed`) came from a 0.1.x node; the copy we multicast is
+    /// marked `relayed` and never forwarded again. The real sender answers it
+    /// (ours on the group; a 0.1.x one unicast to the requester named inside).
+    /// Each (requester, chunk group) is forwarded at most once, from the
+    /// node-wide request budget.
+    fn relay_legacy_request(&mut self, now: Instant, req: &RepairRequest) {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&req.id, &req.seq_id).hash(&mut h);
+        let key = h.finish();
+        if !self.relayed_set.insert(key) {
+            return;
+        }
+        self.relayed_order.push_back(key);
+        if self.relayed_order.len() > MAX_RELAYED_REMEMBERED {
+            if let Some(old) = self.relayed_order.pop_front() {
+                self.relayed_set.remove(&old);
+            }
+        }
+        let doc = RepairRequest { relayed: true, ..req.clone() }.to_document();
+        if self.send_control(now, RETX_EVENT, &doc, 1, true) > 0 {
+            self.stats.repair_requests_relayed += 1;
+        }
+    }
+
+    /// Resends `datagrams` to the group, each in `copies` copies
+    /// [`LEGACY_COPY_SPACING`] apart, within the node-wide repair budget and
+    /// `source`'s byte budget (every copy pays).
+    fn send_repairs(&mut self, now: Instant, source: SocketAddr, datagrams: Vec<SharedBytes>, copies: u32) {
         for d in datagrams {
-            if !self.repair_credit.can_take(now, d.len()) {
-                self.stats.repairs_budget_limited += 1;
-            } else if !self.repair_budget.take(now, source, d.len()) {
-                self.stats.repairs_rate_limited += 1;
-            } else {
+            for copy in 0..copies.max(1) {
+                if !self.repair_credit.can_take(now, d.len()) {
+                    self.stats.repairs_budget_limited += 1;
+                    break;
+                } else if !self.repair_budget.take(now, source, d.len()) {
+                    self.stats.repairs_rate_limited += 1;
+                    break;
+                }
                 self.repair_credit.take(now, d.len());
                 self.stats.repairs_sent += 1;
-                self.transmits.push_back(Transmit { destination: Destination::Group, payload: d });
+                if copy == 0 {
+                    self.transmits.push_back(Transmit { destination: Destination::Group, payload: d.clone() });
+                } else {
+                    self.delay(now + LEGACY_COPY_SPACING * copy, std::slice::from_ref(&d));
+                }
             }
+        }
+    }
+
+    /// Queues `datagrams` to go to the group at `at` (kept in time order).
+    fn delay(&mut self, at: Instant, datagrams: &[SharedBytes]) {
+        let i = self.delayed.partition_point(|(t, _)| *t <= at);
+        for (k, d) in datagrams.iter().enumerate() {
+            self.delayed.insert(i + k, (at, d.clone()));
         }
     }
 
@@ -805,6 +876,7 @@ impl Endpoint {
                         port: i32::from(self.identity.port),
                         missed_sn: Vec::new(),
                         to: Some(to.clone()),
+                        relayed: false,
                     };
                     self.send_request(now, &req, copies);
                 }
@@ -978,6 +1050,7 @@ impl Endpoint {
                     port: i32::from(self.identity.port),
                     missed_sn: batch.to_vec(),
                     to: Some(id.to_owned()),
+                    relayed: false,
                 };
                 self.send_request(now, &req, copies);
             }

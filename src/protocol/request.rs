@@ -2,7 +2,9 @@
 //!
 //! 0.1.x writes `{id, seqId, missedSeq: [int32..], host, port}`. We add
 //! `missedSn: [int64..]` (whole messages missed, by per-sender number) and
-//! `to` (the instance id of the sender being asked); 0.1.x ignores both.
+//! `to` (the instance id of the sender being asked), and `relayed: true` on a
+//! 0.1.x request that one of our nodes forwarded to the group (see
+//! `Endpoint::handle_request`); 0.1.x ignores all three.
 //! `host`/`port` are read but never used as a destination (anti-reflection:
 //! repairs go to the group only). Identifiers follow [`crate::wire::ids`]:
 //! `id` and `to` 16, `seqId` 40 lower-case hex chars (or empty when only
@@ -34,6 +36,9 @@ pub struct RepairRequest {
     pub missed_sn: Vec<i64>,
     /// Extension: the instance id of the sender asked.
     pub to: Option<String>,
+    /// Extension: a 0.1.x request (no `to`, no `missedSn`) forwarded to the
+    /// group by a node that did not hold the data; never forwarded again.
+    pub relayed: bool,
 }
 
 fn as_i64(b: &Bson) -> Option<i64> {
@@ -59,6 +64,9 @@ impl RepairRequest {
         }
         if let Some(to) = &self.to {
             d.insert("to", to.clone());
+        }
+        if self.relayed {
+            d.insert("relayed", true);
         }
         d
     }
@@ -96,6 +104,7 @@ impl RepairRequest {
             port: d.get("port").and_then(as_i64).and_then(|p| i32::try_from(p).ok()).unwrap_or(0),
             missed_sn,
             to,
+            relayed: d.get_bool("relayed").unwrap_or(false),
         })
     }
 }
@@ -114,6 +123,7 @@ mod tests {
             port: 9000,
             missed_sn: vec![],
             to: None,
+            relayed: false,
         };
         let d = r.to_document();
         let keys: Vec<_> = d.keys().cloned().collect();

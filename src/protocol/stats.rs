@@ -105,4 +105,8 @@ stats! {
     /// Messages given up on whose sender was never heard from (no complete event,
     /// never 8 chunks of one message): counted, not reported as a gap (they may be forged).
     gaps_unconfirmed => "gapsUnconfirmed",
+    // Mixed fleets with 0.1.x (issue 14).
+    /// 0.1.x repair requests for data this node does not hold, forwarded once
+    /// to the group (they reached this node by unicast on a shared host).
+    repair_requests_relayed => "repairRequestsRelayed",
 }
