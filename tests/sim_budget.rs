@@ -16,33 +16,19 @@
 use bson::{doc, Bson};
 use eventcast::protocol::sim::Network;
 use eventcast::protocol::{Config, Endpoint, Identity, Limits, Output, RepairRequest, HEARTBEAT_EVENT};
-use eventcast::wire::{self, Meta};
+use eventcast::wire;
 use proptest::prelude::*;
 use rand::SeedableRng;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+#[path = "support/forge.rs"]
+mod forge;
+
 const MIB: usize = 1 << 20;
 
 fn forged(id: &str, seq_id: &str, seq: i32, seq_len: i32, name: &str, sn: Option<i64>, body: &[u8]) -> Vec<u8> {
-    let meta = Meta {
-        v: 3,
-        seq,
-        seq_len,
-        seq_id: seq_id.to_owned(),
-        seq_end: seq == seq_len - 1,
-        name: Some(name.into()),
-        host: Some("10.6.6.6".into()),
-        port: Some(9000),
-        hostname: Some("evil".into()),
-        id: Some(id.to_owned()),
-        time: Some("2024-01-01T00:00:00.000Z".into()),
-        sn,
-        ..Meta::default()
-    };
-    let mut out = Vec::new();
-    wire::encode_datagram(&meta, body, &mut out);
-    out
+    forge::datagram(&forge::meta(Some(id), seq_id, name, seq, seq_len, sn), body)
 }
 
 fn forged_doc(id: &str, name: &str, d: &bson::Document) -> Vec<u8> {

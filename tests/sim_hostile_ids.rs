@@ -12,21 +12,11 @@ use eventcast::wire::{self, Meta, RETX_EVENT};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+#[path = "support/forge.rs"]
+mod forge;
+
 fn meta(id: Option<&str>, seq_id: &str, name: &str, seq: i32, seq_len: i32) -> Meta {
-    Meta {
-        v: 3,
-        seq,
-        seq_len,
-        seq_id: seq_id.to_owned(),
-        seq_end: seq == seq_len - 1,
-        name: Some(name.into()),
-        host: Some("10.6.6.6".into()),
-        port: Some(9000),
-        hostname: Some("evil".into()),
-        id: id.map(str::to_owned),
-        time: Some("2024-01-01T00:00:00.000Z".into()),
-        ..Meta::default()
-    }
+    forge::meta(id, seq_id, name, seq, seq_len, None)
 }
 
 fn datagram(m: &Meta, body: &[u8]) -> Vec<u8> {

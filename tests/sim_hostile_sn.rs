@@ -14,22 +14,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+#[path = "support/forge.rs"]
+mod forge;
+
 fn forged_meta(id: &str, name: &str, sn: Option<i64>, n: u64) -> Meta {
-    Meta {
-        v: 3,
-        seq: 0,
-        seq_len: 1,
-        seq_id: format!("{n:040x}"),
-        seq_end: true,
-        name: Some(name.into()),
-        host: Some("10.6.6.6".into()),
-        port: Some(9000),
-        hostname: Some("evil".into()),
-        id: Some(id.into()),
-        time: Some("2024-01-01T00:00:00.000Z".into()),
-        sn,
-        ..Meta::default()
-    }
+    forge::meta(Some(id), &format!("{n:040x}"), name, 0, 1, sn)
 }
 
 /// A heartbeat `{id, sn}` in `id`'s name.

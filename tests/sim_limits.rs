@@ -10,24 +10,11 @@ use eventcast::wire::{self, legacy::LegacyKey, Meta};
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
 
+#[path = "support/forge.rs"]
+mod forge;
+
 fn chunk(id: &str, seq_id: &str, seq: i32, seq_len: i32, body: &[u8]) -> Vec<u8> {
-    let meta = Meta {
-        v: 3,
-        seq,
-        seq_len,
-        seq_id: seq_id.to_owned(),
-        seq_end: seq == seq_len - 1,
-        name: Some("flood".into()),
-        host: Some("10.6.6.6".into()),
-        port: Some(9000),
-        hostname: Some("evil".into()),
-        id: Some(id.to_owned()),
-        time: Some("2024-01-01T00:00:00.000Z".into()),
-        ..Meta::default()
-    };
-    let mut out = Vec::new();
-    wire::encode_datagram(&meta, body, &mut out);
-    out
+    forge::datagram(&forge::meta(Some(id), seq_id, "flood", seq, seq_len, None), body)
 }
 
 #[test]
@@ -156,7 +143,8 @@ fn repair_traffic_per_requester_is_capped() {
                 host: "6.6.6.6".into(),
                 port: 53,
                 missed_sn: vec![],
-                to: None,
+                // Our shape (a 0.1.x request, without `to`, gets three spaced copies).
+                to: Some("00000000000000a1".into()),
                 relayed: false,
             };
             let meta = Meta {

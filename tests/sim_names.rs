@@ -5,28 +5,14 @@ use bson::Bson;
 use eventcast::protocol::names::{PROTOCOL_PREFIX, RESERVED_EVENTS};
 use eventcast::protocol::sim::Network;
 use eventcast::protocol::Config;
-use eventcast::wire::{self, Meta};
+use eventcast::wire;
+
+#[path = "support/forge.rs"]
+mod forge;
 
 /// A plain unchunked event as a peer would send it, with message number `sn`.
 fn event(id: &str, name: &str, sn: Option<i64>, args: &[Bson]) -> Vec<u8> {
-    let meta = Meta {
-        v: 3,
-        seq: 0,
-        seq_len: 1,
-        seq_id: "ab".repeat(20),
-        seq_end: true,
-        name: Some(name.into()),
-        host: Some("10.6.6.6".into()),
-        port: Some(9000),
-        hostname: Some("evil".into()),
-        id: Some(id.to_owned()),
-        time: Some("2024-01-01T00:00:00.000Z".into()),
-        sn,
-        ..Meta::default()
-    };
-    let mut out = Vec::new();
-    wire::encode_datagram(&meta, &wire::encode_args(args), &mut out);
-    out
+    forge::datagram(&forge::meta(Some(id), &"ab".repeat(20), name, 0, 1, sn), &wire::encode_args(args))
 }
 
 #[test]
