@@ -14,6 +14,9 @@ use eventcast::wire::{self, Payload, MAX_NESTING};
 use proptest::prelude::*;
 use std::time::{Duration, Instant, SystemTime};
 
+#[path = "support/forge.rs"]
+mod forge;
+
 /// `{payload: [arg]}` where `arg` is nested `kinds.len()` levels deep
 /// (`true` = document with key "k", `false` = array), holding int32 `leaf`
 /// innermost. Level 1 is the argument itself, as `emit` counts.
@@ -174,9 +177,11 @@ fn deep_control_documents_are_refused() {
             let mut tx = Endpoint::new(Config::default(), ident("00000000000000a1"), 1);
             let mut rx = Endpoint::new(Config::default(), ident("00000000000000b2"), 2);
             rx.set_wall_clock(t0, w0);
-            tx.emit_encoded(t0, w0, name, &body).unwrap();
-            tx.emit(t0, w0, "after", &[]).unwrap();
+            // Applications cannot emit protocol names: forge the control message.
+            let meta = forge::meta(Some("00000000000000a1"), &"ab".repeat(20), name, 0, 1, None);
             let src = "10.0.0.9:9000".parse().unwrap();
+            rx.handle_datagram(t0, src, &forge::datagram(&meta, &body));
+            tx.emit(t0, w0, "after", &[]).unwrap();
             while let Some(t) = tx.poll_transmit() {
                 rx.handle_datagram(t0, src, &t.payload);
             }
