@@ -133,6 +133,17 @@ declare namespace Eventcast {
     sendQueueFull: number
     /** Repair resends dropped because the send queue was full (peers ask again). */
     sendQueueRepairsDropped: number
+    // --- NATS transport (issue 12) ---
+    /** NATS: connections established (the first, then every reconnect). */
+    natsConnects: number
+    /** NATS: times the connection to the server was lost (the client reconnects by itself). */
+    natsDisconnects: number
+    /** NATS: slow-consumer notices (messages dropped for this node; repaired or reported as gaps). */
+    natsSlowConsumer: number
+    /** NATS: errors the server reported (`-ERR`, e.g. a permissions violation). */
+    natsServerErrors: number
+    /** NATS: messages on the subject larger than any datagram (128 KiB), dropped before decoding. */
+    natsOversizeDropped: number
   }
 
   interface Gap {

@@ -92,4 +92,15 @@ stats! {
     send_queue_full => "sendQueueFull",
     /// Node driver: repair resends dropped because the send queue was full (peers ask again).
     send_queue_repairs_dropped => "sendQueueRepairsDropped",
+    // --- node driver: NATS transport (issue 12) ---
+    /// NATS: connections established (the first, then every reconnect).
+    nats_connects => "natsConnects",
+    /// NATS: times the connection to the server was lost (the client reconnects by itself).
+    nats_disconnects => "natsDisconnects",
+    /// NATS: slow-consumer notices (the server or client dropped messages for us; repaired or reported as gaps).
+    nats_slow_consumer => "natsSlowConsumer",
+    /// NATS: errors the server reported (`-ERR`, e.g. a permissions violation).
+    nats_server_errors => "natsServerErrors",
+    /// NATS: messages on the subject larger than any datagram (128 KiB), dropped before decoding.
+    nats_oversize_dropped => "natsOversizeDropped",
 }
