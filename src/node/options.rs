@@ -301,6 +301,8 @@ impl Options {
             (self.multicast_interface.is_some(), "multicastInterface"),
             (self.multicast_loopback != d.multicast_loopback, "multicastLoopback"),
             (self.multicast_ttl != d.multicast_ttl, "multicastTtl"),
+            // The UDP chunk size; over NATS it is `NatsOptions::chunk_size`.
+            (self.max_payload_size != d.max_payload_size, "maxPayloadSize"),
         ] {
             if changed {
                 return bad(
@@ -418,6 +420,7 @@ mod tests {
         assert_eq!(o(&|o, _| o.multicast_ttl = 4), Some("transport"));
         assert_eq!(o(&|o, _| o.multicast_membership = Ipv4Addr::new(239, 1, 1, 1)), Some("transport"));
         assert_eq!(o(&|o, _| o.multicast_loopback = false), Some("transport"));
+        assert_eq!(o(&|o, _| o.max_payload_size = 8000), Some("transport"));
         assert_eq!(o(&|_, n| n.subject = Some("a.*".into())), Some("nats.subject"));
         assert_eq!(o(&|_, n| n.subject = Some("a b".into())), Some("nats.subject"));
         assert_eq!(o(&|_, n| n.subject = Some("a..b".into())), Some("nats.subject"));
