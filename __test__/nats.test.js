@@ -3,7 +3,8 @@
 // encryption end to end, and clear failures (see __test__/nats-server.js).
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { requireNetns, port, next, make } = require('./helpers.js')
+const { execFile, spawn } = require('node:child_process')
+const { requireNetns, port, next, make, cliPath } = require('./helpers.js')
 const { resolveOptions } = require('../lib/options.js')
 const { startNatsServer, rawSubscriber } = require('./nats-server.js')
 
@@ -110,4 +111,44 @@ test('unreachable server, wrong credentials: start() rejects with a clear code, 
   await right.start()
   assert.equal(right.status, 'started')
   await right.stop()
+})
+
+test('the Rust CLI and a Node instance exchange events both ways over NATS', { timeout: 60000 }, async (t) => {
+  const cli = cliPath()
+  if (!cli) return t.skip('Rust CLI not built (cargo build --bin eventcast)')
+  const server = await startNatsServer()
+  const p = port()
+  const subject = `team.cli.${p}`
+  const ec = make({ port: p, transport: server.url, nats: { subject } })
+  await ec.start()
+
+  // CLI → Node.
+  const got = next(ec, 'fromCli', 20000)
+  got.catch(() => {}) // awaited below
+  await new Promise((resolve, reject) => execFile(cli,
+    ['emit', '--port', String(p), '--nats', server.url, '--subject', subject, '--linger-ms', '100', 'fromCli', '"hi"', '{"$date":"2020-01-01T00:00:00Z"}', '[1,{"x":"y"}]'],
+    { timeout: 20000 }, (err, _out, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve())))
+  const [s, d, arr] = await got
+  assert.equal(s, 'hi')
+  assert.equal(d.toISOString(), '2020-01-01T00:00:00.000Z')
+  assert.deepEqual(arr, [1, { x: 'y' }])
+
+  // Node → CLI.
+  const child = spawn(cli, ['listen', '--port', String(p), '--nats', server.url, '--subject', subject, '--count', '1', '--timeout-ms', '20000'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (c) => { out += c })
+  const exited = new Promise((resolve) => child.on('exit', resolve))
+  await new Promise((resolve, reject) => {
+    child.stderr.on('data', (c) => { err += c; if (/listening on nats subject/.test(err)) resolve() })
+    exited.then(() => reject(new Error(`listen exited early: ${err}`)))
+  })
+  ec.emit('fromNode', Buffer.from([1, 2, 3]), { nested: [true, null] })
+  assert.equal(await exited, 0, err)
+  const ev = JSON.parse(out.trim())
+  assert.equal(ev.name, 'fromNode')
+  assert.equal(ev.sender.id, ec.id)
+  assert.equal(ev.args[0].$binary.base64, 'AQID')
+  assert.deepEqual(ev.args[1], { nested: [true, null] })
+  await ec.stop()
 })

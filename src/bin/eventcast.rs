@@ -3,7 +3,7 @@
 
 use bson::Bson;
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use eventcast::{EncryptOptions, Eventcast, Events, Notification, Options, Stats};
+use eventcast::{EncryptOptions, Eventcast, Events, NatsOptions, Notification, Options, Stats, Transport};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
@@ -46,6 +46,13 @@ struct CommonArgs {
     /// Print counters as a JSON line (`stats {...}`) on stderr at exit
     #[arg(long)]
     stats: bool,
+    /// Use a NATS server instead of multicast (comma-separated URLs: nats://host:4222,...);
+    /// the multicast options (--group, --address, --interface, --ttl, --no-loopback) do not apply
+    #[arg(long, value_name = "URL", conflicts_with_all = ["group", "address", "interface", "ttl", "no_loopback"])]
+    nats: Option<String>,
+    /// With --nats: the subject [default: eventcast.<port>]
+    #[arg(long, value_name = "S", requires = "nats")]
+    subject: Option<String>,
 }
 
 impl CommonArgs {
@@ -71,6 +78,11 @@ impl CommonArgs {
             options.message_ttl = Duration::from_millis(ms);
         }
         options.encrypt = self.key.map(|key| EncryptOptions { key, legacy: self.legacy });
+        if let Some(urls) = self.nats {
+            let mut nats = NatsOptions::new(urls.split(',').map(str::trim).filter(|u| !u.is_empty()));
+            nats.subject = self.subject;
+            options.transport = Transport::Nats(nats);
+        }
         options.validate().map_err(|e| e.to_string())?;
         Ok(Common { options, stats: self.stats })
     }
@@ -97,7 +109,8 @@ enum Cmd {
     /// One line per received event:
     /// {"name":...,"args":[...],"sender":{"id":...,"host":...,"port":...,"hostname":...}}.
     /// Arguments are relaxed extended JSON ({"$date":...}, {"$binary":...}, {"$regularExpression":...}).
-    /// When ready it prints `listening on GROUP:PORT id=ID` on stderr. Errors and gaps go to stderr
+    /// When ready it prints `listening on GROUP:PORT id=ID` on stderr
+    /// (with --nats: `listening on nats subject S id=ID`). Errors and gaps go to stderr
     /// as `error CODE: message` and `gap {"sender":...,"count":N}`.
     Listen {
         #[command(flatten)]
@@ -243,12 +256,15 @@ async fn listen(cmd: Listen) -> Result<(), String> {
     let mut events = node.subscribe();
     node.start().await.map_err(|e| format!("start failed ({}): {e}", e.code()))?;
     let o = node.options();
-    eprintln!(
-        "listening on {}:{} id={}",
-        o.multicast_membership,
-        node.local_addr().map(|a| a.port()).unwrap_or(o.port),
-        node.id()
-    );
+    match &o.transport {
+        Transport::Multicast => eprintln!(
+            "listening on {}:{} id={}",
+            o.multicast_membership,
+            node.local_addr().map(|a| a.port()).unwrap_or(o.port),
+            node.id()
+        ),
+        Transport::Nats(nats) => eprintln!("listening on nats subject {} id={}", nats.subject_for(o.port), node.id()),
+    }
     let deadline = cmd.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut seen = 0u64;
     let mut buf = Vec::with_capacity(1024);
