@@ -44,6 +44,13 @@ impl NatsServer {
         panic!("nats-server did not start on any of 10 random ports");
     }
 
+    /// Starts a server on a given client `port` (for clusters, whose route
+    /// arguments name ports chosen in advance); `None` if it did not come up.
+    pub fn start_on(port: u16, args: &[&str]) -> Option<NatsServer> {
+        let mut server = NatsServer { child: None, port, args: args.iter().map(|s| s.to_string()).collect() };
+        server.spawn().then_some(server)
+    }
+
     /// Starts a server on `port` (a restart after [`kill`](Self::kill)).
     fn spawn(&mut self) -> bool {
         let child = Command::new(nats_server_bin())
