@@ -61,6 +61,7 @@
 //! * Own events are not delivered to this node's subscribers (0.1.x drops
 //!   datagrams carrying its own id; the JS layer emits locally itself).
 
+mod bridge;
 mod nats;
 mod options;
 mod send;
@@ -68,6 +69,7 @@ mod socket;
 mod supervise;
 mod transport;
 
+pub use bridge::{Bridge, BridgeOptions, BridgeStats, BRIDGE_SEEN_CAPACITY, BRIDGE_WINDOW};
 pub use nats::{NATS_MAX_DATAGRAM, NATS_SOURCE, NATS_START_TIMEOUT};
 pub use options::{
     EncryptOptions, NatsOptions, NatsTls, Options, Transport, MAX_PAYLOAD_SIZE_LIMIT, NATS_CHUNK_SIZE,

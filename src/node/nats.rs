@@ -115,6 +115,20 @@ pub(super) async fn connect(
     id: &str,
     shared: &Arc<Shared>,
 ) -> Result<Connection, Error> {
+    let weak = Arc::downgrade(shared);
+    let client = open_client(nats, format!("eventcast {id}"), move |event| on_event(&weak, event)).await?;
+    let (chunk, subscriber, subject) = subscribe(&client, nats, port).await?;
+    tracing::debug!("eventcast {id}: NATS connected, subject {subject}, chunk {chunk} bytes");
+    Ok(Connection { publisher: Publisher { client, subject }, subscriber, chunk })
+}
+
+/// Connects a client (`no_echo`, unlimited reconnects, within
+/// [`NATS_START_TIMEOUT`]) whose connection events go to `on_event`.
+pub(super) async fn open_client(
+    nats: &NatsOptions,
+    default_name: String,
+    on_event: impl Fn(Event) + Send + Sync + 'static,
+) -> Result<Client, Error> {
     let config = |message: String| Error::Nats { code: "ENATSCONFIG", message };
     let mut opts = async_nats::ConnectOptions::new();
     if let Some(path) = &nats.creds_file {
@@ -132,25 +146,23 @@ pub(super) async fn connect(
     if let (Some(cert), Some(key)) = (&nats.tls.cert, &nats.tls.key) {
         opts = opts.add_client_certificate(cert.into(), key.into()).require_tls(true);
     }
-    let weak = Arc::downgrade(shared);
+    let on_event = Arc::new(on_event);
     opts = opts
         .no_echo()
-        .name(nats.name.clone().unwrap_or_else(|| format!("eventcast {id}")))
+        .name(nats.name.clone().unwrap_or(default_name))
         .connection_timeout(CONNECT_TIMEOUT)
         .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .max_reconnects(None)
         .event_callback(move |event| {
-            let weak = weak.clone();
-            async move { on_event(&weak, event) }
+            let on_event = on_event.clone();
+            async move { on_event(event) }
         });
     let servers = nats.servers.join(",");
-    let client = match tokio::time::timeout(NATS_START_TIMEOUT, opts.connect(nats.servers.as_slice())).await {
-        Err(_) => {
-            return Err(Error::Nats {
-                code: "ENATSCONNECT",
-                message: format!("no NATS server reachable within {NATS_START_TIMEOUT:?} ({servers})"),
-            })
-        }
+    match tokio::time::timeout(NATS_START_TIMEOUT, opts.connect(nats.servers.as_slice())).await {
+        Err(_) => Err(Error::Nats {
+            code: "ENATSCONNECT",
+            message: format!("no NATS server reachable within {NATS_START_TIMEOUT:?} ({servers})"),
+        }),
         Ok(Err(e)) => {
             let code = match e.kind() {
                 ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => "ENATSAUTH",
@@ -158,14 +170,26 @@ pub(super) async fn connect(
                 ConnectErrorKind::ServerParse => "ENATSCONFIG",
                 _ => "ENATSCONNECT",
             };
-            return Err(Error::Nats { code, message: format!("connecting to {servers}: {e}") });
+            Err(Error::Nats { code, message: format!("connecting to {servers}: {e}") })
         }
-        Ok(Ok(client)) => client,
-    };
+        Ok(Ok(client)) => Ok(client),
+    }
+}
+
+/// Subscribes `client` to the subject of `port` and confirms it with the
+/// server. Returns the chunk size that fits the server's `max_payload`.
+pub(super) async fn subscribe(
+    client: &Client,
+    nats: &NatsOptions,
+    port: u16,
+) -> Result<(usize, Subscriber, Subject), Error> {
     let max_payload = client.server_info().max_payload;
     let chunk = nats.chunk_size.min(max_payload.saturating_sub(MAX_PAYLOAD_HEADROOM));
     if chunk < 1024 {
-        return Err(config(format!("the server's max_payload ({max_payload} bytes) leaves no room for 1 KiB chunks")));
+        return Err(Error::Nats {
+            code: "ENATSCONFIG",
+            message: format!("the server's max_payload ({max_payload} bytes) leaves no room for 1 KiB chunks"),
+        });
     }
     let subject: Subject = nats.subject_for(port).into();
     let subscriber = client
@@ -184,8 +208,7 @@ pub(super) async fn connect(
             message: format!("confirming the subscription to {subject}: {e}"),
         });
     }
-    tracing::debug!("eventcast {id}: NATS connected to {servers}, subject {subject}, chunk {chunk} bytes");
-    Ok(Connection { publisher: Publisher { client, subject }, subscriber, chunk })
+    Ok((chunk, subscriber, subject))
 }
 
 /// The notification a connection event becomes, if any, with its stable code.
