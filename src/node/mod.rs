@@ -1,8 +1,10 @@
 //! Layer 3 — the tokio driver and the public Rust API.
 //!
-//! [`Eventcast`] owns a multicast UDP socket (socket2: SO_REUSEADDR +
-//! SO_REUSEPORT, so several nodes can share one host and port), a
-//! [`crate::protocol::Endpoint`], and the tasks that drive it.
+//! [`Eventcast`] owns a transport — a multicast UDP socket (socket2:
+//! SO_REUSEADDR + SO_REUSEPORT, so several nodes can share one host and
+//! port) by default, or a NATS connection ([`Transport::Nats`], see `nats`;
+//! the seam is `transport`) — a [`crate::protocol::Endpoint`], and the tasks
+//! that drive it. [`Bridge`] relays a multicast group and a NATS subject.
 //!
 //! # Example
 //!
