@@ -71,6 +71,30 @@ export interface NativeFailure {
   message: string
 }
 
+/** `transport: 'nats://...'` with `nats: {...}`, as `lib/options.js` resolves them. */
+export interface NativeNats {
+  /** Server URLs. */
+  servers: Array<string>
+  /** Authentication token. */
+  token?: string
+  /** User name. */
+  user?: string
+  /** Password. */
+  pass?: string
+  /** A `.creds` file. */
+  credsFile?: string
+  /** CA certificate (PEM path). */
+  tlsCa?: string
+  /** Client certificate (PEM path). */
+  tlsCert?: string
+  /** Client key (PEM path). */
+  tlsKey?: string
+  /** Connection name. */
+  name?: string
+  /** Subject (default `eventcast.<port>`). */
+  subject?: string
+}
+
 /** Options as `index.js` passes them after validation (camelCase in JS). */
 export interface NativeOptions {
   /** Bind address. */
@@ -97,6 +121,8 @@ export interface NativeOptions {
   encryptKey?: string
   /** Use the 0.1.x legacy scheme. */
   encryptLegacy?: boolean
+  /** The NATS transport, when `transport` names NATS servers. */
+  nats?: NativeNats
 }
 
 /** Prefix of the protocol's own event names, which applications cannot emit. */

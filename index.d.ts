@@ -58,10 +58,43 @@ declare namespace Eventcast {
      * until 'drain'.
      */
     sendQueueBytes?: number
+    /**
+     * `'multicast'` (default) or NATS server URLs, comma-separated
+     * (`'nats://10.0.0.5:4222,nats://10.0.0.6:4222'`). When absent,
+     * `$EVENTCAST_TRANSPORT` decides. With NATS, the multicast options
+     * (`address`, `multicastMembership`, `multicastInterface`,
+     * `multicastLoopback`, `multicastTtl`, `maxPayloadSize`) are an
+     * `ERR_EVENTCAST_OPTIONS` error.
+     */
+    transport?: string
+    /** NATS settings (only with a NATS transport). */
+    nats?: NatsSettings
+  }
+
+  /** `nats: {...}`. */
+  interface NatsSettings {
+    /** Authentication token. */
+    token?: string
+    /** User name (with `pass`). */
+    user?: string
+    /** Password (with `user`). */
+    pass?: string
+    /** Path of a `.creds` file (JWT + NKey seed). */
+    credsFile?: string
+    /** PEM file paths; any of them requires TLS. */
+    tls?: { ca?: string, cert?: string, key?: string }
+    /** Connection name shown by the server. Default `eventcast <id>`. */
+    name?: string
+    /** The group's subject. Default `eventcast.<port>`. */
+    subject?: string
   }
 
   /** The resolved options (`instance.config`). */
   interface Config {
+    /** `'multicast'` or `'nats'`. */
+    readonly transport: 'multicast' | 'nats'
+    /** With a NATS transport: the servers and settings. */
+    readonly nats?: Readonly<NatsSettings & { servers: string[] }>
     readonly address: string
     readonly port: number
     readonly multicastMembership: string
@@ -145,6 +178,17 @@ declare namespace Eventcast {
     gapsUnconfirmed: number
     /** 0.1.x repair requests for data this node does not hold, forwarded once to the group (shared hosts). */
     repairRequestsRelayed: number
+    // --- NATS transport (issue 12) ---
+    /** NATS: connections established (the first, then every reconnect). */
+    natsConnects: number
+    /** NATS: times the connection to the server was lost (the client reconnects by itself). */
+    natsDisconnects: number
+    /** NATS: slow-consumer notices (messages dropped for this node; repaired or reported as gaps). */
+    natsSlowConsumer: number
+    /** NATS: errors the server reported (`-ERR`, e.g. a permissions violation). */
+    natsServerErrors: number
+    /** NATS: messages on the subject larger than any datagram (128 KiB), dropped before decoding. */
+    natsOversizeDropped: number
   }
 
   interface Gap {

@@ -279,7 +279,10 @@ class EventcastImpl extends EventEmitter {
     }
     st.status = 'started'
     const { host, port } = this.getAddress()
-    st.log.info(`started ${this.id} on ${st.config.multicastMembership}:${port} (advertised ${host})`)
+    const where = st.config.nats
+      ? `NATS ${st.config.nats.servers.join(',')} subject ${st.config.nats.subject || `eventcast.${port}`}`
+      : `${st.config.multicastMembership}:${port}`
+    st.log.info(`started ${this.id} on ${where} (advertised ${host})`)
     emitLocal.call(this, 'start')
   }
 

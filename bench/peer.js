@@ -3,14 +3,18 @@
 // one implementation, driven by bench/run.js through JSON lines (commands on
 // stdin, answers on stdout; see bench/README.md, "Peer protocol").
 //
-//   node bench/peer.js --impl ours|dgram|bare --role send|recv|idle --port P [--key K]
+//   node bench/peer.js --impl ours|dgram|natsjs|bare --role send|recv|idle --port P [--key K] [--nats URL]
 //
 // ours  — the public JS API, require('eventcast') (this repo): events
 //         e(payload, trial, seq, sendTimeMs), 64-char string payloads.
 // dgram — raw Node dgram, no framing: 64-byte datagrams whose first 16 bytes are
 //         trial u32 LE, seq u32 LE, send time f64 LE (ms); bulk messages are
 //         cut into 1024-byte chunks (eventcast's default maxPayloadSize).
+// natsjs — the plain `nats` npm client (the NATS baseline): the dgram peer's
+//         64-byte messages on subject bench.<port>; a bulk message is one NATS
+//         message (no chunking: the bench server allows 8 MB payloads).
 // bare  — nothing at all (only with --role idle: bare Node's RSS).
+// --nats URL: `ours` over the NATS transport instead of multicast.
 //
 // Clock: each process calibrates `wallMs()` = Date.now()'s epoch plus the
 // sub-millisecond monotonic performance.now(), by catching millisecond edges of
@@ -36,6 +40,7 @@ const impl = arg('impl', 'ours')
 const role = arg('role', 'recv')
 const port = Number(arg('port', '0'))
 const key = arg('key')
+const natsUrl = arg('nats')
 
 // Never open a socket outside a private network namespace (only `lo`).
 function ensurePrivateNetns () {
@@ -138,9 +143,10 @@ async function makeOurs () {
   const Eventcast = require(path.join(__dirname, '..'))
   let scheme = 'plain'
   let ec
+  const transport = natsUrl ? { transport: natsUrl } : {}
   if (key) {
     try {
-      ec = Eventcast({ port, encrypt: { key } })
+      ec = Eventcast({ port, ...transport, encrypt: { key } })
       scheme = 'default'
     } catch (err) {
       // The authenticated default may not be in this build yet: measure the 0.1.x scheme.
@@ -149,7 +155,7 @@ async function makeOurs () {
       scheme = 'legacy'
     }
   } else {
-    ec = Eventcast({ port })
+    ec = Eventcast({ port, ...transport })
   }
   ec.on('error', (err) => process.stderr.write(`peer(ours): ${err.code || ''} ${err.message}\n`))
   if (role === 'recv') {
@@ -232,13 +238,57 @@ async function makeDgram () {
   }
 }
 
+async function makeNatsJs () {
+  const { connect } = require('nats')
+  const nc = await connect({ servers: natsUrl, noEcho: true })
+  const subject = `bench.${port}`
+  let errors = 0
+  if (role === 'recv') {
+    nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err || msg.data.length < HEADER) return
+        const d = msg.data
+        const view = Buffer.from(d.buffer, d.byteOffset, d.length)
+        record(view.readUInt32LE(0), d.length - HEADER, view.readDoubleLE(8))
+      }
+    })
+    await nc.flush()
+  }
+  const pub = (buf) => {
+    try {
+      nc.publish(subject, buf)
+    } catch (err) {
+      if (errors++ === 0) process.stderr.write(`peer(natsjs): ${err.message}\n`)
+    }
+  }
+  return {
+    sendSmall: (trial, seq) => {
+      const buf = Buffer.allocUnsafe(64).fill(120, HEADER)
+      header(buf, trial, seq)
+      pub(buf)
+    },
+    bulk: async (trial, count, size) => {
+      for (let i = 0; i < count; i++) {
+        const buf = Buffer.allocUnsafe(HEADER + size).fill(120, HEADER)
+        header(buf, trial, i)
+        pub(buf)
+      }
+      await nc.flush()
+      return count
+    },
+    errors: () => errors,
+    stats: () => nc.stats(),
+    close: () => nc.drain()
+  }
+}
+
 // ---- command loop -----------------------------------------------------------------
 async function main () {
   ensurePrivateNetns()
   let peer = null
   if (role !== 'idle' || impl !== 'bare') {
     try {
-      peer = impl === 'dgram' ? await makeDgram() : await makeOurs()
+      peer = impl === 'dgram' ? await makeDgram() : impl === 'natsjs' ? await makeNatsJs() : await makeOurs()
     } catch (err) {
       answer({ error: err.message, code: err.code })
       process.exit(1)

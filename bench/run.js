@@ -50,7 +50,7 @@ spawnSync('sh', ['-c', 'ip link set lo up; ip route add 224.0.0.0/4 dev lo 2>/de
 const QUICK = flag('quick') || process.env.BENCH_QUICK === '1'
 const REPEATS = Number(opt('repeats', process.env.BENCH_REPEATS || (QUICK ? 1 : 3)))
 const SOAK = Number(opt('soak', process.env.BENCH_SOAK_SECONDS || (QUICK ? 8 : 30)))
-const ALL = ['rate', 'latency', 'mib', 'bulk', 'enc', 'rustapi', 'memory', 'soak', 'micro']
+const ALL = ['rate', 'latency', 'mib', 'bulk', 'enc', 'rustapi', 'memory', 'soak', 'micro', 'nats']
 const ONLY = new Set((opt('only', '') || ALL.join(',')).split(',').filter(Boolean))
 const S = {
   trialDur: QUICK ? 0.5 : 1.0, // seconds per rate trial
@@ -104,7 +104,9 @@ class Peer {
       bare: () => node('bare'),
       'rust-udp': () => [path.join(EXAMPLES, 'bench_udp_baseline'), [role, String(port)]],
       'rust-api': () => [path.join(EXAMPLES, 'bench_rust_peer'), [role, String(port)]],
-      'rust-api-enc': () => [path.join(EXAMPLES, 'bench_rust_peer'), [role, String(port), KEY]]
+      'rust-api-enc': () => [path.join(EXAMPLES, 'bench_rust_peer'), [role, String(port), KEY]],
+      'ours-nats': () => node('ours', ['--nats', natsServer.url]),
+      natsjs: () => node('natsjs', ['--nats', natsServer.url])
     }[kind]()
     this.proc = spawn(cmd, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
     this.pending = []
@@ -417,6 +419,65 @@ async function scenarioSoak () {
   })
 }
 
+// ---- NATS -----------------------------------------------------------------------------------
+// One local nats-server for the NATS scenarios (in the namespace, loopback only),
+// allowing 8 MB payloads so the plain client sends a 1 MiB message whole.
+const natsServer = { url: null, proc: null }
+async function startNatsServer () {
+  const bin = ['/usr/sbin/nats-server', '/usr/bin/nats-server'].find((p) => fs.existsSync(p)) || 'nats-server'
+  const port = 40000 + Math.floor(Math.random() * 20000)
+  const conf = path.join(os.tmpdir(), `eventcast-bench-nats-${process.pid}.conf`)
+  fs.writeFileSync(conf, 'max_payload: 8MB\n')
+  natsServer.proc = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-c', conf], { stdio: 'ignore' })
+  process.on('exit', () => natsServer.proc && natsServer.proc.kill('SIGKILL'))
+  const net = require('node:net')
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise((resolve) => {
+      const c = net.connect(port, '127.0.0.1')
+      c.once('data', () => { c.destroy(); resolve(true) })
+      c.once('error', () => resolve(false))
+    })
+    if (ok) {
+      natsServer.url = `nats://127.0.0.1:${port}`
+      return
+    }
+    await sleep(25)
+  }
+  throw new Error(`${bin} did not start`)
+}
+
+/** eventcast over NATS beside the plain `nats` client: rate, latency, 1 MiB. */
+async function scenarioNats () {
+  if (!natsServer.url) {
+    try {
+      await startNatsServer()
+    } catch (err) {
+      notes.push(`nats: ${err.message}`)
+      return
+    }
+  }
+  for (const kind of ['ours-nats', 'natsjs']) {
+    await withPair(kind, async (p) => {
+      const r = await searchRate(p)
+      put('natsRate', kind, r.best)
+      log(`nats rate ${kind}: best ${Math.round(r.best)}/s${r.senderBound ? ' (sender-bound)' : ''}; trials ${r.trials.map((t) => `${t.target}:${(t.loss * 100).toFixed(2)}%`).join(' ')}`)
+      const t = await latency(p)
+      put('natsLat50', kind, t.p50)
+      put('natsLat99', kind, t.p99)
+      log(`nats latency ${kind}: p50 ${t.p50?.toFixed(3)} ms p99 ${t.p99?.toFixed(3)} ms, loss ${(t.loss * 100).toFixed(2)}%`)
+      const times = []
+      for (let i = 0; i < S.mibCount; i++) {
+        const m = await bulk(p, 1, 1 << 20, 1, 4000)
+        if (m.delivered) times.push(m.ms)
+        await sleep(100)
+      }
+      put('natsMibOk', kind, times.length / S.mibCount)
+      put('natsMibMs', kind, times.length ? median(times) : null)
+      log(`nats 1 MiB ${kind}: ${times.length}/${S.mibCount} delivered, times ${times.map((x) => x.toFixed(1)).join(' ')} ms`)
+    })
+  }
+}
+
 // ---- table --------------------------------------------------------------------------------
 function median (v) {
   const s = v.filter((x) => x !== null && x !== undefined && !Number.isNaN(x)).sort((a, b) => a - b)
@@ -472,6 +533,14 @@ function table (addonKind, wallSec) {
   row2(`soak ${SOAK}s @10,000/s: sender / receiver peak RSS, MB`, r('soakSndPeak', 'ours'), r('soakRcvPeak', 'ours'), [], 'ours col = sender, baseline col = receiver', 1)
   row2(`soak ${SOAK}s @10,000/s: loss %`, r('soakLoss', 'ours'), null, [], '≤ 0.1', 3)
   const head2 = ['figure', 'ours', 'baseline', 'ratio', 'target']
+  const rows3 = []
+  const row3 = (figure, f, target, digits) => rows3.push([figure, cell(r(f, 'ours-nats'), digits), cell(r(f, 'natsjs'), digits), cell(ratios(r(f, 'ours-nats'), r(f, 'natsjs')), 2), target])
+  row3('small events/s, ≤0.1% loss', 'natsRate', 'ratio ≥ 0.8', 0)
+  row3('latency p50 @1,000/s (ms)', 'natsLat50', '—', 3)
+  row3('latency p99 @1,000/s (ms)', 'natsLat99', 'ratio ≤ 1.5', 3)
+  row3('1 MiB message: delivered fraction', 'natsMibOk', 'every time', 2)
+  row3('1 MiB message: median time (ms)', 'natsMibMs', '—', 1)
+  const head3 = ['NATS (local nats-server)', 'ours over NATS (JS API)', 'plain nats client', 'ours/plain', 'target']
   const out = []
   out.push(`eventcast bench — ${new Date().toISOString()} — ${os.cpus().length} CPUs (${os.cpus()[0]?.model || '?'}), Node ${process.version}, ${REPEATS} repeat(s)${QUICK ? ', --quick' : ''}, ${Math.round(wallSec)} s`)
   out.push(`addon: ${addonKind}`)
@@ -481,6 +550,10 @@ function table (addonKind, wallSec) {
   out.push(md(head, rows))
   out.push('')
   out.push(md(head2, rows2))
+  if (results.natsRate || results.natsLat50 || results.natsMibMs) {
+    out.push('')
+    out.push(md(head3, rows3))
+  }
   if (results.micro) {
     out.push('')
     out.push(md(['micro (one process)', 'ns/op', 'ops/s'], results.micro.map((m) => [m.name, fmt(m.ns, 0), fmt(1e9 / m.ns, 0)])))
@@ -515,6 +588,7 @@ async function main () {
     if (ONLY.has('mib')) await scenarioMib()
     if (ONLY.has('bulk')) await scenarioBulk()
     if (ONLY.has('memory')) await scenarioMemory()
+    if (ONLY.has('nats')) await scenarioNats()
   }
   if (ONLY.has('soak')) await scenarioSoak()
   if (ONLY.has('micro')) {

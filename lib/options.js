@@ -30,6 +30,12 @@ const DEFAULTS = Object.freeze({
 const SEND_QUEUE_BYTES_MIN = 64 * 1024
 const SEND_QUEUE_BYTES_MAX = 1024 * 1024 * 1024
 
+/** Options that only mean something on multicast; with a NATS transport they are an error. */
+const MULTICAST_ONLY = Object.freeze(['address', 'multicastMembership', 'multicastInterface', 'multicastLoopback', 'multicastTtl', 'maxPayloadSize'])
+/** Settings of `nats: {...}`. */
+const NATS_SETTINGS = Object.freeze(['token', 'user', 'pass', 'credsFile', 'tls', 'name', 'subject'])
+const NATS_SCHEMES = Object.freeze(['nats:', 'tls:', 'ws:', 'wss:'])
+
 /** Error codes thrown by option validation (also on `err.code`). */
 const codes = Object.freeze({
   OPTIONS: 'ERR_EVENTCAST_OPTIONS', // the argument is neither a port number nor an options object
@@ -91,6 +97,77 @@ function describe (v) {
   return String(v)
 }
 
+/**
+ * `transport` (else `$EVENTCAST_TRANSPORT`): 'multicast' (default) or a
+ * comma-separated list of NATS server URLs. Returns the server list, or null for multicast.
+ */
+function checkTransport (v, env) {
+  let from = 'option transport'
+  if (v === undefined || v === null) {
+    v = env.EVENTCAST_TRANSPORT
+    from = 'EVENTCAST_TRANSPORT'
+    if (v === undefined || v.trim() === '') return null
+  }
+  if (typeof v !== 'string') {
+    throw fail(TypeError, codes.OPTIONS, `${from} must be 'multicast' or NATS server URLs ('nats://host:4222,...'), got ${describe(v)}`)
+  }
+  if (v.trim() === 'multicast') return null
+  const servers = v.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+  if (servers.length === 0) throw fail(TypeError, codes.OPTIONS, `${from} names no NATS server`)
+  for (const s of servers) {
+    let url
+    try {
+      url = new URL(s)
+    } catch {
+      throw fail(TypeError, codes.OPTIONS, `${from}: ${JSON.stringify(s)} is not a URL (nats://host:port)`)
+    }
+    if (!NATS_SCHEMES.includes(url.protocol)) {
+      throw fail(TypeError, codes.OPTIONS, `${from}: ${JSON.stringify(s)} is neither 'multicast' nor a NATS URL (nats://, tls://, ws://, wss://)`)
+    }
+    if (url.hostname === '' || (url.pathname !== '' && url.pathname !== '/') || url.port === '0') {
+      throw fail(TypeError, codes.OPTIONS, `${from}: ${JSON.stringify(s)} must be scheme://host[:port]`)
+    }
+  }
+  return servers
+}
+
+function validSubject (s) {
+  return typeof s === 'string' && s.length > 0 && s.length <= 255 &&
+    s.split('.').every((t) => t.length > 0 && !/[\s*>]/.test(t))
+}
+
+/** `nats: {...}` with a NATS transport (`servers` non-null); an error without one. */
+function checkNats (v, servers) {
+  if (v === undefined || v === null) return servers ? { servers } : undefined
+  if (!servers) {
+    throw fail(TypeError, codes.OPTIONS, "option nats only applies to a NATS transport (transport: 'nats://host:4222' or EVENTCAST_TRANSPORT)")
+  }
+  if (typeof v !== 'object' || Array.isArray(v)) throw fail(TypeError, codes.OPTIONS, `option nats must be an object, got ${describe(v)}`)
+  const out = { servers }
+  for (const k of Object.keys(v)) {
+    if (!NATS_SETTINGS.includes(k)) throw fail(TypeError, codes.OPTIONS, `unknown NATS setting ${k} (supported: ${NATS_SETTINGS.join(', ')})`)
+    if (v[k] === undefined || v[k] === null) continue
+    if (k === 'tls') {
+      const t = v.tls
+      if (typeof t !== 'object' || Array.isArray(t)) throw fail(TypeError, codes.OPTIONS, `option nats.tls must be {ca, cert, key}, got ${describe(t)}`)
+      for (const f of Object.keys(t)) {
+        if (!['ca', 'cert', 'key'].includes(f)) throw fail(TypeError, codes.OPTIONS, `unknown NATS TLS setting ${f} (supported: ca, cert, key)`)
+        if (t[f] !== undefined && typeof t[f] !== 'string') throw fail(TypeError, codes.OPTIONS, `option nats.tls.${f} must be a file path, got ${describe(t[f])}`)
+      }
+      if ((t.cert === undefined) !== (t.key === undefined)) throw fail(TypeError, codes.OPTIONS, 'options nats.tls.cert and nats.tls.key go together')
+      out.tls = Object.freeze({ ca: t.ca, cert: t.cert, key: t.key })
+      continue
+    }
+    if (typeof v[k] !== 'string') throw fail(TypeError, codes.OPTIONS, `option nats.${k} must be a string, got ${describe(v[k])}`)
+    out[k] = v[k]
+  }
+  if ((out.user === undefined) !== (out.pass === undefined)) throw fail(TypeError, codes.OPTIONS, 'options nats.user and nats.pass go together')
+  if (out.subject !== undefined && !validSubject(out.subject)) {
+    throw fail(TypeError, codes.OPTIONS, `option nats.subject must be a literal NATS subject (dot-separated, no spaces, * or >), got ${describe(out.subject)}`)
+  }
+  return out
+}
+
 function checkEncrypt (v) {
   if (v === undefined || v === null || v === false) return false
   if (typeof v !== 'object' || Array.isArray(v)) {
@@ -115,7 +192,7 @@ function checkEncrypt (v) {
  * Resolves `Eventcast(arg)`'s argument into the full config.
  * Returns `{ config, warnings }` (warnings: invalid log level, ...).
  */
-function resolveOptions (arg) {
+function resolveOptions (arg, env = process.env) {
   let given
   if (arg === undefined || arg === null) given = {}
   else if (typeof arg === 'number') given = { port: arg }
@@ -125,6 +202,16 @@ function resolveOptions (arg) {
   const pick = (k) => (given[k] === undefined ? DEFAULTS[k] : given[k])
   const warnings = []
   const config = {}
+  const servers = checkTransport(given.transport, env)
+  if (servers) {
+    const multicast = MULTICAST_ONLY.filter((k) => given[k] !== undefined)
+    if (multicast.length > 0) {
+      throw fail(TypeError, codes.OPTIONS, `option ${multicast.join(', ')} only applies to multicast, not to the NATS transport (${servers.join(',')})`)
+    }
+  }
+  config.transport = servers ? 'nats' : 'multicast'
+  const nats = checkNats(given.nats, servers)
+  if (nats) config.nats = Object.freeze(nats)
   config.address = checkIPv4('address', pick('address'))
   config.port = given.port === undefined || given.port === null ? getRandomPort() : checkPort('port', given.port)
   config.multicastMembership = checkIPv4('multicastMembership', pick('multicastMembership'))
@@ -178,7 +265,21 @@ function nativeOptions (config) {
     messageRetransmitAttempts: config.messageRetransmitAttempts,
     sendQueueBytes: config.sendQueueBytes,
     encryptKey: config.encrypt ? config.encrypt.key : undefined,
-    encryptLegacy: config.encrypt ? config.encrypt.legacy : undefined
+    encryptLegacy: config.encrypt ? config.encrypt.legacy : undefined,
+    nats: config.nats
+      ? {
+          servers: config.nats.servers,
+          token: config.nats.token,
+          user: config.nats.user,
+          pass: config.nats.pass,
+          credsFile: config.nats.credsFile,
+          tlsCa: config.nats.tls && config.nats.tls.ca,
+          tlsCert: config.nats.tls && config.nats.tls.cert,
+          tlsKey: config.nats.tls && config.nats.tls.key,
+          name: config.nats.name,
+          subject: config.nats.subject
+        }
+      : undefined
   }
 }
 

@@ -66,6 +66,17 @@ pub enum Error {
         /// The bound (`Options::send_queue_bytes`).
         limit: usize,
     },
+    /// The NATS transport failed: `code` is `ENATSCONNECT` (no server
+    /// reachable within the start timeout), `ENATSAUTH` (credentials refused),
+    /// `ENATSTLS`, `ENATSCONFIG` (unusable settings, e.g. a missing creds file),
+    /// `ENATSSUBSCRIBE`.
+    #[error("NATS: {message}")]
+    Nats {
+        /// Stable code (see above).
+        code: &'static str,
+        /// What happened, with the server(s) concerned.
+        message: String,
+    },
     /// A driver task failed (a bug): the node stopped itself. Reported as a
     /// notification, never returned from calls.
     #[error("internal error, node stopped: {0}")]
@@ -87,6 +98,7 @@ impl Error {
             },
             Error::Wire(w) => w.code(),
             Error::Backpressure { .. } => "EBACKPRESSURE",
+            Error::Nats { code, .. } => code,
             Error::Internal(_) => "EINTERNAL",
         }
     }

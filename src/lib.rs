@@ -21,5 +21,8 @@ pub mod wire;
 mod binding;
 
 pub use error::{Error, WireError};
-pub use node::{EncryptOptions, Eventcast, Events, Notification, NotificationSink, Options, Status};
+pub use node::{
+    Bridge, BridgeOptions, BridgeStats, EncryptOptions, Eventcast, Events, NatsOptions, NatsTls, Notification,
+    NotificationSink, Options, Status, Transport, NATS_CHUNK_SIZE, NATS_MAX_DATAGRAM, NATS_SOURCE, NATS_START_TIMEOUT,
+};
 pub use protocol::Stats;

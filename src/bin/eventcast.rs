@@ -3,7 +3,9 @@
 
 use bson::Bson;
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use eventcast::{EncryptOptions, Eventcast, Events, Notification, Options, Stats};
+use eventcast::{
+    Bridge, BridgeOptions, EncryptOptions, Eventcast, Events, NatsOptions, Notification, Options, Stats, Transport,
+};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
@@ -46,6 +48,13 @@ struct CommonArgs {
     /// Print counters as a JSON line (`stats {...}`) on stderr at exit
     #[arg(long)]
     stats: bool,
+    /// Use a NATS server instead of multicast (comma-separated URLs: nats://host:4222,...);
+    /// the multicast options (--group, --address, --interface, --ttl, --no-loopback) do not apply
+    #[arg(long, value_name = "URL", conflicts_with_all = ["group", "address", "interface", "ttl", "no_loopback"])]
+    nats: Option<String>,
+    /// With --nats: the subject [default: eventcast.<port>]
+    #[arg(long, value_name = "S", requires = "nats")]
+    subject: Option<String>,
 }
 
 impl CommonArgs {
@@ -71,6 +80,11 @@ impl CommonArgs {
             options.message_ttl = Duration::from_millis(ms);
         }
         options.encrypt = self.key.map(|key| EncryptOptions { key, legacy: self.legacy });
+        if let Some(urls) = self.nats {
+            let mut nats = NatsOptions::new(urls.split(',').map(str::trim).filter(|u| !u.is_empty()));
+            nats.subject = self.subject;
+            options.transport = Transport::Nats(nats);
+        }
         options.validate().map_err(|e| e.to_string())?;
         Ok(Common { options, stats: self.stats })
     }
@@ -97,7 +111,8 @@ enum Cmd {
     /// One line per received event:
     /// {"name":...,"args":[...],"sender":{"id":...,"host":...,"port":...,"hostname":...}}.
     /// Arguments are relaxed extended JSON ({"$date":...}, {"$binary":...}, {"$regularExpression":...}).
-    /// When ready it prints `listening on GROUP:PORT id=ID` on stderr. Errors and gaps go to stderr
+    /// When ready it prints `listening on GROUP:PORT id=ID` on stderr
+    /// (with --nats: `listening on nats subject S id=ID`). Errors and gaps go to stderr
     /// as `error CODE: message` and `gap {"sender":...,"count":N}`.
     Listen {
         #[command(flatten)]
@@ -133,6 +148,37 @@ enum Cmd {
         #[arg(value_name = "JSON_ARG", allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Relay datagrams both ways between a multicast group and a NATS subject
+    ///
+    /// Datagrams cross unchanged (encrypted ones as ciphertext: no key needed), each at most
+    /// once: several bridges on one LAN and subject do not loop. Prints `bridging GROUP:PORT
+    /// <-> nats subject S` on stderr when ready; runs until SIGINT/SIGTERM or --timeout-ms.
+    Bridge {
+        /// UDP port of the group (also names the default subject)
+        #[arg(long)]
+        port: u16,
+        /// Multicast group [default: 224.0.0.1]
+        #[arg(long, value_name = "ADDR")]
+        group: Option<Ipv4Addr>,
+        /// Interface address for joining and sending [default: any]
+        #[arg(long, value_name = "ADDR")]
+        interface: Option<Ipv4Addr>,
+        /// Multicast TTL [default: 1]
+        #[arg(long, value_name = "N")]
+        ttl: Option<u32>,
+        /// NATS server URLs, comma-separated
+        #[arg(long, value_name = "URL")]
+        nats: String,
+        /// The subject [default: eventcast.<port>]
+        #[arg(long, value_name = "S")]
+        subject: Option<String>,
+        /// Exit after T milliseconds
+        #[arg(long, value_name = "T")]
+        timeout_ms: Option<u64>,
+        /// Print the bridge's counters as a JSON line (`stats {...}`) on stderr at exit
+        #[arg(long)]
+        stats: bool,
+    },
 }
 
 fn positive_rate(v: &str) -> Result<f64, String> {
@@ -166,9 +212,17 @@ struct Emit {
 }
 
 #[derive(Debug)]
+struct BridgeCmd {
+    options: BridgeOptions,
+    timeout: Option<Duration>,
+    stats: bool,
+}
+
+#[derive(Debug)]
 enum Command {
     Listen(Listen),
     Emit(Emit),
+    Bridge(BridgeCmd),
 }
 
 /// Checks what clap cannot (option values against the library's bounds, JSON
@@ -195,7 +249,42 @@ fn command(cli: Cli) -> Result<Command, String> {
                 args,
             })
         }
+        Cmd::Bridge { port, group, interface, ttl, nats, subject, timeout_ms, stats } => {
+            let mut multicast = Options::with_port(port);
+            multicast.multicast_membership = group.unwrap_or(multicast.multicast_membership);
+            multicast.multicast_interface = interface;
+            multicast.multicast_ttl = ttl.unwrap_or(multicast.multicast_ttl);
+            let mut nats = NatsOptions::new(nats.split(',').map(str::trim).filter(|u| !u.is_empty()));
+            nats.subject = subject;
+            Command::Bridge(BridgeCmd {
+                options: BridgeOptions { multicast, nats },
+                timeout: timeout_ms.map(Duration::from_millis),
+                stats,
+            })
+        }
     })
+}
+
+/// Relays until SIGINT, SIGTERM or the timeout, then prints the counters if asked.
+async fn bridge(cmd: BridgeCmd) -> Result<(), String> {
+    let group = cmd.options.multicast.multicast_membership;
+    let port = cmd.options.multicast.port;
+    let bridge = Bridge::start(cmd.options).await.map_err(|e| format!("start failed ({}): {e}", e.code()))?;
+    eprintln!("bridging {group}:{port} <-> nats subject {}", bridge.subject());
+    let deadline = cmd.timeout.map(|t| tokio::time::Instant::now() + t);
+    tokio::select! {
+        _ = sleep_until_opt(deadline) => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated() => {}
+    }
+    let stats = bridge.stats();
+    bridge.stop().await;
+    if cmd.stats {
+        let map: serde_json::Map<String, serde_json::Value> =
+            stats.fields().into_iter().map(|(name, v)| (name.to_owned(), v.into())).collect();
+        eprintln!("stats {}", serde_json::Value::Object(map));
+    }
+    Ok(())
 }
 
 /// One JSON argument (relaxed or canonical extended JSON) as BSON.
@@ -243,12 +332,15 @@ async fn listen(cmd: Listen) -> Result<(), String> {
     let mut events = node.subscribe();
     node.start().await.map_err(|e| format!("start failed ({}): {e}", e.code()))?;
     let o = node.options();
-    eprintln!(
-        "listening on {}:{} id={}",
-        o.multicast_membership,
-        node.local_addr().map(|a| a.port()).unwrap_or(o.port),
-        node.id()
-    );
+    match &o.transport {
+        Transport::Multicast => eprintln!(
+            "listening on {}:{} id={}",
+            o.multicast_membership,
+            node.local_addr().map(|a| a.port()).unwrap_or(o.port),
+            node.id()
+        ),
+        Transport::Nats(nats) => eprintln!("listening on nats subject {} id={}", nats.subject_for(o.port), node.id()),
+    }
     let deadline = cmd.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut seen = 0u64;
     let mut buf = Vec::with_capacity(1024);
@@ -295,6 +387,16 @@ async fn finish(node: &Eventcast, events: &mut Events, stats: bool) -> Result<()
         eprintln!("stats {}", stats_json(&node.stats()));
     }
     Ok(())
+}
+
+/// Resolves on SIGTERM (how container runtimes stop a bridge); never elsewhere.
+async fn terminated() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        term.recv().await;
+        return;
+    }
+    std::future::pending::<()>().await
 }
 
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
@@ -372,6 +474,7 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Listen(l) => runtime.block_on(listen(l)),
         Command::Emit(e) => runtime.block_on(emit(e)),
+        Command::Bridge(b) => runtime.block_on(bridge(b)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

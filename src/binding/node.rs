@@ -18,7 +18,9 @@
 
 use super::convert::{ConvError, ToJs};
 use super::{conv_error, throw, with_name_and_body, Raw};
-use crate::node::{EncryptOptions, Notification, NotificationSink, Options, SUBSCRIBER_CAPACITY};
+use crate::node::{
+    EncryptOptions, NatsOptions, NatsTls, Notification, NotificationSink, Options, Transport, SUBSCRIBER_CAPACITY,
+};
 use crate::Eventcast;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -61,6 +63,47 @@ pub struct NativeOptions {
     pub encrypt_key: Option<String>,
     /// Use the 0.1.x legacy scheme.
     pub encrypt_legacy: Option<bool>,
+    /// The NATS transport, when `transport` names NATS servers.
+    pub nats: Option<NativeNats>,
+}
+
+/// `transport: 'nats://...'` with `nats: {...}`, as `lib/options.js` resolves them.
+#[napi(object)]
+pub struct NativeNats {
+    /// Server URLs.
+    pub servers: Vec<String>,
+    /// Authentication token.
+    pub token: Option<String>,
+    /// User name.
+    pub user: Option<String>,
+    /// Password.
+    pub pass: Option<String>,
+    /// A `.creds` file.
+    pub creds_file: Option<String>,
+    /// CA certificate (PEM path).
+    pub tls_ca: Option<String>,
+    /// Client certificate (PEM path).
+    pub tls_cert: Option<String>,
+    /// Client key (PEM path).
+    pub tls_key: Option<String>,
+    /// Connection name.
+    pub name: Option<String>,
+    /// Subject (default `eventcast.<port>`).
+    pub subject: Option<String>,
+}
+
+impl From<NativeNats> for Transport {
+    fn from(n: NativeNats) -> Transport {
+        let mut nats = NatsOptions::new(n.servers);
+        nats.token = n.token;
+        nats.user = n.user;
+        nats.pass = n.pass;
+        nats.creds_file = n.creds_file;
+        nats.tls = NatsTls { ca: n.tls_ca, cert: n.tls_cert, key: n.tls_key };
+        nats.name = n.name;
+        nats.subject = n.subject;
+        Transport::Nats(nats)
+    }
 }
 
 fn ipv4(env: sys::napi_env, option: &str, s: &str) -> napi::Result<Ipv4Addr> {
@@ -87,6 +130,7 @@ impl NativeOptions {
             message_retransmit_attempts: self.message_retransmit_attempts,
             encrypt: self.encrypt_key.map(|key| EncryptOptions { key, legacy: self.encrypt_legacy.unwrap_or(false) }),
             send_queue_bytes: self.send_queue_bytes.map_or(crate::node::DEFAULT_SEND_QUEUE_BYTES, |b| b as usize),
+            transport: self.nats.map_or(Transport::Multicast, Transport::from),
             ..Options::default()
         })
     }
@@ -399,6 +443,10 @@ impl NativeEventcast {
         {
             self.unwatch();
             let Some(sink) = lock(&self.sink).clone() else { return Ok(false) };
+            // NATS: no descriptor to watch; the node's receive task delivers to the sink.
+            if self.node.receive_fd().is_none() {
+                return Ok(false);
+            }
             // SAFETY: env and on_batch are this JS call's live values.
             let watch = unsafe { super::watch::Watch::start(env.raw(), self.node.clone(), sink, on_batch.raw())? };
             *self.watch.borrow_mut() = Some(watch);

@@ -1,8 +1,10 @@
 //! Layer 3 — the tokio driver and the public Rust API.
 //!
-//! [`Eventcast`] owns a multicast UDP socket (socket2: SO_REUSEADDR +
-//! SO_REUSEPORT, so several nodes can share one host and port), a
-//! [`crate::protocol::Endpoint`], and the tasks that drive it.
+//! [`Eventcast`] owns a transport — a multicast UDP socket (socket2:
+//! SO_REUSEADDR + SO_REUSEPORT, so several nodes can share one host and
+//! port) by default, or a NATS connection ([`Transport::Nats`], see `nats`;
+//! the seam is `transport`) — a [`crate::protocol::Endpoint`], and the tasks
+//! that drive it. [`Bridge`] relays a multicast group and a NATS subject.
 //!
 //! # Example
 //!
@@ -61,18 +63,27 @@
 //! * Own events are not delivered to this node's subscribers (0.1.x drops
 //!   datagrams carrying its own id; the JS layer emits locally itself).
 
+mod bridge;
+mod nats;
 mod options;
 mod send;
 mod socket;
 mod supervise;
+mod transport;
 
-pub use options::{EncryptOptions, Options, MAX_PAYLOAD_SIZE_LIMIT, SEND_QUEUE_BYTES_RANGE};
+pub use bridge::{Bridge, BridgeOptions, BridgeStats, BRIDGE_SEEN_CAPACITY, BRIDGE_WINDOW};
+pub use nats::{NATS_MAX_DATAGRAM, NATS_SOURCE, NATS_START_TIMEOUT};
+pub use options::{
+    EncryptOptions, NatsOptions, NatsTls, Options, Transport, MAX_PAYLOAD_SIZE_LIMIT, NATS_CHUNK_SIZE,
+    SEND_QUEUE_BYTES_RANGE,
+};
 pub use send::DEFAULT_SEND_QUEUE_BYTES;
 pub use socket::{advertised_host, hostname, SOCKET_BUFFER_BYTES};
 #[doc(hidden)]
 pub use supervise::DriverTask;
 
 use send::{Lane, SendQueue};
+use transport::Link;
 
 use crate::error::Error;
 use crate::protocol::{Config, Destination, Endpoint, Event, Identity, Output, Stats};
@@ -288,6 +299,8 @@ struct Shared {
     send_errors: AtomicU64,
     /// Own datagrams (multicast loopback) skipped before reaching the endpoint.
     own_skipped: AtomicU64,
+    /// The NATS transport's counters (all 0 on multicast).
+    nats: nats::NatsCounters,
     /// Time base of `last_drop_warning_ms`.
     epoch: Instant,
     /// When the last "subscriber behind" warning was logged (0 = never).
@@ -308,14 +321,21 @@ struct Core {
 }
 
 struct Io {
+    /// Where datagrams leave: the send socket (ephemeral port; see
+    /// [`socket::Sender`]; std, non-blocking, not in the reactor) or NATS.
+    link: Link,
+    group: SocketAddr,
+    /// Multicast only: the receive side (over NATS the receive task owns the subscription).
+    udp: Option<UdpReceive>,
+}
+
+/// The multicast receive side.
+struct UdpReceive {
     /// Receive socket: bound to the group port, joined, own datagrams filtered
     /// out; non-blocking. The receive task registers a duplicate of it with tokio.
     socket: Arc<std::net::UdpSocket>,
     /// Who recognises our own datagrams on receipt.
     own: OwnDatagrams,
-    /// Send socket (ephemeral port; see [`socket::Sender`]); std, non-blocking, not in the reactor.
-    sender: Arc<std::net::UdpSocket>,
-    group: SocketAddr,
     local: SocketAddr,
 }
 
@@ -334,7 +354,7 @@ impl Core {
                     Destination::Group => io.group,
                     Destination::Unicast(addr) => addr,
                 };
-                let mut socket = |p: &[u8], d| io.sender.send_to(p, d).map(|_| ());
+                let mut socket = |p: &[u8], d| io.link.send_to(p, d);
                 wake |= send.send_or_queue(&mut socket, dest, t.payload, lane, &mut errors);
             }
         }
@@ -367,10 +387,10 @@ impl Core {
 impl Core {
     /// Sends what the queue holds through `socket` until it would block; errors
     /// and a due `Drain` become notifications. Returns how many datagrams are left.
-    fn flush(&mut self, shared: &Shared, socket: &std::net::UdpSocket) -> usize {
+    fn flush(&mut self, shared: &Shared, link: &Link) -> usize {
         let Core { send, notes, .. } = self;
         let mut errors = Vec::new();
-        let drain = send.flush(&mut |p, d| socket.send_to(p, d).map(|_| ()), &mut errors);
+        let drain = send.flush(&mut |p, d| link.send_to(p, d), &mut errors);
         for (dest, e) in errors {
             record_send_error(shared, notes, dest, e);
         }
@@ -417,7 +437,9 @@ impl Shared {
             return 0;
         }
         let mut polled = self.polled.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((socket, own)) = self.core().io.as_ref().map(|io| (io.socket.clone(), io.own.clone())) else {
+        let Some((socket, own)) =
+            self.core().io.as_ref().and_then(|io| io.udp.as_ref()).map(|udp| (udp.socket.clone(), udp.own.clone()))
+        else {
             return 0;
         };
         let burst = polled.get_or_insert_with(|| Box::new(Burst::new()));
@@ -512,6 +534,7 @@ impl Eventcast {
                     notifications_dropped: AtomicU64::new(0),
                     send_errors: AtomicU64::new(0),
                     own_skipped: AtomicU64::new(0),
+                    nats: Default::default(),
                     epoch: Instant::now(),
                     last_drop_warning_ms: AtomicU64::new(0),
                 }),
@@ -578,7 +601,11 @@ impl Eventcast {
                 return Err(e);
             }
         };
-        match self.open(config, receive) {
+        let opened = match &self.inner.options.transport {
+            Transport::Multicast => self.open(config, receive),
+            Transport::Nats(nats) => self.open_nats(config, nats).await,
+        };
+        match opened {
             Ok(tasks) => {
                 control.tasks = tasks;
                 self.set_status(Status::Started);
@@ -625,39 +652,13 @@ impl Eventcast {
             Receive::Polled => None,
         };
         let socket = Arc::new(socket);
-        let sender = Arc::new(send.socket);
+        let link = Link::Udp(Arc::new(send.socket));
         let group = SocketAddr::V4(SocketAddrV4::new(options.multicast_membership, local.port()));
         let shared = &self.inner.shared;
-        {
-            let mut core = shared.core();
-            // Keep the endpoint (and its sequence state) across stop/start on the same port.
-            if core.endpoint.is_none() || core.endpoint_port != local.port() {
-                let identity = Identity {
-                    id: self.inner.id.clone(),
-                    host: socket::advertised_host(options).to_string(),
-                    port: local.port(),
-                    hostname: socket::hostname(),
-                };
-                core.endpoint = Some(Endpoint::new(config, identity, rand::random()));
-                core.endpoint_port = local.port();
-            }
-            // The engine reads no clock: anchor its wall time now, and again on
-            // every start so a long-lived node follows clock adjustments. A
-            // listen-only node would otherwise stamp its repair requests and
-            // heartbeats with 1970, and secure peers would drop them as replays.
-            if let Some(ep) = core.endpoint.as_mut() {
-                ep.set_wall_clock(Instant::now(), SystemTime::now());
-                core.deadline = None;
-            }
-            core.io = Some(Io { socket, own: own.clone(), sender: sender.clone(), group, local });
-            core.send.clear();
-            let _ = core.pump(shared, Lane::Urgent);
-        }
+        let io = Io { link: link.clone(), group, udp: Some(UdpReceive { socket, own: own.clone(), local }) };
+        self.install(config, local.port(), io);
         tracing::debug!("eventcast {} bound {local}, joined {}", self.inner.id, options.multicast_membership);
-        shared.faulted.store(false, Ordering::Release);
-        shared.inject_fault.store(0, Ordering::Relaxed);
-        *shared.runtime.lock().unwrap_or_else(|p| p.into_inner()) = tokio::runtime::Handle::try_current().ok();
-        let mut tasks = vec![supervise::spawn(shared, DriverTask::Timer, timer_loop(shared.clone(), sender))];
+        let mut tasks = vec![supervise::spawn(shared, DriverTask::Timer, timer_loop(shared.clone(), link))];
         match task_socket {
             Some(socket) => {
                 tasks.push(supervise::spawn(shared, DriverTask::Receive, recv_loop(shared.clone(), socket, own)))
@@ -673,6 +674,58 @@ impl Eventcast {
         }
         shared.wake.notify_one();
         Ok(tasks)
+    }
+
+    /// Connects the NATS transport and spawns its tasks (a receive task in
+    /// both receive modes: a subscription has no descriptor to poll).
+    async fn open_nats(&self, mut config: Config, nats: &NatsOptions) -> Result<Vec<JoinHandle<()>>, Error> {
+        let shared = &self.inner.shared;
+        let port = self.inner.options.port;
+        let conn = nats::connect(nats, port, &self.inner.id, shared).await?;
+        config.max_payload_size = conn.chunk;
+        let link = Link::Nats(conn.publisher);
+        // The group address only names the destination for the engine; NATS ignores it.
+        let group = SocketAddr::V4(SocketAddrV4::new(self.inner.options.multicast_membership, port));
+        self.install(config, port, Io { link: link.clone(), group, udp: None });
+        Ok(vec![
+            supervise::spawn(shared, DriverTask::Timer, timer_loop(shared.clone(), link)),
+            supervise::spawn(shared, DriverTask::Receive, nats::recv_loop(shared.clone(), conn.subscriber)),
+        ])
+    }
+
+    /// Puts a freshly opened transport in place: the endpoint (kept across
+    /// stop/start on the same port), its wall clock, the queue emptied, the
+    /// fault state reset. Then the driver tasks may be spawned.
+    fn install(&self, config: Config, port: u16, io: Io) {
+        let shared = &self.inner.shared;
+        {
+            let mut core = shared.core();
+            // Keep the endpoint (and its sequence state) across stop/start on the same port.
+            if core.endpoint.is_none() || core.endpoint_port != port {
+                let identity = Identity {
+                    id: self.inner.id.clone(),
+                    host: socket::advertised_host(&self.inner.options).to_string(),
+                    port,
+                    hostname: socket::hostname(),
+                };
+                core.endpoint = Some(Endpoint::new(config, identity, rand::random()));
+                core.endpoint_port = port;
+            }
+            // The engine reads no clock: anchor its wall time now, and again on
+            // every start so a long-lived node follows clock adjustments. A
+            // listen-only node would otherwise stamp its repair requests and
+            // heartbeats with 1970, and secure peers would drop them as replays.
+            if let Some(ep) = core.endpoint.as_mut() {
+                ep.set_wall_clock(Instant::now(), SystemTime::now());
+                core.deadline = None;
+            }
+            core.io = Some(io);
+            core.send.clear();
+            let _ = core.pump(shared, Lane::Urgent);
+        }
+        shared.faulted.store(false, Ordering::Release);
+        shared.inject_fault.store(0, Ordering::Relaxed);
+        *shared.runtime.lock().unwrap_or_else(|p| p.into_inner()) = tokio::runtime::Handle::try_current().ok();
     }
 
     /// Stops the driver, delivers notifications already produced to the
@@ -703,7 +756,7 @@ impl Eventcast {
         if let Some(io) = io {
             let deadline = tokio::time::Instant::now() + STOP_FLUSH_TIMEOUT;
             loop {
-                let left = shared.core().flush(shared, &io.sender);
+                let left = shared.core().flush(shared, &io.link);
                 if left == 0 {
                     break;
                 }
@@ -715,7 +768,12 @@ impl Eventcast {
                 }
                 tokio::time::sleep(SEND_RETRY).await;
             }
-            socket::leave_multicast(&io.socket, &self.inner.options);
+            match (&io.udp, &io.link) {
+                (Some(udp), _) => socket::leave_multicast(&udp.socket, &self.inner.options),
+                // What the client still holds reaches the server before the connection closes.
+                (None, Link::Nats(publisher)) => publisher.flush(STOP_FLUSH_TIMEOUT).await,
+                (None, Link::Udp(_)) => {}
+            }
         }
         let mut notes = std::mem::take(&mut shared.core().notes);
         shared.deliver(&mut notes);
@@ -795,6 +853,12 @@ impl Eventcast {
         stats.own_datagrams_ignored += own;
         stats.notifications_dropped = shared.notifications_dropped.load(Ordering::Relaxed);
         stats.send_errors = shared.send_errors.load(Ordering::Relaxed);
+        let nats = &shared.nats;
+        stats.nats_connects = nats.connects.load(Ordering::Relaxed);
+        stats.nats_disconnects = nats.disconnects.load(Ordering::Relaxed);
+        stats.nats_slow_consumer = nats.slow_consumer.load(Ordering::Relaxed);
+        stats.nats_server_errors = nats.server_errors.load(Ordering::Relaxed);
+        stats.nats_oversize_dropped = nats.oversize_dropped.load(Ordering::Relaxed);
         stats
     }
 
@@ -842,12 +906,12 @@ impl Eventcast {
     #[cfg(unix)]
     pub fn receive_fd(&self) -> Option<std::os::fd::RawFd> {
         use std::os::fd::AsRawFd;
-        self.inner.shared.core().io.as_ref().map(|io| io.socket.as_raw_fd())
+        self.inner.shared.core().io.as_ref().and_then(|io| io.udp.as_ref()).map(|udp| udp.socket.as_raw_fd())
     }
 
-    /// The bound socket address while started.
+    /// The bound socket address while started (multicast; `None` over NATS).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.inner.shared.core().io.as_ref().map(|io| io.local)
+        self.inner.shared.core().io.as_ref().and_then(|io| io.udp.as_ref()).map(|udp| udp.local)
     }
 }
 
@@ -1087,8 +1151,8 @@ fn is_own_datagram(datagram: &[u8], id: &[u8]) -> bool {
     false
 }
 
-/// Timer task: runs the endpoint's timers and flushes queued sends (`socket`: the send socket).
-async fn timer_loop(shared: Arc<Shared>, socket: Arc<std::net::UdpSocket>) {
+/// Timer task: runs the endpoint's timers and flushes queued sends through `link`.
+async fn timer_loop(shared: Arc<Shared>, link: Link) {
     let mut notes: Vec<Notification> = Vec::new();
     // Timers run at most once per millisecond, even if the engine keeps
     // asking for a deadline that has already passed.
@@ -1120,7 +1184,7 @@ async fn timer_loop(shared: Arc<Shared>, socket: Arc<std::net::UdpSocket>) {
             _ = tokio::time::sleep(SEND_RETRY), if has_pending => {
                 let mut core = shared.core();
                 shared.fault_point(DriverTask::SendFlush);
-                core.flush(&shared, &socket);
+                core.flush(&shared, &link);
                 notes.append(&mut core.notes);
             }
         }

@@ -53,6 +53,135 @@ pub struct Options {
     /// 8 MiB): while this much waits for a slow link, `emit` fails with
     /// [`Error::Backpressure`] until [`crate::Notification::Drain`].
     pub send_queue_bytes: usize,
+    /// How datagrams reach the group: multicast UDP (default) or a NATS subject.
+    pub transport: Transport,
+}
+
+/// The network that carries the group's datagrams.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+// Built once per node and never moved on a hot path: boxing would only make it clumsier to write.
+#[allow(clippy::large_enum_variant)]
+pub enum Transport {
+    /// UDP multicast on the local network (the 0.1.x transport).
+    #[default]
+    Multicast,
+    /// Payloads of messages on one NATS subject (see [`NatsOptions`]).
+    Nats(NatsOptions),
+}
+
+/// Default chunk size over NATS: 60 KiB. TCP carries large messages cheaply,
+/// so chunks far above UDP's 1 KiB cut per-datagram overhead (60× fewer
+/// datagrams for a 1 MiB event); it stays under [`MAX_PAYLOAD_SIZE_LIMIT`] so
+/// a bridge can multicast every datagram unchanged, and far under the
+/// server's default `max_payload` (1 MiB).
+pub const NATS_CHUNK_SIZE: usize = 60 * 1024;
+
+/// `transport: 'nats://...'` and `nats: {...}`: where and how to connect.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NatsOptions {
+    /// Server URLs (`nats://host:port`, `tls://host:port` or `host:port`); the
+    /// client picks one and fails over to the others.
+    pub servers: Vec<String>,
+    /// Authentication token.
+    pub token: Option<String>,
+    /// User name (with `pass`).
+    pub user: Option<String>,
+    /// Password (with `user`).
+    pub pass: Option<String>,
+    /// A `.creds` file (JWT + NKey seed).
+    pub creds_file: Option<String>,
+    /// TLS files; any of them set requires TLS.
+    pub tls: NatsTls,
+    /// Connection name shown by the server (default `eventcast <id>`).
+    pub name: Option<String>,
+    /// The group's subject (default `eventcast.<port>`).
+    pub subject: Option<String>,
+    /// Largest datagram body before chunking (default [`NATS_CHUNK_SIZE`]);
+    /// lowered at start to fit the server's `max_payload`.
+    pub chunk_size: usize,
+}
+
+/// TLS files of a NATS connection (PEM paths).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NatsTls {
+    /// CA certificate(s) to trust for the server.
+    pub ca: Option<String>,
+    /// Client certificate (with `key`).
+    pub cert: Option<String>,
+    /// Client private key (with `cert`).
+    pub key: Option<String>,
+}
+
+impl NatsOptions {
+    /// Settings for `servers` with everything else defaulted.
+    pub fn new(servers: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        NatsOptions {
+            servers: servers.into_iter().map(Into::into).collect(),
+            token: None,
+            user: None,
+            pass: None,
+            creds_file: None,
+            tls: NatsTls::default(),
+            name: None,
+            subject: None,
+            chunk_size: NATS_CHUNK_SIZE,
+        }
+    }
+
+    /// The subject for a group on `port`: the configured one, else `eventcast.<port>`.
+    pub fn subject_for(&self, port: u16) -> String {
+        self.subject.clone().unwrap_or_else(|| format!("eventcast.{port}"))
+    }
+}
+
+impl std::fmt::Debug for NatsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("NatsOptions")
+            .field("servers", &self.servers)
+            .field("token", &redact(&self.token))
+            .field("user", &self.user)
+            .field("pass", &redact(&self.pass))
+            .field("creds_file", &self.creds_file)
+            .field("tls", &self.tls)
+            .field("name", &self.name)
+            .field("subject", &self.subject)
+            .field("chunk_size", &self.chunk_size)
+            .finish()
+    }
+}
+
+/// Whether `url` is a server address the NATS client accepts: an optional
+/// `nats://`, `tls://`, `ws://` or `wss://` scheme, optional `user:pass@`, a
+/// host and an optional port.
+fn valid_server_url(url: &str) -> Result<(), String> {
+    let rest = match url.split_once("://") {
+        Some((scheme, rest)) if ["nats", "tls", "ws", "wss"].contains(&scheme) => rest,
+        Some((scheme, _)) => return Err(format!("{url:?}: unknown scheme {scheme:?} (nats://, tls://)")),
+        None => url,
+    };
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h).trim_end_matches('/');
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, Some(p)),
+        _ => (host_port, None),
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(format!("{url:?}: no host"));
+    }
+    if let Some(p) = port {
+        if p.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("{url:?}: bad port {p:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `subject` is a literal NATS subject: dot-separated non-empty
+/// tokens without whitespace or wildcards (`*`, `>`).
+fn valid_subject(subject: &str) -> bool {
+    !subject.is_empty()
+        && subject.len() <= 255
+        && subject.split('.').all(|t| !t.is_empty() && !t.contains(['*', '>']) && !t.chars().any(char::is_whitespace))
 }
 
 impl Default for Options {
@@ -70,6 +199,7 @@ impl Default for Options {
             encrypt: None,
             limits: Limits::default(),
             send_queue_bytes: DEFAULT_SEND_QUEUE_BYTES,
+            transport: Transport::Multicast,
         }
     }
 }
@@ -141,6 +271,9 @@ impl Options {
                 return bad("encrypt", "key must not be empty");
             }
         }
+        if let Transport::Nats(nats) = &self.transport {
+            self.validate_nats(nats)?;
+        }
         let l = &self.limits;
         for (value, name) in [
             (l.max_message_size, "max_message_size"),
@@ -151,6 +284,57 @@ impl Options {
             if value == 0 {
                 return bad("limits", format!("{name} must be at least 1"));
             }
+        }
+        Ok(())
+    }
+
+    /// NATS settings, and no multicast-only option changed from its default
+    /// (the JS layer rejects the same combinations, see `lib/options.js`).
+    fn validate_nats(&self, nats: &NatsOptions) -> Result<(), Error> {
+        fn bad(option: &'static str, reason: impl Into<String>) -> Result<(), Error> {
+            Err(Error::InvalidOption { option, reason: reason.into() })
+        }
+        let d = Options::default();
+        for (changed, name) in [
+            (self.address != d.address, "address"),
+            (self.multicast_membership != d.multicast_membership, "multicastMembership"),
+            (self.multicast_interface.is_some(), "multicastInterface"),
+            (self.multicast_loopback != d.multicast_loopback, "multicastLoopback"),
+            (self.multicast_ttl != d.multicast_ttl, "multicastTtl"),
+            // The UDP chunk size; over NATS it is `NatsOptions::chunk_size`.
+            (self.max_payload_size != d.max_payload_size, "maxPayloadSize"),
+        ] {
+            if changed {
+                return bad(
+                    "transport",
+                    format!("{name} is a multicast option; it does not apply to a NATS transport"),
+                );
+            }
+        }
+        if self.port == 0 && nats.subject.is_none() {
+            return bad("port", "a NATS transport needs a port (it names the subject) or a subject");
+        }
+        if nats.servers.is_empty() {
+            return bad("transport", "no NATS server given");
+        }
+        for url in &nats.servers {
+            if let Err(reason) = valid_server_url(url) {
+                return bad("transport", reason);
+            }
+        }
+        if let Some(subject) = &nats.subject {
+            if !valid_subject(subject) {
+                return bad("nats.subject", format!("{subject:?} is not a literal NATS subject (no spaces, *, >)"));
+            }
+        }
+        if nats.user.is_some() != nats.pass.is_some() {
+            return bad("nats", "user and pass go together");
+        }
+        if nats.tls.cert.is_some() != nats.tls.key.is_some() {
+            return bad("nats.tls", "cert and key go together");
+        }
+        if !(1024..=MAX_PAYLOAD_SIZE_LIMIT).contains(&nats.chunk_size) {
+            return bad("nats.chunkSize", format!("{} is outside 1024–{MAX_PAYLOAD_SIZE_LIMIT}", nats.chunk_size));
         }
         Ok(())
     }
@@ -216,5 +400,38 @@ mod tests {
         assert_eq!(o(&|o| o.send_queue_bytes = 64 * 1024), None);
         assert_eq!(o(&|o| o.multicast_ttl = 255), None);
         assert_eq!(o(&|o| o.multicast_membership = Ipv4Addr::new(239, 255, 0, 1)), None);
+    }
+
+    #[test]
+    fn nats_settings_are_checked_and_exclude_multicast_options() {
+        let o = |f: &dyn Fn(&mut Options, &mut NatsOptions)| {
+            let mut o = Options::with_port(9000);
+            let mut n = NatsOptions::new(["nats://127.0.0.1:4222", "tls://nats.example:4443", "localhost"]);
+            f(&mut o, &mut n);
+            o.transport = Transport::Nats(n);
+            code(&o)
+        };
+        assert_eq!(o(&|_, _| {}), None);
+        assert_eq!(o(&|_, n| n.servers.clear()), Some("transport"));
+        assert_eq!(o(&|_, n| n.servers = vec!["http://x:1".into()]), Some("transport"));
+        assert_eq!(o(&|_, n| n.servers = vec!["nats://:4222".into()]), Some("transport"));
+        assert_eq!(o(&|_, n| n.servers = vec!["nats://h:notaport".into()]), Some("transport"));
+        assert_eq!(o(&|_, n| n.servers = vec!["nats://u:p@h:4222".into()]), None);
+        assert_eq!(o(&|o, _| o.multicast_ttl = 4), Some("transport"));
+        assert_eq!(o(&|o, _| o.multicast_membership = Ipv4Addr::new(239, 1, 1, 1)), Some("transport"));
+        assert_eq!(o(&|o, _| o.multicast_loopback = false), Some("transport"));
+        assert_eq!(o(&|o, _| o.max_payload_size = 8000), Some("transport"));
+        assert_eq!(o(&|_, n| n.subject = Some("a.*".into())), Some("nats.subject"));
+        assert_eq!(o(&|_, n| n.subject = Some("a b".into())), Some("nats.subject"));
+        assert_eq!(o(&|_, n| n.subject = Some("a..b".into())), Some("nats.subject"));
+        assert_eq!(o(&|_, n| n.subject = Some("team.events".into())), None);
+        assert_eq!(o(&|_, n| n.user = Some("u".into())), Some("nats"));
+        assert_eq!(o(&|_, n| n.tls.cert = Some("c.pem".into())), Some("nats.tls"));
+        assert_eq!(o(&|_, n| n.chunk_size = 100), Some("nats.chunkSize"));
+        assert_eq!(o(&|o, _| o.port = 0), Some("port"));
+        let mut n = NatsOptions::new(["h"]);
+        n.token = Some("secret".into());
+        assert!(!format!("{n:?}").contains("secret"));
+        assert_eq!(n.subject_for(9000), "eventcast.9000");
     }
 }

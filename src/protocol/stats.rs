@@ -109,4 +109,15 @@ stats! {
     /// 0.1.x repair requests for data this node does not hold, forwarded once
     /// to the group (they reached this node by unicast on a shared host).
     repair_requests_relayed => "repairRequestsRelayed",
+    // --- node driver: NATS transport (issue 12) ---
+    /// NATS: connections established (the first, then every reconnect).
+    nats_connects => "natsConnects",
+    /// NATS: times the connection to the server was lost (the client reconnects by itself).
+    nats_disconnects => "natsDisconnects",
+    /// NATS: slow-consumer notices (the server or client dropped messages for us; repaired or reported as gaps).
+    nats_slow_consumer => "natsSlowConsumer",
+    /// NATS: errors the server reported (`-ERR`, e.g. a permissions violation).
+    nats_server_errors => "natsServerErrors",
+    /// NATS: messages on the subject larger than any datagram (128 KiB), dropped before decoding.
+    nats_oversize_dropped => "natsOversizeDropped",
 }

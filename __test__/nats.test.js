@@ -1,0 +1,154 @@
+'use strict'
+// The NATS transport from JS: options, two instances over a real nats-server,
+// encryption end to end, and clear failures (see __test__/nats-server.js).
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { execFile, spawn } = require('node:child_process')
+const { requireNetns, port, next, make, cliPath } = require('./helpers.js')
+const { resolveOptions } = require('../lib/options.js')
+const { startNatsServer, rawSubscriber } = require('./nats-server.js')
+
+requireNetns()
+
+test('options: transport, nats settings and EVENTCAST_TRANSPORT; multicast options with NATS are refused', () => {
+  const env = {}
+  const nats = resolveOptions({ port: 9000, transport: 'nats://127.0.0.1:4222, tls://n2:4443', nats: { user: 'u', pass: 'p', subject: 'a.b' } }, env).config
+  assert.equal(nats.transport, 'nats')
+  assert.deepEqual(nats.nats.servers, ['nats://127.0.0.1:4222', 'tls://n2:4443'])
+  assert.equal(nats.nats.subject, 'a.b')
+  assert.equal(resolveOptions({ port: 9000 }, env).config.transport, 'multicast')
+  // The environment decides when the option is absent; the option wins.
+  const fromEnv = { EVENTCAST_TRANSPORT: 'nats://10.0.0.5:4222' }
+  assert.deepEqual(resolveOptions({ port: 9000 }, fromEnv).config.nats.servers, ['nats://10.0.0.5:4222'])
+  assert.equal(resolveOptions({ port: 9000, transport: 'multicast' }, fromEnv).config.transport, 'multicast')
+  const refused = (opts, e = env) => assert.throws(() => resolveOptions(opts, e), (err) => err.code === 'ERR_EVENTCAST_OPTIONS', JSON.stringify(opts))
+  for (const k of ['address', 'multicastMembership', 'multicastInterface', 'multicastLoopback', 'multicastTtl', 'maxPayloadSize']) {
+    refused({ port: 9000, transport: 'nats://h:4222', [k]: k === 'multicastLoopback' ? false : k === 'multicastTtl' || k === 'maxPayloadSize' ? 2 : '239.1.1.1' })
+  }
+  refused({ port: 9000, multicastTtl: 2 }, fromEnv)
+  refused({ port: 9000, nats: { subject: 'x' } })
+  refused({ port: 9000, transport: 'http://h:4222' })
+  refused({ port: 9000, transport: 'nats://' })
+  refused({ port: 9000, transport: 'nats://h:99999' })
+  refused({ port: 9000, transport: 'nats://h:4222/path' })
+  refused({ port: 9000, transport: ' , ' })
+  refused({ port: 9000, transport: 42 })
+  refused({ port: 9000 }, { EVENTCAST_TRANSPORT: 'bogus' })
+  refused({ port: 9000, transport: 'nats://h', nats: { subject: 'a.*' } })
+  refused({ port: 9000, transport: 'nats://h', nats: { subject: 'a b' } })
+  refused({ port: 9000, transport: 'nats://h', nats: { user: 'u' } })
+  refused({ port: 9000, transport: 'nats://h', nats: { tls: { cert: 'c.pem' } } })
+  refused({ port: 9000, transport: 'nats://h', nats: { colour: 'blue' } })
+  refused({ port: 9000, transport: 'nats://h', nats: { token: 5 } })
+})
+
+async function pair (url, extra = {}) {
+  const p = port()
+  const a = make({ port: p, transport: url, ...extra })
+  const b = make({ port: p, transport: url, ...extra })
+  await Promise.all([a.start(), b.start()])
+  return [a, b]
+}
+
+test('two instances exchange small, typed and 1 MiB events over NATS', async () => {
+  const server = await startNatsServer()
+  const [a, b] = await pair(server.url)
+  assert.equal(a.config.transport, 'nats')
+  let got = next(b, 'hello')
+  a.emit('hello', 'world', 1)
+  assert.deepEqual(await got, ['world', 1])
+
+  const typed = [new Date(1700000000123), Buffer.from([0, 1, 254, 255]), { deep: { list: [1, 'two', [3, null]] } }, 2n ** 60n]
+  got = next(a, 'typed')
+  b.emit('typed', ...typed)
+  assert.deepEqual(await got, typed)
+
+  const big = Buffer.alloc(1024 * 1024, 7)
+  got = next(b, 'big', 10000)
+  a.emit('big', big)
+  const [received] = await got
+  assert.ok(big.equals(received))
+  const s = a.stats()
+  assert.ok(s.datagramsSent < 40, `1 MiB in ${s.datagramsSent} datagrams (60 KiB chunks)`)
+  assert.equal(s.natsConnects, 1)
+  assert.equal(b.stats().ownDatagramsIgnored, 0, 'no_echo: nothing of ours comes back')
+  await Promise.all([a.stop(), b.stop()])
+})
+
+test('encrypted over NATS: events cross, a plain subscriber sees only ciphertext', async () => {
+  const server = await startNatsServer()
+  const p = port()
+  const sniffer = await rawSubscriber(server.port, `eventcast.${p}`)
+  const opts = { port: p, transport: server.url, encrypt: { key: 'a long shared passphrase' } }
+  const a = make(opts)
+  const b = make(opts)
+  await Promise.all([a.start(), b.start()])
+  const got = next(b, 'classified', 10000)
+  a.emit('classified', 'the-launch-code-0000')
+  assert.deepEqual(await got, ['the-launch-code-0000'])
+  assert.ok(sniffer.payloads.length > 0, 'the subscriber saw the traffic')
+  for (const m of sniffer.payloads) {
+    const text = m.toString('latin1')
+    assert.ok(!text.includes('the-launch-code') && !text.includes('classified'), 'plaintext on the subject')
+  }
+  sniffer.close()
+  await Promise.all([a.stop(), b.stop()])
+})
+
+test('unreachable server, wrong credentials: start() rejects with a clear code, quickly', async () => {
+  const dead = make({ port: port(), transport: `nats://127.0.0.1:${port() + 20000}` })
+  let t = Date.now()
+  await assert.rejects(dead.start(), (err) => err.code === 'ENATSCONNECT')
+  assert.ok(Date.now() - t < 6000, `took ${Date.now() - t} ms`)
+  assert.equal(dead.status, 'stopped')
+
+  const server = await startNatsServer(['--user', 'svc', '--pass', 's3cret'])
+  const wrong = make({ port: port(), transport: server.url, nats: { user: 'svc', pass: 'nope' } })
+  t = Date.now()
+  await assert.rejects(wrong.start(), (err) => err.code === 'ENATSAUTH')
+  assert.ok(Date.now() - t < 6000, `took ${Date.now() - t} ms`)
+  const right = make({ port: port(), transport: server.url, nats: { user: 'svc', pass: 's3cret' } })
+  await right.start()
+  assert.equal(right.status, 'started')
+  await right.stop()
+})
+
+test('the Rust CLI and a Node instance exchange events both ways over NATS', { timeout: 60000 }, async (t) => {
+  const cli = cliPath()
+  if (!cli) return t.skip('Rust CLI not built (cargo build --bin eventcast)')
+  const server = await startNatsServer()
+  const p = port()
+  const subject = `team.cli.${p}`
+  const ec = make({ port: p, transport: server.url, nats: { subject } })
+  await ec.start()
+
+  // CLI → Node.
+  const got = next(ec, 'fromCli', 20000)
+  got.catch(() => {}) // awaited below
+  await new Promise((resolve, reject) => execFile(cli,
+    ['emit', '--port', String(p), '--nats', server.url, '--subject', subject, '--linger-ms', '100', 'fromCli', '"hi"', '{"$date":"2020-01-01T00:00:00Z"}', '[1,{"x":"y"}]'],
+    { timeout: 20000 }, (err, _out, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve())))
+  const [s, d, arr] = await got
+  assert.equal(s, 'hi')
+  assert.equal(d.toISOString(), '2020-01-01T00:00:00.000Z')
+  assert.deepEqual(arr, [1, { x: 'y' }])
+
+  // Node → CLI.
+  const child = spawn(cli, ['listen', '--port', String(p), '--nats', server.url, '--subject', subject, '--count', '1', '--timeout-ms', '20000'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (c) => { out += c })
+  const exited = new Promise((resolve) => child.on('exit', resolve))
+  await new Promise((resolve, reject) => {
+    child.stderr.on('data', (c) => { err += c; if (/listening on nats subject/.test(err)) resolve() })
+    exited.then(() => reject(new Error(`listen exited early: ${err}`)))
+  })
+  ec.emit('fromNode', Buffer.from([1, 2, 3]), { nested: [true, null] })
+  assert.equal(await exited, 0, err)
+  const ev = JSON.parse(out.trim())
+  assert.equal(ev.name, 'fromNode')
+  assert.equal(ev.sender.id, ec.id)
+  assert.equal(ev.args[0].$binary.base64, 'AQID')
+  assert.deepEqual(ev.args[1], { nested: [true, null] })
+  await ec.stop()
+})

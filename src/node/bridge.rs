@@ -1,0 +1,336 @@
+//! The LAN⇄NATS bridge: relays datagrams, unchanged, between a multicast
+//! group and a NATS subject, so LAN nodes (0.1.x included) and NATS nodes
+//! see each other with no change. It runs no protocol engine and needs no
+//! key: encrypted datagrams cross as ciphertext.
+//!
+//! # No loops
+//!
+//! Every bridge on a subject sees everything on both sides (it is in the
+//! multicast group and subscribed to the subject), so each remembers, for
+//! [`BRIDGE_WINDOW`], the (keyed) hashes of the datagrams seen on the LAN and
+//! of those seen on NATS. A datagram arriving from one side crosses only if it
+//! was not seen on the other side: a datagram another bridge already relayed
+//! is known there and stops. Two bridges on one LAN and subject therefore
+//! relay each datagram at most once each (at most one duplicate per extra
+//! bridge, which receivers drop as duplicates) and never in a circle. Each
+//! memory holds at most [`BRIDGE_SEEN_CAPACITY`] hashes (oldest forgotten
+//! first): bounded memory whatever the traffic.
+//!
+//! The price: a datagram resent with identical bytes (a repair of unencrypted
+//! data) within the window after it crossed does not cross again. Repairs come
+//! after at least `clamp(messageTtl / 8, 10 ms, 500 ms)` and are asked for again
+//! while they make no progress, so a later attempt crosses.
+
+use super::nats::{open_client, subscribe, NATS_MAX_DATAGRAM};
+use super::options::{NatsOptions, Options, Transport};
+use super::socket;
+use crate::error::Error;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+/// How long a bridge remembers a datagram it saw (loop prevention).
+pub const BRIDGE_WINDOW: Duration = Duration::from_secs(1);
+/// Most datagram hashes remembered per side (about 40 bytes each).
+pub const BRIDGE_SEEN_CAPACITY: usize = 65_536;
+/// Largest datagram multicast can carry (IPv4 UDP); larger NATS messages are dropped.
+const MAX_UDP_DATAGRAM: usize = 65_507;
+
+/// What to bridge: a multicast group (`multicast`: port, group, interface,
+/// TTL, loopback; its transport is ignored) and a NATS subject (`nats`).
+#[derive(Clone, Debug)]
+pub struct BridgeOptions {
+    /// The LAN side.
+    pub multicast: Options,
+    /// The NATS side (subject default `eventcast.<port>`).
+    pub nats: NatsOptions,
+}
+
+macro_rules! bridge_stats {
+    ($( $(#[doc = $doc:literal])* $name:ident, )*) => {
+        /// A bridge's counters.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct BridgeStats {
+            $( $(#[doc = $doc])* pub $name: u64, )*
+        }
+
+        #[derive(Default)]
+        struct Counters {
+            $( $name: AtomicU64, )*
+        }
+
+        impl Counters {
+            fn snapshot(&self) -> BridgeStats {
+                BridgeStats { $( $name: self.$name.load(Ordering::Relaxed), )* }
+            }
+        }
+
+        impl BridgeStats {
+            /// Every counter as `(snake_case name, value)`.
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![$( (stringify!($name), self.$name), )*]
+            }
+        }
+    };
+}
+
+bridge_stats! {
+    /// Datagrams received from the multicast group.
+    lan_received,
+    /// Messages received from the NATS subject.
+    nats_received,
+    /// Datagrams published from the LAN to NATS.
+    relayed_to_nats,
+    /// Messages multicast from NATS to the LAN.
+    relayed_to_lan,
+    /// Datagrams not relayed because the other side had already seen them (another bridge's copy).
+    loops_dropped,
+    /// Datagrams too large for the other side (NATS max_payload, or 65,507 bytes for UDP).
+    oversize_dropped,
+    /// Relays that failed (socket or publish errors).
+    send_errors,
+    /// NATS connections established (the first, then every reconnect).
+    nats_connects,
+    /// Times the NATS connection was lost.
+    nats_disconnects,
+}
+
+/// Hashes seen within [`BRIDGE_WINDOW`], at most [`BRIDGE_SEEN_CAPACITY`].
+#[derive(Default)]
+struct Seen {
+    order: VecDeque<(Instant, u64)>,
+    count: HashMap<u64, u32>,
+}
+
+impl Seen {
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(t, h)) = self.order.front() {
+            if now.duration_since(t) < BRIDGE_WINDOW && self.order.len() < BRIDGE_SEEN_CAPACITY {
+                break;
+            }
+            self.order.pop_front();
+            if let Some(c) = self.count.get_mut(&h) {
+                *c -= 1;
+                if *c == 0 {
+                    self.count.remove(&h);
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, now: Instant, h: u64) {
+        self.expire(now);
+        self.order.push_back((now, h));
+        *self.count.entry(h).or_insert(0) += 1;
+    }
+
+    fn contains(&self, h: u64) -> bool {
+        self.count.contains_key(&h)
+    }
+}
+
+struct State {
+    lan: Seen,
+    nats: Seen,
+}
+
+struct BridgeShared {
+    counters: Counters,
+    state: Mutex<State>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl BridgeShared {
+    /// Records `datagram` as seen on its arrival side; true if it may cross
+    /// (the other side has not seen it), then also records it there.
+    fn admit(&self, datagram: &[u8], from_lan: bool) -> bool {
+        let h = self.hasher.hash_one(datagram);
+        let now = Instant::now();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let State { lan, nats } = &mut *st;
+        let (here, there) = if from_lan { (lan, nats) } else { (nats, lan) };
+        here.insert(now, h);
+        there.expire(now);
+        if there.contains(h) {
+            return false;
+        }
+        there.insert(now, h);
+        true
+    }
+}
+
+/// A running bridge. Dropping it stops the relay tasks.
+pub struct Bridge {
+    shared: Arc<BridgeShared>,
+    tasks: Vec<JoinHandle<()>>,
+    client: async_nats::Client,
+    receive: Arc<std::net::UdpSocket>,
+    options: Options,
+    subject: String,
+}
+
+impl Bridge {
+    /// Joins the group, connects to NATS (within [`super::NATS_START_TIMEOUT`])
+    /// and starts relaying, on the current tokio runtime.
+    pub async fn start(options: BridgeOptions) -> Result<Bridge, Error> {
+        let multicast = Options { transport: Transport::Multicast, ..options.multicast };
+        multicast.validate()?;
+        if multicast.port == 0 {
+            return Err(Error::InvalidOption { option: "port", reason: "a bridge needs the group's port".into() });
+        }
+        Options { transport: Transport::Nats(options.nats.clone()), ..Options::with_port(multicast.port) }
+            .validate()?;
+        let shared = Arc::new(BridgeShared {
+            counters: Counters::default(),
+            state: Mutex::new(State { lan: Seen::default(), nats: Seen::default() }),
+            hasher: Default::default(),
+        });
+        let weak = Arc::downgrade(&shared);
+        let client = open_client(&options.nats, "eventcast bridge".into(), move |event| {
+            let Some(shared) = weak.upgrade() else { return };
+            match event {
+                async_nats::Event::Connected => _ = shared.counters.nats_connects.fetch_add(1, Ordering::Relaxed),
+                async_nats::Event::Disconnected => {
+                    shared.counters.nats_disconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("eventcast bridge: disconnected from NATS; reconnecting");
+                }
+                other => tracing::warn!("eventcast bridge: NATS {other}"),
+            }
+        })
+        .await?;
+        let (_, subscriber, subject) = subscribe(&client, &options.nats, multicast.port).await?;
+        let max_payload = client.server_info().max_payload;
+
+        let receive = socket::bind_multicast(&multicast)?;
+        let send = socket::bind_sender(&multicast)?;
+        // Our own multicast must not come back as LAN traffic: by the kernel filter, else by source.
+        let own = match socket::drop_own_datagrams(&receive, send.source) {
+            Ok(()) => None,
+            Err(_) => Some(SocketAddr::V4(send.source)),
+        };
+        let group = SocketAddr::V4(SocketAddrV4::new(multicast.multicast_membership, multicast.port));
+        let lan_in = UdpSocket::from_std(receive.try_clone()?)?;
+        let lan_out = UdpSocket::from_std(send.socket)?;
+
+        let mut tasks = Vec::new();
+        let (s, c, subj) = (shared.clone(), client.clone(), subject.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let (n, source) = match lan_in.recv_from(&mut buf).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!("eventcast bridge: receiving: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                if Some(source) == own {
+                    continue;
+                }
+                s.counters.lan_received.fetch_add(1, Ordering::Relaxed);
+                let datagram = &buf[..n];
+                if !s.admit(datagram, true) {
+                    s.counters.loops_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if n > max_payload {
+                    s.counters.oversize_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                match c.publish(subj.clone(), Bytes::copy_from_slice(datagram)).await {
+                    Ok(()) => s.counters.relayed_to_nats.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => s.counters.send_errors.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+        let s = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut subscriber = subscriber;
+            while let Some(m) = subscriber.next().await {
+                s.counters.nats_received.fetch_add(1, Ordering::Relaxed);
+                if m.payload.len() > MAX_UDP_DATAGRAM.min(NATS_MAX_DATAGRAM) {
+                    s.counters.oversize_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if !s.admit(&m.payload, false) {
+                    s.counters.loops_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                match lan_out.send_to(&m.payload, group).await {
+                    Ok(_) => s.counters.relayed_to_lan.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => s.counters.send_errors.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+        Ok(Bridge {
+            shared,
+            tasks,
+            client,
+            receive: Arc::new(receive),
+            options: multicast,
+            subject: subject.to_string(),
+        })
+    }
+
+    /// The NATS subject bridged.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> BridgeStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Stops relaying, flushes what was published (up to 1 s), leaves the group.
+    pub async fn stop(mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.client.flush()).await;
+        socket::leave_multicast(&self.receive, &self.options);
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_datagram_crosses_once_per_direction_and_never_back() {
+        let b = BridgeShared {
+            counters: Counters::default(),
+            state: Mutex::new(State { lan: Seen::default(), nats: Seen::default() }),
+            hasher: Default::default(),
+        };
+        // From the LAN: crosses; the copy another bridge publishes does not come back.
+        assert!(b.admit(b"lan datagram", true));
+        assert!(!b.admit(b"lan datagram", false));
+        // From NATS: crosses; another bridge's multicast copy does not go back.
+        assert!(b.admit(b"nats datagram", false));
+        assert!(!b.admit(b"nats datagram", true));
+        // Memory stays bounded under a flood.
+        for i in 0..(BRIDGE_SEEN_CAPACITY as u32 + 1000) {
+            b.admit(&i.to_le_bytes(), true);
+        }
+        let st = b.state.lock().unwrap();
+        assert!(st.lan.order.len() <= BRIDGE_SEEN_CAPACITY && st.nats.order.len() <= BRIDGE_SEEN_CAPACITY);
+        assert!(st.lan.count.len() <= BRIDGE_SEEN_CAPACITY);
+    }
+}

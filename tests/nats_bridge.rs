@@ -1,0 +1,200 @@
+//! `eventcast bridge`: a multicast LAN and a NATS subject, relayed both ways,
+//! against a real `nats-server` (inside a private network namespace).
+
+mod nats_support;
+mod node_support;
+
+use bson::Bson;
+use eventcast::{Eventcast, Events, NatsOptions, Notification, Options, Transport};
+use nats_support::{NatsServer, RawClient};
+use node_support::{random_port, skip_outside_netns};
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_eventcast");
+
+fn group_for(port: u16) -> Ipv4Addr {
+    Ipv4Addr::new(239, 253, (port >> 8) as u8, port as u8)
+}
+
+struct BridgeProcess {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl BridgeProcess {
+    fn start(port: u16, group: Ipv4Addr, url: &str) -> BridgeProcess {
+        let mut child = Command::new(BIN)
+            .args(["bridge", "--port", &port.to_string(), "--group", &group.to_string(), "--nats", url])
+            .args(["--stats", "--timeout-ms", "120000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("bridge did not get ready");
+        assert!(line.starts_with(&format!("bridging {group}:{port} <-> nats subject eventcast.{port}")), "{line}");
+        BridgeProcess { child, stderr: rx }
+    }
+
+    /// SIGINT, then its `stats {...}` line as JSON.
+    fn stop(mut self) -> serde_json::Value {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        assert!(self.child.wait().unwrap().success());
+        let mut lines = Vec::new();
+        while let Ok(l) = self.stderr.recv_timeout(Duration::from_secs(5)) {
+            lines.push(l);
+        }
+        let stats = lines.iter().find_map(|l| l.strip_prefix("stats ")).unwrap_or_else(|| panic!("{lines:?}"));
+        serde_json::from_str(stats).unwrap()
+    }
+}
+
+impl Drop for BridgeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn lan_node(port: u16) -> Eventcast {
+    let mut o = Options::with_port(port);
+    o.multicast_membership = group_for(port);
+    let n = Eventcast::new(o).unwrap();
+    n.start().await.unwrap();
+    n
+}
+
+async fn nats_node(port: u16, url: &str) -> Eventcast {
+    let n = Eventcast::new(Options { transport: Transport::Nats(NatsOptions::new([url])), ..Options::with_port(port) })
+        .unwrap();
+    n.start().await.unwrap();
+    n
+}
+
+async fn events_named(events: &mut Events, prefix: &str, want: usize) -> Vec<eventcast::protocol::Event> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut got = Vec::new();
+    while got.len() < want {
+        match tokio::time::timeout_at(deadline.into(), events.recv()).await {
+            Ok(Some(Notification::Event(e))) if e.name.starts_with(prefix) => got.push(e),
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multicast_node_and_a_nats_node_exchange_events_through_a_bridge() {
+    if skip_outside_netns("a_multicast_node_and_a_nats_node_exchange_events_through_a_bridge") {
+        return;
+    }
+    let server = NatsServer::start(&[]);
+    let port = random_port();
+    let bridge = BridgeProcess::start(port, group_for(port), &server.url());
+    let lan = lan_node(port).await;
+    let cloud = nats_node(port, &server.url()).await;
+    let (mut lan_events, mut cloud_events) = (lan.subscribe(), cloud.subscribe());
+
+    lan.emit("from-lan", &[Bson::String("hi".into())]).unwrap();
+    let e = &events_named(&mut cloud_events, "from-lan", 1).await[0];
+    assert_eq!((e.args[0].clone(), e.sender.id.as_str()), (Bson::String("hi".into()), lan.id()));
+
+    // 200 KB from the NATS side: four 60 KiB chunks, each multicast unchanged.
+    let big = "c".repeat(200_000);
+    cloud.emit("from-cloud", &[Bson::String(big.clone())]).unwrap();
+    let e = &events_named(&mut lan_events, "from-cloud", 1).await[0];
+    assert_eq!(e.args[0], Bson::String(big));
+    // And 20 KB from the LAN: 1 KiB UDP chunks, each published as it is.
+    let mid = "l".repeat(20_000);
+    lan.emit("from-lan-big", &[Bson::String(mid.clone())]).unwrap();
+    assert_eq!(events_named(&mut cloud_events, "from-lan-big", 1).await[0].args[0], Bson::String(mid));
+
+    lan.stop().await.unwrap();
+    cloud.stop().await.unwrap();
+    let stats = bridge.stop();
+    assert!(stats["relayed_to_nats"].as_u64().unwrap() >= 21, "{stats}");
+    assert!(stats["relayed_to_lan"].as_u64().unwrap() >= 4, "{stats}");
+    assert_eq!(stats["nats_connects"], 1, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_1_2_datagram_multicast_on_the_lan_reaches_a_nats_node() {
+    if skip_outside_netns("a_0_1_2_datagram_multicast_on_the_lan_reaches_a_nats_node") {
+        return;
+    }
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eventcast-0.1.2.json")).unwrap(),
+    )
+    .unwrap();
+    let case = fixture["cases"].as_array().unwrap().iter().find(|c| c["name"] == "plain-one-string").unwrap();
+    let hex = case["datagrams"][0].as_str().unwrap();
+    let datagram: Vec<u8> =
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+
+    let server = NatsServer::start(&[]);
+    let port = random_port();
+    let _bridge = BridgeProcess::start(port, group_for(port), &server.url());
+    let cloud = nats_node(port, &server.url()).await;
+    let mut events = cloud.subscribe();
+    // A 0.1.2 node's datagram, as it sent it, onto the LAN.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(&datagram, (group_for(port), port)).unwrap();
+    let e = &events_named(&mut events, "myevent", 1).await[0];
+    assert_eq!(e.args, vec![Bson::String("hello".into())]);
+    assert_eq!(e.sender.id, "a1b2c3d4e5f60718");
+    cloud.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bridges_on_one_lan_and_subject_do_not_loop() {
+    if skip_outside_netns("two_bridges_on_one_lan_and_subject_do_not_loop") {
+        return;
+    }
+    let server = NatsServer::start(&[]);
+    let port = random_port();
+    let b1 = BridgeProcess::start(port, group_for(port), &server.url());
+    let b2 = BridgeProcess::start(port, group_for(port), &server.url());
+    // Everything that appears on the subject, counted until it has been quiet for 2 s.
+    let mut sniffer = RawClient::connect(server.port, Some(&format!("eventcast.{port}")));
+    let sniffed = std::thread::spawn(move || sniffer.count_until_quiet(Duration::from_secs(2), 5_000));
+    let lan = lan_node(port).await;
+    let cloud = nats_node(port, &server.url()).await;
+    let (mut lan_events, mut cloud_events) = (lan.subscribe(), cloud.subscribe());
+    for i in 0..50 {
+        lan.emit(&format!("lan-{i}"), &[]).unwrap();
+        cloud.emit(&format!("cloud-{i}"), &[]).unwrap();
+    }
+    // Exactly once each (the receivers drop the second bridge's copies as duplicates).
+    assert_eq!(events_named(&mut cloud_events, "lan-", 50).await.len(), 50);
+    assert_eq!(events_named(&mut lan_events, "cloud-", 50).await.len(), 50);
+    // Quiet for 2 s: heartbeat tails done, nothing circling.
+    let on_subject = tokio::task::spawn_blocking(move || sniffed.join().unwrap()).await.unwrap();
+    let (lan_sent, cloud_sent) = (lan.stats().datagrams_sent, cloud.stats().datagrams_sent);
+    lan.stop().await.unwrap();
+    cloud.stop().await.unwrap();
+    let (s1, s2) = (b1.stop(), b2.stop());
+    eprintln!("lan sent {lan_sent}, cloud sent {cloud_sent}, on the subject {on_subject}; {s1} {s2}");
+    // No loop: the subject went quiet, having carried the NATS node's
+    // datagrams and at most one copy of each datagram per bridge (a bridge
+    // that hears the other's multicast copy of a NATS datagram before the
+    // NATS original republishes it once: a duplicate, never a circle).
+    assert!(on_subject < 5_000, "the subject never went quiet: a loop");
+    assert!(on_subject <= 3 * cloud_sent + 2 * lan_sent, "{on_subject} messages");
+    for s in [&s1, &s2] {
+        assert!(s["relayed_to_lan"].as_u64().unwrap() <= cloud_sent + lan_sent, "{s}");
+        assert!(s["relayed_to_nats"].as_u64().unwrap() <= lan_sent + cloud_sent, "{s}");
+    }
+    let loops = s1["loops_dropped"].as_u64().unwrap() + s2["loops_dropped"].as_u64().unwrap();
+    assert!(loops >= lan_sent, "each bridge stops the other's copies: {s1} {s2}");
+}
