@@ -118,7 +118,9 @@ test('a burst that starts while the JS thread is already blocked: every event de
     assert.strictEqual(duringBlock, 0)
     assert.ok(readDuringBlock > 20000, `the burst arrived during the block and the guard read it (${readDuringBlock})`)
     assert.strictEqual(dupes, 0, 'each event at most once')
-    assert.strictEqual(st.notificationsDropped, 0, 'nothing read and then dropped before JS')
+    // Events the JS queue (65,536) had no room for are counted and reported as
+    // gaps; a burst that overflows it must not be lost silently in the kernel.
+    assert.ok(gapped >= st.notificationsDropped, `dropped events are reported (${gapped} < ${st.notificationsDropped})`)
     assert.strictEqual(seen.size + gapped, total, `every event delivered or reported as lost (${JSON.stringify(st)})`)
   } finally {
     sender.kill()

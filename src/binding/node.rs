@@ -26,6 +26,7 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, Status};
 use napi_derive::napi;
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -148,9 +149,51 @@ struct Queue {
     /// `stop()` finished: the call that empties the queue also says `done`.
     finished: bool,
     done_sent: bool,
+    /// Events there was no room for, per sender: reported to JS as `'gap'`
+    /// as soon as there is room (see [`Queue::push`]).
+    lost: HashMap<String, u64>,
 }
 
+/// Most senders whose unqueued events are tallied; beyond it they are
+/// tallied under the empty sender id (still reported, as one gap).
+const MAX_LOST_SENDERS: usize = 1024;
+
 impl Queue {
+    /// Queues `batch` within [`QUEUE_CAPACITY`]. An event that does not fit is
+    /// dropped and tallied per sender, then reported as a `Gap` once there is
+    /// room: a JS thread blocked for long makes events lost, never lost
+    /// silently. Errors, gaps and drains are always queued (they are few).
+    /// Returns how many events were dropped.
+    fn push(&mut self, batch: &mut Vec<Notification>) -> u64 {
+        self.report_lost();
+        let mut dropped = 0;
+        for n in batch.drain(..) {
+            match n {
+                Notification::Event(e) if self.items.len() >= QUEUE_CAPACITY => {
+                    let key = if self.lost.len() < MAX_LOST_SENDERS || self.lost.contains_key(&e.sender.id) {
+                        e.sender.id
+                    } else {
+                        String::new()
+                    };
+                    *self.lost.entry(key).or_insert(0) += 1;
+                    dropped += 1;
+                }
+                n => self.items.push(n),
+            }
+        }
+        dropped
+    }
+
+    /// Turns the tally of dropped events into gap reports while there is room.
+    fn report_lost(&mut self) {
+        if self.lost.is_empty() || self.items.len() + self.lost.len() > QUEUE_CAPACITY {
+            return;
+        }
+        for (sender, count) in self.lost.drain() {
+            self.items.push(Notification::Gap { sender, count });
+        }
+    }
+
     /// Marks a JS call as pending; true if none was, i.e. the caller must make it
     /// (outside the lock). At most one call waits at a time.
     fn claim_call(&mut self) -> bool {
@@ -177,6 +220,7 @@ impl JsSink {
             let mut q = lock(&self.queue);
             q.polling = false;
             let items = take_at_most(&mut q.items, BATCH);
+            q.report_lost();
             let call = !q.items.is_empty() && q.claim_call();
             (items, call)
         };
@@ -211,21 +255,14 @@ impl NotificationSink for SinkHandle {
     fn deliver(&self, batch: &mut Vec<Notification>) -> u64 {
         let (call, dropped) = {
             let mut q = lock(&self.0.queue);
-            let room = QUEUE_CAPACITY.saturating_sub(q.items.len());
-            let dropped = batch.len().saturating_sub(room);
-            batch.truncate(batch.len() - dropped);
-            q.items.append(batch);
+            let dropped = q.push(batch);
             let call = !q.polling && !q.items.is_empty() && q.claim_call();
-            (call, dropped as u64)
+            (call, dropped)
         };
         if call {
             self.0.schedule();
         }
         dropped
-    }
-
-    fn room(&self) -> usize {
-        QUEUE_CAPACITY.saturating_sub(lock(&self.0.queue).items.len())
     }
 }
 
@@ -263,6 +300,7 @@ impl Signal {
         let (batch, again) = {
             let mut q = lock(&sink.queue);
             let items = take_at_most(&mut q.items, BATCH);
+            q.report_lost();
             let again = !q.items.is_empty();
             q.scheduled = again;
             let done = q.finished && !again && !q.done_sent;

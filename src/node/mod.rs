@@ -263,15 +263,6 @@ pub trait NotificationSink: Send + Sync {
     /// (its own queue full); they are added to [`Stats::notifications_dropped`]
     /// and logged like a lagging subscription's.
     fn deliver(&self, batch: &mut Vec<Notification>) -> u64;
-
-    /// How many more notifications `deliver` would take now without dropping
-    /// any (default: unbounded). Polled receiving reads no datagram while
-    /// this is below one burst (512), so a stalled consumer makes datagrams
-    /// wait, and get lost where the protocol sees it, rather than being read
-    /// and then dropped here.
-    fn room(&self) -> usize {
-        usize::MAX
-    }
 }
 
 /// State shared by the handle, the calling threads of `emit` and the driver tasks.
@@ -422,20 +413,14 @@ impl Shared {
         }
     }
 
-    /// Room in the sink's queue (the JS thread's), `usize::MAX` without a sink.
-    fn sink_room(&self) -> usize {
-        self.sink.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(usize::MAX, |s| s.room())
-    }
-
     /// One burst of polled-mode receiving (from `receive()` or the stall guard;
-    /// the `polled` lock keeps their deliveries in order). Reads nothing while
-    /// the sink has no room for a whole burst: the datagrams wait in the socket
-    /// (and what overflows it is lost where `sn` shows it) rather than being read
-    /// only to be dropped uncounted as lost by the protocol.
+    /// the `polled` lock keeps their deliveries in order). It reads even when
+    /// the sink is full: leaving datagrams in the socket would let the kernel
+    /// drop what overflows it, heartbeats included, and a sender whose tail of
+    /// heartbeats is lost that way can never be found to have lost anything.
+    /// Read, heartbeats keep loss detectable, and events the sink has no room
+    /// for are reported as gaps by the sink.
     fn receive_burst(&self) -> usize {
-        if self.sink_room() < RECV_BATCH {
-            return 0;
-        }
         let mut polled = self.polled.lock().unwrap_or_else(|p| p.into_inner());
         let Some((socket, own)) =
             self.core().io.as_ref().and_then(|io| io.udp.as_ref()).map(|udp| (udp.socket.clone(), udp.own.clone()))
@@ -580,7 +565,8 @@ impl Eventcast {
     /// checks every [`GUARD_TICK`] (every [`POLL_STALL`] while it is reading),
     /// and when `receive()` has not run for [`POLL_STALL`], it reads what is
     /// waiting itself (the notifications then reach the sink from the guard's
-    /// thread), as long as the sink has room.
+    /// thread; a sink with no room left reports what it drops, see
+    /// [`NotificationSink::deliver`]).
     pub async fn start_polled(&self) -> Result<(), Error> {
         self.start_with(Receive::Polled).await
     }
@@ -1047,10 +1033,10 @@ pub const GUARD_TICK: Duration = Duration::from_millis(10);
 /// burst after burst, then looks again every [`POLL_STALL`] while it finds
 /// datagrams. So a burst that starts while the caller is already blocked is
 /// read within about 10 ms. It does not watch the socket itself, which would
-/// wake a second thread for every datagram. It stops reading while the sink
-/// has no room (see [`Shared::receive_burst`]): then the socket fills and the
-/// kernel drops, which the senders' `sn` and heartbeats reveal, repaired or
-/// reported as a gap. (An idle caller that is about to read a datagram that
+/// wake a second thread for every datagram. It reads even while the sink is
+/// full (see [`Shared::receive_burst`]), so heartbeats keep loss detectable;
+/// the Node binding's sink reports the events it has no room for as gaps.
+/// (An idle caller that is about to read a datagram that
 /// just arrived may find the guard read it first: harmless, in order.)
 ///
 /// It runs on a thread of its own (tokio's blocking pool) that sleeps in
