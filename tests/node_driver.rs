@@ -7,23 +7,9 @@ mod node_support;
 
 use bson::Bson;
 use eventcast::node::DriverTask;
-use eventcast::{Error, Eventcast, Events, Notification, Options, Status};
-use node_support::{random_port, skip_outside_netns};
-use std::net::Ipv4Addr;
+use eventcast::{Error, Eventcast, Events, Notification, Status};
+use node_support::{skip_outside_netns, started, test_options};
 use std::time::{Duration, Instant};
-
-fn test_options() -> Options {
-    let port = random_port();
-    let mut o = Options::with_port(port);
-    o.multicast_membership = Ipv4Addr::new(239, 255, (port >> 8) as u8, port as u8);
-    o
-}
-
-async fn started(options: Options) -> Eventcast {
-    let node = Eventcast::new(options).expect("valid options");
-    node.start().await.expect("start");
-    node
-}
 
 /// Resident set size of this process, bytes.
 fn rss() -> u64 {

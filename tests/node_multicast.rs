@@ -6,25 +6,9 @@ mod node_support;
 use bson::{doc, Bson};
 use eventcast::protocol::Event;
 use eventcast::{Error, Eventcast, Events, Notification, Options, Status};
-use node_support::{random_port, skip_outside_netns};
+use node_support::{skip_outside_netns, started, test_options};
 use std::net::Ipv4Addr;
 use std::time::Duration;
-
-/// Options on a random port and a random administratively scoped group, so
-/// tests running in parallel never hear each other.
-fn test_options() -> Options {
-    let port = random_port();
-    let mut o = Options::with_port(port);
-    o.multicast_membership = Ipv4Addr::new(239, 255, (port >> 8) as u8, port as u8);
-    o
-}
-
-async fn started(options: Options) -> Eventcast {
-    let node = Eventcast::new(options).expect("valid options");
-    node.start().await.expect("start");
-    assert_eq!(node.status(), Status::Started);
-    node
-}
 
 async fn next_event(events: &mut Events) -> Event {
     match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {

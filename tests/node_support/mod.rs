@@ -64,3 +64,20 @@ pub fn random_port() -> u16 {
         ^ NEXT.fetch_add(7919, std::sync::atomic::Ordering::Relaxed);
     20_000 + (seed % 40_000) as u16
 }
+
+/// Options on a random port and a random administratively scoped group, so
+/// tests running in parallel never hear each other.
+pub fn test_options() -> eventcast::Options {
+    let port = random_port();
+    let mut o = eventcast::Options::with_port(port);
+    o.multicast_membership = std::net::Ipv4Addr::new(239, 255, (port >> 8) as u8, port as u8);
+    o
+}
+
+/// A node made from `options` and started.
+pub async fn started(options: eventcast::Options) -> eventcast::Eventcast {
+    let node = eventcast::Eventcast::new(options).expect("valid options");
+    node.start().await.expect("start");
+    assert_eq!(node.status(), eventcast::Status::Started);
+    node
+}
