@@ -39,6 +39,16 @@ function next (emitter, event, ms = 3000) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** Polls `pred` every 50 ms for up to `ms`; resolves with its last value. */
+async function waitFor (pred, ms) {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (pred()) return true
+    await sleep(50)
+  }
+  return pred()
+}
+
 /**
  * Captures the eventcast log records written to stdout while fn runs (async).
  * Anything else passes through: under `node --test`, stdout also carries the runner's reports.
@@ -116,4 +126,4 @@ function attack (cfg, onLine = () => {}) {
   })
 }
 
-module.exports = { attack, make, stopAll, root, requireNetns, port, next, sleep, captureStdout, records, splitDatagram, vectors, cliPath }
+module.exports = { waitFor, attack, make, stopAll, root, requireNetns, port, next, sleep, captureStdout, records, splitDatagram, vectors, cliPath }

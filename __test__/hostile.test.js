@@ -6,23 +6,11 @@
 // group; everything happens inside the private network namespace of `npm test`.
 const test = require('node:test')
 const assert = require('node:assert')
-const { requireNetns, attack } = require('./helpers.js')
+const { requireNetns, attack, sleep, waitFor } = require('./helpers.js')
 const { udpDrops } = require('./hostile-wire.js')
 const Eventcast = require('..')
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const MiB = 1024 * 1024
-
-
-
-async function waitFor (pred, ms) {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (pred()) return true
-    await sleep(50)
-  }
-  return pred()
-}
 
 test('100,000+ malformed datagrams interleaved with valid events', { timeout: 240000 }, async (t) => {
   requireNetns()
