@@ -942,7 +942,14 @@ impl OwnDatagrams {
     fn is_own(&self, source: SocketAddr, datagram: &[u8]) -> bool {
         match self {
             OwnDatagrams::Filtered => false,
-            OwnDatagrams::Check { source: ours, id } => source == *ours || is_own_datagram(datagram, id.as_bytes()),
+            // By the meta's id: ours coming back through loopback that neither
+            // the kernel filter nor the source check caught (no filter on this
+            // OS, or the host's address changed since start). Skipping it here
+            // saves the decode and the endpoint lock; anything the walk cannot
+            // read goes to the endpoint, which decides.
+            OwnDatagrams::Check { source: ours, id } => {
+                source == *ours || crate::wire::meta::sender_id(datagram) == Some(id.as_bytes())
+            }
         }
     }
 }
@@ -1086,57 +1093,6 @@ async fn recv_loop(shared: Arc<Shared>, socket: UdpSocket, own: OwnDatagrams) {
     }
 }
 
-/// Whether a datagram's meta carries our own instance id, i.e. it is one of
-/// ours coming back through multicast loopback that neither the kernel filter
-/// nor the source check caught (no filter on this OS, or the host's address
-/// changed since start). The endpoint would decode and drop it; skipping it
-/// here saves the decode and the endpoint lock. Walks the top-level meta elements
-/// without allocating; anything unexpected answers false and the endpoint
-/// decides. (Encrypted outer datagrams carry no id and go to the endpoint.)
-fn is_own_datagram(datagram: &[u8], id: &[u8]) -> bool {
-    let Some(len) = datagram.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize) else { return false };
-    let Some(meta) = datagram.get(2..2 + len) else { return false };
-    let i32_at = |at: usize| meta.get(at..at + 4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    let mut at = 4; // document length
-    while let Some(&kind) = meta.get(at) {
-        if kind == 0 {
-            return false;
-        }
-        let Some(key_len) = meta.get(at + 1..).and_then(|rest| rest.iter().position(|&b| b == 0)) else { return false };
-        let key = &meta[at + 1..at + 1 + key_len];
-        let value = at + 2 + key_len;
-        let size = match kind {
-            0x01 | 0x09 | 0x11 | 0x12 => 8,
-            0x02 => match i32_at(value) {
-                Some(n) if n > 0 => {
-                    if key == b"id" {
-                        let text = meta.get(value + 4..value + 4 + n as usize - 1);
-                        return text == Some(id);
-                    }
-                    4 + n as usize
-                }
-                _ => return false,
-            },
-            0x03 | 0x04 => match i32_at(value) {
-                Some(n) if n >= 5 => n as usize,
-                _ => return false,
-            },
-            0x05 => match i32_at(value) {
-                Some(n) if n >= 0 => 5 + n as usize,
-                _ => return false,
-            },
-            0x07 => 12,
-            0x08 => 1,
-            0x0A => 0,
-            0x10 => 4,
-            0x13 => 16,
-            _ => return false,
-        };
-        at = value + size;
-    }
-    false
-}
-
 /// Timer task: runs the endpoint's timers and flushes queued sends through `link`.
 async fn timer_loop(shared: Arc<Shared>, link: Link) {
     let mut notes: Vec<Notification> = Vec::new();
@@ -1175,57 +1131,5 @@ async fn timer_loop(shared: Arc<Shared>, link: Link) {
             }
         }
         shared.deliver(&mut notes);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn datagram(meta: &bson::Document, body: &[u8]) -> Vec<u8> {
-        let meta = meta.to_vec().unwrap();
-        let mut d = (meta.len() as u16).to_be_bytes().to_vec();
-        d.extend_from_slice(&meta);
-        d.extend_from_slice(body);
-        d
-    }
-
-    #[test]
-    fn own_datagrams_are_recognised_by_meta_id_only() {
-        let id = "0123456789abcdef";
-        let full = bson::doc! {
-            "v": 3, "seq": 0, "seqLen": 1, "seqId": "ab".repeat(20), "seqEnd": true, "enc": false,
-            "nonce": "cd".repeat(20), "name": "x", "host": "127.0.0.1", "port": 9000, "hostname": "h",
-            "id": id, "time": "2020-01-01T00:00:00.000Z", "sn": 5_i64, "extra": { "a": 1.5 },
-        };
-        assert!(is_own_datagram(&datagram(&full, b"body"), id.as_bytes()));
-        let mut other = full.clone();
-        other.insert("id", "fedcba9876543210");
-        assert!(!is_own_datagram(&datagram(&other, b""), id.as_bytes()));
-        // Our id in the body (e.g. a peer's repair request naming us) is not ours.
-        let mut body = b"\x02id\x00\x11\x00\x00\x00".to_vec();
-        body.extend_from_slice(id.as_bytes());
-        let request = datagram(&bson::doc! { "v": 3, "name": "__ec_retx", "id": "fedcba9876543210" }, &body);
-        assert!(!is_own_datagram(&request, id.as_bytes()));
-        // A prefix of our id, or no id at all, is not ours.
-        assert!(!is_own_datagram(&datagram(&bson::doc! { "id": "0123456789abcde" }, b""), id.as_bytes()));
-        assert!(!is_own_datagram(&datagram(&bson::doc! { "v": 3, "enc": true }, b""), id.as_bytes()));
-        // Truncated and garbage input never panics.
-        let ours = datagram(&full, b"");
-        for cut in 0..ours.len() {
-            let _ = is_own_datagram(&ours[..cut], id.as_bytes());
-        }
-        assert!(!is_own_datagram(&[0xff, 0xff, 1, 2, 3], id.as_bytes()));
-        assert!(!is_own_datagram(&[], id.as_bytes()));
-        let mut rng = 12345u64;
-        for _ in 0..20_000 {
-            let mut d = ours.clone();
-            for _ in 0..4 {
-                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let i = (rng >> 33) as usize % d.len();
-                d[i] = (rng >> 13) as u8;
-            }
-            let _ = is_own_datagram(&d, id.as_bytes());
-        }
     }
 }

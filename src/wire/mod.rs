@@ -2,7 +2,9 @@
 //!
 //! A datagram is `u16 big-endian metaLength | BSON meta | body`. This module
 //! parses and emits that framing, the `{payload: [...]}` bodies, retransmission
-//! requests, and the encryption schemes. It knows nothing of chunk groups,
+//! requests, and the encryption schemes. Other layers that need a cheap look
+//! at a datagram (whose is it, is it encrypted) ask [`meta::sender_id`] and
+//! [`meta::encryption`]: no byte of the format is read outside this module. It knows nothing of chunk groups,
 //! timers or sockets: that is [`crate::protocol`].
 //!
 //! Every input here is untrusted network data: decoders return

@@ -263,10 +263,7 @@ impl SecureKey {
 /// True when `datagram`'s meta marks it as sealed with this scheme
 /// (`enc: true, alg: "hs256"`). Cheap; says nothing about authenticity.
 pub fn is_secure_datagram(datagram: &[u8]) -> bool {
-    split_datagram(datagram).is_ok_and(|(meta, _)| {
-        matches!(meta.get("enc"), Ok(Some(RawBsonRef::Boolean(true))))
-            && matches!(meta.get("alg"), Ok(Some(RawBsonRef::String(SECURE_ALG))))
-    })
+    super::meta::encryption(datagram) == Some(super::meta::Encryption::Secure)
 }
 
 #[cfg(test)]
