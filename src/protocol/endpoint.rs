@@ -1108,14 +1108,6 @@ fn items_per_request(max_payload_size: usize, item_bytes: usize) -> usize {
     (max_payload_size.saturating_sub(300) / item_bytes).clamp(8, MAX_ITEMS_PER_REQUEST)
 }
 
-fn bson_i64(b: &Bson) -> Option<i64> {
-    match b {
-        Bson::Int32(v) => Some(i64::from(*v)),
-        Bson::Int64(v) => Some(*v),
-        _ => None,
-    }
-}
-
 /// The meta's `sn`, range-checked: `None` when it is present but not a valid
 /// message number, `Some(None)` when absent (0.1.x senders).
 fn checked_sn(sn: Option<i64>) -> Option<Option<Sn>> {
@@ -1131,5 +1123,5 @@ fn heartbeat_fields(doc: &Document, sender: &str) -> Option<Sn> {
     if doc.get_str("id").ok()? != sender {
         return None;
     }
-    doc.get("sn").and_then(bson_i64).and_then(Sn::new)
+    doc.get("sn").and_then(wire::num::int64).and_then(Sn::new)
 }

@@ -13,6 +13,7 @@
 
 use super::sn::Sn;
 use crate::wire::ids::{is_instance_id, is_seq_id};
+use crate::wire::num::int64;
 use bson::{Bson, Document};
 
 /// At most this many chunk indexes or message numbers travel in one request,
@@ -39,15 +40,6 @@ pub struct RepairRequest {
     /// Extension: a 0.1.x request (no `to`, no `missedSn`) forwarded to the
     /// group by a node that did not hold the data; never forwarded again.
     pub relayed: bool,
-}
-
-fn as_i64(b: &Bson) -> Option<i64> {
-    match b {
-        Bson::Int32(v) => Some(i64::from(*v)),
-        Bson::Int64(v) => Some(*v),
-        Bson::Double(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Some(*v as i64),
-        _ => None,
-    }
 }
 
 impl RepairRequest {
@@ -88,12 +80,12 @@ impl RepairRequest {
         };
         let missed_seq = match d.get("missedSeq") {
             Some(Bson::Array(a)) => {
-                a.iter().filter_map(as_i64).filter_map(|v| i32::try_from(v).ok()).take(cap).collect()
+                a.iter().filter_map(int64).filter_map(|v| i32::try_from(v).ok()).take(cap).collect()
             }
             _ => Vec::new(),
         };
         let missed_sn = match d.get("missedSn") {
-            Some(Bson::Array(a)) => a.iter().filter_map(as_i64).filter(|&v| Sn::new(v).is_some()).take(cap).collect(),
+            Some(Bson::Array(a)) => a.iter().filter_map(int64).filter(|&v| Sn::new(v).is_some()).take(cap).collect(),
             _ => Vec::new(),
         };
         Some(RepairRequest {
@@ -101,7 +93,7 @@ impl RepairRequest {
             seq_id: seq_id.to_owned(),
             missed_seq,
             host: d.get_str("host").unwrap_or("").to_owned(),
-            port: d.get("port").and_then(as_i64).and_then(|p| i32::try_from(p).ok()).unwrap_or(0),
+            port: d.get("port").and_then(int64).and_then(|p| i32::try_from(p).ok()).unwrap_or(0),
             missed_sn,
             to,
             relayed: d.get_bool("relayed").unwrap_or(false),

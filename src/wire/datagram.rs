@@ -2,6 +2,7 @@
 
 use super::bsonw::{begin_doc, end_doc, put_bool, put_i32, put_i64, put_str};
 use super::meta::Meta;
+use super::num::{int32_raw, int64_raw};
 use crate::error::WireError;
 use bson::raw::{RawBsonRef, RawDocument};
 
@@ -37,31 +38,12 @@ pub fn split_datagram(buf: &[u8]) -> Result<(&RawDocument, &[u8]), WireError> {
     Ok((meta, &buf[end..]))
 }
 
-/// Reads an integer the way 0.1.x's js-bson would hand it to JS as a Number:
-/// int32, int64 or a double with an integral value, all within i32 range.
-fn as_i32(v: RawBsonRef<'_>) -> Option<i32> {
-    match v {
-        RawBsonRef::Int32(i) => Some(i),
-        RawBsonRef::Int64(i) => i32::try_from(i).ok(),
-        RawBsonRef::Double(f) if f.fract() == 0.0 && f >= i32::MIN as f64 && f <= i32::MAX as f64 => Some(f as i32),
-        _ => None,
-    }
-}
-
-/// Reads an int64 extension (int32 accepted too).
-fn as_i64(v: RawBsonRef<'_>) -> Option<i64> {
-    match v {
-        RawBsonRef::Int32(i) => Some(i64::from(i)),
-        RawBsonRef::Int64(i) => Some(i),
-        _ => None,
-    }
-}
-
 /// Parses a datagram. Reports `WireError::Version` when `v` is present and not 3.
 ///
 /// Unknown meta fields are ignored (0.1.x ignores them too, which is what lets
 /// us add extensions). A `null` optional field reads as absent. Numeric fields
-/// accept int32, int64 and integral doubles, as 0.1.x's js-bson would.
+/// accept int32, int64 and integral doubles, as 0.1.x's js-bson would
+/// ([`super::num`], the one lenient number rule).
 pub fn decode_datagram(buf: &[u8]) -> Result<Datagram<'_>, WireError> {
     let d = decode_datagram_ref(buf)?;
     Ok(Datagram { meta: d.meta.to_owned_meta(), body: d.body })
@@ -151,7 +133,8 @@ impl MetaRef<'_> {
 ///
 /// Unknown meta fields are ignored (0.1.x ignores them too, which is what lets
 /// us add extensions). A `null` optional field reads as absent. Numeric fields
-/// accept int32, int64 and integral doubles, as 0.1.x's js-bson would.
+/// accept int32, int64 and integral doubles, as 0.1.x's js-bson would
+/// ([`super::num`], the one lenient number rule).
 pub fn decode_datagram_ref(buf: &[u8]) -> Result<DatagramRef<'_>, WireError> {
     match decode_fast(buf) {
         Some(d) => Ok(d),
@@ -353,19 +336,19 @@ pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, Wi
             };
         }
         match key {
-            "v" => match as_i32(value) {
+            "v" => match int32_raw(value) {
                 Some(x) => v = Some(x),
                 None => {
                     problem.get_or_insert_with(|| bad("integer"));
                 }
             },
-            "seq" => match as_i32(value) {
+            "seq" => match int32_raw(value) {
                 Some(x) => seq = Some(x),
                 None => {
                     problem.get_or_insert_with(|| bad("integer"));
                 }
             },
-            "seqLen" => match as_i32(value) {
+            "seqLen" => match int32_raw(value) {
                 Some(x) => seq_len = Some(x),
                 None => {
                     problem.get_or_insert_with(|| bad("integer"));
@@ -392,7 +375,7 @@ pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, Wi
             },
             "port" => match value {
                 RawBsonRef::Null | RawBsonRef::Undefined => meta.port = None,
-                _ => match as_i32(value) {
+                _ => match int32_raw(value) {
                     Some(x) => meta.port = Some(x),
                     None => {
                         problem.get_or_insert_with(|| bad("integer"));
@@ -401,7 +384,7 @@ pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, Wi
             },
             "sn" => match value {
                 RawBsonRef::Null | RawBsonRef::Undefined => meta.sn = None,
-                _ => match as_i64(value) {
+                _ => match int64_raw(value) {
                     Some(x) => meta.sn = Some(x),
                     None => {
                         problem.get_or_insert_with(|| bad("int64"));

@@ -18,6 +18,7 @@ pub mod depth;
 pub mod ids;
 pub mod legacy;
 pub mod meta;
+pub mod num;
 pub mod retx;
 pub mod secure;
 

@@ -20,15 +20,6 @@ pub struct RetxRequest {
     pub port: i32,
 }
 
-fn int(v: &Bson) -> Option<i32> {
-    match *v {
-        Bson::Int32(i) => Some(i),
-        Bson::Int64(i) => i32::try_from(i).ok(),
-        Bson::Double(f) if f.fract() == 0.0 && f >= i32::MIN as f64 && f <= i32::MAX as f64 => Some(f as i32),
-        _ => None,
-    }
-}
-
 impl RetxRequest {
     /// The document 0.1.x writes: fields in the order id, seqId, missedSeq
     /// (int32 array), host, port (int32).
@@ -53,7 +44,7 @@ impl RetxRequest {
         };
         let missed_seq = match doc.get("missedSeq") {
             Some(Bson::Array(a)) => {
-                a.iter().map(|v| int(v).ok_or_else(|| bad("missedSeq"))).collect::<Result<_, _>>()?
+                a.iter().map(|v| super::num::int32(v).ok_or_else(|| bad("missedSeq"))).collect::<Result<_, _>>()?
             }
             _ => return Err(bad("missedSeq")),
         };
@@ -62,7 +53,7 @@ impl RetxRequest {
             seq_id: string("seqId")?,
             missed_seq,
             host: string("host")?,
-            port: doc.get("port").and_then(int).ok_or_else(|| bad("port"))?,
+            port: doc.get("port").and_then(super::num::int32).ok_or_else(|| bad("port"))?,
         })
     }
 }
