@@ -430,12 +430,13 @@ fn corpus(encryption: &Encryption) -> Vec<Vec<u8>> {
     }
     let mut c = drain(&mut s);
     // A 0.1.x-style repair request for a group, too.
-    let req = wire::RetxRequest {
+    let req = wire::RepairRequest {
         id: "00000000000000c1".into(),
         seq_id: "ab".repeat(20),
         missed_seq: vec![0, 1, 7],
         host: "192.0.2.9".into(),
         port: 9000,
+        ..Default::default()
     };
     c.push({
         let mut m = chunk_fields(b"00000000000000c1", &b"cd".repeat(20), 0, 1, true);

@@ -6,7 +6,7 @@ use bson::spec::BinarySubtype;
 use bson::{doc, Binary, Bson, DateTime, Document, Regex};
 use eventcast::wire::legacy::LegacyKey;
 use eventcast::wire::{
-    decode_body, decode_datagram, encode_args, encode_datagram, encode_document_body, Meta, Payload, RetxRequest,
+    decode_body, decode_datagram, encode_args, encode_datagram, encode_document_body, Meta, Payload, RepairRequest,
     RETX_EVENT,
 };
 use eventcast::WireError;
@@ -141,7 +141,7 @@ fn every_case_decodes_to_the_expected_event() {
             Some(a) => assert_eq!(args(payload), a, "{}", c.name),
             None => {
                 let Payload::Document(d) = payload else { panic!("retx payload must be a document") };
-                let r = RetxRequest::from_document(&d).unwrap();
+                let r = RepairRequest::from_document(&d).unwrap();
                 assert_eq!(r.id.len(), 16);
                 assert_eq!(r.seq_id.len(), 40);
                 assert_eq!(r.missed_seq, [1, 3]);

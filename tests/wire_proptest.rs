@@ -5,7 +5,7 @@ use bson::{Binary, Bson, DateTime, Document, Regex};
 use eventcast::wire::legacy::LegacyKey;
 use eventcast::wire::{
     decode_body, decode_body_raw, decode_datagram, encode_args, encode_datagram, encode_document_body,
-    try_encode_datagram, Meta, Payload, RetxRequest,
+    try_encode_datagram, Meta, Payload, RepairRequest,
 };
 use eventcast::WireError;
 use proptest::prelude::*;
@@ -81,7 +81,7 @@ fn exercise(buf: &[u8]) {
             let _ = p.to_payload();
         }
         if let Ok(Payload::Document(doc)) = decode_body(d.body) {
-            let _ = RetxRequest::from_document(&doc);
+            let _ = RepairRequest::from_document(&doc);
         }
         let _ = LegacyKey::from_passphrase("k").decrypt(d.body);
     }
@@ -126,13 +126,15 @@ proptest! {
     }
 
     #[test]
-    fn retx_round_trip(id in any::<String>(), seq_id in any::<String>(),
+    fn retx_round_trip(id in "[0-9a-f]{16}", seq_id in "([0-9a-f]{40})?",
                        missed in proptest::collection::vec(any::<i32>(), 0..50),
-                       host in any::<String>(), port in any::<i32>()) {
-        let r = RetxRequest { id, seq_id, missed_seq: missed, host, port };
+                       host in any::<String>(), port in any::<i32>(),
+                       missed_sn in proptest::collection::vec(1i64..=eventcast::protocol::MAX_SN, 0..50),
+                       to in proptest::option::of("[0-9a-f]{16}"), relayed: bool) {
+        let r = RepairRequest { id, seq_id, missed_seq: missed, host, port, missed_sn, to, relayed };
         let b = encode_document_body(&r.to_document());
         let Payload::Document(d) = decode_body(&b).unwrap() else { panic!() };
-        prop_assert_eq!(RetxRequest::from_document(&d).unwrap(), r);
+        prop_assert_eq!(RepairRequest::from_document(&d).unwrap(), r);
     }
 
     #[test]
@@ -211,8 +213,14 @@ fn seeds() -> &'static [Vec<u8>] {
             Bson::RegularExpression(Regex { pattern: "a+".try_into().unwrap(), options: "i".try_into().unwrap() }),
             Bson::String("ünï".into()),
         ];
-        let retx =
-            RetxRequest { id: "i".into(), seq_id: "s".into(), missed_seq: vec![1, 3], host: "h".into(), port: 1 };
+        let retx = RepairRequest {
+            id: "a1b2c3d4e5f60718".into(),
+            seq_id: "ab".repeat(20),
+            missed_seq: vec![1, 3],
+            host: "h".into(),
+            port: 1,
+            ..RepairRequest::default()
+        };
         let mut out =
             vec![valid_datagram(&full, &args), valid_datagram(&small, &[]), valid_datagram(&small, &args[..1])];
         let mut d = Vec::new();

@@ -166,7 +166,6 @@ pub(crate) enum Insert {
 }
 
 /// A partial message evicted to stay within limits.
-#[allow(dead_code)] // read by message-level loss tracking
 pub(crate) struct Evicted {
     /// Its sender.
     pub sender: String,

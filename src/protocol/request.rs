@@ -1,158 +1,27 @@
-//! The `__ec_retx` repair request document, with our extensions.
-//!
-//! 0.1.x writes `{id, seqId, missedSeq: [int32..], host, port}`. We add
-//! `missedSn: [int64..]` (whole messages missed, by per-sender number) and
-//! `to` (the instance id of the sender being asked), and `relayed: true` on a
-//! 0.1.x request that one of our nodes forwarded to the group (see
-//! `Endpoint::handle_request`); 0.1.x ignores all three.
-//! `host`/`port` are read but never used as a destination (anti-reflection:
-//! repairs go to the group only). Identifiers follow [`crate::wire::ids`]:
-//! `id` and `to` 16, `seqId` 40 lower-case hex chars (or empty when only
-//! `missedSn` is asked); numbers in `missedSn` outside `1 ..= MAX_SN` are
-//! dropped.
+//! The repair request as the engine uses it. Its document (fields, parse,
+//! emit, the identifier and number rules) is [`crate::wire::retx`]'s; what
+//! stays here is protocol policy: how many items one request carries.
 
-use super::sn::Sn;
-use crate::wire::ids::{is_instance_id, is_seq_id};
-use crate::wire::num::int64;
-use bson::{Bson, Document};
+pub use crate::wire::retx::RepairRequest;
 
 /// At most this many chunk indexes or message numbers travel in one request,
 /// so a request fits one datagram at the default `maxPayloadSize`.
 pub const MAX_ITEMS_PER_REQUEST: usize = 64;
 
-/// A parsed or to-be-sent repair request.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RepairRequest {
-    /// Requester instance id.
-    pub id: String,
-    /// Chunk group asked about (empty when only `missed_sn` is used).
-    pub seq_id: String,
-    /// Missing chunk indexes of `seq_id`.
-    pub missed_seq: Vec<i32>,
-    /// Requester's advertised address (informational only).
-    pub host: String,
-    /// Requester's advertised port (informational only).
-    pub port: i32,
-    /// Extension: whole messages missed, by the target sender's `sn`.
-    pub missed_sn: Vec<i64>,
-    /// Extension: the instance id of the sender asked.
-    pub to: Option<String>,
-    /// Extension: a 0.1.x request (no `to`, no `missedSn`) forwarded to the
-    /// group by a node that did not hold the data; never forwarded again.
-    pub relayed: bool,
-}
-
-impl RepairRequest {
-    /// The document, fields in 0.1.x's order followed by the extensions (written only when used).
-    pub fn to_document(&self) -> Document {
-        let mut d = Document::new();
-        d.insert("id", self.id.clone());
-        d.insert("seqId", self.seq_id.clone());
-        d.insert("missedSeq", self.missed_seq.iter().map(|&s| Bson::Int32(s)).collect::<Vec<_>>());
-        d.insert("host", self.host.clone());
-        d.insert("port", self.port);
-        if !self.missed_sn.is_empty() {
-            d.insert("missedSn", self.missed_sn.iter().map(|&s| Bson::Int64(s)).collect::<Vec<_>>());
-        }
-        if let Some(to) = &self.to {
-            d.insert("to", to.clone());
-        }
-        if self.relayed {
-            d.insert("relayed", true);
-        }
-        d
-    }
-
-    /// Parses a request leniently (numbers of any BSON numeric type); `None` when
-    /// it is not a request at all or an identifier is malformed. List
-    /// lengths are capped at 256 entries.
-    pub fn from_document(d: &Document) -> Option<Self> {
-        let cap = 4 * MAX_ITEMS_PER_REQUEST;
-        let id = d.get_str("id").ok().filter(|id| is_instance_id(id))?.to_owned();
-        let seq_id = d.get_str("seqId").unwrap_or("");
-        if !seq_id.is_empty() && !is_seq_id(seq_id) {
-            return None;
-        }
-        let to = match d.get("to") {
-            None | Some(Bson::Null) => None,
-            Some(Bson::String(to)) if is_instance_id(to) => Some(to.clone()),
-            Some(_) => return None,
-        };
-        let missed_seq = match d.get("missedSeq") {
-            Some(Bson::Array(a)) => {
-                a.iter().filter_map(int64).filter_map(|v| i32::try_from(v).ok()).take(cap).collect()
-            }
-            _ => Vec::new(),
-        };
-        let missed_sn = match d.get("missedSn") {
-            Some(Bson::Array(a)) => a.iter().filter_map(int64).filter(|&v| Sn::new(v).is_some()).take(cap).collect(),
-            _ => Vec::new(),
-        };
-        Some(RepairRequest {
-            id,
-            seq_id: seq_id.to_owned(),
-            missed_seq,
-            host: d.get_str("host").unwrap_or("").to_owned(),
-            port: d.get("port").and_then(int64).and_then(|p| i32::try_from(p).ok()).unwrap_or(0),
-            missed_sn,
-            to,
-            relayed: d.get_bool("relayed").unwrap_or(false),
-        })
-    }
-}
+// A receiver reads every item a sender of ours puts in a request, and the
+// wire keeps `missedSn` entries in exactly the range of `Sn`.
+const _: () = assert!(MAX_ITEMS_PER_REQUEST <= crate::wire::retx::MAX_ITEMS_READ);
+const _: () = assert!(super::MAX_SN == crate::wire::num::MAX_SAFE_INTEGER);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn round_trips_with_and_without_extensions() {
-        let r = RepairRequest {
-            id: "a1b2c3d4e5f60718".into(),
-            seq_id: "ab".repeat(20),
-            missed_seq: vec![1, 3],
-            host: "10.1.2.4".into(),
-            port: 9000,
-            missed_sn: vec![],
-            to: None,
-            relayed: false,
-        };
-        let d = r.to_document();
-        let keys: Vec<_> = d.keys().cloned().collect();
-        assert_eq!(keys, ["id", "seqId", "missedSeq", "host", "port"]);
-        assert_eq!(RepairRequest::from_document(&d), Some(r.clone()));
-        let r2 = RepairRequest { missed_sn: vec![7, 1 << 40], to: Some("0123456789abcdef".into()), ..r };
-        assert_eq!(RepairRequest::from_document(&r2.to_document()), Some(r2));
-    }
-
-    #[test]
-    fn rejects_non_requests_and_caps_lists() {
-        assert!(RepairRequest::from_document(&bson::doc! {"x": 1}).is_none());
-        let big: Vec<Bson> = (0..10_000).map(Bson::Int32).collect();
-        let r = RepairRequest::from_document(&bson::doc! {"id": "a1b2c3d4e5f60718", "missedSeq": big}).unwrap();
-        assert_eq!(r.missed_seq.len(), 4 * MAX_ITEMS_PER_REQUEST);
-    }
-
-    #[test]
-    fn refuses_malformed_identifiers_and_drops_absurd_numbers() {
-        let ok = bson::doc! {"id": "a1b2c3d4e5f60718", "seqId": "ab".repeat(20), "to": "0123456789abcdef"};
-        assert!(RepairRequest::from_document(&ok).is_some());
-        for (k, v) in [
-            ("id", Bson::String("a".into())),
-            ("id", Bson::String("A1B2C3D4E5F60718".into())),
-            ("seqId", Bson::String("x".repeat(60_000))),
-            ("seqId", Bson::String("AB".repeat(20))),
-            ("to", Bson::String("0123456789abcdef0".into())),
-            ("to", Bson::Int32(5)),
-        ] {
-            let mut d = ok.clone();
-            d.insert(k, v.clone());
-            assert!(RepairRequest::from_document(&d).is_none(), "{k}: {v}");
-        }
-        let mut d = ok.clone();
-        d.insert("seqId", "");
-        let sns = [Bson::Int64(0), Bson::Int64(-1), Bson::Int64(i64::MIN), Bson::Int64(i64::MAX), Bson::Int64(5)];
-        d.insert("missedSn", sns.to_vec());
-        assert_eq!(RepairRequest::from_document(&d).unwrap().missed_sn, vec![5]);
+    fn wire_keeps_every_message_number() {
+        let r = RepairRequest::from_document(
+            &bson::doc! { "id": "a1b2c3d4e5f60718", "missedSn": [super::super::MAX_SN, super::super::MAX_SN + 1] },
+        );
+        assert_eq!(r.unwrap().missed_sn, vec![super::super::MAX_SN]);
     }
 }

@@ -189,7 +189,6 @@ impl Retention {
     }
 
     /// True when message `sn` is still retained.
-    #[allow(dead_code)] // message-level repair
     pub fn has_sn(&self, sn: i64) -> bool {
         self.by_sn.contains_key(&sn)
     }

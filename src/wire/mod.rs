@@ -32,7 +32,7 @@ pub use datagram::{
 };
 pub use depth::{check_nesting, MAX_NESTING};
 pub use meta::Meta;
-pub use retx::RetxRequest;
+pub use retx::RepairRequest;
 pub use secure::SecureKey;
 
 /// The only protocol version this crate speaks (0.1.x `Eventcast.protocolVersion`).
