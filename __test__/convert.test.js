@@ -65,7 +65,13 @@ test('Date, RegExp (g↔s quirk), Buffer/Uint8Array/ArrayBuffer', () => {
   // On the wire: 0.1.x's js-bson wrote JS flag g as BSON option s.
   const wire = encodePayload([/x/g])
   assert.ok(wire.includes(Buffer.from('x\0s\0')), 'flag g travels as option s')
-  assert.equal(rt([/x/u])[0].flags, '', 'flags BSON cannot carry are dropped')
+  // The one flag mapping (Rust's wire::js_flags_to_bson_options and back):
+  // u travels as u (it changes what the pattern matches); y, d, v and JS's
+  // s (dotAll, whose BSON letter js-bson spent on g) have no BSON option.
+  assert.ok(encodePayload([/x/giu]).includes(Buffer.from('x\0isu\0')), 'options in BSON order')
+  assert.equal(rt([/x/u])[0].flags, 'u', 'flag u round-trips')
+  assert.equal(rt([/\u{1F600}/gimu])[0].flags, 'gimu')
+  assert.equal(rt([/x/ysd])[0].flags, '', 'flags BSON cannot carry are dropped')
   assert.throws(() => encodePayload([new Date(NaN)]), (e) => e.code === 'EPAYLOAD')
 })
 

@@ -13,20 +13,22 @@
 //! | null, undefined (also as object property values and array holes) | null |
 //! | Array | array |
 //! | Date | UTC datetime (an invalid Date → `EPAYLOAD`) |
-//! | RegExp | regex; flags `g`→`s`, `i`→`i`, `m`→`m` (js-bson 0.2's quirk), others dropped |
+//! | RegExp | regex; flags mapped by [`crate::wire::js_flags_to_bson_options`] (`g`→`s`, js-bson 0.2's quirk; `i`, `m`, `u` kept; others dropped) |
 //! | Buffer, Uint8Array, any TypedArray, ArrayBuffer | binary subtype 0 (the raw bytes) |
 //! | other objects | document of their own enumerable string-keyed properties |
 //! | function, symbol, external, nesting deeper than [`MAX_DEPTH`] (circular) | `EPAYLOAD` |
 //!
 //! BSON → JS ([`to_js`]): int32/double → number; int64 → number when
 //! \|n\| ≤ 2^53, else BigInt; datetime → Date; regex → RegExp (options
-//! `s`→`g`, `i`, `m`; others dropped; a pattern JS rejects arrives as
+//! by [`crate::wire::bson_options_to_js_flags`]: `s`→`g`, `i`, `m`, `u`;
+//! others dropped; a pattern JS rejects arrives as
 //! `{$regex, $options}`); binary (any subtype) → Buffer; document → object;
 //! array → array; null/undefined → null; ObjectId → 24-hex string;
 //! Decimal128 → its decimal string; timestamp → `{t, i}`; symbol and
 //! JavaScript code → string; code with scope → `{code, scope}`;
 //! MinKey/MaxKey/DBPointer → null.
 
+use crate::wire::bsonw::{self, Key};
 use bson::Bson;
 use napi::sys;
 use std::ffi::c_void;
@@ -73,18 +75,12 @@ macro_rules! ck {
 
 /// Converts JS values straight into BSON bytes within one Node-API call: the
 /// elements are appended to `out` while the JS values are walked, with no
-/// intermediate `Bson` tree.
+/// intermediate `Bson` tree. The bytes are framed by the wire's BSON writer
+/// ([`crate::wire::bsonw`], the only one); this type only maps JS values.
 pub struct ToBson<'a> {
     env: sys::napi_env,
     regexp: sys::napi_value,
     out: &'a mut Vec<u8>,
-}
-
-/// An element key being written: a field name (already checked) or an array index.
-#[derive(Clone, Copy)]
-enum Key<'k> {
-    Name(&'k [u8]),
-    Index(u32),
 }
 
 impl<'a> ToBson<'a> {
@@ -102,36 +98,14 @@ impl<'a> ToBson<'a> {
         if !is_array {
             return Err(ConvError::Payload("emit arguments must be an array".into()));
         }
-        let start = self.begin_doc();
-        self.out.push(0x04);
-        self.out.extend_from_slice(b"payload\0");
+        let start = bsonw::begin_doc(self.out);
+        self.key(0x04, Key::Name(b"payload"))?;
         self.array(array, 0)?;
-        self.end_doc(start)
+        wire(bsonw::end_doc(self.out, start))
     }
 
-    fn begin_doc(&mut self) -> usize {
-        let start = self.out.len();
-        self.out.extend_from_slice(&[0, 0, 0, 0]);
-        start
-    }
-
-    fn end_doc(&mut self, start: usize) -> R<()> {
-        self.out.push(0);
-        let len = i32::try_from(self.out.len() - start)
-            .map_err(|_| ConvError::Payload("document larger than 2 GiB".into()))?;
-        self.out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-        Ok(())
-    }
-
-    fn key(&mut self, ty: u8, key: Key<'_>) {
-        self.out.push(ty);
-        match key {
-            Key::Name(k) => {
-                self.out.extend_from_slice(k);
-                self.out.push(0);
-            }
-            Key::Index(i) => crate::wire::bsonw::put_index_digits(self.out, i as usize),
-        }
+    fn key(&mut self, ty: u8, key: Key<'_>) -> R<()> {
+        wire(bsonw::put_key(self.out, ty, key))
     }
 
     /// Writes the elements of a JS array as a BSON array document.
@@ -139,13 +113,13 @@ impl<'a> ToBson<'a> {
         let env = self.env;
         let mut len = 0u32;
         ck!(env, sys::napi_get_array_length(env, array, &mut len), "napi_get_array_length");
-        let start = self.begin_doc();
+        let start = bsonw::begin_doc(self.out);
         for i in 0..len {
             let mut el = ptr::null_mut();
             ck!(env, sys::napi_get_element(env, array, i, &mut el), "napi_get_element");
-            self.value(Key::Index(i), el, depth)?;
+            self.value(Key::Index(i as usize), el, depth)?;
         }
-        self.end_doc(start)
+        wire(bsonw::end_doc(self.out, start))
     }
 
     /// Writes one JS value as element `key`; `depth` counts enclosing arrays/objects.
@@ -154,11 +128,11 @@ impl<'a> ToBson<'a> {
         let mut ty = 0;
         ck!(env, sys::napi_typeof(env, v, &mut ty), "napi_typeof");
         match ty {
-            sys::ValueType::napi_undefined | sys::ValueType::napi_null => self.key(0x0A, key),
+            sys::ValueType::napi_undefined | sys::ValueType::napi_null => self.key(0x0A, key)?,
             sys::ValueType::napi_boolean => {
                 let mut b = false;
                 ck!(env, sys::napi_get_value_bool(env, v, &mut b), "napi_get_value_bool");
-                self.key(0x08, key);
+                self.key(0x08, key)?;
                 self.out.push(b as u8);
             }
             sys::ValueType::napi_number => {
@@ -166,27 +140,24 @@ impl<'a> ToBson<'a> {
                 ck!(env, sys::napi_get_value_double(env, v, &mut n), "napi_get_value_double");
                 match number_to_bson(n) {
                     Bson::Int32(i) => {
-                        self.key(0x10, key);
+                        self.key(0x10, key)?;
                         self.out.extend_from_slice(&i.to_le_bytes());
                     }
                     Bson::Int64(i) => {
-                        self.key(0x12, key);
+                        self.key(0x12, key)?;
                         self.out.extend_from_slice(&i.to_le_bytes());
                     }
                     _ => {
-                        self.key(0x01, key);
+                        self.key(0x01, key)?;
                         self.out.extend_from_slice(&n.to_le_bytes());
                     }
                 }
             }
             sys::ValueType::napi_string => {
-                self.key(0x02, key);
-                let at = self.out.len();
-                self.out.extend_from_slice(&[0, 0, 0, 0]);
-                let n = append_js_string(env, v, self.out)?;
-                self.out.push(0);
-                let len = i32::try_from(n + 1).map_err(|_| ConvError::Payload("string larger than 2 GiB".into()))?;
-                self.out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+                self.key(0x02, key)?;
+                let start = bsonw::begin_string(self.out);
+                append_js_string(env, v, self.out)?;
+                wire(bsonw::end_string(self.out, start))?;
             }
             sys::ValueType::napi_bigint => {
                 let mut n = 0i64;
@@ -199,7 +170,7 @@ impl<'a> ToBson<'a> {
                 if !lossless {
                     return Err(ConvError::Payload("BigInt outside the int64 range".into()));
                 }
-                self.key(0x12, key);
+                self.key(0x12, key)?;
                 self.out.extend_from_slice(&n.to_le_bytes());
             }
             sys::ValueType::napi_symbol => return Err(ConvError::Payload("a Symbol cannot be sent".into())),
@@ -216,12 +187,8 @@ impl<'a> ToBson<'a> {
         } else {
             unsafe { std::slice::from_raw_parts(data as *const u8, len) }
         };
-        let n = i32::try_from(bytes.len()).map_err(|_| ConvError::Payload("binary larger than 2 GiB".into()))?;
-        self.key(0x05, key);
-        self.out.extend_from_slice(&n.to_le_bytes());
-        self.out.push(0);
-        self.out.extend_from_slice(bytes);
-        Ok(())
+        self.key(0x05, key)?;
+        wire(bsonw::put_binary_value(self.out, 0, bytes))
     }
 
     fn object(&mut self, key: Key<'_>, v: sys::napi_value, depth: usize) -> R<()> {
@@ -232,7 +199,7 @@ impl<'a> ToBson<'a> {
         let mut yes = false;
         ck!(env, sys::napi_is_array(env, v, &mut yes), "napi_is_array");
         if yes {
-            self.key(0x04, key);
+            self.key(0x04, key)?;
             return self.array(v, depth + 1);
         }
         ck!(env, sys::napi_is_typedarray(env, v, &mut yes), "napi_is_typedarray");
@@ -247,7 +214,7 @@ impl<'a> ToBson<'a> {
             if !t.is_finite() {
                 return Err(ConvError::Payload("an invalid Date cannot be sent".into()));
             }
-            self.key(0x09, key);
+            self.key(0x09, key)?;
             self.out.extend_from_slice(&(t as i64).to_le_bytes());
             return Ok(());
         }
@@ -261,25 +228,9 @@ impl<'a> ToBson<'a> {
         if self.is_regexp(v)? {
             let source = self.string_property(v, c"source")?;
             let flags = self.string_property(v, c"flags")?;
-            let mut options: Vec<u8> = flags
-                .bytes()
-                .filter_map(|f| match f {
-                    b'g' => Some(b's'),
-                    b'i' => Some(b'i'),
-                    b'm' => Some(b'm'),
-                    _ => None,
-                })
-                .collect();
-            options.sort_unstable();
-            if source.as_bytes().contains(&0) {
-                return Err(ConvError::Payload("a RegExp source containing NUL cannot be sent".into()));
-            }
-            self.key(0x0B, key);
-            self.out.extend_from_slice(source.as_bytes());
-            self.out.push(0);
-            self.out.extend_from_slice(&options);
-            self.out.push(0);
-            return Ok(());
+            let options = crate::wire::js_flags_to_bson_options(&flags);
+            self.key(0x0B, key)?;
+            return wire(bsonw::put_regex_value(self.out, source.as_bytes(), options.as_bytes()));
         }
         // A plain (or class-instance) object: its own enumerable string keys.
         let mut keys = ptr::null_mut();
@@ -297,22 +248,20 @@ impl<'a> ToBson<'a> {
         );
         let mut len = 0u32;
         ck!(env, sys::napi_get_array_length(env, keys, &mut len), "napi_get_array_length");
-        self.key(0x03, key);
-        let start = self.begin_doc();
+        self.key(0x03, key)?;
+        let start = bsonw::begin_doc(self.out);
         let mut name = Vec::new();
         for i in 0..len {
             let mut k = ptr::null_mut();
             ck!(env, sys::napi_get_element(env, keys, i, &mut k), "napi_get_element");
             name.clear();
             append_js_string(env, k, &mut name)?;
-            if name.contains(&0) {
-                return Err(ConvError::Payload("an object key containing NUL cannot be sent".into()));
-            }
             let mut val = ptr::null_mut();
             ck!(env, sys::napi_get_property(env, v, k, &mut val), "napi_get_property");
+            // A key holding NUL is refused by the writer (`EPAYLOAD`).
             self.value(Key::Name(&name), val, depth + 1)?;
         }
-        self.end_doc(start)
+        wire(bsonw::end_doc(self.out, start))
     }
 
     fn is_regexp(&mut self, v: sys::napi_value) -> R<bool> {
@@ -331,6 +280,12 @@ impl<'a> ToBson<'a> {
         ck!(env, sys::napi_get_named_property(env, v, name.as_ptr(), &mut p), "napi_get_named_property");
         js_string(env, p)
     }
+}
+
+/// A refusal of the wire's BSON writer (NUL in a key or regex, a part over
+/// 2 GiB) is `EPAYLOAD`.
+fn wire(r: bsonw::EncodeResult) -> R<()> {
+    r.map_err(ConvError::Payload)
 }
 
 /// Appends a JS string's UTF-8 (lone surrogates become U+FFFD) to `out`, no
@@ -579,15 +534,7 @@ impl ToJs {
 
     fn regex(&mut self, pattern: &str, options: &str) -> R<sys::napi_value> {
         let env = self.env;
-        let flags: String = options
-            .chars()
-            .filter_map(|o| match o {
-                's' => Some('g'),
-                'i' => Some('i'),
-                'm' => Some('m'),
-                _ => None,
-            })
-            .collect();
+        let flags = crate::wire::bson_options_to_js_flags(options);
         if self.regexp.is_null() {
             self.regexp = global(env, c"RegExp")?;
         }

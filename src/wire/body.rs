@@ -119,7 +119,7 @@ pub fn encode_document_body(doc: &Document) -> Vec<u8> {
 /// Appends one BSON value as element `key` of a document being written.
 /// Exposed for callers that build bodies incrementally.
 pub fn append_element(out: &mut Vec<u8>, key: &str, value: &Bson) -> Result<(), Error> {
-    put_element(out, Key::Str(key), value).map_err(Error::Payload)
+    put_element(out, Key::Name(key.as_bytes()), value).map_err(Error::Payload)
 }
 
 /// Decodes a body without copying it; an empty body is `RawPayload::Args(None)`.

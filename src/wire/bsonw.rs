@@ -1,9 +1,14 @@
-//! A small allocation-free BSON writer for the hot path.
+//! A small allocation-free BSON writer for the hot path: the only BSON
+//! writer in the crate.
 //!
 //! `bson::Document::to_writer` first builds a whole `RawDocumentBuf` copy of
 //! the document; datagram metas and `{payload: [...]}` bodies are written on
 //! every emit, so we append the BSON bytes straight into the output buffer
-//! instead. The layout is the BSON 1.1 spec (all integers little-endian).
+//! instead. Two kinds of callers: [`put_element`] writes `bson::Bson`
+//! values (Rust emitters, control messages), and the Node binding
+//! (`binding::convert`) writes JS values as it walks them, with the framing
+//! pieces here ([`begin_doc`]/[`end_doc`], [`put_key`],
+//! [`begin_string`]/[`end_string`], [`put_binary_value`], [`put_regex_value`]). The layout is the BSON 1.1 spec (all integers little-endian).
 //! Rare element types whose fields the `bson` crate keeps private
 //! (`DbPointer`, old-style binary subtype 2) go through `bson`'s own encoder.
 
@@ -30,30 +35,61 @@ pub(crate) fn end_doc(out: &mut Vec<u8>, start: usize) -> EncodeResult {
     Ok(())
 }
 
-/// Writes a cstring (element key or regex part). The caller guarantees no NUL.
+/// Writes a fixed element key and its NUL. The caller guarantees no NUL inside.
 #[inline]
 fn put_cstr(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
     out.push(0);
 }
 
-/// Writes a key after checking it holds no NUL byte (which would end it early).
-#[inline]
-fn put_key(out: &mut Vec<u8>, ty: u8, key: &str) -> EncodeResult {
-    if key.as_bytes().contains(&0) {
-        return Err(format!("document key {key:?} contains a NUL byte"));
-    }
-    out.push(ty);
-    put_cstr(out, key);
-    Ok(())
-}
-
 /// Writes a BSON string value: int32 length (with NUL), bytes, NUL.
 #[inline]
 fn put_string(out: &mut Vec<u8>, s: &str) -> EncodeResult {
-    let len = i32::try_from(s.len() + 1).map_err(|_| "string larger than 2 GiB")?;
-    out.extend_from_slice(&len.to_le_bytes());
+    let start = begin_string(out);
     out.extend_from_slice(s.as_bytes());
+    end_string(out, start)
+}
+
+/// Reserves a string value's 4-byte length; append the UTF-8 bytes (no NUL)
+/// to `out`, then call [`end_string`] with the returned offset. Lets a caller
+/// write a string straight from its source (a JS string) without a copy.
+#[inline]
+pub(crate) fn begin_string(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    start
+}
+
+/// Writes the string's NUL and patches the length reserved by [`begin_string`].
+#[inline]
+pub(crate) fn end_string(out: &mut Vec<u8>, start: usize) -> EncodeResult {
+    out.push(0);
+    let len = i32::try_from(out.len() - start - 4).map_err(|_| "string larger than 2 GiB")?;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Writes a binary value: int32 length, subtype, bytes.
+#[inline]
+pub(crate) fn put_binary_value(out: &mut Vec<u8>, subtype: u8, bytes: &[u8]) -> EncodeResult {
+    let len = i32::try_from(bytes.len()).map_err(|_| "binary larger than 2 GiB")?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.push(subtype);
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// Writes a regex value: pattern and options as cstrings. Options must
+/// already be BSON options ([`super::body::js_flags_to_bson_options`] maps
+/// JS flags); a NUL in either part cannot be carried and is an error.
+#[inline]
+pub(crate) fn put_regex_value(out: &mut Vec<u8>, pattern: &[u8], options: &[u8]) -> EncodeResult {
+    if pattern.contains(&0) || options.contains(&0) {
+        return Err("a regex containing NUL cannot be sent".into());
+    }
+    out.extend_from_slice(pattern);
+    out.push(0);
+    out.extend_from_slice(options);
     out.push(0);
     Ok(())
 }
@@ -99,9 +135,9 @@ fn put_index_key(out: &mut Vec<u8>, ty: u8, i: usize) {
 }
 
 /// Writes the decimal digits of an array index and the key's NUL (BSON array
-/// keys are "0", "1", ...). Shared with the binding's direct JS → BSON writer.
+/// keys are "0", "1", ...).
 #[inline]
-pub(crate) fn put_index_digits(out: &mut Vec<u8>, mut i: usize) {
+fn put_index_digits(out: &mut Vec<u8>, mut i: usize) {
     let mut digits = [0u8; 20];
     let mut n = digits.len();
     loop {
@@ -120,7 +156,7 @@ pub(crate) fn put_index_digits(out: &mut Vec<u8>, mut i: usize) {
 pub(crate) fn put_document(out: &mut Vec<u8>, doc: &Document) -> EncodeResult {
     let start = begin_doc(out);
     for (k, v) in doc {
-        put_element(out, Key::Str(k), v)?;
+        put_element(out, Key::Name(k.as_bytes()), v)?;
     }
     end_doc(out, start)
 }
@@ -137,79 +173,81 @@ pub(crate) fn put_array(out: &mut Vec<u8>, items: &[Bson]) -> EncodeResult {
 /// An element key: a document field name or an array index.
 #[derive(Clone, Copy)]
 pub(crate) enum Key<'a> {
-    /// A field name (checked for NUL bytes).
-    Str(&'a str),
+    /// A field name, UTF-8 (checked for NUL bytes, which would end it early).
+    Name(&'a [u8]),
     /// An array index, written in decimal.
     Index(usize),
 }
 
+/// Writes an element's type byte and key; a field name holding a NUL byte
+/// is an error (BSON cannot carry it).
 #[inline]
-fn put_elem_key(out: &mut Vec<u8>, ty: u8, key: Key<'_>) -> EncodeResult {
+pub(crate) fn put_key(out: &mut Vec<u8>, ty: u8, key: Key<'_>) -> EncodeResult {
     match key {
-        Key::Str(k) => put_key(out, ty, k),
-        Key::Index(i) => {
-            put_index_key(out, ty, i);
-            Ok(())
+        Key::Name(k) => {
+            if k.contains(&0) {
+                return Err(format!("document key {:?} contains a NUL byte", String::from_utf8_lossy(k)));
+            }
+            out.push(ty);
+            out.extend_from_slice(k);
+            out.push(0);
         }
+        Key::Index(i) => put_index_key(out, ty, i),
     }
+    Ok(())
 }
 
 /// Writes one element (type byte, key, value).
 pub(crate) fn put_element(out: &mut Vec<u8>, key: Key<'_>, v: &Bson) -> EncodeResult {
     match v {
         Bson::Double(f) => {
-            put_elem_key(out, 0x01, key)?;
+            put_key(out, 0x01, key)?;
             out.extend_from_slice(&f.to_le_bytes());
         }
         Bson::String(s) => {
-            put_elem_key(out, 0x02, key)?;
+            put_key(out, 0x02, key)?;
             put_string(out, s)?;
         }
         Bson::Document(d) => {
-            put_elem_key(out, 0x03, key)?;
+            put_key(out, 0x03, key)?;
             put_document(out, d)?;
         }
         Bson::Array(a) => {
-            put_elem_key(out, 0x04, key)?;
+            put_key(out, 0x04, key)?;
             put_array(out, a)?;
         }
         Bson::Binary(b) if b.subtype != BinarySubtype::BinaryOld => {
-            put_elem_key(out, 0x05, key)?;
-            let len = i32::try_from(b.bytes.len()).map_err(|_| "binary larger than 2 GiB")?;
-            out.extend_from_slice(&len.to_le_bytes());
-            out.push(u8::from(b.subtype));
-            out.extend_from_slice(&b.bytes);
+            put_key(out, 0x05, key)?;
+            put_binary_value(out, u8::from(b.subtype), &b.bytes)?;
         }
-        Bson::Undefined => put_elem_key(out, 0x06, key)?,
+        Bson::Undefined => put_key(out, 0x06, key)?,
         Bson::ObjectId(o) => {
-            put_elem_key(out, 0x07, key)?;
+            put_key(out, 0x07, key)?;
             out.extend_from_slice(&o.bytes());
         }
         Bson::Boolean(b) => {
-            put_elem_key(out, 0x08, key)?;
+            put_key(out, 0x08, key)?;
             out.push(*b as u8);
         }
         Bson::DateTime(d) => {
-            put_elem_key(out, 0x09, key)?;
+            put_key(out, 0x09, key)?;
             out.extend_from_slice(&d.timestamp_millis().to_le_bytes());
         }
-        Bson::Null => put_elem_key(out, 0x0A, key)?,
+        Bson::Null => put_key(out, 0x0A, key)?,
         Bson::RegularExpression(r) => {
-            // `CString` guarantees neither part holds a NUL byte.
-            put_elem_key(out, 0x0B, key)?;
-            put_cstr(out, r.pattern.as_str());
-            put_cstr(out, r.options.as_str());
+            put_key(out, 0x0B, key)?;
+            put_regex_value(out, r.pattern.as_str().as_bytes(), r.options.as_str().as_bytes())?;
         }
         Bson::JavaScriptCode(s) => {
-            put_elem_key(out, 0x0D, key)?;
+            put_key(out, 0x0D, key)?;
             put_string(out, s)?;
         }
         Bson::Symbol(s) => {
-            put_elem_key(out, 0x0E, key)?;
+            put_key(out, 0x0E, key)?;
             put_string(out, s)?;
         }
         Bson::JavaScriptCodeWithScope(c) => {
-            put_elem_key(out, 0x0F, key)?;
+            put_key(out, 0x0F, key)?;
             let start = out.len();
             out.extend_from_slice(&[0, 0, 0, 0]);
             put_string(out, &c.code)?;
@@ -218,24 +256,24 @@ pub(crate) fn put_element(out: &mut Vec<u8>, key: Key<'_>, v: &Bson) -> EncodeRe
             out[start..start + 4].copy_from_slice(&len.to_le_bytes());
         }
         Bson::Int32(i) => {
-            put_elem_key(out, 0x10, key)?;
+            put_key(out, 0x10, key)?;
             out.extend_from_slice(&i.to_le_bytes());
         }
         Bson::Timestamp(t) => {
-            put_elem_key(out, 0x11, key)?;
+            put_key(out, 0x11, key)?;
             out.extend_from_slice(&t.increment.to_le_bytes());
             out.extend_from_slice(&t.time.to_le_bytes());
         }
         Bson::Int64(i) => {
-            put_elem_key(out, 0x12, key)?;
+            put_key(out, 0x12, key)?;
             out.extend_from_slice(&i.to_le_bytes());
         }
         Bson::Decimal128(d) => {
-            put_elem_key(out, 0x13, key)?;
+            put_key(out, 0x13, key)?;
             out.extend_from_slice(&d.bytes());
         }
-        Bson::MaxKey => put_elem_key(out, 0x7F, key)?,
-        Bson::MinKey => put_elem_key(out, 0xFF, key)?,
+        Bson::MaxKey => put_key(out, 0x7F, key)?,
+        Bson::MinKey => put_key(out, 0xFF, key)?,
         Bson::DbPointer(_) | Bson::Binary(_) => put_via_bson_crate(out, key, v)?,
     }
     Ok(())
@@ -244,7 +282,7 @@ pub(crate) fn put_element(out: &mut Vec<u8>, key: Key<'_>, v: &Bson) -> EncodeRe
 /// Encodes `{key: v}` with the `bson` crate and copies out the element bytes.
 fn put_via_bson_crate(out: &mut Vec<u8>, key: Key<'_>, v: &Bson) -> EncodeResult {
     let k = match key {
-        Key::Str(k) => k.to_owned(),
+        Key::Name(k) => String::from_utf8_lossy(k).into_owned(),
         Key::Index(i) => i.to_string(),
     };
     let mut d = Document::new();
