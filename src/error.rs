@@ -9,17 +9,66 @@ use std::io;
 pub enum WireError {
     /// The datagram is shorter than its framing says, or its fields do not parse.
     #[error("malformed datagram: {0}")]
-    Malformed(String),
+    Malformed(Malformed),
     /// The meta document carries a protocol version other than 3.
     #[error("unsupported protocol version {0} (expected 3)")]
     Version(i32),
     /// The body could not be decrypted or authenticated with our key,
     /// or it arrived in plaintext while encryption is configured.
     #[error("decryption failed: {0}")]
-    Decrypt(String),
+    Decrypt(&'static str),
     /// A declared size or count exceeds a configured limit.
     #[error("limit exceeded: {0}")]
     Limit(String),
+}
+
+/// What was wrong with a malformed datagram. Static data only: a node
+/// rejects hostile datagrams at line rate and only counts them, so building
+/// one allocates nothing; the text is composed when it is displayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed {
+    /// What is wrong.
+    pub what: &'static str,
+    /// The field or part concerned (`seq`, `document`, ...), when there is one.
+    pub field: Option<&'static str>,
+    /// A size or number that goes with it (a length, a chunk index).
+    pub value: Option<i64>,
+}
+
+impl Malformed {
+    /// A reason with no field or number.
+    pub const fn new(what: &'static str) -> Self {
+        Malformed { what, field: None, value: None }
+    }
+
+    /// The same, about `field`.
+    pub const fn field(self, field: &'static str) -> Self {
+        Malformed { field: Some(field), ..self }
+    }
+
+    /// The same, with a number (saturated to the `i64` range).
+    pub fn value(self, value: impl TryInto<i64>) -> Self {
+        Malformed { value: Some(value.try_into().unwrap_or(i64::MAX)), ..self }
+    }
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(field) = self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(self.what)?;
+        if let Some(v) = self.value {
+            write!(f, " ({v})")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<Malformed> for WireError {
+    fn from(m: Malformed) -> Self {
+        WireError::Malformed(m)
+    }
 }
 
 impl WireError {

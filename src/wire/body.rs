@@ -11,7 +11,7 @@
 
 use super::bsonw::{begin_doc, end_doc, put_array, put_document, put_element, Key};
 use super::depth::{check_nesting, MAX_ARGS_BODY_LEVELS, MAX_DOCUMENT_BODY_LEVELS};
-use crate::error::{Error, WireError};
+use crate::error::{Error, Malformed, WireError};
 use bson::raw::{RawArray, RawBsonRef, RawDocument};
 use bson::{Bson, Document};
 
@@ -42,10 +42,10 @@ impl RawPayload<'_> {
             RawPayload::Args(None) => Ok(Payload::Args(Vec::new())),
             RawPayload::Args(Some(a)) => Vec::<Bson>::try_from(*a)
                 .map(Payload::Args)
-                .map_err(|e| WireError::Malformed(format!("body payload: {e}"))),
+                .map_err(|_| Malformed::new("element does not parse").field("payload").into()),
             RawPayload::Document(d) => Document::try_from(*d)
                 .map(Payload::Document)
-                .map_err(|e| WireError::Malformed(format!("body payload: {e}"))),
+                .map_err(|_| Malformed::new("element does not parse").field("payload").into()),
         }
     }
 }
@@ -131,8 +131,7 @@ pub fn decode_body_raw(body: &[u8]) -> Result<RawPayload<'_>, WireError> {
     if body.is_empty() {
         return Ok(RawPayload::Args(None));
     }
-    let doc =
-        RawDocument::from_bytes(body).map_err(|e| WireError::Malformed(format!("body is not a BSON document: {e}")))?;
+    let doc = super::datagram::raw_document(body).ok_or(Malformed::new("body is not a BSON document"))?;
     // Finding `payload` reads only the top level; the walk then covers everything.
     match doc.get("payload") {
         Ok(Some(RawBsonRef::Array(a))) => {
@@ -143,11 +142,12 @@ pub fn decode_body_raw(body: &[u8]) -> Result<RawPayload<'_>, WireError> {
             check_nesting(body, MAX_DOCUMENT_BODY_LEVELS)?;
             Ok(RawPayload::Document(d))
         }
-        Ok(Some(other)) => {
-            Err(WireError::Malformed(format!("body payload is {:?}, not an array or document", other.element_type())))
-        }
-        Ok(None) => Err(WireError::Malformed("body has no payload field".into())),
-        Err(e) => Err(WireError::Malformed(format!("body: {e}"))),
+        Ok(Some(other)) => Err(Malformed::new("neither an array nor a document")
+            .field("payload")
+            .value(other.element_type() as u8)
+            .into()),
+        Ok(None) => Err(Malformed::new("body has no payload field").into()),
+        Err(_) => Err(Malformed::new("body element does not parse").into()),
     }
 }
 

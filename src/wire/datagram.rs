@@ -3,7 +3,7 @@
 use super::bsonw::{begin_doc, end_doc, put_bool, put_i32, put_i64, put_str};
 use super::meta::Meta;
 use super::num::{int32_raw, int64_raw};
-use crate::error::WireError;
+use crate::error::{Malformed, WireError};
 use bson::raw::{RawBsonRef, RawDocument};
 
 /// Largest meta document the 16-bit `metaLength` can frame.
@@ -18,8 +18,8 @@ pub struct Datagram<'a> {
     pub body: &'a [u8],
 }
 
-fn malformed(what: impl Into<String>) -> WireError {
-    WireError::Malformed(what.into())
+fn malformed(what: &'static str) -> WireError {
+    WireError::Malformed(Malformed::new(what))
 }
 
 /// Splits a datagram into its raw meta document and body without interpreting
@@ -31,11 +31,22 @@ pub fn split_datagram(buf: &[u8]) -> Result<(&RawDocument, &[u8]), WireError> {
     let meta_len = u16::from_be_bytes([buf[0], buf[1]]) as usize;
     let end = 2 + meta_len;
     if end > buf.len() {
-        return Err(malformed(format!("metaLength {meta_len} runs past the end of a {}-byte datagram", buf.len())));
+        return Err(Malformed::new("runs past the end of the datagram").field("metaLength").value(meta_len).into());
     }
-    let meta =
-        RawDocument::from_bytes(&buf[2..end]).map_err(|e| malformed(format!("meta is not a BSON document: {e}")))?;
+    let meta = raw_document(&buf[2..end]).ok_or_else(|| malformed("meta is not a BSON document"))?;
     Ok((meta, &buf[end..]))
+}
+
+/// `bytes` as a BSON document when its framing holds (declared length equal
+/// to the slice's, at least 5, last byte NUL). Checked here first so that a
+/// hostile frame is refused without the `bson` crate building an error
+/// message for it (allocation-free rejection); the elements are read later.
+pub(crate) fn raw_document(bytes: &[u8]) -> Option<&RawDocument> {
+    let declared = usize::try_from(i32::from_le_bytes(*bytes.first_chunk::<4>()?)).ok()?;
+    if declared != bytes.len() || declared < 5 || bytes[declared - 1] != 0 {
+        return None;
+    }
+    RawDocument::from_bytes(bytes).ok()
 }
 
 /// Parses a datagram. Reports `WireError::Version` when `v` is present and not 3.
@@ -150,10 +161,10 @@ pub fn decode_datagram_ref(buf: &[u8]) -> Result<DatagramRef<'_>, WireError> {
 pub fn decode_received(buf: &[u8]) -> Result<DatagramRef<'_>, WireError> {
     let d = decode_datagram_ref(buf)?;
     if !super::ids::is_seq_id(d.meta.seq_id) {
-        return Err(malformed(format!("seqId of {} bytes is not 40 lower-case hex chars", d.meta.seq_id.len())));
+        return Err(Malformed::new("not 40 lower-case hex chars").field("seqId").value(d.meta.seq_id.len()).into());
     }
     if d.meta.id.is_some_and(|id| !super::ids::is_instance_id(id)) {
-        return Err(malformed("id is not 16 lower-case hex chars"));
+        return Err(Malformed::new("not 16 lower-case hex chars").field("id").into());
     }
     Ok(d)
 }
@@ -303,6 +314,12 @@ fn decode_fast(buf: &[u8]) -> Option<DatagramRef<'_>> {
 /// error cases). The fallback of the fast path, and its test oracle.
 pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, WireError> {
     let (raw, body) = split_datagram(buf)?;
+    // Our own walk of every element's framing first (iterative, no
+    // allocation): the `bson` crate's iterator would build an error message
+    // for a corrupt element. A meta nested deeper than any body may be is
+    // refused too. (A string that is not UTF-8 is still found by the crate.)
+    super::depth::check_nesting(raw.as_bytes(), super::depth::MAX_DOCUMENT_BODY_LEVELS)
+        .map_err(|_| malformed("meta element does not parse"))?;
 
     let mut v = None;
     let mut seq = None;
@@ -312,25 +329,26 @@ pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, Wi
     let mut meta = MetaRef::default();
     // The first problem found; reported after `v` has had its chance, so a
     // future version's datagram is always reported as a version mismatch.
-    let mut problem: Option<String> = None;
+    let mut problem: Option<Malformed> = None;
 
     for item in raw.iter() {
         let (key, value) = match item {
             Ok(kv) => kv,
-            Err(e) => {
-                problem.get_or_insert_with(|| format!("meta: {e}"));
+            Err(_) => {
+                problem.get_or_insert(Malformed::new("meta element does not parse"));
                 break;
             }
         };
         let key = key.as_str();
-        let bad = |what: &str| format!("meta field {key}: expected {what}, got {:?}", value.element_type());
+        // `key` is one of the literals matched below: name it by its static copy.
+        let bad = |field: &'static str, expected: &'static str| Malformed::new(expected).field(field);
         macro_rules! opt_str {
-            ($field:expr) => {
+            ($field:expr, $name:literal) => {
                 match value {
                     RawBsonRef::String(s) => $field = Some(s),
                     RawBsonRef::Null | RawBsonRef::Undefined => $field = None,
                     _ => {
-                        problem.get_or_insert_with(|| bad("string"));
+                        problem.get_or_insert(bad($name, "expected a string"));
                     }
                 }
             };
@@ -339,38 +357,38 @@ pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, Wi
             "v" => match int32_raw(value) {
                 Some(x) => v = Some(x),
                 None => {
-                    problem.get_or_insert_with(|| bad("integer"));
+                    problem.get_or_insert(bad("v", "expected an integer"));
                 }
             },
             "seq" => match int32_raw(value) {
                 Some(x) => seq = Some(x),
                 None => {
-                    problem.get_or_insert_with(|| bad("integer"));
+                    problem.get_or_insert(bad("seq", "expected an integer"));
                 }
             },
             "seqLen" => match int32_raw(value) {
                 Some(x) => seq_len = Some(x),
                 None => {
-                    problem.get_or_insert_with(|| bad("integer"));
+                    problem.get_or_insert(bad("seqLen", "expected an integer"));
                 }
             },
             "seqId" => match value {
                 RawBsonRef::String(s) => seq_id = Some(s),
                 _ => {
-                    problem.get_or_insert_with(|| bad("string"));
+                    problem.get_or_insert(bad("seqId", "expected a string"));
                 }
             },
             "seqEnd" => match value {
                 RawBsonRef::Boolean(b) => seq_end = Some(b),
                 _ => {
-                    problem.get_or_insert_with(|| bad("boolean"));
+                    problem.get_or_insert(bad("seqEnd", "expected a boolean"));
                 }
             },
             "enc" => match value {
                 RawBsonRef::Boolean(b) => meta.enc = b,
                 RawBsonRef::Null | RawBsonRef::Undefined => meta.enc = false,
                 _ => {
-                    problem.get_or_insert_with(|| bad("boolean"));
+                    problem.get_or_insert(bad("enc", "expected a boolean"));
                 }
             },
             "port" => match value {
@@ -378,7 +396,7 @@ pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, Wi
                 _ => match int32_raw(value) {
                     Some(x) => meta.port = Some(x),
                     None => {
-                        problem.get_or_insert_with(|| bad("integer"));
+                        problem.get_or_insert(bad("port", "expected an integer"));
                     }
                 },
             },
@@ -387,16 +405,16 @@ pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, Wi
                 _ => match int64_raw(value) {
                     Some(x) => meta.sn = Some(x),
                     None => {
-                        problem.get_or_insert_with(|| bad("int64"));
+                        problem.get_or_insert(bad("sn", "expected an integer"));
                     }
                 },
             },
-            "nonce" => opt_str!(meta.nonce),
-            "name" => opt_str!(meta.name),
-            "host" => opt_str!(meta.host),
-            "hostname" => opt_str!(meta.hostname),
-            "id" => opt_str!(meta.id),
-            "time" => opt_str!(meta.time),
+            "nonce" => opt_str!(meta.nonce, "nonce"),
+            "name" => opt_str!(meta.name, "name"),
+            "host" => opt_str!(meta.host, "host"),
+            "hostname" => opt_str!(meta.hostname, "hostname"),
+            "id" => opt_str!(meta.id, "id"),
+            "time" => opt_str!(meta.time, "time"),
             _ => {}
         }
     }
@@ -406,13 +424,13 @@ pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, Wi
         _ => {}
     }
     if let Some(p) = problem {
-        return Err(WireError::Malformed(p));
+        return Err(p.into());
     }
     let (Some(v), Some(seq), Some(seq_len), Some(seq_id), Some(seq_end)) = (v, seq, seq_len, seq_id, seq_end) else {
         return Err(malformed("meta lacks one of v, seq, seqLen, seqId, seqEnd"));
     };
     if seq < 0 || seq_len < 1 || seq >= seq_len {
-        return Err(malformed(format!("chunk index {seq} of {seq_len} is out of range")));
+        return Err(Malformed::new("chunk index out of range").field("seq").value(seq).into());
     }
     meta.v = v;
     meta.seq = seq;

@@ -16,7 +16,7 @@
 //! are known) but not the content (UTF-8, binary subtypes), which the `bson`
 //! crate still checks when it converts the (now shallow) document.
 
-use crate::error::WireError;
+use crate::error::{Malformed, WireError};
 
 /// Deepest nesting of arrays/objects inside one emitted argument: what `emit`
 /// accepts (a top-level argument that is an array or object is level 1) and
@@ -32,21 +32,21 @@ pub const MAX_ARGS_BODY_LEVELS: usize = MAX_NESTING + 2;
 /// delivered as one argument (itself level 1 of [`MAX_NESTING`]).
 pub const MAX_DOCUMENT_BODY_LEVELS: usize = MAX_NESTING + 1;
 
-fn malformed(what: impl Into<String>) -> WireError {
-    WireError::Malformed(what.into())
+fn malformed(what: &'static str) -> WireError {
+    WireError::Malformed(Malformed::new(what))
 }
 
 /// Reads the little-endian `i32` length prefix at `at` as a size that must lie
 /// in `min..=limit - at` (it must fit before `limit`).
-fn len_at(bytes: &[u8], at: usize, limit: usize, min: usize, what: &str) -> Result<usize, WireError> {
+fn len_at(bytes: &[u8], at: usize, limit: usize, min: usize, what: &'static str) -> Result<usize, WireError> {
     let raw = bytes
         .get(at..at + 4)
         .filter(|_| at + 4 <= limit)
-        .ok_or_else(|| malformed(format!("{what}: truncated length")))?;
+        .ok_or_else(|| WireError::from(Malformed::new("truncated length").field(what)))?;
     let n = i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
-    let n = usize::try_from(n).map_err(|_| malformed(format!("{what}: negative length")))?;
+    let n = usize::try_from(n).map_err(|_| WireError::from(Malformed::new("negative length").field(what)))?;
     if n < min || n > limit - at {
-        return Err(malformed(format!("{what}: length {n} does not fit")));
+        return Err(Malformed::new("length does not fit").field(what).value(n).into());
     }
     Ok(n)
 }
@@ -70,6 +70,52 @@ fn cstring_end(bytes: &[u8], at: usize, limit: usize) -> Result<usize, WireError
         .ok_or_else(|| malformed("cstring: no NUL within its document"))
 }
 
+/// The open documents of [`check_nesting`], innermost last: on the stack up
+/// to [`INLINE_LEVELS`] (every bound the codec uses), so checking a datagram
+/// allocates nothing; deeper only for a caller's own larger bound.
+struct Open {
+    inline: [usize; INLINE_LEVELS],
+    spill: Vec<usize>,
+    len: usize,
+}
+
+/// Levels [`Open`] keeps without allocating.
+const INLINE_LEVELS: usize = 128;
+const _: () = assert!(MAX_ARGS_BODY_LEVELS <= INLINE_LEVELS && MAX_DOCUMENT_BODY_LEVELS <= INLINE_LEVELS);
+
+impl Open {
+    fn new() -> Self {
+        Open { inline: [0; INLINE_LEVELS], spill: Vec::new(), len: 0 }
+    }
+
+    fn push(&mut self, end: usize) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = end,
+            None => self.spill.push(end),
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) {
+        if self.len > INLINE_LEVELS {
+            self.spill.pop();
+        }
+        self.len = self.len.saturating_sub(1);
+    }
+
+    fn last(&self) -> Option<usize> {
+        match self.len {
+            0 => None,
+            n if n > INLINE_LEVELS => self.spill.last().copied(),
+            n => Some(self.inline[n - 1]),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// Checks that `bytes` is exactly one BSON document whose documents and
 /// arrays (JavaScript-code-with-scope scopes included) nest at most
 /// `max_levels` deep, counting `bytes` itself as level 1. Iterative, linear in
@@ -85,10 +131,10 @@ pub fn check_nesting(bytes: &[u8], max_levels: usize) -> Result<(), WireError> {
         return Err(malformed("document nested deeper than allowed"));
     }
     // Offsets of the terminating NUL of each open document, innermost last.
-    let mut open: Vec<usize> = Vec::with_capacity(max_levels.min(128));
+    let mut open = Open::new();
     open.push(len - 1);
     let mut pos = 4;
-    while let Some(&end) = open.last() {
+    while let Some(end) = open.last() {
         if pos == end {
             // The terminator: the document is complete.
             open.pop();
@@ -107,7 +153,9 @@ pub fn check_nesting(bytes: &[u8], max_levels: usize) -> Result<(), WireError> {
                     return Err(malformed("document: no terminating NUL"));
                 }
                 if open.len() >= max_levels {
-                    return Err(malformed(format!("nested deeper than {max_levels} document levels")));
+                    return Err(Malformed::new("nested deeper than this many document levels")
+                        .value(max_levels)
+                        .into());
                 }
                 open.push(pos + n - 1);
                 pos + 4
@@ -140,14 +188,16 @@ pub fn check_nesting(bytes: &[u8], max_levels: usize) -> Result<(), WireError> {
                     return Err(malformed("code with scope: lengths disagree"));
                 }
                 if open.len() >= max_levels {
-                    return Err(malformed(format!("nested deeper than {max_levels} document levels")));
+                    return Err(Malformed::new("nested deeper than this many document levels")
+                        .value(max_levels)
+                        .into());
                 }
                 open.push(scope + n - 1);
                 scope + 4
             }
             0x10 => fixed(4)?,
             0x13 => fixed(16)?,
-            other => return Err(malformed(format!("unknown element type 0x{other:02x}"))),
+            other => return Err(Malformed::new("unknown element type").value(other).into()),
         };
     }
     Ok(())

@@ -42,14 +42,11 @@ impl LegacyKey {
     /// Decryption; bad length or padding is `WireError::Decrypt`.
     pub fn decrypt(&self, ciphertext: &[u8]) -> Result<Vec<u8>, WireError> {
         if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(16) {
-            return Err(WireError::Decrypt(format!(
-                "legacy ciphertext of {} bytes is not a whole number of AES blocks",
-                ciphertext.len()
-            )));
+            return Err(WireError::Decrypt("legacy ciphertext is not a whole number of AES blocks"));
         }
         Dec::new(&self.key.into(), &self.iv.into())
             .decrypt_padded_vec_mut::<Pkcs7>(ciphertext)
-            .map_err(|_| WireError::Decrypt("legacy decryption failed (wrong key or corrupt data)".into()))
+            .map_err(|_| WireError::Decrypt("legacy decryption failed (wrong key or corrupt data)"))
     }
 }
 

@@ -56,7 +56,7 @@
 
 use super::bsonw::{begin_doc, end_doc, put_bool, put_i32, put_str};
 use super::datagram::split_datagram;
-use crate::error::WireError;
+use crate::error::{Malformed, WireError};
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit};
 use bson::raw::RawBsonRef;
 use hmac::{Hmac, Mac};
@@ -131,8 +131,8 @@ fn expand(prk: &[u8; 32], info: &[u8]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-fn decrypt_err(what: &str) -> WireError {
-    WireError::Decrypt(what.to_owned())
+fn decrypt_err(what: &'static str) -> WireError {
+    WireError::Decrypt(what)
 }
 
 impl SecureKey {
@@ -235,10 +235,10 @@ impl SecureKey {
             return Err(decrypt_err("datagram is not sealed with the authenticated (hs256) scheme"));
         }
         if body.len() < IV_LEN + 16 + TAG_LEN || !(body.len() - IV_LEN - TAG_LEN).is_multiple_of(16) {
-            return Err(WireError::Malformed(format!(
-                "sealed body of {} bytes cannot hold IV, whole blocks and tag",
-                body.len()
-            )));
+            return Err(Malformed::new("cannot hold IV, whole blocks and tag")
+                .field("sealed body")
+                .value(body.len())
+                .into());
         }
         let (authenticated, tag) = datagram.split_at(datagram.len() - TAG_LEN);
         let mut mac = self.0.mac.clone();
@@ -249,10 +249,10 @@ impl SecureKey {
         match meta.get("v") {
             Ok(Some(RawBsonRef::Int32(v))) if v == super::PROTOCOL_VERSION => {}
             Ok(Some(RawBsonRef::Int32(v))) => return Err(WireError::Version(v)),
-            _ => return Err(WireError::Malformed("sealed datagram: bad or missing v".into())),
+            _ => return Err(Malformed::new("bad or missing").field("v").into()),
         }
         let iv: [u8; IV_LEN] =
-            body[..IV_LEN].try_into().map_err(|_| WireError::Malformed("sealed body too short".into()))?;
+            body[..IV_LEN].try_into().map_err(|_| Malformed::new("too short").field("sealed body"))?;
         let ct = &body[IV_LEN..body.len() - TAG_LEN];
         Dec::inner_iv_init(self.0.cipher.clone(), &iv.into())
             .decrypt_padded_vec_mut::<Pkcs7>(ct)
