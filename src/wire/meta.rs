@@ -173,9 +173,10 @@ pub enum Encryption {
 }
 
 /// The encryption scheme a datagram's meta announces, read without decoding
-/// it. The first `enc` and `alg` count, as in [`super::secure::SecureKey::open`]. `None` when the walk cannot frame the meta ([`elements`]) or `enc` or
-/// `alg` have an unexpected type. A claim, not a proof: only opening the
-/// datagram with the key authenticates it.
+/// it. The first `enc` and `alg` count, as in
+/// [`super::secure::SecureKey::open`]. `None` when the walk cannot read the
+/// whole meta ([`elements`]) or `enc` or `alg` have an unexpected type. A
+/// claim, not a proof: only opening the datagram with the key authenticates it.
 pub fn encryption(datagram: &[u8]) -> Option<Encryption> {
     let (mut enc, mut secure) = (None, None);
     let mut walk = elements(datagram);
