@@ -5,13 +5,16 @@
 //! thread boundary.
 //!
 //! * [`convert`] — JS ⇄ BSON directly through Node-API.
-//! * [`node`] — `NativeEventcast`, the class `index.js` wraps; notifications
-//!   reach JS in batches: directly from the JS thread's own receive (`watch`),
+//! * `delivery` — the delivery queue of one started period: notifications
+//!   reach JS in batches, directly from the JS thread's own receive (`watch`),
 //!   through one ThreadsafeFunction when produced on other threads.
+//! * [`node`] — `NativeEventcast`, the class `index.js` wraps; it starts and
+//!   ends each period's delivery.
 //! * [`log`] — forwards `tracing` events to the JS logger, in batches.
 //! * `watch` — receives on the JS thread through a libuv poll handle (unix).
 
 pub mod convert;
+mod delivery;
 pub mod log;
 pub mod node;
 #[cfg(unix)]

@@ -14,7 +14,7 @@
 //! struct layout is assumed beyond `data` being the first field of every
 //! handle (part of libuv's public ABI).
 
-use super::node::{build_batch, Batch, JsSink};
+use super::delivery::{build_batch, Batch, JsSink};
 use crate::Eventcast;
 use napi::sys;
 use std::ffi::{c_int, c_void};
