@@ -14,9 +14,8 @@
 //! ([`JsSink::begin_polling`], [`JsSink::end_polling`]).
 //!
 //! Batch layout: one flat array, three slots per entry (no array per entry):
-//! `0, [name, ...args], -` event (ready for `emit.apply`) · `1, code, message`
-//! error · `2, senderId, count` gap · `3, -, -` done (last call of this period)
-//! · `4, -, -` drain (the send queue has room again after a refused emit).
+//! a [`Tag`] then two slots whose meaning the tag gives. The tags are defined
+//! here only; `index.js` reads them through `batchTags()`.
 //!
 //! This module is what `node` (the JS class, which creates and ends a
 //! period's sink) and `watch` (the JS thread's own receive) share; neither
@@ -26,9 +25,47 @@ use super::convert::{ConvError, ToJs};
 use crate::node::{Notification, NotificationSink, SUBSCRIBER_CAPACITY};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{sys, Status};
+use napi::{sys, Env, Status};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+/// What a batch entry is: its first slot. The numbers are what JS sees;
+/// `index.js` takes them from [`batch_tags`], never writes them itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tag {
+    /// `event, [name, ...args], -`: a received event, ready for `emit.apply`.
+    Event = 0,
+    /// `error, code, message`: an error to report (`'error'` with `code`).
+    Error = 1,
+    /// `gap, senderId, count`: messages lost beyond repair (`'gap'`).
+    Gap = 2,
+    /// `done, -, -`: the last entry of this started period.
+    Done = 3,
+    /// `drain, -, -`: the send queue has room again after a refused emit.
+    Drain = 4,
+}
+
+impl Tag {
+    /// Every tag, with the name JS knows it by.
+    const ALL: [(Tag, &'static str); 5] =
+        [(Tag::Event, "event"), (Tag::Error, "error"), (Tag::Gap, "gap"), (Tag::Done, "done"), (Tag::Drain, "drain")];
+}
+
+/// The tags of batch entries, `{event, error, gap, done, drain}` → number:
+/// the one definition `index.js` switches on.
+#[napi_derive::napi(
+    js_name = "batchTags",
+    ts_return_type = "{ event: number, error: number, gap: number, done: number, drain: number }"
+)]
+pub fn batch_tags(env: Env) -> napi::Result<super::Raw> {
+    let raw = env.raw();
+    let mut js = ToJs::new(raw);
+    let mut fields = Vec::with_capacity(Tag::ALL.len());
+    for (tag, name) in Tag::ALL {
+        fields.push((name, js.number(tag as u8 as f64).map_err(|e| super::conv_error(raw, e))?));
+    }
+    js.object(fields).map(super::Raw).map_err(|e| super::conv_error(raw, e))
+}
 
 /// Most notifications handed to JS in one call (other JS work runs between calls).
 const BATCH: usize = 4096;
@@ -241,8 +278,8 @@ pub(crate) fn build_batch(env: sys::napi_env, batch: &Batch) -> std::result::Res
     // names (fewer allocations, and EventEmitter's lookup of the same string is cheaper).
     let mut last_name: Option<(&str, sys::napi_value)> = None;
     let mut at = 0u32;
-    let mut put = |js: &mut ToJs, kind: f64, a: sys::napi_value, b: Option<sys::napi_value>| {
-        let k = js.number(kind)?;
+    let mut put = |js: &mut ToJs, tag: Tag, a: sys::napi_value, b: Option<sys::napi_value>| {
+        let k = js.number(tag as u8 as f64)?;
         ck(env, unsafe { sys::napi_set_element(env, out, at, k) })?;
         ck(env, unsafe { sys::napi_set_element(env, out, at + 1, a) })?;
         if let Some(b) = b {
@@ -263,24 +300,24 @@ pub(crate) fn build_batch(env: sys::napi_env, batch: &Batch) -> std::result::Res
                     }
                 };
                 let args = js.array_after(name, &ev.args)?;
-                put(&mut js, 0.0, args, None)?;
+                put(&mut js, Tag::Event, args, None)?;
             }
             Notification::Error { code, message } => {
                 let (c, m) = (js.string(code)?, js.string(message)?);
-                put(&mut js, 1.0, c, Some(m))?;
+                put(&mut js, Tag::Error, c, Some(m))?;
             }
             Notification::Gap { sender, count } => {
                 let (s, c) = (js.string(sender)?, js.number(*count as f64)?);
-                put(&mut js, 2.0, s, Some(c))?;
+                put(&mut js, Tag::Gap, s, Some(c))?;
             }
             Notification::Drain => {
                 let zero = js.number(0.0)?;
-                put(&mut js, 4.0, zero, None)?;
+                put(&mut js, Tag::Drain, zero, None)?;
             }
         }
     }
     if batch.done {
-        let k = js.number(3.0)?;
+        let k = js.number(Tag::Done as u8 as f64)?;
         ck(env, unsafe { sys::napi_set_element(env, out, at, k) })?;
     }
     Ok(out)
