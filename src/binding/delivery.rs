@@ -22,6 +22,7 @@
 //! depends on the other for it.
 
 use super::convert::{ConvError, ToJs};
+use super::raw::{JsEnv, RawError};
 use crate::node::{Notification, NotificationSink, SUBSCRIBER_CAPACITY};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -58,8 +59,8 @@ impl Tag {
     ts_return_type = "{ event: number, error: number, gap: number, done: number, drain: number }"
 )]
 pub fn batch_tags(env: Env) -> napi::Result<super::Raw> {
-    let raw = env.raw();
-    let mut js = ToJs::new(raw);
+    let raw = JsEnv::of(&env);
+    let mut js = ToJs::new(raw.raw());
     let mut fields = Vec::with_capacity(Tag::ALL.len());
     for (tag, name) in Tag::ALL {
         fields.push((name, js.number(tag as u8 as f64).map_err(|e| super::conv_error(raw, e))?));
@@ -262,6 +263,9 @@ impl Signal {
 
 impl ToNapiValue for Signal {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        // SAFETY: napi-rs converts a ThreadsafeFunction's value on the JS
+        // thread, inside the call it is making with this env.
+        let env = unsafe { JsEnv::new(env) };
         build_batch(env, &val.take()).map_err(|e| match e {
             ConvError::Pending => napi::Error::new(Status::PendingException, "exception pending"),
             ConvError::Payload(m) | ConvError::Napi(m) => napi::Error::from_reason(m),
@@ -269,21 +273,21 @@ impl ToNapiValue for Signal {
     }
 }
 
-pub(crate) fn build_batch(env: sys::napi_env, batch: &Batch) -> std::result::Result<sys::napi_value, ConvError> {
-    let mut js = ToJs::new(env);
+/// The JS array of `batch`: three slots per entry, see the module doc.
+pub(crate) fn build_batch(env: JsEnv, batch: &Batch) -> std::result::Result<sys::napi_value, ConvError> {
+    let mut js = ToJs::new(env.raw());
     let count = (batch.items.len() + batch.done as usize) * 3;
-    let mut out = std::ptr::null_mut();
-    ck(env, unsafe { sys::napi_create_array_with_length(env, count, &mut out) })?;
+    let out = env.array(count)?;
     // Events of a batch mostly share a name: one JS string per run of equal
     // names (fewer allocations, and EventEmitter's lookup of the same string is cheaper).
     let mut last_name: Option<(&str, sys::napi_value)> = None;
     let mut at = 0u32;
     let mut put = |js: &mut ToJs, tag: Tag, a: sys::napi_value, b: Option<sys::napi_value>| {
         let k = js.number(tag as u8 as f64)?;
-        ck(env, unsafe { sys::napi_set_element(env, out, at, k) })?;
-        ck(env, unsafe { sys::napi_set_element(env, out, at + 1, a) })?;
+        env.set_element(out, at, k)?;
+        env.set_element(out, at + 1, a)?;
         if let Some(b) = b {
-            ck(env, unsafe { sys::napi_set_element(env, out, at + 2, b) })?;
+            env.set_element(out, at + 2, b)?;
         }
         at += 3;
         Ok::<(), ConvError>(())
@@ -318,22 +322,21 @@ pub(crate) fn build_batch(env: sys::napi_env, batch: &Batch) -> std::result::Res
     }
     if batch.done {
         let k = js.number(Tag::Done as u8 as f64)?;
-        ck(env, unsafe { sys::napi_set_element(env, out, at, k) })?;
+        env.set_element(out, at, k)?;
     }
     Ok(out)
 }
 
-fn ck(env: sys::napi_env, status: sys::napi_status) -> std::result::Result<(), ConvError> {
-    if status == sys::Status::napi_ok {
-        return Ok(());
+/// A failed Node-API call while building a batch: let a pending exception
+/// propagate, report anything else.
+impl From<RawError> for ConvError {
+    fn from(e: RawError) -> ConvError {
+        if e.pending {
+            ConvError::Pending
+        } else {
+            ConvError::Napi(format!("building a batch: {e}"))
+        }
     }
-    let mut pending = false;
-    unsafe { sys::napi_is_exception_pending(env, &mut pending) };
-    Err(if pending {
-        ConvError::Pending
-    } else {
-        ConvError::Napi(format!("building a batch failed (napi status {status})"))
-    })
 }
 
 /// The JS `onBatch` callback as a ThreadsafeFunction taking [`Signal`]s.

@@ -8,11 +8,12 @@
 
 use super::convert::ToJs;
 use super::delivery::{lock, JsSink, Signal};
+use super::raw::JsEnv;
 use super::{conv_error, throw, with_name_and_body, Raw};
 use crate::node::{EncryptOptions, NatsOptions, NatsTls, Options, Transport};
 use crate::Eventcast;
 use napi::bindgen_prelude::*;
-use napi::{sys, Env};
+use napi::Env;
 use napi_derive::napi;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
@@ -88,13 +89,13 @@ impl From<NativeNats> for Transport {
     }
 }
 
-fn ipv4(env: sys::napi_env, option: &str, s: &str) -> napi::Result<Ipv4Addr> {
+fn ipv4(env: JsEnv, option: &str, s: &str) -> napi::Result<Ipv4Addr> {
     s.parse()
         .map_err(|_| throw(env, true, "ERR_INVALID_ADDRESS", &format!("{option} must be an IPv4 address, got {s:?}")))
 }
 
 impl NativeOptions {
-    fn into_options(self, env: sys::napi_env) -> napi::Result<Options> {
+    fn into_options(self, env: JsEnv) -> napi::Result<Options> {
         let port = u16::try_from(self.port)
             .map_err(|_| throw(env, false, "ERR_INVALID_PORT", "port must be within 0-65535"))?;
         Ok(Options {
@@ -149,7 +150,7 @@ impl NativeEventcast {
     /// Creates a stopped node.
     #[napi(constructor)]
     pub fn new(env: Env, options: NativeOptions) -> napi::Result<Self> {
-        let raw = env.raw();
+        let raw = JsEnv::of(&env);
         let options = options.into_options(raw)?;
         let node = Eventcast::new(options).map_err(|e| throw(raw, true, e.code(), &e.to_string()))?;
         Ok(NativeEventcast {
@@ -210,8 +211,7 @@ impl NativeEventcast {
             if self.node.receive_fd().is_none() {
                 return Ok(false);
             }
-            // SAFETY: env and on_batch are this JS call's live values.
-            let watch = unsafe { super::watch::Watch::start(env.raw(), self.node.clone(), sink, on_batch.raw())? };
+            let watch = super::watch::Watch::start(JsEnv::of(&env), self.node.clone(), sink, on_batch.raw())?;
             *self.watch.borrow_mut() = Some(watch);
             Ok(true)
         }
@@ -250,7 +250,7 @@ impl NativeEventcast {
     /// `EBACKPRESSURE` while the send queue is full (wait for a drain entry).
     #[napi(ts_args_type = "name: string, args: unknown[]")]
     pub fn emit(&self, env: Env, name: Unknown, args: Unknown) -> napi::Result<()> {
-        let raw = env.raw();
+        let raw = JsEnv::of(&env);
         with_name_and_body(raw, name.raw(), args.raw(), |name, body| {
             self.node.emit_encoded(name, body).map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
         })
@@ -266,7 +266,7 @@ impl NativeEventcast {
     #[napi(js_name = "_injectFault")]
     pub fn inject_fault(&self, env: Env, task: String) -> napi::Result<()> {
         let task = crate::node::DriverTask::from_name(&task)
-            .ok_or_else(|| throw(env.raw(), true, "EINVALIDOPTION", &format!("no driver task {task:?}")))?;
+            .ok_or_else(|| throw(JsEnv::of(&env), true, "EINVALIDOPTION", &format!("no driver task {task:?}")))?;
         self.node.inject_fault(task);
         Ok(())
     }
@@ -280,19 +280,15 @@ impl NativeEventcast {
     /// The bound local address `{host, port}`, when started.
     #[napi(ts_return_type = "{ host: string, port: number } | null")]
     pub fn local_addr(&self, env: Env) -> napi::Result<Raw> {
-        let raw = env.raw();
-        let mut js = ToJs::new(raw);
+        let raw = JsEnv::of(&env);
+        let mut js = ToJs::new(raw.raw());
         let out = match self.node.local_addr() {
             Some(a) => {
                 let host = js.string(&a.ip().to_string()).map_err(|e| conv_error(raw, e))?;
                 let port = js.number(a.port() as f64).map_err(|e| conv_error(raw, e))?;
                 js.object([("host", host), ("port", port)]).map_err(|e| conv_error(raw, e))?
             }
-            None => {
-                let mut n = std::ptr::null_mut();
-                unsafe { sys::napi_get_null(raw, &mut n) };
-                n
-            }
+            None => raw.null().map_err(napi::Error::from)?,
         };
         Ok(Raw(out))
     }
@@ -300,10 +296,10 @@ impl NativeEventcast {
     /// The node's counters as a plain object (numbers).
     #[napi(ts_return_type = "Record<string, number>")]
     pub fn stats(&self, env: Env) -> napi::Result<Raw> {
-        let raw = env.raw();
+        let raw = JsEnv::of(&env);
         let s = self.node.stats();
         let fields = s.fields();
-        let mut js = ToJs::new(raw);
+        let mut js = ToJs::new(raw.raw());
         let mut vals = Vec::with_capacity(fields.len());
         for (_, k, v) in fields {
             vals.push((k, js.number(v as f64).map_err(|e| conv_error(raw, e))?));
