@@ -55,7 +55,7 @@ export declare class NativeEventcast {
  * The tags of batch entries, `{event, error, gap, done, drain}` → number:
  * the one definition `index.js` switches on.
  */
-export declare function batchTags(): { event: number, error: number, gap: number, done: number, drain: number }
+export declare function batchTags(): Record<string, number>
 
 /**
  * Decodes a `{payload: [...]}` BSON body into the JS arguments a receiver emits.

@@ -54,10 +54,8 @@ impl Tag {
 
 /// The tags of batch entries, `{event, error, gap, done, drain}` → number:
 /// the one definition `index.js` switches on.
-#[napi_derive::napi(
-    js_name = "batchTags",
-    ts_return_type = "{ event: number, error: number, gap: number, done: number, drain: number }"
-)]
+// (Typed as a record, not field by field: the names are listed only in `Tag::ALL`.)
+#[napi_derive::napi(js_name = "batchTags", ts_return_type = "Record<string, number>")]
 pub fn batch_tags(env: Env) -> napi::Result<super::Raw> {
     let raw = JsEnv::of(&env);
     let mut js = ToJs::new(raw.raw());
