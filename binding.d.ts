@@ -52,6 +52,12 @@ export declare class NativeEventcast {
 }
 
 /**
+ * The tags of batch entries, `{event, error, gap, done, drain}` → number:
+ * the one definition `index.js` switches on.
+ */
+export declare function batchTags(): Record<string, number>
+
+/**
  * Decodes a `{payload: [...]}` BSON body into the JS arguments a receiver emits.
  * Exposed for tests of the conversion rules.
  */

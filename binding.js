@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeEventcast = nativeBinding.NativeEventcast
+module.exports.batchTags = nativeBinding.batchTags
 module.exports.decodePayload = nativeBinding.decodePayload
 module.exports.encodePayload = nativeBinding.encodePayload
 module.exports.protocolPrefix = nativeBinding.protocolPrefix

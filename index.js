@@ -17,6 +17,14 @@ const emitLocal = EventEmitter.prototype.emit
 // PROTOCOL_PREFIX and cannot be emitted at all.
 const LOCAL_ONLY = new Set(binding.reservedEvents())
 const PROTOCOL_PREFIX = binding.protocolPrefix()
+// What each entry of a delivered batch is (its first slot): the numbers are
+// Rust's (src/binding/delivery.rs), read once here.
+const TAG = binding.batchTags()
+const TAG_EVENT = TAG.event
+const TAG_ERROR = TAG.error
+const TAG_GAP = TAG.gap
+const TAG_DONE = TAG.done
+const TAG_DRAIN = TAG.drain
 
 const kNative = Symbol('eventcast.native')
 const kState = Symbol('eventcast.state')
@@ -301,10 +309,10 @@ class EventcastImpl extends EventEmitter {
   }
 
   _onBatch (batch) {
-    // Flat: three slots per entry (see src/binding/node.rs).
+    // Flat: three slots per entry, a tag then two values (see src/binding/delivery.rs).
     for (let i = 0; i < batch.length; i += 3) {
       switch (batch[i]) {
-        case 0: { // 0, [name, ...args]
+        case TAG_EVENT: { // event, [name, ...args]
           const args = batch[i + 1]
           if (args[0] === 'error') {
             this._remoteError(args)
@@ -317,12 +325,12 @@ class EventcastImpl extends EventEmitter {
           }
           break
         }
-        case 1: // 1, code, message
+        case TAG_ERROR: // error, code, message
           this._asyncError(codedError(Error, batch[i + 1], batch[i + 2]))
           // The native node stopped itself after an internal failure: follow it.
           if (batch[i + 1] === 'EINTERNAL') this.stop().catch(() => {})
           break
-        case 2: { // 2, senderId, count
+        case TAG_GAP: { // gap, senderId, count
           const info = { sender: batch[i + 1], count: batch[i + 2] }
           if (this.listenerCount('gap') > 0) {
             try {
@@ -335,12 +343,12 @@ class EventcastImpl extends EventEmitter {
           }
           break
         }
-        case 3: { // 3: the native side is done with this started period
+        case TAG_DONE: { // done: the native side is done with this started period
           const st = this[kState]
           if (st.resolveDrained) st.resolveDrained()
           break
         }
-        case 4: // 4: the send queue has room again after an EBACKPRESSURE
+        case TAG_DRAIN: // drain: the send queue has room again after an EBACKPRESSURE
           try {
             emitLocal.call(this, 'drain')
           } catch (err) {

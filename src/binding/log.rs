@@ -6,6 +6,7 @@
 //! ThreadsafeFunction, which hands the whole buffer to JS at once. The
 //! threshold is a bunyan level (10 trace … 50 error; 0 = off) set from JS.
 
+use super::raw::JsEnv;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, Status};
@@ -47,22 +48,23 @@ pub struct Flush(#[allow(dead_code)] u8);
 
 impl ToNapiValue for Flush {
     unsafe fn to_napi_value(env: sys::napi_env, _val: Self) -> napi::Result<sys::napi_value> {
+        // SAFETY: napi-rs converts a ThreadsafeFunction's value on the JS
+        // thread, inside the call it is making with this env.
+        let env = unsafe { JsEnv::new(env) };
         let records = std::mem::take(&mut *BUFFER.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut js = super::convert::ToJs::new(env);
-        let mut out = std::ptr::null_mut();
-        sys::napi_create_array_with_length(env, records.len(), &mut out);
+        let mut js = super::convert::ToJs::new(env.raw());
+        let out = env.array(records.len())?;
         for (i, (level, target, msg)) in records.iter().enumerate() {
-            let mut rec = std::ptr::null_mut();
-            sys::napi_create_array_with_length(env, 3, &mut rec);
+            let rec = env.array(3)?;
             let vals = [
                 js.number(*level as f64).map_err(|_| napi::Error::from_reason("log level"))?,
                 js.string(target).map_err(|_| napi::Error::from_reason("log target"))?,
                 js.string(msg).map_err(|_| napi::Error::from_reason("log message"))?,
             ];
             for (j, v) in vals.into_iter().enumerate() {
-                sys::napi_set_element(env, rec, j as u32, v);
+                env.set_element(rec, j as u32, v)?;
             }
-            sys::napi_set_element(env, out, i as u32, rec);
+            env.set_element(out, i as u32, rec)?;
         }
         Ok(out)
     }
