@@ -11,6 +11,11 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** The native node; `index.js` wraps it in the public `Eventcast` class. */
 export declare class NativeEventcast {
+  /**
+   * The `host:port` written into our datagrams' meta (see
+   * [`crate::Eventcast::advertised_addr`]): what peers see, started or not.
+   */
+  advertisedAddress(): NativeAddress
   /** Creates a stopped node. */
   constructor(options: NativeOptions)
   /** The instance id (16 hex chars). */
@@ -62,6 +67,14 @@ export declare function decodePayload(body: Buffer): unknown[]
  * Exposed for tests of the conversion rules.
  */
 export declare function encodePayload(args: unknown[]): Buffer
+
+/** `{host, port}` as `getAddress()` returns it (0.1.x's shape). */
+export interface NativeAddress {
+  /** IPv4 address in dotted form. */
+  host: string
+  /** UDP port (multicast) or the port naming the subject (NATS). */
+  port: number
+}
 
 /** `{code, message}` of a failed start/stop (the promise resolves to it, or to null). */
 export interface NativeFailure {

@@ -8,10 +8,13 @@
 //! * [`node`] — `NativeEventcast`, the class `index.js` wraps; notifications
 //!   reach JS in batches: directly from the JS thread's own receive (`watch`),
 //!   through one ThreadsafeFunction when produced on other threads.
+//! * [`facts`] — what Rust decides and JS reads instead of re-deriving it:
+//!   the advertised address.
 //! * [`log`] — forwards `tracing` events to the JS logger, in batches.
 //! * `watch` — receives on the JS thread through a libuv poll handle (unix).
 
 pub mod convert;
+pub mod facts;
 pub mod log;
 pub mod node;
 #[cfg(unix)]

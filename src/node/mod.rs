@@ -899,6 +899,13 @@ impl Eventcast {
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.inner.shared.core().io.as_ref().and_then(|io| io.udp.as_ref()).map(|udp| udp.local)
     }
+
+    /// The `host:port` our datagrams carry in their meta (where 0.1.x peers
+    /// send repair requests); JS `getAddress()` returns it. See [`socket::advertised_addr`].
+    pub fn advertised_addr(&self) -> SocketAddrV4 {
+        let core = self.inner.shared.core();
+        socket::advertised_addr(&self.inner.options, core.endpoint.as_ref().map(Endpoint::identity))
+    }
 }
 
 /// Checks that `body` is the BSON document `{payload: [...]}` (or empty), then
