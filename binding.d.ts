@@ -108,6 +108,16 @@ export interface NativeNats {
   subject?: string
 }
 
+/** One entry of [`crate::node::OPTION_BOUNDS`] for JS: `{option, min, max}`, inclusive. */
+export interface NativeOptionBound {
+  /** The option's name as the JS API spells it. */
+  option: string
+  /** Smallest value accepted. */
+  min: number
+  /** Largest value accepted. */
+  max: number
+}
+
 /** Options as `index.js` passes them after validation (camelCase in JS). */
 export interface NativeOptions {
   /** Bind address. */
@@ -137,6 +147,12 @@ export interface NativeOptions {
   /** The NATS transport, when `transport` names NATS servers. */
   nats?: NativeNats
 }
+
+/**
+ * The bounds of the numeric options, Rust's table: `lib/options.js` checks
+ * these instead of keeping its own numbers.
+ */
+export declare function optionBounds(): Array<NativeOptionBound>
 
 /** Prefix of the protocol's own event names, which applications cannot emit. */
 export declare function protocolPrefix(): string

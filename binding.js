@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.NativeEventcast = nativeBinding.NativeEventcast
 module.exports.decodePayload = nativeBinding.decodePayload
 module.exports.encodePayload = nativeBinding.encodePayload
+module.exports.optionBounds = nativeBinding.optionBounds
 module.exports.protocolPrefix = nativeBinding.protocolPrefix
 module.exports.reservedEvents = nativeBinding.reservedEvents
 module.exports.setLogLevel = nativeBinding.setLogLevel

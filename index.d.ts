@@ -42,7 +42,7 @@ declare namespace Eventcast {
     encrypt?: false | EncryptOptions
     /** Largest datagram before a message is chunked (1–65000). Default 1024. */
     maxPayloadSize?: number
-    /** Reassembly timeout in ms; retention is 3× this. Default 3000. */
+    /** Reassembly timeout in ms (1–86400000); retention is 3× this. Default 3000. */
     messageTtl?: number
     /** Repair requests per stalled message (0–1000). Default 3. */
     messageRetransmitAttempts?: number

@@ -1,12 +1,60 @@
 'use strict'
 // One source of truth across Rust and JS: what JS reports or checks is what
-// Rust decided (the advertised address), never a JS copy.
+// Rust decided (option bounds, the advertised address), never a JS copy.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
+const binding = require('../binding.js')
 const Eventcast = require('..')
+const { resolveOptions, nativeOptions, DEFAULTS, BOUNDS } = require('../lib/options.js')
 const { inPrivateNetns } = require('../scripts/netns.js')
+
+const { codes } = Eventcast
+
+/** Builds the native node directly (below lib/options.js's checks) with `option` set to `value`. */
+function nativeWith (option, value) {
+  const { config } = resolveOptions({ port: 9000 })
+  return new binding.NativeEventcast(nativeOptions({ ...config, [option]: value }))
+}
+
+test('every bounded option: JS and Rust accept the same range, from one table', () => {
+  const table = binding.optionBounds()
+  assert.deepEqual(Object.keys(BOUNDS).sort(), table.map((b) => b.option).sort())
+  // The options JS range-checks are exactly the table's: probe every option with
+  // values no bound allows (port and replPort are JS-only, ERR_EVENTCAST_PORT).
+  const rangeChecked = Object.keys(DEFAULTS).filter((option) => [2 ** 40, -(2 ** 40)].some((v) => {
+    try {
+      Eventcast({ port: 9000, [option]: v })
+      return false
+    } catch (err) {
+      return err instanceof RangeError && err.code === codes.VALUE
+    }
+  }))
+  assert.deepEqual(rangeChecked.sort(), table.map((b) => b.option).sort())
+  for (const { option, min, max } of table) {
+    assert.ok(Number.isSafeInteger(min) && Number.isSafeInteger(max) && min <= max, option)
+    for (const v of [min, max]) {
+      assert.equal(Eventcast({ port: 9000, [option]: v }).config[option], v, `JS ${option} = ${v}`)
+      assert.doesNotThrow(() => nativeWith(option, v), `Rust ${option} = ${v}`)
+    }
+    for (const v of [min - 1, max + 1]) {
+      assert.throws(() => Eventcast({ port: 9000, [option]: v }), (err) => {
+        assert.ok(err instanceof RangeError, `${option} = ${v}: ${err.message}`)
+        assert.equal(err.code, codes.VALUE)
+        assert.equal(err.message, `option ${option} must be within ${min}–${max}, got ${v}`)
+        return true
+      })
+    }
+    // Below 0 the native (unsigned) types refuse already; above max it is Rust's table.
+    assert.throws(() => nativeWith(option, max + 1), (err) => {
+      assert.equal(err.code, 'EINVALIDOPTION', `Rust ${option} = ${max + 1}: ${err.message}`)
+      assert.match(err.message, new RegExp(`${option}.*${min}–${max}`))
+      return true
+    })
+    if (min > 0) assert.throws(() => nativeWith(option, min - 1), { code: 'EINVALIDOPTION' })
+  }
+})
 
 test('getAddress() is what Rust advertises: address and multicastInterface honoured, 0.1.x shape', () => {
   const fallback = Eventcast(9000).getAddress()

@@ -3,7 +3,8 @@
 //! `index.js` used to re-derive the advertised host from
 //! `os.networkInterfaces()`, ignoring `address` and `multicastInterface`, so
 //! `getAddress()` could disagree with the `meta.host` every datagram carries.
-//! It now asks the node.
+//! It now asks the node. Likewise `lib/options.js` kept its own option
+//! bounds (its `messageTtl` limit was not Rust's); it now reads Rust's table.
 
 use super::node::NativeEventcast;
 use napi_derive::napi;
@@ -26,4 +27,26 @@ impl NativeEventcast {
         let addr = self.node.advertised_addr();
         NativeAddress { host: addr.ip().to_string(), port: u32::from(addr.port()) }
     }
+}
+
+/// One entry of [`crate::node::OPTION_BOUNDS`] for JS: `{option, min, max}`, inclusive.
+#[napi(object)]
+pub struct NativeOptionBound {
+    /// The option's name as the JS API spells it.
+    pub option: String,
+    /// Smallest value accepted.
+    pub min: f64,
+    /// Largest value accepted.
+    pub max: f64,
+}
+
+/// The bounds of the numeric options, Rust's table: `lib/options.js` checks
+/// these instead of keeping its own numbers.
+#[napi(js_name = "optionBounds")]
+pub fn option_bounds() -> Vec<NativeOptionBound> {
+    crate::node::OPTION_BOUNDS
+        .iter()
+        // Every bound is far below 2^53: exact as a JS number.
+        .map(|b| NativeOptionBound { option: b.option.to_string(), min: b.min as f64, max: b.max as f64 })
+        .collect()
 }

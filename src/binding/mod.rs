@@ -9,7 +9,7 @@
 //!   reach JS in batches: directly from the JS thread's own receive (`watch`),
 //!   through one ThreadsafeFunction when produced on other threads.
 //! * [`facts`] — what Rust decides and JS reads instead of re-deriving it:
-//!   the advertised address.
+//!   the advertised address, the bounds of numeric options.
 //! * [`log`] — forwards `tracing` events to the JS logger, in batches.
 //! * `watch` — receives on the JS thread through a libuv poll handle (unix).
 

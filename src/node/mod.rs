@@ -74,8 +74,8 @@ mod transport;
 pub use bridge::{Bridge, BridgeOptions, BridgeStats, BRIDGE_SEEN_CAPACITY, BRIDGE_WINDOW};
 pub use nats::{NATS_MAX_DATAGRAM, NATS_SOURCE, NATS_START_TIMEOUT};
 pub use options::{
-    EncryptOptions, NatsOptions, NatsTls, Options, Transport, MAX_PAYLOAD_SIZE_LIMIT, NATS_CHUNK_SIZE,
-    SEND_QUEUE_BYTES_RANGE,
+    EncryptOptions, NatsOptions, NatsTls, OptionBound, Options, Transport, MAX_PAYLOAD_SIZE_LIMIT, NATS_CHUNK_SIZE,
+    OPTION_BOUNDS, SEND_QUEUE_BYTES_RANGE,
 };
 pub use send::DEFAULT_SEND_QUEUE_BYTES;
 pub use socket::{advertised_host, hostname, SOCKET_BUFFER_BYTES};
