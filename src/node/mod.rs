@@ -863,7 +863,8 @@ impl Eventcast {
     /// Reports a failure outside the driver tasks (a panic caught on the
     /// caller's thread): `EINTERNAL` to subscribers and the sink, then the
     /// node stops itself, as for a driver task's panic.
-    #[cfg_attr(not(feature = "napi"), allow(dead_code))]
+    // Only the Node binding's receive on the JS thread (`binding/watch.rs`) needs it.
+    #[cfg(all(feature = "napi", unix))]
     pub(crate) fn report_fault(&self, what: &str) {
         self.inner.shared.fault(what);
     }
