@@ -839,6 +839,7 @@ module.exports.NativeEventcast = nativeBinding.NativeEventcast
 module.exports.batchTags = nativeBinding.batchTags
 module.exports.decodePayload = nativeBinding.decodePayload
 module.exports.encodePayload = nativeBinding.encodePayload
+module.exports.optionBounds = nativeBinding.optionBounds
 module.exports.protocolPrefix = nativeBinding.protocolPrefix
 module.exports.reservedEvents = nativeBinding.reservedEvents
 module.exports.setLogLevel = nativeBinding.setLogLevel

@@ -3,7 +3,6 @@
 // The public JS API (a drop-in replacement for eventcast 0.1.x) over the Rust
 // node in the native addon (binding.js is napi-rs's generated loader).
 const { EventEmitter } = require('node:events')
-const os = require('node:os')
 const binding = require('./binding.js')
 const { Logger, LEVELS, resolveLevel } = require('./lib/logger.js')
 const { resolveOptions, nativeOptions, getRandomPort, codes: optionCodes } = require('./lib/options.js')
@@ -75,15 +74,6 @@ function codedError (Ctor, code, message) {
 
 function failureToError (failure) {
   return codedError(Error, failure.code, failure.message)
-}
-
-function advertisedHost () {
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list || []) {
-      if ((a.family === 'IPv4' || a.family === 4) && !a.internal) return a.address
-    }
-  }
-  return '127.0.0.1'
 }
 
 /** Rethrows a listener's exception outside the batch loop (like an uncaught throw in a dgram listener). */
@@ -170,10 +160,14 @@ class EventcastImpl extends EventEmitter {
     return this[kState].status
   }
 
-  /** `{host, port}`: the address peers see in our datagrams, and the group port. */
+  /**
+   * `{host, port}`: what our datagrams carry as `meta.host`/`meta.port` (where
+   * 0.1.x peers send repair requests). Rust decides it (src/node/socket.rs,
+   * `advertised_addr`): `multicastInterface`, else a specific `address`, else
+   * the first non-loopback IPv4 address, else 127.0.0.1; and the group port.
+   */
   getAddress () {
-    const addr = this[kNative].localAddr()
-    return { host: advertisedHost(), port: addr ? addr.port : this.config.port }
+    return this[kNative].advertisedAddress()
   }
 
   /** The node's counters (datagrams, events, repairs, gaps, rejections, memory in use). */

@@ -44,7 +44,9 @@ fn wanted(l: &Level) -> bool {
 
 /// Asks JS to collect the buffered records. (Not zero-sized: napi-rs passes
 /// no argument at all for a zero-sized value.)
-pub struct Flush(#[allow(dead_code)] u8);
+pub struct Flush {
+    _nonzero: u8,
+}
 
 impl ToNapiValue for Flush {
     unsafe fn to_napi_value(env: sys::napi_env, _val: Self) -> napi::Result<sys::napi_value> {
@@ -125,7 +127,7 @@ impl<S: Subscriber> Layer<S> for Forward {
         if first {
             if let Some(sink) = SINK.get() {
                 if let Some(f) = sink.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                    f.call(Flush(0), ThreadsafeFunctionCallMode::NonBlocking);
+                    f.call(Flush { _nonzero: 0 }, ThreadsafeFunctionCallMode::NonBlocking);
                 }
             }
         }

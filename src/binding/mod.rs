@@ -10,6 +10,8 @@
 //!   through one ThreadsafeFunction when produced on other threads.
 //! * [`node`] — `NativeEventcast`, the class `index.js` wraps; it starts and
 //!   ends each period's delivery.
+//! * [`facts`] — what Rust decides and JS reads instead of re-deriving it:
+//!   the advertised address, the bounds of numeric options.
 //! * [`log`] — forwards `tracing` events to the JS logger, in batches.
 //! * `raw` — the raw Node-API calls (outside `convert`) behind safe methods,
 //!   their safety argued once.
@@ -17,6 +19,7 @@
 
 pub mod convert;
 mod delivery;
+pub mod facts;
 pub mod log;
 pub mod node;
 mod raw;

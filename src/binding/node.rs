@@ -122,7 +122,8 @@ impl NativeOptions {
 /// The native node; `index.js` wraps it in the public `Eventcast` class.
 #[napi]
 pub struct NativeEventcast {
-    node: Eventcast,
+    /// Also read by `super::facts` (methods that report what Rust decided).
+    pub(super) node: Eventcast,
     /// The delivery of the current started period (shared with start/stop futures).
     sink: Arc<Mutex<Option<Arc<JsSink>>>>,
     /// Receiving on the JS thread, between `watch()` and `unwatch()`.

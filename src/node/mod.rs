@@ -74,8 +74,8 @@ mod transport;
 pub use bridge::{Bridge, BridgeOptions, BridgeStats, BRIDGE_SEEN_CAPACITY, BRIDGE_WINDOW};
 pub use nats::{NATS_MAX_DATAGRAM, NATS_SOURCE, NATS_START_TIMEOUT};
 pub use options::{
-    EncryptOptions, NatsOptions, NatsTls, Options, Transport, MAX_PAYLOAD_SIZE_LIMIT, NATS_CHUNK_SIZE,
-    SEND_QUEUE_BYTES_RANGE,
+    EncryptOptions, NatsOptions, NatsTls, OptionBound, Options, Transport, MAX_PAYLOAD_SIZE_LIMIT, NATS_CHUNK_SIZE,
+    OPTION_BOUNDS, SEND_QUEUE_BYTES_RANGE,
 };
 pub use send::DEFAULT_SEND_QUEUE_BYTES;
 pub use socket::{advertised_host, hostname, SOCKET_BUFFER_BYTES};
@@ -863,7 +863,8 @@ impl Eventcast {
     /// Reports a failure outside the driver tasks (a panic caught on the
     /// caller's thread): `EINTERNAL` to subscribers and the sink, then the
     /// node stops itself, as for a driver task's panic.
-    #[cfg_attr(not(feature = "napi"), allow(dead_code))]
+    // Only the Node binding's receive on the JS thread (`binding/watch.rs`) needs it.
+    #[cfg(all(feature = "napi", unix))]
     pub(crate) fn report_fault(&self, what: &str) {
         self.inner.shared.fault(what);
     }
@@ -898,6 +899,13 @@ impl Eventcast {
     /// The bound socket address while started (multicast; `None` over NATS).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.inner.shared.core().io.as_ref().and_then(|io| io.udp.as_ref()).map(|udp| udp.local)
+    }
+
+    /// The `host:port` our datagrams carry in their meta (where 0.1.x peers
+    /// send repair requests); JS `getAddress()` returns it. See [`socket::advertised_addr`].
+    pub fn advertised_addr(&self) -> SocketAddrV4 {
+        let core = self.inner.shared.core();
+        socket::advertised_addr(&self.inner.options, core.endpoint.as_ref().map(Endpoint::identity))
     }
 }
 
