@@ -141,9 +141,6 @@ impl NativeOptions {
 #[derive(Default)]
 struct Queue {
     items: Vec<Notification>,
-    /// The JS thread is reading the socket ([`super::watch`]) and takes the
-    /// queue itself right after: no JS call needs scheduling meanwhile.
-    polling: bool,
     /// A JS call is pending; it will take whatever is queued when it runs.
     scheduled: bool,
     /// `stop()` finished: the call that empties the queue also says `done`.
@@ -208,22 +205,20 @@ pub(crate) struct JsSink {
 }
 
 impl JsSink {
-    /// Marks the start of a receive on the JS thread (see [`Queue::polling`]).
-    pub(crate) fn begin_polling(&self) {
-        lock(&self.queue).polling = true;
-    }
-
-    /// Ends a receive on the JS thread: takes up to [`BATCH`] queued
-    /// notifications for a direct call; schedules a JS call for any rest.
-    pub(crate) fn end_polling(self: &Arc<Self>) -> Batch {
-        let (items, call) = {
+    /// After a receive on the JS thread ([`super::watch`]): queues what
+    /// `Eventcast::receive` handed back (behind what other threads queued
+    /// before; drops are counted on `node`), takes up to [`BATCH`] for a
+    /// direct call, and schedules a JS call for any rest.
+    pub(crate) fn take_received(self: &Arc<Self>, node: &Eventcast, received: &mut Vec<Notification>) -> Batch {
+        let (items, call, dropped) = {
             let mut q = lock(&self.queue);
-            q.polling = false;
+            let dropped = q.push(received);
             let items = take_at_most(&mut q.items, BATCH);
             q.report_lost();
             let call = !q.items.is_empty() && q.claim_call();
-            (items, call)
+            (items, call, dropped)
         };
+        node.report_dropped(dropped);
         if call {
             self.schedule();
         }
@@ -256,7 +251,7 @@ impl NotificationSink for SinkHandle {
         let (call, dropped) = {
             let mut q = lock(&self.0.queue);
             let dropped = q.push(batch);
-            let call = !q.polling && !q.items.is_empty() && q.claim_call();
+            let call = !q.items.is_empty() && q.claim_call();
             (call, dropped)
         };
         if call {

@@ -83,7 +83,8 @@ impl std::fmt::Debug for Events {
 /// runs on whichever thread produced the notifications — the receive task as a
 /// burst of datagrams is processed, the timer task, or a thread inside
 /// [`Eventcast::emit`](super::Eventcast::emit) / [`Eventcast::stop`](super::Eventcast::stop) — so it must be quick and must
-/// not call back into the node.
+/// not call back into the node. (What [`Eventcast::receive`](super::Eventcast::receive)
+/// reads goes back to its caller, not to the sink.)
 pub trait NotificationSink: Send + Sync {
     /// Takes the notifications out of `batch` (in order; `batch` may be left
     /// non-empty, it is cleared afterwards). Returns how many it had to drop
@@ -100,47 +101,67 @@ impl Shared {
             return;
         }
         let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut dropped = 0u64;
-        {
-            let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-            subs.retain(|s| !s.is_closed());
-            let (cloned, last) = match (&sink, subs.split_last()) {
-                (Some(_), _) => (&subs[..], None),
-                (None, Some((last, others))) => (others, Some(last)),
-                (None, None) => (&subs[..], None),
-            };
-            for note in notes.iter() {
-                for s in cloned {
-                    if let Err(mpsc::error::TrySendError::Full(_)) = s.try_send(note.clone()) {
-                        dropped += 1;
-                    }
-                }
-            }
-            if let Some(last) = last {
-                for note in notes.drain(..) {
-                    if let Err(mpsc::error::TrySendError::Full(_)) = last.try_send(note) {
-                        dropped += 1;
-                    }
-                }
-            }
-        }
+        let mut dropped = self.to_subscribers(notes, sink.is_some());
         if let Some(sink) = sink {
             if !notes.is_empty() {
                 dropped += sink.deliver(notes);
             }
         }
         notes.clear();
-        if dropped > 0 {
-            let total = self.notifications_dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
-            // At most one warning per second (a stuck subscriber would otherwise log every burst).
-            let now_ms = self.epoch.elapsed().as_millis() as u64;
-            let last = self.last_drop_warning_ms.load(Ordering::Relaxed);
-            if last == 0 || now_ms >= last + 1000 {
-                self.last_drop_warning_ms.store(now_ms.max(1), Ordering::Relaxed);
-                tracing::warn!(
-                    "eventcast: a subscriber is {SUBSCRIBER_CAPACITY} notifications behind; notifications dropped so far: {total}"
-                );
+        self.count_dropped(dropped);
+    }
+
+    /// Hands copies of `notes` to every subscriber, leaving `notes` to the
+    /// caller (polled receive: the caller gets them instead of the sink).
+    pub(super) fn deliver_copies(&self, notes: &mut Vec<Notification>) {
+        if !notes.is_empty() {
+            let dropped = self.to_subscribers(notes, true);
+            self.count_dropped(dropped);
+        }
+    }
+
+    /// Sends `notes` to every subscriber: clones to all of them when `keep`,
+    /// else clones to all but the last, which gets the originals (`notes` is
+    /// then left empty). Returns how many found a subscriber's queue full.
+    fn to_subscribers(&self, notes: &mut Vec<Notification>, keep: bool) -> u64 {
+        let mut dropped = 0u64;
+        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.retain(|s| !s.is_closed());
+        let (cloned, last) = match subs.split_last() {
+            Some((last, others)) if !keep => (others, Some(last)),
+            _ => (&subs[..], None),
+        };
+        for note in notes.iter() {
+            for s in cloned {
+                if let Err(mpsc::error::TrySendError::Full(_)) = s.try_send(note.clone()) {
+                    dropped += 1;
+                }
             }
+        }
+        if let Some(last) = last {
+            for note in notes.drain(..) {
+                if let Err(mpsc::error::TrySendError::Full(_)) = last.try_send(note) {
+                    dropped += 1;
+                }
+            }
+        }
+        dropped
+    }
+
+    /// Counts notifications nobody had room for and warns, at most once a
+    /// second (a stuck subscriber would otherwise log every burst).
+    pub(super) fn count_dropped(&self, dropped: u64) {
+        if dropped == 0 {
+            return;
+        }
+        let total = self.notifications_dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        let last = self.last_drop_warning_ms.load(Ordering::Relaxed);
+        if last == 0 || now_ms >= last + 1000 {
+            self.last_drop_warning_ms.store(now_ms.max(1), Ordering::Relaxed);
+            tracing::warn!(
+                "eventcast: notifications dropped for want of room (a subscriber {SUBSCRIBER_CAPACITY} behind, a full sink or receive() caller); so far: {total}"
+            );
         }
     }
 }

@@ -34,8 +34,9 @@ impl Burst {
     }
 
     /// Reads datagrams with `recv` (non-blocking) until it would block or the
-    /// burst is full, feeds them to the endpoint under one lock, sends what that
-    /// produced and delivers the notifications. Returns how many were read.
+    /// burst is full, feeds them to the endpoint under one lock and sends what
+    /// that produced. The notifications are left in `notes` for the caller to
+    /// hand on. Returns how many datagrams were read.
     pub(super) fn run(
         &mut self,
         shared: &Shared,
@@ -82,7 +83,6 @@ impl Burst {
             }
             notes.append(&mut core.notes);
         }
-        shared.deliver(notes);
         marks.len() + skipped as usize
     }
 
@@ -130,7 +130,7 @@ pub(super) fn stall_guard(shared: Arc<Shared>, stop: std::sync::mpsc::Receiver<(
         // The `polled` lock is only ever held for one burst: no long block here.
         let mut read = 0;
         loop {
-            let n = shared.receive_burst();
+            let n = shared.receive_burst(|notes| shared.deliver(notes));
             read += n;
             if n < RECV_BATCH {
                 break;
@@ -153,6 +153,7 @@ pub(super) async fn recv_loop(shared: Arc<Shared>, socket: UdpSocket, own: OwnDa
         shared.fault_point(DriverTask::Receive);
         // tokio's try_recv_from clears the readiness flag on WouldBlock, so `readable()` waits for real.
         burst.run(&shared, &own, |buf| socket.try_recv_from(buf));
+        shared.deliver(&mut burst.notes);
         if burst.was_full() {
             // More is waiting: let subscribers on this runtime catch up first.
             tokio::task::yield_now().await;
@@ -161,14 +162,16 @@ pub(super) async fn recv_loop(shared: Arc<Shared>, socket: UdpSocket, own: OwnDa
 }
 
 impl Shared {
-    /// One burst of polled-mode receiving (from `receive()` or the stall guard;
-    /// the `polled` lock keeps their deliveries in order). It reads even when
-    /// the sink is full: leaving datagrams in the socket would let the kernel
-    /// drop what overflows it, heartbeats included, and a sender whose tail of
-    /// heartbeats is lost that way can never be found to have lost anything.
-    /// Read, heartbeats keep loss detectable, and events the sink has no room
-    /// for are reported as gaps by the sink.
-    pub(super) fn receive_burst(&self) -> usize {
+    /// One burst of polled-mode receiving (from `receive()` or the stall
+    /// guard); `hand` takes the notifications while the `polled` lock is still
+    /// held, so the two hand theirs on in the order they were read. It reads
+    /// even when the sink (or the caller's queue) is full: leaving datagrams in
+    /// the socket would let the kernel drop what overflows it, heartbeats
+    /// included, and a sender whose tail of heartbeats is lost that way can
+    /// never be found to have lost anything. Read, heartbeats keep loss
+    /// detectable, and events with no room are reported as gaps by whoever
+    /// had no room (the Node binding does).
+    pub(super) fn receive_burst(&self, hand: impl FnOnce(&mut Vec<Notification>)) -> usize {
         let mut polled = self.polled.lock().unwrap_or_else(|p| p.into_inner());
         let Some((socket, own)) =
             self.core().io.as_ref().and_then(|io| io.udp.as_ref()).map(|udp| (udp.socket.clone(), udp.own.clone()))
@@ -176,20 +179,53 @@ impl Shared {
             return 0;
         };
         let burst = polled.get_or_insert_with(|| Box::new(Burst::new()));
-        burst.run(self, &own, |buf| socket.recv_from(buf))
+        let read = burst.run(self, &own, |buf| socket.recv_from(buf));
+        if !burst.notes.is_empty() {
+            hand(&mut burst.notes);
+            burst.notes.clear();
+        }
+        read
+    }
+
+    /// Polled mode: notes that the caller is reading now (the stall guard
+    /// leaves the socket alone for [`POLL_STALL`] after this).
+    fn mark_receive(&self) {
+        self.last_receive_us.store(self.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 }
 
 impl Eventcast {
     /// With [`start_polled`](Self::start_polled): reads the datagrams waiting
     /// in the socket (one burst of at most 512, without blocking) on the calling
-    /// thread, processes them and delivers the resulting notifications (to the
-    /// sink and the subscriptions) before returning. Returns how many datagrams
-    /// were read; call again while the socket stays readable. Does nothing
-    /// (returns 0) when stopped or started with [`start`](Self::start).
-    pub fn receive(&self) -> usize {
+    /// thread, processes them, and appends the resulting notifications, in
+    /// order, to `out`: they are the caller's to hand on (the
+    /// [`NotificationSink`](super::NotificationSink) does not see them; the
+    /// [`Events`](super::Events) subscriptions get copies). Returns how many
+    /// datagrams were read; call again while the socket stays readable. Does
+    /// nothing (returns 0) when stopped or started with [`start`](Self::start).
+    ///
+    /// Order with the stall guard: it delivers to the sink only bursts read
+    /// after this one, and leaves the socket alone for [`POLL_STALL`] after
+    /// `receive` returns; a caller that queues `out` within that time keeps
+    /// every notification in order. A caller with no room for some of them
+    /// reports them with [`report_dropped`](Self::report_dropped).
+    pub fn receive(&self, out: &mut Vec<Notification>) -> usize {
         let shared = &*self.inner.shared;
-        shared.last_receive_us.store(shared.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
-        shared.receive_burst()
+        shared.mark_receive();
+        let read = shared.receive_burst(|notes| {
+            shared.deliver_copies(notes);
+            out.append(notes);
+        });
+        // The burst may have taken a while: the guard's wait starts now.
+        shared.mark_receive();
+        read
+    }
+
+    /// Counts `count` notifications that the caller of
+    /// [`receive`](Self::receive) had no room for, in
+    /// [`Stats::notifications_dropped`](crate::protocol::Stats::notifications_dropped),
+    /// and logs them like a lagging subscription's: nothing is dropped silently.
+    pub fn report_dropped(&self, count: u64) {
+        self.inner.shared.count_dropped(count);
     }
 }
