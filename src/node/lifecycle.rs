@@ -128,7 +128,7 @@ impl Eventcast {
         let group = SocketAddr::V4(SocketAddrV4::new(options.multicast_membership, local.port()));
         let shared = &self.inner.shared;
         let io = Io { link: link.clone(), group, udp: Some(UdpReceive { socket, own: own.clone(), local }) };
-        self.install(config, local.port(), io);
+        self.install(config, local.port(), io)?;
         tracing::debug!("eventcast {} bound {local}, joined {}", self.inner.id, options.multicast_membership);
         let mut tasks = vec![supervise::spawn(shared, DriverTask::Timer, timer_loop(shared.clone(), link))];
         match task_socket {
@@ -158,7 +158,7 @@ impl Eventcast {
         let link = Link::Nats(conn.publisher);
         // The group address only names the destination for the engine; NATS ignores it.
         let group = SocketAddr::V4(SocketAddrV4::new(self.inner.options.multicast_membership, port));
-        self.install(config, port, Io { link: link.clone(), group, udp: None });
+        self.install(config, port, Io { link: link.clone(), group, udp: None })?;
         Ok(vec![
             supervise::spawn(shared, DriverTask::Timer, timer_loop(shared.clone(), link)),
             supervise::spawn(shared, DriverTask::Receive, nats::recv_loop(shared.clone(), conn.subscriber)),
@@ -168,10 +168,13 @@ impl Eventcast {
     /// Puts a freshly opened transport in place: the endpoint (kept across
     /// stop/start on the same port), its wall clock, the queue emptied, the
     /// fault state reset. Then the driver tasks may be spawned.
-    fn install(&self, config: Config, port: u16, io: Io) {
+    /// [`Error::Clock`] when the system clock reads before 1970 (`io` is then
+    /// dropped, which closes the transport).
+    fn install(&self, config: Config, port: u16, io: Io) -> Result<(), Error> {
         let shared = &self.inner.shared;
         {
             let mut core = shared.core();
+            let (now, wall) = (Instant::now(), SystemTime::now());
             // Keep the endpoint (and its sequence state) across stop/start on the same port.
             if core.endpoint.is_none() || core.endpoint_port != port {
                 let identity = Identity {
@@ -180,17 +183,14 @@ impl Eventcast {
                     port,
                     hostname: socket::hostname(),
                 };
-                core.endpoint = Some(Endpoint::new(config, identity, rand::random()));
+                core.endpoint = Some(Endpoint::new(config, identity, rand::random(), now, wall)?);
                 core.endpoint_port = port;
+            } else if let Some(ep) = core.endpoint.as_mut() {
+                // The engine reads no clock: re-anchor its wall time on every
+                // start so a long-lived node follows clock adjustments.
+                ep.set_wall_clock(now, wall)?;
             }
-            // The engine reads no clock: anchor its wall time now, and again on
-            // every start so a long-lived node follows clock adjustments. A
-            // listen-only node would otherwise stamp its repair requests and
-            // heartbeats with 1970, and secure peers would drop them as replays.
-            if let Some(ep) = core.endpoint.as_mut() {
-                ep.set_wall_clock(Instant::now(), SystemTime::now());
-                core.deadline = None;
-            }
+            core.deadline = None;
             core.io = Some(io);
             core.send.clear();
             let _ = core.pump(shared, Lane::Urgent);
@@ -198,6 +198,7 @@ impl Eventcast {
         shared.faulted.store(false, Ordering::Release);
         shared.inject_fault.store(0, Ordering::Relaxed);
         *shared.runtime.lock().unwrap_or_else(|p| p.into_inner()) = tokio::runtime::Handle::try_current().ok();
+        Ok(())
     }
 
     /// Stops the driver, delivers notifications already produced to the

@@ -18,6 +18,7 @@ pub(super) async fn timer_loop(shared: Arc<Shared>, link: Link) {
     // Timers run at most once per millisecond, even if the engine keeps
     // asking for a deadline that has already passed.
     let mut earliest_next = tokio::time::Instant::now();
+    let mut clock_warned = false;
     loop {
         shared.fault_point(DriverTask::Timer);
         let (deadline, has_pending) = {
@@ -34,7 +35,13 @@ pub(super) async fn timer_loop(shared: Arc<Shared>, link: Link) {
                 if let Some(ep) = core.endpoint.as_mut() {
                     let now = Instant::now();
                     // Re-anchor wall time so days of uptime do not drift from the system clock.
-                    ep.set_wall_clock(now, SystemTime::now());
+                    if let Err(e) = ep.set_wall_clock(now, SystemTime::now()) {
+                        // The engine keeps counting from its last anchor; say so once.
+                        if !clock_warned {
+                            clock_warned = true;
+                            tracing::warn!("eventcast: {e}; keeping the wall time counted since the last good reading");
+                        }
+                    }
                     ep.handle_timeout(now);
                 }
                 // A deadline that did not move would spin; forget it so pump re-reads it.
