@@ -75,8 +75,9 @@
 //!   and hands the notifications to the subscribers as a batch.
 //! * Or, with [`Eventcast::start_polled`], no receive task: the caller's own
 //!   event loop watches the socket and calls [`Eventcast::receive`] (the Node
-//!   addon, from the JS thread), with a stall guard thread that reads for a
-//!   caller blocked for more than [`POLL_STALL`] (it looks every [`GUARD_TICK`]).
+//!   addon, from the JS thread), which hands the notifications back to it,
+//!   with a stall guard thread that reads for a caller blocked for more than
+//!   [`POLL_STALL`] (it looks every [`GUARD_TICK`]) and delivers to the sink.
 //! * Every task is supervised (see `supervise`): a panic stops the node
 //!   with an `EINTERNAL` notification instead of leaving it half alive.
 //! * Notifications go to [`Events`] subscriptions and to an optional
