@@ -214,6 +214,8 @@ declare namespace Eventcast {
    *   again after 'drain';
    * - on 'error' / start / stop: `EPRVERSION` (a datagram of another protocol
    *   version), `EADDRINUSE`, `EADDRNOTAVAIL`, `EACCES`, `ESOCKET`;
+   * - on start (and thrown by `emit` if the clock is set back that far):
+   *   `ECLOCK` — the system clock reads before 1970;
    * - on 'error': `EREMOTE` — another node emitted 'error'; its arguments are in `args`;
    *   `EINTERNAL` — a driver task failed (a bug): the node stops itself;
    * - thrown by the constructor: see {@link Codes}.

@@ -10,8 +10,8 @@
 //! ThreadsafeFunction is referenced (it keeps the process alive, like a bound
 //! `dgram` socket) and is released after `stop()`, whose final call delivers
 //! what was still queued and ends with the `done` entry. A receive on the JS
-//! thread itself (`watch`) takes the queue directly instead
-//! ([`JsSink::begin_polling`], [`JsSink::end_polling`]).
+//! thread itself (`watch`) gets its notifications back from
+//! `Eventcast::receive` and hands them over with [`JsSink::take_received`].
 //!
 //! Batch layout: one flat array, three slots per entry (no array per entry):
 //! a [`Tag`] then two slots whose meaning the tag gives. The tags are defined
@@ -23,7 +23,7 @@
 
 use super::convert::{ConvError, ToJs};
 use super::raw::{JsEnv, RawError};
-use crate::node::{Notification, NotificationSink, SUBSCRIBER_CAPACITY};
+use crate::node::{Eventcast, Notification, NotificationSink, SUBSCRIBER_CAPACITY};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, Status};
@@ -76,9 +76,6 @@ const QUEUE_CAPACITY: usize = SUBSCRIBER_CAPACITY;
 #[derive(Default)]
 struct Queue {
     items: Vec<Notification>,
-    /// The JS thread is reading the socket ([`super::watch`]) and takes the
-    /// queue itself right after: no JS call needs scheduling meanwhile.
-    polling: bool,
     /// A JS call is pending; it will take whatever is queued when it runs.
     scheduled: bool,
     /// `stop()` finished: the call that empties the queue also says `done`.
@@ -153,22 +150,20 @@ impl JsSink {
         Arc::new(SinkHandle(self.clone()))
     }
 
-    /// Marks the start of a receive on the JS thread (see [`Queue::polling`]).
-    pub(crate) fn begin_polling(&self) {
-        lock(&self.queue).polling = true;
-    }
-
-    /// Ends a receive on the JS thread: takes up to [`BATCH`] queued
-    /// notifications for a direct call; schedules a JS call for any rest.
-    pub(crate) fn end_polling(self: &Arc<Self>) -> Batch {
-        let (items, call) = {
+    /// After a receive on the JS thread ([`super::watch`]): queues what
+    /// `Eventcast::receive` handed back (behind what other threads queued
+    /// before; drops are counted on `node`), takes up to [`BATCH`] for a
+    /// direct call, and schedules a JS call for any rest.
+    pub(crate) fn take_received(self: &Arc<Self>, node: &Eventcast, received: &mut Vec<Notification>) -> Batch {
+        let (items, call, dropped) = {
             let mut q = lock(&self.queue);
-            q.polling = false;
+            let dropped = q.push(received);
             let items = take_at_most(&mut q.items, BATCH);
             q.report_lost();
             let call = !q.items.is_empty() && q.claim_call();
-            (items, call)
+            (items, call, dropped)
         };
+        node.report_dropped(dropped);
         if call {
             self.schedule();
         }
@@ -201,7 +196,7 @@ impl NotificationSink for SinkHandle {
         let (call, dropped) = {
             let mut q = lock(&self.0.queue);
             let dropped = q.push(batch);
-            let call = !q.polling && !q.items.is_empty() && q.claim_call();
+            let call = !q.items.is_empty() && q.claim_call();
             (call, dropped)
         };
         if call {

@@ -233,11 +233,11 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
         unsafe { uv_poll_stop(handle) };
         return;
     }
-    state.sink.begin_polling();
     // A panic must not unwind into libuv (that aborts the process): it stops
     // the node with an EINTERNAL error instead, like a driver task's.
-    let received = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.node.receive()));
-    let batch = state.sink.end_polling();
+    let mut notes = Vec::new();
+    let received = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.node.receive(&mut notes)));
+    let batch = state.sink.take_received(&state.node, &mut notes);
     if received.is_err() {
         // SAFETY: a live, started poll handle.
         unsafe { uv_poll_stop(handle) };
