@@ -11,6 +11,11 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** The native node; `index.js` wraps it in the public `Eventcast` class. */
 export declare class NativeEventcast {
+  /**
+   * The `host:port` written into our datagrams' meta (see
+   * [`crate::Eventcast::advertised_addr`]): what peers see, started or not.
+   */
+  advertisedAddress(): NativeAddress
   /** Creates a stopped node. */
   constructor(options: NativeOptions)
   /** The instance id (16 hex chars). */
@@ -52,6 +57,12 @@ export declare class NativeEventcast {
 }
 
 /**
+ * The tags of batch entries, `{event, error, gap, done, drain}` → number:
+ * the one definition `index.js` switches on.
+ */
+export declare function batchTags(): Record<string, number>
+
+/**
  * Decodes a `{payload: [...]}` BSON body into the JS arguments a receiver emits.
  * Exposed for tests of the conversion rules.
  */
@@ -62,6 +73,14 @@ export declare function decodePayload(body: Buffer): unknown[]
  * Exposed for tests of the conversion rules.
  */
 export declare function encodePayload(args: unknown[]): Buffer
+
+/** `{host, port}` as `getAddress()` returns it (0.1.x's shape). */
+export interface NativeAddress {
+  /** IPv4 address in dotted form. */
+  host: string
+  /** UDP port (multicast) or the port naming the subject (NATS). */
+  port: number
+}
 
 /** `{code, message}` of a failed start/stop (the promise resolves to it, or to null). */
 export interface NativeFailure {
@@ -95,6 +114,16 @@ export interface NativeNats {
   subject?: string
 }
 
+/** One entry of [`crate::node::OPTION_BOUNDS`] for JS: `{option, min, max}`, inclusive. */
+export interface NativeOptionBound {
+  /** The option's name as the JS API spells it. */
+  option: string
+  /** Smallest value accepted. */
+  min: number
+  /** Largest value accepted. */
+  max: number
+}
+
 /** Options as `index.js` passes them after validation (camelCase in JS). */
 export interface NativeOptions {
   /** Bind address. */
@@ -124,6 +153,12 @@ export interface NativeOptions {
   /** The NATS transport, when `transport` names NATS servers. */
   nats?: NativeNats
 }
+
+/**
+ * The bounds of the numeric options, Rust's table: `lib/options.js` checks
+ * these instead of keeping its own numbers.
+ */
+export declare function optionBounds(): Array<NativeOptionBound>
 
 /** Prefix of the protocol's own event names, which applications cannot emit. */
 export declare function protocolPrefix(): string

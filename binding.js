@@ -836,8 +836,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeEventcast = nativeBinding.NativeEventcast
+module.exports.batchTags = nativeBinding.batchTags
 module.exports.decodePayload = nativeBinding.decodePayload
 module.exports.encodePayload = nativeBinding.encodePayload
+module.exports.optionBounds = nativeBinding.optionBounds
 module.exports.protocolPrefix = nativeBinding.protocolPrefix
 module.exports.reservedEvents = nativeBinding.reservedEvents
 module.exports.setLogLevel = nativeBinding.setLogLevel

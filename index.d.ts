@@ -42,7 +42,7 @@ declare namespace Eventcast {
     encrypt?: false | EncryptOptions
     /** Largest datagram before a message is chunked (1–65000). Default 1024. */
     maxPayloadSize?: number
-    /** Reassembly timeout in ms; retention is 3× this. Default 3000. */
+    /** Reassembly timeout in ms (1–86400000); retention is 3× this. Default 3000. */
     messageTtl?: number
     /** Repair requests per stalled message (0–1000). Default 3. */
     messageRetransmitAttempts?: number
@@ -118,9 +118,13 @@ declare namespace Eventcast {
   type Status = 'stopped' | 'starting' | 'started' | 'stopping'
 
   interface Address {
-    /** The IPv4 address peers see in our datagrams (first non-internal one, else 127.0.0.1). */
+    /**
+     * The IPv4 address our datagrams carry (`meta.host`): `multicastInterface`,
+     * else a specific non-loopback `address`, else the first non-loopback
+     * address of the host, else 127.0.0.1.
+     */
     host: string
-    /** The group port. */
+    /** The group port (over NATS, the port that names the default subject). */
     port: number
   }
 
@@ -210,6 +214,8 @@ declare namespace Eventcast {
    *   again after 'drain';
    * - on 'error' / start / stop: `EPRVERSION` (a datagram of another protocol
    *   version), `EADDRINUSE`, `EADDRNOTAVAIL`, `EACCES`, `ESOCKET`;
+   * - on start (and thrown by `emit` if the clock is set back that far):
+   *   `ECLOCK` — the system clock reads before 1970;
    * - on 'error': `EREMOTE` — another node emitted 'error'; its arguments are in `args`;
    *   `EINTERNAL` — a driver task failed (a bug): the node stops itself;
    * - thrown by the constructor: see {@link Codes}.
@@ -274,6 +280,7 @@ interface Eventcast<E extends Eventcast.EventMap = Eventcast.EventMap> extends O
   /** The resolved options. */
   readonly config: Eventcast.Config
   readonly status: Eventcast.Status
+  /** What our datagrams advertise (`meta.host`, `meta.port`), as the native node decides it. */
   getAddress (): Eventcast.Address
   /** Node counters (datagrams, events, repairs, gaps, rejections, memory held). */
   stats (): Eventcast.Stats

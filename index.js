@@ -3,7 +3,6 @@
 // The public JS API (a drop-in replacement for eventcast 0.1.x) over the Rust
 // node in the native addon (binding.js is napi-rs's generated loader).
 const { EventEmitter } = require('node:events')
-const os = require('node:os')
 const binding = require('./binding.js')
 const { Logger, LEVELS, resolveLevel } = require('./lib/logger.js')
 const { resolveOptions, nativeOptions, getRandomPort, codes: optionCodes } = require('./lib/options.js')
@@ -17,6 +16,14 @@ const emitLocal = EventEmitter.prototype.emit
 // PROTOCOL_PREFIX and cannot be emitted at all.
 const LOCAL_ONLY = new Set(binding.reservedEvents())
 const PROTOCOL_PREFIX = binding.protocolPrefix()
+// What each entry of a delivered batch is (its first slot): the numbers are
+// Rust's (src/binding/delivery.rs), read once here.
+const TAG = binding.batchTags()
+const TAG_EVENT = TAG.event
+const TAG_ERROR = TAG.error
+const TAG_GAP = TAG.gap
+const TAG_DONE = TAG.done
+const TAG_DRAIN = TAG.drain
 
 const kNative = Symbol('eventcast.native')
 const kState = Symbol('eventcast.state')
@@ -67,15 +74,6 @@ function codedError (Ctor, code, message) {
 
 function failureToError (failure) {
   return codedError(Error, failure.code, failure.message)
-}
-
-function advertisedHost () {
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list || []) {
-      if ((a.family === 'IPv4' || a.family === 4) && !a.internal) return a.address
-    }
-  }
-  return '127.0.0.1'
 }
 
 /** Rethrows a listener's exception outside the batch loop (like an uncaught throw in a dgram listener). */
@@ -162,10 +160,14 @@ class EventcastImpl extends EventEmitter {
     return this[kState].status
   }
 
-  /** `{host, port}`: the address peers see in our datagrams, and the group port. */
+  /**
+   * `{host, port}`: what our datagrams carry as `meta.host`/`meta.port` (where
+   * 0.1.x peers send repair requests). Rust decides it (src/node/socket.rs,
+   * `advertised_addr`): `multicastInterface`, else a specific `address`, else
+   * the first non-loopback IPv4 address, else 127.0.0.1; and the group port.
+   */
   getAddress () {
-    const addr = this[kNative].localAddr()
-    return { host: advertisedHost(), port: addr ? addr.port : this.config.port }
+    return this[kNative].advertisedAddress()
   }
 
   /** The node's counters (datagrams, events, repairs, gaps, rejections, memory in use). */
@@ -301,10 +303,10 @@ class EventcastImpl extends EventEmitter {
   }
 
   _onBatch (batch) {
-    // Flat: three slots per entry (see src/binding/node.rs).
+    // Flat: three slots per entry, a tag then two values (see src/binding/delivery.rs).
     for (let i = 0; i < batch.length; i += 3) {
       switch (batch[i]) {
-        case 0: { // 0, [name, ...args]
+        case TAG_EVENT: { // event, [name, ...args]
           const args = batch[i + 1]
           if (args[0] === 'error') {
             this._remoteError(args)
@@ -317,12 +319,12 @@ class EventcastImpl extends EventEmitter {
           }
           break
         }
-        case 1: // 1, code, message
+        case TAG_ERROR: // error, code, message
           this._asyncError(codedError(Error, batch[i + 1], batch[i + 2]))
           // The native node stopped itself after an internal failure: follow it.
           if (batch[i + 1] === 'EINTERNAL') this.stop().catch(() => {})
           break
-        case 2: { // 2, senderId, count
+        case TAG_GAP: { // gap, senderId, count
           const info = { sender: batch[i + 1], count: batch[i + 2] }
           if (this.listenerCount('gap') > 0) {
             try {
@@ -335,12 +337,12 @@ class EventcastImpl extends EventEmitter {
           }
           break
         }
-        case 3: { // 3: the native side is done with this started period
+        case TAG_DONE: { // done: the native side is done with this started period
           const st = this[kState]
           if (st.resolveDrained) st.resolveDrained()
           break
         }
-        case 4: // 4: the send queue has room again after an EBACKPRESSURE
+        case TAG_DRAIN: // drain: the send queue has room again after an EBACKPRESSURE
           try {
             emitLocal.call(this, 'drain')
           } catch (err) {

@@ -77,7 +77,10 @@ test('a flood of bogus partial messages stays within the reassembly limits; the 
     // starved machine the kernel drops part of the burst once the 8 MiB socket
     // buffer is full, so count what arrived, not what was sent.)
     assert.ok(afterSenders, 'phase report received')
-    const arrived = afterSenders.datagramsReceived - afterSenders.ownDatagramsIgnored
+    // On a loaded machine the read can land after the second phase began
+    // (its 800-chunk groups add datagrams, not senders): at most cfg.senders
+    // fake senders arrived.
+    const arrived = Math.min(afterSenders.datagramsReceived - afterSenders.ownDatagramsIgnored, cfg.senders)
     assert.ok(arrived >= 2 * MAX_PARTIALS, `enough fake senders reached the node to test eviction (${arrived} of ${cfg.senders})`)
     assert.ok(afterSenders.partialsEvicted >= arrived - MAX_PARTIALS - 64,
       `partialsEvicted ${afterSenders.partialsEvicted} after ${arrived} fake senders arrived (limit ${MAX_PARTIALS} partials)`)

@@ -4,7 +4,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { execFile, spawn } = require('node:child_process')
-const { requireNetns, port, next, make, cliPath } = require('./helpers.js')
+const { requireNetns, port, next, make, cliPath, waitFor } = require('./helpers.js')
 const { resolveOptions } = require('../lib/options.js')
 const { startNatsServer, rawSubscriber } = require('./nats-server.js')
 
@@ -86,7 +86,8 @@ test('encrypted over NATS: events cross, a plain subscriber sees only ciphertext
   const got = next(b, 'classified', 10000)
   a.emit('classified', 'the-launch-code-0000')
   assert.deepEqual(await got, ['the-launch-code-0000'])
-  assert.ok(sniffer.payloads.length > 0, 'the subscriber saw the traffic')
+  // The sniffer is another connection: b may get the event before it does.
+  assert.ok(await waitFor(() => sniffer.payloads.length > 0, 5000), 'the subscriber saw the traffic')
   for (const m of sniffer.payloads) {
     const text = m.toString('latin1')
     assert.ok(!text.includes('the-launch-code') && !text.includes('classified'), 'plaintext on the subject')

@@ -147,8 +147,10 @@ fn endpoint(c: &mut Criterion) {
             },
             ..Config::default()
         };
-        let mut tx = Endpoint::new(config(), identity("00000000000000aa"), 1);
-        let mut rx = Endpoint::new(config(), identity("00000000000000bb"), 2);
+        let mut tx =
+            Endpoint::new(config(), identity("00000000000000aa"), 1, Instant::now(), SystemTime::now()).unwrap();
+        let mut rx =
+            Endpoint::new(config(), identity("00000000000000bb"), 2, Instant::now(), SystemTime::now()).unwrap();
         let args = small_args();
         g.throughput(Throughput::Elements(1));
         g.bench_function(format!("small_{label}"), |b| b.iter(|| round_trip(&mut tx, &mut rx, "e", &args)));
@@ -159,7 +161,8 @@ fn endpoint(c: &mut Criterion) {
         }
     }
     // Emit alone (what a sender pays per call before the socket), outputs drained.
-    let mut tx = Endpoint::new(Config::default(), identity("00000000000000aa"), 1);
+    let mut tx =
+        Endpoint::new(Config::default(), identity("00000000000000aa"), 1, Instant::now(), SystemTime::now()).unwrap();
     let args = small_args();
     g.throughput(Throughput::Elements(1));
     g.bench_function("emit_only_small", |b| {

@@ -2,6 +2,7 @@
 // Options of eventcast 0.1.x: defaults, validation (TypeError/RangeError with
 // stable codes) and the resolved `config`. Unknown option names are ignored.
 const net = require('node:net')
+const { optionBounds } = require('../binding.js')
 const { resolveLevel } = require('./logger.js')
 
 const PORT_MIN = 49152
@@ -26,9 +27,12 @@ const DEFAULTS = Object.freeze({
   sendQueueBytes: 8 * 1024 * 1024 // emit throws EBACKPRESSURE while this much waits to be sent
 })
 
-/** Bounds of `sendQueueBytes` (64 KiB – 1 GiB; the Rust side checks the same). */
-const SEND_QUEUE_BYTES_MIN = 64 * 1024
-const SEND_QUEUE_BYTES_MAX = 1024 * 1024 * 1024
+/**
+ * `{option: [min, max]}` of the numeric options, inclusive: Rust's table
+ * (`OPTION_BOUNDS` in src/node/options.rs), which the native side enforces
+ * too. Read, never copied, so the two layers cannot disagree.
+ */
+const BOUNDS = Object.freeze(Object.fromEntries(optionBounds().map((b) => [b.option, Object.freeze([b.min, b.max])])))
 
 /** Options that only mean something on multicast; with a NATS transport they are an error. */
 const MULTICAST_ONLY = Object.freeze(['address', 'multicastMembership', 'multicastInterface', 'multicastLoopback', 'multicastTtl', 'maxPayloadSize'])
@@ -82,6 +86,13 @@ function checkInt (name, v, min, max) {
   }
   if (v < min || v > max) throw fail(RangeError, codes.VALUE, `option ${name} must be within ${min}–${max}, got ${v}`)
   return v
+}
+
+/** An integer within the option's bounds from `BOUNDS`. */
+function checkBounded (name, v) {
+  const bound = BOUNDS[name]
+  if (bound === undefined) throw new Error(`eventcast: no bounds for option ${name} in the native table (out of date addon?)`)
+  return checkInt(name, v, bound[0], bound[1])
 }
 
 function checkBool (name, v) {
@@ -222,14 +233,14 @@ function resolveOptions (arg, env = process.env) {
   const iface = pick('multicastInterface')
   config.multicastInterface = iface === undefined || iface === null ? undefined : checkIPv4('multicastInterface', iface)
   config.multicastLoopback = checkBool('multicastLoopback', pick('multicastLoopback'))
-  config.multicastTtl = checkInt('multicastTtl', pick('multicastTtl'), 0, 255)
-  config.maxPayloadSize = checkInt('maxPayloadSize', pick('maxPayloadSize'), 1, 65000)
-  config.messageTtl = checkInt('messageTtl', pick('messageTtl'), 1, 2 ** 31 - 1)
+  config.multicastTtl = checkBounded('multicastTtl', pick('multicastTtl'))
+  config.maxPayloadSize = checkBounded('maxPayloadSize', pick('maxPayloadSize'))
+  config.messageTtl = checkBounded('messageTtl', pick('messageTtl'))
   // 0.1.x spelled it messageRetransmitAttemps; both are accepted, the correct spelling wins.
   const attempts = given.messageRetransmitAttempts ?? given.messageRetransmitAttemps ?? DEFAULTS.messageRetransmitAttempts
-  config.messageRetransmitAttempts = checkInt('messageRetransmitAttempts', attempts, 0, 1000)
+  config.messageRetransmitAttempts = checkBounded('messageRetransmitAttempts', attempts)
   config.messageRetransmitAttemps = config.messageRetransmitAttempts
-  config.sendQueueBytes = checkInt('sendQueueBytes', pick('sendQueueBytes'), SEND_QUEUE_BYTES_MIN, SEND_QUEUE_BYTES_MAX)
+  config.sendQueueBytes = checkBounded('sendQueueBytes', pick('sendQueueBytes'))
   config.encrypt = checkEncrypt(given.encrypt)
   config.replHost = pick('replHost')
   if (typeof config.replHost !== 'string' || config.replHost.length === 0) {
@@ -283,4 +294,4 @@ function nativeOptions (config) {
   }
 }
 
-module.exports = { DEFAULTS, codes, resolveOptions, nativeOptions, getRandomPort, PORT_MIN, PORT_MAX }
+module.exports = { DEFAULTS, BOUNDS, codes, resolveOptions, nativeOptions, getRandomPort, PORT_MIN, PORT_MAX }

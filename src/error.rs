@@ -126,6 +126,11 @@ pub enum Error {
         /// What happened, with the server(s) concerned.
         message: String,
     },
+    /// The wall clock reads before 1970 (`ECLOCK`): datagrams carry their send
+    /// time, which cannot say that. Returned by `start()` (and by `emit` if the
+    /// clock is set back that far while running).
+    #[error("unusable clock: {0}")]
+    Clock(String),
     /// A driver task failed (a bug): the node stopped itself. Reported as a
     /// notification, never returned from calls.
     #[error("internal error, node stopped: {0}")]
@@ -148,6 +153,7 @@ impl Error {
             Error::Wire(w) => w.code(),
             Error::Backpressure { .. } => "EBACKPRESSURE",
             Error::Nats { code, .. } => code,
+            Error::Clock(_) => "ECLOCK",
             Error::Internal(_) => "EINTERNAL",
         }
     }

@@ -11,6 +11,11 @@
 //! 3. [`node`] — the tokio driver and the public Rust API, [`Eventcast`].
 //! 4. `binding` (cargo feature `napi`) — the Node.js addon.
 #![warn(missing_docs)]
+// Every unsafe operation sits in an `unsafe` block (also inside `unsafe fn`),
+// and every `unsafe` block says why it is sound (`// SAFETY: ...`). The
+// binding's Node-API calls are argued once, in `src/binding/raw.rs`.
+#![warn(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod error;
 pub mod node;

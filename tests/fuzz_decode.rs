@@ -414,7 +414,14 @@ fn drain(ep: &mut Endpoint) -> Vec<Vec<u8>> {
 
 /// Valid datagrams of every kind a real sender produces, to mutate.
 fn corpus(encryption: &Encryption) -> Vec<Vec<u8>> {
-    let mut s = Endpoint::new(config(encryption.clone()), identity("00000000000000c0", 200), 7);
+    let mut s = Endpoint::new(
+        config(encryption.clone()),
+        identity("00000000000000c0", 200),
+        7,
+        Instant::now(),
+        SystemTime::now(),
+    )
+    .unwrap();
     let now = Instant::now();
     let wall = SystemTime::now();
     let big: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
@@ -504,8 +511,25 @@ fn run_endpoint_fuzz(encryption: Encryption, n: usize, seed: u64) {
         seq_ids: (0..48).map(|_| hex(&mut rng, 40)).collect(),
     };
     let corpus = corpus(&encryption);
-    let mut rx = Endpoint::new(config(encryption.clone()), identity("00000000000000aa", 2), seed);
-    let mut clean = Clean { ep: Endpoint::new(config(encryption), identity("00000000000000bb", 3), seed ^ 1), next: 0 };
+    let mut rx = Endpoint::new(
+        config(encryption.clone()),
+        identity("00000000000000aa", 2),
+        seed,
+        Instant::now(),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let mut clean = Clean {
+        ep: Endpoint::new(
+            config(encryption),
+            identity("00000000000000bb", 3),
+            seed ^ 1,
+            Instant::now(),
+            SystemTime::now(),
+        )
+        .unwrap(),
+        next: 0,
+    };
     let src: SocketAddr = "192.0.2.66:9000".parse().unwrap();
     let clean_src: SocketAddr = "192.0.2.3:9000".parse().unwrap();
     let mut now = Instant::now();
@@ -682,7 +706,7 @@ proptest! {
     fn arbitrary_chunk_headers(chunks in proptest::collection::vec(
         (0usize..4, 0usize..4, any::<i32>(), prop_oneof![1i32..8, any::<i32>()], any::<bool>(), 0usize..1500), 1..60)) {
         let limits = small_limits();
-        let mut rx = Endpoint::new(config(Encryption::None), identity("00000000000000aa", 2), 1);
+        let mut rx = Endpoint::new(config(Encryption::None), identity("00000000000000aa", 2), 1, Instant::now(), SystemTime::now()).unwrap();
         let mut now = Instant::now();
         let src: SocketAddr = "192.0.2.66:9000".parse().unwrap();
         for (k, (who, group, seq, seq_len, end, len)) in chunks.iter().enumerate() {
@@ -712,8 +736,12 @@ proptest! {
 #[test]
 fn forged_sn_jump_does_not_silence_a_sender() {
     let now = Instant::now();
-    let mut tx = Endpoint::new(config(Encryption::None), identity("00000000000000bb", 3), 5);
-    let mut rx = Endpoint::new(config(Encryption::None), identity("00000000000000aa", 2), 6);
+    let mut tx =
+        Endpoint::new(config(Encryption::None), identity("00000000000000bb", 3), 5, Instant::now(), SystemTime::now())
+            .unwrap();
+    let mut rx =
+        Endpoint::new(config(Encryption::None), identity("00000000000000aa", 2), 6, Instant::now(), SystemTime::now())
+            .unwrap();
     let src: SocketAddr = "192.0.2.3:9000".parse().unwrap();
     let mut got = Vec::new();
     let send = |tx: &mut Endpoint, rx: &mut Endpoint, k: i32| {

@@ -87,7 +87,11 @@ async fn a_slow_link_bounds_the_send_queue_and_drain_resumes_emitting() {
                 refused += 1;
                 wait_for(&mut sender_events, Duration::from_secs(10), |n| matches!(n, Notification::Drain)).await;
                 let s = sender.stats();
-                assert!(s.send_queue_bytes <= 2 * 1024 * 1024, "drained to half: {}", s.send_queue_bytes);
+                // Drained to half; between the drain notice and this read the
+                // timer task may queue a heartbeat or a repair (hundreds of
+                // bytes; seen in CI under load): one datagram of slack.
+                let slack = 65_536;
+                assert!(s.send_queue_bytes <= 2 * 1024 * 1024 + slack, "drained to half: {}", s.send_queue_bytes);
                 if small_emitted.is_none() {
                     sender.emit("small", &[Bson::Int32(1)]).unwrap();
                     small_emitted = Some(Instant::now());

@@ -374,46 +374,74 @@ async fn a_polled_node_receives_only_when_asked_on_the_callers_thread() {
     let options = test_options();
     let sender = started(options.clone()).await;
     let receiver = Eventcast::new(options).unwrap();
-    assert_eq!(receiver.receive(), 0, "stopped: nothing to read");
+    let mut out = Vec::new();
+    assert_eq!(receiver.receive(&mut out), 0, "stopped: nothing to read");
     receiver.start_polled().await.unwrap();
     assert!(receiver.receive_fd().is_some());
     let mut events = receiver.subscribe();
+    // A sink besides: it gets what the stall guard reads, never what receive() returns.
+    let sink = std::sync::Arc::new(Collect { capacity: usize::MAX, got: Default::default() });
+    receiver.set_sink(Some(sink.clone()));
     let big = Bson::String("z".repeat(50_000)); // chunked
-    assert_eq!(receiver.receive(), 0, "nothing sent yet");
+    assert_eq!(receiver.receive(&mut out), 0, "nothing sent yet");
     sender.emit("small", &[Bson::Int32(1)]).unwrap();
     sender.emit("big", std::slice::from_ref(&big)).unwrap();
     // No receive task: a caller that keeps calling receive() (more often than
     // POLL_STALL, so the stall guard stays out) reads everything itself, and
-    // notifications are delivered before receive() returns. (Before issue 10
-    // this test also asserted that unread datagrams waited in the socket for
-    // 200 ms: that was the bug, the guard now reads them; see tests/node_driver.rs.)
+    // gets the notifications back from receive(); subscriptions get copies.
+    // (Before issue 10 this test also asserted that unread datagrams waited in
+    // the socket for 200 ms: that was the bug, the guard now reads them; see
+    // tests/node_driver.rs. Before issue 11 receive() delivered to the sink.)
     let mut read = 0;
-    let mut got = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while got.len() < 2 && std::time::Instant::now() < deadline {
-        read += receiver.receive();
-        while let Some(n) = events.try_recv() {
-            match n {
-                Notification::Event(e) => got.push((e.name, e.args)),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
+    while out.len() < 2 && std::time::Instant::now() < deadline {
+        read += receiver.receive(&mut out);
     }
-    assert_eq!(got, vec![("small".to_string(), vec![Bson::Int32(1)]), ("big".to_string(), vec![big])]);
+    let events_of = |notes: Vec<Notification>| -> Vec<(String, Vec<Bson>)> {
+        notes
+            .into_iter()
+            .map(|n| match n {
+                Notification::Event(e) => (e.name, e.args),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    let expected = vec![("small".to_string(), vec![Bson::Int32(1)]), ("big".to_string(), vec![big])];
+    assert_eq!(events_of(std::mem::take(&mut out)), expected, "handed back to the caller");
+    let mut copies = Vec::new();
+    while let Some(n) = events.try_recv() {
+        copies.push(n);
+    }
+    assert_eq!(events_of(copies), expected, "subscriptions get copies");
+    assert!(sink.got.lock().unwrap().is_empty(), "the sink does not see what receive() returns");
     assert!(read >= 3, "one small datagram and the chunks of the big one: {read}");
-    assert_eq!(receiver.receive(), 0, "drained");
+    assert_eq!(receiver.receive(&mut out), 0, "drained");
+    assert!(out.is_empty());
     // A caller that stops calling receive() (a blocked thread) does not lose
-    // anything: after POLL_STALL the guard reads the socket itself.
+    // anything: after POLL_STALL the guard reads the socket itself, and its
+    // notifications go to the sink and the subscriptions.
     for i in 0..100 {
-        sender.emit("late", &[Bson::Int32(i)]).unwrap();
+        sender.emit("late", &[Bson::Int64(i)]).unwrap();
     }
     for i in 0..100 {
         let e = next_event(&mut events).await;
-        assert_eq!((e.name.as_str(), e.args), ("late", vec![Bson::Int32(i)]));
+        assert_eq!((e.name.as_str(), e.args), ("late", vec![Bson::Int64(i)]));
     }
+    // The sink is served right after the subscriptions, in the same delivery.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sink.got.lock().unwrap().len() < 100 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let got = sink.got.lock().unwrap().clone();
+    assert_eq!(got, (0..100).collect::<Vec<i64>>());
+    // What a caller had no room for is counted, never silent.
+    let before = receiver.stats().notifications_dropped;
+    receiver.report_dropped(3);
+    assert_eq!(receiver.stats().notifications_dropped, before + 3);
+    receiver.set_sink(None);
     receiver.stop().await.unwrap();
     assert!(receiver.receive_fd().is_none());
-    assert_eq!(receiver.receive(), 0);
+    assert_eq!(receiver.receive(&mut out), 0);
     // Started normally again, it has its receive task back.
     receiver.start().await.unwrap();
     sender.emit("again", &[]).unwrap();

@@ -69,9 +69,8 @@ proptest! {
         let w0 = SystemTime::now();
         let limits = Limits { max_partial_messages: 8, max_reassembly_bytes: 64 * 1024, max_message_size: 1 << 20, ..Limits::default() };
         let ident = |id: &str| Identity { id: id.into(), host: "10.0.0.1".into(), port: 9000, hostname: "h".into() };
-        let mut rx = Endpoint::new(Config { limits: limits.clone(), ..Config::default() }, ident("00000000000000b2"), 2);
-        rx.set_wall_clock(t0, w0);
-        let mut tx = Endpoint::new(Config::default(), ident("00000000000000a1"), 1);
+        let mut rx = Endpoint::new(Config { limits: limits.clone(), ..Config::default() }, ident("00000000000000b2"), 2, t0, w0).unwrap();
+        let mut tx = Endpoint::new(Config::default(), ident("00000000000000a1"), 1, Instant::now(), SystemTime::now()).unwrap();
         tx.emit(t0, w0, "real", &[Bson::String("r".repeat(20_000))]).unwrap();
         let real: Vec<Vec<u8>> = std::iter::from_fn(|| tx.poll_transmit()).map(|t| t.payload.to_vec()).collect();
         let src = "10.0.0.9:9000".parse().unwrap();

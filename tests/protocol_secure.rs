@@ -38,10 +38,8 @@ struct Pair {
 fn pair(cfg_b: Config) -> Pair {
     let t0 = Instant::now();
     let w0 = SystemTime::now();
-    let mut a = Endpoint::new(secure("pw"), ident("00000000000000a1"), 1);
-    let mut b = Endpoint::new(cfg_b, ident("00000000000000b2"), 2);
-    a.set_wall_clock(t0, w0);
-    b.set_wall_clock(t0, w0);
+    let a = Endpoint::new(secure("pw"), ident("00000000000000a1"), 1, t0, w0).unwrap();
+    let b = Endpoint::new(cfg_b, ident("00000000000000b2"), 2, t0, w0).unwrap();
     Pair { t0, w0, a, b }
 }
 
@@ -84,7 +82,8 @@ fn secure_end_to_end_under_loss_and_nothing_for_outsiders() {
         assert_eq!(net.stats(n).datagrams_sent, 0, "outsiders never request repairs");
     }
     // Names and arguments never travel in the clear.
-    let mut probe = Endpoint::new(secure("pw"), ident("00000000000000c3"), 3);
+    let mut probe =
+        Endpoint::new(secure("pw"), ident("00000000000000c3"), 3, Instant::now(), SystemTime::now()).unwrap();
     probe.emit(Instant::now(), SystemTime::now(), "topsecretname", &[Bson::String("topsecretarg".into())]).unwrap();
     for d in sent(&mut probe) {
         let hay = String::from_utf8_lossy(&d);
@@ -126,16 +125,16 @@ fn replayed_datagrams_are_dropped() {
     // Replayed much later, even at a node that never saw it: outside the freshness window.
     let later = p.t0 + Duration::from_secs(60);
     p.b.handle_datagram(later, src(), &d);
-    let mut fresh = Endpoint::new(secure("pw"), ident("00000000000000d4"), 4);
-    fresh.set_wall_clock(later, p.w0 + Duration::from_secs(60));
+    let mut fresh =
+        Endpoint::new(secure("pw"), ident("00000000000000d4"), 4, later, p.w0 + Duration::from_secs(60)).unwrap();
     fresh.handle_datagram(later, src(), &d);
     assert!(events(&mut p.b).is_empty());
     assert!(events(&mut fresh).is_empty());
     assert_eq!(p.b.stats().rejected_replay, 1);
     assert_eq!(fresh.stats().rejected_replay, 1);
     // A datagram from the future (beyond the clock skew allowance) is refused too.
-    let mut early = Endpoint::new(secure("pw"), ident("00000000000000e5"), 5);
-    early.set_wall_clock(p.t0, p.w0 - Duration::from_secs(60));
+    let mut early =
+        Endpoint::new(secure("pw"), ident("00000000000000e5"), 5, p.t0, p.w0 - Duration::from_secs(60)).unwrap();
     early.handle_datagram(p.t0, src(), &d);
     assert_eq!(early.stats().rejected_replay, 1);
 }
@@ -143,14 +142,18 @@ fn replayed_datagrams_are_dropped() {
 #[test]
 fn plaintext_and_legacy_datagrams_are_dropped_at_a_secure_node() {
     let mut p = pair(secure("pw"));
-    let mut plain = Endpoint::new(Config::default(), ident("00000000000000f6"), 6);
+    let mut plain =
+        Endpoint::new(Config::default(), ident("00000000000000f6"), 6, Instant::now(), SystemTime::now()).unwrap();
     plain.emit(p.t0, p.w0, "plain", &[Bson::String("x".repeat(3000))]).unwrap();
     plain.emit(p.t0, p.w0, "plain2", &[]).unwrap();
     let mut legacy = Endpoint::new(
         Config { encryption: Encryption::Legacy(LegacyKey::from_passphrase("pw")), ..Config::default() },
         ident("00000000000000f7"),
         7,
-    );
+        Instant::now(),
+        SystemTime::now(),
+    )
+    .unwrap();
     legacy.emit(p.t0, p.w0, "legacy", &[]).unwrap();
     let n = {
         let mut all = sent(&mut plain);
@@ -228,7 +231,7 @@ fn legacy_vectors_decode_in_legacy_mode_only() {
             (Config { encryption: Encryption::Legacy(LegacyKey::from_passphrase(pass)), ..Config::default() }, 1),
             (Config { encryption: Encryption::Secure(key(pass)), ..Config::default() }, 0),
         ] {
-            let mut e = Endpoint::new(cfg, ident("0123456789abcdef"), 8);
+            let mut e = Endpoint::new(cfg, ident("0123456789abcdef"), 8, Instant::now(), SystemTime::now()).unwrap();
             for d in datagrams {
                 e.handle_datagram(Instant::now(), src(), d);
             }

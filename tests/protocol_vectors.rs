@@ -19,9 +19,7 @@ fn cases() -> Vec<Case> {
 fn endpoint(encryption: Encryption) -> Endpoint {
     let identity =
         Identity { id: "0123456789abcdef".into(), host: "10.1.2.9".into(), port: 9000, hostname: "t".into() };
-    let mut e = Endpoint::new(Config { encryption, ..Config::default() }, identity, 5);
-    e.set_wall_clock(Instant::now(), SystemTime::now());
-    e
+    Endpoint::new(Config { encryption, ..Config::default() }, identity, 5, Instant::now(), SystemTime::now()).unwrap()
 }
 
 fn encryption_for(c: &Case) -> Encryption {

@@ -51,12 +51,9 @@ fn sealed_in_another_group_is_refused_by_the_codec() {
 fn sealed_in_another_group_is_refused_and_counted_by_the_engine() {
     let t0 = Instant::now();
     let w0 = SystemTime::now();
-    let mut other = Endpoint::new(config(group("239.1.2.3:41235")), ident("00000000000000a1"), 1);
-    let mut same = Endpoint::new(config(group("239.1.2.3:41234")), ident("00000000000000a2"), 2);
-    let mut rx = Endpoint::new(config(group("239.1.2.3:41234")), ident("00000000000000b2"), 3);
-    for e in [&mut other, &mut same, &mut rx] {
-        e.set_wall_clock(t0, w0);
-    }
+    let mut other = Endpoint::new(config(group("239.1.2.3:41235")), ident("00000000000000a1"), 1, t0, w0).unwrap();
+    let mut same = Endpoint::new(config(group("239.1.2.3:41234")), ident("00000000000000a2"), 2, t0, w0).unwrap();
+    let mut rx = Endpoint::new(config(group("239.1.2.3:41234")), ident("00000000000000b2"), 3, t0, w0).unwrap();
     // Large enough to be chunked: every chunk is sealed, every chunk is refused.
     other.emit(t0, w0, "foreign", &[Bson::String("x".repeat(5000))]).unwrap();
     same.emit(t0, w0, "ours", &[Bson::String("y".repeat(5000))]).unwrap();

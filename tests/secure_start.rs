@@ -25,8 +25,7 @@ fn a_node_refuses_what_was_sent_before_it_started() {
     let mut net = Network::new(10);
     let a = net.add_endpoint(config(key.clone()));
     // The attacker's capture: a member's datagrams at time 0, kept aside.
-    let mut member = Endpoint::new(config(key.clone()), ident("00000000000000c3"), 7);
-    member.set_wall_clock(net.now(), net.wall());
+    let mut member = Endpoint::new(config(key.clone()), ident("00000000000000c3"), 7, net.now(), net.wall()).unwrap();
     member.emit(net.now(), net.wall(), "captured", &[Bson::Int32(1)]).unwrap();
     let captured: Vec<Vec<u8>> = std::iter::from_fn(|| member.poll_transmit()).map(|t| t.payload.to_vec()).collect();
     let src = "10.0.0.200:9000".parse().unwrap();

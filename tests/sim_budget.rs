@@ -68,9 +68,8 @@ impl Victim {
     fn new(cfg: Config) -> Self {
         let identity =
             Identity { id: "00000000000000a1".into(), host: "10.0.0.1".into(), port: 9000, hostname: "a".into() };
-        let mut ep = Endpoint::new(cfg, identity, 7);
         let t0 = Instant::now();
-        ep.set_wall_clock(t0, SystemTime::now());
+        let ep = Endpoint::new(cfg, identity, 7, t0, SystemTime::now()).unwrap();
         Victim { ep, t0, now: t0, sent: 0, sent_n: 0, gaps: 0 }
     }
 
@@ -178,9 +177,8 @@ fn honest_repair_works_during_a_forged_partial_flood() {
 fn sender_with_five_mib() -> (Endpoint, Instant, Vec<String>, usize) {
     let identity =
         Identity { id: "00000000000000a1".into(), host: "10.0.0.1".into(), port: 9000, hostname: "a".into() };
-    let mut a = Endpoint::new(Config::default(), identity, 1);
     let (t0, w0) = (Instant::now(), SystemTime::now());
-    a.set_wall_clock(t0, w0);
+    let mut a = Endpoint::new(Config::default(), identity, 1, t0, w0).unwrap();
     let mut groups = Vec::new();
     let mut emitted = 0;
     for i in 0..5 {
@@ -307,9 +305,8 @@ proptest! {
         let l = Limits { repair_floor_bytes_per_sec: 2048, request_floor_bytes_per_sec: 1024, ..Limits::default() };
         let cfg = Config { message_ttl: Duration::from_millis(1000), limits: l.clone(), ..Config::default() };
         let identity = Identity { id: "00000000000000a1".into(), host: "10.0.0.1".into(), port: 9000, hostname: "a".into() };
-        let mut a = Endpoint::new(cfg, identity, 7);
         let (t0, w0) = (Instant::now(), SystemTime::now());
-        a.set_wall_clock(t0, w0);
+        let mut a = Endpoint::new(cfg, identity, 7, t0, w0).unwrap();
         let mut now = t0;
         let mut groups: Vec<String> = Vec::new();
         let (mut received, mut received_n) = (0usize, 0usize);

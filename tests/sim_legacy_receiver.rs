@@ -174,8 +174,7 @@ fn run(seed: u64, messages: usize, loss: f64) -> (usize, usize, u64) {
     let wall0 = SystemTime::now();
     let identity =
         Identity { id: "00000000000000a1".into(), host: "10.0.0.1".into(), port: 9000, hostname: "ours".into() };
-    let mut sender = Endpoint::new(Config::default(), identity, seed);
-    sender.set_wall_clock(t0, wall0);
+    let mut sender = Endpoint::new(Config::default(), identity, seed, t0, wall0).unwrap();
     let mut receivers: Vec<LegacyReceiver> = (0..2).map(LegacyReceiver::new).collect();
     let mut queue: Queue = BinaryHeap::new();
     let mut order = 0u64;
@@ -243,9 +242,7 @@ fn legacy_receivers_complete_large_messages_at_10_percent_loss() {
 
 fn endpoint(id: &str, t0: Instant, wall0: SystemTime) -> Endpoint {
     let identity = Identity { id: id.into(), host: "10.0.0.1".into(), port: 9000, hostname: "shared-host".into() };
-    let mut e = Endpoint::new(Config::default(), identity, 7);
-    e.set_wall_clock(t0, wall0);
-    e
+    Endpoint::new(Config::default(), identity, 7, t0, wall0).unwrap()
 }
 
 fn drain(e: &mut Endpoint) -> Vec<Vec<u8>> {

@@ -124,9 +124,8 @@ fn repair_traffic_per_requester_is_capped() {
         Config { limits: Limits { max_repair_bytes_per_requester: budget, ..Limits::default() }, ..Config::default() };
     let identity =
         Identity { id: "00000000000000a1".into(), host: "10.0.0.1".into(), port: 9000, hostname: "a".into() };
-    let mut a = Endpoint::new(cfg, identity, 1);
     let (t0, w0) = (Instant::now(), SystemTime::now());
-    a.set_wall_clock(t0, w0);
+    let mut a = Endpoint::new(cfg, identity, 1, t0, w0).unwrap();
     a.emit(t0, w0, "big", &[Bson::String("x".repeat(4 << 20))]).unwrap();
     let first = a.poll_transmit().unwrap().payload;
     while a.poll_transmit().is_some() {}

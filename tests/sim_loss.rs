@@ -130,7 +130,7 @@ fn chunk_group_with_all_but_one_chunk_lost_expires_as_gap() {
         // A sender outside the network: only its first chunk ever reaches b.
         let identity =
             Identity { id: "00000000000000aa".into(), host: "10.9.9.9".into(), port: 9000, hostname: "x".into() };
-        let mut a = Endpoint::new(cfg, identity, 1);
+        let mut a = Endpoint::new(cfg, identity, 1, net.now(), net.wall()).unwrap();
         let from = "10.9.9.9:9000".parse().unwrap();
         if known {
             a.emit(net.now(), net.wall(), "hello", &[]).unwrap();

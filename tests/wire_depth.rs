@@ -80,9 +80,8 @@ fn through_engine(body: &[u8], max_payload_size: usize) -> (Vec<(String, Vec<Bso
     let t0 = Instant::now();
     let w0 = SystemTime::now();
     let config = Config { max_payload_size, ..Config::default() };
-    let mut tx = Endpoint::new(config.clone(), ident("00000000000000a1"), 1);
-    let mut rx = Endpoint::new(config, ident("00000000000000b2"), 2);
-    rx.set_wall_clock(t0, w0);
+    let mut tx = Endpoint::new(config.clone(), ident("00000000000000a1"), 1, t0, w0).unwrap();
+    let mut rx = Endpoint::new(config, ident("00000000000000b2"), 2, t0, w0).unwrap();
     tx.emit(t0, w0, "before", &[Bson::Int32(1)]).unwrap();
     tx.emit_encoded(t0, w0, "deep", body).unwrap();
     tx.emit(t0, w0, "after", &[Bson::Int32(2)]).unwrap();
@@ -174,9 +173,8 @@ fn deep_control_documents_are_refused() {
         let (events, malformed) = {
             let t0 = Instant::now();
             let w0 = SystemTime::now();
-            let mut tx = Endpoint::new(Config::default(), ident("00000000000000a1"), 1);
-            let mut rx = Endpoint::new(Config::default(), ident("00000000000000b2"), 2);
-            rx.set_wall_clock(t0, w0);
+            let mut tx = Endpoint::new(Config::default(), ident("00000000000000a1"), 1, t0, w0).unwrap();
+            let mut rx = Endpoint::new(Config::default(), ident("00000000000000b2"), 2, t0, w0).unwrap();
             // Applications cannot emit protocol names: forge the control message.
             let meta = forge::meta(Some("00000000000000a1"), &"ab".repeat(20), name, 0, 1, None);
             let src = "10.0.0.9:9000".parse().unwrap();

@@ -138,11 +138,12 @@ fn reasons_are_composed_when_displayed() {
 #[test]
 fn the_engine_counts_rejections_without_allocating() {
     use eventcast::protocol::{Config, Encryption, Endpoint, Identity};
-    use std::time::Instant;
+    use std::time::{Instant, SystemTime};
     let ident = |id: &str| Identity { id: id.into(), host: "10.0.0.1".into(), port: 9000, hostname: "h".into() };
     let source = "10.0.0.2:9000".parse().unwrap();
     let now = Instant::now();
-    let mut plain = Endpoint::new(Config::default(), ident("00000000000000a1"), 1);
+    let wall = SystemTime::now();
+    let mut plain = Endpoint::new(Config::default(), ident("00000000000000a1"), 1, now, wall).unwrap();
     let hostile = [with("seq", "0"), with("seq", 3), with("seqId", "x"), with("id", "ABC"), vec![0xff, 0xff, 1]];
     for d in &hostile {
         plain.handle_datagram(now, source, d); // warm up (first-use allocations of the endpoint)
@@ -157,11 +158,8 @@ fn the_engine_counts_rejections_without_allocating() {
     assert_eq!(n, 0, "{n} allocations to reject {} datagrams", hostile.len());
 
     let key = SecureKey::derive_with_iterations("k", 1);
-    let mut secure = Endpoint::new(
-        Config { encryption: Encryption::Secure(key.clone()), ..Config::default() },
-        ident("00000000000000b2"),
-        2,
-    );
+    let secure_config = Config { encryption: Encryption::Secure(key.clone()), ..Config::default() };
+    let mut secure = Endpoint::new(secure_config, ident("00000000000000b2"), 2, now, wall).unwrap();
     let mut forged = key.seal(&datagram(&good(), b""), &mut rand::thread_rng());
     let last = forged.len() - 1;
     forged[last] ^= 1;

@@ -8,7 +8,7 @@
 use eventcast::protocol::{Config, Destination, Endpoint, Identity, Limits};
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {
@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let config = Config { message_ttl: Duration::from_millis(300), limits: limits.clone(), ..Config::default() };
     let identity = Identity { id: "00000000000000aa".into(), host: "192.0.2.2".into(), port: 9000, hostname: "fuzz".into() };
-    let mut ep = Endpoint::new(config, identity, 0);
+    let mut ep = Endpoint::new(config, identity, 0, Instant::now(), SystemTime::now()).unwrap();
     let src: SocketAddr = "192.0.2.66:9000".parse().unwrap();
     let mut now = Instant::now();
     let mut rest = data;

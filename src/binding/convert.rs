@@ -59,6 +59,8 @@ fn check(env: sys::napi_env, status: sys::napi_status, what: &str) -> R<()> {
         return Ok(());
     }
     let mut pending = false;
+    // SAFETY: `env` is the live env of the call being converted (see `raw.rs`,
+    // rule 1); `pending` is a live bool Node-API writes.
     unsafe { sys::napi_is_exception_pending(env, &mut pending) };
     if pending {
         Err(ConvError::Pending)
@@ -69,6 +71,10 @@ fn check(env: sys::napi_env, status: sys::napi_status, what: &str) -> R<()> {
 
 macro_rules! ck {
     ($env:expr, $call:expr, $what:literal) => {
+        // SAFETY: every `ck!` is a Node-API call with the env of the call being
+        // converted and values made in it (`raw.rs`, rules 1 and 2), writing to
+        // locals of the type it writes (rule 3); pointer arithmetic in `$call`
+        // carries its own SAFETY comment at the call site.
         check($env, unsafe { $call }, $what)?
     };
 }
@@ -185,6 +191,9 @@ impl<'a> ToBson<'a> {
         let bytes: &[u8] = if data.is_null() || len == 0 {
             &[]
         } else {
+            // SAFETY: `data`/`len` were just reported by Node-API for a live
+            // (Typed)ArrayBuffer of this call, and no JS runs between that and
+            // this copy (nothing can detach or resize it meanwhile).
             unsafe { std::slice::from_raw_parts(data as *const u8, len) }
         };
         self.key(0x05, key)?;
@@ -305,6 +314,7 @@ pub fn append_js_string(env: sys::napi_env, v: sys::napi_value, out: &mut Vec<u8
         sys::napi_get_value_string_utf8(env, v, out.as_mut_ptr().add(at).cast(), room, &mut written),
         "napi_get_value_string_utf8"
     );
+    // SAFETY: Node-API initialised `written` bytes at `at` (within the reserved room).
     unsafe { out.set_len(at + written) };
     Ok(written)
 }
@@ -540,12 +550,15 @@ impl ToJs {
         }
         let args = [self.string(pattern)?, self.string(&flags)?];
         let mut out = ptr::null_mut();
+        // SAFETY: live env and values of this call (`raw.rs`, rules 1 and 2);
+        // `args` with its exact length, `out` a local slot (rule 3).
         let status = unsafe { sys::napi_new_instance(env, self.regexp, 2, args.as_ptr(), &mut out) };
         if status == sys::Status::napi_ok {
             return Ok(out);
         }
         // A pattern JS cannot compile (it came from the network): never throw, keep the data.
         let mut exc = ptr::null_mut();
+        // SAFETY: live env (`raw.rs`, rule 1); `exc` a local slot (rule 3).
         unsafe { sys::napi_get_and_clear_last_exception(env, &mut exc) };
         let p = self.string(pattern)?;
         let o = self.string(options)?;

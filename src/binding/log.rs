@@ -6,6 +6,7 @@
 //! ThreadsafeFunction, which hands the whole buffer to JS at once. The
 //! threshold is a bunyan level (10 trace … 50 error; 0 = off) set from JS.
 
+use super::raw::JsEnv;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, Status};
@@ -43,26 +44,29 @@ fn wanted(l: &Level) -> bool {
 
 /// Asks JS to collect the buffered records. (Not zero-sized: napi-rs passes
 /// no argument at all for a zero-sized value.)
-pub struct Flush(#[allow(dead_code)] u8);
+pub struct Flush {
+    _nonzero: u8,
+}
 
 impl ToNapiValue for Flush {
     unsafe fn to_napi_value(env: sys::napi_env, _val: Self) -> napi::Result<sys::napi_value> {
+        // SAFETY: napi-rs converts a ThreadsafeFunction's value on the JS
+        // thread, inside the call it is making with this env.
+        let env = unsafe { JsEnv::new(env) };
         let records = std::mem::take(&mut *BUFFER.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut js = super::convert::ToJs::new(env);
-        let mut out = std::ptr::null_mut();
-        sys::napi_create_array_with_length(env, records.len(), &mut out);
+        let mut js = super::convert::ToJs::new(env.raw());
+        let out = env.array(records.len())?;
         for (i, (level, target, msg)) in records.iter().enumerate() {
-            let mut rec = std::ptr::null_mut();
-            sys::napi_create_array_with_length(env, 3, &mut rec);
+            let rec = env.array(3)?;
             let vals = [
                 js.number(*level as f64).map_err(|_| napi::Error::from_reason("log level"))?,
                 js.string(target).map_err(|_| napi::Error::from_reason("log target"))?,
                 js.string(msg).map_err(|_| napi::Error::from_reason("log message"))?,
             ];
             for (j, v) in vals.into_iter().enumerate() {
-                sys::napi_set_element(env, rec, j as u32, v);
+                env.set_element(rec, j as u32, v)?;
             }
-            sys::napi_set_element(env, out, i as u32, rec);
+            env.set_element(out, i as u32, rec)?;
         }
         Ok(out)
     }
@@ -123,7 +127,7 @@ impl<S: Subscriber> Layer<S> for Forward {
         if first {
             if let Some(sink) = SINK.get() {
                 if let Some(f) = sink.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                    f.call(Flush(0), ThreadsafeFunctionCallMode::NonBlocking);
+                    f.call(Flush { _nonzero: 0 }, ThreadsafeFunctionCallMode::NonBlocking);
                 }
             }
         }

@@ -5,15 +5,24 @@
 //! thread boundary.
 //!
 //! * [`convert`] — JS ⇄ BSON directly through Node-API.
-//! * [`node`] — `NativeEventcast`, the class `index.js` wraps; notifications
-//!   reach JS in batches: directly from the JS thread's own receive (`watch`),
+//! * `delivery` — the delivery queue of one started period: notifications
+//!   reach JS in batches, directly from the JS thread's own receive (`watch`),
 //!   through one ThreadsafeFunction when produced on other threads.
+//! * [`node`] — `NativeEventcast`, the class `index.js` wraps; it starts and
+//!   ends each period's delivery.
+//! * [`facts`] — what Rust decides and JS reads instead of re-deriving it:
+//!   the advertised address, the bounds of numeric options.
 //! * [`log`] — forwards `tracing` events to the JS logger, in batches.
+//! * `raw` — the raw Node-API calls (outside `convert`) behind safe methods,
+//!   their safety argued once.
 //! * `watch` — receives on the JS thread through a libuv poll handle (unix).
 
 pub mod convert;
+mod delivery;
+pub mod facts;
 pub mod log;
 pub mod node;
+mod raw;
 #[cfg(unix)]
 mod watch;
 
@@ -21,29 +30,17 @@ use convert::{ConvError, ToBson, ToJs};
 use napi::bindgen_prelude::*;
 use napi::{sys, Env, Status};
 use napi_derive::napi;
-use std::ptr;
+use raw::JsEnv;
 
 /// Throws `TypeError` (or `Error`) with `code` and turns it into the napi
 /// error that tells napi-rs an exception is already pending.
-pub(crate) fn throw(env: sys::napi_env, type_error: bool, code: &str, message: &str) -> napi::Error {
-    unsafe {
-        let mut c = ptr::null_mut();
-        let mut m = ptr::null_mut();
-        let mut e = ptr::null_mut();
-        sys::napi_create_string_utf8(env, code.as_ptr().cast(), code.len() as isize, &mut c);
-        sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len() as isize, &mut m);
-        if type_error {
-            sys::napi_create_type_error(env, c, m, &mut e);
-        } else {
-            sys::napi_create_error(env, c, m, &mut e);
-        }
-        sys::napi_throw(env, e);
-    }
+pub(crate) fn throw(env: JsEnv, type_error: bool, code: &str, message: &str) -> napi::Error {
+    env.throw_error(type_error, code, message);
     napi::Error::new(Status::PendingException, message.to_string())
 }
 
 /// Maps a conversion failure to a JS exception (`EPAYLOAD` → TypeError).
-pub(crate) fn conv_error(env: sys::napi_env, e: ConvError) -> napi::Error {
+pub(crate) fn conv_error(env: JsEnv, e: ConvError) -> napi::Error {
     match e {
         ConvError::Payload(m) => throw(env, true, "EPAYLOAD", &format!("cannot send payload: {m}")),
         ConvError::Pending => napi::Error::new(Status::PendingException, "exception pending"),
@@ -80,12 +77,12 @@ thread_local! {
 /// Encodes the JS array `args` as the body `{payload: [...]}` into the JS
 /// thread's scratch buffer and hands the bytes to `f`.
 pub(crate) fn with_body<T>(
-    env: sys::napi_env,
+    env: JsEnv,
     args: sys::napi_value,
     f: impl FnOnce(&[u8]) -> napi::Result<T>,
 ) -> napi::Result<T> {
     with_scratch(|buf| {
-        ToBson::new(env, buf).body(args).map_err(|e| conv_error(env, e))?;
+        ToBson::new(env.raw(), buf).body(args).map_err(|e| conv_error(env, e))?;
         f(buf)
     })
 }
@@ -115,14 +112,14 @@ fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> napi::Result<T>) -> napi::Res
 /// Like [`with_body`], and also reads the JS string `name` into the same
 /// scratch buffer (no `String` allocation per emit): `f(name, body)`.
 pub(crate) fn with_name_and_body<T>(
-    env: sys::napi_env,
+    env: JsEnv,
     name: sys::napi_value,
     args: sys::napi_value,
     f: impl FnOnce(&str, &[u8]) -> napi::Result<T>,
 ) -> napi::Result<T> {
     with_scratch(|buf| {
-        let split = convert::append_js_string(env, name, buf).map_err(|e| conv_error(env, e))?;
-        ToBson::new(env, buf).body(args).map_err(|e| conv_error(env, e))?;
+        let split = convert::append_js_string(env.raw(), name, buf).map_err(|e| conv_error(env, e))?;
+        ToBson::new(env.raw(), buf).body(args).map_err(|e| conv_error(env, e))?;
         let (name, body) = buf.split_at(split);
         let name = std::str::from_utf8(name).map_err(|_| throw(env, false, "ENAPI", "event name is not UTF-8"))?;
         f(name, body)
@@ -133,30 +130,28 @@ pub(crate) fn with_name_and_body<T>(
 /// Exposed for tests of the conversion rules.
 #[napi(js_name = "encodePayload", ts_args_type = "args: unknown[]", ts_return_type = "Buffer")]
 pub fn encode_payload(env: Env, args: Unknown) -> napi::Result<Raw> {
-    let raw_env = env.raw();
-    with_body(raw_env, args.raw(), |bytes| {
-        ToJs::new(raw_env).buffer(bytes).map(Raw).map_err(|e| conv_error(raw_env, e))
-    })
+    let env = JsEnv::of(&env);
+    with_body(env, args.raw(), |bytes| ToJs::new(env.raw()).buffer(bytes).map(Raw).map_err(|e| conv_error(env, e)))
 }
 
 /// Decodes a `{payload: [...]}` BSON body into the JS arguments a receiver emits.
 /// Exposed for tests of the conversion rules.
 #[napi(js_name = "decodePayload", ts_return_type = "unknown[]")]
 pub fn decode_payload(env: Env, body: Buffer) -> napi::Result<Raw> {
-    let raw_env = env.raw();
+    let env = JsEnv::of(&env);
     // Walk first, iteratively: `from_reader` recurses and would overflow the
     // stack on a deeply nested body.
     crate::wire::check_nesting(&body, crate::wire::depth::MAX_ARGS_BODY_LEVELS)
-        .map_err(|e| throw(raw_env, true, "EMALFORMED", &e.to_string()))?;
+        .map_err(|e| throw(env, true, "EMALFORMED", &e.to_string()))?;
     let doc = bson::Document::from_reader(&body[..])
-        .map_err(|e| throw(raw_env, true, "EMALFORMED", &format!("not a BSON document: {e}")))?;
-    let mut to_js = ToJs::new(raw_env);
+        .map_err(|e| throw(env, true, "EMALFORMED", &format!("not a BSON document: {e}")))?;
+    let mut to_js = ToJs::new(env.raw());
     let out = match doc.get("payload") {
         Some(bson::Bson::Array(a)) => to_js.array(a),
         Some(other) => to_js.array(std::slice::from_ref(other)),
         None => to_js.array(&[]),
     };
-    out.map(Raw).map_err(|e| conv_error(raw_env, e))
+    out.map(Raw).map_err(|e| conv_error(env, e))
 }
 
 /// Event names that stay on the instance that emits them (see

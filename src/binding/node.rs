@@ -1,41 +1,23 @@
-//! `NativeEventcast`: the napi class `index.js` wraps.
+//! `NativeEventcast`: the napi class `index.js` wraps, and the options it is
+//! created with.
 //!
-//! Received notifications cross into JS through ONE ThreadsafeFunction per
-//! started period, fed by a [`NotificationSink`]: the driver thread that
-//! produced them appends them to a bounded queue and, if no JS call is pending
-//! yet, schedules one. That call (on the JS thread) takes everything queued
-//! at that moment — up to [`BATCH`] entries, scheduling another call for the
-//! rest — so a burst costs one JS call, and a lone event reaches JS after a
-//! single thread hop (driver thread → JS thread, no task in between). The
-//! ThreadsafeFunction is referenced (it keeps the process alive, like a bound
-//! `dgram` socket) and is released after `stop()`, whose final call delivers
-//! what was still queued and ends with the `done` entry.
-//!
-//! Batch layout: one flat array, three slots per entry (no array per entry):
-//! `0, [name, ...args], -` event (ready for `emit.apply`) · `1, code, message`
-//! error · `2, senderId, count` gap · `3, -, -` done (last call of this period)
-//! · `4, -, -` drain (the send queue has room again after a refused emit).
+//! Each started period delivers its notifications through one
+//! [`JsSink`] (`delivery.rs`, which also documents the batch layout); this
+//! class creates it in `start()`, hands it to the JS thread's own receive in
+//! `watch()` (`watch.rs`), and ends it after `stop()`.
 
-use super::convert::{ConvError, ToJs};
+use super::convert::ToJs;
+use super::delivery::{lock, JsSink, Signal};
+use super::raw::JsEnv;
 use super::{conv_error, throw, with_name_and_body, Raw};
-use crate::node::{
-    EncryptOptions, NatsOptions, NatsTls, Notification, NotificationSink, Options, Transport, SUBSCRIBER_CAPACITY,
-};
+use crate::node::{EncryptOptions, NatsOptions, NatsTls, Options, Transport};
 use crate::Eventcast;
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{sys, Env, Status};
+use napi::Env;
 use napi_derive::napi;
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Most notifications handed to JS in one call (other JS work runs between calls).
-const BATCH: usize = 4096;
-/// Most notifications waiting for the JS thread; beyond it they are dropped
-/// and counted (`notificationsDropped`), as for a lagging Rust subscription.
-const QUEUE_CAPACITY: usize = SUBSCRIBER_CAPACITY;
 
 /// Options as `index.js` passes them after validation (camelCase in JS).
 #[napi(object)]
@@ -107,13 +89,13 @@ impl From<NativeNats> for Transport {
     }
 }
 
-fn ipv4(env: sys::napi_env, option: &str, s: &str) -> napi::Result<Ipv4Addr> {
+fn ipv4(env: JsEnv, option: &str, s: &str) -> napi::Result<Ipv4Addr> {
     s.parse()
         .map_err(|_| throw(env, true, "ERR_INVALID_ADDRESS", &format!("{option} must be an IPv4 address, got {s:?}")))
 }
 
 impl NativeOptions {
-    fn into_options(self, env: sys::napi_env) -> napi::Result<Options> {
+    fn into_options(self, env: JsEnv) -> napi::Result<Options> {
         let port = u16::try_from(self.port)
             .map_err(|_| throw(env, false, "ERR_INVALID_PORT", "port must be within 0-65535"))?;
         Ok(Options {
@@ -137,265 +119,11 @@ impl NativeOptions {
     }
 }
 
-/// What JS has not received yet, for one started period.
-#[derive(Default)]
-struct Queue {
-    items: Vec<Notification>,
-    /// The JS thread is reading the socket ([`super::watch`]) and takes the
-    /// queue itself right after: no JS call needs scheduling meanwhile.
-    polling: bool,
-    /// A JS call is pending; it will take whatever is queued when it runs.
-    scheduled: bool,
-    /// `stop()` finished: the call that empties the queue also says `done`.
-    finished: bool,
-    done_sent: bool,
-    /// Events there was no room for, per sender: reported to JS as `'gap'`
-    /// as soon as there is room (see [`Queue::push`]).
-    lost: HashMap<String, u64>,
-}
-
-/// Most senders whose unqueued events are tallied; beyond it they are
-/// tallied under the empty sender id (still reported, as one gap).
-const MAX_LOST_SENDERS: usize = 1024;
-
-impl Queue {
-    /// Queues `batch` within [`QUEUE_CAPACITY`]. An event that does not fit is
-    /// dropped and tallied per sender, then reported as a `Gap` once there is
-    /// room: a JS thread blocked for long makes events lost, never lost
-    /// silently. Errors, gaps and drains are always queued (they are few).
-    /// Returns how many events were dropped.
-    fn push(&mut self, batch: &mut Vec<Notification>) -> u64 {
-        self.report_lost();
-        let mut dropped = 0;
-        for n in batch.drain(..) {
-            match n {
-                Notification::Event(e) if self.items.len() >= QUEUE_CAPACITY => {
-                    let key = if self.lost.len() < MAX_LOST_SENDERS || self.lost.contains_key(&e.sender.id) {
-                        e.sender.id
-                    } else {
-                        String::new()
-                    };
-                    *self.lost.entry(key).or_insert(0) += 1;
-                    dropped += 1;
-                }
-                n => self.items.push(n),
-            }
-        }
-        dropped
-    }
-
-    /// Turns the tally of dropped events into gap reports while there is room.
-    fn report_lost(&mut self) {
-        if self.lost.is_empty() || self.items.len() + self.lost.len() > QUEUE_CAPACITY {
-            return;
-        }
-        for (sender, count) in self.lost.drain() {
-            self.items.push(Notification::Gap { sender, count });
-        }
-    }
-
-    /// Marks a JS call as pending; true if none was, i.e. the caller must make it
-    /// (outside the lock). At most one call waits at a time.
-    fn claim_call(&mut self) -> bool {
-        !std::mem::replace(&mut self.scheduled, true)
-    }
-}
-
-/// The [`NotificationSink`] of one started period; owns its ThreadsafeFunction.
-pub(crate) struct JsSink {
-    queue: Mutex<Queue>,
-    on_batch: BatchFn,
-}
-
-impl JsSink {
-    /// Marks the start of a receive on the JS thread (see [`Queue::polling`]).
-    pub(crate) fn begin_polling(&self) {
-        lock(&self.queue).polling = true;
-    }
-
-    /// Ends a receive on the JS thread: takes up to [`BATCH`] queued
-    /// notifications for a direct call; schedules a JS call for any rest.
-    pub(crate) fn end_polling(self: &Arc<Self>) -> Batch {
-        let (items, call) = {
-            let mut q = lock(&self.queue);
-            q.polling = false;
-            let items = take_at_most(&mut q.items, BATCH);
-            q.report_lost();
-            let call = !q.items.is_empty() && q.claim_call();
-            (items, call)
-        };
-        if call {
-            self.schedule();
-        }
-        Batch { items, done: false }
-    }
-
-    fn schedule(self: &Arc<Self>) {
-        self.on_batch.call(Signal(self.clone()), ThreadsafeFunctionCallMode::NonBlocking);
-    }
-
-    /// After `stop()`: one last call delivers the rest and the `done` entry.
-    fn finish(self: &Arc<Self>) {
-        let call = {
-            let mut q = lock(&self.queue);
-            q.finished = true;
-            q.claim_call()
-        };
-        if call {
-            self.schedule();
-        }
-    }
-}
-
-/// `NotificationSink` is implemented for the `Arc` so `deliver` can hand a
-/// clone to the JS call it schedules.
-struct SinkHandle(Arc<JsSink>);
-
-impl NotificationSink for SinkHandle {
-    fn deliver(&self, batch: &mut Vec<Notification>) -> u64 {
-        let (call, dropped) = {
-            let mut q = lock(&self.0.queue);
-            let dropped = q.push(batch);
-            let call = !q.polling && !q.items.is_empty() && q.claim_call();
-            (call, dropped)
-        };
-        if call {
-            self.0.schedule();
-        }
-        dropped
-    }
-}
-
-/// A scheduled JS call: converted on the JS thread into the batch array.
-pub struct Signal(Arc<JsSink>);
-
-/// What one JS call carries.
-pub(crate) struct Batch {
-    items: Vec<Notification>,
-    done: bool,
-}
-
-impl Batch {
-    /// Nothing to tell JS.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.items.is_empty() && !self.done
-    }
-}
-
-/// The first `max` items of `items` (all of them when there are fewer).
-fn take_at_most(items: &mut Vec<Notification>, max: usize) -> Vec<Notification> {
-    if items.len() <= max {
-        std::mem::take(items)
-    } else {
-        let rest = items.split_off(max);
-        std::mem::replace(items, rest)
-    }
-}
-
-impl Signal {
-    /// Takes up to [`BATCH`] queued notifications (on the JS thread); schedules
-    /// another call when more remain.
-    fn take(&self) -> Batch {
-        let sink = &self.0;
-        let (batch, again) = {
-            let mut q = lock(&sink.queue);
-            let items = take_at_most(&mut q.items, BATCH);
-            q.report_lost();
-            let again = !q.items.is_empty();
-            q.scheduled = again;
-            let done = q.finished && !again && !q.done_sent;
-            q.done_sent |= done;
-            (Batch { items, done }, again)
-        };
-        if again {
-            sink.schedule();
-        }
-        batch
-    }
-}
-
-impl ToNapiValue for Signal {
-    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        build_batch(env, &val.take()).map_err(|e| match e {
-            ConvError::Pending => napi::Error::new(Status::PendingException, "exception pending"),
-            ConvError::Payload(m) | ConvError::Napi(m) => napi::Error::from_reason(m),
-        })
-    }
-}
-
-pub(crate) fn build_batch(env: sys::napi_env, batch: &Batch) -> std::result::Result<sys::napi_value, ConvError> {
-    let mut js = ToJs::new(env);
-    let count = (batch.items.len() + batch.done as usize) * 3;
-    let mut out = std::ptr::null_mut();
-    ck(env, unsafe { sys::napi_create_array_with_length(env, count, &mut out) })?;
-    // Events of a batch mostly share a name: one JS string per run of equal
-    // names (fewer allocations, and EventEmitter's lookup of the same string is cheaper).
-    let mut last_name: Option<(&str, sys::napi_value)> = None;
-    let mut at = 0u32;
-    let mut put = |js: &mut ToJs, kind: f64, a: sys::napi_value, b: Option<sys::napi_value>| {
-        let k = js.number(kind)?;
-        ck(env, unsafe { sys::napi_set_element(env, out, at, k) })?;
-        ck(env, unsafe { sys::napi_set_element(env, out, at + 1, a) })?;
-        if let Some(b) = b {
-            ck(env, unsafe { sys::napi_set_element(env, out, at + 2, b) })?;
-        }
-        at += 3;
-        Ok::<(), ConvError>(())
-    };
-    for n in &batch.items {
-        match n {
-            Notification::Event(ev) => {
-                let name = match last_name {
-                    Some((s, v)) if s == ev.name.as_str() => v,
-                    _ => {
-                        let v = js.string(&ev.name)?;
-                        last_name = Some((ev.name.as_str(), v));
-                        v
-                    }
-                };
-                let args = js.array_after(name, &ev.args)?;
-                put(&mut js, 0.0, args, None)?;
-            }
-            Notification::Error { code, message } => {
-                let (c, m) = (js.string(code)?, js.string(message)?);
-                put(&mut js, 1.0, c, Some(m))?;
-            }
-            Notification::Gap { sender, count } => {
-                let (s, c) = (js.string(sender)?, js.number(*count as f64)?);
-                put(&mut js, 2.0, s, Some(c))?;
-            }
-            Notification::Drain => {
-                let zero = js.number(0.0)?;
-                put(&mut js, 4.0, zero, None)?;
-            }
-        }
-    }
-    if batch.done {
-        let k = js.number(3.0)?;
-        ck(env, unsafe { sys::napi_set_element(env, out, at, k) })?;
-    }
-    Ok(out)
-}
-
-fn ck(env: sys::napi_env, status: sys::napi_status) -> std::result::Result<(), ConvError> {
-    if status == sys::Status::napi_ok {
-        return Ok(());
-    }
-    let mut pending = false;
-    unsafe { sys::napi_is_exception_pending(env, &mut pending) };
-    Err(if pending {
-        ConvError::Pending
-    } else {
-        ConvError::Napi(format!("building a batch failed (napi status {status})"))
-    })
-}
-
-type BatchFn = ThreadsafeFunction<Signal, Unknown<'static>, Signal, Status, false>;
-
 /// The native node; `index.js` wraps it in the public `Eventcast` class.
 #[napi]
 pub struct NativeEventcast {
-    node: Eventcast,
+    /// Also read by `super::facts` (methods that report what Rust decided).
+    pub(super) node: Eventcast,
     /// The delivery of the current started period (shared with start/stop futures).
     sink: Arc<Mutex<Option<Arc<JsSink>>>>,
     /// Receiving on the JS thread, between `watch()` and `unwatch()`.
@@ -423,7 +151,7 @@ impl NativeEventcast {
     /// Creates a stopped node.
     #[napi(constructor)]
     pub fn new(env: Env, options: NativeOptions) -> napi::Result<Self> {
-        let raw = env.raw();
+        let raw = JsEnv::of(&env);
         let options = options.into_options(raw)?;
         let node = Eventcast::new(options).map_err(|e| throw(raw, true, e.code(), &e.to_string()))?;
         Ok(NativeEventcast {
@@ -448,11 +176,10 @@ impl NativeEventcast {
         env: &'env Env,
         on_batch: Function<'env, Signal, Unknown<'static>>,
     ) -> napi::Result<PromiseRaw<'env, Option<NativeFailure>>> {
-        let on_batch: BatchFn = on_batch.build_threadsafe_function().callee_handled::<false>().build()?;
-        let sink = Arc::new(JsSink { queue: Mutex::new(Queue::default()), on_batch });
+        let sink = JsSink::new(on_batch.build_threadsafe_function().callee_handled::<false>().build()?);
         // index.js serializes start/stop, so an old sink here is only a safety net.
         finish_sink(&self.node, &self.sink);
-        self.node.set_sink(Some(Arc::new(SinkHandle(sink.clone()))));
+        self.node.set_sink(Some(sink.handle()));
         *lock(&self.sink) = Some(sink);
         let node = self.node.clone();
         let current = self.sink.clone();
@@ -485,8 +212,7 @@ impl NativeEventcast {
             if self.node.receive_fd().is_none() {
                 return Ok(false);
             }
-            // SAFETY: env and on_batch are this JS call's live values.
-            let watch = unsafe { super::watch::Watch::start(env.raw(), self.node.clone(), sink, on_batch.raw())? };
+            let watch = super::watch::Watch::start(JsEnv::of(&env), self.node.clone(), sink, on_batch.raw())?;
             *self.watch.borrow_mut() = Some(watch);
             Ok(true)
         }
@@ -525,7 +251,7 @@ impl NativeEventcast {
     /// `EBACKPRESSURE` while the send queue is full (wait for a drain entry).
     #[napi(ts_args_type = "name: string, args: unknown[]")]
     pub fn emit(&self, env: Env, name: Unknown, args: Unknown) -> napi::Result<()> {
-        let raw = env.raw();
+        let raw = JsEnv::of(&env);
         with_name_and_body(raw, name.raw(), args.raw(), |name, body| {
             self.node.emit_encoded(name, body).map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
         })
@@ -541,7 +267,7 @@ impl NativeEventcast {
     #[napi(js_name = "_injectFault")]
     pub fn inject_fault(&self, env: Env, task: String) -> napi::Result<()> {
         let task = crate::node::DriverTask::from_name(&task)
-            .ok_or_else(|| throw(env.raw(), true, "EINVALIDOPTION", &format!("no driver task {task:?}")))?;
+            .ok_or_else(|| throw(JsEnv::of(&env), true, "EINVALIDOPTION", &format!("no driver task {task:?}")))?;
         self.node.inject_fault(task);
         Ok(())
     }
@@ -555,19 +281,15 @@ impl NativeEventcast {
     /// The bound local address `{host, port}`, when started.
     #[napi(ts_return_type = "{ host: string, port: number } | null")]
     pub fn local_addr(&self, env: Env) -> napi::Result<Raw> {
-        let raw = env.raw();
-        let mut js = ToJs::new(raw);
+        let raw = JsEnv::of(&env);
+        let mut js = ToJs::new(raw.raw());
         let out = match self.node.local_addr() {
             Some(a) => {
                 let host = js.string(&a.ip().to_string()).map_err(|e| conv_error(raw, e))?;
                 let port = js.number(a.port() as f64).map_err(|e| conv_error(raw, e))?;
                 js.object([("host", host), ("port", port)]).map_err(|e| conv_error(raw, e))?
             }
-            None => {
-                let mut n = std::ptr::null_mut();
-                unsafe { sys::napi_get_null(raw, &mut n) };
-                n
-            }
+            None => raw.null().map_err(napi::Error::from)?,
         };
         Ok(Raw(out))
     }
@@ -575,10 +297,10 @@ impl NativeEventcast {
     /// The node's counters as a plain object (numbers).
     #[napi(ts_return_type = "Record<string, number>")]
     pub fn stats(&self, env: Env) -> napi::Result<Raw> {
-        let raw = env.raw();
+        let raw = JsEnv::of(&env);
         let s = self.node.stats();
         let fields = s.fields();
-        let mut js = ToJs::new(raw);
+        let mut js = ToJs::new(raw.raw());
         let mut vals = Vec::with_capacity(fields.len());
         for (_, k, v) in fields {
             vals.push((k, js.number(v as f64).map_err(|e| conv_error(raw, e))?));
@@ -595,10 +317,6 @@ fn status_str(s: crate::node::Status) -> &'static str {
         S::Started => "started",
         S::Stopping => "stopping",
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Ends a started period's delivery: the node lets go of the sink, and one

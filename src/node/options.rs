@@ -210,6 +210,68 @@ pub const SEND_QUEUE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=
 /// Largest `max_payload_size` accepted: a chunk plus its meta must fit one IPv4 UDP datagram (65,507 bytes).
 pub const MAX_PAYLOAD_SIZE_LIMIT: usize = 65_000;
 
+/// The inclusive range a numeric option must fall in.
+///
+/// [`OPTION_BOUNDS`] is the one table of them: [`Options::validate`] checks
+/// it, and the Node binding hands it to `lib/options.js` (`optionBounds()`),
+/// which checks the same numbers with its own messages. Written once, so the
+/// JS API and the Rust API (and the CLI) cannot disagree on what is valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionBound {
+    /// The option's name as the JS API spells it.
+    pub option: &'static str,
+    /// Smallest value accepted.
+    pub min: u64,
+    /// Largest value accepted.
+    pub max: u64,
+}
+
+impl OptionBound {
+    /// Whether `value` is accepted.
+    pub fn contains(&self, value: u64) -> bool {
+        (self.min..=self.max).contains(&value)
+    }
+
+    fn check(&self, value: u64) -> Result<(), Error> {
+        if self.contains(value) {
+            return Ok(());
+        }
+        Err(Error::InvalidOption {
+            option: self.option,
+            reason: format!("{value} is outside {}–{}", self.min, self.max),
+        })
+    }
+}
+
+/// `multicastTtl`: an IP TTL is one byte.
+pub const MULTICAST_TTL_BOUND: OptionBound = OptionBound { option: "multicastTtl", min: 0, max: 255 };
+/// `maxPayloadSize`: at least one byte per chunk, at most [`MAX_PAYLOAD_SIZE_LIMIT`].
+pub const MAX_PAYLOAD_SIZE_BOUND: OptionBound =
+    OptionBound { option: "maxPayloadSize", min: 1, max: MAX_PAYLOAD_SIZE_LIMIT as u64 };
+/// `messageTtl` in milliseconds: 1 ms to one day (sent data is retained `3 ×` this).
+pub const MESSAGE_TTL_MS_BOUND: OptionBound = OptionBound { option: "messageTtl", min: 1, max: 24 * 3600 * 1000 };
+/// `messageRetransmitAttempts`: each attempt is a repair request a receiver
+/// sends per stalled message; more than 1000 only prolongs a hopeless wait.
+pub const RETRANSMIT_ATTEMPTS_BOUND: OptionBound =
+    OptionBound { option: "messageRetransmitAttempts", min: 0, max: 1000 };
+/// `sendQueueBytes`: [`SEND_QUEUE_BYTES_RANGE`].
+pub const SEND_QUEUE_BYTES_BOUND: OptionBound = OptionBound {
+    option: "sendQueueBytes",
+    min: *SEND_QUEUE_BYTES_RANGE.start() as u64,
+    max: *SEND_QUEUE_BYTES_RANGE.end() as u64,
+};
+
+/// Every bounded numeric option shared by the JS and Rust APIs. (`port` is
+/// not here: the JS API needs 1–65535, the Rust API also takes 0 for an
+/// ephemeral port; the type bounds the rest.)
+pub const OPTION_BOUNDS: [OptionBound; 5] = [
+    MULTICAST_TTL_BOUND,
+    MAX_PAYLOAD_SIZE_BOUND,
+    MESSAGE_TTL_MS_BOUND,
+    RETRANSMIT_ATTEMPTS_BOUND,
+    SEND_QUEUE_BYTES_BOUND,
+];
+
 impl Options {
     /// Options with `port` set and everything else defaulted.
     pub fn with_port(port: u16) -> Self {
@@ -239,33 +301,13 @@ impl Options {
                 return bad("multicastInterface", format!("{interface} is not a local interface address"));
             }
         }
-        if self.multicast_ttl > 255 {
-            return bad("multicastTtl", format!("{} is above 255", self.multicast_ttl));
-        }
-        if self.max_payload_size == 0 {
-            return bad("maxPayloadSize", "must be at least 1");
-        }
-        if self.max_payload_size > MAX_PAYLOAD_SIZE_LIMIT {
-            return bad(
-                "maxPayloadSize",
-                format!(
-                    "{} is above {MAX_PAYLOAD_SIZE_LIMIT} (a chunk must fit one UDP datagram)",
-                    self.max_payload_size
-                ),
-            );
-        }
-        if self.message_ttl.is_zero() {
-            return bad("messageTtl", "must be at least 1 ms");
-        }
-        if self.message_ttl > Duration::from_secs(24 * 3600) {
-            return bad("messageTtl", "must be at most one day");
-        }
-        if !SEND_QUEUE_BYTES_RANGE.contains(&self.send_queue_bytes) {
-            return bad(
-                "sendQueueBytes",
-                format!("{} is outside 65536–1073741824 (64 KiB – 1 GiB)", self.send_queue_bytes),
-            );
-        }
+        MULTICAST_TTL_BOUND.check(u64::from(self.multicast_ttl))?;
+        MAX_PAYLOAD_SIZE_BOUND.check(self.max_payload_size as u64)?;
+        // Whole milliseconds, rounded up: the JS API takes integers, the Rust API any Duration.
+        MESSAGE_TTL_MS_BOUND
+            .check(u64::try_from(self.message_ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))?;
+        RETRANSMIT_ATTEMPTS_BOUND.check(u64::from(self.message_retransmit_attempts))?;
+        SEND_QUEUE_BYTES_BOUND.check(self.send_queue_bytes as u64)?;
         if let Some(encrypt) = &self.encrypt {
             if encrypt.key.is_empty() {
                 return bad("encrypt", "key must not be empty");
@@ -400,6 +442,35 @@ mod tests {
         assert_eq!(o(&|o| o.send_queue_bytes = 64 * 1024), None);
         assert_eq!(o(&|o| o.multicast_ttl = 255), None);
         assert_eq!(o(&|o| o.multicast_membership = Ipv4Addr::new(239, 255, 0, 1)), None);
+        assert_eq!(o(&|o| o.message_retransmit_attempts = 1001), Some("messageRetransmitAttempts"));
+        assert_eq!(o(&|o| o.message_ttl = Duration::from_millis(86_400_001)), Some("messageTtl"));
+        assert_eq!(o(&|o| o.message_ttl = Duration::from_micros(1)), None, "rounds up to 1 ms");
+    }
+
+    /// Sets the option `bound` names to `value` (the test below covers every entry).
+    fn set(o: &mut Options, bound: &OptionBound, value: u64) {
+        match bound.option {
+            "multicastTtl" => o.multicast_ttl = value as u32,
+            "maxPayloadSize" => o.max_payload_size = value as usize,
+            "messageTtl" => o.message_ttl = Duration::from_millis(value),
+            "messageRetransmitAttempts" => o.message_retransmit_attempts = value as u32,
+            "sendQueueBytes" => o.send_queue_bytes = value as usize,
+            other => panic!("no setter for bounded option {other}"),
+        }
+    }
+
+    #[test]
+    fn validate_enforces_exactly_the_option_bounds_table() {
+        for bound in &OPTION_BOUNDS {
+            for (value, ok) in [(bound.min, true), (bound.max, true), (bound.max + 1, false)]
+                .into_iter()
+                .chain(bound.min.checked_sub(1).map(|v| (v, false)))
+            {
+                let mut o = Options::with_port(9000);
+                set(&mut o, bound, value);
+                assert_eq!(code(&o), if ok { None } else { Some(bound.option) }, "{} = {value}", bound.option);
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The node's UDP sockets (socket2: a multicast receive socket, a send socket) and host facts (advertised address, hostname).
 
 use super::options::Options;
+use crate::protocol::Identity;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -220,6 +221,21 @@ pub fn advertised_host(options: &Options) -> Ipv4Addr {
         .unwrap_or(Ipv4Addr::LOCALHOST)
 }
 
+/// The `host:port` a node advertises in its datagrams' meta (`meta.host`,
+/// `meta.port`): once `start()` built the engine, its identity (kept across
+/// stop/start on one port, so after `stop()` it is what peers saw last);
+/// before, what the next start will write: [`advertised_host`] and
+/// `options.port`. Over NATS the meta is the same (peers do not use it:
+/// requests and repairs travel on the subject), and the port is the one that
+/// names the default subject `eventcast.<port>`.
+pub fn advertised_addr(options: &Options, identity: Option<&Identity>) -> SocketAddrV4 {
+    // The identity's host is always one of ours (`advertised_host` formatted), so it parses.
+    match identity.and_then(|id| id.host.parse().ok().map(|host| SocketAddrV4::new(host, id.port))) {
+        Some(addr) => addr,
+        None => SocketAddrV4::new(advertised_host(options), options.port),
+    }
+}
+
 /// Parses `/proc/net/fib_trie`: a leaf line `|-- A.B.C.D` followed by a line
 /// `/32 host LOCAL` is an address of this host.
 fn first_local_address(fib_trie: &str) -> Option<Ipv4Addr> {
@@ -282,6 +298,36 @@ Local:
         assert_eq!(advertised_host(&o), Ipv4Addr::new(10, 1, 2, 3));
         let o = Options { address: Ipv4Addr::new(10, 9, 9, 9), ..Options::with_port(1) };
         assert_eq!(advertised_host(&o), Ipv4Addr::new(10, 9, 9, 9));
+    }
+
+    #[test]
+    fn advertised_host_skips_unspecified_loopback_and_group_addresses() {
+        let fallback = advertised_host(&Options::with_port(1));
+        let mut o = Options::with_port(1);
+        o.multicast_interface = Some(Ipv4Addr::UNSPECIFIED);
+        assert_eq!(advertised_host(&o), fallback);
+        for address in [Ipv4Addr::UNSPECIFIED, Ipv4Addr::LOCALHOST, Ipv4Addr::new(239, 1, 2, 3)] {
+            assert_eq!(advertised_host(&Options { address, ..Options::with_port(1) }), fallback, "{address}");
+        }
+        // The interface wins over the bind address.
+        let o = Options {
+            address: Ipv4Addr::new(10, 9, 9, 9),
+            multicast_interface: Some(Ipv4Addr::new(10, 1, 2, 3)),
+            ..Options::with_port(1)
+        };
+        assert_eq!(advertised_host(&o), Ipv4Addr::new(10, 1, 2, 3));
+    }
+
+    #[test]
+    fn advertised_addr_is_the_engines_identity_once_built() {
+        let o = Options { address: Ipv4Addr::new(10, 9, 9, 9), ..Options::with_port(9000) };
+        assert_eq!(advertised_addr(&o, None), SocketAddrV4::new(Ipv4Addr::new(10, 9, 9, 9), 9000));
+        // Port 0 (Rust API: ephemeral) is the bound port once started.
+        let identity = Identity { id: "ab".repeat(8), host: "10.5.5.5".into(), port: 41234, hostname: "h".into() };
+        assert_eq!(
+            advertised_addr(&Options::with_port(0), Some(&identity)),
+            SocketAddrV4::new(Ipv4Addr::new(10, 5, 5, 5), 41234)
+        );
     }
 
     /// Same check as `tests/node_support`: only `lo`, and 224.0.0.0/4 routed to it.

@@ -104,11 +104,13 @@ pub struct Endpoint {
     retention: Retention,
     reassembly: Reassembly,
     next_sn: i64,
-    wall_anchor: Option<(Instant, SystemTime)>,
-    /// Wall-clock time of the first [`Endpoint::set_wall_clock`] (the node's
-    /// start), lowered if the clock is set back: the authenticated scheme
-    /// refuses datagrams sent more than `CLOCK_SKEW` before it.
-    started: Option<SystemTime>,
+    /// The wall-clock time that corresponds to an `Instant` (given at
+    /// construction, moved by [`Endpoint::set_wall_clock`] and every emit).
+    wall_anchor: (Instant, SystemTime),
+    /// Wall-clock time at construction (the node's start), lowered if the
+    /// clock is set back: the authenticated scheme refuses datagrams sent
+    /// more than `CLOCK_SKEW` before it.
+    started: SystemTime,
     peers: HashMap<String, Peer>,
     peer_timers: BTreeSet<(Instant, String)>,
     peer_deadlines: HashMap<String, Instant>,
@@ -125,20 +127,24 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// A new endpoint; `seed` seeds its id/nonce/IV generator (fixed in
-    /// simulations; drivers pass a random seed). Call
-    /// [`Endpoint::set_wall_clock`] before feeding it datagrams.
-    pub fn new(config: Config, identity: Identity, seed: u64) -> Self {
+    /// simulations; drivers pass a random seed). `now` and `wall` are the same
+    /// moment on the caller's monotonic and wall clocks (drivers pass
+    /// `Instant::now()` and `SystemTime::now()`, simulations a fixed pair):
+    /// the engine reads no clock, and needs wall time from the start for the
+    /// `time` of the datagrams it sends on its own (repair requests,
+    /// heartbeats) and for the freshness check of the authenticated scheme.
+    /// [`Error::Clock`] (`ECLOCK`) when `wall` is before 1970, which the
+    /// `time` field cannot carry.
+    pub fn new(config: Config, identity: Identity, seed: u64, now: Instant, wall: SystemTime) -> Result<Self, Error> {
+        check_wall(wall)?;
         let timing = RepairTiming::new(config.message_ttl);
         let retention = Retention::new(3 * config.message_ttl, config.limits.max_retained_bytes, MAX_RETAINED_MESSAGES);
         let reassembly = Reassembly::new(config.limits.clone());
         let repair_budget = RepairBudget::new(config.limits.max_repair_bytes_per_requester);
-        // The engine has no clock of its own; the first `now` it sees is later
-        // than this one, and the floors only refill up to one second's worth.
-        let t0 = Instant::now();
         let l = &config.limits;
-        let repair_credit = CreditBucket::new(t0, l.max_repair_credit_bytes, l.repair_floor_bytes_per_sec);
-        let request_credit = CreditBucket::new(t0, l.max_request_credit_bytes, l.request_floor_bytes_per_sec);
-        Endpoint {
+        let repair_credit = CreditBucket::new(now, l.max_repair_credit_bytes, l.repair_floor_bytes_per_sec);
+        let request_credit = CreditBucket::new(now, l.max_request_credit_bytes, l.request_floor_bytes_per_sec);
+        Ok(Endpoint {
             config,
             identity,
             rng: StdRng::seed_from_u64(seed),
@@ -153,8 +159,8 @@ impl Endpoint {
             retention,
             reassembly,
             next_sn: 1,
-            wall_anchor: None,
-            started: None,
+            wall_anchor: (now, wall),
+            started: wall,
             peers: HashMap::new(),
             peer_timers: BTreeSet::new(),
             peer_deadlines: HashMap::new(),
@@ -164,7 +170,7 @@ impl Endpoint {
             repair_credit,
             request_credit,
             known: KnownSenders::default(),
-        }
+        })
     }
 
     /// The identity written into our datagrams.
@@ -172,20 +178,25 @@ impl Endpoint {
         &self.identity
     }
 
-    /// Tells the endpoint which wall-clock time corresponds to `now`. Used for
-    /// the `time` field of datagrams the endpoint sends on its own (repair
-    /// requests); every [`Endpoint::emit`] updates it too. Drivers call it at
-    /// start and may call it again at any time.
-    pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
-        self.wall_anchor = Some((now, wall));
-        self.started = Some(self.started.map_or(wall, |s| s.min(wall)));
+    /// Moves the wall clock: `wall` corresponds to `now` from here on (drivers
+    /// re-anchor now and then so a long-lived node follows clock adjustments;
+    /// every [`Endpoint::emit`] does too). A `wall` before 1970 is refused
+    /// with [`Error::Clock`] and the previous anchor kept.
+    pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) -> Result<(), Error> {
+        check_wall(wall)?;
+        self.wall_anchor = (now, wall);
+        self.started = self.started.min(wall);
+        Ok(())
     }
 
+    /// Wall-clock time at `now`, from the anchor (never before 1970: a time
+    /// before the anchor that would be is clamped to the anchor).
     fn wall_at(&self, now: Instant) -> SystemTime {
-        match self.wall_anchor {
-            Some((at, wall)) if now >= at => wall + (now - at),
-            Some((at, wall)) => wall.checked_sub(at - now).unwrap_or(wall),
-            None => SystemTime::UNIX_EPOCH,
+        let (at, wall) = self.wall_anchor;
+        if now >= at {
+            wall + (now - at)
+        } else {
+            wall.checked_sub(at - now).filter(|w| *w >= SystemTime::UNIX_EPOCH).unwrap_or(wall)
         }
     }
 
@@ -207,7 +218,7 @@ impl Endpoint {
                 "event name {name:?} is reserved (an instance's own lifecycle event or a protocol message): it never travels"
             )));
         }
-        self.set_wall_clock(now, wall);
+        self.set_wall_clock(now, wall)?;
         let sn = self.next_sn;
         let (group, datagrams) = self.build(wall, name, body, Some(sn))?;
         self.next_sn += 1;
@@ -491,15 +502,11 @@ impl Endpoint {
     /// repairs still pass), `CLOCK_SKEW` in the future, and at most
     /// `CLOCK_SKEW` before this endpoint started: a fresh node has no `sn`
     /// history yet, so without this a datagram captured before it started
-    /// could be replayed to it within the window. Without a wall clock
-    /// ([`Endpoint::set_wall_clock`]) only the `sn` window applies.
+    /// could be replayed to it within the window.
     fn is_fresh(&self, now: Instant, meta: &MetaRef<'_>) -> bool {
         let Some(time) = meta.time else { return false };
         let Some(sent) = parse_iso(time) else { return false };
-        if self.wall_anchor.is_none() {
-            return true;
-        }
-        if self.started.is_some_and(|s| sent + CLOCK_SKEW < s) {
+        if sent + CLOCK_SKEW < self.started {
             return false;
         }
         let wall = self.wall_at(now);
@@ -1124,4 +1131,14 @@ fn heartbeat_fields(doc: &Document, sender: &str) -> Option<Sn> {
         return None;
     }
     doc.get("sn").and_then(wire::num::int64).and_then(Sn::new)
+}
+
+/// The wall clock the engine accepts: not before 1970 (the `time` field
+/// cannot carry it, and a silent 1970 would make secure peers drop
+/// everything as a replay).
+fn check_wall(wall: SystemTime) -> Result<(), Error> {
+    match wall.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::Clock(format!("the system clock reads {:?} before 1970-01-01", e.duration()))),
+    }
 }

@@ -11,10 +11,12 @@
 //!   [`Endpoint::poll_timeout`] (when to call `handle_timeout` next).
 //!
 //! This mirrors quinn-proto and smoltcp, and is what makes loss and timing
-//! tests deterministic (see [`sim`]). Drivers call
-//! [`Endpoint::set_wall_clock`] once at start: the engine never reads a clock,
-//! and it needs wall time for the `time` field of the datagrams it sends on
-//! its own (repair requests, heartbeats) and for the freshness check of the
+//! tests deterministic (see [`sim`]). The engine never reads a clock, not even
+//! the wall clock: it gets one at construction ([`Endpoint::new`]: drivers
+//! pass `SystemTime::now()`, simulations a fixed time; before 1970 is an
+//! `ECLOCK` error) and may be re-anchored ([`Endpoint::set_wall_clock`]). It
+//! needs wall time for the `time` field of the datagrams it sends on its own
+//! (repair requests, heartbeats) and for the freshness check of the
 //! authenticated scheme.
 //!
 //! # Parts

@@ -113,8 +113,9 @@ impl Network {
             port: SIM_PORT,
             hostname: format!("sim{i}"),
         };
-        let mut endpoint = Endpoint::new(config, identity, self.rng.gen());
-        endpoint.set_wall_clock(self.now, self.wall());
+        // The simulated wall clock starts in 2023: never before 1970.
+        let endpoint = Endpoint::new(config, identity, self.rng.gen(), self.now, self.wall())
+            .expect("the simulated wall clock is after 1970");
         self.nodes.push(SimNode {
             endpoint,
             addr: SocketAddr::new(IpAddr::V4(ip), SIM_PORT),

@@ -36,8 +36,10 @@
 //! only once it has proved itself over time: it has been heard at least
 //! [`MIN_CORROBORATIONS`] times, over at least `message_ttl / 24` (two tail
 //! heartbeats of a sender that stopped are `message_ttl / 18` apart), and for a
-//! whole `message_ttl` nothing arrived near the current window. Anything
-//! near the current window restarts that clock. When it takes over, what
+//! whole `message_ttl` nothing arrived near the current window nor near
+//! another challenger. Anything heard in another numbering restarts that
+//! clock (a forger's far numbers heard while the real sender is itself still
+//! a challenger, e.g. because the forger spoke first, never take over). When it takes over, what
 //! the old window was missing and the numbers skipped in between are
 //! reported as one gap (a sender that really moved on, e.g. past a receiver
 //! whose kernel dropped a burst), and the old window stays as the
@@ -387,8 +389,16 @@ impl Peer {
         }
     }
 
-    /// Challenger `i` was heard: it becomes the most recently heard.
+    /// Challenger `i` was heard: it becomes the most recently heard, and
+    /// every other challenger's clock starts again (a run proves a numbering
+    /// only while nothing else is heard: two live challengers are a real
+    /// sender and a forger, and neither may take over on a timer alone).
     fn heard_challenger(&mut self, i: usize, now: Instant) -> &mut Window {
+        for (j, o) in self.others.iter_mut().enumerate() {
+            if j != i {
+                o.run = None;
+            }
+        }
         let mut o = self.others.remove(i);
         o.heard_at = now;
         o.run = Some(match o.run {

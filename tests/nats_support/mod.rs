@@ -4,7 +4,7 @@
 //! port (the tests run inside a private network namespace, see
 //! `node_support::skip_outside_netns`), is waited for until it accepts
 //! connections, and is killed when the guard drops, also when a test panics.
-#![allow(dead_code)]
+#![allow(dead_code)] // each test binary uses a different part
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

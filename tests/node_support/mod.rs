@@ -1,5 +1,5 @@
 //! Helpers shared by the socket tests (`tests/node_*.rs`, `tests/cli_*.rs`).
-#![allow(dead_code)]
+#![allow(dead_code)] // each test binary uses a different part
 
 /// True when this process runs in a private network namespace whose only
 /// interface is `lo` and which routes 224.0.0.0/4 to it (see

@@ -1,0 +1,167 @@
+//! What a node tells its application: [`Notification`]s, handed out through
+//! [`Events`] subscriptions and an optional [`NotificationSink`], and the
+//! fan-out that delivers them (bounded queues; drops counted and logged).
+
+use super::state::Shared;
+use crate::protocol::Event;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
+
+/// Capacity of each subscriber's queue. When a subscriber falls this far
+/// behind, further notifications for it are dropped, counted in
+/// [`Stats::notifications_dropped`](crate::protocol::Stats::notifications_dropped) and logged with `tracing::warn!`.
+pub const SUBSCRIBER_CAPACITY: usize = 65_536;
+
+/// What subscribers receive.
+#[derive(Clone, Debug)]
+pub enum Notification {
+    /// An event from another node.
+    Event(Event),
+    /// A problem worth telling the application about: a datagram with another
+    /// protocol version (`EPRVERSION`), a send or receive failure (`ESOCKET`, ...).
+    Error {
+        /// Stable error code (see [`Error::code`](crate::Error::code)).
+        code: &'static str,
+        /// Human-readable description.
+        message: String,
+    },
+    /// Messages of `sender` that were lost beyond repair.
+    Gap {
+        /// Sender instance id.
+        sender: String,
+        /// How many messages were lost.
+        count: u64,
+    },
+    /// The send queue, full when an emit was refused ([`Error::Backpressure`](crate::Error::Backpressure)),
+    /// is down to half its bound: emitting works again.
+    Drain,
+}
+
+/// A subscription: every subscriber gets every notification, in order.
+///
+/// Bounded ([`SUBSCRIBER_CAPACITY`]); a subscriber that does not keep up loses
+/// notifications, which is counted and logged, never silent. The stream ends
+/// (`recv` returns `None`) when the node is dropped; `stop()` does not end it,
+/// so a subscription survives a stop/start cycle.
+pub struct Events {
+    pub(super) rx: mpsc::Receiver<Notification>,
+}
+
+impl Events {
+    /// Next notification; `None` once the node is gone.
+    pub async fn recv(&mut self) -> Option<Notification> {
+        self.rx.recv().await
+    }
+
+    /// Waits for at least one notification, then moves up to `limit` into
+    /// `buf`. Returns how many were added (0 only when the node is gone or `limit` is 0).
+    pub async fn recv_many(&mut self, buf: &mut Vec<Notification>, limit: usize) -> usize {
+        self.rx.recv_many(buf, limit).await
+    }
+
+    /// A notification if one is ready, without waiting.
+    pub fn try_recv(&mut self) -> Option<Notification> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Blocking receive for threads outside any async runtime (panics if
+    /// called from inside one, like tokio's `blocking_recv`).
+    pub fn blocking_recv(&mut self) -> Option<Notification> {
+        self.rx.blocking_recv()
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").field("queued", &self.rx.len()).finish()
+    }
+}
+
+/// A synchronous consumer of notifications, for code that runs its own event
+/// loop (the Node binding hands them straight to the JS thread). Unlike an
+/// [`Events`] subscription there is no queue and no task in between: `deliver`
+/// runs on whichever thread produced the notifications — the receive task as a
+/// burst of datagrams is processed, the timer task, or a thread inside
+/// [`Eventcast::emit`](super::Eventcast::emit) / [`Eventcast::stop`](super::Eventcast::stop) — so it must be quick and must
+/// not call back into the node. (What [`Eventcast::receive`](super::Eventcast::receive)
+/// reads goes back to its caller, not to the sink.)
+pub trait NotificationSink: Send + Sync {
+    /// Takes the notifications out of `batch` (in order; `batch` may be left
+    /// non-empty, it is cleared afterwards). Returns how many it had to drop
+    /// (its own queue full); they are added to [`Stats::notifications_dropped`](crate::protocol::Stats::notifications_dropped)
+    /// and logged like a lagging subscription's.
+    fn deliver(&self, batch: &mut Vec<Notification>) -> u64;
+}
+
+impl Shared {
+    /// Hands notifications to every subscriber and to the sink (the sink, or
+    /// else the last subscriber, gets the originals; the others get clones).
+    pub(super) fn deliver(&self, notes: &mut Vec<Notification>) {
+        if notes.is_empty() {
+            return;
+        }
+        let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut dropped = self.to_subscribers(notes, sink.is_some());
+        if let Some(sink) = sink {
+            if !notes.is_empty() {
+                dropped += sink.deliver(notes);
+            }
+        }
+        notes.clear();
+        self.count_dropped(dropped);
+    }
+
+    /// Hands copies of `notes` to every subscriber, leaving `notes` to the
+    /// caller (polled receive: the caller gets them instead of the sink).
+    pub(super) fn deliver_copies(&self, notes: &mut Vec<Notification>) {
+        if !notes.is_empty() {
+            let dropped = self.to_subscribers(notes, true);
+            self.count_dropped(dropped);
+        }
+    }
+
+    /// Sends `notes` to every subscriber: clones to all of them when `keep`,
+    /// else clones to all but the last, which gets the originals (`notes` is
+    /// then left empty). Returns how many found a subscriber's queue full.
+    fn to_subscribers(&self, notes: &mut Vec<Notification>, keep: bool) -> u64 {
+        let mut dropped = 0u64;
+        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.retain(|s| !s.is_closed());
+        let (cloned, last) = match subs.split_last() {
+            Some((last, others)) if !keep => (others, Some(last)),
+            _ => (&subs[..], None),
+        };
+        for note in notes.iter() {
+            for s in cloned {
+                if let Err(mpsc::error::TrySendError::Full(_)) = s.try_send(note.clone()) {
+                    dropped += 1;
+                }
+            }
+        }
+        if let Some(last) = last {
+            for note in notes.drain(..) {
+                if let Err(mpsc::error::TrySendError::Full(_)) = last.try_send(note) {
+                    dropped += 1;
+                }
+            }
+        }
+        dropped
+    }
+
+    /// Counts notifications nobody had room for and warns, at most once a
+    /// second (a stuck subscriber would otherwise log every burst).
+    pub(super) fn count_dropped(&self, dropped: u64) {
+        if dropped == 0 {
+            return;
+        }
+        let total = self.notifications_dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        let last = self.last_drop_warning_ms.load(Ordering::Relaxed);
+        if last == 0 || now_ms >= last + 1000 {
+            self.last_drop_warning_ms.store(now_ms.max(1), Ordering::Relaxed);
+            tracing::warn!(
+                "eventcast: notifications dropped for want of room (a subscriber {SUBSCRIBER_CAPACITY} behind, a full sink or receive() caller); so far: {total}"
+            );
+        }
+    }
+}
