@@ -253,7 +253,7 @@ impl NativeEventcast {
     pub fn emit(&self, env: Env, name: Unknown, args: Unknown) -> napi::Result<()> {
         let raw = JsEnv::of(&env);
         with_name_and_body(raw, name.raw(), args.raw(), |name, body| {
-            self.node.emit_encoded(name, body).map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
+            self.node.emit_body(name, body).map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
         })
     }
 

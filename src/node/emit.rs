@@ -6,6 +6,7 @@ use super::send::Lane;
 use super::Eventcast;
 use crate::error::Error;
 use crate::protocol::Endpoint;
+use crate::wire::ArgsBody;
 use bson::Bson;
 use std::time::{Instant, SystemTime};
 
@@ -23,8 +24,16 @@ impl Eventcast {
 
     /// Like [`emit`](Self::emit) with the body already encoded as the BSON
     /// document `{payload: [...]}` (saves a conversion when the caller builds BSON itself).
+    /// The body is checked first ([`ArgsBody::check`], `EPAYLOAD`).
     pub fn emit_encoded(&self, name: &str, body: &[u8]) -> Result<(), Error> {
-        self.emit_with(|ep, now, wall| endpoint_emit_encoded(ep, now, wall, name, body))
+        self.emit_body(name, ArgsBody::check(body)?)
+    }
+
+    /// Like [`emit_encoded`](Self::emit_encoded) with a body already known
+    /// to be `{payload: [...]}` (the Node binding's, written by the wire's
+    /// BSON writer): handed to the endpoint without another look.
+    pub fn emit_body(&self, name: &str, body: ArgsBody<'_>) -> Result<(), Error> {
+        self.emit_with(|ep, now, wall| ep.emit_encoded(now, wall, name, body.as_bytes()))
     }
 
     fn emit_with(&self, f: impl FnOnce(&mut Endpoint, Instant, SystemTime) -> Result<(), Error>) -> Result<(), Error> {
@@ -49,23 +58,4 @@ impl Eventcast {
         shared.deliver(&mut notes);
         Ok(())
     }
-}
-
-/// Checks that `body` is the BSON document `{payload: [...]}` (or empty), then
-/// hands it to [`Endpoint::emit_encoded`] unchanged.
-fn endpoint_emit_encoded(
-    ep: &mut Endpoint,
-    now: Instant,
-    wall: SystemTime,
-    name: &str,
-    body: &[u8],
-) -> Result<(), Error> {
-    let doc =
-        bson::RawDocument::from_bytes(body).map_err(|e| Error::Payload(format!("body is not a BSON document: {e}")))?;
-    match doc.get("payload") {
-        Ok(Some(bson::RawBsonRef::Array(_))) => {}
-        Ok(None) if doc.is_empty() => {}
-        _ => return Err(Error::Payload("body must be the BSON document {payload: [...]}".into())),
-    }
-    ep.emit_encoded(now, wall, name, body)
 }

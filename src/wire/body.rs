@@ -50,6 +50,42 @@ impl RawPayload<'_> {
     }
 }
 
+/// An emit body known to be the BSON document `{payload: [...]}` (or empty):
+/// written by this crate's BSON writer ([`try_encode_args_into`], the Node
+/// binding's converter) or checked once by [`ArgsBody::check`]. The emit
+/// path takes it as is: the driver does not read a body again that was
+/// written microseconds earlier, and it never parses BSON itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgsBody<'a>(&'a [u8]);
+
+impl<'a> ArgsBody<'a> {
+    /// Checks bytes from elsewhere: the document's framing and that its
+    /// `payload` is an array (or the document is empty); the arguments
+    /// themselves are not walked (receivers check their nesting). Else
+    /// `EPAYLOAD`.
+    pub fn check(body: &'a [u8]) -> Result<Self, Error> {
+        let doc =
+            super::datagram::raw_document(body).ok_or_else(|| Error::Payload("body is not a BSON document".into()))?;
+        match doc.get("payload") {
+            Ok(Some(RawBsonRef::Array(_))) => Ok(ArgsBody(body)),
+            Ok(None) if doc.is_empty() => Ok(ArgsBody(body)),
+            _ => Err(Error::Payload("body must be the BSON document {payload: [...]}".into())),
+        }
+    }
+
+    /// A body this crate's writer just produced as `{payload: [...]}` (the
+    /// Node binding's converter, which writes through [`super::bsonw`]).
+    #[cfg(feature = "napi")]
+    pub(crate) fn written(body: &'a [u8]) -> Self {
+        ArgsBody(body)
+    }
+
+    /// The encoded body.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
 /// Writes `{payload: [...]}`, or an error when a document key holds a NUL
 /// byte or the arguments nest deeper than [`MAX_NESTING`](super::depth::MAX_NESTING)
 /// levels (receivers refuse those).
@@ -272,6 +308,24 @@ mod tests {
         assert_eq!(bson_options_to_js_flags("lux"), "u");
         for f in ["", "g", "i", "m", "u", "gi", "gm", "im", "gim", "gimu"] {
             assert_eq!(bson_options_to_js_flags(&js_flags_to_bson_options(f)), f);
+        }
+    }
+
+    #[test]
+    fn args_body_check() {
+        for ok in [encode_args(&[Bson::Int32(1)]), encode_args(&[]), doc! {}.to_vec().unwrap()] {
+            assert_eq!(ArgsBody::check(&ok).unwrap().as_bytes(), ok);
+        }
+        let mut truncated = encode_args(&[Bson::Int32(1)]);
+        truncated.pop();
+        for bad in [
+            vec![1, 2],
+            truncated,
+            doc! { "payload": 1 }.to_vec().unwrap(),
+            doc! { "payload": { "a": 1 } }.to_vec().unwrap(),
+            doc! { "other": [] }.to_vec().unwrap(),
+        ] {
+            assert!(matches!(ArgsBody::check(&bad), Err(Error::Payload(_))), "{bad:?}");
         }
     }
 }

@@ -24,7 +24,8 @@ pub mod secure;
 
 pub use body::{
     bson_options_to_js_flags, decode_body, decode_body_raw, encode_args, encode_document_body,
-    js_flags_to_bson_options, try_encode_args, try_encode_args_into, try_encode_document_body, Payload, RawPayload,
+    js_flags_to_bson_options, try_encode_args, try_encode_args_into, try_encode_document_body, ArgsBody, Payload,
+    RawPayload,
 };
 pub use datagram::{
     decode_datagram, decode_datagram_ref, decode_received, encode_datagram, split_datagram, try_encode_datagram,
