@@ -1,0 +1,157 @@
+//! Answering repair requests: resending retained datagrams (to the group
+//! only, within the budgets), relaying 0.1.x requests once, and NACK
+//! suppression when someone else asked for data we miss too.
+
+use super::Endpoint;
+use crate::protocol::reassembly::Key;
+use crate::protocol::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
+use crate::protocol::{Destination, SharedBytes, Transmit};
+use crate::wire::RETX_EVENT;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Copies of each chunk resent in answer to a repair request of 0.1.x's
+/// shape. A 0.1.x receiver asks once and drops the message `messageTtl`
+/// later: with one copy, a message missing `m` chunks survives `p` loss with
+/// probability `(1 − p)^m` (35% of 100 KiB messages at 10% loss in
+/// `tests/sim_legacy_receiver.rs`); with three, `(1 − p³)^m`.
+const LEGACY_REPAIR_COPIES: u32 = 3;
+
+/// Time between those copies: loss comes in bursts (a full socket buffer, a
+/// busy receiver), so copies sent back to back tend to share a fate.
+const LEGACY_COPY_SPACING: Duration = Duration::from_millis(5);
+
+/// Most 0.1.x requests remembered as already forwarded to the group.
+const MAX_RELAYED_REMEMBERED: usize = 1024;
+
+impl Endpoint {
+    /// Answers (on the group only) and learns from a repair request that came
+    /// from `source` (the address budgets are keyed on; ids are claims).
+    pub(super) fn handle_request(&mut self, now: Instant, source: SocketAddr, req: &RepairRequest) {
+        let mut answered = false;
+        if !req.seq_id.is_empty() && req.to.as_ref().is_none_or(|to| *to == self.identity.id) {
+            let window = self.timing.resend_window();
+            let datagrams = self.retention.repair_chunks(now, &req.seq_id, &req.missed_seq, window);
+            if !datagrams.is_empty() {
+                answered = true;
+                // 0.1.x's shape (no `to`, no `missedSn`): its sender asks once
+                // and gives up a `messageTtl` later, so one lost repair loses
+                // the message. Each chunk goes out in LEGACY_REPAIR_COPIES
+                // copies, spaced in time (loss comes in bursts), within the
+                // same budgets as any repair.
+                let copies = if req.to.is_none() && req.missed_sn.is_empty() { LEGACY_REPAIR_COPIES } else { 1 };
+                self.send_repairs(now, source, datagrams, copies);
+            } else if self.retention.has_group(&req.seq_id) {
+                answered = true;
+                self.stats.repairs_suppressed += 1;
+            }
+        }
+        if !req.missed_sn.is_empty() && req.to.as_deref() == Some(self.identity.id.as_str()) {
+            let window = self.timing.resend_window();
+            let datagrams = self.retention.repair_messages(now, &req.missed_sn, window, MAX_ITEMS_PER_REQUEST);
+            if !datagrams.is_empty() {
+                answered = true;
+                self.send_repairs(now, source, datagrams, 1);
+            } else if req.missed_sn.iter().any(|&sn| self.retention.has_sn(sn)) {
+                answered = true;
+                self.stats.repairs_suppressed += 1;
+            }
+        }
+        if !answered {
+            self.stats.repair_requests_ignored += 1;
+            if req.to.is_none() && req.missed_sn.is_empty() && !req.relayed && !req.seq_id.is_empty() {
+                self.relay_legacy_request(now, req);
+            }
+        }
+        if let (Some(to), false) = (&req.to, req.missed_sn.is_empty()) {
+            let delay = self.timing.jittered(&mut self.rng);
+            let postponed = match self.peers.get_mut(to) {
+                Some(p) if p.nack.due.is_some() && req.missed_sn.iter().any(|&sn| p.is_missing(sn)) => {
+                    p.nack.postpone(now, delay);
+                    true
+                }
+                _ => false,
+            };
+            if postponed {
+                self.stats.repair_requests_suppressed += 1;
+                let to = to.clone();
+                self.reschedule_peer(&to);
+            }
+        }
+        // NACK suppression: someone else asked for data we miss too; its repair
+        // will reach us through the group, so wait before asking ourselves.
+        if !req.seq_id.is_empty() {
+            let key = match &req.to {
+                Some(to) => Key::parse(to, &req.seq_id),
+                None => self.reassembly.find_group(&req.seq_id),
+            };
+            if let Some(key) = key {
+                let delay = self.timing.jittered(&mut self.rng);
+                let ttl = self.config.message_ttl;
+                if let Some(p) = self.reassembly.get_mut(&key) {
+                    if p.nack.due.is_some() && p.misses_any(&req.missed_seq) {
+                        p.nack.postpone(now, delay);
+                        let deadline = p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl));
+                        self.stats.repair_requests_suppressed += 1;
+                        self.reassembly.reschedule(&key, deadline);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forwards a 0.1.x request for data we do not hold to the group, once.
+    ///
+    /// A 0.1.x receiver sends its request unicast to the sender's advertised
+    /// `host:port`. Where several nodes share that host and port, the kernel
+    /// hands a unicast datagram to one socket only, which may not be the
+    /// sender's. Our own requests always carry `to`, so one without it (and
+    /// not marked `relayed`) came from a 0.1.x node; the copy we multicast is
+    /// marked `relayed` and never forwarded again. The real sender answers it
+    /// (ours on the group; a 0.1.x one unicast to the requester named inside).
+    /// Each (requester, chunk group) is forwarded at most once, from the
+    /// node-wide request budget.
+    fn relay_legacy_request(&mut self, now: Instant, req: &RepairRequest) {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&req.id, &req.seq_id).hash(&mut h);
+        let key = h.finish();
+        if !self.relayed_set.insert(key) {
+            return;
+        }
+        self.relayed_order.push_back(key);
+        if self.relayed_order.len() > MAX_RELAYED_REMEMBERED {
+            if let Some(old) = self.relayed_order.pop_front() {
+                self.relayed_set.remove(&old);
+            }
+        }
+        let doc = RepairRequest { relayed: true, ..req.clone() }.to_document();
+        if self.send_control(now, RETX_EVENT, &doc, 1, true) > 0 {
+            self.stats.repair_requests_relayed += 1;
+        }
+    }
+
+    /// Resends `datagrams` to the group, each in `copies` copies
+    /// [`LEGACY_COPY_SPACING`] apart, within the node-wide repair budget and
+    /// `source`'s byte budget (every copy pays).
+    fn send_repairs(&mut self, now: Instant, source: SocketAddr, datagrams: Vec<SharedBytes>, copies: u32) {
+        for d in datagrams {
+            for copy in 0..copies.max(1) {
+                if !self.repair_credit.can_take(now, d.len()) {
+                    self.stats.repairs_budget_limited += 1;
+                    break;
+                } else if !self.repair_budget.take(now, source, d.len()) {
+                    self.stats.repairs_rate_limited += 1;
+                    break;
+                }
+                self.repair_credit.take(now, d.len());
+                self.stats.repairs_sent += 1;
+                if copy == 0 {
+                    self.transmits.push_back(Transmit { destination: Destination::Group, payload: d.clone() });
+                } else {
+                    self.delay(now + LEGACY_COPY_SPACING * copy, std::slice::from_ref(&d));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The send path: numbering and encoding (encryption, chunking) our own
+//! messages and the control messages we send on our own (repair requests,
+//! heartbeats), queueing them now or later, and retaining what was sent for
+//! repair.
+
+use super::heartbeat::{heartbeat_interval, HEARTBEATS_AFTER_LAST};
+use super::Endpoint;
+use crate::error::Error;
+use crate::protocol::names;
+use crate::protocol::request::RepairRequest;
+use crate::protocol::timefmt::format_iso;
+use crate::protocol::{Destination, Encryption, Identity, SharedBytes, Transmit};
+use crate::wire::{self, Meta, MetaRef, PROTOCOL_VERSION, RETX_EVENT};
+use bson::{Bson, Document};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Largest argument buffer [`Endpoint::emit`] keeps for the next call (a
+/// 100 MiB message should not pin 100 MiB).
+const MAX_REUSED_ARGS_BUF: usize = 64 * 1024;
+
+impl Endpoint {
+    /// Queues the datagrams of one message. `wall` is the send time written into `time`.
+    pub fn emit(&mut self, now: Instant, wall: SystemTime, name: &str, args: &[Bson]) -> Result<(), Error> {
+        let mut body = std::mem::take(&mut self.args_buf);
+        let r = wire::try_encode_args_into(args, &mut body).and_then(|()| self.emit_encoded(now, wall, name, &body));
+        if body.capacity() <= MAX_REUSED_ARGS_BUF {
+            self.args_buf = body;
+        }
+        r
+    }
+
+    /// Like [`Endpoint::emit`], with the body already encoded as `{payload: [..]}`
+    /// (see [`wire::encode_args`]).
+    pub fn emit_encoded(&mut self, now: Instant, wall: SystemTime, name: &str, body: &[u8]) -> Result<(), Error> {
+        if !names::is_deliverable(name) {
+            return Err(Error::Payload(format!(
+                "event name {name:?} is reserved (an instance's own lifecycle event or a protocol message): it never travels"
+            )));
+        }
+        self.set_wall_clock(now, wall)?;
+        let sn = self.next_sn;
+        let (group, datagrams) = self.build(wall, name, body, Some(sn))?;
+        self.next_sn += 1;
+        self.stats.events_sent += 1;
+        self.queue(&datagrams);
+        self.credit_repairs(&datagrams);
+        self.retention.insert(now, Some(sn), group, datagrams);
+        self.heartbeats_left = HEARTBEATS_AFTER_LAST;
+        if self.heartbeat_due.is_none() {
+            self.heartbeat_due = Some(now + heartbeat_interval(self.config.message_ttl));
+        }
+        self.sync_stats();
+        Ok(())
+    }
+
+    /// Each byte we retain for repair may be resent about once (see the `repair` module docs).
+    fn credit_repairs(&mut self, datagrams: &[SharedBytes]) {
+        self.repair_credit.credit(datagrams.iter().map(|d| d.len() as f64).sum());
+    }
+
+    fn queue(&mut self, datagrams: &[SharedBytes]) {
+        self.transmits
+            .extend(datagrams.iter().map(|d| Transmit { destination: Destination::Group, payload: d.clone() }));
+    }
+
+    /// Queues `datagrams` to go to the group at `at` (kept in time order).
+    pub(super) fn delay(&mut self, at: Instant, datagrams: &[SharedBytes]) {
+        let i = self.delayed.partition_point(|(t, _)| *t <= at);
+        for (k, d) in datagrams.iter().enumerate() {
+            self.delayed.insert(i + k, (at, d.clone()));
+        }
+    }
+
+    fn nonce(&mut self) -> Option<String> {
+        // 0.1.x writes a nonce when encryption is on; the authenticated scheme
+        // has a random IV per datagram instead.
+        match self.config.encryption {
+            Encryption::Legacy(_) => Some(wire::ids::seq_id(&mut self.rng)),
+            Encryption::None | Encryption::Secure(_) => None,
+        }
+    }
+
+    /// The meta of one datagram this endpoint sends, borrowing its strings.
+    #[allow(clippy::too_many_arguments)]
+    fn sender_meta<'a>(
+        identity: &'a Identity,
+        nonce: Option<&'a str>,
+        seq: i32,
+        seq_len: i32,
+        seq_id: &'a str,
+        name: &'a str,
+        time: &'a str,
+        sn: Option<i64>,
+    ) -> MetaRef<'a> {
+        MetaRef {
+            v: PROTOCOL_VERSION,
+            seq,
+            seq_len,
+            seq_id,
+            seq_end: seq == seq_len - 1,
+            enc: false,
+            nonce,
+            name: Some(name),
+            host: Some(&identity.host),
+            port: Some(i32::from(identity.port)),
+            hostname: Some(&identity.hostname),
+            id: Some(&identity.id),
+            time: Some(time),
+            sn,
+        }
+    }
+
+    /// Encodes (encrypts, chunks) one message; returns the chunk group id if chunked.
+    fn build(
+        &mut self,
+        wall: SystemTime,
+        name: &str,
+        body: &[u8],
+        sn: Option<i64>,
+    ) -> Result<(Option<String>, Vec<SharedBytes>), Error> {
+        let max = self.config.limits.max_message_size;
+        if body.len() > max {
+            return Err(Error::Payload(format!("message of {} bytes exceeds the limit of {max} bytes", body.len())));
+        }
+        let time = format_iso(wall);
+        let seq_id = wire::ids::seq_id(&mut self.rng);
+        let nonce = self.nonce();
+        let meta = Self::sender_meta(&self.identity, nonce.as_deref(), 0, 1, &seq_id, name, &time, sn);
+        let mut inner = Vec::with_capacity(body.len() + 256);
+        wire::try_encode_datagram_ref(&meta, body, &mut inner).map_err(|e| Error::Payload(e.to_string()))?;
+        if let Encryption::Secure(key) = &self.config.encryption {
+            // Authenticated scheme: every datagram, chunks included, is sealed
+            // on its own, so each one is authenticated and replay-checked.
+            let key = key.clone();
+            if inner.len() > max {
+                return Err(Error::Payload(format!(
+                    "message of {} bytes exceeds the limit of {max} bytes",
+                    inner.len()
+                )));
+            }
+            let mps = self.config.max_payload_size.max(1);
+            if inner.len() <= mps {
+                return Ok((None, vec![key.seal(&inner, &mut self.rng).into()]));
+            }
+            let n = inner.len().div_ceil(mps);
+            let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
+            let group = wire::ids::seq_id(&mut self.rng);
+            let mut out = Vec::with_capacity(n);
+            for (i, slice) in inner.chunks(mps).enumerate() {
+                let nonce = self.nonce();
+                let meta =
+                    Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
+                let mut d = Vec::with_capacity(slice.len() + 300);
+                wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
+                out.push(key.seal(&d, &mut self.rng).into());
+            }
+            return Ok((Some(group), out));
+        }
+        let whole = match &self.config.encryption {
+            Encryption::None | Encryption::Secure(_) => inner,
+            Encryption::Legacy(key) => {
+                let outer = Meta {
+                    v: PROTOCOL_VERSION,
+                    seq: 0,
+                    seq_len: 1,
+                    seq_id: seq_id.clone(),
+                    seq_end: true,
+                    enc: true,
+                    ..Meta::default()
+                };
+                let ct = key.encrypt(&inner);
+                let mut out = Vec::with_capacity(ct.len() + 128);
+                wire::encode_datagram(&outer, &ct, &mut out);
+                out
+            }
+        };
+        if whole.len() > max {
+            return Err(Error::Payload(format!("message of {} bytes exceeds the limit of {max} bytes", whole.len())));
+        }
+        let mps = self.config.max_payload_size.max(1);
+        if whole.len() <= mps {
+            return Ok((None, vec![whole.into()]));
+        }
+        let n = whole.len().div_ceil(mps);
+        let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
+        let group = wire::ids::seq_id(&mut self.rng);
+        // All chunks go into one buffer, shared by the transmits and the retention.
+        let mut buf = Vec::with_capacity(whole.len() + n * 300);
+        let mut ends = Vec::with_capacity(n);
+        for (i, slice) in whole.chunks(mps).enumerate() {
+            let nonce = self.nonce();
+            let meta = Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
+            wire::try_encode_datagram_ref(&meta, slice, &mut buf).map_err(|e| Error::Payload(e.to_string()))?;
+            ends.push(buf.len());
+        }
+        Ok((Some(group), SharedBytes::split(buf, &ends)))
+    }
+
+    /// Sends an internal message (repair request, heartbeat) to the group, in
+    /// up to `copies` copies. Repair requests (`budgeted`) draw every copy
+    /// from the node-wide request budget; returns how many copies went out.
+    pub(super) fn send_control(
+        &mut self,
+        now: Instant,
+        name: &str,
+        doc: &Document,
+        copies: u32,
+        budgeted: bool,
+    ) -> u32 {
+        let wall = self.wall_at(now);
+        let built = wire::try_encode_document_body(doc).and_then(|body| self.build(wall, name, &body, None));
+        match built {
+            Ok((group, datagrams)) => {
+                let bytes: usize = datagrams.iter().map(|d| d.len()).sum();
+                // Copies are spaced by more than the senders' resend window,
+                // so each one that arrives gets its own answer: a sender
+                // answers every request datagram at most once and never
+                // multiplies its repairs, so redundancy against repeated loss
+                // is the requester's to pay for.
+                let spacing = self.timing.resend_window() + Duration::from_millis(1);
+                let mut sent = 0;
+                for copy in 0..copies.max(1) {
+                    if budgeted && !self.request_credit.take(now, bytes) {
+                        self.stats.repair_requests_rate_limited += 1;
+                        break;
+                    }
+                    if copy == 0 {
+                        self.queue(&datagrams);
+                    } else {
+                        self.delay(now + spacing * copy, &datagrams);
+                    }
+                    sent += 1;
+                }
+                if group.is_some() && sent > 0 {
+                    self.credit_repairs(&datagrams);
+                    self.retention.insert(now, None, group, datagrams);
+                }
+                sent
+            }
+            Err(e) => {
+                tracing::warn!("cannot send {name}: {e}");
+                0
+            }
+        }
+    }
+
+    /// Sends one repair request within the request budget, counting it if it went out.
+    pub(super) fn send_request(&mut self, now: Instant, req: &RepairRequest, copies: u32) {
+        if self.send_control(now, RETX_EVENT, &req.to_document(), copies, true) > 0 {
+            self.stats.repairs_requested += 1;
+        }
+    }
+}
