@@ -88,11 +88,13 @@ function vectors () {
 
 /** The Rust CLI binary (release preferred), or null. */
 function cliPath () {
-  for (const p of ['target/release/eventcast', 'target/debug/eventcast']) {
-    const f = path.join(root, p)
-    if (fs.existsSync(f)) return f
-  }
-  return null
+  // The newest build: `npm test`'s `cargo test` has just rebuilt the debug
+  // one; a release binary left from an older checkout may lack new flags.
+  const built = ['target/release/eventcast', 'target/debug/eventcast']
+    .map((p) => path.join(root, p))
+    .filter((f) => fs.existsSync(f))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)
+  return built[0] || null
 }
 
 /** Instances made with make() are stopped after the file's tests (so a failed test cannot hang the run). */

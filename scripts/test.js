@@ -52,7 +52,8 @@ async function main () {
   const skipped = []
   let status = 0
   if (!process.argv.includes('--node-only')) {
-    status = (await step('Rust tests', 'cargo', ['test'], skipped)) || status
+    // --no-fail-fast: one failing test binary must not hide the others' results.
+    status = (await step('Rust tests', 'cargo', ['test', '--no-fail-fast'], skipped)) || status
   }
   // The addon built from this checkout, not one from an installed platform package.
   const addon = addonPath()
