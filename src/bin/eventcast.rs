@@ -55,6 +55,10 @@ struct CommonArgs {
     /// With --nats: the subject [default: eventcast.<port>]
     #[arg(long, value_name = "S", requires = "nats")]
     subject: Option<String>,
+    /// With --nats and --key: the multicast group of the encrypted LAN a bridge pairs this
+    /// node with (the key is bound to group and port; the subject does not change) [default: 224.0.0.1]
+    #[arg(long, value_name = "ADDR", requires = "nats")]
+    nats_group: Option<Ipv4Addr>,
 }
 
 impl CommonArgs {
@@ -83,6 +87,7 @@ impl CommonArgs {
         if let Some(urls) = self.nats {
             let mut nats = NatsOptions::new(urls.split(',').map(str::trim).filter(|u| !u.is_empty()));
             nats.subject = self.subject;
+            nats.group = self.nats_group;
             options.transport = Transport::Nats(nats);
         }
         options.validate().map_err(|e| e.to_string())?;
@@ -528,6 +533,22 @@ mod tests {
             panic!("not listen")
         };
         assert_eq!(l.common.options, Options { port: 9000, multicast_ttl: 4, ..Options::default() });
+    }
+
+    #[test]
+    fn nats_group_binds_the_key_only_with_nats_and_must_be_multicast() {
+        let Command::Listen(l) =
+            parse_args(&["listen", "--port", "9000", "--nats", "nats://h:4222", "--nats-group", "239.1.2.3"]).unwrap()
+        else {
+            panic!("not listen")
+        };
+        let Transport::Nats(n) = &l.common.options.transport else { panic!("not nats") };
+        assert_eq!(n.group, Some(Ipv4Addr::new(239, 1, 2, 3)));
+        assert_eq!(l.common.options.key_group(), "239.1.2.3:9000".parse().unwrap());
+        assert!(parse_args(&["listen", "--port", "1", "--nats", "nats://h", "--nats-group", "10.0.0.1"])
+            .unwrap_err()
+            .contains("nats.group"));
+        assert!(parse_args(&["listen", "--port", "1", "--nats-group", "239.1.2.3"]).unwrap_err().contains("--nats"));
     }
 
     #[test]
