@@ -156,7 +156,9 @@ enum Cmd {
     /// Relay datagrams both ways between a multicast group and a NATS subject
     ///
     /// Datagrams cross unchanged (encrypted ones as ciphertext: no key needed), each at most
-    /// once: several bridges on one LAN and subject do not loop. Prints `bridging GROUP:PORT
+    /// once: several bridges on one LAN and subject do not loop. Keys are bound to group and
+    /// port: NATS nodes pair with an encrypted LAN on --group G when given --nats-group G
+    /// (JS `nats: { group }`). Prints `bridging GROUP:PORT
     /// <-> nats subject S` on stderr when ready; runs until SIGINT/SIGTERM or --timeout-ms.
     Bridge {
         /// UDP port of the group (also names the default subject)
