@@ -112,6 +112,8 @@ export interface NativeNats {
   name?: string
   /** Subject (default `eventcast.<port>`). */
   subject?: string
+  /** The LAN group the `encrypt` key is bound to (default `224.0.0.1`). */
+  group?: string
 }
 
 /** One entry of [`crate::node::OPTION_BOUNDS`] for JS: `{option, min, max}`, inclusive. */

@@ -87,6 +87,14 @@ declare namespace Eventcast {
     name?: string
     /** The group's subject. Default `eventcast.<port>`. */
     subject?: string
+    /**
+     * The multicast group of the LAN this node pairs with through
+     * `eventcast bridge`: the `encrypt` key is bound to `group:port`, so to
+     * bridge an encrypted LAN on group G give the NATS nodes `group: G`.
+     * Key binding only: the subject does not change. An IPv4 multicast
+     * address (else `ERR_EVENTCAST_OPTIONS`). Default `'224.0.0.1'`.
+     */
+    group?: string
   }
 
   /** The resolved options (`instance.config`). */

@@ -5,7 +5,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const { execFile, spawn } = require('node:child_process')
 const { requireNetns, port, next, make, cliPath, waitFor } = require('./helpers.js')
-const { resolveOptions } = require('../lib/options.js')
+const { resolveOptions, nativeOptions } = require('../lib/options.js')
 const { startNatsServer, rawSubscriber } = require('./nats-server.js')
 
 requireNetns()
@@ -40,6 +40,16 @@ test('options: transport, nats settings and EVENTCAST_TRANSPORT; multicast optio
   refused({ port: 9000, transport: 'nats://h', nats: { tls: { cert: 'c.pem' } } })
   refused({ port: 9000, transport: 'nats://h', nats: { colour: 'blue' } })
   refused({ port: 9000, transport: 'nats://h', nats: { token: 5 } })
+  // nats.group: the LAN group the key is bound to (issue 12), multicast only; not the subject.
+  const paired = resolveOptions({ port: 9000, transport: 'nats://h', nats: { group: '239.1.2.3' } }, env).config
+  assert.equal(paired.nats.group, '239.1.2.3')
+  assert.equal(paired.nats.subject, undefined)
+  assert.equal(nativeOptions(paired).nats.group, '239.1.2.3')
+  assert.equal(nativeOptions(nats).nats.group, undefined, 'default: the default group, as before')
+  for (const group of ['10.0.0.1', '240.0.0.1', '223.255.255.255', '239.1.2', 'x', '', 239]) {
+    refused({ port: 9000, transport: 'nats://h', nats: { group } })
+  }
+  refused({ port: 9000, nats: { group: '239.1.2.3' } })
 })
 
 async function pair (url, extra = {}) {
@@ -152,4 +162,41 @@ test('the Rust CLI and a Node instance exchange events both ways over NATS', { t
   assert.equal(ev.args[0].$binary.base64, 'AQID')
   assert.deepEqual(ev.args[1], { nested: [true, null] })
   await ec.stop()
+})
+
+test('bridge: an encrypted LAN on a non-default group pairs with NATS nodes given nats.group, not with others', { timeout: 90000 }, async (t) => {
+  const cli = cliPath()
+  if (!cli) return t.skip('Rust CLI not built (cargo build --bin eventcast)')
+  const server = await startNatsServer()
+  const p = port()
+  const group = `239.252.${p >> 8}.${p & 255}`
+  const bridge = spawn(cli, ['bridge', '--port', String(p), '--group', group, '--nats', server.url, '--timeout-ms', '80000'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  t.after(() => bridge.kill('SIGKILL'))
+  let bridgeErr = ''
+  await new Promise((resolve, reject) => {
+    bridge.stderr.on('data', (c) => { bridgeErr += c; if (/bridging/.test(bridgeErr)) resolve() })
+    bridge.on('exit', () => reject(new Error(`bridge exited early: ${bridgeErr}`)))
+  })
+  const encrypt = { key: 'a bridged passphrase' }
+  const lan = make({ port: p, multicastMembership: group, encrypt })
+  const paired = make({ port: p, transport: server.url, encrypt, nats: { group } })
+  const unpaired = make({ port: p, transport: server.url, encrypt })
+  await Promise.all([lan.start(), paired.start(), unpaired.start()])
+  const seen = []
+  unpaired.on('lanSecret', () => seen.push('lanSecret'))
+  unpaired.on('pairedSecret', () => seen.push('pairedSecret'))
+  lan.on('unpairedSecret', () => seen.push('unpairedSecret'))
+
+  let got = next(paired, 'lanSecret', 15000)
+  lan.emit('lanSecret', 'x'.repeat(5000))
+  assert.deepEqual(await got, ['x'.repeat(5000)])
+  got = next(lan, 'pairedSecret', 15000)
+  paired.emit('pairedSecret', 42)
+  assert.deepEqual(await got, [42])
+  const lanRejected = lan.stats().rejectedDecrypt
+  unpaired.emit('unpairedSecret', 1)
+  assert.ok(await waitFor(() => lan.stats().rejectedDecrypt > lanRejected, 5000), 'the LAN refused the unpaired node\'s datagram')
+  assert.ok(unpaired.stats().rejectedDecrypt >= 5, `the unpaired node refused the bridged chunks: ${unpaired.stats().rejectedDecrypt}`)
+  assert.deepEqual(seen, [], 'nothing crossed between mismatched keys')
+  await Promise.all([lan.stop(), paired.stop(), unpaired.stop()])
 })

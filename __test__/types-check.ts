@@ -29,6 +29,10 @@ t.emit('tick', 'one')
 t.on('chat', (from: number) => {})
 // @ts-expect-error options type
 Eventcast({ port: '9000' })
+const paired = Eventcast({ port: 9000, transport: 'nats://h:4222', encrypt: { key: 'k' }, nats: { group: '239.1.2.3' } })
+const pairedGroup: string | undefined = paired.config.nats?.group
+// @ts-expect-error nats.group is an address string
+Eventcast({ port: 9000, transport: 'nats://h:4222', nats: { group: 239 } })
 const u: Eventcast = b
 import { EventEmitter, on } from 'node:events'
 const asEE: EventEmitter = a

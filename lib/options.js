@@ -37,7 +37,7 @@ const BOUNDS = Object.freeze(Object.fromEntries(optionBounds().map((b) => [b.opt
 /** Options that only mean something on multicast; with a NATS transport they are an error. */
 const MULTICAST_ONLY = Object.freeze(['address', 'multicastMembership', 'multicastInterface', 'multicastLoopback', 'multicastTtl', 'maxPayloadSize'])
 /** Settings of `nats: {...}`. */
-const NATS_SETTINGS = Object.freeze(['token', 'user', 'pass', 'credsFile', 'tls', 'name', 'subject'])
+const NATS_SETTINGS = Object.freeze(['token', 'user', 'pass', 'credsFile', 'tls', 'name', 'subject', 'group'])
 const NATS_SCHEMES = Object.freeze(['nats:', 'tls:', 'ws:', 'wss:'])
 
 /** Error codes thrown by option validation (also on `err.code`). */
@@ -142,6 +142,11 @@ function checkTransport (v, env) {
   return servers
 }
 
+function isMulticastIPv4 (s) {
+  const first = Number(s.split('.')[0])
+  return net.isIPv4(s) && first >= 224 && first <= 239
+}
+
 function validSubject (s) {
   return typeof s === 'string' && s.length > 0 && s.length <= 255 &&
     s.split('.').every((t) => t.length > 0 && !/[\s*>]/.test(t))
@@ -175,6 +180,10 @@ function checkNats (v, servers) {
   if ((out.user === undefined) !== (out.pass === undefined)) throw fail(TypeError, codes.OPTIONS, 'options nats.user and nats.pass go together')
   if (out.subject !== undefined && !validSubject(out.subject)) {
     throw fail(TypeError, codes.OPTIONS, `option nats.subject must be a literal NATS subject (dot-separated, no spaces, * or >), got ${describe(out.subject)}`)
+  }
+  // The LAN group the encrypt key is bound to (a bridged encrypted LAN on that group); not the subject.
+  if (out.group !== undefined && !isMulticastIPv4(out.group)) {
+    throw fail(TypeError, codes.OPTIONS, `option nats.group must be an IPv4 multicast address (224.0.0.0–239.255.255.255), got ${describe(out.group)}`)
   }
   return out
 }
@@ -288,7 +297,8 @@ function nativeOptions (config) {
           tlsCert: config.nats.tls && config.nats.tls.cert,
           tlsKey: config.nats.tls && config.nats.tls.key,
           name: config.nats.name,
-          subject: config.nats.subject
+          subject: config.nats.subject,
+          group: config.nats.group
         }
       : undefined
   }

@@ -5,7 +5,7 @@ mod nats_support;
 mod node_support;
 
 use bson::Bson;
-use eventcast::{Eventcast, Events, NatsOptions, Notification, Options, Transport};
+use eventcast::{EncryptOptions, Eventcast, Events, NatsOptions, Notification, Options, Transport};
 use nats_support::{NatsServer, RawClient};
 use node_support::{random_port, skip_outside_netns};
 use std::io::{BufRead, BufReader};
@@ -197,4 +197,90 @@ async fn two_bridges_on_one_lan_and_subject_do_not_loop() {
     }
     let loops = s1["loops_dropped"].as_u64().unwrap() + s2["loops_dropped"].as_u64().unwrap();
     assert!(loops >= lan_sent, "each bridge stops the other's copies: {s1} {s2}");
+}
+
+/// Every event name `events` delivers within `quiet`, stopping there.
+async fn names_within(events: &mut Events, quiet: Duration) -> Vec<String> {
+    let deadline = Instant::now() + quiet;
+    let mut names = Vec::new();
+    while let Ok(Some(n)) = tokio::time::timeout_at(deadline.into(), events.recv()).await {
+        if let Notification::Event(e) = n {
+            names.push(e.name);
+        }
+    }
+    names
+}
+
+fn encrypted(mut o: Options) -> Options {
+    o.encrypt = Some(EncryptOptions { key: "bridge passphrase".into(), legacy: false });
+    o
+}
+
+async fn encrypted_nats_node(port: u16, url: &str, group: Option<Ipv4Addr>) -> Eventcast {
+    let mut nats = NatsOptions::new([url]);
+    nats.group = group;
+    let n =
+        Eventcast::new(encrypted(Options { transport: Transport::Nats(nats), ..Options::with_port(port) })).unwrap();
+    n.start().await.unwrap();
+    n
+}
+
+/// Issue 12: the key is bound to group and port, so an encrypted LAN on a
+/// group other than 224.0.0.1 pairs with NATS nodes that name that group
+/// (`nats.group`); NATS nodes bound to another group (the default, or any
+/// other) refuse the bridged datagrams and their own cannot reach the LAN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_lan_on_another_group_pairs_only_with_nats_nodes_naming_that_group() {
+    if skip_outside_netns("an_encrypted_lan_on_another_group_pairs_only_with_nats_nodes_naming_that_group") {
+        return;
+    }
+    let server = NatsServer::start(&[]);
+    let port = random_port();
+    let group = group_for(port);
+    let _bridge = BridgeProcess::start(port, group, &server.url());
+    let lan = Eventcast::new(encrypted(Options { multicast_membership: group, ..Options::with_port(port) })).unwrap();
+    lan.start().await.unwrap();
+    let paired = encrypted_nats_node(port, &server.url(), Some(group)).await;
+    let unpaired = encrypted_nats_node(port, &server.url(), None).await;
+    let other = encrypted_nats_node(port, &server.url(), Some(Ipv4Addr::new(239, 9, 9, 9))).await;
+    let (mut lan_events, mut paired_events) = (lan.subscribe(), paired.subscribe());
+    let (mut unpaired_events, mut other_events) = (unpaired.subscribe(), other.subscribe());
+
+    // Both ways between the LAN and the paired node, a chunked message included.
+    let big = "s".repeat(20_000);
+    lan.emit("from-lan", &[Bson::String(big.clone())]).unwrap();
+    let e = &events_named(&mut paired_events, "from-lan", 1).await;
+    assert_eq!(e.iter().map(|e| e.args[0].clone()).collect::<Vec<_>>(), vec![Bson::String(big)]);
+    paired.emit("from-paired", &[Bson::Int32(7)]).unwrap();
+    let e = &events_named(&mut lan_events, "from-paired", 1).await;
+    assert_eq!(
+        e.iter().map(|e| (e.args[0].clone(), e.sender.id.clone())).collect::<Vec<_>>(),
+        [(Bson::Int32(7), paired.id().to_string())]
+    );
+
+    // The mismatched nodes: their datagrams reach the LAN and the paired node
+    // (through the bridge and the subject) and are refused there.
+    let lan_rejected_before = lan.stats().rejected_decrypt;
+    unpaired.emit("from-unpaired", &[]).unwrap();
+    other.emit("from-other", &[]).unwrap();
+    paired.emit("after", &[]).unwrap();
+    assert_eq!(events_named(&mut lan_events, "after", 1).await.len(), 1);
+    let quiet = Duration::from_secs(1);
+    let (lan_names, paired_names) =
+        (names_within(&mut lan_events, quiet).await, names_within(&mut paired_events, quiet).await);
+    assert!(
+        lan_names.iter().chain(&paired_names).all(|n| n != "from-unpaired" && n != "from-other"),
+        "{lan_names:?} {paired_names:?}"
+    );
+    assert!(lan.stats().rejected_decrypt > lan_rejected_before, "the LAN node refused the mismatched datagrams");
+    // What crossed from the LAN (and from the paired node) is refused by both
+    // mismatched nodes: counted, nothing delivered.
+    for (node, events) in [(&unpaired, &mut unpaired_events), (&other, &mut other_events)] {
+        let names = names_within(events, quiet).await;
+        assert!(names.iter().all(|n| n != "from-lan" && n != "from-paired" && n != "after"), "{names:?}");
+        assert!(node.stats().rejected_decrypt >= 20, "every chunk refused: {}", node.stats().rejected_decrypt);
+    }
+    for n in [lan, paired, unpaired, other] {
+        n.stop().await.unwrap();
+    }
 }

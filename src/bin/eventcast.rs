@@ -55,6 +55,10 @@ struct CommonArgs {
     /// With --nats: the subject [default: eventcast.<port>]
     #[arg(long, value_name = "S", requires = "nats")]
     subject: Option<String>,
+    /// With --nats and --key: the multicast group of the encrypted LAN a bridge pairs this
+    /// node with (the key is bound to group and port; the subject does not change) [default: 224.0.0.1]
+    #[arg(long, value_name = "ADDR", requires = "nats")]
+    nats_group: Option<Ipv4Addr>,
 }
 
 impl CommonArgs {
@@ -83,6 +87,7 @@ impl CommonArgs {
         if let Some(urls) = self.nats {
             let mut nats = NatsOptions::new(urls.split(',').map(str::trim).filter(|u| !u.is_empty()));
             nats.subject = self.subject;
+            nats.group = self.nats_group;
             options.transport = Transport::Nats(nats);
         }
         options.validate().map_err(|e| e.to_string())?;
@@ -151,7 +156,9 @@ enum Cmd {
     /// Relay datagrams both ways between a multicast group and a NATS subject
     ///
     /// Datagrams cross unchanged (encrypted ones as ciphertext: no key needed), each at most
-    /// once: several bridges on one LAN and subject do not loop. Prints `bridging GROUP:PORT
+    /// once: several bridges on one LAN and subject do not loop. Keys are bound to group and
+    /// port: NATS nodes pair with an encrypted LAN on --group G when given --nats-group G
+    /// (JS `nats: { group }`). Prints `bridging GROUP:PORT
     /// <-> nats subject S` on stderr when ready; runs until SIGINT/SIGTERM or --timeout-ms.
     Bridge {
         /// UDP port of the group (also names the default subject)
@@ -528,6 +535,22 @@ mod tests {
             panic!("not listen")
         };
         assert_eq!(l.common.options, Options { port: 9000, multicast_ttl: 4, ..Options::default() });
+    }
+
+    #[test]
+    fn nats_group_binds_the_key_only_with_nats_and_must_be_multicast() {
+        let Command::Listen(l) =
+            parse_args(&["listen", "--port", "9000", "--nats", "nats://h:4222", "--nats-group", "239.1.2.3"]).unwrap()
+        else {
+            panic!("not listen")
+        };
+        let Transport::Nats(n) = &l.common.options.transport else { panic!("not nats") };
+        assert_eq!(n.group, Some(Ipv4Addr::new(239, 1, 2, 3)));
+        assert_eq!(l.common.options.key_group(), "239.1.2.3:9000".parse().unwrap());
+        assert!(parse_args(&["listen", "--port", "1", "--nats", "nats://h", "--nats-group", "10.0.0.1"])
+            .unwrap_err()
+            .contains("nats.group"));
+        assert!(parse_args(&["listen", "--port", "1", "--nats-group", "239.1.2.3"]).unwrap_err().contains("--nats"));
     }
 
     #[test]

@@ -73,10 +73,19 @@ pub struct NativeNats {
     pub name: Option<String>,
     /// Subject (default `eventcast.<port>`).
     pub subject: Option<String>,
+    /// The LAN group the `encrypt` key is bound to (default `224.0.0.1`).
+    pub group: Option<String>,
 }
 
-impl From<NativeNats> for Transport {
-    fn from(n: NativeNats) -> Transport {
+impl NativeNats {
+    /// The NATS transport these settings describe (`nats.group` parsed here;
+    /// `lib/options.js` has already refused a non-multicast one).
+    fn into_transport(self, env: JsEnv) -> napi::Result<Transport> {
+        let n = self;
+        let group = match &n.group {
+            Some(g) => Some(ipv4(env, "nats.group", g)?),
+            None => None,
+        };
         let mut nats = NatsOptions::new(n.servers);
         nats.token = n.token;
         nats.user = n.user;
@@ -85,7 +94,8 @@ impl From<NativeNats> for Transport {
         nats.tls = NatsTls { ca: n.tls_ca, cert: n.tls_cert, key: n.tls_key };
         nats.name = n.name;
         nats.subject = n.subject;
-        Transport::Nats(nats)
+        nats.group = group;
+        Ok(Transport::Nats(nats))
     }
 }
 
@@ -113,7 +123,10 @@ impl NativeOptions {
             message_retransmit_attempts: self.message_retransmit_attempts,
             encrypt: self.encrypt_key.map(|key| EncryptOptions { key, legacy: self.encrypt_legacy.unwrap_or(false) }),
             send_queue_bytes: self.send_queue_bytes.map_or(crate::node::DEFAULT_SEND_QUEUE_BYTES, |b| b as usize),
-            transport: self.nats.map_or(Transport::Multicast, Transport::from),
+            transport: match self.nats {
+                Some(n) => n.into_transport(env)?,
+                None => Transport::Multicast,
+            },
             ..Options::default()
         })
     }

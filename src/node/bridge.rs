@@ -49,7 +49,8 @@ const MAX_UDP_DATAGRAM: usize = 65_507;
 pub struct BridgeOptions {
     /// The LAN side.
     pub multicast: Options,
-    /// The NATS side (subject default `eventcast.<port>`).
+    /// The NATS side (subject default `eventcast.<port>`; its `group` is
+    /// ignored: the bridge holds no key, NATS nodes set it to `multicast`'s group).
     pub nats: NatsOptions,
 }
 

@@ -99,6 +99,12 @@ pub struct NatsOptions {
     /// Largest datagram body before chunking (default [`NATS_CHUNK_SIZE`]);
     /// lowered at start to fit the server's `max_payload`.
     pub chunk_size: usize,
+    /// The multicast group of the LAN this node pairs with through a bridge
+    /// (default: [`Options`]' default group, `224.0.0.1`). Used only to bind
+    /// the `encrypt` key (the key is bound to `group:port`, see
+    /// `SecureKey::for_group`), so that an encrypted LAN on another group can
+    /// be bridged; it does not change the subject.
+    pub group: Option<Ipv4Addr>,
 }
 
 /// TLS files of a NATS connection (PEM paths).
@@ -125,6 +131,7 @@ impl NatsOptions {
             name: None,
             subject: None,
             chunk_size: NATS_CHUNK_SIZE,
+            group: None,
         }
     }
 
@@ -147,6 +154,7 @@ impl std::fmt::Debug for NatsOptions {
             .field("name", &self.name)
             .field("subject", &self.subject)
             .field("chunk_size", &self.chunk_size)
+            .field("group", &self.group)
             .finish()
     }
 }
@@ -378,7 +386,24 @@ impl Options {
         if !(1024..=MAX_PAYLOAD_SIZE_LIMIT).contains(&nats.chunk_size) {
             return bad("nats.chunkSize", format!("{} is outside 1024–{MAX_PAYLOAD_SIZE_LIMIT}", nats.chunk_size));
         }
+        if let Some(group) = nats.group {
+            if !group.is_multicast() {
+                return bad("nats.group", format!("{group} is not an IPv4 multicast address (224.0.0.0/4)"));
+            }
+        }
         Ok(())
+    }
+
+    /// The group an `encrypt` key is bound to: `multicastMembership:port`, or
+    /// over NATS `nats.group:port` when set (the LAN group a bridge pairs
+    /// this node with), so that datagrams sealed for one group fail the tag
+    /// in every other.
+    pub fn key_group(&self) -> SocketAddrV4 {
+        let group = match &self.transport {
+            Transport::Nats(NatsOptions { group: Some(g), .. }) => *g,
+            _ => self.multicast_membership,
+        };
+        SocketAddrV4::new(group, self.port)
     }
 
     /// The protocol engine configuration these options describe (derives the
@@ -390,9 +415,7 @@ impl Options {
             Some(e) if e.legacy => Encryption::Legacy(LegacyKey::from_passphrase(&e.key)),
             // PBKDF2: slow on purpose, derived once here (Eventcast::new), not per
             // datagram; bound to our group so other groups' datagrams fail the tag.
-            Some(e) => Encryption::Secure(
-                SecureKey::derive(&e.key).for_group(SocketAddrV4::new(self.multicast_membership, self.port)),
-            ),
+            Some(e) => Encryption::Secure(SecureKey::derive(&e.key).for_group(self.key_group())),
         };
         Ok(Config {
             max_payload_size: self.max_payload_size,
@@ -500,9 +523,27 @@ mod tests {
         assert_eq!(o(&|_, n| n.tls.cert = Some("c.pem".into())), Some("nats.tls"));
         assert_eq!(o(&|_, n| n.chunk_size = 100), Some("nats.chunkSize"));
         assert_eq!(o(&|o, _| o.port = 0), Some("port"));
+        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(10, 0, 0, 1))), Some("nats.group"));
+        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(255, 255, 255, 255))), Some("nats.group"));
+        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(223, 255, 255, 255))), Some("nats.group"));
+        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(239, 1, 2, 3))), None);
+        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(224, 0, 0, 0))), None);
         let mut n = NatsOptions::new(["h"]);
         n.token = Some("secret".into());
         assert!(!format!("{n:?}").contains("secret"));
         assert_eq!(n.subject_for(9000), "eventcast.9000");
+    }
+
+    #[test]
+    fn the_key_is_bound_to_nats_group_when_given_else_to_the_multicast_group() {
+        let lan = Options { multicast_membership: Ipv4Addr::new(239, 1, 2, 3), ..Options::with_port(9000) };
+        assert_eq!(lan.key_group(), "239.1.2.3:9000".parse().unwrap());
+        let mut n = NatsOptions::new(["h"]);
+        let plain = Options { transport: Transport::Nats(n.clone()), ..Options::with_port(9000) };
+        assert_eq!(plain.key_group(), "224.0.0.1:9000".parse().unwrap(), "default group, as before");
+        n.group = Some(Ipv4Addr::new(239, 1, 2, 3));
+        let paired = Options { transport: Transport::Nats(n.clone()), ..Options::with_port(9000) };
+        assert_eq!(paired.key_group(), lan.key_group());
+        assert_eq!(n.subject_for(9000), "eventcast.9000", "the group does not change the subject");
     }
 }
