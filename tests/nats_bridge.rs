@@ -147,10 +147,27 @@ async fn a_0_1_2_datagram_multicast_on_the_lan_reaches_a_nats_node() {
     let _bridge = BridgeProcess::start(port, group_for(port), &server.url());
     let cloud = nats_node(port, &server.url()).await;
     let mut events = cloud.subscribe();
-    // A 0.1.2 node's datagram, as it sent it, onto the LAN.
+    // A 0.1.2 node's datagram, as it sent it, onto the LAN. Repeated every
+    // 500 ms until it arrives: one UDP datagram on a machine under load can
+    // be late or lost (seen once in a parallel build), and a repeat is a
+    // duplicate by its seqId, delivered once.
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.send_to(&datagram, (group_for(port), port)).unwrap();
+    let arrived = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let resend = {
+        let arrived = arrived.clone();
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                if arrived.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                udp.send_to(&datagram, (group_for(port), port)).unwrap();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
     let e = &events_named(&mut events, "myevent", 1).await[0];
+    arrived.store(true, std::sync::atomic::Ordering::Relaxed);
+    resend.join().unwrap();
     assert_eq!(e.args, vec![Bson::String("hello".into())]);
     assert_eq!(e.sender.id, "a1b2c3d4e5f60718");
     cloud.stop().await.unwrap();
