@@ -170,7 +170,11 @@ fn cli_listener_with_another_key_sees_nothing() {
     assert!(listener.child.wait().unwrap().success());
     assert_eq!(stdout, "", "a wrong key must not decode events");
     let stderr = all_lines(&listener.stderr_lines).join("\n");
-    assert!(stderr.contains("\"rejected_decrypt\":1"), "{stderr}");
+    // Refused either way: legacy AES-CBC has no integrity check, so about
+    // one wrong-key decryption in 256 ends in valid padding and the garbage
+    // is then refused as malformed BSON (seen once in CI).
+    assert!(stderr.contains("\"rejected_decrypt\":1") || stderr.contains("\"rejected_malformed\":1"), "{stderr}");
+    assert!(stderr.contains("\"events_delivered\":0"), "{stderr}");
 }
 
 #[test]
