@@ -409,6 +409,30 @@ impl Peer {
         &mut self.others.last_mut().expect("just pushed").win
     }
 
+    /// Something numbered `sn` arrived from this sender at `now`: notes it,
+    /// lets a challenger that proved itself take over (messages that gives
+    /// up), and says which window `sn` belongs to.
+    fn arrive(&mut self, now: Instant, sn: Sn) -> (u64, i64, Side) {
+        self.last_heard = now;
+        let lost = self.poll(now).unwrap_or(0);
+        let sn = sn.get();
+        (lost, sn, self.side(sn))
+    }
+
+    /// The current window, heard at `now` through `sn`.
+    fn current(&mut self, now: Instant, sn: i64) -> &mut Window {
+        self.heard_current(sn);
+        self.cur.check_grace(now);
+        &mut self.cur
+    }
+
+    /// Challenger `i`'s window, heard at `now`.
+    fn challenger(&mut self, i: usize, now: Instant) -> &mut Window {
+        let win = self.heard_challenger(i, now);
+        win.check_grace(now);
+        win
+    }
+
     /// A far number: a new challenger (replacing the least recently heard
     /// one if there are [`MAX_CHALLENGERS`]), heard once.
     fn challenge(&mut self, now: Instant, join: i64) -> &mut Window {
@@ -475,22 +499,17 @@ impl Peer {
     /// A complete message `sn` arrived. Returns the verdict and how many
     /// messages were given up to keep the window bounded.
     pub fn on_message(&mut self, now: Instant, sn: Sn) -> (Verdict, u64) {
-        self.last_heard = now;
-        let lost = self.poll(now).unwrap_or(0);
-        let sn = sn.get();
-        match self.side(sn) {
+        let (lost, sn, side) = self.arrive(now, sn);
+        match side {
             Side::Current => {
-                self.heard_current(sn);
-                self.cur.check_grace(now);
-                let (verdict, l, was_missing) = self.cur.message(sn);
+                let (verdict, l, was_missing) = self.current(now, sn).message(sn);
                 if was_missing {
                     self.last_progress = now;
                 }
                 (verdict, lost.saturating_add(l))
             }
             Side::Challenger(i) => {
-                let win = self.heard_challenger(i, now);
-                win.check_grace(now);
+                let win = self.challenger(i, now);
                 let (verdict, l, _) = win.message(sn);
                 win.pending_lost = win.pending_lost.saturating_add(l);
                 (verdict, lost)
@@ -506,22 +525,17 @@ impl Peer {
     /// A chunk of message `sn` arrived (chunk-level repair takes over).
     /// Returns how many messages were given up to keep the window bounded.
     pub fn on_chunk(&mut self, now: Instant, sn: Sn) -> u64 {
-        self.last_heard = now;
-        let lost = self.poll(now).unwrap_or(0);
-        let sn = sn.get();
-        match self.side(sn) {
+        let (lost, sn, side) = self.arrive(now, sn);
+        match side {
             Side::Current => {
-                self.heard_current(sn);
-                self.cur.check_grace(now);
-                let (l, was_missing) = self.cur.chunk(sn);
+                let (l, was_missing) = self.current(now, sn).chunk(sn);
                 if was_missing {
                     self.last_progress = now;
                 }
                 lost.saturating_add(l)
             }
             Side::Challenger(i) => {
-                let win = self.heard_challenger(i, now);
-                win.check_grace(now);
+                let win = self.challenger(i, now);
                 let (l, _) = win.chunk(sn);
                 win.pending_lost = win.pending_lost.saturating_add(l);
                 lost
@@ -534,18 +548,11 @@ impl Peer {
     /// The sender says its latest message is `sn` (heartbeat). Returns how
     /// many messages were given up to keep the window bounded.
     pub fn on_latest(&mut self, now: Instant, sn: Sn) -> u64 {
-        self.last_heard = now;
-        let lost = self.poll(now).unwrap_or(0);
-        let sn = sn.get();
-        match self.side(sn) {
-            Side::Current => {
-                self.heard_current(sn);
-                self.cur.check_grace(now);
-                lost.saturating_add(self.cur.latest(sn))
-            }
+        let (lost, sn, side) = self.arrive(now, sn);
+        match side {
+            Side::Current => lost.saturating_add(self.current(now, sn).latest(sn)),
             Side::Challenger(i) => {
-                let win = self.heard_challenger(i, now);
-                win.check_grace(now);
+                let win = self.challenger(i, now);
                 let l = win.latest(sn);
                 win.pending_lost = win.pending_lost.saturating_add(l);
                 lost
