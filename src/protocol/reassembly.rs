@@ -210,7 +210,8 @@ pub(crate) struct SenderRef<'a> {
 }
 
 impl SenderRef<'_> {
-    fn to_sender(self) -> Sender {
+    /// An owned copy, for a delivered event.
+    pub(crate) fn to_sender(self) -> Sender {
         Sender {
             id: self.id.to_owned(),
             host: self.host.to_owned(),

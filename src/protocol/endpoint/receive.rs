@@ -12,7 +12,7 @@ use crate::protocol::repair::Nack;
 use crate::protocol::request::RepairRequest;
 use crate::protocol::timefmt::parse_iso;
 use crate::protocol::tracker::{Peer, Sn, Verdict};
-use crate::protocol::{Encryption, Event, Output, Sender};
+use crate::protocol::{Encryption, Event, Output};
 use crate::wire::{self, MetaRef, Payload, RETX_EVENT};
 use bson::Bson;
 use std::net::SocketAddr;
@@ -122,30 +122,27 @@ impl Endpoint {
         }
     }
 
-    fn sender_of(meta: &MetaRef<'_>) -> Option<Sender> {
-        Some(Sender {
-            id: meta.id?.to_owned(),
-            host: meta.host.unwrap_or_default().to_owned(),
+    /// Who sent a datagram, as its meta says (`None` without an id); a port
+    /// out of range reads as 0.
+    fn sender_ref<'a>(meta: &MetaRef<'a>) -> Option<SenderRef<'a>> {
+        Some(SenderRef {
+            id: meta.id?,
+            host: meta.host.unwrap_or_default(),
             port: meta.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
-            hostname: meta.hostname.unwrap_or_default().to_owned(),
+            hostname: meta.hostname.unwrap_or_default(),
         })
     }
 
     fn handle_chunk(&mut self, now: Instant, source: SocketAddr, meta: MetaRef<'_>, body: &[u8], via: Via) {
-        let Some(sender_id) = meta.id else {
+        let Some(sender) = Self::sender_ref(&meta) else {
             self.stats.rejected_malformed += 1;
             return;
         };
+        let sender_id = sender.id;
         let Some(sn) = checked_sn(meta.sn) else {
             // A number out of range (0, negative, absurd): no sender of ours wrote it.
             self.stats.rejected_malformed += 1;
             return;
-        };
-        let sender = SenderRef {
-            id: sender_id,
-            host: meta.host.unwrap_or_default(),
-            port: meta.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
-            hostname: meta.hostname.unwrap_or_default(),
         };
         let Some(key) = Key::parse(sender_id, meta.seq_id) else {
             // Not reached: identifiers are checked at decode.
@@ -291,7 +288,7 @@ impl Endpoint {
             self.stats.rejected_reserved += 1;
             return;
         }
-        let Some(sender) = Self::sender_of(&meta) else { return };
+        let Some(sender) = Self::sender_ref(&meta).map(SenderRef::to_sender) else { return };
         self.known.insert(&sender.id);
         self.outputs.push_back(Output::Event(Event { name: name.to_owned(), args, sender }));
     }
