@@ -38,6 +38,32 @@ async function paced (sock, total, rate, next) {
   return Date.now() - t0
 }
 
+/**
+ * A real node on the attacked group emitting `cfg.real` events named 'real'
+ * (arguments `args(k)`), one every `everyMs`, while the attack runs.
+ * `finish()` waits until all are sent, lets the node answer repair requests
+ * for `cfg.lingerMs`, stops it, and resolves with how many it sent.
+ */
+async function realNode (everyMs, args) {
+  const Eventcast = require(path.resolve(__dirname, '..'))
+  const node = Eventcast({ port: cfg.port })
+  await node.start()
+  let sent = 0
+  const timer = setInterval(() => {
+    if (sent < cfg.real) node.emit('real', ...args(sent++))
+  }, everyMs)
+  return {
+    node,
+    async finish () {
+      while (sent < cfg.real) await sleep(10)
+      clearInterval(timer)
+      await sleep(cfg.lingerMs)
+      await node.stop()
+      return sent
+    }
+  }
+}
+
 async function hostile (sock) {
   const rng = w.prng(cfg.seed)
   const gen = w.makeMalformed(rng)
@@ -47,13 +73,7 @@ async function hostile (sock) {
   const valid = []
   const chunkedValid = []
   // A real node sending real events during the attack, to the same group.
-  const Eventcast = require(path.resolve(__dirname, '..'))
-  const real = Eventcast({ port: cfg.port })
-  await real.start()
-  let realSent = 0
-  const realTimer = setInterval(() => {
-    if (realSent < cfg.real) real.emit('real', realSent++, { from: 'a real node' })
-  }, 4)
+  const real = await realNode(4, (k) => [k, { from: 'a real node' }])
   const ms = await paced(sock, cfg.count, cfg.rate, (i) => {
     const dgs = []
     if (i % cfg.validEvery === 0) {
@@ -74,11 +94,8 @@ async function hostile (sock) {
     datagrams += dgs.length
     return dgs
   })
-  while (realSent < cfg.real) await sleep(10)
-  clearInterval(realTimer)
-  await sleep(cfg.lingerMs) // let the real node answer repair requests
-  await real.stop()
-  out({ type: 'done', ms, malformed: cfg.count, datagrams, certain, kinds, valid: valid.length, chunkedValid: chunkedValid.length, real: realSent, realStats: real.stats() })
+  const realSent = await real.finish()
+  out({ type: 'done', ms, malformed: cfg.count, datagrams, certain, kinds, valid: valid.length, chunkedValid: chunkedValid.length, real: realSent, realStats: real.node.stats() })
 }
 
 async function flood (sock) {
@@ -109,14 +126,8 @@ async function flood (sock) {
 // heartbeats claiming it is at sn 2^40 (and refused numbers), events at a
 // far sn, and 0.1.x-style events whose seqId is 60,000 characters.
 async function forge (sock) {
-  const Eventcast = require(path.resolve(__dirname, '..'))
-  const real = Eventcast({ port: cfg.port })
-  await real.start()
-  const id = real.id
-  let realSent = 0
-  const realTimer = setInterval(() => {
-    if (realSent < cfg.real) real.emit('real', realSent++)
-  }, cfg.realEveryMs)
+  const real = await realNode(cfg.realEveryMs, (k) => [k])
+  const id = real.node.id
   const far = 2n ** 40n
   const accepted = [far, far + 1n]
   const refusedSn = [0n, -1n, 2n ** 63n - 1n, -(2n ** 63n)]
@@ -138,10 +149,7 @@ async function forge (sock) {
     datagrams += dgs.length
     return dgs
   })
-  while (realSent < cfg.real) await sleep(10)
-  clearInterval(realTimer)
-  await sleep(cfg.lingerMs) // let the real node answer repair requests
-  await real.stop()
+  const realSent = await real.finish()
   out({ type: 'done', ms, datagrams, refused, real: realSent, id })
 }
 
