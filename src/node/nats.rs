@@ -23,7 +23,7 @@ use super::send::Lane;
 use super::supervise::DriverTask;
 use super::{Notification, Shared, Status, RECV_BATCH};
 use crate::error::Error;
-use async_nats::{Client, ConnectErrorKind, Event, Subject, Subscriber};
+use async_nats::{Client, ConnectErrorKind, Event, RequestErrorKind, Subject, Subscriber};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use std::io;
@@ -196,19 +196,39 @@ pub(super) async fn subscribe(
         .subscribe(subject.clone())
         .await
         .map_err(|e| Error::Nats { code: "ENATSSUBSCRIBE", message: format!("subscribing to {subject}: {e}") })?;
-    // The subscription must be known to the server before start() returns,
-    // or a peer's first events could pass us by.
-    if let Err(e) = tokio::time::timeout(CONNECT_TIMEOUT, client.flush())
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-    {
-        return Err(Error::Nats {
-            code: "ENATSCONNECT",
-            message: format!("confirming the subscription to {subject}: {e}"),
-        });
-    }
+    confirm(client, &subject).await?;
     Ok((chunk, subscriber, subject))
+}
+
+/// Waits until the server has processed everything this client sent, the
+/// subscription included, so that a peer's first events cannot pass us by.
+///
+/// `Client::flush` is not enough: it only writes our buffer to the socket.
+/// A request to a fresh inbox subject, which no one listens on, comes back
+/// as "no responders" only after the server has read everything sent before
+/// it: a real round trip. A server that refuses the request (a publish
+/// permission on `_INBOX.>` missing) costs [`CONNECT_TIMEOUT`] and a warning
+/// in the log, nothing else: the subscription was sent first either way.
+async fn confirm(client: &Client, subject: &Subject) -> Result<(), Error> {
+    let probe = client.new_inbox();
+    match tokio::time::timeout(CONNECT_TIMEOUT, client.request(probe, Bytes::new())).await {
+        Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => Ok(()),
+        // Someone answers on our inbox (it cannot: but the server passed our SUB first either way).
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.kind() == RequestErrorKind::Other => {
+            Err(Error::Nats { code: "ENATSCONNECT", message: format!("confirming the subscription to {subject}: {e}") })
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("eventcast: the server did not confirm the subscription to {subject} ({e}); going on");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!(
+                "eventcast: the server did not confirm the subscription to {subject} within {CONNECT_TIMEOUT:?}; going on"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// The notification a connection event becomes, if any, with its stable code.
