@@ -201,6 +201,12 @@ declare namespace Eventcast {
     natsServerErrors: number
     /** NATS: messages on the subject larger than any datagram (128 KiB), dropped before decoding. */
     natsOversizeDropped: number
+    /** NATS: bundles published (one NATS message carrying several datagrams of a burst). */
+    natsBundlesSent: number
+    /** NATS: bundles received (their datagrams count in `datagramsReceived` one by one). */
+    natsBundlesReceived: number
+    /** NATS: bundles whose framing broke off; the datagrams after the break were dropped. */
+    natsBundlesMalformed: number
   }
 
   interface Gap {

@@ -174,6 +174,44 @@ async fn a_0_1_2_datagram_multicast_on_the_lan_reaches_a_nats_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_burst_arrives_in_bundles_and_is_multicast_one_datagram_at_a_time() {
+    if skip_outside_netns("a_nats_burst_arrives_in_bundles_and_is_multicast_one_datagram_at_a_time") {
+        return;
+    }
+    const TOTAL: usize = 2_000;
+    let server = NatsServer::start(&[]);
+    let port = random_port();
+    let bridge = BridgeProcess::start(port, group_for(port), &server.url());
+    let lan = lan_node(port).await;
+    let cloud = nats_node(port, &server.url()).await;
+    let mut lan_events = lan.subscribe();
+    // Back to back: the NATS node bundles them (the send queue holds far more than 2,000 small events).
+    for i in 0..TOTAL {
+        cloud.emit(&format!("burst-{i}"), &[]).unwrap();
+    }
+    let got = events_named(&mut lan_events, "burst-", TOTAL).await;
+    let names: Vec<String> = got.iter().map(|e| e.name.clone()).collect();
+    let want: Vec<String> = (0..TOTAL).map(|i| format!("burst-{i}")).collect();
+    let (ls, cs) = (lan.stats(), cloud.stats());
+    lan.stop().await.unwrap();
+    cloud.stop().await.unwrap();
+    let stats = bridge.stop();
+    let report = format!("lan {ls:?}; cloud {cs:?}; bridge {stats}");
+    // Each once; in order unless the LAN receiver had to repair (its kernel may drop a burst).
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), TOTAL, "{report}");
+    if ls.repairs_requested == 0 {
+        assert_eq!(names, want, "{report}");
+    }
+    assert!(cs.nats_bundles_sent > 0, "{report}");
+    assert!(stats["bundles_received"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(stats["bundles_malformed"], 0, "{report}");
+    assert!(stats["relayed_to_lan"].as_u64().unwrap() >= TOTAL as u64, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bridges_on_one_lan_and_subject_do_not_loop() {
     if skip_outside_netns("two_bridges_on_one_lan_and_subject_do_not_loop") {
         return;

@@ -25,6 +25,7 @@ use super::nats::{open_client, subscribe, NATS_MAX_DATAGRAM};
 use super::options::{NatsOptions, Options, Transport};
 use super::socket;
 use crate::error::Error;
+use crate::wire::bundle;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
@@ -89,7 +90,7 @@ bridge_stats! {
     nats_received,
     /// Datagrams published from the LAN to NATS.
     relayed_to_nats,
-    /// Messages multicast from NATS to the LAN.
+    /// Datagrams multicast from NATS to the LAN (a bundle's one by one).
     relayed_to_lan,
     /// Datagrams not relayed because the other side had already seen them (another bridge's copy).
     loops_dropped,
@@ -101,6 +102,10 @@ bridge_stats! {
     nats_connects,
     /// Times the NATS connection was lost.
     nats_disconnects,
+    /// Bundles received from NATS (several datagrams in one message; relayed to the LAN one by one).
+    bundles_received,
+    /// Bundles whose framing broke off; the datagrams after the break were dropped.
+    bundles_malformed,
 }
 
 /// Hashes seen within [`BRIDGE_WINDOW`], at most [`BRIDGE_SEEN_CAPACITY`].
@@ -149,6 +154,22 @@ struct BridgeShared {
 }
 
 impl BridgeShared {
+    /// Multicasts one datagram from NATS unless too large for UDP or already seen on the LAN.
+    async fn relay_to_lan(&self, lan_out: &UdpSocket, group: SocketAddr, datagram: &[u8]) {
+        if datagram.len() > MAX_UDP_DATAGRAM {
+            self.counters.oversize_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if !self.admit(datagram, false) {
+            self.counters.loops_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match lan_out.send_to(datagram, group).await {
+            Ok(_) => self.counters.relayed_to_lan.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.counters.send_errors.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
     /// Records `datagram` as seen on its arrival side; true if it may cross
     /// (the other side has not seen it), then also records it there.
     fn admit(&self, datagram: &[u8], from_lan: bool) -> bool {
@@ -257,18 +278,22 @@ impl Bridge {
             let mut subscriber = subscriber;
             while let Some(m) = subscriber.next().await {
                 s.counters.nats_received.fetch_add(1, Ordering::Relaxed);
-                if m.payload.len() > MAX_UDP_DATAGRAM.min(NATS_MAX_DATAGRAM) {
+                if m.payload.len() > NATS_MAX_DATAGRAM {
                     s.counters.oversize_dropped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                if !s.admit(&m.payload, false) {
-                    s.counters.loops_dropped.fetch_add(1, Ordering::Relaxed);
+                // A NATS node's burst arrives as a bundle; multicast carries each datagram alone.
+                let Some(frames) = bundle::frames(&m.payload) else {
+                    s.relay_to_lan(&lan_out, group, &m.payload).await;
                     continue;
-                }
-                match lan_out.send_to(&m.payload, group).await {
-                    Ok(_) => s.counters.relayed_to_lan.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => s.counters.send_errors.fetch_add(1, Ordering::Relaxed),
                 };
+                s.counters.bundles_received.fetch_add(1, Ordering::Relaxed);
+                for frame in frames {
+                    match frame {
+                        Ok(datagram) => s.relay_to_lan(&lan_out, group, datagram).await,
+                        Err(_) => _ = s.counters.bundles_malformed.fetch_add(1, Ordering::Relaxed),
+                    }
+                }
             }
         }));
         Ok(Bridge {

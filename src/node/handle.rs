@@ -189,6 +189,9 @@ impl Eventcast {
         stats.nats_slow_consumer = nats.slow_consumer.load(Ordering::Relaxed);
         stats.nats_server_errors = nats.server_errors.load(Ordering::Relaxed);
         stats.nats_oversize_dropped = nats.oversize_dropped.load(Ordering::Relaxed);
+        stats.nats_bundles_sent = nats.bundles_sent.load(Ordering::Relaxed);
+        stats.nats_bundles_received = nats.bundles_received.load(Ordering::Relaxed);
+        stats.nats_bundles_malformed = nats.bundles_malformed.load(Ordering::Relaxed);
         stats
     }
 

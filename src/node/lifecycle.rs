@@ -155,11 +155,13 @@ impl Eventcast {
         let port = self.inner.options.port;
         let conn = nats::connect(nats, port, &self.inner.id, shared).await?;
         config.max_payload_size = conn.chunk;
+        let writer = nats::write_loop(conn.publisher.clone());
         let link = Link::Nats(conn.publisher);
         // The group address only names the destination for the engine; NATS ignores it.
         let group = SocketAddr::V4(SocketAddrV4::new(self.inner.options.multicast_membership, port));
         self.install(config, port, Io { link: link.clone(), group, udp: None })?;
         Ok(vec![
+            supervise::spawn(shared, DriverTask::SendFlush, writer),
             supervise::spawn(shared, DriverTask::Timer, timer_loop(shared.clone(), link)),
             supervise::spawn(shared, DriverTask::Receive, nats::recv_loop(shared.clone(), conn.subscriber)),
         ])

@@ -23,14 +23,17 @@ use super::send::Lane;
 use super::supervise::DriverTask;
 use super::{Notification, Shared, Status, RECV_BATCH};
 use crate::error::Error;
+use crate::wire::bundle;
 use async_nats::{Client, ConnectErrorKind, Event, RequestErrorKind, Subject, Subscriber};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
+use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// The source address every NATS message is handed to the engine with
 /// (`0.0.0.0:0`): NATS does not tell who published a message.
@@ -65,35 +68,311 @@ pub(super) struct NatsCounters {
     pub slow_consumer: AtomicU64,
     pub server_errors: AtomicU64,
     pub oversize_dropped: AtomicU64,
+    pub bundles_sent: AtomicU64,
+    pub bundles_received: AtomicU64,
+    pub bundles_malformed: AtomicU64,
+    /// When the last slow-consumer notice was reported (see [`SLOW_CONSUMER_NOTICE_EVERY`]).
+    pub slow_noticed: Mutex<Option<Instant>>,
+}
+
+/// The client reports a slow consumer once per dropped message: thousands
+/// a second under overload. `'error'` listeners hear of it at most this
+/// often; `natsSlowConsumer` counts every one.
+const SLOW_CONSUMER_NOTICE_EVERY: Duration = Duration::from_secs(1);
+
+/// Largest bundle (several datagrams in one NATS message, see
+/// [`crate::wire::bundle`]): far under the receivers' [`NATS_MAX_DATAGRAM`]
+/// and the server's default `max_payload` (1 MiB), and big enough that a
+/// burst of small events costs one NATS message per ~400 of them.
+pub const NATS_BUNDLE_BYTES: usize = 64 * 1024;
+
+/// Bytes the outbox may hold before a send "would block" (the node's send
+/// queue, backpressure and `'drain'` take over): a burst of ~10,000 small
+/// events or two 1 MiB messages.
+pub const NATS_OUTBOX_BYTES: usize = 2 * 1024 * 1024;
+
+/// A datagram sent at least this long after the previous one, with nothing
+/// waiting, is published at once (no bundle, no hop through the writer): a
+/// lone event keeps the lowest latency. Closer together, datagrams are part
+/// of a burst and wait for the writer, which bundles them.
+const BURST_GAP: Duration = Duration::from_micros(100);
+
+/// Messages waiting for the writer and what it is handing to the client.
+#[derive(Default)]
+struct Outbox {
+    /// Bundles in the making, oldest first (only the last one still grows).
+    bundles: VecDeque<Bundle>,
+    /// Bytes in `bundles`.
+    bytes: usize,
+    /// The message the writer is publishing. Kept here, not by the writer,
+    /// so that `flush` sends it if stop() aborts the writer meanwhile.
+    in_flight: Option<Bytes>,
+    /// When the last datagram was handed to us (see [`BURST_GAP`]).
+    last_send: Option<Instant>,
+    /// A writer task is running. Without one (before it starts, after
+    /// stop() aborted it), every datagram is published directly, behind
+    /// whatever the outbox still holds.
+    writer: bool,
+}
+
+/// One bundle being filled: its header and frames, and how many.
+struct Bundle {
+    buf: BytesMut,
+    frames: usize,
+}
+
+impl Bundle {
+    fn new(first: &[u8]) -> Self {
+        let mut buf = BytesMut::with_capacity(bundle::BUNDLE_HEADER.len() + 2 * (bundle::FRAME_OVERHEAD + first.len()));
+        bundle::start(&mut buf);
+        let mut b = Bundle { buf, frames: 0 };
+        b.push(first);
+        b
+    }
+
+    fn fits(&self, datagram: &[u8]) -> bool {
+        self.buf.len() + bundle::FRAME_OVERHEAD + datagram.len() <= NATS_BUNDLE_BYTES
+    }
+
+    fn push(&mut self, datagram: &[u8]) {
+        // A datagram longer than u32::MAX never reaches here (NATS_MAX_DATAGRAM); nothing to push if so.
+        if bundle::push(&mut self.buf, datagram).is_ok() {
+            self.frames += 1;
+        }
+    }
+
+    /// The NATS message: a bundle, or the bare datagram when it holds one
+    /// (then `false`).
+    fn into_message(self) -> (Bytes, bool) {
+        let bytes = self.buf.freeze();
+        match self.frames {
+            1 => (bytes.slice(bundle::BUNDLE_HEADER.len() + bundle::FRAME_OVERHEAD..), false),
+            _ => (bytes, true),
+        }
+    }
+}
+
+struct PublisherState {
+    client: Client,
+    subject: Subject,
+    outbox: Mutex<Outbox>,
+    /// Rung when the outbox stops being empty.
+    doorbell: Notify,
+    /// The node, for counting and reporting datagrams the client refused.
+    shared: Weak<Shared>,
+}
+
+fn lock(outbox: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
+    // Consistent after any panic: each change is one push, pop or assignment.
+    outbox.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The sending half: cheap to clone, never waits.
 #[derive(Clone)]
-pub(super) struct Publisher {
-    client: Client,
-    subject: Subject,
-}
+pub(super) struct Publisher(Arc<PublisherState>);
 
 impl Publisher {
-    /// Publishes `datagram` if the client's command queue has room now;
-    /// `WouldBlock` otherwise (the caller queues it and retries).
+    fn new(client: Client, subject: Subject, shared: Weak<Shared>) -> Self {
+        Publisher(Arc::new(PublisherState {
+            client,
+            subject,
+            outbox: Mutex::new(Outbox::default()),
+            doorbell: Notify::new(),
+            shared,
+        }))
+    }
+
+    /// Publishes `datagram` at once when it is alone (nothing waiting, the
+    /// previous one at least [`BURST_GAP`] ago), else adds it to the outbox
+    /// for the writer; `WouldBlock` when the outbox holds
+    /// [`NATS_OUTBOX_BYTES`] (the caller queues it and retries). Order is
+    /// kept: a datagram bypasses the outbox only when it is empty and
+    /// nothing is in the writer's hands.
     pub(super) fn try_send(&self, datagram: &[u8]) -> io::Result<()> {
+        let state = &*self.0;
+        let now = Instant::now();
+        let mut outbox = lock(&state.outbox);
+        let previous = outbox.last_send.replace(now);
+        let idle = outbox.bundles.is_empty() && outbox.in_flight.is_none();
+        if !outbox.writer {
+            return self.publish_behind(&mut outbox, datagram);
+        }
+        if idle && previous.is_none_or(|t| now.saturating_duration_since(t) >= BURST_GAP) {
+            match self.publish_one(Bytes::copy_from_slice(datagram)) {
+                // The client's queue is full: the outbox takes it, and the writer waits for room.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return result,
+            }
+        }
+        if outbox.bytes > 0 && outbox.bytes + datagram.len() > NATS_OUTBOX_BYTES {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let was_empty = outbox.bytes == 0;
+        let grown = match outbox.bundles.back_mut() {
+            Some(last) if last.fits(datagram) => {
+                let before = last.buf.len();
+                last.push(datagram);
+                last.buf.len() - before
+            }
+            _ => {
+                let b = Bundle::new(datagram);
+                let len = b.buf.len();
+                outbox.bundles.push_back(b);
+                len
+            }
+        };
+        outbox.bytes += grown;
+        drop(outbox);
+        if was_empty {
+            state.doorbell.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The path without a writer: publishes what the outbox still holds,
+    /// then `datagram`, each only if the client's command queue has room now.
+    fn publish_behind(&self, outbox: &mut Outbox, datagram: &[u8]) -> io::Result<()> {
+        if let Some(message) = outbox.in_flight.clone() {
+            self.publish_or_count(message)?;
+            outbox.in_flight = None;
+        }
+        while let Some(b) = outbox.bundles.pop_front() {
+            outbox.bytes -= b.buf.len();
+            let (message, _) = b.into_message();
+            if let Err(e) = self.publish_or_count(message.clone()) {
+                // The queue is full: it stays first in line, as the writer's would.
+                outbox.in_flight = Some(message);
+                return Err(e);
+            }
+        }
+        self.publish_one(Bytes::copy_from_slice(datagram))
+    }
+
+    /// Publishes `message`; a refusal other than a full queue is counted
+    /// (not reported from here: the node's lock may be held) and the message dropped.
+    fn publish_or_count(&self, message: Bytes) -> io::Result<()> {
+        match self.publish_one(message) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+            Err(e) => {
+                if let Some(shared) = self.0.shared.upgrade() {
+                    shared.send_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::warn!("eventcast: a message was not published on NATS: {e}");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
+    fn publish_one(&self, payload: Bytes) -> io::Result<()> {
         // The publish future validates, then sends on a bounded channel: its
         // first poll either completes or finds the channel full. Dropping it
         // unfinished sends nothing.
-        match self.client.publish(self.subject.clone(), Bytes::copy_from_slice(datagram)).now_or_never() {
+        match self.0.client.publish(self.0.subject.clone(), payload).now_or_never() {
             None => Err(io::ErrorKind::WouldBlock.into()),
             Some(Ok(())) => Ok(()),
             Some(Err(e)) => Err(io::Error::other(format!("NATS publish: {e}"))),
         }
     }
 
-    /// Waits until the server has everything published so far (bounded by `timeout`).
+    /// Publishes what the outbox still holds (the writer is stopped by
+    /// then) and waits until the server has everything published so far;
+    /// bounded by `timeout`. What is left after it counts as send errors.
     pub(super) async fn flush(&self, timeout: Duration) {
-        match tokio::time::timeout(timeout, self.client.flush()).await {
-            Ok(Ok(())) => {}
+        let state = &*self.0;
+        let drain = async {
+            loop {
+                let next = {
+                    let mut outbox = lock(&state.outbox);
+                    match outbox.in_flight.clone() {
+                        Some(m) => Some(m),
+                        None => outbox.bundles.pop_front().map(|b| {
+                            outbox.bytes -= b.buf.len();
+                            let (m, _) = b.into_message();
+                            outbox.in_flight = Some(m.clone());
+                            m
+                        }),
+                    }
+                };
+                let Some(message) = next else { break };
+                let sent = state.client.publish(state.subject.clone(), message).await;
+                lock(&state.outbox).in_flight = None;
+                sent.map_err(|e| io::Error::other(e.to_string()))?;
+            }
+            state.client.flush().await.map_err(|e| io::Error::other(e.to_string()))
+        };
+        match tokio::time::timeout(timeout, drain).await {
+            Ok(Ok(())) => return,
             Ok(Err(e)) => tracing::warn!("eventcast: NATS flush at stop failed: {e}"),
             Err(_) => tracing::warn!("eventcast: NATS flush at stop timed out after {timeout:?}"),
+        }
+        let left = {
+            let mut outbox = lock(&state.outbox);
+            let left = outbox.bundles.iter().map(|b| b.frames).sum::<usize>() + usize::from(outbox.in_flight.is_some());
+            (outbox.bundles, outbox.bytes, outbox.in_flight) = (VecDeque::new(), 0, None);
+            left
+        };
+        if left > 0 {
+            if let Some(shared) = state.shared.upgrade() {
+                shared.send_errors.fetch_add(left as u64, Ordering::Relaxed);
+            }
+            tracing::warn!("eventcast: stop() gave up on {left} datagram(s) the NATS client did not take");
+        }
+    }
+}
+
+/// Marks the writer as running while it exists (dropped when the task ends,
+/// is aborted or panics: `try_send` then publishes directly).
+struct WriterRunning(Arc<PublisherState>);
+
+impl WriterRunning {
+    fn new(state: &Arc<PublisherState>) -> Self {
+        lock(&state.outbox).writer = true;
+        WriterRunning(state.clone())
+    }
+}
+
+impl Drop for WriterRunning {
+    fn drop(&mut self) {
+        lock(&self.0.outbox).writer = false;
+    }
+}
+
+/// Writer task: publishes the outbox, one bundle per NATS message, oldest
+/// first. While it publishes, `emit` keeps filling the next bundle, so the
+/// bundles grow with the load by themselves; when the client's command
+/// queue is full, the publish waits for room (the outbox then fills and the
+/// node's send queue and `EBACKPRESSURE` take over).
+pub(super) async fn write_loop(publisher: Publisher) {
+    let state = &publisher.0;
+    let _running = WriterRunning::new(state);
+    loop {
+        state.doorbell.notified().await;
+        loop {
+            let message = {
+                let mut outbox = lock(&state.outbox);
+                let Some(b) = outbox.bundles.pop_front() else { break };
+                outbox.bytes -= b.buf.len();
+                let (m, bundled) = b.into_message();
+                outbox.in_flight = Some(m.clone());
+                (m, bundled)
+            };
+            let (message, bundled) = message;
+            // No await between the publish completing and `in_flight` being
+            // cleared: an abort (stop) either finds it unsent or done.
+            let sent = state.client.publish(state.subject.clone(), message).await;
+            lock(&state.outbox).in_flight = None;
+            if let Some(shared) = state.shared.upgrade() {
+                match sent {
+                    Ok(()) => _ = shared.nats.bundles_sent.fetch_add(u64::from(bundled), Ordering::Relaxed),
+                    Err(e) => {
+                        shared.send_errors.fetch_add(1, Ordering::Relaxed);
+                        let message = format!("a message was not published on {}: {e}", state.subject);
+                        tracing::warn!("eventcast: {message}");
+                        shared.deliver(&mut vec![Notification::Error { code: "ENATSPUBLISH", message }]);
+                    }
+                }
+            }
         }
     }
 }
@@ -119,7 +398,7 @@ pub(super) async fn connect(
     let client = open_client(nats, format!("eventcast {id}"), move |event| on_event(&weak, event)).await?;
     let (chunk, subscriber, subject) = subscribe(&client, nats, port).await?;
     tracing::debug!("eventcast {id}: NATS connected, subject {subject}, chunk {chunk} bytes");
-    Ok(Connection { publisher: Publisher { client, subject }, subscriber, chunk })
+    Ok(Connection { publisher: Publisher::new(client, subject, Arc::downgrade(shared)), subscriber, chunk })
 }
 
 /// Connects a client (`no_echo`, unlimited reconnects, within
@@ -239,7 +518,8 @@ fn event_note(event: &Event) -> Option<(&'static str, String)> {
         Event::LameDuckMode => Some(("ENATSLAMEDUCK", "the NATS server is shutting down (lame duck mode)".into())),
         Event::SlowConsumer(_) => Some((
             "ENATSSLOWCONSUMER",
-            "the NATS server dropped messages for this node (slow consumer); they are repaired or reported as gaps"
+            "NATS messages for this node were dropped (slow consumer; reported at most once a second, \
+             natsSlowConsumer counts them all); they are repaired or reported as gaps"
                 .into(),
         )),
         Event::ServerError(e) => Some(("ENATSSERVER", format!("NATS server error: {e}"))),
@@ -260,7 +540,15 @@ fn on_event(shared: &Weak<Shared>, event: Event) {
             _ => tracing::info!("eventcast: NATS reconnected"),
         },
         Event::Disconnected => _ = counters.disconnects.fetch_add(1, Ordering::Relaxed),
-        Event::SlowConsumer(_) => _ = counters.slow_consumer.fetch_add(1, Ordering::Relaxed),
+        Event::SlowConsumer(_) => {
+            counters.slow_consumer.fetch_add(1, Ordering::Relaxed);
+            let now = Instant::now();
+            let mut last = counters.slow_noticed.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| now.saturating_duration_since(t) < SLOW_CONSUMER_NOTICE_EVERY) {
+                return;
+            }
+            *last = Some(now);
+        }
         Event::ServerError(_) => _ = counters.server_errors.fetch_add(1, Ordering::Relaxed),
         _ => {}
     }
@@ -273,9 +561,10 @@ fn on_event(shared: &Weak<Shared>, event: Event) {
     }
 }
 
-/// Receive task: takes what the subscription holds (up to one burst), feeds
-/// it to the endpoint under one lock, sends the repairs that produced and
-/// delivers the notifications.
+/// Receive task: takes what the subscription holds (up to one burst:
+/// [`RECV_BATCH`] messages or one bundle's worth of bytes), feeds its
+/// datagrams to the endpoint under one lock (a bundle's one by one), sends
+/// the repairs that produced and delivers the notifications.
 pub(super) async fn recv_loop(shared: Arc<Shared>, mut subscriber: Subscriber) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(RECV_BATCH);
     let mut notes = Vec::new();
@@ -286,23 +575,39 @@ pub(super) async fn recv_loop(shared: Arc<Shared>, mut subscriber: Subscriber) {
             return;
         };
         shared.fault_point(DriverTask::Receive);
+        let mut bytes = first.payload.len();
         batch.push(first.payload);
-        while batch.len() < RECV_BATCH {
+        // Bounded work per lock: the lock also holds up emit on other threads.
+        while batch.len() < RECV_BATCH && bytes < NATS_BUNDLE_BYTES {
             match subscriber.next().now_or_never() {
-                Some(Some(m)) => batch.push(m.payload),
+                Some(Some(m)) => {
+                    bytes += m.payload.len();
+                    batch.push(m.payload);
+                }
                 _ => break,
             }
         }
-        let oversize = batch.iter().filter(|p| p.len() > NATS_MAX_DATAGRAM).count() as u64;
-        if oversize > 0 {
-            shared.nats.oversize_dropped.fetch_add(oversize, Ordering::Relaxed);
-        }
+        let (mut oversize, mut bundles, mut malformed) = (0, 0, 0);
         {
             let now = Instant::now();
             let mut core = shared.core();
             if let Some(ep) = core.endpoint.as_mut() {
-                for payload in batch.iter().filter(|p| p.len() <= NATS_MAX_DATAGRAM) {
-                    ep.handle_datagram(now, NATS_SOURCE, payload);
+                for payload in &batch {
+                    if payload.len() > NATS_MAX_DATAGRAM {
+                        oversize += 1;
+                        continue;
+                    }
+                    let Some(frames) = bundle::frames(payload) else {
+                        ep.handle_datagram(now, NATS_SOURCE, payload);
+                        continue;
+                    };
+                    bundles += 1;
+                    for frame in frames {
+                        match frame {
+                            Ok(datagram) => ep.handle_datagram(now, NATS_SOURCE, datagram),
+                            Err(_) => malformed += 1,
+                        }
+                    }
                 }
             }
             if core.pump(&shared, Lane::Repair) {
@@ -310,7 +615,16 @@ pub(super) async fn recv_loop(shared: Arc<Shared>, mut subscriber: Subscriber) {
             }
             notes.append(&mut core.notes);
         }
-        let full = batch.len() == RECV_BATCH;
+        for (counter, n) in [
+            (&shared.nats.oversize_dropped, oversize),
+            (&shared.nats.bundles_received, bundles),
+            (&shared.nats.bundles_malformed, malformed),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        let full = batch.len() == RECV_BATCH || bytes >= NATS_BUNDLE_BYTES;
         batch.clear();
         shared.deliver(&mut notes);
         if full {

@@ -120,4 +120,10 @@ stats! {
     nats_server_errors => "natsServerErrors",
     /// NATS: messages on the subject larger than any datagram (128 KiB), dropped before decoding.
     nats_oversize_dropped => "natsOversizeDropped",
+    /// NATS: bundles published (one NATS message carrying several datagrams of a burst).
+    nats_bundles_sent => "natsBundlesSent",
+    /// NATS: bundles received (their datagrams count in `datagramsReceived` one by one).
+    nats_bundles_received => "natsBundlesReceived",
+    /// NATS: bundles whose framing broke off; the datagrams after the break were dropped.
+    nats_bundles_malformed => "natsBundlesMalformed",
 }

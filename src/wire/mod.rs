@@ -13,6 +13,7 @@
 
 pub mod body;
 pub(crate) mod bsonw;
+pub mod bundle;
 pub mod datagram;
 pub mod depth;
 pub mod ids;

@@ -1,0 +1,172 @@
+//! Bundles on the NATS transport (`wire::bundle`): a burst travels as a few
+//! NATS messages holding many datagrams each, arrives complete and in order,
+//! survives stop() right behind it; hostile bundles are counted and dropped
+//! without losing the valid events around them. Against real `nats-server`
+//! processes, inside a private network namespace.
+
+mod nats_support;
+mod node_support;
+
+use bson::Bson;
+use eventcast::wire::bundle;
+use eventcast::{Error, Eventcast, Events, NatsOptions, Notification, Options, Transport};
+use nats_support::{NatsServer, RawClient};
+use node_support::{random_port, skip_outside_netns};
+use std::time::Duration;
+
+async fn nats_node(url: &str, port: u16) -> Eventcast {
+    let n = Eventcast::new(Options { transport: Transport::Nats(NatsOptions::new([url])), ..Options::with_port(port) })
+        .unwrap();
+    n.start().await.unwrap();
+    n
+}
+
+/// Emits `n(i)` for `i` in `0..total` back to back, waiting for `Drain` when refused.
+async fn burst(node: &Eventcast, events: &mut Events, total: i32) {
+    let mut i = 0;
+    while i < total {
+        match node.emit("n", &[Bson::Int32(i)]) {
+            Ok(()) => i += 1,
+            Err(Error::Backpressure { .. }) => {
+                let drained = tokio::time::timeout(Duration::from_secs(10), async {
+                    while let Some(n) = events.recv().await {
+                        if matches!(n, Notification::Drain) {
+                            return;
+                        }
+                    }
+                })
+                .await;
+                assert!(drained.is_ok(), "no drain within 10 s");
+            }
+            Err(e) => panic!("emit {i}: {e}"),
+        }
+    }
+}
+
+/// The first argument of every `n` event until `want` events or gaps, or
+/// nothing for `quiet`; and the gaps reported meanwhile.
+async fn received(events: &mut Events, want: usize, quiet: Duration) -> (Vec<i32>, u64) {
+    let (mut got, mut gaps) = (Vec::new(), 0);
+    while got.len() + (gaps as usize) < want {
+        match tokio::time::timeout(quiet, events.recv()).await {
+            Ok(Some(Notification::Event(e))) if e.name == "n" => match e.args.first() {
+                Some(Bson::Int32(i)) => got.push(*i),
+                other => panic!("unexpected arguments {other:?}"),
+            },
+            Ok(Some(Notification::Gap { count, .. })) => gaps += count,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    (got, gaps)
+}
+
+/// Every event once and in order; or, if the receiver was a slow consumer
+/// (a loaded machine), every event once or reported as a gap.
+fn assert_complete(got: &[i32], gaps: u64, total: i32, slow_consumer: u64, report: &str) {
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "in order, no duplicates: {report}");
+    if slow_consumer == 0 {
+        assert_eq!((got.len(), gaps), (total as usize, 0), "{report}");
+    } else {
+        assert_eq!(got.len() as u64 + gaps, total as u64, "every event arrives or is a gap: {report}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_travels_in_bundles_and_arrives_complete_and_in_order() {
+    if skip_outside_netns("a_burst_travels_in_bundles_and_arrives_complete_and_in_order") {
+        return;
+    }
+    const TOTAL: i32 = 20_000;
+    let server = NatsServer::start(&[]);
+    let port = random_port();
+    let mut sniffer = RawClient::connect(server.port, Some(&format!("eventcast.{port}")));
+    let (a, b) = (nats_node(&server.url(), port).await, nats_node(&server.url(), port).await);
+    let (mut a_events, mut b_events) = (a.subscribe(), b.subscribe());
+    burst(&a, &mut a_events, TOTAL).await;
+    let (got, gaps) = received(&mut b_events, TOTAL as usize, Duration::from_secs(10)).await;
+    let (sa, sb) = (a.stats(), b.stats());
+    let report = format!("delivered {}, gaps {gaps}; sender {sa:?}; receiver {sb:?}", got.len());
+    assert_complete(&got, gaps, TOTAL, sb.nats_slow_consumer, &report);
+    assert_eq!(sa.send_errors, 0, "{report}");
+    // Bundled: far fewer NATS messages than datagrams, on both ends and on the wire.
+    assert!(sa.nats_bundles_sent > 0 && sb.nats_bundles_received > 0, "{report}");
+    let messages = sniffer.count_until_quiet(Duration::from_millis(500), u64::MAX);
+    assert!(messages < sa.datagrams_sent / 2, "{messages} NATS messages for {} datagrams", sa.datagrams_sent);
+    assert_eq!(sb.nats_bundles_malformed + sb.rejected_malformed, 0, "{report}");
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_right_after_a_burst_still_sends_all_of_it() {
+    if skip_outside_netns("stop_right_after_a_burst_still_sends_all_of_it") {
+        return;
+    }
+    const TOTAL: i32 = 5_000;
+    let server = NatsServer::start(&[]);
+    let port = random_port();
+    let (a, b) = (nats_node(&server.url(), port).await, nats_node(&server.url(), port).await);
+    let (mut a_events, mut b_events) = (a.subscribe(), b.subscribe());
+    burst(&a, &mut a_events, TOTAL).await;
+    // What the outbox and the client still hold leaves before the connection closes.
+    a.stop().await.unwrap();
+    assert_eq!(a.stats().send_errors, 0, "{:?}", a.stats());
+    let (got, gaps) = received(&mut b_events, TOTAL as usize, Duration::from_secs(10)).await;
+    let sb = b.stats();
+    let missing: Vec<i32> = (0..TOTAL).filter(|i| got.binary_search(i).is_err()).take(10).collect();
+    let report = format!("delivered {}, gaps {gaps}, missing {missing:?}; receiver {sb:?}", got.len());
+    assert_complete(&got, gaps, TOTAL, sb.nats_slow_consumer, &report);
+    b.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bundles_are_counted_and_dropped_and_valid_events_still_arrive() {
+    if skip_outside_netns("hostile_bundles_are_counted_and_dropped_and_valid_events_still_arrive") {
+        return;
+    }
+    let server = NatsServer::start(&[]);
+    let port = random_port();
+    let subject = format!("eventcast.{port}");
+    let (a, b) = (nats_node(&server.url(), port).await, nats_node(&server.url(), port).await);
+    let mut b_events = b.subscribe();
+    let mut attacker = RawClient::connect(server.port, None);
+
+    let mut broken = 0;
+    let mut frames_of_garbage = 0;
+    let framed = |frames: &[&[u8]], tail: &[u8]| {
+        let mut out = Vec::new();
+        bundle::start(&mut out);
+        for f in frames {
+            bundle::push(&mut out, f).unwrap();
+        }
+        out.extend_from_slice(tail);
+        out
+    };
+    // A header alone: no datagram, no error.
+    attacker.publish(&subject, &bundle::BUNDLE_HEADER);
+    // Frames longer than the bundle, a truncated frame header, a u32::MAX length.
+    for tail in [&b"\x00\x00\x00\x09abc"[..], b"\x00\x00", b"\xff\xff\xff\xff"] {
+        attacker.publish(&subject, &framed(&[b"junk"], tail));
+        broken += 1;
+        frames_of_garbage += 1;
+    }
+    // 16,000 empty frames (64 KiB): bounded work, each rejected as a datagram.
+    attacker.publish(&subject, &framed(&vec![&b""[..]; 16_000], b""));
+    frames_of_garbage += 16_000;
+    // A bundle nested in a bundle is just a malformed datagram (no recursion).
+    let inner = framed(&[b"x"], b"");
+    attacker.publish(&subject, &framed(&[&inner], b""));
+    frames_of_garbage += 1;
+
+    a.emit("n", &[Bson::Int32(7)]).unwrap();
+    let (got, gaps) = received(&mut b_events, 1, Duration::from_secs(10)).await;
+    assert_eq!((got, gaps), (vec![7], 0));
+    let s = b.stats();
+    assert_eq!(s.nats_bundles_received, 6, "{s:?}");
+    assert_eq!(s.nats_bundles_malformed, broken, "{s:?}");
+    assert_eq!(s.rejected_malformed, frames_of_garbage, "{s:?}");
+    assert_eq!(s.events_delivered, 1, "{s:?}");
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
