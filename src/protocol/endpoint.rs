@@ -82,6 +82,12 @@ pub struct Endpoint {
     retention: Retention,
     reassembly: Reassembly,
     next_sn: i64,
+    /// When our message 1 was emitted: the origin of the `snAge` we write.
+    numbered_since: Option<Instant>,
+    /// The `now` of construction: a sender whose numbering is younger than
+    /// this endpoint, by more than the repair delay, started while we
+    /// listened (see `Endpoint::started_while_listening`).
+    born: Instant,
     /// The wall-clock time that corresponds to an `Instant` (given at
     /// construction, moved by [`Endpoint::set_wall_clock`] and every emit).
     wall_anchor: (Instant, SystemTime),
@@ -137,6 +143,8 @@ impl Endpoint {
             retention,
             reassembly,
             next_sn: 1,
+            numbered_since: None,
+            born: now,
             wall_anchor: (now, wall),
             started: wall,
             peers: HashMap::new(),

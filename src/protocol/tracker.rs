@@ -105,9 +105,12 @@ struct Window {
 }
 
 impl Window {
-    /// A window whose loss detection starts at `join` (`1 ..= MAX_SN + 1`).
-    fn new(now: Instant, join: i64, grace: Duration) -> Self {
-        let join = if join <= BACKFILL { 1 } else { join };
+    /// A window whose loss detection starts at `join` (`1 ..= MAX_SN + 1`),
+    /// or at 1 when `join <= BACKFILL` or `from_start` (the sender's stream
+    /// started while we listened; callers set it only for `join <= SPAN + 1`,
+    /// so the window covers message 1).
+    fn new(now: Instant, join: i64, grace: Duration, from_start: bool) -> Self {
+        let join = if join <= BACKFILL || from_start { 1 } else { join };
         let base = (join - 1 - JOIN_SLACK).max(0);
         Window {
             base,
@@ -340,19 +343,25 @@ impl Peer {
     /// (its first message's `sn`, or one past a heartbeat's). Messages below
     /// `join` that arrive within `ttl` are still delivered; `ttl` is also how
     /// long a far jump must go uncontested before it is believed.
-    pub fn new(now: Instant, join: Sn, ttl: Duration) -> Self {
-        Self::starting_at(now, join.get(), ttl)
+    /// `from_start`: the datagram says the sender's numbering started while
+    /// we were listening (see "Joining" in the module docs); then, if `join
+    /// <= SPAN`, loss detection starts at message 1.
+    pub fn new(now: Instant, join: Sn, ttl: Duration, from_start: bool) -> Self {
+        let join = join.get();
+        Self::starting_at(now, join, ttl, from_start && join <= SPAN)
     }
 
     /// [`Peer::new`] for a first contact through a heartbeat: the sender's
-    /// latest message is `latest`, nothing is missing yet.
-    pub fn after_latest(now: Instant, latest: Sn, ttl: Duration) -> Self {
-        Self::starting_at(now, latest.get() + 1, ttl)
+    /// latest message is `latest`, nothing is missing yet (unless
+    /// `from_start` and `latest <= SPAN`: then 1 ..= `latest` are missing).
+    pub fn after_latest(now: Instant, latest: Sn, ttl: Duration, from_start: bool) -> Self {
+        let latest = latest.get();
+        Self::starting_at(now, latest + 1, ttl, from_start && latest <= SPAN)
     }
 
-    fn starting_at(now: Instant, join: i64, ttl: Duration) -> Self {
+    fn starting_at(now: Instant, join: i64, ttl: Duration, from_start: bool) -> Self {
         Peer {
-            cur: Window::new(now, join, ttl),
+            cur: Window::new(now, join, ttl, from_start),
             others: Vec::new(),
             ttl,
             nack: Nack { due: None, attempts: 0 },
@@ -439,7 +448,7 @@ impl Peer {
         if self.others.len() >= MAX_CHALLENGERS {
             self.others.remove(0);
         }
-        self.others.push(Challenger { win: Window::new(now, join, self.ttl), run: None, heard_at: now });
+        self.others.push(Challenger { win: Window::new(now, join, self.ttl, false), run: None, heard_at: now });
         self.heard_challenger(self.others.len() - 1, now)
     }
 
@@ -599,7 +608,7 @@ mod tests {
     }
 
     fn peer(t: Instant, first: i64) -> Peer {
-        Peer::new(t, sn(first), G)
+        Peer::new(t, sn(first), G, false)
     }
 
     #[test]
