@@ -22,10 +22,22 @@
 //! never asks for older ones. Messages a little older than `join` (up to
 //! [`JOIN_SLACK`] numbers) that arrive within a grace period (the message TTL)
 //! are still delivered, once: a burst is often reordered, and the first
-//! datagram to arrive need not be the sender's oldest. Exception: when `join`
-//! is at most [`BACKFILL`], the sender has only just started, so we ask for
-//! the few earlier messages (a sender's first messages are as likely to be
-//! lost as any other).
+//! datagram to arrive need not be the sender's oldest. Exceptions, where
+//! loss detection starts at 1 and the earlier messages are asked for (a
+//! sender's first messages are as likely to be lost as any other):
+//!
+//! * `join` is at most [`BACKFILL`]: the sender has only just started;
+//! * the sender's numbering started while we were listening
+//!   (`from_start`): we did not join late, we lost its first datagrams (a
+//!   burst's start dropped by the kernel). A receiver cannot tell that on
+//!   its own, so senders write `snAge` (the age of their numbering, in ms on
+//!   their own clock) into the meta while `sn <= SPAN`; the endpoint compares
+//!   it with how long it has been running, less the base repair delay for
+//!   transit (`Endpoint::started_while_listening`), and says so here. Only
+//!   for `join <= SPAN`: the window cannot reach message 1 from further up,
+//!   and a forged claim so costs at most what a forged number within a
+//!   window always could (`SPAN − 1` requested numbers, within the request
+//!   budget). Numbers the sender no longer retains end as a gap.
 //!
 //! **Far jumps.** An `sn` more than [`SPAN`] beyond `highest` is not believed
 //! on the word of a few datagrams: a forged or corrupted one must neither
