@@ -223,3 +223,32 @@ fn forged_sn_age_first_contacts() {
     assert_eq!(gaps, 16_383, "{:?}", net.node(r).gaps);
     assert!(net.node(r).gaps.iter().all(|(g, _)| *g == id(7)));
 }
+
+/// A receiver that stopped listening and started again (a node's stop and
+/// start keep its endpoint): a sender that began while it was away is a late
+/// join, even though the endpoint itself is older than the sender's stream.
+#[test]
+fn a_restarted_receiver_is_a_late_joiner_for_streams_begun_while_away() {
+    let mut net = Network::new(11);
+    let r = net.add_endpoint(Config::default());
+    let a = net.add_endpoint(Config::default());
+    net.run_for(Duration::from_secs(1));
+    // r is "stopped": it hears nothing while a sends 1..=100.
+    net.set_link_loss(a, r, 1.0);
+    for k in 1..=100 {
+        net.emit(a, "n", &[Bson::Int64(k)]).unwrap();
+        net.run_for(Duration::from_millis(10));
+    }
+    net.run_for(Duration::from_secs(3));
+    // r starts again, a keeps going.
+    let now = net.now();
+    net.node_mut(r).endpoint.listening_since(now);
+    net.set_link_loss(a, r, 0.0);
+    emit_range(&mut net, a, 101..=200);
+    assert!(net.run_until_idle());
+    let c = counts(&net, r);
+    assert!((101..=200).all(|k| c.get(&k) == Some(&1)), "{:?}", net.stats(r));
+    assert_eq!(net.events(r).len(), 100);
+    assert_eq!(net.stats(r).repairs_requested, 0);
+    assert!(net.node(r).gaps.is_empty(), "{:?}", net.node(r).gaps);
+}

@@ -34,7 +34,8 @@ impl Endpoint {
     /// Whether a sender first heard of at `now`, whose numbering's age the
     /// datagram gives as `sn_age` (`snAge`), started numbering while we were
     /// listening: its message 1 left more than the base repair delay `d`
-    /// after this endpoint was created. Then we missed its first messages
+    /// after this endpoint started listening (its creation, or
+    /// the last `listening_since`). Then we missed its first messages
     /// rather than joined late, and ask for them (see `tracker`, "Joining").
     ///
     /// The margin `d` (`clamp(message_ttl / 8, 10 ms, 500 ms)`) is the
@@ -51,7 +52,9 @@ impl Endpoint {
     /// time; the requests that may cause stay within the repair budgets.
     pub(super) fn started_while_listening(&self, now: Instant, sn_age: Option<Duration>) -> bool {
         let Some(age) = sn_age else { return false };
-        now.saturating_duration_since(self.born).checked_sub(self.timing.base).is_some_and(|listened| age < listened)
+        now.saturating_duration_since(self.listening_from)
+            .checked_sub(self.timing.base)
+            .is_some_and(|listened| age < listened)
     }
 
     /// Reports `count` messages of `sender` lost for good, if it is known
