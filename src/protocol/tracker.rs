@@ -648,6 +648,40 @@ mod tests {
         assert_eq!(p.cur.base, 7);
     }
 
+    /// The join rule: a first contact beyond BACKFILL is a late join unless
+    /// the sender's numbering started while we listened (`from_start`), and
+    /// that reaches back to message 1 only from within a window.
+    #[test]
+    fn from_start_first_contacts_track_from_message_one() {
+        let t = Instant::now();
+        // Late join at 100: nothing missing, and 1..=99 are not asked for.
+        let mut late = peer(t, 100);
+        assert_eq!(late.on_message(t, sn(100)), (Verdict::Deliver, 0));
+        assert_eq!(late.missing_count(), 0);
+        // Missed start at 100: 1..=99 missing, each delivered once as it comes.
+        let mut p = Peer::new(t, sn(100), G, true);
+        assert_eq!(p.on_message(t, sn(100)), (Verdict::Deliver, 0));
+        assert_eq!(p.missing_count(), 99);
+        assert_eq!(p.missing(3), vec![1, 2, 3]);
+        assert_eq!(p.on_message(t, sn(1)), (Verdict::Deliver, 0));
+        assert_eq!(p.on_message(t, sn(1)), (Verdict::Duplicate, 0));
+        assert_eq!(p.missing_count(), 98);
+        // At the edge of the window, and beyond it (a late join after all).
+        let mut edge = Peer::new(t, sn(SPAN), G, true);
+        assert_eq!(edge.on_message(t, sn(SPAN)), (Verdict::Deliver, 0));
+        assert_eq!(edge.missing_count(), (SPAN - 1) as u64);
+        let mut beyond = Peer::new(t, sn(SPAN + 1), G, true);
+        assert_eq!(beyond.on_message(t, sn(SPAN + 1)), (Verdict::Deliver, 0));
+        assert_eq!(beyond.missing_count(), 0);
+        // Through a heartbeat: everything up to its latest is missing.
+        let mut hb = Peer::after_latest(t, sn(50), G, true);
+        assert_eq!(hb.on_latest(t, sn(50)), 0);
+        assert_eq!(hb.missing_count(), 50);
+        let mut hb_late = Peer::after_latest(t, sn(50), G, false);
+        assert_eq!(hb_late.on_latest(t, sn(50)), 0);
+        assert_eq!(hb_late.missing_count(), 0);
+    }
+
     #[test]
     fn far_jumps_do_not_silence_the_sender_while_it_lives() {
         let t = Instant::now();
@@ -808,11 +842,21 @@ mod tests {
         fn arbitrary_numbers_never_panic_nor_report_absurd_gaps(
             ops in proptest::collection::vec((0u8..5, number(), 0u64..2000), 1..200),
             near in proptest::collection::vec(1i64..40_000, 0..50),
+            first in number(),
+            from_start: bool,
+            via_heartbeat: bool,
         ) {
             let t = Instant::now();
-            let mut p = peer(t, 1);
+            // The first contact, as the join rule makes it (a message or a
+            // heartbeat, a late join or a stream whose start we missed).
+            let first = Sn::new(first).unwrap_or(sn(1));
+            let mut p = if via_heartbeat {
+                Peer::after_latest(t, first, G, from_start)
+            } else {
+                Peer::new(t, first, G, from_start)
+            };
             let mut now = t;
-            let mut max_claimed = 1i64;
+            let mut max_claimed = first.get();
             let values = ops.iter().map(|&(op, v, dt)| (op, v, dt)).chain(near.iter().map(|&v| (0, v, 100)));
             for (op, v, dt) in values {
                 now += Duration::from_millis(dt);
