@@ -33,6 +33,9 @@ fn meta(seq: i32, seq_len: i32) -> Meta {
         id: Some("0123456789abcdef".into()),
         time: Some("2025-01-01T00:00:00.000Z".into()),
         sn: Some(42),
+        // As a stream past its first 16,384 messages (the steady state) writes
+        // it; a young one adds `snAge`, 11 bytes.
+        sn_age: None,
     }
 }
 

@@ -12,7 +12,12 @@ use std::time::{Duration, Instant, SystemTime};
 enum Op {
     Random(Vec<u8>),
     Mutated { which: usize, at: usize, xor: u8, cut: Option<usize> },
-    Crafted { id: u8, group: u8, seq: i32, seq_len: i32, len: usize, sn: Option<i64>, enc: bool },
+    Crafted { id: u8, group: u8, seq: i32, seq_len: i32, len: usize, sn: Option<i64>, enc: bool, sn_age: Option<i32> },
+}
+
+/// A forged `snAge`: the edges (negative, 0, `i32::MAX`) and anything.
+fn sn_age() -> impl Strategy<Value = Option<i32>> {
+    proptest::option::of(prop_oneof![Just(-1), Just(0), Just(i32::MAX), Just(i32::MIN), any::<i32>()])
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -26,22 +31,25 @@ fn op() -> impl Strategy<Value = Op> {
             -2i32..40,
             -2i32..5_000_000,
             0usize..1500,
-            proptest::option::of(-5i64..100),
-            any::<bool>()
+            prop_oneof![proptest::option::of(-5i64..100), proptest::option::of(16_000i64..17_000)],
+            any::<bool>(),
+            sn_age(),
         )
-            .prop_map(|(id, group, seq, seq_len, len, sn, enc)| Op::Crafted {
+            .prop_map(|(id, group, seq, seq_len, len, sn, enc, sn_age)| Op::Crafted {
                 id,
                 group,
                 seq,
                 seq_len,
                 len,
                 sn,
-                enc
+                enc,
+                sn_age
             }),
     ]
 }
 
-fn crafted(id: u8, group: u8, seq: i32, seq_len: i32, len: usize, sn: Option<i64>, enc: bool) -> Vec<u8> {
+fn crafted(op: &Op) -> Vec<u8> {
+    let Op::Crafted { id, group, seq, seq_len, len, sn, enc, sn_age } = *op else { unreachable!() };
     let meta = Meta {
         v: 3,
         seq,
@@ -53,6 +61,7 @@ fn crafted(id: u8, group: u8, seq: i32, seq_len: i32, len: usize, sn: Option<i64
         id: Some(format!("{id:016x}")),
         time: Some("2024-01-01T00:00:00.000Z".into()),
         sn,
+        sn_age,
         ..Meta::default()
     };
     let mut out = Vec::new();
@@ -69,7 +78,11 @@ proptest! {
         let w0 = SystemTime::now();
         let limits = Limits { max_partial_messages: 8, max_reassembly_bytes: 64 * 1024, max_message_size: 1 << 20, ..Limits::default() };
         let ident = |id: &str| Identity { id: id.into(), host: "10.0.0.1".into(), port: 9000, hostname: "h".into() };
-        let mut rx = Endpoint::new(Config { limits: limits.clone(), ..Config::default() }, ident("00000000000000b2"), 2, t0, w0).unwrap();
+        // The receiver started a second before: a crafted `snAge` of 0 to
+        // ~600 ms claims a numbering younger than it (the join rule's
+        // backfill from message 1), a larger one a late join.
+        let born = t0.checked_sub(Duration::from_secs(1)).unwrap_or(t0);
+        let mut rx = Endpoint::new(Config { limits: limits.clone(), ..Config::default() }, ident("00000000000000b2"), 2, born, w0 - (t0 - born)).unwrap();
         let mut tx = Endpoint::new(Config::default(), ident("00000000000000a1"), 1, Instant::now(), SystemTime::now()).unwrap();
         tx.emit(t0, w0, "real", &[Bson::String("r".repeat(20_000))]).unwrap();
         let real: Vec<Vec<u8>> = std::iter::from_fn(|| tx.poll_transmit()).map(|t| t.payload.to_vec()).collect();
@@ -85,7 +98,7 @@ proptest! {
                     if let Some(c) = cut { d.truncate(c.min(d.len())); }
                     d
                 }
-                Op::Crafted { id, group, seq, seq_len, len, sn, enc } => crafted(id, group, seq, seq_len, len, sn, enc),
+                c @ Op::Crafted { .. } => crafted(&c),
             };
             rx.handle_datagram(now, src, &d);
             prop_assert!(rx.stats().reassembly_bytes <= limits.max_reassembly_bytes as u64);

@@ -16,7 +16,7 @@
 use bson::{doc, Bson};
 use eventcast::protocol::sim::Network;
 use eventcast::protocol::{Config, Endpoint, Identity, Limits, Output, RepairRequest, HEARTBEAT_EVENT};
-use eventcast::wire;
+use eventcast::wire::{self, Meta};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use std::net::SocketAddr;
@@ -269,28 +269,43 @@ fn forged_chunk_requests_get_at_most_about_what_was_emitted() {
 #[derive(Clone, Debug)]
 enum Op {
     /// A chunk of a made-up group.
-    Chunk { id: u8, group: u8, seq: i32, seq_len: i32, body: usize, sn: Option<i64> },
+    Chunk { id: u8, group: u8, seq: i32, seq_len: i32, body: usize, sn: Option<i64>, sn_age: Option<i32> },
     /// A repair request for chunks of one of the victim's real groups (or a made-up one).
     RetxChunks { id: u8, group: u8, from: i32, n: i32, to_victim: bool, source: u8 },
     /// A repair request for whole messages of the victim.
     RetxSn { id: u8, sns: Vec<i64>, source: u8 },
     /// A heartbeat claiming `sn`.
-    Heartbeat { id: u8, sn: i64 },
+    Heartbeat { id: u8, sn: i64, sn_age: Option<i32> },
     /// The victim emits a message of this many bytes.
     Emit { size: usize },
     /// Time passes.
     Wait { ms: u64 },
 }
 
+/// A forged `snAge`: mostly a young stream's (which opens a window from
+/// message 1 at first contact), or the edges.
+fn sn_age() -> impl Strategy<Value = Option<i32>> {
+    proptest::option::of(prop_oneof![3 => Just(0), 1 => Just(-1), 1 => Just(i32::MAX), 1 => any::<i32>()])
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (any::<u8>(), any::<u8>(), 0..3000i32, 2..3000i32, 0..1200usize, proptest::option::of(1..100i64))
-            .prop_map(|(id, group, seq, seq_len, body, sn)| Op::Chunk { id, group, seq, seq_len, body, sn }),
+        4 => (
+            any::<u8>(),
+            any::<u8>(),
+            0..3000i32,
+            2..3000i32,
+            0..1200usize,
+            prop_oneof![3 => proptest::option::of(1..100i64), 1 => proptest::option::of(16_000..16_400i64)],
+            sn_age(),
+        )
+            .prop_map(|(id, group, seq, seq_len, body, sn, sn_age)| Op::Chunk { id, group, seq, seq_len, body, sn, sn_age }),
         3 => (any::<u8>(), any::<u8>(), 0..1100i32, 1..300i32, any::<bool>(), any::<u8>())
             .prop_map(|(id, group, from, n, to_victim, source)| Op::RetxChunks { id, group, from, n, to_victim, source }),
         2 => (any::<u8>(), proptest::collection::vec(-2..12i64, 1..300), any::<u8>())
             .prop_map(|(id, sns, source)| Op::RetxSn { id, sns, source }),
-        1 => (any::<u8>(), -5..1_000_000i64).prop_map(|(id, sn)| Op::Heartbeat { id, sn }),
+        1 => (any::<u8>(), prop_oneof![-5..1_000_000i64, 1..16_400i64], sn_age())
+            .prop_map(|(id, sn, sn_age)| Op::Heartbeat { id, sn, sn_age }),
         1 => prop_oneof![0..2000usize, 100_000..300_000usize].prop_map(|size| Op::Emit { size }),
         2 => (0..1500u64).prop_map(|ms| Op::Wait { ms }),
     ]
@@ -327,8 +342,9 @@ proptest! {
         };
         for op in ops {
             let d = match op {
-                Op::Chunk { id, group, seq, seq_len, body, sn } => {
-                    Some((forged(&hex_id(u64::from(id)), &format!("{group:040x}"), seq, seq_len, "x", sn, &vec![1; body]), 0))
+                Op::Chunk { id, group, seq, seq_len, body, sn, sn_age } => {
+                    let meta = forge::meta(Some(&hex_id(u64::from(id))), &format!("{group:040x}"), "x", seq, seq_len, sn);
+                    Some((forge::datagram(&Meta { sn_age, ..meta }, &vec![1; body]), 0))
                 }
                 Op::RetxChunks { id, group, from, n, to_victim, source } => {
                     let g = groups.get(usize::from(group) % groups.len().max(1)).cloned().unwrap_or_else(|| format!("{group:040x}"));
@@ -336,7 +352,15 @@ proptest! {
                     Some((retx(&hex_id(u64::from(id)), to, &g, (from..from + n).collect(), vec![]), source))
                 }
                 Op::RetxSn { id, sns, source } => Some((retx(&hex_id(u64::from(id)), Some("00000000000000a1"), "", vec![], sns), source)),
-                Op::Heartbeat { id, sn } => Some((forged_doc(&hex_id(u64::from(id)), HEARTBEAT_EVENT, &doc! {"id": hex_id(u64::from(id)), "sn": sn}), 0)),
+                Op::Heartbeat { id, sn, sn_age } => {
+                    let hid = hex_id(u64::from(id));
+                    let d = doc! {"id": &hid, "sn": sn};
+                    // The seqId forged_doc would give it.
+                    let seq_id = wire::ids::seq_id(&mut rand::rngs::StdRng::seed_from_u64(d.len() as u64));
+                    let meta = forge::meta(Some(&hid), &seq_id, HEARTBEAT_EVENT, 0, 1, None);
+                    let body = wire::encode_document_body(&d);
+                    Some((forge::datagram(&Meta { sn_age, ..meta }, &body), 0))
+                }
                 Op::Emit { size } => {
                     a.emit(now, w0 + (now - t0), "e", &[Bson::String("e".repeat(size))]).unwrap();
                     let mut first = true;

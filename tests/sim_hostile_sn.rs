@@ -21,20 +21,30 @@ fn forged_meta(id: &str, name: &str, sn: Option<i64>, n: u64) -> Meta {
     forge::meta(Some(id), &format!("{n:040x}"), name, 0, 1, sn)
 }
 
-/// A heartbeat `{id, sn}` in `id`'s name.
-fn forged_heartbeat(id: &str, sn: i64, n: u64) -> Vec<u8> {
+/// A heartbeat `{id, sn}` in `id`'s name, its meta claiming `snAge` `age`.
+fn forged_heartbeat_aged(id: &str, sn: i64, n: u64, age: Option<i32>) -> Vec<u8> {
     let mut out = Vec::new();
     let body = wire::encode_document_body(&doc! { "id": id, "sn": Bson::Int64(sn) });
-    wire::encode_datagram(&forged_meta(id, HEARTBEAT_EVENT, Some(sn), n), &body, &mut out);
+    wire::encode_datagram(&Meta { sn_age: age, ..forged_meta(id, HEARTBEAT_EVENT, Some(sn), n) }, &body, &mut out);
+    out
+}
+
+/// A heartbeat `{id, sn}` in `id`'s name.
+fn forged_heartbeat(id: &str, sn: i64, n: u64) -> Vec<u8> {
+    forged_heartbeat_aged(id, sn, n, None)
+}
+
+/// An event `forged` in `id`'s name, its meta claiming `snAge` `age`.
+fn forged_event_aged(id: &str, sn: i64, n: u64, age: Option<i32>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let body = wire::encode_args(&[Bson::Int64(sn)]);
+    wire::encode_datagram(&Meta { sn_age: age, ..forged_meta(id, "forged", Some(sn), n) }, &body, &mut out);
     out
 }
 
 /// An event `forged` in `id`'s name.
 fn forged_event(id: &str, sn: i64, n: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    let body = wire::encode_args(&[Bson::Int64(sn)]);
-    wire::encode_datagram(&forged_meta(id, "forged", Some(sn), n), &body, &mut out);
-    out
+    forged_event_aged(id, sn, n, None)
 }
 
 fn attacker() -> SocketAddr {
@@ -212,13 +222,20 @@ fn foreign_number() -> impl Strategy<Value = i64> {
 /// real event and `dt` ms of virtual time: every real event is delivered
 /// once and no gap larger than a window is reported.
 fn forged_then_real(forged: &[(bool, i64, u64)]) -> Result<(), TestCaseError> {
+    let aged: Vec<_> = forged.iter().map(|&(h, sn, dt)| (h, sn, dt, None)).collect();
+    forged_aged_then_real(&aged)
+}
+
+/// [`forged_then_real`] with a forged `snAge` on each forged datagram.
+fn forged_aged_then_real(forged: &[(bool, i64, u64, Option<i32>)]) -> Result<(), TestCaseError> {
     let mut net = Network::new(4242);
     let a = net.add_endpoint(Config::default());
     let b = net.add_endpoint(Config::default());
     let id = net.id(a);
     let mut k = 0i64;
-    for (n, &(heartbeat, sn, dt)) in forged.iter().enumerate() {
-        let d = if heartbeat { forged_heartbeat(&id, sn, n as u64) } else { forged_event(&id, sn, n as u64) };
+    for (n, &(heartbeat, sn, dt, age)) in forged.iter().enumerate() {
+        let n = n as u64;
+        let d = if heartbeat { forged_heartbeat_aged(&id, sn, n, age) } else { forged_event_aged(&id, sn, n, age) };
         net.inject(b, attacker(), &d);
         net.emit(a, "real", &[Bson::Int64(k)]).unwrap();
         k += 1;
@@ -267,5 +284,26 @@ proptest! {
         forged in proptest::collection::vec((any::<bool>(), foreign_number(), 0u64..400), 1..120),
     ) {
         forged_then_real(&forged)?;
+    }
+
+    /// The same with forged `snAge` values (negative, 0, `i32::MAX`, any):
+    /// the claim that a numbering is young never panics the engine nor
+    /// mutes the real sender, and opens no gap larger than a window. (Forged
+    /// numbers near the real ones are another matter, with or without
+    /// `snAge`: plaintext has no integrity; `tests/sim_join.rs` and
+    /// `sim_budget` bound what a young claim near the start costs.)
+    #[test]
+    fn forged_sn_age_never_panics_nor_mutes(
+        forged in proptest::collection::vec(
+            (
+                any::<bool>(),
+                foreign_number(),
+                0u64..400,
+                proptest::option::of(prop_oneof![Just(-1), Just(0), Just(i32::MAX), any::<i32>()]),
+            ),
+            1..120,
+        ),
+    ) {
+        forged_aged_then_real(&forged)?;
     }
 }

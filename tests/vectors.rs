@@ -336,3 +336,46 @@ fn retx_vector_body_is_a_document() {
     assert!(matches!(doc.get("port"), Some(Bson::Int32(9000))));
     let _: Document = doc;
 }
+
+/// `d` with `extra` (raw BSON elements) appended to its meta, lengths fixed:
+/// what a datagram of ours adds to 0.1.x's meta.
+fn with_meta_elements(d: &[u8], extra: &[u8]) -> Vec<u8> {
+    let meta_len = usize::from(u16::from_be_bytes([d[0], d[1]]));
+    let term = 2 + meta_len - 1;
+    assert_eq!(d[term], 0);
+    let mut out = d[..term].to_vec();
+    out.extend_from_slice(extra);
+    out.extend_from_slice(&d[term..]);
+    let n = meta_len + extra.len();
+    out[..2].copy_from_slice(&(n as u16).to_be_bytes());
+    out[2..6].copy_from_slice(&(n as i32).to_le_bytes());
+    out
+}
+
+/// The `snAge` extension (int32 after `sn`) changes nothing else a 0.1.2
+/// datagram decodes to: same meta fields, same body, same event; and with
+/// the field absent (0.1.x, or our stream past its first 16,384 messages)
+/// the meta reads `sn_age: None`, as before.
+#[test]
+fn sn_age_extension_leaves_the_vectors_unchanged() {
+    let mut sn_age = vec![0x12];
+    sn_age.extend_from_slice(b"sn\0");
+    sn_age.extend_from_slice(&7i64.to_le_bytes());
+    sn_age.push(0x10);
+    sn_age.extend_from_slice(b"snAge\0");
+    sn_age.extend_from_slice(&1234i32.to_le_bytes());
+    for c in &cases() {
+        let extended: Vec<Vec<u8>> = c.datagrams.iter().map(|d| with_meta_elements(d, &sn_age)).collect();
+        for (d, e) in c.datagrams.iter().zip(&extended) {
+            let (plain, ext) = (decode_datagram(d).unwrap(), decode_datagram(e).unwrap());
+            assert_eq!(plain.meta.sn_age, None, "{}", c.name);
+            assert_eq!(ext.meta, Meta { sn: Some(7), sn_age: Some(1234), ..plain.meta.clone() }, "{}", c.name);
+            assert_eq!(ext.body, plain.body, "{}", c.name);
+        }
+        let grams: Vec<&[u8]> = extended.iter().map(Vec::as_slice).collect();
+        let orig: Vec<&[u8]> = c.datagrams.iter().map(Vec::as_slice).collect();
+        let (a, b) = (receive(&grams, c.encrypt.as_deref()).unwrap(), receive(&orig, c.encrypt.as_deref()).unwrap());
+        assert_eq!(a.0, b.0, "{}", c.name);
+        assert_eq!(format!("{:?}", a.1), format!("{:?}", b.1), "{}", c.name);
+    }
+}

@@ -22,10 +22,29 @@ fn arb_meta() -> impl Strategy<Value = Meta> {
         any::<bool>(),
         (opt_string(), opt_string(), opt_string(), proptest::option::of(any::<i32>())),
         (opt_string(), opt_string(), opt_string(), proptest::option::of(any::<i64>())),
+        proptest::option::of(any::<i32>()),
     )
-        .prop_map(|((seq, seq_len), seq_id, seq_end, enc, (nonce, name, host, port), (hostname, id, time, sn))| {
-            Meta { v: 3, seq, seq_len, seq_id, seq_end, enc, nonce, name, host, port, hostname, id, time, sn }
-        })
+        .prop_map(
+            |((seq, seq_len), seq_id, seq_end, enc, (nonce, name, host, port), (hostname, id, time, sn), sn_age)| {
+                Meta {
+                    v: 3,
+                    seq,
+                    seq_len,
+                    seq_id,
+                    seq_end,
+                    enc,
+                    nonce,
+                    name,
+                    host,
+                    port,
+                    hostname,
+                    id,
+                    time,
+                    sn,
+                    sn_age,
+                }
+            },
+        )
 }
 
 /// Document keys: any string without NUL.
@@ -202,6 +221,7 @@ fn seeds() -> &'static [Vec<u8>] {
             id: Some("a1b2c3d4e5f60718".into()),
             time: Some("2026-01-01T00:00:00.000Z".into()),
             sn: Some(42),
+            sn_age: Some(1500),
         };
         let small = Meta { v: 3, seq: 0, seq_len: 1, seq_id: "x".into(), seq_end: true, ..Meta::default() };
         let args = vec![

@@ -38,6 +38,7 @@ fn inner() -> Vec<u8> {
         id: Some("a1b2c3d4e5f60718".into()),
         time: Some("2026-01-01T00:00:00.000Z".into()),
         sn: Some(17),
+        sn_age: Some(40),
     };
     let mut out = Vec::new();
     encode_datagram(&meta, &encode_args(&["top secret".into(), 5.into()]), &mut out);

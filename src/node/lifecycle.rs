@@ -191,6 +191,9 @@ impl Eventcast {
                 // The engine reads no clock: re-anchor its wall time on every
                 // start so a long-lived node follows clock adjustments.
                 ep.set_wall_clock(now, wall)?;
+                // Not listening while stopped: a sender that started since
+                // is a late join, not a stream whose start we lost.
+                ep.listening_since(now);
             }
             core.deadline = None;
             core.io = Some(io);

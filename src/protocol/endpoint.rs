@@ -82,6 +82,13 @@ pub struct Endpoint {
     retention: Retention,
     reassembly: Reassembly,
     next_sn: i64,
+    /// When our message 1 was emitted: the origin of the `snAge` we write.
+    numbered_since: Option<Instant>,
+    /// Since when we have been receiving (construction, or the last
+    /// [`Endpoint::listening_since`]): a sender whose numbering is younger,
+    /// by more than the repair delay, started while we listened (see
+    /// `Endpoint::started_while_listening`).
+    listening_from: Instant,
     /// The wall-clock time that corresponds to an `Instant` (given at
     /// construction, moved by [`Endpoint::set_wall_clock`] and every emit).
     wall_anchor: (Instant, SystemTime),
@@ -137,6 +144,8 @@ impl Endpoint {
             retention,
             reassembly,
             next_sn: 1,
+            numbered_since: None,
+            listening_from: now,
             wall_anchor: (now, wall),
             started: wall,
             peers: HashMap::new(),
@@ -165,6 +174,17 @@ impl Endpoint {
         self.wall_anchor = (now, wall);
         self.started = self.started.min(wall);
         Ok(())
+    }
+
+    /// Tells the engine it (re)started receiving at `now`, after a time in
+    /// which it did not (a driver that keeps its endpoint across stop and
+    /// start calls this on every start but the first: [`Endpoint::new`]'s
+    /// `now` counts as the first). Senders whose numbering began before
+    /// `now` are late joins from here on: their earlier messages were sent
+    /// while we were not listening, and are not asked for (see `tracker`,
+    /// "Joining"). Senders already tracked keep their windows.
+    pub fn listening_since(&mut self, now: Instant) {
+        self.listening_from = now;
     }
 
     /// Wall-clock time at `now`, from the anchor (never before 1970: a time

@@ -46,6 +46,11 @@
 //! * meta field `sn` (int64) on every datagram of an event: the sender's
 //!   message number, 1, 2, 3, ... per instance id (at most [`MAX_SN`]; a
 //!   datagram with any other `sn` is refused as malformed);
+//! * meta field `snAge` (int32, ms, `0 ..= i32::MAX`, saturating) on the
+//!   datagrams of events and heartbeats while `sn <= 16,384`: how long before
+//!   the datagram was built the sender sent its message 1, on its monotonic
+//!   clock (relative, so no clock skew between hosts); the join rule of
+//!   `tracker` reads it (a negative one is refused as malformed);
 //! * `__ec_hb` heartbeat messages, payload `{id, sn}` with the sender's latest
 //!   `sn`, sent every `clamp(message_ttl / 6, 20 ms, 1 s)` while the node
 //!   emits, then eight more times, three times as often, after its last emit;
@@ -79,7 +84,9 @@
 //! No ordering is guaranteed (events are delivered as they complete). A late
 //! joiner gets a sender's events from the first one it sees onwards (plus
 //! reordered slightly older ones that arrive within `message_ttl`); when that
-//! first one is among the sender's first 32, it asks for the earlier ones.
+//! first one is among the sender's first 32, or its `snAge` says the sender's
+//! numbering started while this endpoint was listening (and it is among the
+//! first 16,384), it asks for the earlier ones.
 //! Events of 0.1.x senders (no `sn`): chunk loss is repaired, whole-datagram
 //! loss cannot be detected.
 //!

@@ -22,10 +22,22 @@
 //! never asks for older ones. Messages a little older than `join` (up to
 //! [`JOIN_SLACK`] numbers) that arrive within a grace period (the message TTL)
 //! are still delivered, once: a burst is often reordered, and the first
-//! datagram to arrive need not be the sender's oldest. Exception: when `join`
-//! is at most [`BACKFILL`], the sender has only just started, so we ask for
-//! the few earlier messages (a sender's first messages are as likely to be
-//! lost as any other).
+//! datagram to arrive need not be the sender's oldest. Exceptions, where
+//! loss detection starts at 1 and the earlier messages are asked for (a
+//! sender's first messages are as likely to be lost as any other):
+//!
+//! * `join` is at most [`BACKFILL`]: the sender has only just started;
+//! * the sender's numbering started while we were listening
+//!   (`from_start`): we did not join late, we lost its first datagrams (a
+//!   burst's start dropped by the kernel). A receiver cannot tell that on
+//!   its own, so senders write `snAge` (the age of their numbering, in ms on
+//!   their own clock) into the meta while `sn <= SPAN`; the endpoint compares
+//!   it with how long it has been running, less the base repair delay for
+//!   transit (`Endpoint::started_while_listening`), and says so here. Only
+//!   for `join <= SPAN`: the window cannot reach message 1 from further up,
+//!   and a forged claim so costs at most what a forged number within a
+//!   window always could (`SPAN − 1` requested numbers, within the request
+//!   budget). Numbers the sender no longer retains end as a gap.
 //!
 //! **Far jumps.** An `sn` more than [`SPAN`] beyond `highest` is not believed
 //! on the word of a few datagrams: a forged or corrupted one must neither
@@ -105,9 +117,12 @@ struct Window {
 }
 
 impl Window {
-    /// A window whose loss detection starts at `join` (`1 ..= MAX_SN + 1`).
-    fn new(now: Instant, join: i64, grace: Duration) -> Self {
-        let join = if join <= BACKFILL { 1 } else { join };
+    /// A window whose loss detection starts at `join` (`1 ..= MAX_SN + 1`),
+    /// or at 1 when `join <= BACKFILL` or `from_start` (the sender's stream
+    /// started while we listened; callers set it only for `join <= SPAN + 1`,
+    /// so the window covers message 1).
+    fn new(now: Instant, join: i64, grace: Duration, from_start: bool) -> Self {
+        let join = if join <= BACKFILL || from_start { 1 } else { join };
         let base = (join - 1 - JOIN_SLACK).max(0);
         Window {
             base,
@@ -340,19 +355,25 @@ impl Peer {
     /// (its first message's `sn`, or one past a heartbeat's). Messages below
     /// `join` that arrive within `ttl` are still delivered; `ttl` is also how
     /// long a far jump must go uncontested before it is believed.
-    pub fn new(now: Instant, join: Sn, ttl: Duration) -> Self {
-        Self::starting_at(now, join.get(), ttl)
+    /// `from_start`: the datagram says the sender's numbering started while
+    /// we were listening (see "Joining" in the module docs); then, if `join
+    /// <= SPAN`, loss detection starts at message 1.
+    pub fn new(now: Instant, join: Sn, ttl: Duration, from_start: bool) -> Self {
+        let join = join.get();
+        Self::starting_at(now, join, ttl, from_start && join <= SPAN)
     }
 
     /// [`Peer::new`] for a first contact through a heartbeat: the sender's
-    /// latest message is `latest`, nothing is missing yet.
-    pub fn after_latest(now: Instant, latest: Sn, ttl: Duration) -> Self {
-        Self::starting_at(now, latest.get() + 1, ttl)
+    /// latest message is `latest`, nothing is missing yet (unless
+    /// `from_start` and `latest <= SPAN`: then 1 ..= `latest` are missing).
+    pub fn after_latest(now: Instant, latest: Sn, ttl: Duration, from_start: bool) -> Self {
+        let latest = latest.get();
+        Self::starting_at(now, latest + 1, ttl, from_start && latest <= SPAN)
     }
 
-    fn starting_at(now: Instant, join: i64, ttl: Duration) -> Self {
+    fn starting_at(now: Instant, join: i64, ttl: Duration, from_start: bool) -> Self {
         Peer {
-            cur: Window::new(now, join, ttl),
+            cur: Window::new(now, join, ttl, from_start),
             others: Vec::new(),
             ttl,
             nack: Nack { due: None, attempts: 0 },
@@ -439,7 +460,7 @@ impl Peer {
         if self.others.len() >= MAX_CHALLENGERS {
             self.others.remove(0);
         }
-        self.others.push(Challenger { win: Window::new(now, join, self.ttl), run: None, heard_at: now });
+        self.others.push(Challenger { win: Window::new(now, join, self.ttl, false), run: None, heard_at: now });
         self.heard_challenger(self.others.len() - 1, now)
     }
 
@@ -599,7 +620,7 @@ mod tests {
     }
 
     fn peer(t: Instant, first: i64) -> Peer {
-        Peer::new(t, sn(first), G)
+        Peer::new(t, sn(first), G, false)
     }
 
     #[test]
@@ -625,6 +646,40 @@ mod tests {
         assert_eq!(p.on_message(t, sn(5)), (Verdict::Duplicate, 0));
         assert_eq!(p.on_message(t, sn(7)), (Verdict::Deliver, 0));
         assert_eq!(p.cur.base, 7);
+    }
+
+    /// The join rule: a first contact beyond BACKFILL is a late join unless
+    /// the sender's numbering started while we listened (`from_start`), and
+    /// that reaches back to message 1 only from within a window.
+    #[test]
+    fn from_start_first_contacts_track_from_message_one() {
+        let t = Instant::now();
+        // Late join at 100: nothing missing, and 1..=99 are not asked for.
+        let mut late = peer(t, 100);
+        assert_eq!(late.on_message(t, sn(100)), (Verdict::Deliver, 0));
+        assert_eq!(late.missing_count(), 0);
+        // Missed start at 100: 1..=99 missing, each delivered once as it comes.
+        let mut p = Peer::new(t, sn(100), G, true);
+        assert_eq!(p.on_message(t, sn(100)), (Verdict::Deliver, 0));
+        assert_eq!(p.missing_count(), 99);
+        assert_eq!(p.missing(3), vec![1, 2, 3]);
+        assert_eq!(p.on_message(t, sn(1)), (Verdict::Deliver, 0));
+        assert_eq!(p.on_message(t, sn(1)), (Verdict::Duplicate, 0));
+        assert_eq!(p.missing_count(), 98);
+        // At the edge of the window, and beyond it (a late join after all).
+        let mut edge = Peer::new(t, sn(SPAN), G, true);
+        assert_eq!(edge.on_message(t, sn(SPAN)), (Verdict::Deliver, 0));
+        assert_eq!(edge.missing_count(), (SPAN - 1) as u64);
+        let mut beyond = Peer::new(t, sn(SPAN + 1), G, true);
+        assert_eq!(beyond.on_message(t, sn(SPAN + 1)), (Verdict::Deliver, 0));
+        assert_eq!(beyond.missing_count(), 0);
+        // Through a heartbeat: everything up to its latest is missing.
+        let mut hb = Peer::after_latest(t, sn(50), G, true);
+        assert_eq!(hb.on_latest(t, sn(50)), 0);
+        assert_eq!(hb.missing_count(), 50);
+        let mut hb_late = Peer::after_latest(t, sn(50), G, false);
+        assert_eq!(hb_late.on_latest(t, sn(50)), 0);
+        assert_eq!(hb_late.missing_count(), 0);
     }
 
     #[test]
@@ -787,11 +842,21 @@ mod tests {
         fn arbitrary_numbers_never_panic_nor_report_absurd_gaps(
             ops in proptest::collection::vec((0u8..5, number(), 0u64..2000), 1..200),
             near in proptest::collection::vec(1i64..40_000, 0..50),
+            first in number(),
+            from_start: bool,
+            via_heartbeat: bool,
         ) {
             let t = Instant::now();
-            let mut p = peer(t, 1);
+            // The first contact, as the join rule makes it (a message or a
+            // heartbeat, a late join or a stream whose start we missed).
+            let first = Sn::new(first).unwrap_or(sn(1));
+            let mut p = if via_heartbeat {
+                Peer::after_latest(t, first, G, from_start)
+            } else {
+                Peer::new(t, first, G, from_start)
+            };
             let mut now = t;
-            let mut max_claimed = 1i64;
+            let mut max_claimed = first.get();
             let values = ops.iter().map(|&(op, v, dt)| (op, v, dt)).chain(near.iter().map(|&v| (0, v, 100)));
             for (op, v, dt) in values {
                 now += Duration::from_millis(dt);

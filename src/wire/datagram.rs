@@ -87,6 +87,7 @@ pub struct MetaRef<'a> {
     pub id: Option<&'a str>,
     pub time: Option<&'a str>,
     pub sn: Option<i64>,
+    pub sn_age: Option<i32>,
 }
 
 impl Meta {
@@ -107,6 +108,7 @@ impl Meta {
             id: self.id.as_deref(),
             time: self.time.as_deref(),
             sn: self.sn,
+            sn_age: self.sn_age,
         }
     }
 }
@@ -135,6 +137,7 @@ impl MetaRef<'_> {
             id: own(self.id),
             time: own(self.time),
             sn: self.sn,
+            sn_age: self.sn_age,
         }
     }
 }
@@ -178,7 +181,7 @@ fn le_i32(b: &[u8]) -> Option<i32> {
 /// top-level elements, keys matched by bytes. It accepts only the shape
 /// senders actually produce: a well-framed document whose elements all lie
 /// before its terminator, known keys with their usual BSON types (int32
-/// numbers, int32/int64 `sn`, strings, 0/1 booleans, nulls for optional
+/// numbers, int32/int64 `sn`, int32 `snAge`, strings, 0/1 booleans, nulls for optional
 /// fields), `v` = 3, the required fields present and in range. Anything else
 /// (unknown keys, lenient numerics, errors of any kind) returns `None`, and
 /// [`decode_datagram_ref_bson`] decides, so both accept and reject exactly
@@ -273,6 +276,16 @@ fn decode_fast(buf: &[u8]) -> Option<DatagramRef<'_>> {
                     8
                 }
                 _ => return None,
+            },
+            b"snAge" => match tag {
+                0x0A => {
+                    meta.sn_age = None;
+                    0
+                }
+                _ => {
+                    meta.sn_age = Some(int32()?);
+                    4
+                }
             },
             b"nonce" | b"name" | b"host" | b"hostname" | b"id" | b"time" => {
                 let (s, used) = if tag == 0x0A { (None, 0) } else { string().map(|(s, u)| (Some(s), u))? };
@@ -409,6 +422,15 @@ pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, Wi
                     }
                 },
             },
+            "snAge" => match value {
+                RawBsonRef::Null | RawBsonRef::Undefined => meta.sn_age = None,
+                _ => match int32_raw(value) {
+                    Some(x) => meta.sn_age = Some(x),
+                    None => {
+                        problem.get_or_insert(bad("snAge", "expected an integer"));
+                    }
+                },
+            },
             "nonce" => opt_str!(meta.nonce, "nonce"),
             "name" => opt_str!(meta.name, "name"),
             "host" => opt_str!(meta.host, "host"),
@@ -445,7 +467,7 @@ pub(crate) fn decode_datagram_ref_bson(buf: &[u8]) -> Result<DatagramRef<'_>, Wi
 /// only a huge event name or sender field can cause.
 ///
 /// Fields are written in 0.1.x's order with 0.1.x's BSON types (int32, string,
-/// boolean), then the `sn` extension as int64.
+/// boolean), then the `sn` extension as int64 and `snAge` as int32.
 pub fn try_encode_datagram(meta: &Meta, body: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
     try_encode_datagram_ref(&meta.as_meta_ref(), body, out)
 }
@@ -486,6 +508,9 @@ pub fn try_encode_datagram_ref(meta: &MetaRef<'_>, body: &[u8], out: &mut Vec<u8
         }
         if let Some(sn) = meta.sn {
             put_i64(out, "sn", sn);
+        }
+        if let Some(age) = meta.sn_age {
+            put_i32(out, "snAge", age);
         }
         end_doc(out, start)
     })();
@@ -559,7 +584,18 @@ mod tests {
         3364346535663630373138000274696d650019000000323032362d31312d32365431363a30343a34342e3238325a\
         0012736e0005000000000100000020000000047061796c6f616400120000000230000600000068656c6c6f000000";
 
-    fn golden_meta(sn: Option<i64>) -> Meta {
+    /// The same with `snAge` too (250 ms, as a young stream's datagrams
+    /// carry it): element `10 'snAge' 00` and 4 little-endian bytes after
+    /// `sn`; lengths +11 (0.1.x ignores the unknown field).
+    const GOLDEN_SN_AGE: &str = "00f7f700000010760003000000107365710000000000107365714c656e0001000000027365714964\
+        0029000000616635303564303737313465666565353734663536666366366639646437663562313638613335350008\
+        736571456e64000108656e630000026e616d6500080000006d796576656e740002686f7374000900000031302e312e\
+        322e330010706f7274002823000002686f73746e616d650003000000766d0002696400110000006131623263336434\
+        6535663630373138000274696d650019000000323032362d31312d32365431363a30343a34342e3238325a0012736e\
+        00050000000001000010736e41676500fa0000000020000000047061796c6f61640012000000023000060000006865\
+        6c6c6f000000";
+
+    fn golden_meta(sn: Option<i64>, sn_age: Option<i32>) -> Meta {
         Meta {
             v: 3,
             seq: 0,
@@ -575,18 +611,20 @@ mod tests {
             id: Some("a1b2c3d4e5f60718".into()),
             time: Some("2026-11-26T16:04:44.282Z".into()),
             sn,
+            sn_age,
         }
     }
 
     #[test]
     fn golden_bytes() {
-        for (golden, sn) in [(GOLDEN_PLAIN, None), (GOLDEN_SN, Some((1 << 40) + 5))] {
+        let sn = Some((1 << 40) + 5);
+        for (golden, sn, age) in [(GOLDEN_PLAIN, None, None), (GOLDEN_SN, sn, None), (GOLDEN_SN_AGE, sn, Some(250))] {
             let body = crate::wire::encode_args(&["hello".into()]);
             let mut out = Vec::new();
-            encode_datagram(&golden_meta(sn), &body, &mut out);
+            encode_datagram(&golden_meta(sn, age), &body, &mut out);
             assert_eq!(crate::wire::ids::hex(&out), golden);
             let d = decode_datagram(&out).unwrap();
-            assert_eq!(d.meta, golden_meta(sn));
+            assert_eq!(d.meta, golden_meta(sn, age));
             assert_eq!(d.body, body);
         }
     }
@@ -651,6 +689,31 @@ mod tests {
         assert!(matches!(decode_datagram(&frame(&d, b"")), Err(WireError::Malformed(_))));
     }
 
+    /// `snAge` follows `sn`'s rule: the lenient integers in the int32 range
+    /// are read, null is absent, any other type or value refuses the datagram.
+    #[test]
+    fn sn_age_types() {
+        let base = doc! { "v": 3, "seq": 0, "seqLen": 1, "seqId": "a", "seqEnd": true, "sn": 7 };
+        let age = |v: Bson| {
+            let mut d = base.clone();
+            d.insert("snAge", v);
+            decode_datagram(&frame(&d, b"")).map(|g| g.meta.sn_age)
+        };
+        assert_eq!(decode_datagram(&frame(&base, b"")).unwrap().meta.sn_age, None);
+        for (v, want) in [
+            (Bson::Int32(250), Some(250)),
+            (Bson::Int32(-1), Some(-1)),
+            (Bson::Int64(i64::from(i32::MAX)), Some(i32::MAX)),
+            (Bson::Double(3.0), Some(3)),
+            (Bson::Null, None),
+        ] {
+            assert_eq!(age(v.clone()), Ok(want), "{v:?}");
+        }
+        for v in [Bson::Int64(1 << 31), Bson::Double(0.5), Bson::String("1".into()), Bson::Boolean(true)] {
+            assert!(matches!(age(v.clone()), Err(WireError::Malformed(_))), "{v:?}");
+        }
+    }
+
     use bson::Bson;
 
     #[test]
@@ -696,12 +759,13 @@ mod tests {
             id: Some("a1b2c3d4e5f60718".into()),
             time: Some("2026-11-26T16:04:44.282Z".into()),
             sn: Some(1 << 40),
+            sn_age: Some(i32::MAX),
             ..meta()
         };
         let expect = doc! {
             "v": 3, "seq": 0, "seqLen": 1, "seqId": "ab".repeat(20), "seqEnd": true, "enc": false,
             "nonce": "n", "name": "ev", "host": "10.1.2.3", "port": 9000, "hostname": "vm",
-            "id": "a1b2c3d4e5f60718", "time": "2026-11-26T16:04:44.282Z", "sn": 1i64 << 40,
+            "id": "a1b2c3d4e5f60718", "time": "2026-11-26T16:04:44.282Z", "sn": 1i64 << 40, "snAge": i32::MAX,
         };
         let mut out = Vec::new();
         encode_datagram(&m, b"BODY", &mut out);
@@ -719,7 +783,7 @@ mod tests {
         fn key() -> impl Strategy<Value = Vec<u8>> {
             prop_oneof![
                 8 => prop::sample::select(vec![
-                    "v", "seq", "seqLen", "seqId", "seqEnd", "enc", "port", "sn", "nonce", "name", "host",
+                    "v", "seq", "seqLen", "seqId", "seqEnd", "enc", "port", "sn", "snAge", "nonce", "name", "host",
                     "hostname", "id", "time",
                 ])
                 .prop_map(|k| k.as_bytes().to_vec()),
@@ -771,6 +835,14 @@ mod tests {
                 b"sn" => prop_oneof![
                     2 => any::<i64>().prop_map(|i| (0x12u8, i.to_le_bytes().to_vec())),
                     1 => int32,
+                    1 => null
+                ]
+                .boxed(),
+                b"snAge" => prop_oneof![
+                    3 => int32,
+                    1 => any::<i64>().prop_map(|i| (0x12u8, i.to_le_bytes().to_vec())),
+                    1 => prop_oneof![Just(250.0f64), Just(-1.0), Just(0.5), any::<f64>()]
+                        .prop_map(|f| (0x01u8, f.to_le_bytes().to_vec())),
                     1 => null
                 ]
                 .boxed(),
@@ -889,12 +961,14 @@ mod tests {
                 seq_len in 1i32..2000, seq in any::<prop::sample::Index>(), enc: bool,
                 strs in prop::collection::vec(prop::option::of(".{0,20}"), 7),
                 port in prop::option::of(any::<i32>()), sn in prop::option::of(any::<i64>()),
+                sn_age in prop::option::of(any::<i32>()),
             ) {
                 let seq = seq.index(seq_len as usize) as i32;
                 let s = |i: usize| strs[i].as_deref();
                 let m = MetaRef {
                     v: 3, seq, seq_len, seq_id: s(0).unwrap_or(""), seq_end: seq == seq_len - 1, enc,
                     nonce: s(1), name: s(2), host: s(3), port, hostname: s(4), id: s(5), time: s(6), sn,
+                    sn_age,
                 };
                 let mut out = Vec::new();
                 try_encode_datagram_ref(&m, b"body", &mut out).unwrap();
@@ -904,7 +978,7 @@ mod tests {
 
         #[test]
         fn golden_datagrams_take_the_fast_path() {
-            for golden in [super::GOLDEN_PLAIN, super::GOLDEN_SN] {
+            for golden in [super::GOLDEN_PLAIN, super::GOLDEN_SN, super::GOLDEN_SN_AGE] {
                 let bytes: Vec<u8> =
                     (0..golden.len()).step_by(2).map(|i| u8::from_str_radix(&golden[i..i + 2], 16).unwrap()).collect();
                 assert!(decode_fast(&bytes).is_some());

@@ -35,6 +35,14 @@ pub struct Meta {
     /// Extension `sn` (int64): the sender's per-message sequence number, used
     /// for loss detection of single-datagram messages. Absent from 0.1.x.
     pub sn: Option<i64>,
+    /// Extension `snAge` (int32, milliseconds, `0 ..= i32::MAX`): how long
+    /// before this datagram was built the sender sent its message number 1,
+    /// on the sender's monotonic clock (saturating). Written only while the
+    /// stream is young (`sn <= 16,384`), on numbered datagrams and
+    /// heartbeats; a receiver hearing a sender for the first time uses it to
+    /// tell "I missed the start of this stream" from "I joined late" (see
+    /// `protocol::tracker`). Absent from 0.1.x.
+    pub sn_age: Option<i32>,
 }
 
 impl Meta {

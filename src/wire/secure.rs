@@ -12,7 +12,7 @@
 //! ```
 //!
 //! The plaintext is a complete inner datagram (name, sender fields, `sn`,
-//! `time`, body, or a chunk of a larger message): nothing but the fixed outer
+//! `snAge`, `time`, body, or a chunk of a larger message): nothing but the fixed outer
 //! meta travels in the clear. The outer meta has the shape of a 0.1.x
 //! encrypted outer datagram, so a 0.1.x node sees an ordinary encrypted
 //! message it cannot decrypt; the `alg` extension (ignored by 0.1.x) marks the

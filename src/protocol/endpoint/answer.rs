@@ -126,7 +126,7 @@ impl Endpoint {
             }
         }
         let doc = RepairRequest { relayed: true, ..req.clone() }.to_document();
-        if self.send_control(now, RETX_EVENT, &doc, 1, true) > 0 {
+        if self.send_control(now, RETX_EVENT, &doc, 1, true, None) > 0 {
             self.stats.repair_requests_relayed += 1;
         }
     }

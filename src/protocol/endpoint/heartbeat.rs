@@ -1,6 +1,7 @@
 //! Heartbeats: while and after it emits, a sender multicasts its latest
 //! message number, so receivers notice lost trailing messages.
 
+use super::send::sn_age;
 use super::Endpoint;
 use crate::protocol::tracker::{Peer, Sn};
 use crate::wire;
@@ -30,7 +31,10 @@ impl Endpoint {
         doc.insert("id", self.identity.id.clone());
         doc.insert("sn", Bson::Int64(self.next_sn - 1));
         self.stats.heartbeats_sent += 1;
-        self.send_control(now, HEARTBEAT_EVENT, &doc, 1, false);
+        // A young stream's heartbeats say when it started, like its messages:
+        // a receiver that lost all of a short burst learns of it from them.
+        let age = self.numbered_since.and_then(|t| sn_age(t, now, self.next_sn - 1));
+        self.send_control(now, HEARTBEAT_EVENT, &doc, 1, false, age);
         if self.heartbeats_left > 0 {
             // The tail comes three times as often, so that it ends within about
             // 2 s (default TTL), well inside the retention, while senders linger.
@@ -39,11 +43,13 @@ impl Endpoint {
         }
     }
 
-    pub(super) fn handle_heartbeat(&mut self, now: Instant, sender: &str, sn: Sn) {
+    pub(super) fn handle_heartbeat(&mut self, now: Instant, sender: &str, sn: Sn, sn_age: Option<Duration>) {
         // First contact through a heartbeat: nothing is missing yet (a late
-        // joiner starts after the sender's latest message).
+        // joiner starts after the sender's latest message), unless the
+        // sender's stream started while we listened: then all of it is.
         let ttl = self.config.message_ttl;
-        self.ensure_peer(sender, || Peer::after_latest(now, sn, ttl));
+        let from_start = self.started_while_listening(now, sn_age);
+        self.ensure_peer(sender, || Peer::after_latest(now, sn, ttl, from_start));
         if let Some(p) = self.peers.get_mut(sender) {
             let before = p.missing_count();
             let lost = p.on_latest(now, sn);

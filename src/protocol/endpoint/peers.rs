@@ -31,6 +31,32 @@ impl Endpoint {
         self.peers.insert(id.to_owned(), new());
     }
 
+    /// Whether a sender first heard of at `now`, whose numbering's age the
+    /// datagram gives as `sn_age` (`snAge`), started numbering while we were
+    /// listening: its message 1 left more than the base repair delay `d`
+    /// after this endpoint started listening (its creation, or
+    /// the last `listening_since`). Then we missed its first messages
+    /// rather than joined late, and ask for them (see `tracker`, "Joining").
+    ///
+    /// The margin `d` (`clamp(message_ttl / 8, 10 ms, 500 ms)`) is the
+    /// protocol's allowance for data still in flight; it covers the one-way
+    /// transit of message 1 and the driver's socket setup between creating
+    /// the endpoint and receiving. Erring the one way (a stream that started
+    /// just before we really listened) asks for a few messages sent moments
+    /// before we listened, which the sender still retains (`3 ×
+    /// message_ttl`): they are delivered, not reported lost. Erring the other
+    /// way (a margin like `message_ttl`) would leave every sender started
+    /// within seconds of a receiver exposed to silent loss of its first
+    /// messages. A resent datagram carries the age of its first sending, so
+    /// it can only make the stream look younger by at most the retention
+    /// time; the requests that may cause stay within the repair budgets.
+    pub(super) fn started_while_listening(&self, now: Instant, sn_age: Option<Duration>) -> bool {
+        let Some(age) = sn_age else { return false };
+        now.saturating_duration_since(self.listening_from)
+            .checked_sub(self.timing.base)
+            .is_some_and(|listened| age < listened)
+    }
+
     /// Reports `count` messages of `sender` lost for good, if it is known
     /// (delivered a complete event here); otherwise only counts them: a
     /// forged partial from a made-up id must not raise `'gap'` events.

@@ -144,6 +144,10 @@ impl Endpoint {
             self.stats.rejected_malformed += 1;
             return;
         };
+        let Some(sn_age) = checked_age(meta.sn_age) else {
+            self.stats.rejected_malformed += 1;
+            return;
+        };
         let Some(key) = Key::parse(sender_id, meta.seq_id) else {
             // Not reached: identifiers are checked at decode.
             self.stats.rejected_malformed += 1;
@@ -165,7 +169,8 @@ impl Endpoint {
             // A known sender (the common case) is looked up once.
             let mut changed = self.peers.get_mut(sender_id).map(on_chunk);
             if changed.is_none() {
-                self.ensure_peer(sender_id, || Peer::new(now, sn, ttl));
+                let from_start = self.started_while_listening(now, sn_age);
+                self.ensure_peer(sender_id, || Peer::new(now, sn, ttl, from_start));
                 changed = self.peers.get_mut(sender_id).map(on_chunk);
             }
             if let Some((before, lost)) = changed {
@@ -208,6 +213,11 @@ impl Endpoint {
             self.stats.rejected_malformed += 1;
             return;
         };
+        let Some(sn_age) = checked_age(meta.sn_age) else {
+            // A negative age: no sender of ours wrote it.
+            self.stats.rejected_malformed += 1;
+            return;
+        };
         let payload = match wire::decode_body(body) {
             Ok(p) => p,
             Err(_) => {
@@ -218,7 +228,7 @@ impl Endpoint {
         if name == HEARTBEAT_EVENT {
             match payload {
                 Payload::Document(doc) => match heartbeat_fields(&doc, sender_id) {
-                    Some(sn) => self.handle_heartbeat(now, sender_id, sn),
+                    Some(sn) => self.handle_heartbeat(now, sender_id, sn, sn_age),
                     None => self.stats.rejected_malformed += 1,
                 },
                 Payload::Args(_) => self.stats.rejected_malformed += 1,
@@ -245,7 +255,8 @@ impl Endpoint {
                     let mut seen = self.peers.get_mut(sender_id).map(on_message);
                     if seen.is_none() {
                         let ttl = self.config.message_ttl;
-                        self.ensure_peer(sender_id, || Peer::new(now, sn, ttl));
+                        let from_start = self.started_while_listening(now, sn_age);
+                        self.ensure_peer(sender_id, || Peer::new(now, sn, ttl, from_start));
                         seen = self.peers.get_mut(sender_id).map(on_message);
                     }
                     match seen {
@@ -300,5 +311,15 @@ fn checked_sn(sn: Option<i64>) -> Option<Option<Sn>> {
     match sn {
         None => Some(None),
         Some(v) => Sn::new(v).map(Some),
+    }
+}
+
+/// The meta's `snAge` as a duration: `None` when it is negative (no sender
+/// of ours writes that: refused like an out-of-range `sn`), `Some(None)`
+/// when absent (0.1.x senders, and ours once past the young stream).
+fn checked_age(ms: Option<i32>) -> Option<Option<Duration>> {
+    match ms {
+        None => Some(None),
+        Some(ms) => u64::try_from(ms).ok().map(|ms| Some(Duration::from_millis(ms))),
     }
 }

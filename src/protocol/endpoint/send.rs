@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::protocol::names;
 use crate::protocol::request::RepairRequest;
 use crate::protocol::timefmt::format_iso;
+use crate::protocol::tracker::SPAN;
 use crate::protocol::{Destination, Encryption, Identity, SharedBytes, Transmit};
 use crate::wire::{self, Meta, MetaRef, PROTOCOL_VERSION, RETX_EVENT};
 use bson::{Bson, Document};
@@ -39,7 +40,8 @@ impl Endpoint {
         }
         self.set_wall_clock(now, wall)?;
         let sn = self.next_sn;
-        let (group, datagrams) = self.build(wall, name, body, Some(sn))?;
+        let numbered_since = *self.numbered_since.get_or_insert(now);
+        let (group, datagrams) = self.build(wall, name, body, Some(sn), sn_age(numbered_since, now, sn))?;
         self.next_sn += 1;
         self.stats.events_sent += 1;
         self.queue(&datagrams);
@@ -91,6 +93,7 @@ impl Endpoint {
         name: &'a str,
         time: &'a str,
         sn: Option<i64>,
+        sn_age: Option<i32>,
     ) -> MetaRef<'a> {
         MetaRef {
             v: PROTOCOL_VERSION,
@@ -107,16 +110,19 @@ impl Endpoint {
             id: Some(&identity.id),
             time: Some(time),
             sn,
+            sn_age,
         }
     }
 
-    /// Encodes (encrypts, chunks) one message; returns the chunk group id if chunked.
+    /// Encodes (encrypts, chunks) one message; returns the chunk group id if
+    /// chunked. `sn` and `sn_age` go into the meta of every datagram.
     fn build(
         &mut self,
         wall: SystemTime,
         name: &str,
         body: &[u8],
         sn: Option<i64>,
+        sn_age: Option<i32>,
     ) -> Result<(Option<String>, Vec<SharedBytes>), Error> {
         let max = self.config.limits.max_message_size;
         if body.len() > max {
@@ -125,7 +131,7 @@ impl Endpoint {
         let time = format_iso(wall);
         let seq_id = wire::ids::seq_id(&mut self.rng);
         let nonce = self.nonce();
-        let meta = Self::sender_meta(&self.identity, nonce.as_deref(), 0, 1, &seq_id, name, &time, sn);
+        let meta = Self::sender_meta(&self.identity, nonce.as_deref(), 0, 1, &seq_id, name, &time, sn, sn_age);
         let mut inner = Vec::with_capacity(body.len() + 256);
         wire::try_encode_datagram_ref(&meta, body, &mut inner).map_err(|e| Error::Payload(e.to_string()))?;
         if let Encryption::Secure(key) = &self.config.encryption {
@@ -148,8 +154,17 @@ impl Endpoint {
             let mut out = Vec::with_capacity(n);
             for (i, slice) in inner.chunks(mps).enumerate() {
                 let nonce = self.nonce();
-                let meta =
-                    Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
+                let meta = Self::sender_meta(
+                    &self.identity,
+                    nonce.as_deref(),
+                    i as i32,
+                    seq_len,
+                    &group,
+                    name,
+                    &time,
+                    sn,
+                    sn_age,
+                );
                 let mut d = Vec::with_capacity(slice.len() + 300);
                 wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
                 out.push(key.seal(&d, &mut self.rng).into());
@@ -189,7 +204,8 @@ impl Endpoint {
         let mut ends = Vec::with_capacity(n);
         for (i, slice) in whole.chunks(mps).enumerate() {
             let nonce = self.nonce();
-            let meta = Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn);
+            let meta =
+                Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn, sn_age);
             wire::try_encode_datagram_ref(&meta, slice, &mut buf).map_err(|e| Error::Payload(e.to_string()))?;
             ends.push(buf.len());
         }
@@ -199,6 +215,7 @@ impl Endpoint {
     /// Sends an internal message (repair request, heartbeat) to the group, in
     /// up to `copies` copies. Repair requests (`budgeted`) draw every copy
     /// from the node-wide request budget; returns how many copies went out.
+    /// `sn_age` is the meta's `snAge` (heartbeats of a young stream).
     pub(super) fn send_control(
         &mut self,
         now: Instant,
@@ -206,9 +223,10 @@ impl Endpoint {
         doc: &Document,
         copies: u32,
         budgeted: bool,
+        sn_age: Option<i32>,
     ) -> u32 {
         let wall = self.wall_at(now);
-        let built = wire::try_encode_document_body(doc).and_then(|body| self.build(wall, name, &body, None));
+        let built = wire::try_encode_document_body(doc).and_then(|body| self.build(wall, name, &body, None, sn_age));
         match built {
             Ok((group, datagrams)) => {
                 let bytes: usize = datagrams.iter().map(|d| d.len()).sum();
@@ -246,8 +264,21 @@ impl Endpoint {
 
     /// Sends one repair request within the request budget, counting it if it went out.
     pub(super) fn send_request(&mut self, now: Instant, req: &RepairRequest, copies: u32) {
-        if self.send_control(now, RETX_EVENT, &req.to_document(), copies, true) > 0 {
+        if self.send_control(now, RETX_EVENT, &req.to_document(), copies, true, None) > 0 {
             self.stats.repairs_requested += 1;
         }
     }
+}
+
+/// The `snAge` of a datagram built at `now` for (or, in a heartbeat, about)
+/// message `sn` of a numbering whose message 1 was sent at `numbered_since`:
+/// milliseconds, saturating at `i32::MAX` (24.8 days). Written only while
+/// `sn <= SPAN`: beyond that a receiver's window could not reach back to
+/// message 1 anyway (see `tracker`), so the 11 bytes are not spent on every
+/// datagram of a long stream.
+pub(super) fn sn_age(numbered_since: Instant, now: Instant, sn: i64) -> Option<i32> {
+    (sn <= SPAN).then(|| {
+        let ms = now.saturating_duration_since(numbered_since).as_millis();
+        i32::try_from(ms).unwrap_or(i32::MAX)
+    })
 }
