@@ -41,10 +41,15 @@ fn gap_total(net: &Network, i: usize) -> u64 {
 /// Receiver `r` started a second before sender `a`; the sender's first 100
 /// datagrams (events 1..=100) never reach `r`, the next 100 do.
 fn missed_start(seed: u64, sender: Config) -> (Network, usize, usize) {
+    missed_start_after(seed, sender, Duration::from_secs(1))
+}
+
+/// As [`missed_start`], the sender starting `pause` after the receiver.
+fn missed_start_after(seed: u64, sender: Config, pause: Duration) -> (Network, usize, usize) {
     let mut net = Network::new(seed);
     let r = net.add_endpoint(Config::default());
     let a = net.add_endpoint(sender);
-    net.run_for(Duration::from_secs(1));
+    net.run_for(pause);
     net.set_link_loss(a, r, 1.0);
     emit_range(&mut net, a, 1..=100);
     net.set_link_loss(a, r, 0.0);
@@ -66,6 +71,23 @@ fn a_receiver_that_missed_the_start_of_a_stream_repairs_it() {
         assert!(net.node(r).gaps.is_empty(), "{:?}", net.node(r).gaps);
         assert!(net.stats(r).repairs_requested > 0);
         assert!(net.stats(a).repairs_sent >= 100, "{:?}", net.stats(a));
+    }
+}
+
+/// A receiver and a sender started together (the usual deployment: both
+/// come up at once) or the sender a few milliseconds later: the receiver
+/// was listening when the stream began, so it asks for what it missed.
+/// Fails with a margin on the rule (e.g. the base repair delay, 375 ms):
+/// then such a receiver counts as a late joiner and loses events 1..=100
+/// silently.
+#[test]
+fn a_receiver_started_together_with_the_sender_repairs_a_lost_start() {
+    for (seed, pause_ms) in [(5, 0), (6, 3), (7, 50), (8, 300)] {
+        let (net, _a, r) = missed_start_after(seed, Config::default(), Duration::from_millis(pause_ms));
+        let c = counts(&net, r);
+        let wrong: Vec<_> = (1..=200).filter(|k| c.get(k) != Some(&1)).take(10).collect();
+        assert!(wrong.is_empty(), "pause {pause_ms} ms: not delivered exactly once: {wrong:?}; {:?}", net.stats(r));
+        assert!(net.node(r).gaps.is_empty(), "pause {pause_ms} ms: {:?}", net.node(r).gaps);
     }
 }
 

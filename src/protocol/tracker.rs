@@ -32,8 +32,8 @@
 //!   burst's start dropped by the kernel). A receiver cannot tell that on
 //!   its own, so senders write `snAge` (the age of their numbering, in ms on
 //!   their own clock) into the meta while `sn <= SPAN`; the endpoint compares
-//!   it with how long it has been running, less the base repair delay for
-//!   transit (`Endpoint::started_while_listening`), and says so here. Only
+//!   it with how long it has been listening (no margin: transit only adds
+//!   to that; `Endpoint::started_while_listening`), and says so here. Only
 //!   for `join <= SPAN`: the window cannot reach message 1 from further up,
 //!   and a forged claim so costs at most what a forged number within a
 //!   window always could (`SPAN − 1` requested numbers, within the request

@@ -33,28 +33,27 @@ impl Endpoint {
 
     /// Whether a sender first heard of at `now`, whose numbering's age the
     /// datagram gives as `sn_age` (`snAge`), started numbering while we were
-    /// listening: its message 1 left more than the base repair delay `d`
-    /// after this endpoint started listening (its creation, or
-    /// the last `listening_since`). Then we missed its first messages
-    /// rather than joined late, and ask for them (see `tracker`, "Joining").
+    /// listening (since this endpoint's creation, or the last
+    /// `listening_since`). Then we missed its first messages rather than
+    /// joined late, and ask for them (see `tracker`, "Joining").
     ///
-    /// The margin `d` (`clamp(message_ttl / 8, 10 ms, 500 ms)`) is the
-    /// protocol's allowance for data still in flight; it covers the one-way
-    /// transit of message 1 and the driver's socket setup between creating
-    /// the endpoint and receiving. Erring the one way (a stream that started
-    /// just before we really listened) asks for a few messages sent moments
-    /// before we listened, which the sender still retains (`3 ×
-    /// message_ttl`): they are delivered, not reported lost. Erring the other
-    /// way (a margin like `message_ttl`) would leave every sender started
-    /// within seconds of a receiver exposed to silent loss of its first
-    /// messages. A resent datagram carries the age of its first sending, so
-    /// it can only make the stream look younger by at most the retention
-    /// time; the requests that may cause stay within the repair budgets.
+    /// No margin: the age was taken when the datagram left, so the time it
+    /// spent in transit only adds to what we listened; a stream that began
+    /// after we started listening always satisfies `age <= listened`. The
+    /// rule errs only the harmless way: a stream begun just before we
+    /// really listened (in transit, or while the driver set its socket up
+    /// after creating the endpoint) has its first messages asked for, and
+    /// the sender still retains them (`3 × message_ttl`): delivered, not
+    /// lost. A margin the other way (even the base repair delay, 375 ms by
+    /// default) left every sender started within it of a receiver exposed
+    /// to silent loss of its first messages: a receiver and a sender started
+    /// together, the common case, exactly. A resent datagram carries the age
+    /// of its first sending, so it can make a stream look younger by at most
+    /// the retention time; the requests that may cause stay within the
+    /// repair budgets, and what the sender no longer has is reported as a gap.
     pub(super) fn started_while_listening(&self, now: Instant, sn_age: Option<Duration>) -> bool {
         let Some(age) = sn_age else { return false };
-        now.saturating_duration_since(self.listening_from)
-            .checked_sub(self.timing.base)
-            .is_some_and(|listened| age < listened)
+        age <= now.saturating_duration_since(self.listening_from)
     }
 
     /// Reports `count` messages of `sender` lost for good, if it is known
