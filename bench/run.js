@@ -429,6 +429,9 @@ async function startNatsServer () {
   const conf = path.join(os.tmpdir(), `eventcast-bench-nats-${process.pid}.conf`)
   fs.writeFileSync(conf, 'max_payload: 8MB\n')
   natsServer.proc = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-c', conf], { stdio: 'ignore' })
+  // Unref'd: the server must not keep the bench alive once the scenarios are
+  // done (it used to: `--only nats` never exited); 'exit' then kills it.
+  natsServer.proc.unref()
   process.on('exit', () => natsServer.proc && natsServer.proc.kill('SIGKILL'))
   const net = require('node:net')
   for (let i = 0; i < 200; i++) {

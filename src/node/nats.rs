@@ -97,6 +97,11 @@ pub const NATS_OUTBOX_BYTES: usize = 2 * 1024 * 1024;
 /// of a burst and wait for the writer, which bundles them.
 const BURST_GAP: Duration = Duration::from_micros(100);
 
+/// How long the writer lets the outbox fill during a sustained burst (see
+/// [`write_loop`]): the delay a burst's later events may take, against
+/// thousands of thread wake-ups a second.
+const LINGER: Duration = Duration::from_millis(1);
+
 /// Messages waiting for the writer and what it is handing to the client.
 #[derive(Default)]
 struct Outbox {
@@ -346,8 +351,17 @@ impl Drop for WriterRunning {
 pub(super) async fn write_loop(publisher: Publisher) {
     let state = &publisher.0;
     let _running = WriterRunning::new(state);
+    let mut last_round: Option<Instant> = None;
     loop {
         state.doorbell.notified().await;
+        // In a sustained burst (the last round just ended), let the outbox
+        // fill for a moment: one wake-up and one message per LINGER instead
+        // of one per few datagrams (each wake-up of this task also takes the
+        // CPU from the emitting thread). A burst's first datagrams, and
+        // anything after a pause, go at once.
+        if last_round.is_some_and(|t| t.elapsed() < 2 * LINGER) {
+            tokio::time::sleep(LINGER).await;
+        }
         loop {
             let message = {
                 let mut outbox = lock(&state.outbox);
@@ -374,6 +388,7 @@ pub(super) async fn write_loop(publisher: Publisher) {
                 }
             }
         }
+        last_round = Some(Instant::now());
     }
 }
 
@@ -630,5 +645,42 @@ pub(super) async fn recv_loop(shared: Arc<Shared>, mut subscriber: Subscriber) {
         if full {
             tokio::task::yield_now().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{Eventcast, NatsOptions, Options, Transport};
+
+    /// async-nats reports one `SlowConsumer` per dropped message; `'error'`
+    /// listeners hear of it once a second at most, the counter sees all.
+    #[test]
+    fn slow_consumer_notices_reach_listeners_at_most_once_a_second() {
+        let options = Options {
+            transport: Transport::Nats(NatsOptions::new(["nats://127.0.0.1:4222"])),
+            ..Options::with_port(9000)
+        };
+        let node = Eventcast::new(options).unwrap();
+        let mut events = node.subscribe();
+        // As if started: notices are reported only while the node runs.
+        node.inner.status.store(Status::Started as u8, Ordering::Release);
+        let weak = Arc::downgrade(&node.inner.shared);
+        let notices = |events: &mut crate::node::Events| {
+            std::iter::from_fn(|| events.try_recv())
+                .filter(|n| matches!(n, Notification::Error { code: "ENATSSLOWCONSUMER", .. }))
+                .count()
+        };
+        for _ in 0..1_000 {
+            on_event(&weak, Event::SlowConsumer(1));
+        }
+        assert_eq!(notices(&mut events), 1);
+        assert_eq!(node.inner.shared.nats.slow_consumer.load(Ordering::Relaxed), 1_000);
+        // A second later, the next one is reported again.
+        *node.inner.shared.nats.slow_noticed.lock().unwrap() = Some(Instant::now() - SLOW_CONSUMER_NOTICE_EVERY);
+        on_event(&weak, Event::SlowConsumer(1));
+        on_event(&weak, Event::SlowConsumer(1));
+        assert_eq!(notices(&mut events), 1);
+        node.inner.status.store(Status::Stopped as u8, Ordering::Release);
     }
 }
