@@ -18,16 +18,20 @@ fn have(tool: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
+/// Cargo has no "skipped": a missing tool fails the test with the reason
+/// rather than letting it pass without running (`.ci/run` installs them).
+fn require_tools() {
+    for tool in ["unshare", "nft", "ip"] {
+        assert!(have(tool), "this test needs `{tool}` (Debian: util-linux, nftables, iproute2; .ci/run installs them)");
+    }
+}
+
 #[test]
 fn two_listeners_on_one_port_get_everything_at_10_percent_loss() {
     if skip_outside_netns("two_listeners_on_one_port_get_everything_at_10_percent_loss") {
         return;
     }
-    // Cargo has no "skipped": a missing tool fails the test with the reason
-    // rather than letting it pass without running (`.ci/run` installs them).
-    for tool in ["unshare", "nft", "ip"] {
-        assert!(have(tool), "this test needs `{tool}` (Debian: util-linux, nftables, iproute2; .ci/run installs them)");
-    }
+    require_tools();
     let port = random_port();
     let small = 2000;
     let script = format!(
@@ -94,9 +98,7 @@ fn a_listener_that_lost_the_start_of_a_burst_repairs_it() {
     if skip_outside_netns("a_listener_that_lost_the_start_of_a_burst_repairs_it") {
         return;
     }
-    for tool in ["unshare", "nft", "ip"] {
-        assert!(have(tool), "this test needs `{tool}` (Debian: util-linux, nftables, iproute2; .ci/run installs them)");
-    }
+    require_tools();
     let port = random_port();
     let script = format!(
         r#"set -e
