@@ -170,3 +170,29 @@ async fn hostile_bundles_are_counted_and_dropped_and_valid_events_still_arrive()
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundles_stay_within_a_small_server_max_payload() {
+    if skip_outside_netns("bundles_stay_within_a_small_server_max_payload") {
+        return;
+    }
+    const TOTAL: i32 = 3_000;
+    // 8 KiB: far below the 64 KiB bundles would otherwise reach (the client
+    // refuses a larger message, which would lose a whole bundle).
+    let conf = std::env::temp_dir().join(format!("eventcast-nats-small-{}.conf", std::process::id()));
+    std::fs::write(&conf, "max_payload: 8192\n").unwrap();
+    let server = NatsServer::start(&["-c", conf.to_str().unwrap()]);
+    let port = random_port();
+    let (a, b) = (nats_node(&server.url(), port).await, nats_node(&server.url(), port).await);
+    let (mut a_events, mut b_events) = (a.subscribe(), b.subscribe());
+    burst(&a, &mut a_events, TOTAL).await;
+    let (got, gaps) = received(&mut b_events, TOTAL as usize, Duration::from_secs(10)).await;
+    let (sa, sb) = (a.stats(), b.stats());
+    let report = format!("delivered {}, gaps {gaps}; sender {sa:?}; receiver {sb:?}", got.len());
+    assert_eq!(sa.send_errors, 0, "{report}");
+    assert!(sa.nats_bundles_sent > 0, "{report}");
+    assert_complete(&got, gaps, TOTAL, sb.nats_slow_consumer, &report);
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    let _ = std::fs::remove_file(conf);
+}

@@ -135,8 +135,8 @@ impl Bundle {
         b
     }
 
-    fn fits(&self, datagram: &[u8]) -> bool {
-        self.buf.len() + bundle::FRAME_OVERHEAD + datagram.len() <= NATS_BUNDLE_BYTES
+    fn fits(&self, datagram: &[u8], limit: usize) -> bool {
+        self.buf.len() + bundle::FRAME_OVERHEAD + datagram.len() <= limit
     }
 
     fn push(&mut self, datagram: &[u8]) {
@@ -160,6 +160,10 @@ impl Bundle {
 struct PublisherState {
     client: Client,
     subject: Subject,
+    /// Largest bundle: [`NATS_BUNDLE_BYTES`], or the server's `max_payload`
+    /// when smaller (the client refuses larger messages). A datagram alone
+    /// always fits: chunks leave room for their meta under `max_payload`.
+    bundle_limit: usize,
     outbox: Mutex<Outbox>,
     /// Rung when the outbox stops being empty.
     doorbell: Notify,
@@ -178,9 +182,11 @@ pub(super) struct Publisher(Arc<PublisherState>);
 
 impl Publisher {
     fn new(client: Client, subject: Subject, shared: Weak<Shared>) -> Self {
+        let bundle_limit = NATS_BUNDLE_BYTES.min(client.server_info().max_payload);
         Publisher(Arc::new(PublisherState {
             client,
             subject,
+            bundle_limit,
             outbox: Mutex::new(Outbox::default()),
             doorbell: Notify::new(),
             shared,
@@ -214,7 +220,7 @@ impl Publisher {
         }
         let was_empty = outbox.bytes == 0;
         let grown = match outbox.bundles.back_mut() {
-            Some(last) if last.fits(datagram) => {
+            Some(last) if last.fits(datagram, state.bundle_limit) => {
                 let before = last.buf.len();
                 last.push(datagram);
                 last.buf.len() - before
