@@ -196,3 +196,42 @@ async fn bundles_stay_within_a_small_server_max_payload() {
     b.stop().await.unwrap();
     let _ = std::fs::remove_file(conf);
 }
+
+/// A user who may not publish on `_INBOX.>` cannot have the subscription
+/// confirmed by the round trip: `start()` goes on after 2 s (the server's
+/// permission error is reported), and events still flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_publish_permission_on_inboxes_start_still_succeeds() {
+    if skip_outside_netns("without_publish_permission_on_inboxes_start_still_succeeds") {
+        return;
+    }
+    let conf = std::env::temp_dir().join(format!("eventcast-nats-perm-{}.conf", std::process::id()));
+    std::fs::write(
+        &conf,
+        r#"authorization { users = [ { user: "svc", password: "pw",
+            permissions: { publish: ["eventcast.>"], subscribe: ["eventcast.>", "_INBOX.>"] } } ] }
+"#,
+    )
+    .unwrap();
+    let server = NatsServer::start(&["-c", conf.to_str().unwrap()]);
+    let port = random_port();
+    let node = || {
+        let mut nats = NatsOptions::new([server.url()]);
+        nats.user = Some("svc".into());
+        nats.pass = Some("pw".into());
+        Eventcast::new(Options { transport: Transport::Nats(nats), ..Options::with_port(port) }).unwrap()
+    };
+    let (a, b) = (node(), node());
+    let mut b_events = b.subscribe();
+    let t0 = std::time::Instant::now();
+    a.start().await.unwrap();
+    b.start().await.unwrap();
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(8), "two starts took {took:?}");
+    a.emit("n", &[Bson::Int32(1)]).unwrap();
+    let (got, gaps) = received(&mut b_events, 1, Duration::from_secs(10)).await;
+    assert_eq!((got, gaps), (vec![1], 0));
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    let _ = std::fs::remove_file(conf);
+}
