@@ -85,6 +85,38 @@ test('two instances exchange small, typed and 1 MiB events over NATS', async () 
   await Promise.all([a.stop(), b.stop()])
 })
 
+test('a burst emitted back to back travels in bundles and arrives complete and in order', async () => {
+  const server = await startNatsServer()
+  const [a, b] = await pair(server.url)
+  const N = 20000
+  const seen = []
+  let gaps = 0
+  b.on('n', (i) => seen.push(i))
+  b.on('gap', (g) => { gaps += g.count })
+  for (let i = 0; i < N;) {
+    try {
+      a.emit('n', i)
+      i++
+    } catch (err) {
+      if (err.code !== 'EBACKPRESSURE') throw err
+      await new Promise((resolve) => a.once('drain', resolve))
+    }
+  }
+  await waitFor(() => seen.length + gaps >= N, 20000)
+  const [sa, sb] = [a.stats(), b.stats()]
+  const report = `delivered ${seen.length}, gaps ${gaps}; sender ${JSON.stringify(sa)}; receiver ${JSON.stringify(sb)}`
+  assert.ok(seen.every((v, k) => k === 0 || v > seen[k - 1]), `in order, no duplicates: ${report}`)
+  if (sb.natsSlowConsumer === 0 && sb.notificationsDropped === 0) {
+    assert.equal(seen.length, N, report)
+  } else {
+    assert.equal(seen.length + gaps, N, `every event arrives or is a gap: ${report}`)
+  }
+  assert.ok(sa.natsBundlesSent > 0 && sb.natsBundlesReceived > 0, report)
+  assert.ok(sa.natsBundlesSent < N / 10, `bundled: ${report}`)
+  assert.equal(sa.sendErrors, 0, report)
+  await Promise.all([a.stop(), b.stop()])
+})
+
 test('encrypted over NATS: events cross, a plain subscriber sees only ciphertext', async () => {
   const server = await startNatsServer()
   const p = port()
