@@ -283,12 +283,11 @@ impl Bridge {
                     continue;
                 }
                 // A NATS node's burst arrives as a bundle; multicast carries each datagram alone.
-                let Some(frames) = bundle::frames(&m.payload) else {
-                    s.relay_to_lan(&lan_out, group, &m.payload).await;
-                    continue;
-                };
-                s.counters.bundles_received.fetch_add(1, Ordering::Relaxed);
-                for frame in frames {
+                let datagrams = bundle::datagrams(&m.payload);
+                if datagrams.is_bundle() {
+                    s.counters.bundles_received.fetch_add(1, Ordering::Relaxed);
+                }
+                for frame in datagrams {
                     match frame {
                         Ok(datagram) => s.relay_to_lan(&lan_out, group, datagram).await,
                         Err(_) => _ = s.counters.bundles_malformed.fetch_add(1, Ordering::Relaxed),

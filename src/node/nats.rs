@@ -111,13 +111,38 @@ struct Outbox {
     bytes: usize,
     /// The message the writer is publishing. Kept here, not by the writer,
     /// so that `flush` sends it if stop() aborts the writer meanwhile.
-    in_flight: Option<Bytes>,
+    in_flight: Option<Message>,
     /// When the last datagram was handed to us (see [`BURST_GAP`]).
     last_send: Option<Instant>,
     /// A writer task is running. Without one (before it starts, after
     /// stop() aborted it), every datagram is published directly, behind
     /// whatever the outbox still holds.
     writer: bool,
+}
+
+/// A NATS message ready to publish and the datagrams it carries.
+#[derive(Clone)]
+struct Message {
+    payload: Bytes,
+    datagrams: usize,
+}
+
+impl Outbox {
+    /// The message to publish next: the one already in flight, else the
+    /// oldest bundle, which becomes the one in flight (until `done`).
+    fn next(&mut self) -> Option<Message> {
+        if self.in_flight.is_none() {
+            let b = self.bundles.pop_front()?;
+            self.bytes -= b.buf.len();
+            self.in_flight = Some(b.into_message());
+        }
+        self.in_flight.clone()
+    }
+
+    /// The message in flight was handed to the client (or refused).
+    fn done(&mut self) {
+        self.in_flight = None;
+    }
 }
 
 /// One bundle being filled: its header and frames, and how many.
@@ -146,14 +171,14 @@ impl Bundle {
         }
     }
 
-    /// The NATS message: a bundle, or the bare datagram when it holds one
-    /// (then `false`).
-    fn into_message(self) -> (Bytes, bool) {
+    /// The NATS message: a bundle, or the bare datagram when it holds one.
+    fn into_message(self) -> Message {
         let bytes = self.buf.freeze();
-        match self.frames {
-            1 => (bytes.slice(bundle::BUNDLE_HEADER.len() + bundle::FRAME_OVERHEAD..), false),
-            _ => (bytes, true),
-        }
+        let payload = match self.frames {
+            1 => bytes.slice(bundle::BUNDLE_HEADER.len() + bundle::FRAME_OVERHEAD..),
+            _ => bytes,
+        };
+        Message { payload, datagrams: self.frames }
     }
 }
 
@@ -243,30 +268,22 @@ impl Publisher {
     /// The path without a writer: publishes what the outbox still holds,
     /// then `datagram`, each only if the client's command queue has room now.
     fn publish_behind(&self, outbox: &mut Outbox, datagram: &[u8]) -> io::Result<()> {
-        if let Some(message) = outbox.in_flight.clone() {
+        // A full queue leaves the message in flight: first in line, as the writer's would be.
+        while let Some(message) = outbox.next() {
             self.publish_or_count(message)?;
-            outbox.in_flight = None;
-        }
-        while let Some(b) = outbox.bundles.pop_front() {
-            outbox.bytes -= b.buf.len();
-            let (message, _) = b.into_message();
-            if let Err(e) = self.publish_or_count(message.clone()) {
-                // The queue is full: it stays first in line, as the writer's would.
-                outbox.in_flight = Some(message);
-                return Err(e);
-            }
+            outbox.done();
         }
         self.publish_one(Bytes::copy_from_slice(datagram))
     }
 
     /// Publishes `message`; a refusal other than a full queue is counted
     /// (not reported from here: the node's lock may be held) and the message dropped.
-    fn publish_or_count(&self, message: Bytes) -> io::Result<()> {
-        match self.publish_one(message) {
+    fn publish_or_count(&self, message: Message) -> io::Result<()> {
+        match self.publish_one(message.payload) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
             Err(e) => {
                 if let Some(shared) = self.0.shared.upgrade() {
-                    shared.send_errors.fetch_add(1, Ordering::Relaxed);
+                    shared.send_errors.fetch_add(message.datagrams as u64, Ordering::Relaxed);
                 }
                 tracing::warn!("eventcast: a message was not published on NATS: {e}");
                 Ok(())
@@ -293,21 +310,9 @@ impl Publisher {
         let state = &*self.0;
         let drain = async {
             loop {
-                let next = {
-                    let mut outbox = lock(&state.outbox);
-                    match outbox.in_flight.clone() {
-                        Some(m) => Some(m),
-                        None => outbox.bundles.pop_front().map(|b| {
-                            outbox.bytes -= b.buf.len();
-                            let (m, _) = b.into_message();
-                            outbox.in_flight = Some(m.clone());
-                            m
-                        }),
-                    }
-                };
-                let Some(message) = next else { break };
-                let sent = state.client.publish(state.subject.clone(), message).await;
-                lock(&state.outbox).in_flight = None;
+                let Some(message) = lock(&state.outbox).next() else { break };
+                let sent = state.client.publish(state.subject.clone(), message.payload).await;
+                lock(&state.outbox).done();
                 sent.map_err(|e| io::Error::other(e.to_string()))?;
             }
             state.client.flush().await.map_err(|e| io::Error::other(e.to_string()))
@@ -319,7 +324,8 @@ impl Publisher {
         }
         let left = {
             let mut outbox = lock(&state.outbox);
-            let left = outbox.bundles.iter().map(|b| b.frames).sum::<usize>() + usize::from(outbox.in_flight.is_some());
+            let left = outbox.bundles.iter().map(|b| b.frames).sum::<usize>()
+                + outbox.in_flight.as_ref().map_or(0, |m| m.datagrams);
             (outbox.bundles, outbox.bytes, outbox.in_flight) = (VecDeque::new(), 0, None);
             left
         };
@@ -369,24 +375,17 @@ pub(super) async fn write_loop(publisher: Publisher) {
             tokio::time::sleep(LINGER).await;
         }
         loop {
-            let message = {
-                let mut outbox = lock(&state.outbox);
-                let Some(b) = outbox.bundles.pop_front() else { break };
-                outbox.bytes -= b.buf.len();
-                let (m, bundled) = b.into_message();
-                outbox.in_flight = Some(m.clone());
-                (m, bundled)
-            };
-            let (message, bundled) = message;
-            // No await between the publish completing and `in_flight` being
-            // cleared: an abort (stop) either finds it unsent or done.
-            let sent = state.client.publish(state.subject.clone(), message).await;
-            lock(&state.outbox).in_flight = None;
+            let Some(message) = lock(&state.outbox).next() else { break };
+            let datagrams = message.datagrams as u64;
+            // No await between the publish completing and the message being
+            // done: an abort (stop) either finds it unsent or done.
+            let sent = state.client.publish(state.subject.clone(), message.payload).await;
+            lock(&state.outbox).done();
             if let Some(shared) = state.shared.upgrade() {
                 match sent {
-                    Ok(()) => _ = shared.nats.bundles_sent.fetch_add(u64::from(bundled), Ordering::Relaxed),
+                    Ok(()) => _ = shared.nats.bundles_sent.fetch_add(u64::from(datagrams > 1), Ordering::Relaxed),
                     Err(e) => {
-                        shared.send_errors.fetch_add(1, Ordering::Relaxed);
+                        shared.send_errors.fetch_add(datagrams, Ordering::Relaxed);
                         let message = format!("a message was not published on {}: {e}", state.subject);
                         tracing::warn!("eventcast: {message}");
                         shared.deliver(&mut vec![Notification::Error { code: "ENATSPUBLISH", message }]);
@@ -618,12 +617,9 @@ pub(super) async fn recv_loop(shared: Arc<Shared>, mut subscriber: Subscriber) {
                         oversize += 1;
                         continue;
                     }
-                    let Some(frames) = bundle::frames(payload) else {
-                        ep.handle_datagram(now, NATS_SOURCE, payload);
-                        continue;
-                    };
-                    bundles += 1;
-                    for frame in frames {
+                    let datagrams = bundle::datagrams(payload);
+                    bundles += u64::from(datagrams.is_bundle());
+                    for frame in datagrams {
                         match frame {
                             Ok(datagram) => ep.handle_datagram(now, NATS_SOURCE, datagram),
                             Err(_) => malformed += 1,

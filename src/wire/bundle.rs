@@ -17,7 +17,7 @@
 //! for a datagram nor a datagram for a bundle. Multicast never carries
 //! bundles: a bridge unpacks them before relaying to the LAN.
 //!
-//! Receiving is hostile input like any datagram: [`frames`] walks the frames
+//! Receiving is hostile input like any datagram: [`datagrams`] walks the frames
 //! without allocating, each length is checked against what remains, and
 //! the walk stops at the first frame that does not fit (the datagrams before
 //! it were well framed and are handed on; each is then judged as a datagram).
@@ -50,33 +50,53 @@ pub fn push(out: &mut impl BufMut, datagram: &[u8]) -> Result<(), WireError> {
     Ok(())
 }
 
-/// The datagrams of a bundle, in order; `None` when `payload` is not a bundle.
-pub fn frames(payload: &[u8]) -> Option<Frames<'_>> {
-    is_bundle(payload).then(|| Frames { rest: &payload[BUNDLE_HEADER.len()..], failed: false })
+/// The datagrams a NATS message carries, in order: a bundle's frames, or
+/// the message itself when it is one bare datagram ([`Datagrams::is_bundle`]).
+pub fn datagrams(payload: &[u8]) -> Datagrams<'_> {
+    match is_bundle(payload) {
+        true => Datagrams { rest: &payload[BUNDLE_HEADER.len()..], bundle: true, done: false },
+        false => Datagrams { rest: payload, bundle: false, done: false },
+    }
 }
 
-/// Iterator over a bundle's datagrams: yields each well-framed datagram,
-/// then at most one error (a truncated frame, or a bundle with no frame) and ends.
-pub struct Frames<'a> {
+/// Iterator over a message's datagrams. For a bundle: each well-framed
+/// datagram, then at most one error (a truncated frame) and the end; a
+/// bundle with no frame yields nothing. For a bare datagram: itself, once.
+pub struct Datagrams<'a> {
     rest: &'a [u8],
-    failed: bool,
+    bundle: bool,
+    done: bool,
 }
 
-impl<'a> Iterator for Frames<'a> {
+impl Datagrams<'_> {
+    /// Whether the message is a bundle (else one bare datagram).
+    pub fn is_bundle(&self) -> bool {
+        self.bundle
+    }
+}
+
+impl<'a> Iterator for Datagrams<'a> {
     type Item = Result<&'a [u8], WireError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.rest.is_empty() {
+        if self.done {
+            return None;
+        }
+        if !self.bundle {
+            self.done = true;
+            return Some(Ok(self.rest));
+        }
+        if self.rest.is_empty() {
             return None;
         }
         let err = |what| Some(Err(WireError::Malformed(Malformed::new(what))));
         let Some((len, rest)) = self.rest.split_first_chunk::<FRAME_OVERHEAD>() else {
-            self.failed = true;
+            self.done = true;
             return err("bundle frame header truncated");
         };
         let len = u32::from_be_bytes(*len) as usize;
         if len > rest.len() {
-            self.failed = true;
+            self.done = true;
             return err("bundle frame longer than the bundle");
         }
         let (datagram, rest) = rest.split_at(len);
@@ -98,7 +118,9 @@ mod tests {
         push(&mut out, b"\x00\x05abc").unwrap();
         push(&mut out, b"").unwrap();
         assert_eq!(out, b"\x00\x00EC\x01\x00\x00\x00\x05\x00\x05abc\x00\x00\x00\x00");
-        let got: Vec<_> = frames(&out).unwrap().collect::<Result<_, _>>().unwrap();
+        let walk = datagrams(&out);
+        assert!(walk.is_bundle());
+        let got: Vec<_> = walk.collect::<Result<_, _>>().unwrap();
         assert_eq!(got, vec![&b"\x00\x05abc"[..], &b""[..]]);
     }
 
@@ -107,7 +129,9 @@ mod tests {
         let meta = crate::wire::Meta { v: 3, seq_len: 1, seq_end: true, seq_id: "ab".repeat(20), ..Default::default() };
         let mut datagram = Vec::new();
         crate::wire::encode_datagram(&meta, b"", &mut datagram);
-        assert!(!is_bundle(&datagram) && frames(&datagram).is_none());
+        assert!(!is_bundle(&datagram) && !datagrams(&datagram).is_bundle());
+        let bare: Vec<_> = datagrams(&datagram).collect::<Result<_, _>>().unwrap();
+        assert_eq!(bare, vec![&datagram[..]], "a bare datagram is its own only datagram");
         let mut bundle = Vec::new();
         start(&mut bundle);
         push(&mut bundle, &datagram).unwrap();
@@ -123,12 +147,13 @@ mod tests {
         for tail in [&b"\x00\x00"[..], b"\x00\x00\x00\x09abc", b"\xff\xff\xff\xff", b"\x00\x00\x00\x01"] {
             out.truncate(good);
             out.extend_from_slice(tail);
-            let items: Vec<_> = frames(&out).unwrap().collect();
+            let items: Vec<_> = datagrams(&out).collect();
             assert_eq!(items.len(), 2, "{tail:?}");
             assert_eq!(items[0].as_ref().unwrap(), b"one");
             assert!(matches!(items[1], Err(WireError::Malformed(_))), "{tail:?}");
         }
         // A header alone holds no datagram and is no error.
-        assert_eq!(frames(&BUNDLE_HEADER).unwrap().count(), 0);
+        assert!(datagrams(&BUNDLE_HEADER).is_bundle());
+        assert_eq!(datagrams(&BUNDLE_HEADER).count(), 0);
     }
 }
