@@ -26,6 +26,22 @@ fn require_tools() {
     }
 }
 
+/// Runs `script` in a network namespace of its own; its stdout and stderr,
+/// or `None` (reported as skipped) when no nested namespace can be made.
+/// A failing script fails the test.
+fn run_in_own_netns(script: &str) -> Option<(String, String)> {
+    let out = Command::new("unshare").args(["-n", "sh", "-c", script]).output().expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() && stderr.contains("unshare failed") {
+        eprintln!("SKIPPED: cannot create a nested network namespace: {stderr}");
+        return None;
+    }
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    eprintln!("{stdout}");
+    Some((stdout, stderr))
+}
+
 #[test]
 fn two_listeners_on_one_port_get_everything_at_10_percent_loss() {
     if skip_outside_netns("two_listeners_on_one_port_get_everything_at_10_percent_loss") {
@@ -60,15 +76,7 @@ rm -rf "$dir"
 "#,
         count = small + 1,
     );
-    let out = Command::new("unshare").args(["-n", "sh", "-c", &script]).output().expect("run unshare");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && stderr.contains("unshare failed") {
-        eprintln!("SKIPPED: cannot create a nested network namespace: {stderr}");
-        return;
-    }
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    eprintln!("{stdout}");
+    let Some((stdout, stderr)) = run_in_own_netns(&script) else { return };
     for n in 1..=2 {
         assert!(
             stdout.contains(&format!("listener {n}: {small} small, 1 big")),
@@ -121,15 +129,7 @@ echo "dropped: $(nft list chain inet start input | grep -o 'packets [0-9]*')"
 rm -rf "$dir"
 "#
     );
-    let out = Command::new("unshare").args(["-n", "sh", "-c", &script]).output().expect("run unshare");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && stderr.contains("unshare failed") {
-        eprintln!("SKIPPED: cannot create a nested network namespace: {stderr}");
-        return;
-    }
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    eprintln!("{stdout}");
+    let Some((stdout, stderr)) = run_in_own_netns(&script) else { return };
     assert!(stdout.contains("dropped: packets 100"), "the rule dropped the burst's start: {stdout}");
     assert!(stdout.contains("listener: 200 events"), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(!stdout.contains("gap "), "{stdout}");
