@@ -9,7 +9,7 @@ mod node_support;
 
 use bson::Bson;
 use eventcast::wire::bundle;
-use eventcast::{Error, Eventcast, Events, NatsOptions, Notification, Options, Transport};
+use eventcast::{Error, Eventcast, Events, NatsOptions, Notification, Options, Stats, Transport};
 use nats_support::{NatsServer, RawClient};
 use node_support::{random_port, skip_outside_netns};
 use std::time::Duration;
@@ -61,6 +61,17 @@ async fn received(events: &mut Events, want: usize, quiet: Duration) -> (Vec<i32
     (got, gaps)
 }
 
+/// A burst of `total` events from `a`, collected at `b`: the event numbers,
+/// the gaps, both nodes' counters, and a report for failure messages.
+async fn burst_from_a_to_b(a: &Eventcast, b: &Eventcast, total: i32) -> (Vec<i32>, u64, Stats, Stats, String) {
+    let (mut a_events, mut b_events) = (a.subscribe(), b.subscribe());
+    burst(a, &mut a_events, total).await;
+    let (got, gaps) = received(&mut b_events, total as usize, Duration::from_secs(10)).await;
+    let (sa, sb) = (a.stats(), b.stats());
+    let report = format!("delivered {}, gaps {gaps}; sender {sa:?}; receiver {sb:?}", got.len());
+    (got, gaps, sa, sb, report)
+}
+
 /// Every event once and in order; or, if the receiver was a slow consumer
 /// (a loaded machine), every event once or reported as a gap.
 fn assert_complete(got: &[i32], gaps: u64, total: i32, slow_consumer: u64, report: &str) {
@@ -82,11 +93,7 @@ async fn a_burst_travels_in_bundles_and_arrives_complete_and_in_order() {
     let port = random_port();
     let mut sniffer = RawClient::connect(server.port, Some(&format!("eventcast.{port}")));
     let (a, b) = (nats_node(&server.url(), port).await, nats_node(&server.url(), port).await);
-    let (mut a_events, mut b_events) = (a.subscribe(), b.subscribe());
-    burst(&a, &mut a_events, TOTAL).await;
-    let (got, gaps) = received(&mut b_events, TOTAL as usize, Duration::from_secs(10)).await;
-    let (sa, sb) = (a.stats(), b.stats());
-    let report = format!("delivered {}, gaps {gaps}; sender {sa:?}; receiver {sb:?}", got.len());
+    let (got, gaps, sa, sb, report) = burst_from_a_to_b(&a, &b, TOTAL).await;
     assert_complete(&got, gaps, TOTAL, sb.nats_slow_consumer, &report);
     assert_eq!(sa.send_errors, 0, "{report}");
     // Bundled: far fewer NATS messages than datagrams, on both ends and on the wire.
@@ -184,11 +191,7 @@ async fn bundles_stay_within_a_small_server_max_payload() {
     let server = NatsServer::start(&["-c", conf.to_str().unwrap()]);
     let port = random_port();
     let (a, b) = (nats_node(&server.url(), port).await, nats_node(&server.url(), port).await);
-    let (mut a_events, mut b_events) = (a.subscribe(), b.subscribe());
-    burst(&a, &mut a_events, TOTAL).await;
-    let (got, gaps) = received(&mut b_events, TOTAL as usize, Duration::from_secs(10)).await;
-    let (sa, sb) = (a.stats(), b.stats());
-    let report = format!("delivered {}, gaps {gaps}; sender {sa:?}; receiver {sb:?}", got.len());
+    let (got, gaps, sa, sb, report) = burst_from_a_to_b(&a, &b, TOTAL).await;
     assert_eq!(sa.send_errors, 0, "{report}");
     assert!(sa.nats_bundles_sent > 0, "{report}");
     assert_complete(&got, gaps, TOTAL, sb.nats_slow_consumer, &report);
