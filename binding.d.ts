@@ -57,7 +57,7 @@ export declare class NativeEventcast {
 }
 
 /**
- * The tags of batch entries, `{event, error, gap, done, drain}` → number:
+ * The tags of batch entries other than events, `{error, gap, done, drain}` → number:
  * the one definition `index.js` switches on.
  */
 export declare function batchTags(): Record<string, number>
@@ -170,6 +170,15 @@ export declare function protocolPrefix(): string
  * [`crate::protocol::names`], the one list for Rust and JS).
  */
 export declare function reservedEvents(): Array<string>
+
+/**
+ * Registers the two JS functions batches are built with: `collect` is
+ * called with `this` = the batch and one entry's values as arguments, and
+ * must append them (as an array) to the batch; `buffer(arrayBuffer, offset,
+ * length)` must return a Buffer over that part of the ArrayBuffer. A second
+ * registration replaces the first.
+ */
+export declare function setDelivery(collect: (this: unknown[][], ...entry: unknown[]) => void, buffer: (ab: ArrayBuffer, offset: number, length: number) => Buffer): void
 
 /** Sets the lowest bunyan level forwarded (10 trace … 50 error, 60 fatal); 0 turns forwarding off. */
 export declare function setLogLevel(level: number): void

@@ -842,5 +842,6 @@ module.exports.encodePayload = nativeBinding.encodePayload
 module.exports.optionBounds = nativeBinding.optionBounds
 module.exports.protocolPrefix = nativeBinding.protocolPrefix
 module.exports.reservedEvents = nativeBinding.reservedEvents
+module.exports.setDelivery = nativeBinding.setDelivery
 module.exports.setLogLevel = nativeBinding.setLogLevel
 module.exports.setLogSink = nativeBinding.setLogSink

@@ -16,14 +16,23 @@ const emitLocal = EventEmitter.prototype.emit
 // PROTOCOL_PREFIX and cannot be emitted at all.
 const LOCAL_ONLY = new Set(binding.reservedEvents())
 const PROTOCOL_PREFIX = binding.protocolPrefix()
-// What each entry of a delivered batch is (its first slot): the numbers are
-// Rust's (src/binding/delivery.rs), read once here.
+// What each entry of a delivered batch is: an event is [name, ...args] (a
+// string first); anything else starts with a number, its tag. The numbers
+// are Rust's (src/binding/delivery.rs), read once here.
 const TAG = binding.batchTags()
-const TAG_EVENT = TAG.event
 const TAG_ERROR = TAG.error
 const TAG_GAP = TAG.gap
 const TAG_DONE = TAG.done
 const TAG_DRAIN = TAG.drain
+
+// The native side builds each batch by calling collectEntry once per entry
+// (`this` is the batch), and makes small Buffers over shared ArrayBuffers
+// with makeBuffer, as Buffer.from does for small sizes: one call per entry or
+// Buffer, where building arrays element by element from Rust cost far more.
+binding.setDelivery(
+  function collectEntry (...entry) { this.push(entry) },
+  (ab, offset, length) => Buffer.from(ab, offset, length)
+)
 
 const kNative = Symbol('eventcast.native')
 const kState = Symbol('eventcast.state')
@@ -303,29 +312,29 @@ class EventcastImpl extends EventEmitter {
   }
 
   _onBatch (batch) {
-    // Flat: three slots per entry, a tag then two values (see src/binding/delivery.rs).
-    for (let i = 0; i < batch.length; i += 3) {
-      switch (batch[i]) {
-        case TAG_EVENT: { // event, [name, ...args]
-          const args = batch[i + 1]
-          if (args[0] === 'error') {
-            this._remoteError(args)
-            break
-          }
-          try {
-            emitLocal.apply(this, args)
-          } catch (err) {
-            rethrowLater(err)
-          }
-          break
+    // One array per entry: [name, ...args] or [tag, a, b] (see src/binding/delivery.rs).
+    for (let i = 0; i < batch.length; i++) {
+      const entry = batch[i]
+      if (typeof entry[0] === 'string') { // an event, ready for emit.apply
+        if (entry[0] === 'error') {
+          this._remoteError(entry)
+          continue
         }
+        try {
+          emitLocal.apply(this, entry)
+        } catch (err) {
+          rethrowLater(err)
+        }
+        continue
+      }
+      switch (entry[0]) {
         case TAG_ERROR: // error, code, message
-          this._asyncError(codedError(Error, batch[i + 1], batch[i + 2]))
+          this._asyncError(codedError(Error, entry[1], entry[2]))
           // The native node stopped itself after an internal failure: follow it.
-          if (batch[i + 1] === 'EINTERNAL') this.stop().catch(() => {})
+          if (entry[1] === 'EINTERNAL') this.stop().catch(() => {})
           break
         case TAG_GAP: { // gap, senderId, count
-          const info = { sender: batch[i + 1], count: batch[i + 2] }
+          const info = { sender: entry[1], count: entry[2] }
           if (this.listenerCount('gap') > 0) {
             try {
               emitLocal.call(this, 'gap', info)

@@ -1,10 +1,11 @@
 'use strict'
-// Issue 11 item 3: the tags of delivered batches (event, error, gap, done,
-// drain) are defined once, in Rust (src/binding/delivery.rs), and index.js
-// reads them through binding.batchTags(). These tests fail when the two sides
-// disagree: a tag Rust defines that index.js does not handle, a tag index.js
-// handles differently from what it means, or a batch whose tags are not the
-// exported ones.
+// Issue 11 item 3: the tags of delivered batches (error, gap, done, drain;
+// an event entry is [name, ...args], a string first) are defined once, in
+// Rust (src/binding/delivery.rs), and index.js reads them through
+// binding.batchTags(). These tests fail when the two sides disagree: a tag
+// Rust defines that index.js does not handle, a tag index.js handles
+// differently from what it means, or a batch whose entries are not laid out
+// as index.js reads them.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const binding = require('../binding.js')
@@ -22,14 +23,9 @@ function stateOf (ec) {
 
 // What each tag must do when index.js receives it; one entry per tag Rust defines.
 const EFFECTS = {
-  event: async (ec, tag) => {
-    const got = next(ec, 'hello', 500)
-    ec._onBatch([tag, ['hello', 1, 'two'], undefined])
-    assert.deepEqual(await got, [1, 'two'])
-  },
   error: async (ec, tag) => {
     const got = next(ec, 'error', 500)
-    ec._onBatch([tag, 'ESOMETHING', 'went wrong'])
+    ec._onBatch([[tag, 'ESOMETHING', 'went wrong']])
     const [err] = await got
     assert.ok(err instanceof Error)
     assert.equal(err.code, 'ESOMETHING')
@@ -37,19 +33,19 @@ const EFFECTS = {
   },
   gap: async (ec, tag) => {
     const got = next(ec, 'gap', 500)
-    ec._onBatch([tag, '0123456789abcdef', 3])
+    ec._onBatch([[tag, '0123456789abcdef', 3]])
     assert.deepEqual(await got, [{ sender: '0123456789abcdef', count: 3 }])
   },
   done: async (ec, tag) => {
     const st = stateOf(ec)
     let resolved = 0
     st.resolveDrained = () => { resolved++ }
-    ec._onBatch([tag, undefined, undefined])
+    ec._onBatch([[tag]])
     assert.equal(resolved, 1, 'done resolves the end of the started period')
   },
   drain: async (ec, tag) => {
     const got = next(ec, 'drain', 500)
-    ec._onBatch([tag, 0, undefined])
+    ec._onBatch([[tag]])
     assert.deepEqual(await got, [])
   }
 }
@@ -59,6 +55,14 @@ test('batch tags: Rust defines distinct small integers', () => {
   assert.ok(values.length > 0)
   for (const v of values) assert.ok(Number.isInteger(v) && v >= 0 && v < 256, `tag ${v}`)
   assert.equal(new Set(values).size, values.length, 'tags are distinct')
+})
+
+test('batch entries: an event entry [name, ...args] is emitted as is', async () => {
+  const Eventcast = require('..')
+  const ec = Eventcast({ port: port() })
+  const got = next(ec, 'hello', 500)
+  ec._onBatch([['hello', 1, 'two']])
+  assert.deepEqual(await got, [1, 'two'])
 })
 
 test('batch tags: index.js handles exactly the tags Rust defines, each as it means', async () => {
@@ -73,7 +77,7 @@ test('batch tags: index.js handles exactly the tags Rust defines, each as it mea
     const seen = []
     for (const ev of ['hello', 'error', 'gap', 'drain']) ec.on(ev, () => seen.push(ev))
     stateOf(ec).resolveDrained = () => seen.push('done')
-    ec._onBatch([Math.max(...Object.values(TAG)) + 1, ['hello'], 'x'])
+    ec._onBatch([[Math.max(...Object.values(TAG)) + 1, 'hello', 'x']])
     assert.deepEqual(seen, [], `unknown tag after ${name}`)
   }
 })
@@ -93,18 +97,50 @@ test('batch tags: the batches the addon delivers use the exported tags', {
   await a.start()
   await b.start()
   const got = next(b, 'ping')
-  a.emit('ping', 42)
-  assert.deepEqual(await got, [42])
+  a.emit('ping', 42, Buffer.from('abc'))
+  const [n, buf] = await got
+  assert.equal(n, 42)
+  assert.ok(Buffer.isBuffer(buf), 'a binary argument arrives as a Buffer')
+  assert.equal(buf.toString(), 'abc')
   await b.stop()
   assert.ok(await waitFor(() => batches.length >= 2, 1000))
-  const entries = batches.flatMap((batch) => {
-    assert.equal(batch.length % 3, 0, 'three slots per entry')
-    const out = []
-    for (let i = 0; i < batch.length; i += 3) out.push(batch.slice(i, i + 3))
-    return out
-  })
+  const entries = batches.flat()
   const known = new Set(Object.values(TAG))
-  for (const e of entries) assert.ok(known.has(e[0]), `entry tag ${e[0]} is one of batchTags()`)
-  assert.ok(entries.some((e) => e[0] === TAG.event && e[1][0] === 'ping' && e[1][1] === 42), 'the event entry')
-  assert.equal(entries[entries.length - 1][0], TAG.done, 'the period ends with done')
+  for (const e of entries) {
+    assert.ok(Array.isArray(e), 'one array per entry')
+    if (typeof e[0] !== 'string') assert.ok(known.has(e[0]), `entry tag ${e[0]} is one of batchTags()`)
+  }
+  assert.ok(entries.some((e) => e[0] === 'ping' && e[1] === 42), 'the event entry')
+  assert.deepEqual(entries[entries.length - 1], [TAG.done], 'the period ends with done')
+})
+
+test('received Buffers: small ones share pooled ArrayBuffers without overlapping, large ones have their own', {
+  skip: !inPrivateNetns() && 'opens sockets: needs a private network namespace (run under scripts/netns.js or npm test)'
+}, async () => {
+  const p = port()
+  const a = make({ port: p })
+  const b = make({ port: p })
+  const got = []
+  b.on('bin', (i, buf, nested) => got.push({ i, buf, nested }))
+  await a.start()
+  await b.start()
+  // Sizes around the pool's edges: empty, odd, just under and over 4 KiB (the
+  // pooling limit), and enough of them to fill several 8 KiB pools.
+  const sizes = []
+  for (let i = 0; i < 200; i++) sizes.push([0, 1, 7, 33, 1000, 4095, 4096, 5000][i % 8])
+  const content = (i, n) => Buffer.alloc(n, i % 251)
+  sizes.forEach((n, i) => a.emit('bin', i, content(i, n), { inner: content(i + 1, 3) }))
+  assert.ok(await waitFor(() => got.length === sizes.length, 5000), `got ${got.length}/${sizes.length}`)
+  for (const { i, buf, nested } of got) {
+    assert.ok(Buffer.isBuffer(buf) && Buffer.isBuffer(nested.inner))
+    assert.ok(buf.equals(content(i, sizes[i])), `event ${i}: ${sizes[i]} bytes intact`)
+    assert.ok(nested.inner.equals(content(i + 1, 3)), `event ${i}: nested Buffer intact`)
+    if (sizes[i] >= 4096) assert.equal(buf.buffer.byteLength, sizes[i], 'a large Buffer has its own memory')
+    else assert.equal(buf.byteOffset % 8, 0, 'pooled Buffers start 8-aligned')
+  }
+  // Writing into every received Buffer changes no other one: the views do not overlap.
+  for (const { buf } of got) buf.fill(0xee)
+  for (const { i, nested } of got) assert.ok(nested.inner.equals(content(i + 1, 3)), `event ${i}: untouched by the others' writes`)
+  await a.stop()
+  await b.stop()
 })

@@ -389,12 +389,28 @@ pub struct ToJs {
     regexp: sys::napi_value,
     /// Arrays/objects being converted, outermost first.
     depth: usize,
+    /// `(arrayBuffer, offset, length) => Buffer`, or null: every Buffer its own copy.
+    make_buffer: sys::napi_value,
+    /// The shared ArrayBuffer small Buffers are made over, and how much of it is used.
+    pool: Option<(sys::napi_value, *mut u8, usize)>,
 }
+
+/// Size of the ArrayBuffer small Buffers share (Node's `Buffer.poolSize`).
+const POOL_SIZE: usize = 8 * 1024;
 
 impl ToJs {
     /// A builder for `env` (must be called on the JS thread).
     pub fn new(env: sys::napi_env) -> Self {
-        ToJs { env, regexp: ptr::null_mut(), depth: 0 }
+        ToJs { env, regexp: ptr::null_mut(), depth: 0, make_buffer: ptr::null_mut(), pool: None }
+    }
+
+    /// A builder whose Buffers under 4 KiB share 8 KiB ArrayBuffers, as Node's
+    /// `Buffer.from` does: `make_buffer(arrayBuffer, offset, length)` returns
+    /// a Buffer over that part. A Buffer of its own costs a `malloc`, an
+    /// ArrayBuffer and its backing-store bookkeeping: it was the largest
+    /// single cost of a received small event.
+    pub fn with_buffers(env: sys::napi_env, make_buffer: sys::napi_value) -> Self {
+        ToJs { make_buffer, ..ToJs::new(env) }
     }
 
     /// Runs `f` one array/object level deeper, refusing more than
@@ -421,20 +437,6 @@ impl ToJs {
         for (i, v) in values.iter().enumerate() {
             let js = self.value(v)?;
             ck!(env, sys::napi_set_element(env, arr, i as u32, js), "napi_set_element");
-        }
-        Ok(arr)
-    }
-
-    /// A JS array `[first, ...converted values]` (a received event's
-    /// `[name, ...args]`, ready for `emit.apply`).
-    pub fn array_after(&mut self, first: sys::napi_value, values: &[Bson]) -> R<sys::napi_value> {
-        let env = self.env;
-        let mut arr = ptr::null_mut();
-        ck!(env, sys::napi_create_array_with_length(env, values.len() + 1, &mut arr), "napi_create_array");
-        ck!(env, sys::napi_set_element(env, arr, 0, first), "napi_set_element");
-        for (i, v) in values.iter().enumerate() {
-            let js = self.value(v)?;
-            ck!(env, sys::napi_set_element(env, arr, i as u32 + 1, js), "napi_set_element");
         }
         Ok(arr)
     }
@@ -529,8 +531,12 @@ impl ToJs {
         Ok(out)
     }
 
-    /// A Buffer holding a copy of `bytes`.
+    /// A Buffer holding a copy of `bytes`: over the shared ArrayBuffer when
+    /// there is one ([`ToJs::with_buffers`]) and `bytes` is small.
     pub fn buffer(&mut self, bytes: &[u8]) -> R<sys::napi_value> {
+        if !self.make_buffer.is_null() && bytes.len() < POOL_SIZE / 2 {
+            return self.pooled_buffer(bytes);
+        }
         let env = self.env;
         let mut out = ptr::null_mut();
         let mut data = ptr::null_mut();
@@ -538,6 +544,38 @@ impl ToJs {
             env,
             sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut out),
             "napi_create_buffer_copy"
+        );
+        Ok(out)
+    }
+
+    fn pooled_buffer(&mut self, bytes: &[u8]) -> R<sys::napi_value> {
+        let env = self.env;
+        let (ab, data, used) = match self.pool {
+            Some((ab, data, used)) if used + bytes.len() <= POOL_SIZE => (ab, data, used),
+            _ => {
+                let mut ab = ptr::null_mut();
+                let mut data = ptr::null_mut();
+                ck!(env, sys::napi_create_arraybuffer(env, POOL_SIZE, &mut data, &mut ab), "napi_create_arraybuffer");
+                (ab, data.cast::<u8>(), 0)
+            }
+        };
+        // SAFETY: `data` is the live backing store of `ab` (made in this call's
+        // scope, never detached: only Buffers over it reach JS), `POOL_SIZE`
+        // bytes long, and `used + bytes.len() <= POOL_SIZE` (checked above, or
+        // `used` is 0 and `bytes.len() < POOL_SIZE / 2`).
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), data.add(used), bytes.len()) };
+        // The next one starts 8-aligned, as in Node's pool (aligned views stay possible).
+        self.pool = Some((ab, data, (used + bytes.len() + 7) & !7));
+        let mut args = [ab, ptr::null_mut(), ptr::null_mut()];
+        ck!(env, sys::napi_create_uint32(env, used as u32, &mut args[1]), "napi_create_uint32");
+        ck!(env, sys::napi_create_uint32(env, bytes.len() as u32, &mut args[2]), "napi_create_uint32");
+        let mut undefined = ptr::null_mut();
+        ck!(env, sys::napi_get_undefined(env, &mut undefined), "napi_get_undefined");
+        let mut out = ptr::null_mut();
+        ck!(
+            env,
+            sys::napi_call_function(env, undefined, self.make_buffer, args.len(), args.as_ptr(), &mut out),
+            "napi_call_function"
         );
         Ok(out)
     }

@@ -13,29 +13,38 @@
 //! thread itself (`watch`) gets its notifications back from
 //! `Eventcast::receive` and hands them over with [`JsSink::take_received`].
 //!
-//! Batch layout: one flat array, three slots per entry (no array per entry):
-//! a [`Tag`] then two slots whose meaning the tag gives. The tags are defined
-//! here only; `index.js` reads them through `batchTags()`.
+//! Batch layout: an array with one array per entry. An event is
+//! `[name, ...args]`, ready for `emit.apply`; anything else is `[tag, a, b]`,
+//! a [`Tag`] (a number, where an event name is a string) then two values whose
+//! meaning the tag gives. The tags are defined here only; `index.js` reads
+//! them through `batchTags()`.
+//!
+//! The entries are made by calling a JS function (registered once per JS
+//! thread with `setDelivery`) with the entry's values as arguments, `this`
+//! being the batch: one Node-API call per entry, where building each entry's
+//! array element by element took one call per value and was the largest
+//! cost of a received event. Small binaries become Buffers over a shared
+//! 8 KiB ArrayBuffer, as Node's own `Buffer.from` does for small sizes,
+//! through the registered Buffer maker (see [`super::convert::ToJs::buffer`]).
 //!
 //! This module is what `node` (the JS class, which creates and ends a
 //! period's sink) and `watch` (the JS thread's own receive) share; neither
 //! depends on the other for it.
 
 use super::convert::{ConvError, ToJs};
-use super::raw::{JsEnv, RawError};
+use super::raw::{JsEnv, JsRef, RawError};
 use crate::node::{Eventcast, Notification, NotificationSink, SUBSCRIBER_CAPACITY};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, Status};
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// What a batch entry is: its first slot. The numbers are what JS sees;
 /// `index.js` takes them from [`batch_tags`], never writes them itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Tag {
-    /// `event, [name, ...args], -`: a received event, ready for `emit.apply`.
-    Event = 0,
     /// `error, code, message`: an error to report (`'error'` with `code`).
     Error = 1,
     /// `gap, senderId, count`: messages lost beyond repair (`'gap'`).
@@ -48,11 +57,11 @@ pub(crate) enum Tag {
 
 impl Tag {
     /// Every tag, with the name JS knows it by.
-    const ALL: [(Tag, &'static str); 5] =
-        [(Tag::Event, "event"), (Tag::Error, "error"), (Tag::Gap, "gap"), (Tag::Done, "done"), (Tag::Drain, "drain")];
+    const ALL: [(Tag, &'static str); 4] =
+        [(Tag::Error, "error"), (Tag::Gap, "gap"), (Tag::Done, "done"), (Tag::Drain, "drain")];
 }
 
-/// The tags of batch entries, `{event, error, gap, done, drain}` → number:
+/// The tags of batch entries other than events, `{error, gap, done, drain}` → number:
 /// the one definition `index.js` switches on.
 // (Typed as a record, not field by field: the names are listed only in `Tag::ALL`.)
 #[napi_derive::napi(js_name = "batchTags", ts_return_type = "Record<string, number>")]
@@ -75,7 +84,9 @@ const QUEUE_CAPACITY: usize = SUBSCRIBER_CAPACITY;
 /// What JS has not received yet, for one started period.
 #[derive(Default)]
 struct Queue {
-    items: Vec<Notification>,
+    /// A deque: a call takes [`BATCH`] from the front of up to
+    /// [`QUEUE_CAPACITY`] without moving the rest.
+    items: VecDeque<Notification>,
     /// A JS call is pending; it will take whatever is queued when it runs.
     scheduled: bool,
     /// `stop()` finished: the call that empties the queue also says `done`.
@@ -110,7 +121,7 @@ impl Queue {
                     *self.lost.entry(key).or_insert(0) += 1;
                     dropped += 1;
                 }
-                n => self.items.push(n),
+                n => self.items.push_back(n),
             }
         }
         dropped
@@ -122,7 +133,7 @@ impl Queue {
             return;
         }
         for (sender, count) in self.lost.drain() {
-            self.items.push(Notification::Gap { sender, count });
+            self.items.push_back(Notification::Gap { sender, count });
         }
     }
 
@@ -223,12 +234,11 @@ impl Batch {
 }
 
 /// The first `max` items of `items` (all of them when there are fewer).
-fn take_at_most(items: &mut Vec<Notification>, max: usize) -> Vec<Notification> {
+fn take_at_most(items: &mut VecDeque<Notification>, max: usize) -> Vec<Notification> {
     if items.len() <= max {
-        std::mem::take(items)
+        Vec::from(std::mem::take(items))
     } else {
-        let rest = items.split_off(max);
-        std::mem::replace(items, rest)
+        items.drain(..max).collect()
     }
 }
 
@@ -266,26 +276,67 @@ impl ToNapiValue for Signal {
     }
 }
 
-/// The JS array of `batch`: three slots per entry, see the module doc.
+/// The JS functions batches are built with, registered once per JS thread by
+/// [`set_delivery`] (`index.js` does it as it loads).
+struct Helpers {
+    /// The env they belong to (the one env of this thread, checked anyway).
+    env: sys::napi_env,
+    /// `function (...entry) { this.push(entry) }`: appends one entry to the batch.
+    collect: JsRef,
+    /// `(arrayBuffer, offset, length) => Buffer`: a Buffer over part of an ArrayBuffer.
+    buffer: JsRef,
+}
+
+thread_local! {
+    /// This JS thread's [`Helpers`]; taken (not deleted: Node releases an
+    /// env's references itself) when the env is torn down.
+    static HELPERS: RefCell<Option<Helpers>> = const { RefCell::new(None) };
+}
+
+/// Registers the two JS functions batches are built with: `collect` is
+/// called with `this` = the batch and one entry's values as arguments, and
+/// must append them (as an array) to the batch; `buffer(arrayBuffer, offset,
+/// length)` must return a Buffer over that part of the ArrayBuffer. A second
+/// registration replaces the first.
+#[napi_derive::napi(
+    js_name = "setDelivery",
+    ts_args_type = "collect: (this: unknown[][], ...entry: unknown[]) => void, buffer: (ab: ArrayBuffer, offset: number, length: number) => Buffer"
+)]
+pub fn set_delivery(env: Env, collect: Unknown, buffer: Unknown) -> napi::Result<()> {
+    let raw = JsEnv::of(&env);
+    let helpers =
+        Helpers { env: raw.raw(), collect: raw.reference(collect.raw())?, buffer: raw.reference(buffer.raw())? };
+    let old = HELPERS.with_borrow_mut(|h| h.replace(helpers));
+    match old {
+        Some(old) if old.env == raw.raw() => {
+            old.collect.delete(raw);
+            old.buffer.delete(raw);
+        }
+        // First registration on this thread: forget the helpers when the env goes.
+        _ => raw.add_cleanup_hook(forget_helpers, std::ptr::null_mut())?,
+    }
+    Ok(())
+}
+
+/// Env teardown: Node releases the references itself; drop our handles to them.
+unsafe extern "C" fn forget_helpers(_: *mut std::ffi::c_void) {
+    HELPERS.with_borrow_mut(|h| h.take());
+}
+
+/// The JS array of `batch`: one array per entry, see the module doc.
 pub(crate) fn build_batch(env: JsEnv, batch: &Batch) -> std::result::Result<sys::napi_value, ConvError> {
-    let mut js = ToJs::new(env.raw());
-    let count = (batch.items.len() + batch.done as usize) * 3;
-    let out = env.array(count)?;
+    let (collect, buffer) = HELPERS.with_borrow(|h| match h {
+        Some(h) if h.env == env.raw() => Ok((env.reference_value(&h.collect)?, env.reference_value(&h.buffer)?)),
+        _ => Err(ConvError::Napi("building a batch: setDelivery() was not called on this thread".into())),
+    })?;
+    let mut js = ToJs::with_buffers(env.raw(), buffer);
+    let out = env.array(0)?;
     // Events of a batch mostly share a name: one JS string per run of equal
     // names (fewer allocations, and EventEmitter's lookup of the same string is cheaper).
     let mut last_name: Option<(&str, sys::napi_value)> = None;
-    let mut at = 0u32;
-    let mut put = |js: &mut ToJs, tag: Tag, a: sys::napi_value, b: Option<sys::napi_value>| {
-        let k = js.number(tag as u8 as f64)?;
-        env.set_element(out, at, k)?;
-        env.set_element(out, at + 1, a)?;
-        if let Some(b) = b {
-            env.set_element(out, at + 2, b)?;
-        }
-        at += 3;
-        Ok::<(), ConvError>(())
-    };
+    let mut entry: Vec<sys::napi_value> = Vec::new();
     for n in &batch.items {
+        entry.clear();
         match n {
             Notification::Event(ev) => {
                 let name = match last_name {
@@ -296,26 +347,23 @@ pub(crate) fn build_batch(env: JsEnv, batch: &Batch) -> std::result::Result<sys:
                         v
                     }
                 };
-                let args = js.array_after(name, &ev.args)?;
-                put(&mut js, Tag::Event, args, None)?;
+                entry.push(name);
+                for arg in &ev.args {
+                    entry.push(js.value(arg)?);
+                }
             }
             Notification::Error { code, message } => {
-                let (c, m) = (js.string(code)?, js.string(message)?);
-                put(&mut js, Tag::Error, c, Some(m))?;
+                entry.extend([js.number(Tag::Error as u8 as f64)?, js.string(code)?, js.string(message)?]);
             }
             Notification::Gap { sender, count } => {
-                let (s, c) = (js.string(sender)?, js.number(*count as f64)?);
-                put(&mut js, Tag::Gap, s, Some(c))?;
+                entry.extend([js.number(Tag::Gap as u8 as f64)?, js.string(sender)?, js.number(*count as f64)?]);
             }
-            Notification::Drain => {
-                let zero = js.number(0.0)?;
-                put(&mut js, Tag::Drain, zero, None)?;
-            }
+            Notification::Drain => entry.push(js.number(Tag::Drain as u8 as f64)?),
         }
+        env.call_function(out, collect, &entry)?;
     }
     if batch.done {
-        let k = js.number(Tag::Done as u8 as f64)?;
-        env.set_element(out, at, k)?;
+        env.call_function(out, collect, &[js.number(Tag::Done as u8 as f64)?])?;
     }
     Ok(out)
 }

@@ -211,6 +211,22 @@ impl JsEnv {
         self.check(status, "napi_get_reference_value").map(|()| out)
     }
 
+    /// Calls `function` with `this` = `receiver` and `args` (no microtask
+    /// checkpoint: for calls made while Node runs native code, not as a callback).
+    /// A JS exception stays pending.
+    pub(crate) fn call_function(
+        self,
+        receiver: sys::napi_value,
+        function: sys::napi_value,
+        args: &[sys::napi_value],
+    ) -> R<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        // SAFETY: rules 1 and 2; `args` pointer with its exact length (rule 3).
+        let status =
+            unsafe { sys::napi_call_function(self.0, receiver, function, args.len(), args.as_ptr(), &mut out) };
+        self.check(status, "napi_call_function").map(|()| out)
+    }
+
     /// An async context named `name`, for [`JsEnv::make_callback`].
     pub(crate) fn async_context(self, name: &str) -> R<AsyncContext> {
         let name = self.string(name)?;
