@@ -5,7 +5,7 @@ use bson::{Binary, Bson, DateTime, Document, Regex};
 use eventcast::wire::legacy::LegacyKey;
 use eventcast::wire::{
     decode_body, decode_body_raw, decode_datagram, encode_args, encode_datagram, encode_document_body,
-    try_encode_datagram, Meta, Payload, RepairRequest,
+    try_encode_datagram, Meta, Payload, RawPayload, RepairRequest,
 };
 use eventcast::WireError;
 use proptest::prelude::*;
@@ -116,8 +116,33 @@ fn valid_datagram(meta: &Meta, args: &[Bson]) -> Vec<u8> {
     out
 }
 
+/// What the bson crate's own conversion makes of a raw body: `to_payload`
+/// converts in one pass of its own and must agree with it exactly.
+fn crate_conversion(p: &RawPayload<'_>) -> Option<Payload> {
+    match p {
+        RawPayload::Args(None) => Some(Payload::Args(Vec::new())),
+        RawPayload::Args(Some(a)) => Vec::<Bson>::try_from(*a).ok().map(Payload::Args),
+        RawPayload::Document(d) => Document::try_from(*d).ok().map(Payload::Document),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn to_payload_agrees_with_the_bson_crate_on_valid_and_corrupted_bodies(
+        args in arb_args(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+    ) {
+        let mut body = encode_args(&args);
+        for (at, byte) in flips {
+            let i = at.index(body.len());
+            body[i] = byte;
+        }
+        if let Ok(p) = decode_body_raw(&body) {
+            prop_assert_eq!(p.to_payload().ok(), crate_conversion(&p));
+        }
+    }
 
     #[test]
     fn meta_and_args_round_trip(meta in arb_meta(), args in arb_args()) {

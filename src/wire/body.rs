@@ -13,7 +13,7 @@ use super::bsonw::{begin_doc, end_doc, put_array, put_document, put_element, Key
 use super::depth::{check_nesting, MAX_ARGS_BODY_LEVELS, MAX_DOCUMENT_BODY_LEVELS};
 use crate::error::{Error, Malformed, WireError};
 use bson::raw::{RawArray, RawBsonRef, RawDocument};
-use bson::{Bson, Document};
+use bson::{Binary, Bson, Document};
 
 /// A decoded body.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,16 +38,63 @@ pub enum RawPayload<'a> {
 impl RawPayload<'_> {
     /// Converts to the owned form; a corrupt element is `WireError::Malformed`.
     pub fn to_payload(&self) -> Result<Payload, WireError> {
+        let malformed = |_| Malformed::new("element does not parse").field("payload").into();
         match self {
             RawPayload::Args(None) => Ok(Payload::Args(Vec::new())),
-            RawPayload::Args(Some(a)) => Vec::<Bson>::try_from(*a)
-                .map(Payload::Args)
-                .map_err(|_| Malformed::new("element does not parse").field("payload").into()),
-            RawPayload::Document(d) => Document::try_from(*d)
-                .map(Payload::Document)
-                .map_err(|_| Malformed::new("element does not parse").field("payload").into()),
+            RawPayload::Args(Some(a)) => owned_array(a, 1).map(Payload::Args).map_err(malformed),
+            RawPayload::Document(d) => owned_document(d, 1).map(Payload::Document).map_err(malformed),
         }
     }
+}
+
+/// Why a raw value did not convert (the caller names the field).
+struct NotOwned;
+
+/// `Vec<Bson>` from a raw array in one pass. The crate's own conversion
+/// goes through `RawBson`, which copies every nested array or document into
+/// a buffer of its own before converting it (so each byte of a body nested
+/// `n` levels deep was copied up to `n` times) and allocates each string and
+/// binary twice; it was a quarter of a receiver's driver-thread time for
+/// small events. `level` counts enclosing containers: [`decode_body_raw`]'s
+/// walk bounds the nesting before this recursion runs, and it is checked
+/// again here rather than trusted.
+fn owned_array(a: &RawArray, level: usize) -> Result<Vec<Bson>, NotOwned> {
+    let mut out = Vec::new();
+    for v in a {
+        out.push(owned_value(v.map_err(|_| NotOwned)?, level)?);
+    }
+    Ok(out)
+}
+
+/// `Document` from a raw document in one pass (see [`owned_array`]).
+fn owned_document(d: &RawDocument, level: usize) -> Result<Document, NotOwned> {
+    let mut out = Document::new();
+    for item in d {
+        let (k, v) = item.map_err(|_| NotOwned)?;
+        out.insert(k.as_str(), owned_value(v, level)?);
+    }
+    Ok(out)
+}
+
+fn owned_value(v: RawBsonRef<'_>, level: usize) -> Result<Bson, NotOwned> {
+    if level > MAX_ARGS_BODY_LEVELS {
+        return Err(NotOwned);
+    }
+    Ok(match v {
+        RawBsonRef::Double(n) => Bson::Double(n),
+        RawBsonRef::String(s) => Bson::String(s.to_owned()),
+        RawBsonRef::Array(a) => Bson::Array(owned_array(a, level + 1)?),
+        RawBsonRef::Document(d) => Bson::Document(owned_document(d, level + 1)?),
+        RawBsonRef::Boolean(b) => Bson::Boolean(b),
+        RawBsonRef::Null => Bson::Null,
+        RawBsonRef::Int32(n) => Bson::Int32(n),
+        RawBsonRef::Int64(n) => Bson::Int64(n),
+        RawBsonRef::DateTime(t) => Bson::DateTime(t),
+        RawBsonRef::Binary(b) => Bson::Binary(Binary { subtype: b.subtype, bytes: b.bytes.to_vec() }),
+        // The rare types (regex, code with scope, ObjectId, ...): the crate's
+        // own conversion, which also normalizes them (regex options sorted).
+        other => Bson::try_from(other).map_err(|_| NotOwned)?,
+    })
 }
 
 /// An emit body known to be the BSON document `{payload: [...]}` (or empty):
