@@ -37,7 +37,7 @@ fn events(e: &mut Endpoint) -> Vec<(String, Vec<Bson>, String)> {
     let mut out = Vec::new();
     while let Some(o) = e.poll_output() {
         match o {
-            Output::Event(ev) => out.push((ev.name, ev.args, ev.sender.id)),
+            Output::Event(ev) => out.push((ev.name, ev.args, ev.sender.id.clone())),
             other => panic!("unexpected output {other:?}"),
         }
     }

@@ -576,12 +576,12 @@ mod tests {
                 Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![1, 2] }),
                 Bson::Int64(5),
             ],
-            sender: eventcast::protocol::Sender {
+            sender: std::sync::Arc::new(eventcast::protocol::Sender {
                 id: "0123456789abcdef".into(),
                 host: "127.0.0.1".into(),
                 port: 9,
                 hostname: "h".into(),
-            },
+            }),
         };
         let v: serde_json::Value = serde_json::from_str(&event_line(event)).unwrap();
         assert_eq!(v["name"], "x");

@@ -114,7 +114,7 @@ impl Queue {
             match n {
                 Notification::Event(e) if self.items.len() >= QUEUE_CAPACITY => {
                     let key = if self.lost.len() < MAX_LOST_SENDERS || self.lost.contains_key(&e.sender.id) {
-                        e.sender.id
+                        e.sender.id.clone()
                     } else {
                         String::new()
                     };

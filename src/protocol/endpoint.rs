@@ -37,7 +37,7 @@ mod send;
 
 pub use heartbeat::HEARTBEAT_EVENT;
 
-use super::reassembly::Reassembly;
+use super::reassembly::{Reassembly, RecentSenders};
 use super::repair::{CreditBucket, KnownSenders, RepairBudget, RepairTiming, REQUEST_CREDIT_PER_BYTE};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
@@ -108,6 +108,8 @@ pub struct Endpoint {
     request_credit: CreditBucket,
     /// Senders that delivered a complete event here.
     known: KnownSenders,
+    /// The last few senders' shared [`Sender`]s, for delivered events.
+    recent_senders: RecentSenders,
 }
 
 impl Endpoint {
@@ -157,6 +159,7 @@ impl Endpoint {
             repair_credit,
             request_credit,
             known: KnownSenders::default(),
+            recent_senders: RecentSenders::default(),
         })
     }
 

@@ -250,8 +250,9 @@ pub struct Event {
     pub name: String,
     /// Emit arguments.
     pub args: Vec<Bson>,
-    /// Who sent it.
-    pub sender: Sender,
+    /// Who sent it: shared by the events of one sender (one allocation per
+    /// sender, not three per event).
+    pub sender: Arc<Sender>,
 }
 
 /// What [`Endpoint::poll_output`] yields.

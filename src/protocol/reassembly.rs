@@ -13,6 +13,7 @@ use super::repair::Nack;
 use super::{Limits, Sender};
 use crate::wire::ids::{hex, parse_hex};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Bookkeeping bytes charged per stored chunk.
@@ -210,6 +211,11 @@ pub(crate) struct SenderRef<'a> {
 }
 
 impl SenderRef<'_> {
+    /// Whether `s` holds these fields.
+    fn is(&self, s: &Sender) -> bool {
+        s.id == self.id && s.port == self.port && s.host == self.host && s.hostname == self.hostname
+    }
+
     /// An owned copy, for a delivered event.
     pub(crate) fn to_sender(self) -> Sender {
         Sender {
@@ -218,6 +224,36 @@ impl SenderRef<'_> {
             port: self.port,
             hostname: self.hostname.to_owned(),
         }
+    }
+}
+
+/// The senders of the last few delivered events, so that consecutive events
+/// of one sender share one [`Sender`] instead of copying its three strings
+/// each time. A handful of entries, compared field by field: bounded, no
+/// hashing, and a forged sender only ever costs the copy it would have cost.
+#[derive(Debug, Default)]
+pub(crate) struct RecentSenders {
+    slots: Vec<Arc<Sender>>,
+    next: usize,
+}
+
+/// How many senders [`RecentSenders`] remembers.
+const RECENT_SENDERS: usize = 8;
+
+impl RecentSenders {
+    /// The shared [`Sender`] with `r`'s fields: a remembered one, else a new one remembered.
+    pub(crate) fn get(&mut self, r: SenderRef<'_>) -> Arc<Sender> {
+        if let Some(s) = self.slots.iter().find(|s| r.is(s)) {
+            return s.clone();
+        }
+        let s = Arc::new(r.to_sender());
+        if self.slots.len() < RECENT_SENDERS {
+            self.slots.push(s.clone());
+        } else {
+            self.slots[self.next] = s.clone();
+            self.next = (self.next + 1) % RECENT_SENDERS;
+        }
+        s
     }
 }
 
@@ -525,6 +561,33 @@ impl Reassembly {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn recent_senders_share_one_sender_per_identity_and_stay_bounded() {
+        let r = |id, host, port, hostname| SenderRef { id, host, port, hostname };
+        let mut cache = RecentSenders::default();
+        let a = cache.get(r("00000000000000aa", "10.0.0.1", 9000, "box"));
+        assert!(Arc::ptr_eq(&a, &cache.get(r("00000000000000aa", "10.0.0.1", 9000, "box"))));
+        assert_eq!(*a, r("00000000000000aa", "10.0.0.1", 9000, "box").to_sender());
+        // Any field that differs is another sender (a restart on another port, a forged host).
+        for other in [
+            r("00000000000000aa", "10.0.0.2", 9000, "box"),
+            r("00000000000000aa", "10.0.0.1", 9001, "box"),
+            r("00000000000000aa", "10.0.0.1", 9000, "box2"),
+            r("00000000000000ab", "10.0.0.1", 9000, "box"),
+        ] {
+            let s = cache.get(other);
+            assert!(!Arc::ptr_eq(&a, &s));
+            assert_eq!(*s, other.to_sender());
+        }
+        // A flood of distinct senders keeps at most RECENT_SENDERS, and every
+        // event still gets its own sender's fields.
+        let ids: Vec<String> = (0..100).map(|i| format!("{i:016x}")).collect();
+        for id in &ids {
+            assert_eq!(cache.get(r(id, "h", 1, "n")).id, *id);
+        }
+        assert_eq!(cache.slots.len(), RECENT_SENDERS);
+    }
 
     fn info(seq: i32, seq_len: i32, s: &Sender) -> ChunkInfo<'_> {
         let sender = SenderRef { id: &s.id, host: &s.host, port: s.port, hostname: &s.hostname };

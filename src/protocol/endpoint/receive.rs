@@ -299,7 +299,8 @@ impl Endpoint {
             self.stats.rejected_reserved += 1;
             return;
         }
-        let Some(sender) = Self::sender_ref(&meta).map(SenderRef::to_sender) else { return };
+        let Some(sender) = Self::sender_ref(&meta) else { return };
+        let sender = self.recent_senders.get(sender);
         self.known.insert(&sender.id);
         self.outputs.push_back(Output::Event(Event { name: name.to_owned(), args, sender }));
     }
