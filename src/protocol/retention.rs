@@ -5,17 +5,43 @@
 
 use super::SharedBytes;
 use std::collections::{HashMap, VecDeque};
+use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 /// Per-datagram bookkeeping overhead charged against the byte limit.
 const OVERHEAD: usize = 64;
+
+/// The datagrams of one message: most messages are one datagram, held
+/// without a `Vec` (an allocation and a free per sent message).
+pub(crate) enum Datagrams {
+    /// A message that fits one datagram.
+    One(SharedBytes),
+    /// The chunks of a message, in `seq` order.
+    Chunks(Vec<SharedBytes>),
+}
+
+impl Deref for Datagrams {
+    type Target = [SharedBytes];
+    fn deref(&self) -> &[SharedBytes] {
+        match self {
+            Datagrams::One(d) => std::slice::from_ref(d),
+            Datagrams::Chunks(v) => v,
+        }
+    }
+}
+
+impl From<Vec<SharedBytes>> for Datagrams {
+    fn from(v: Vec<SharedBytes>) -> Self {
+        Datagrams::Chunks(v)
+    }
+}
 
 /// The datagrams of one sent message.
 pub(crate) struct Retained {
     /// Chunk group id, if the message was chunked.
     pub group: Option<String>,
     /// The datagrams exactly as sent (chunks in `seq` order, or the single datagram).
-    pub datagrams: Vec<SharedBytes>,
+    pub datagrams: Datagrams,
     /// Per datagram: when it was last resent. Empty until the first repair:
     /// most messages never need one, and this saves an allocation per sent message.
     repaired: Vec<Option<Instant>>,
@@ -73,7 +99,8 @@ impl Retention {
 
     /// Retains a sent message; drops the oldest ones while over a limit.
     /// A message larger than the whole byte budget is not retained at all.
-    pub fn insert(&mut self, now: Instant, sn: Option<i64>, group: Option<String>, datagrams: Vec<SharedBytes>) {
+    pub fn insert(&mut self, now: Instant, sn: Option<i64>, group: Option<String>, datagrams: impl Into<Datagrams>) {
+        let datagrams = datagrams.into();
         let bytes: usize = datagrams.iter().map(|d| d.len() + OVERHEAD).sum();
         if bytes > self.max_bytes {
             self.dropped += 1;

@@ -8,11 +8,13 @@ use super::Endpoint;
 use crate::error::Error;
 use crate::protocol::names;
 use crate::protocol::request::RepairRequest;
-use crate::protocol::timefmt::format_iso;
+use crate::protocol::retention::Datagrams;
 use crate::protocol::tracker::SPAN;
 use crate::protocol::{Destination, Encryption, Identity, SharedBytes, Transmit};
+use crate::wire::ids::SeqId;
 use crate::wire::{self, Meta, MetaRef, PROTOCOL_VERSION, RETX_EVENT};
 use bson::{Bson, Document};
+use rand::rngs::StdRng;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Largest argument buffer [`Endpoint::emit`] keeps for the next call (a
@@ -73,11 +75,13 @@ impl Endpoint {
         }
     }
 
-    fn nonce(&mut self) -> Option<String> {
+    /// A datagram's `nonce` (a function of the fields it reads, so that the
+    /// cached `time` string can stay borrowed meanwhile).
+    fn nonce(encryption: &Encryption, rng: &mut StdRng) -> Option<SeqId> {
         // 0.1.x writes a nonce when encryption is on; the authenticated scheme
         // has a random IV per datagram instead.
-        match self.config.encryption {
-            Encryption::Legacy(_) => Some(wire::ids::seq_id(&mut self.rng)),
+        match encryption {
+            Encryption::Legacy(_) => Some(SeqId::random(rng)),
             Encryption::None | Encryption::Secure(_) => None,
         }
     }
@@ -123,15 +127,16 @@ impl Endpoint {
         body: &[u8],
         sn: Option<i64>,
         sn_age: Option<i32>,
-    ) -> Result<(Option<String>, Vec<SharedBytes>), Error> {
+    ) -> Result<(Option<String>, Datagrams), Error> {
         let max = self.config.limits.max_message_size;
         if body.len() > max {
             return Err(Error::Payload(format!("message of {} bytes exceeds the limit of {max} bytes", body.len())));
         }
-        let time = format_iso(wall);
-        let seq_id = wire::ids::seq_id(&mut self.rng);
-        let nonce = self.nonce();
-        let meta = Self::sender_meta(&self.identity, nonce.as_deref(), 0, 1, &seq_id, name, &time, sn, sn_age);
+        let time = self.time_text.format(wall);
+        let seq_id = SeqId::random(&mut self.rng);
+        let nonce = Self::nonce(&self.config.encryption, &mut self.rng);
+        let nonce = nonce.as_ref().map(SeqId::as_str);
+        let meta = Self::sender_meta(&self.identity, nonce, 0, 1, seq_id.as_str(), name, time, sn, sn_age);
         let mut inner = Vec::with_capacity(body.len() + 256);
         wire::try_encode_datagram_ref(&meta, body, &mut inner).map_err(|e| Error::Payload(e.to_string()))?;
         if let Encryption::Secure(key) = &self.config.encryption {
@@ -146,22 +151,22 @@ impl Endpoint {
             }
             let mps = self.config.max_payload_size.max(1);
             if inner.len() <= mps {
-                return Ok((None, vec![key.seal(&inner, &mut self.rng).into()]));
+                return Ok((None, Datagrams::One(key.seal(&inner, &mut self.rng).into())));
             }
             let n = inner.len().div_ceil(mps);
             let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
             let group = wire::ids::seq_id(&mut self.rng);
             let mut out = Vec::with_capacity(n);
             for (i, slice) in inner.chunks(mps).enumerate() {
-                let nonce = self.nonce();
+                let nonce = Self::nonce(&self.config.encryption, &mut self.rng);
                 let meta = Self::sender_meta(
                     &self.identity,
-                    nonce.as_deref(),
+                    nonce.as_ref().map(SeqId::as_str),
                     i as i32,
                     seq_len,
                     &group,
                     name,
-                    &time,
+                    time,
                     sn,
                     sn_age,
                 );
@@ -169,7 +174,7 @@ impl Endpoint {
                 wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
                 out.push(key.seal(&d, &mut self.rng).into());
             }
-            return Ok((Some(group), out));
+            return Ok((Some(group), Datagrams::Chunks(out)));
         }
         let whole = match &self.config.encryption {
             Encryption::None | Encryption::Secure(_) => inner,
@@ -178,7 +183,7 @@ impl Endpoint {
                     v: PROTOCOL_VERSION,
                     seq: 0,
                     seq_len: 1,
-                    seq_id: seq_id.clone(),
+                    seq_id: seq_id.as_str().to_string(),
                     seq_end: true,
                     enc: true,
                     ..Meta::default()
@@ -194,7 +199,7 @@ impl Endpoint {
         }
         let mps = self.config.max_payload_size.max(1);
         if whole.len() <= mps {
-            return Ok((None, vec![whole.into()]));
+            return Ok((None, Datagrams::One(whole.into())));
         }
         let n = whole.len().div_ceil(mps);
         let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
@@ -203,13 +208,13 @@ impl Endpoint {
         let mut buf = Vec::with_capacity(whole.len() + n * 300);
         let mut ends = Vec::with_capacity(n);
         for (i, slice) in whole.chunks(mps).enumerate() {
-            let nonce = self.nonce();
-            let meta =
-                Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn, sn_age);
+            let nonce = Self::nonce(&self.config.encryption, &mut self.rng);
+            let nonce = nonce.as_ref().map(SeqId::as_str);
+            let meta = Self::sender_meta(&self.identity, nonce, i as i32, seq_len, &group, name, time, sn, sn_age);
             wire::try_encode_datagram_ref(&meta, slice, &mut buf).map_err(|e| Error::Payload(e.to_string()))?;
             ends.push(buf.len());
         }
-        Ok((Some(group), SharedBytes::split(buf, &ends)))
+        Ok((Some(group), Datagrams::Chunks(SharedBytes::split(buf, &ends))))
     }
 
     /// Sends an internal message (repair request, heartbeat) to the group, in
