@@ -6,10 +6,14 @@
 use super::SharedBytes;
 use std::collections::{HashMap, VecDeque};
 use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Per-datagram bookkeeping overhead charged against the byte limit.
 const OVERHEAD: usize = 64;
+
+/// Largest buffer kept for reuse ([`Retention::take_buffer`]).
+const MAX_SPARE_CAPACITY: usize = 64 * 1024;
 
 /// The datagrams of one message: most messages are one datagram, held
 /// without a `Vec` (an allocation and a free per sent message).
@@ -69,6 +73,10 @@ pub(crate) struct Retention {
     keep: Duration,
     /// Messages dropped early to stay within the limits.
     pub dropped: u64,
+    /// The buffer of the last one-datagram message let go of, if nothing
+    /// else held it: a sender that emits steadily writes each message into
+    /// the buffer of the one that left the retention (no allocation, no free).
+    spare: Option<Arc<Vec<u8>>>,
 }
 
 impl Retention {
@@ -83,6 +91,7 @@ impl Retention {
             max_count: max_count.max(1),
             keep,
             dropped: 0,
+            spare: None,
         }
     }
 
@@ -141,6 +150,34 @@ impl Retention {
             if self.by_sn.front().is_some_and(|&(_, s)| s == serial) {
                 self.by_sn.pop_front();
             }
+            if let Datagrams::One(d) = r.datagrams {
+                if let Some(buf) = d.reclaim().filter(|b| b.capacity() <= MAX_SPARE_CAPACITY) {
+                    self.spare = Some(buf);
+                }
+            }
+        }
+    }
+
+    /// An empty buffer, unshared, for a message of about `needed` bytes: the
+    /// spare one when there is one no larger than twice that (the retention
+    /// counts the bytes of a datagram, so the memory behind it must stay
+    /// near that), else a new one.
+    pub fn take_buffer(&mut self, needed: usize) -> Arc<Vec<u8>> {
+        match self.spare.take() {
+            Some(mut buf) if buf.capacity() <= 2 * needed => {
+                // Unshared (checked when it was reclaimed): no copy is made.
+                Arc::make_mut(&mut buf).clear();
+                buf
+            }
+            _ => Arc::new(Vec::with_capacity(needed)),
+        }
+    }
+
+    /// Gives back a buffer from [`Retention::take_buffer`] that the message
+    /// did not keep (it was encrypted or chunked into other buffers).
+    pub fn give_back(&mut self, buf: Arc<Vec<u8>>) {
+        if buf.capacity() <= MAX_SPARE_CAPACITY && Arc::strong_count(&buf) == 1 {
+            self.spare = Some(buf);
         }
     }
 
@@ -381,5 +418,38 @@ mod tests {
             r.pop_front();
         }
         assert!(r.by_sn.is_empty());
+    }
+
+    #[test]
+    fn reuses_the_buffer_of_an_evicted_message_only_when_unshared_and_near_the_size() {
+        let t0 = Instant::now();
+        let mut r = Retention::new(Duration::from_secs(9), usize::MAX, 2);
+        let msg = |r: &mut Retention, sn: i64| {
+            let mut buf = r.take_buffer(300);
+            let ptr = buf.as_ptr();
+            Arc::make_mut(&mut buf).extend_from_slice(&sn.to_le_bytes());
+            let d = SharedBytes::whole(buf);
+            (ptr, d)
+        };
+        let (p1, d1) = msg(&mut r, 1);
+        r.insert(t0, Some(1), None, Datagrams::One(d1));
+        let (_, d2) = msg(&mut r, 2);
+        r.insert(t0, Some(2), None, Datagrams::One(d2));
+        let (_, d3) = msg(&mut r, 3);
+        let held = d3.clone(); // a transmit not yet sent
+        r.insert(t0, Some(3), None, Datagrams::One(d3)); // evicts 1
+                                                         // Message 1's buffer comes back for message 4, and is empty.
+        let (p4, d4) = msg(&mut r, 4);
+        assert_eq!((p4, d4.len()), (p1, 8));
+        assert_eq!(resent_sn(&mut r, t0, 2), Some(2)); // retained ones untouched
+        r.insert(t0, Some(4), None, Datagrams::One(d4)); // evicts 2
+        r.insert(t0, Some(5), None, vec![datagram(5, 8)]); // evicts 3, still held: not reused
+        assert!(r.spare.is_none() || r.spare.as_ref().is_some_and(|b| b.as_ptr() != held.as_ptr()));
+        assert_eq!(&held[..], &3i64.to_le_bytes());
+        // A big spare is not handed to a small message (its memory would hide behind a small datagram).
+        r.give_back(Arc::new(Vec::with_capacity(10_000)));
+        assert!(r.take_buffer(300).capacity() < 10_000);
+        r.give_back(Arc::new(Vec::with_capacity(MAX_SPARE_CAPACITY + 1)));
+        assert!(r.spare.is_none());
     }
 }

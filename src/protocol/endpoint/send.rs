@@ -15,6 +15,7 @@ use crate::wire::ids::SeqId;
 use crate::wire::{self, Meta, MetaRef, PROTOCOL_VERSION, RETX_EVENT};
 use bson::{Bson, Document};
 use rand::rngs::StdRng;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Largest argument buffer [`Endpoint::emit`] keeps for the next call (a
@@ -137,8 +138,11 @@ impl Endpoint {
         let nonce = Self::nonce(&self.config.encryption, &mut self.rng);
         let nonce = nonce.as_ref().map(SeqId::as_str);
         let meta = Self::sender_meta(&self.identity, nonce, 0, 1, seq_id.as_str(), name, time, sn, sn_age);
-        let mut inner = Vec::with_capacity(body.len() + 256);
-        wire::try_encode_datagram_ref(&meta, body, &mut inner).map_err(|e| Error::Payload(e.to_string()))?;
+        // Plain and unchunked (the common case), this buffer is the datagram:
+        // usually the one of a message that left the retention, reused.
+        let mut shared = self.retention.take_buffer(body.len() + 256);
+        let inner = Arc::make_mut(&mut shared);
+        wire::try_encode_datagram_ref(&meta, body, inner).map_err(|e| Error::Payload(e.to_string()))?;
         if let Encryption::Secure(key) = &self.config.encryption {
             // Authenticated scheme: every datagram, chunks included, is sealed
             // on its own, so each one is authenticated and replay-checked.
@@ -151,7 +155,9 @@ impl Endpoint {
             }
             let mps = self.config.max_payload_size.max(1);
             if inner.len() <= mps {
-                return Ok((None, Datagrams::One(key.seal(&inner, &mut self.rng).into())));
+                let sealed = key.seal(inner, &mut self.rng);
+                self.retention.give_back(shared);
+                return Ok((None, Datagrams::One(sealed.into())));
             }
             let n = inner.len().div_ceil(mps);
             let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
@@ -174,10 +180,11 @@ impl Endpoint {
                 wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
                 out.push(key.seal(&d, &mut self.rng).into());
             }
+            self.retention.give_back(shared);
             return Ok((Some(group), Datagrams::Chunks(out)));
         }
-        let whole = match &self.config.encryption {
-            Encryption::None | Encryption::Secure(_) => inner,
+        let legacy = match &self.config.encryption {
+            Encryption::None | Encryption::Secure(_) => None,
             Encryption::Legacy(key) => {
                 let outer = Meta {
                     v: PROTOCOL_VERSION,
@@ -188,18 +195,26 @@ impl Endpoint {
                     enc: true,
                     ..Meta::default()
                 };
-                let ct = key.encrypt(&inner);
+                let ct = key.encrypt(inner);
                 let mut out = Vec::with_capacity(ct.len() + 128);
                 wire::encode_datagram(&outer, &ct, &mut out);
-                out
+                Some(out)
             }
         };
+        let whole: &[u8] = legacy.as_deref().unwrap_or(inner);
         if whole.len() > max {
             return Err(Error::Payload(format!("message of {} bytes exceeds the limit of {max} bytes", whole.len())));
         }
         let mps = self.config.max_payload_size.max(1);
         if whole.len() <= mps {
-            return Ok((None, Datagrams::One(whole.into())));
+            let datagram = match legacy {
+                Some(outer) => {
+                    self.retention.give_back(shared);
+                    outer.into()
+                }
+                None => SharedBytes::whole(shared),
+            };
+            return Ok((None, Datagrams::One(datagram)));
         }
         let n = whole.len().div_ceil(mps);
         let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
@@ -214,6 +229,7 @@ impl Endpoint {
             wire::try_encode_datagram_ref(&meta, slice, &mut buf).map_err(|e| Error::Payload(e.to_string()))?;
             ends.push(buf.len());
         }
+        self.retention.give_back(shared);
         Ok((Some(group), Datagrams::Chunks(SharedBytes::split(buf, &ends))))
     }
 
