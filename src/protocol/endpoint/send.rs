@@ -303,3 +303,41 @@ pub(super) fn sn_age(numbered_since: Instant, now: Instant, sn: i64) -> Option<i
         i32::try_from(ms).unwrap_or(i32::MAX)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Config;
+
+    /// Past the retention's 65,536 messages every emit writes into the buffer
+    /// of a message that left it: each datagram must still be exactly its
+    /// own message, and a datagram still held elsewhere (a send queue) must
+    /// never be written over.
+    #[test]
+    fn reused_buffers_carry_their_own_message_and_spare_held_ones() {
+        let (t0, w0) = (Instant::now(), SystemTime::now());
+        let identity =
+            Identity { id: "00000000000000aa".into(), host: "127.0.0.1".into(), port: 41234, hostname: "h".into() };
+        let mut ep = Endpoint::new(Config::default(), identity, 1, t0, w0).unwrap();
+        let mut held = Vec::new();
+        for i in 0..70_000i64 {
+            let now = t0 + Duration::from_micros(i as u64 * 10);
+            // Sizes vary, so a reused buffer is sometimes longer than the new datagram.
+            let text = "x".repeat((i % 7 * 13) as usize);
+            ep.emit(now, w0, "e", &[Bson::Int64(i), Bson::String(text.clone())]).unwrap();
+            let t = ep.poll_transmit().unwrap();
+            assert!(ep.poll_transmit().is_none());
+            let d = wire::decode_datagram(&t.payload).unwrap();
+            assert_eq!(d.meta.sn, Some(i + 1));
+            let args = wire::decode_body(d.body).unwrap();
+            assert_eq!(args, wire::Payload::Args(vec![Bson::Int64(i), Bson::String(text)]), "message {i}");
+            if i % 997 == 0 {
+                let copy = t.payload.to_vec();
+                held.push((t.payload, copy));
+            }
+        }
+        for (payload, copy) in &held {
+            assert_eq!(&payload[..], &copy[..]);
+        }
+    }
+}
