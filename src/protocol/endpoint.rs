@@ -41,6 +41,7 @@ use super::reassembly::{Reassembly, RecentSenders};
 use super::repair::{CreditBucket, KnownSenders, RepairBudget, RepairTiming, REQUEST_CREDIT_PER_BYTE};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
+use super::timefmt::IsoCache;
 use super::tracker::{Peer, Sn};
 use super::{Config, Destination, Identity, Output, SharedBytes, Stats, Transmit};
 use crate::error::Error;
@@ -78,6 +79,8 @@ pub struct Endpoint {
     relayed_order: VecDeque<u64>,
     /// Reused buffer for the encoded arguments of [`Endpoint::emit`].
     args_buf: Vec<u8>,
+    /// The `time` string of the datagrams we send, formatted once per millisecond.
+    time_text: IsoCache,
     outputs: VecDeque<Output>,
     retention: Retention,
     reassembly: Reassembly,
@@ -142,6 +145,7 @@ impl Endpoint {
             relayed_set: HashSet::new(),
             relayed_order: VecDeque::new(),
             args_buf: Vec::new(),
+            time_text: IsoCache::default(),
             outputs: VecDeque::new(),
             retention,
             reassembly,

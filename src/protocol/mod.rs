@@ -170,6 +170,22 @@ impl SharedBytes {
     }
 }
 
+impl SharedBytes {
+    /// The whole of `buf`, shared from here on.
+    pub(crate) fn whole(buf: Arc<Vec<u8>>) -> Self {
+        let end = buf.len();
+        SharedBytes { buf, start: 0, end }
+    }
+
+    /// The buffer back when this is the only handle on it (no transmit,
+    /// queue or other slice holds it any more), for the next message to be
+    /// written into without an allocation; `None` while it is shared.
+    pub(crate) fn reclaim(mut self) -> Option<Arc<Vec<u8>>> {
+        Arc::get_mut(&mut self.buf)?;
+        Some(self.buf)
+    }
+}
+
 impl From<Vec<u8>> for SharedBytes {
     fn from(v: Vec<u8>) -> Self {
         let end = v.len();
@@ -295,5 +311,18 @@ mod tests {
         let ptr = whole.as_ptr();
         let v = Vec::from(whole);
         assert_eq!((v.as_slice(), v.as_ptr()), ([1u8, 2, 3].as_slice(), ptr)); // unshared: moved, not copied
+    }
+
+    #[test]
+    fn reclaim_only_an_unshared_buffer() {
+        let whole = SharedBytes::whole(std::sync::Arc::new(vec![1, 2, 3]));
+        let copy = whole.clone();
+        assert!(whole.reclaim().is_none()); // a transmit still holds it
+        let buf = copy.reclaim().expect("last handle");
+        assert_eq!(*buf, [1, 2, 3]);
+        let parts = SharedBytes::split(vec![1, 2, 3], &[1, 3]);
+        let mut parts = parts.into_iter();
+        let first = parts.next().unwrap();
+        assert!(first.reclaim().is_none()); // the other chunk shares the buffer
     }
 }

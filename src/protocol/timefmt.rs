@@ -5,7 +5,36 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (times before 1970 clamp to the epoch).
 pub fn format_iso(t: SystemTime) -> String {
-    let ms = t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0) as i64;
+    format_ms(millis(t))
+}
+
+/// Milliseconds since the epoch, as [`format_iso`] writes them (before 1970: 0).
+fn millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0) as i64
+}
+
+/// The last [`format_iso`] result, reused while the millisecond is the same:
+/// a sender emitting thousands of events a second formats each millisecond
+/// once instead of once per message.
+#[derive(Debug, Default)]
+pub struct IsoCache {
+    ms: Option<i64>,
+    text: String,
+}
+
+impl IsoCache {
+    /// `format_iso(t)`, from the cache when `t` is in the same millisecond as last time.
+    pub fn format(&mut self, t: SystemTime) -> &str {
+        let ms = millis(t);
+        if self.ms != Some(ms) {
+            self.text = format_ms(ms);
+            self.ms = Some(ms);
+        }
+        &self.text
+    }
+}
+
+fn format_ms(ms: i64) -> String {
     let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
     let (y, m, d) = civil_from_days(days);
     let (h, rest) = (ms_of_day / 3_600_000, ms_of_day % 3_600_000);
@@ -127,6 +156,21 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_millis(253_402_300_800_000 + 12_345);
         assert_eq!(format_iso(t), format_iso_fmt(t));
         assert!(format_iso(t).starts_with("10000-01-01T"));
+    }
+
+    #[test]
+    fn cache_formats_like_format_iso() {
+        let mut c = IsoCache::default();
+        let base = UNIX_EPOCH + Duration::from_millis(1_795_709_084_282);
+        // Same millisecond, the next ones, back in time (a clock set back), sub-millisecond steps.
+        for us in [0u64, 300, 999, 1000, 1500, 86_400_000_000, 0, 5, 1_000_000, 999_999] {
+            let t = base + Duration::from_micros(us);
+            assert_eq!(c.format(t), format_iso(t), "+{us} us");
+        }
+        let before_1970 = UNIX_EPOCH - Duration::from_secs(5);
+        assert_eq!(c.format(before_1970), "1970-01-01T00:00:00.000Z");
+        assert_eq!(c.format(UNIX_EPOCH + Duration::from_micros(999)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(c.format(base), format_iso(base));
     }
 
     #[test]

@@ -24,16 +24,48 @@ pub fn instance_id<R: Rng + ?Sized>(rng: &mut R) -> String {
 
 /// 40 lower-case hex chars (20 random bytes): a `seqId` or `nonce`.
 pub fn seq_id<R: Rng + ?Sized>(rng: &mut R) -> String {
-    hex(&rng.gen::<[u8; 20]>())
+    SeqId::random(rng).as_str().to_string()
+}
+
+/// A random `seqId` or `nonce` (40 lower-case hex chars) held on the stack:
+/// the send path writes one into every message, without an allocation.
+#[derive(Clone, Copy)]
+pub struct SeqId([u8; SEQ_ID_LEN]);
+
+impl SeqId {
+    /// 20 random bytes in hex. One `fill_bytes` draws the 20 bytes (five
+    /// words of the generator), not twenty samples of a word each.
+    pub fn random<R: Rng + ?Sized>(rng: &mut R) -> Self {
+        let mut bytes = [0u8; SEQ_ID_LEN / 2];
+        rng.fill_bytes(&mut bytes);
+        let mut out = [0u8; SEQ_ID_LEN];
+        hex_into(&bytes, &mut out);
+        SeqId(out)
+    }
+
+    /// The 40 hex chars.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits were written: never the empty fallback.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Lower-case hex of `bytes` into `out` (twice as long).
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = HEX_DIGITS[(b >> 4) as usize];
+        pair[1] = HEX_DIGITS[(b & 15) as usize];
+    }
 }
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
+        s.push(HEX_DIGITS[(b >> 4) as usize] as char);
+        s.push(HEX_DIGITS[(b & 15) as usize] as char);
     }
     s
 }
@@ -94,5 +126,22 @@ mod tests {
         }
         assert!(!is_seq_id(&"a".repeat(60_000)));
         assert!(!is_seq_id(&"ab".repeat(19)));
+    }
+
+    #[test]
+    fn seq_id_is_the_hex_of_the_generators_next_20_bytes() {
+        use rand::{RngCore, SeedableRng};
+        let mut a = rand::rngs::StdRng::seed_from_u64(7);
+        let mut b = a.clone();
+        let mut bytes = [0u8; 20];
+        for _ in 0..50 {
+            let id = SeqId::random(&mut a);
+            b.fill_bytes(&mut bytes);
+            assert_eq!(id.as_str(), hex(&bytes));
+            assert!(is_seq_id(id.as_str()));
+        }
+        // Distinct (a fixed or repeating id would break chunk groups).
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| seq_id(&mut a)).collect();
+        assert_eq!(ids.len(), 1000);
     }
 }

@@ -8,11 +8,14 @@ use super::Endpoint;
 use crate::error::Error;
 use crate::protocol::names;
 use crate::protocol::request::RepairRequest;
-use crate::protocol::timefmt::format_iso;
+use crate::protocol::retention::Datagrams;
 use crate::protocol::tracker::SPAN;
 use crate::protocol::{Destination, Encryption, Identity, SharedBytes, Transmit};
+use crate::wire::ids::SeqId;
 use crate::wire::{self, Meta, MetaRef, PROTOCOL_VERSION, RETX_EVENT};
 use bson::{Bson, Document};
+use rand::rngs::StdRng;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Largest argument buffer [`Endpoint::emit`] keeps for the next call (a
@@ -73,11 +76,13 @@ impl Endpoint {
         }
     }
 
-    fn nonce(&mut self) -> Option<String> {
+    /// A datagram's `nonce` (a function of the fields it reads, so that the
+    /// cached `time` string can stay borrowed meanwhile).
+    fn nonce(encryption: &Encryption, rng: &mut StdRng) -> Option<SeqId> {
         // 0.1.x writes a nonce when encryption is on; the authenticated scheme
         // has a random IV per datagram instead.
-        match self.config.encryption {
-            Encryption::Legacy(_) => Some(wire::ids::seq_id(&mut self.rng)),
+        match encryption {
+            Encryption::Legacy(_) => Some(SeqId::random(rng)),
             Encryption::None | Encryption::Secure(_) => None,
         }
     }
@@ -123,17 +128,21 @@ impl Endpoint {
         body: &[u8],
         sn: Option<i64>,
         sn_age: Option<i32>,
-    ) -> Result<(Option<String>, Vec<SharedBytes>), Error> {
+    ) -> Result<(Option<String>, Datagrams), Error> {
         let max = self.config.limits.max_message_size;
         if body.len() > max {
             return Err(Error::Payload(format!("message of {} bytes exceeds the limit of {max} bytes", body.len())));
         }
-        let time = format_iso(wall);
-        let seq_id = wire::ids::seq_id(&mut self.rng);
-        let nonce = self.nonce();
-        let meta = Self::sender_meta(&self.identity, nonce.as_deref(), 0, 1, &seq_id, name, &time, sn, sn_age);
-        let mut inner = Vec::with_capacity(body.len() + 256);
-        wire::try_encode_datagram_ref(&meta, body, &mut inner).map_err(|e| Error::Payload(e.to_string()))?;
+        let time = self.time_text.format(wall);
+        let seq_id = SeqId::random(&mut self.rng);
+        let nonce = Self::nonce(&self.config.encryption, &mut self.rng);
+        let nonce = nonce.as_ref().map(SeqId::as_str);
+        let meta = Self::sender_meta(&self.identity, nonce, 0, 1, seq_id.as_str(), name, time, sn, sn_age);
+        // Plain and unchunked (the common case), this buffer is the datagram:
+        // usually the one of a message that left the retention, reused.
+        let mut shared = self.retention.take_buffer(body.len() + 256);
+        let inner = Arc::make_mut(&mut shared);
+        wire::try_encode_datagram_ref(&meta, body, inner).map_err(|e| Error::Payload(e.to_string()))?;
         if let Encryption::Secure(key) = &self.config.encryption {
             // Authenticated scheme: every datagram, chunks included, is sealed
             // on its own, so each one is authenticated and replay-checked.
@@ -146,22 +155,24 @@ impl Endpoint {
             }
             let mps = self.config.max_payload_size.max(1);
             if inner.len() <= mps {
-                return Ok((None, vec![key.seal(&inner, &mut self.rng).into()]));
+                let sealed = key.seal(inner, &mut self.rng);
+                self.retention.give_back(shared);
+                return Ok((None, Datagrams::One(sealed.into())));
             }
             let n = inner.len().div_ceil(mps);
             let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
             let group = wire::ids::seq_id(&mut self.rng);
             let mut out = Vec::with_capacity(n);
             for (i, slice) in inner.chunks(mps).enumerate() {
-                let nonce = self.nonce();
+                let nonce = Self::nonce(&self.config.encryption, &mut self.rng);
                 let meta = Self::sender_meta(
                     &self.identity,
-                    nonce.as_deref(),
+                    nonce.as_ref().map(SeqId::as_str),
                     i as i32,
                     seq_len,
                     &group,
                     name,
-                    &time,
+                    time,
                     sn,
                     sn_age,
                 );
@@ -169,32 +180,41 @@ impl Endpoint {
                 wire::try_encode_datagram_ref(&meta, slice, &mut d).map_err(|e| Error::Payload(e.to_string()))?;
                 out.push(key.seal(&d, &mut self.rng).into());
             }
-            return Ok((Some(group), out));
+            self.retention.give_back(shared);
+            return Ok((Some(group), Datagrams::Chunks(out)));
         }
-        let whole = match &self.config.encryption {
-            Encryption::None | Encryption::Secure(_) => inner,
+        let legacy = match &self.config.encryption {
+            Encryption::None | Encryption::Secure(_) => None,
             Encryption::Legacy(key) => {
                 let outer = Meta {
                     v: PROTOCOL_VERSION,
                     seq: 0,
                     seq_len: 1,
-                    seq_id: seq_id.clone(),
+                    seq_id: seq_id.as_str().to_string(),
                     seq_end: true,
                     enc: true,
                     ..Meta::default()
                 };
-                let ct = key.encrypt(&inner);
+                let ct = key.encrypt(inner);
                 let mut out = Vec::with_capacity(ct.len() + 128);
                 wire::encode_datagram(&outer, &ct, &mut out);
-                out
+                Some(out)
             }
         };
+        let whole: &[u8] = legacy.as_deref().unwrap_or(inner);
         if whole.len() > max {
             return Err(Error::Payload(format!("message of {} bytes exceeds the limit of {max} bytes", whole.len())));
         }
         let mps = self.config.max_payload_size.max(1);
         if whole.len() <= mps {
-            return Ok((None, vec![whole.into()]));
+            let datagram = match legacy {
+                Some(outer) => {
+                    self.retention.give_back(shared);
+                    outer.into()
+                }
+                None => SharedBytes::whole(shared),
+            };
+            return Ok((None, Datagrams::One(datagram)));
         }
         let n = whole.len().div_ceil(mps);
         let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
@@ -203,13 +223,14 @@ impl Endpoint {
         let mut buf = Vec::with_capacity(whole.len() + n * 300);
         let mut ends = Vec::with_capacity(n);
         for (i, slice) in whole.chunks(mps).enumerate() {
-            let nonce = self.nonce();
-            let meta =
-                Self::sender_meta(&self.identity, nonce.as_deref(), i as i32, seq_len, &group, name, &time, sn, sn_age);
+            let nonce = Self::nonce(&self.config.encryption, &mut self.rng);
+            let nonce = nonce.as_ref().map(SeqId::as_str);
+            let meta = Self::sender_meta(&self.identity, nonce, i as i32, seq_len, &group, name, time, sn, sn_age);
             wire::try_encode_datagram_ref(&meta, slice, &mut buf).map_err(|e| Error::Payload(e.to_string()))?;
             ends.push(buf.len());
         }
-        Ok((Some(group), SharedBytes::split(buf, &ends)))
+        self.retention.give_back(shared);
+        Ok((Some(group), Datagrams::Chunks(SharedBytes::split(buf, &ends))))
     }
 
     /// Sends an internal message (repair request, heartbeat) to the group, in
@@ -281,4 +302,42 @@ pub(super) fn sn_age(numbered_since: Instant, now: Instant, sn: i64) -> Option<i
         let ms = now.saturating_duration_since(numbered_since).as_millis();
         i32::try_from(ms).unwrap_or(i32::MAX)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Config;
+
+    /// Past the retention's 65,536 messages every emit writes into the buffer
+    /// of a message that left it: each datagram must still be exactly its
+    /// own message, and a datagram still held elsewhere (a send queue) must
+    /// never be written over.
+    #[test]
+    fn reused_buffers_carry_their_own_message_and_spare_held_ones() {
+        let (t0, w0) = (Instant::now(), SystemTime::now());
+        let identity =
+            Identity { id: "00000000000000aa".into(), host: "127.0.0.1".into(), port: 41234, hostname: "h".into() };
+        let mut ep = Endpoint::new(Config::default(), identity, 1, t0, w0).unwrap();
+        let mut held = Vec::new();
+        for i in 0..70_000i64 {
+            let now = t0 + Duration::from_micros(i as u64 * 10);
+            // Sizes vary, so a reused buffer is sometimes longer than the new datagram.
+            let text = "x".repeat((i % 7 * 13) as usize);
+            ep.emit(now, w0, "e", &[Bson::Int64(i), Bson::String(text.clone())]).unwrap();
+            let t = ep.poll_transmit().unwrap();
+            assert!(ep.poll_transmit().is_none());
+            let d = wire::decode_datagram(&t.payload).unwrap();
+            assert_eq!(d.meta.sn, Some(i + 1));
+            let args = wire::decode_body(d.body).unwrap();
+            assert_eq!(args, wire::Payload::Args(vec![Bson::Int64(i), Bson::String(text)]), "message {i}");
+            if i % 997 == 0 {
+                let copy = t.payload.to_vec();
+                held.push((t.payload, copy));
+            }
+        }
+        for (payload, copy) in &held {
+            assert_eq!(&payload[..], &copy[..]);
+        }
+    }
 }
