@@ -436,9 +436,10 @@ mod tests {
         let (_, d2) = msg(&mut r, 2);
         r.insert(t0, Some(2), None, Datagrams::One(d2));
         let (_, d3) = msg(&mut r, 3);
-        let held = d3.clone(); // a transmit not yet sent
-        r.insert(t0, Some(3), None, Datagrams::One(d3)); // evicts 1
-                                                         // Message 1's buffer comes back for message 4, and is empty.
+        // A transmit not yet sent holds message 3.
+        let held = d3.clone();
+        // Inserting message 3 evicts message 1, whose buffer comes back for message 4, empty.
+        r.insert(t0, Some(3), None, Datagrams::One(d3));
         let (p4, d4) = msg(&mut r, 4);
         assert_eq!((p4, d4.len()), (p1, 8));
         assert_eq!(resent_sn(&mut r, t0, 2), Some(2)); // retained ones untouched
