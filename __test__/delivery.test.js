@@ -14,6 +14,17 @@ const { make, port, next, waitFor } = require('./helpers.js')
 
 const TAG = binding.batchTags()
 
+// The tests that open sockets: skipped, with the reason, outside a private network namespace.
+const SOCKETS = {
+  skip: !inPrivateNetns() && 'opens sockets: needs a private network namespace (run under scripts/netns.js or npm test)'
+}
+
+/** Two instances on one fresh port (not started). */
+function pair () {
+  const p = port()
+  return [make({ port: p }), make({ port: p })]
+}
+
 /** The instance's private state (index.js keeps it behind a symbol). */
 function stateOf (ec) {
   const sym = Object.getOwnPropertySymbols(ec).find((s) => s.description === 'eventcast.state')
@@ -82,12 +93,8 @@ test('batch tags: index.js handles exactly the tags Rust defines, each as it mea
   }
 })
 
-test('batch tags: the batches the addon delivers use the exported tags', {
-  skip: !inPrivateNetns() && 'opens sockets: needs a private network namespace (run under scripts/netns.js or npm test)'
-}, async () => {
-  const p = port()
-  const a = make({ port: p })
-  const b = make({ port: p })
+test('batch tags: the batches the addon delivers use the exported tags', SOCKETS, async () => {
+  const [a, b] = pair()
   const batches = []
   const onBatch = b._onBatch
   b._onBatch = function (batch) {
@@ -114,12 +121,8 @@ test('batch tags: the batches the addon delivers use the exported tags', {
   assert.deepEqual(entries[entries.length - 1], [TAG.done], 'the period ends with done')
 })
 
-test('received Buffers: small ones share pooled ArrayBuffers without overlapping, large ones have their own', {
-  skip: !inPrivateNetns() && 'opens sockets: needs a private network namespace (run under scripts/netns.js or npm test)'
-}, async () => {
-  const p = port()
-  const a = make({ port: p })
-  const b = make({ port: p })
+test('received Buffers: small ones share pooled ArrayBuffers without overlapping, large ones have their own', SOCKETS, async () => {
+  const [a, b] = pair()
   const got = []
   b.on('bin', (i, buf, nested) => got.push({ i, buf, nested }))
   await a.start()
