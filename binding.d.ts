@@ -39,11 +39,10 @@ export declare class NativeEventcast {
    */
   stop(): Promise<NativeFailure | undefined | null>
   /**
-   * Sends `name(...args)` to the group. Throws `TypeError` `EPAYLOAD` before
-   * sending anything when the arguments cannot be carried, `Error`
-   * `EBACKPRESSURE` while the send queue is full (wait for a drain entry).
+   * This node's number for `emitArgs(slot, name, ...args)`, the emit path
+   * (see `src/binding/emit.rs`).
    */
-  emit(name: string, args: unknown[]): void
+  get slot(): number
   /** Test hook: simulates a slow link, `bytesPerSec` or null to lift it. */
   _throttleSends(bytesPerSec: number | null): void
   /** Test hook: makes a driver task panic (`receive`, `timer`, `stall guard`, `send flush`). */

@@ -34,6 +34,10 @@ binding.setDelivery(
   (ab, offset, length) => Buffer.from(ab, offset, length)
 )
 
+// The emit path: emitArgs(slot, name, ...args), a plain function taking the
+// arguments as they are (src/binding/emit.rs says why).
+const emitArgs = binding.emitArgs
+
 const kNative = Symbol('eventcast.native')
 const kState = Symbol('eventcast.state')
 
@@ -121,6 +125,7 @@ class EventcastImpl extends EventEmitter {
         repl: null, // the REPL server, from the constructor until closeRepl()
         replListening: null, // settles once the REPL listens or failed to
         log,
+        slot: native.slot, // this node's number for emitArgs
         replLog: log.child({ component: 'repl' }),
         config: Object.freeze({ ...config, encrypt: config.encrypt ? Object.freeze({ ...config.encrypt }) : false })
       }
@@ -410,7 +415,7 @@ class EventcastImpl extends EventEmitter {
     }
     if (st.status === 'started') {
       try {
-        this[kNative].emit(typeof name === 'string' ? name : String(name), args)
+        emitArgs(st.slot, typeof name === 'string' ? name : String(name), ...args)
       } catch (err) {
         sendFailed(this, err)
       }

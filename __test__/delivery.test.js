@@ -10,7 +10,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const binding = require('../binding.js')
 const { inPrivateNetns } = require('../scripts/netns.js')
-const { make, port, next, waitFor } = require('./helpers.js')
+const { make, port, next, waitFor, stateOf } = require('./helpers.js')
 
 const TAG = binding.batchTags()
 
@@ -23,13 +23,6 @@ const SOCKETS = {
 function pair () {
   const p = port()
   return [make({ port: p }), make({ port: p })]
-}
-
-/** The instance's private state (index.js keeps it behind a symbol). */
-function stateOf (ec) {
-  const sym = Object.getOwnPropertySymbols(ec).find((s) => s.description === 'eventcast.state')
-  assert.ok(sym, 'index.js keeps its state under Symbol(eventcast.state)')
-  return ec[sym]
 }
 
 // What each tag must do when index.js receives it; one entry per tag Rust defines.

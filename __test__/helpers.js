@@ -9,6 +9,13 @@ const { inPrivateNetns } = require('../scripts/netns.js')
 
 const root = path.resolve(__dirname, '..')
 
+/** An instance's private state (index.js keeps it behind Symbol(eventcast.state)). */
+function stateOf (ec) {
+  const sym = Object.getOwnPropertySymbols(ec).find((s) => s.description === 'eventcast.state')
+  if (!sym) throw new Error('index.js keeps its state under Symbol(eventcast.state)')
+  return ec[sym]
+}
+
 function requireNetns () {
   if (!inPrivateNetns()) {
     throw new Error('refusing to open sockets outside a private network namespace (this host has a real network). ' +
@@ -128,4 +135,4 @@ function attack (cfg, onLine = () => {}) {
   })
 }
 
-module.exports = { waitFor, attack, make, stopAll, root, requireNetns, port, next, sleep, captureStdout, records, splitDatagram, vectors, cliPath }
+module.exports = { stateOf, waitFor, attack, make, stopAll, root, requireNetns, port, next, sleep, captureStdout, records, splitDatagram, vectors, cliPath }

@@ -110,6 +110,19 @@ impl<'a> ToBson<'a> {
         wire(bsonw::end_doc(self.out, start))
     }
 
+    /// Appends the body `{payload: [...]}` of `values`, the emit arguments as
+    /// they were passed to a call (no JS array in between).
+    pub fn body_of(&mut self, values: &[sys::napi_value]) -> R<()> {
+        let start = bsonw::begin_doc(self.out);
+        self.key(0x04, Key::Name(b"payload"))?;
+        let array = bsonw::begin_doc(self.out);
+        for (i, &v) in values.iter().enumerate() {
+            self.value(Key::Index(i), v, 0)?;
+        }
+        wire(bsonw::end_doc(self.out, array))?;
+        wire(bsonw::end_doc(self.out, start))
+    }
+
     fn key(&mut self, ty: u8, key: Key<'_>) -> R<()> {
         wire(bsonw::put_key(self.out, ty, key))
     }

@@ -19,6 +19,7 @@
 
 pub mod convert;
 mod delivery;
+mod emit;
 pub mod facts;
 pub mod log;
 pub mod node;
@@ -109,18 +110,19 @@ fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> napi::Result<T>) -> napi::Res
     })
 }
 
-/// Like [`with_body`], and also reads the JS string `name` into the same
-/// scratch buffer (no `String` allocation per emit): `f(name, body)`, the
-/// body typed as known-good so the driver does not check it again.
+/// Like [`with_body`] for the arguments of a call (`args`, no JS array),
+/// and also reads the JS string `name` into the same scratch buffer (no
+/// `String` allocation per emit): `f(name, body)`, the body typed as
+/// known-good so the driver does not check it again.
 pub(crate) fn with_name_and_body<T>(
     env: JsEnv,
     name: sys::napi_value,
-    args: sys::napi_value,
+    args: &[sys::napi_value],
     f: impl FnOnce(&str, crate::wire::ArgsBody<'_>) -> napi::Result<T>,
 ) -> napi::Result<T> {
     with_scratch(|buf| {
         let split = convert::append_js_string(env.raw(), name, buf).map_err(|e| conv_error(env, e))?;
-        ToBson::new(env.raw(), buf).body(args).map_err(|e| conv_error(env, e))?;
+        ToBson::new(env.raw(), buf).body_of(args).map_err(|e| conv_error(env, e))?;
         let (name, body) = buf.split_at(split);
         let name = std::str::from_utf8(name).map_err(|_| throw(env, false, "ENAPI", "event name is not UTF-8"))?;
         // `ToBson::body` wrote `{payload: [...]}` through the wire's writer.

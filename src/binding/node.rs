@@ -9,7 +9,7 @@
 use super::convert::ToJs;
 use super::delivery::{lock, JsSink, Signal};
 use super::raw::JsEnv;
-use super::{conv_error, throw, with_name_and_body, Raw};
+use super::{conv_error, throw, Raw};
 use crate::node::{EncryptOptions, NatsOptions, NatsTls, Options, Transport};
 use crate::Eventcast;
 use napi::bindgen_prelude::*;
@@ -142,6 +142,8 @@ pub struct NativeEventcast {
     /// Receiving on the JS thread, between `watch()` and `unwatch()`.
     #[cfg(unix)]
     watch: std::cell::RefCell<Option<super::watch::Watch>>,
+    /// Where `emitArgs` finds this node (freed with it).
+    slot: super::emit::Slot,
 }
 
 /// `{code, message}` of a failed start/stop (the promise resolves to it, or to null).
@@ -168,6 +170,7 @@ impl NativeEventcast {
         let options = options.into_options(raw)?;
         let node = Eventcast::new(options).map_err(|e| throw(raw, true, e.code(), &e.to_string()))?;
         Ok(NativeEventcast {
+            slot: super::emit::Slot::register(node.clone()),
             node,
             sink: Arc::default(),
             #[cfg(unix)]
@@ -259,15 +262,11 @@ impl NativeEventcast {
         })
     }
 
-    /// Sends `name(...args)` to the group. Throws `TypeError` `EPAYLOAD` before
-    /// sending anything when the arguments cannot be carried, `Error`
-    /// `EBACKPRESSURE` while the send queue is full (wait for a drain entry).
-    #[napi(ts_args_type = "name: string, args: unknown[]")]
-    pub fn emit(&self, env: Env, name: Unknown, args: Unknown) -> napi::Result<()> {
-        let raw = JsEnv::of(&env);
-        with_name_and_body(raw, name.raw(), args.raw(), |name, body| {
-            self.node.emit_body(name, body).map_err(|e| throw(raw, e.code() == "EPAYLOAD", e.code(), &e.to_string()))
-        })
+    /// This node's number for `emitArgs(slot, name, ...args)`, the emit path
+    /// (see `src/binding/emit.rs`).
+    #[napi(getter)]
+    pub fn slot(&self) -> u32 {
+        self.slot.number()
     }
 
     /// Test hook: simulates a slow link, `bytesPerSec` or null to lift it.

@@ -227,6 +227,64 @@ impl JsEnv {
         self.check(status, "napi_call_function").map(|()| out)
     }
 
+    /// The arguments of the call `info` describes, into `out` (cleared first).
+    pub(crate) fn call_args(self, info: sys::napi_callback_info, out: &mut Vec<sys::napi_value>) -> R<()> {
+        let mut argc = out.capacity().max(8);
+        out.clear();
+        out.resize(argc, ptr::null_mut());
+        // SAFETY: rule 1 (`info` is the live callback info of the call Node is
+        // making now); `out` has exactly `argc` slots, and Node-API writes at
+        // most that many and reports the real count in `argc` (rule 3).
+        let status = unsafe {
+            sys::napi_get_cb_info(self.0, info, &mut argc, out.as_mut_ptr(), ptr::null_mut(), ptr::null_mut())
+        };
+        self.check(status, "napi_get_cb_info")?;
+        if argc > out.len() {
+            // More arguments than slots: ask again with room for all of them.
+            out.resize(argc, ptr::null_mut());
+            // SAFETY: as above, with `argc` slots now.
+            let status = unsafe {
+                sys::napi_get_cb_info(self.0, info, &mut argc, out.as_mut_ptr(), ptr::null_mut(), ptr::null_mut())
+            };
+            self.check(status, "napi_get_cb_info")?;
+        }
+        out.truncate(argc);
+        Ok(())
+    }
+
+    /// A JS number as `u32` (Node-API's conversion: non-numbers are an error).
+    pub(crate) fn uint32(self, value: sys::napi_value) -> R<u32> {
+        let mut out = 0u32;
+        // SAFETY: rules 1, 2 and 3.
+        let status = unsafe { sys::napi_get_value_uint32(self.0, value, &mut out) };
+        self.check(status, "napi_get_value_uint32").map(|()| out)
+    }
+
+    /// A JS function named `name` running `callback`.
+    pub(crate) fn function(self, name: &str, callback: sys::napi_callback) -> R<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        // SAFETY: rules 1 and 3: `name` with its exact byte length; a null data pointer.
+        let status = unsafe {
+            sys::napi_create_function(
+                self.0,
+                name.as_ptr().cast(),
+                name.len() as isize,
+                callback,
+                ptr::null_mut(),
+                &mut out,
+            )
+        };
+        self.check(status, "napi_create_function").map(|()| out)
+    }
+
+    /// `object[name] = value`.
+    pub(crate) fn set_property(self, object: sys::napi_value, name: &str, value: sys::napi_value) -> R<()> {
+        let key = self.string(name)?;
+        // SAFETY: rules 1 and 2 (Node-API checks `object` is an object).
+        let status = unsafe { sys::napi_set_property(self.0, object, key, value) };
+        self.check(status, "napi_set_property")
+    }
+
     /// An async context named `name`, for [`JsEnv::make_callback`].
     pub(crate) fn async_context(self, name: &str) -> R<AsyncContext> {
         let name = self.string(name)?;
