@@ -104,22 +104,20 @@ impl<'a> ToBson<'a> {
         if !is_array {
             return Err(ConvError::Payload("emit arguments must be an array".into()));
         }
-        let start = bsonw::begin_doc(self.out);
-        self.key(0x04, Key::Name(b"payload"))?;
-        self.array(array, 0)?;
-        wire(bsonw::end_doc(self.out, start))
+        self.payload(|w| w.array(array, 0))
     }
 
     /// Appends the body `{payload: [...]}` of `values`, the emit arguments as
     /// they were passed to a call (no JS array in between).
     pub fn body_of(&mut self, values: &[sys::napi_value]) -> R<()> {
+        self.payload(|w| w.elements(values.len(), |i| Ok(values[i]), 0))
+    }
+
+    /// The document `{payload: <the array write_array writes>}`.
+    fn payload(&mut self, write_array: impl FnOnce(&mut Self) -> R<()>) -> R<()> {
         let start = bsonw::begin_doc(self.out);
         self.key(0x04, Key::Name(b"payload"))?;
-        let array = bsonw::begin_doc(self.out);
-        for (i, &v) in values.iter().enumerate() {
-            self.value(Key::Index(i), v, 0)?;
-        }
-        wire(bsonw::end_doc(self.out, array))?;
+        write_array(self)?;
         wire(bsonw::end_doc(self.out, start))
     }
 
@@ -132,11 +130,23 @@ impl<'a> ToBson<'a> {
         let env = self.env;
         let mut len = 0u32;
         ck!(env, sys::napi_get_array_length(env, array, &mut len), "napi_get_array_length");
+        self.elements(
+            len as usize,
+            |i| {
+                let mut el = ptr::null_mut();
+                ck!(env, sys::napi_get_element(env, array, i as u32, &mut el), "napi_get_element");
+                Ok(el)
+            },
+            depth,
+        )
+    }
+
+    /// Writes a BSON array document of `len` elements, element `i` being `get(i)`.
+    fn elements(&mut self, len: usize, mut get: impl FnMut(usize) -> R<sys::napi_value>, depth: usize) -> R<()> {
         let start = bsonw::begin_doc(self.out);
         for i in 0..len {
-            let mut el = ptr::null_mut();
-            ck!(env, sys::napi_get_element(env, array, i, &mut el), "napi_get_element");
-            self.value(Key::Index(i as usize), el, depth)?;
+            let v = get(i)?;
+            self.value(Key::Index(i), v, depth)?;
         }
         wire(bsonw::end_doc(self.out, start))
     }

@@ -103,11 +103,8 @@ unsafe extern "C" fn emit_args(env: sys::napi_env, info: sys::napi_callback_info
             emit(raw, info, args)
         })
     }));
-    match outcome {
-        Ok(_) => {}
-        Err(_) => {
-            throw(raw, false, "EINTERNAL", "emitArgs panicked");
-        }
+    if outcome.is_err() {
+        throw(raw, false, "EINTERNAL", "emitArgs panicked");
     }
     ptr::null_mut()
 }

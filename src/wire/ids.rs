@@ -62,12 +62,10 @@ fn hex_into(bytes: &[u8], out: &mut [u8]) {
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX_DIGITS[(b >> 4) as usize] as char);
-        s.push(HEX_DIGITS[(b & 15) as usize] as char);
-    }
-    s
+    let mut out = vec![0u8; bytes.len() * 2];
+    hex_into(bytes, &mut out);
+    // Only ASCII hex digits were written: never the empty fallback.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn nibble(c: u8) -> Option<u8> {
