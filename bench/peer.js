@@ -127,14 +127,16 @@ function record (trial, bytes, ts) {
   tally.last = now
   if (tally.keepLat && bytes <= 128 && tally.lat.length < 4e6) tally.lat.push(now - ts)
 }
-function report () {
+/** The trial's tally; with `samples`, also every latency (ms, to the µs), for pooling across trials. */
+function report (samples) {
   return {
     count: tally.count,
     bytes: tally.bytes,
     first: tally.first,
     last: tally.last,
     p50: quantile(tally.lat, 0.5),
-    p99: quantile(tally.lat, 0.99)
+    p99: quantile(tally.lat, 0.99),
+    ...(samples ? { lat: tally.lat.map((x) => Math.round(x * 1000) / 1000) } : {})
   }
 }
 
@@ -326,7 +328,7 @@ async function main () {
         answer({ id, ok: true })
         break
       case 'report':
-        answer({ id, ...report(), stats: peer ? peer.stats() : null })
+        answer({ id, ...report(cmd.samples === true), stats: peer ? peer.stats() : null })
         break
       case 'rss':
         answer({ id, rss: process.memoryUsage().rss })
