@@ -502,37 +502,50 @@ async function scenarioNats () {
       return
     }
   }
-  const kinds = ['ours-nats', 'natsjs']
-  const pairs = []
-  try {
-    for (const kind of kinds) pairs.push(await pair(kind))
-    for (const [i, kind] of kinds.entries()) {
-      const r = await searchRate(pairs[i])
-      put('natsRate', kind, r.best)
-      log(`nats rate ${kind}: best ${Math.round(r.best)}/s${r.senderBound ? ' (sender-bound)' : ''}; trials ${r.trials.map((t) => `${t.target}:${(t.loss * 100).toFixed(2)}%`).join(' ')}`)
+  // Each step is tried per pair: one that fails is noted and left out, the other still measured.
+  const up = []
+  const step = async (kind, fn) => {
+    try {
+      return await fn()
+    } catch (err) {
+      notes.push(`${kind}: ${err.message.split('\n')[0]}`)
+      return null
     }
-    const lat = await latencyInTurns(pairs, S.natsLatencyWindows)
-    for (const [i, kind] of kinds.entries()) {
+  }
+  try {
+    for (const kind of ['ours-nats', 'natsjs']) {
+      const p = await step(kind, () => pair(kind))
+      if (p) up.push({ kind, p })
+    }
+    for (const { kind, p } of up) {
+      await step(kind, async () => {
+        const r = await searchRate(p)
+        put('natsRate', kind, r.best)
+        log(`nats rate ${kind}: best ${Math.round(r.best)}/s${r.senderBound ? ' (sender-bound)' : ''}; trials ${r.trials.map((t) => `${t.target}:${(t.loss * 100).toFixed(2)}%`).join(' ')}`)
+      })
+    }
+    const lat = await step('nats latency', () => latencyInTurns(up.map((x) => x.p), S.natsLatencyWindows))
+    for (const [i, { kind }] of (lat ? up : []).entries()) {
       const t = lat[i]
       put('natsLat50', kind, t.p50)
       put('natsLat99', kind, t.p99)
       log(`nats latency ${kind} (${S.natsLatencyWindows} windows of 1 s, in turns): p50 ${t.p50?.toFixed(3)} ms p99 ${t.p99?.toFixed(3)} ms over ${t.samples} samples, loss ${(t.loss * 100).toFixed(2)}%`)
     }
-    for (const [i, kind] of kinds.entries()) {
-      const times = []
-      for (let n = 0; n < S.mibCount; n++) {
-        const m = await bulk(pairs[i], 1, 1 << 20, 1, 4000)
-        if (m.delivered) times.push(m.ms)
-        await sleep(100)
-      }
-      put('natsMibOk', kind, times.length / S.mibCount)
-      put('natsMibMs', kind, times.length ? median(times) : null)
-      log(`nats 1 MiB ${kind}: ${times.length}/${S.mibCount} delivered, times ${times.map((x) => x.toFixed(1)).join(' ')} ms`)
+    for (const { kind, p } of up) {
+      await step(kind, async () => {
+        const times = []
+        for (let n = 0; n < S.mibCount; n++) {
+          const m = await bulk(p, 1, 1 << 20, 1, 4000)
+          if (m.delivered) times.push(m.ms)
+          await sleep(100)
+        }
+        put('natsMibOk', kind, times.length / S.mibCount)
+        put('natsMibMs', kind, times.length ? median(times) : null)
+        log(`nats 1 MiB ${kind}: ${times.length}/${S.mibCount} delivered, times ${times.map((x) => x.toFixed(1)).join(' ')} ms`)
+      })
     }
-  } catch (err) {
-    notes.push(`nats: ${err.message.split('\n')[0]}`)
   } finally {
-    await Promise.all(pairs.map((p) => p.close().catch(() => {})))
+    await Promise.all(up.map(({ p }) => p.close().catch(() => {})))
   }
 }
 
