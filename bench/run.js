@@ -325,14 +325,23 @@ function put (figure, kind, value) {
   ;(results[figure][kind] = results[figure][kind] || []).push(value)
 }
 
+/** `fn()`, or null when it fails: the failure goes to the notes under `label`, the run goes on. */
+async function noted (label, fn) {
+  try {
+    return await fn()
+  } catch (err) {
+    notes.push(`${label}: ${err.message.split('\n')[0]}`)
+    return null
+  }
+}
+
 async function withPair (kind, fn) {
   let p
   try {
-    p = await pair(kind)
-    return await fn(p)
-  } catch (err) {
-    notes.push(`${kind}: ${err.message.split('\n')[0]}`)
-    return null
+    return await noted(kind, async () => {
+      p = await pair(kind)
+      return fn(p)
+    })
   } finally {
     if (p) await p.close().catch(() => {})
   }
@@ -504,27 +513,19 @@ async function scenarioNats () {
   }
   // Each step is tried per pair: one that fails is noted and left out, the other still measured.
   const up = []
-  const step = async (kind, fn) => {
-    try {
-      return await fn()
-    } catch (err) {
-      notes.push(`${kind}: ${err.message.split('\n')[0]}`)
-      return null
-    }
-  }
   try {
     for (const kind of ['ours-nats', 'natsjs']) {
-      const p = await step(kind, () => pair(kind))
+      const p = await noted(kind, () => pair(kind))
       if (p) up.push({ kind, p })
     }
     for (const { kind, p } of up) {
-      await step(kind, async () => {
+      await noted(kind, async () => {
         const r = await searchRate(p)
         put('natsRate', kind, r.best)
         log(`nats rate ${kind}: best ${Math.round(r.best)}/s${r.senderBound ? ' (sender-bound)' : ''}; trials ${r.trials.map((t) => `${t.target}:${(t.loss * 100).toFixed(2)}%`).join(' ')}`)
       })
     }
-    const lat = await step('nats latency', () => latencyInTurns(up.map((x) => x.p), S.natsLatencyWindows))
+    const lat = await noted('nats latency', () => latencyInTurns(up.map((x) => x.p), S.natsLatencyWindows))
     for (const [i, { kind }] of (lat ? up : []).entries()) {
       const t = lat[i]
       put('natsLat50', kind, t.p50)
@@ -532,7 +533,7 @@ async function scenarioNats () {
       log(`nats latency ${kind} (${S.natsLatencyWindows} windows of 1 s, in turns): p50 ${t.p50?.toFixed(3)} ms p99 ${t.p99?.toFixed(3)} ms over ${t.samples} samples, loss ${(t.loss * 100).toFixed(2)}%`)
     }
     for (const { kind, p } of up) {
-      await step(kind, async () => {
+      await noted(kind, async () => {
         const times = []
         for (let n = 0; n < S.mibCount; n++) {
           const m = await bulk(p, 1, 1 << 20, 1, 4000)
