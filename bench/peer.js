@@ -26,6 +26,7 @@ const dgram = require('node:dgram')
 const fs = require('node:fs')
 const readline = require('node:readline')
 const { performance } = require('node:perf_hooks')
+const { quantile } = require('./quantile.js')
 
 const GROUP = '224.0.0.1'
 const HEADER = 16
@@ -80,12 +81,6 @@ const wallMs = () => clockOffset + performance.now()
 
 const answer = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-function quantile (arr, p) {
-  if (arr.length === 0) return null
-  const v = Float64Array.from(arr).sort()
-  return v[Math.min(v.length - 1, Math.round((v.length - 1) * p))]
-}
 
 /** Calls sendOne(i) for i < total at `rate` per second; yields to the event loop between bursts. */
 function paced (rate, total, sendOne) {

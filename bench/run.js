@@ -14,6 +14,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const readline = require('node:readline')
+const { quantile } = require('./quantile.js')
 
 const ROOT = path.resolve(__dirname, '..')
 const argv = process.argv.slice(2)
@@ -297,12 +298,6 @@ async function latencyInTurns (pairs, windows) {
     samples: x.lat.length,
     loss: x.sent ? Math.max(0, 1 - x.received / x.sent) : 1
   }))
-}
-
-function quantile (arr, q) {
-  if (arr.length === 0) return null
-  const v = Float64Array.from(arr).sort()
-  return v[Math.min(v.length - 1, Math.round((v.length - 1) * q))]
 }
 
 /** `count` messages of `size` bytes back to back (1 MiB: count 1, repeated). */
