@@ -186,3 +186,42 @@ fn cli_usage_errors_exit_2() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("eventcast listen"));
 }
+
+/// The CLI's runtime worker asks for the short scheduler slice
+/// (`eventcast::node::request_short_slice`), as the README says.
+#[test]
+fn cli_worker_has_the_short_scheduler_slice() {
+    if skip_outside_netns("cli_worker_has_the_short_scheduler_slice") {
+        return;
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release.trim().split(|c: char| !c.is_ascii_digit()).map(|x| x.parse::<u32>().unwrap_or(0));
+    let version = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    if version < (6, 12) || !std::path::Path::new("/proc/self/sched").exists() {
+        eprintln!("SKIPPED: custom scheduler slices need Linux 6.12+ and /proc/<pid>/sched (this is {release:?})");
+        return;
+    }
+    let mut listener = listen(random_port(), &[]);
+    let pid = listener.child.id();
+    let (mut workers, mut names) = (Vec::new(), Vec::new());
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        names.push(comm.trim().to_string());
+        if comm.starts_with("eventcast-rt") {
+            let sched = std::fs::read_to_string(task.join("sched")).unwrap();
+            let slice = sched
+                .lines()
+                .find(|l| l.starts_with("se.slice"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string());
+            workers.push(slice);
+        }
+    }
+    listener.child.kill().unwrap();
+    listener.child.wait().unwrap();
+    assert!(!workers.is_empty(), "no eventcast-rt worker in the listener: {names:?}");
+    for slice in workers {
+        assert_eq!(slice.as_deref(), Some("100000"));
+    }
+}

@@ -470,8 +470,17 @@ fn main() -> ExitCode {
         }
     };
     // One worker runs the node's driver tasks; the main thread prints (listen)
-    // or emits (emit, sending from the calling thread).
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+    // or emits (emit, sending from the calling thread). The worker asks for a
+    // short scheduler slice, as the addon's do (`request_short_slice`).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("eventcast-rt")
+        .on_thread_start(|| {
+            eventcast::node::request_short_slice();
+        })
+        .build();
+    let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
             eprintln!("eventcast: cannot start the runtime: {e}");

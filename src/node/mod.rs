@@ -48,6 +48,8 @@
 //!   seam a datagram leaves through (`socket` for multicast UDP, `nats`);
 //!   `supervise` — panics become `EINTERNAL` and a stop; `options`;
 //!   `bridge` — the multicast ⇄ NATS relay.
+//! * `slice` — asks Linux for a short scheduler slice on the threads that run
+//!   the driver ([`request_short_slice`]), so a woken worker gets a CPU soon.
 //! * Here: own-datagram detection on receipt (`OwnDatagrams`).
 //!
 //! # Design
@@ -97,6 +99,7 @@ mod nats;
 mod options;
 mod receive;
 mod send;
+mod slice;
 mod socket;
 mod state;
 mod supervise;
@@ -113,6 +116,7 @@ pub use options::{
 };
 pub use receive::{GUARD_TICK, POLL_STALL};
 pub use send::DEFAULT_SEND_QUEUE_BYTES;
+pub use slice::{current_slice, request_short_slice, DRIVER_SLICE_NS};
 pub use socket::{advertised_host, hostname, SOCKET_BUFFER_BYTES};
 #[doc(hidden)]
 pub use supervise::DriverTask;
