@@ -470,17 +470,9 @@ fn main() -> ExitCode {
         }
     };
     // One worker runs the node's driver tasks; the main thread prints (listen)
-    // or emits (emit, sending from the calling thread). The worker asks for a
-    // short scheduler slice, as the addon's do (`request_short_slice`).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .thread_name("eventcast-rt")
-        .on_thread_start(|| {
-            eventcast::node::request_short_slice();
-        })
-        .build();
-    let runtime = match runtime {
+    // or emits (emit, sending from the calling thread). The same builder as
+    // the addon's: the worker asks for a short scheduler slice.
+    let runtime = match eventcast::node::driver_runtime_builder().worker_threads(1).build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("eventcast: cannot start the runtime: {e}");

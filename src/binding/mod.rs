@@ -171,24 +171,17 @@ pub fn protocol_prefix() -> &'static str {
     crate::protocol::names::PROTOCOL_PREFIX
 }
 
-/// The addon's tokio runtime: napi-rs' default (a multi-thread runtime, one
-/// worker per CPU), with each worker asking for a short scheduler slice
-/// (`crate::node::request_short_slice`: a woken worker preempts a busy CPU
-/// sooner) and named so `top -H` and `perf` show whose threads they are.
+/// The addon's tokio runtime: like napi-rs' default (a multi-thread runtime,
+/// one worker per CPU), built by `crate::node::driver_runtime_builder` so each
+/// worker asks for a short scheduler slice (a woken worker preempts a busy
+/// CPU sooner) and is named so `top -H` and `perf` show whose threads they are.
 /// If it cannot be built here, napi-rs builds its default one at first use;
 /// napi-rs also falls back to its default if it shut this one down (the last
 /// Node environment using the addon exited) and the addon is used again.
 /// Either way only the slice hint is lost.
 #[napi_derive::module_init]
 fn init_runtime() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("eventcast-rt")
-        .on_thread_start(|| {
-            crate::node::request_short_slice();
-        })
-        .build();
-    match runtime {
+    match crate::node::driver_runtime_builder().build() {
         Ok(rt) => napi::bindgen_prelude::create_custom_tokio_runtime(rt),
         Err(e) => tracing::debug!("eventcast: napi-rs' default runtime instead of ours: {e}"),
     }

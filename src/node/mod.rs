@@ -116,7 +116,7 @@ pub use options::{
 };
 pub use receive::{GUARD_TICK, POLL_STALL};
 pub use send::DEFAULT_SEND_QUEUE_BYTES;
-pub use slice::{current_slice, request_short_slice, DRIVER_SLICE_NS};
+pub use slice::{current_slice, driver_runtime_builder, request_short_slice, DRIVER_SLICE_NS, DRIVER_THREAD_NAME};
 pub use socket::{advertised_host, hostname, SOCKET_BUFFER_BYTES};
 #[doc(hidden)]
 pub use supervise::DriverTask;

@@ -16,12 +16,28 @@
 //! thread under another policy (`SCHED_BATCH`, `SCHED_IDLE`, real-time) is
 //! left as it is: someone chose that.
 //!
-//! The addon's runtime and the CLI's ask for it on each worker thread; a Rust
-//! program can do the same with [`request_short_slice`] in
+//! The addon's runtime and the CLI's ask for it on each worker thread (both
+//! are built by [`driver_runtime_builder`]); a Rust program can use that
+//! builder too, or call [`request_short_slice`] in its own
 //! `tokio::runtime::Builder::on_thread_start`.
 
 /// The slice the driver's threads ask for: the kernel's minimum, 0.1 ms.
 pub const DRIVER_SLICE_NS: u64 = 100_000;
+
+/// The name of the driver's runtime threads (the addon's and the CLI's), as
+/// `top -H`, `perf` and `/proc/<pid>/task/*/comm` show it.
+pub const DRIVER_THREAD_NAME: &str = "eventcast-rt";
+
+/// The tokio runtime the addon and the CLI run the driver on: multi-thread,
+/// I/O and time enabled, workers named [`DRIVER_THREAD_NAME`], each asking
+/// for the short slice ([`request_short_slice`]) as it starts.
+pub fn driver_runtime_builder() -> tokio::runtime::Builder {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name(DRIVER_THREAD_NAME).on_thread_start(|| {
+        request_short_slice();
+    });
+    builder
+}
 
 /// Asks the scheduler to give the calling thread a [`DRIVER_SLICE_NS`] slice.
 ///
