@@ -1,5 +1,5 @@
 'use strict'
-// Issue 4 item 3: the network lab (tests/lab/run.sh) as part of `npm test`.
+// The network lab (tests/lab/run.sh), run by `npm run test:lab` (not `npm test`: it takes minutes).
 // Builds 4 hosts in network namespaces joined by a bridge, applies nftables
 // loss on the receivers, runs Node and Rust CLI peers, prints the results
 // table, and fails when a required result is missed. Skips (with the reason)

@@ -25,6 +25,9 @@ pub mod wire;
 #[cfg(feature = "napi")]
 mod binding;
 
+#[cfg(test)]
+mod skip_report;
+
 pub use error::{Error, WireError};
 pub use node::{
     Bridge, BridgeOptions, BridgeStats, EncryptOptions, Eventcast, Events, NatsOptions, NatsTls, Notification,

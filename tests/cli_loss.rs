@@ -9,7 +9,7 @@
 
 mod node_support;
 
-use node_support::{random_port, skip_outside_netns};
+use node_support::{random_port, skip_outside_netns, skipped};
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_eventcast");
@@ -27,14 +27,14 @@ fn require_tools() {
 }
 
 /// Runs `script` in a network namespace of its own; its stdout and stderr,
-/// or `None` (reported as skipped) when no nested namespace can be made.
-/// A failing script fails the test.
-fn run_in_own_netns(script: &str) -> Option<(String, String)> {
+/// or `None` (recorded as skipped, see `node_support::skipped`) when no
+/// nested namespace can be made. A failing script fails the test.
+fn run_in_own_netns(test: &str, script: &str) -> Option<(String, String)> {
     let out = Command::new("unshare").args(["-n", "sh", "-c", script]).output().expect("run unshare");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() && stderr.contains("unshare failed") {
-        eprintln!("SKIPPED: cannot create a nested network namespace: {stderr}");
+        skipped(test, &format!("cannot create a nested network namespace: {}", stderr.trim()));
         return None;
     }
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -44,7 +44,8 @@ fn run_in_own_netns(script: &str) -> Option<(String, String)> {
 
 #[test]
 fn two_listeners_on_one_port_get_everything_at_10_percent_loss() {
-    if skip_outside_netns("two_listeners_on_one_port_get_everything_at_10_percent_loss") {
+    const TEST: &str = "two_listeners_on_one_port_get_everything_at_10_percent_loss";
+    if skip_outside_netns(TEST) {
         return;
     }
     require_tools();
@@ -76,7 +77,7 @@ rm -rf "$dir"
 "#,
         count = small + 1,
     );
-    let Some((stdout, stderr)) = run_in_own_netns(&script) else { return };
+    let Some((stdout, stderr)) = run_in_own_netns(TEST, &script) else { return };
     for n in 1..=2 {
         assert!(
             stdout.contains(&format!("listener {n}: {small} small, 1 big")),
@@ -103,7 +104,8 @@ rm -rf "$dir"
 /// took the emitter for one it joined late and lost them silently.
 #[test]
 fn a_listener_that_lost_the_start_of_a_burst_repairs_it() {
-    if skip_outside_netns("a_listener_that_lost_the_start_of_a_burst_repairs_it") {
+    const TEST: &str = "a_listener_that_lost_the_start_of_a_burst_repairs_it";
+    if skip_outside_netns(TEST) {
         return;
     }
     require_tools();
@@ -129,7 +131,7 @@ echo "dropped: $(nft list chain inet start input | grep -o 'packets [0-9]*')"
 rm -rf "$dir"
 "#
     );
-    let Some((stdout, stderr)) = run_in_own_netns(&script) else { return };
+    let Some((stdout, stderr)) = run_in_own_netns(TEST, &script) else { return };
     assert!(stdout.contains("dropped: packets 100"), "the rule dropped the burst's start: {stdout}");
     assert!(stdout.contains("listener: 200 events"), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(!stdout.contains("gap "), "{stdout}");

@@ -198,7 +198,8 @@ fn cli_worker_has_the_short_scheduler_slice() {
     let mut v = release.trim().split(|c: char| !c.is_ascii_digit()).map(|x| x.parse::<u32>().unwrap_or(0));
     let version = (v.next().unwrap_or(0), v.next().unwrap_or(0));
     if version < (6, 12) || !std::path::Path::new("/proc/self/sched").exists() {
-        eprintln!("SKIPPED: custom scheduler slices need Linux 6.12+ and /proc/<pid>/sched (this is {release:?})");
+        let reason = format!("custom scheduler slices need Linux 6.12+ and /proc/<pid>/sched (this is {release:?})");
+        node_support::skipped("cli_worker_has_the_short_scheduler_slice", &reason);
         return;
     }
     let mut listener = listen(random_port(), &[]);

@@ -192,7 +192,8 @@ mod tests {
     #[test]
     fn a_thread_gets_the_short_slice_on_linux_6_12_and_later() {
         let Some(version) = kernel().filter(|&v| v >= (6, 12)) else {
-            eprintln!("SKIPPED: custom scheduler slices need Linux 6.12+ (this is {:?})", kernel());
+            let reason = format!("custom scheduler slices need Linux 6.12+ (this is {:?})", kernel());
+            crate::skip_report::skipped("a_thread_gets_the_short_slice_on_linux_6_12_and_later", &reason);
             return;
         };
         std::thread::spawn(move || {

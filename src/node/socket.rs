@@ -330,6 +330,10 @@ Local:
         );
     }
 
+    /// Why the socket tests skip outside a private namespace: they multicast.
+    const NEEDS_NETNS: &str =
+        "opens multicast sockets, runs only in a private network namespace (npm test, scripts/netns.js)";
+
     /// Same check as `tests/node_support`: only `lo`, and 224.0.0.0/4 routed to it.
     fn in_private_netns() -> bool {
         let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap_or_default();
@@ -341,7 +345,7 @@ Local:
     #[test]
     fn two_sockets_on_one_port_both_get_group_datagrams() {
         if !in_private_netns() {
-            eprintln!("SKIPPED: socket test needs scripts/netns-run.sh (private network namespace)");
+            crate::skip_report::skipped("two_sockets_on_one_port_both_get_group_datagrams", NEEDS_NETNS);
             return;
         }
         let mut options = Options::with_port(0);
@@ -367,7 +371,7 @@ Local:
     #[test]
     fn own_datagrams_are_filtered_out_by_source_only() {
         if !in_private_netns() {
-            eprintln!("SKIPPED: socket test needs scripts/netns-run.sh (private network namespace)");
+            crate::skip_report::skipped("own_datagrams_are_filtered_out_by_source_only", NEEDS_NETNS);
             return;
         }
         let mut options = Options::with_port(0);

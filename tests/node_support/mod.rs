@@ -1,6 +1,10 @@
 //! Helpers shared by the socket tests (`tests/node_*.rs`, `tests/cli_*.rs`).
 #![allow(dead_code)] // each test binary uses a different part
 
+#[path = "../../src/skip_report.rs"]
+mod skip_report;
+pub use skip_report::skipped;
+
 /// True when this process runs in a private network namespace whose only
 /// interface is `lo` and which routes 224.0.0.0/4 to it (see
 /// `scripts/netns-run.sh`). Socket tests call [`skip_outside_netns`] first,
