@@ -2,8 +2,9 @@
 'use strict'
 // `npm test`: inside a private network namespace, run `cargo test`, then the
 // Node tests (`node --test __test__/`). Builds the addon first when missing.
-// `npm run test:lab` (this script with --lab): the long network lab runs,
-// namespaced hosts with packet loss (`__test__/lab.test.js`, tests/lab/).
+// `npm run test:lab` (this script with --lab): the long runs, the network lab
+// (namespaced hosts with packet loss, `__test__/lab.test.js`, tests/lab/) and
+// the install that builds the addon from source.
 // Either way the last line counts what passed, failed and was skipped, a
 // skipped test with its reason in the line before: a test that could not run
 // is never counted as passed.
@@ -17,8 +18,11 @@ const { addonPath } = require('./addon.js')
 const root = path.resolve(__dirname, '..')
 const args = process.argv.slice(2)
 
-/** Node test files that make up `npm run test:lab` rather than `npm test`: minutes each. */
-const LAB_FILES = ['lab.test.js']
+/**
+ * Node test files that make up `npm run test:lab` rather than `npm test`,
+ * minutes each: the network lab, and the install that compiles the addon.
+ */
+const LONG_FILES = ['lab.test.js', 'package-source-build.test.js']
 
 if (!inPrivateNetns()) {
   console.log('[eventcast] entering a private network namespace (loopback only) for the tests')
@@ -95,9 +99,9 @@ async function main () {
   }
   if (!args.includes('--rust-only')) {
     const files = fs.readdirSync(path.join(root, '__test__')).filter((f) => f.endsWith('.test.js'))
-      .filter((f) => LAB_FILES.includes(f) === lab).sort()
+      .filter((f) => LONG_FILES.includes(f) === lab).sort()
       .map((f) => path.join('__test__', f))
-    const title = lab ? 'Lab tests' : 'Node tests'
+    const title = lab ? 'Long tests' : 'Node tests'
     status = (await step(title, process.execPath, ['--test', '--test-concurrency=1', ...files], skipped, totals)) || status
   }
   // What did not run, with the reasons, so a green run cannot hide it; then the counts.
