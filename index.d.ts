@@ -207,6 +207,8 @@ declare namespace Eventcast {
     natsBundlesReceived: number
     /** NATS: bundles whose framing broke off; the datagrams after the break were dropped. */
     natsBundlesMalformed: number
+    /** Rejected: an event with more arguments (4,096) or values (262,144) than any node sends, refused before conversion. */
+    rejectedTooManyValues: number
   }
 
   interface Gap {

@@ -87,12 +87,16 @@ pub struct ToBson<'a> {
     env: sys::napi_env,
     regexp: sys::napi_value,
     out: &'a mut Vec<u8>,
+    /// Values written so far, at every level: receivers refuse more than
+    /// [`crate::wire::MAX_VALUES`], so `emit` does too (counted as written,
+    /// no second pass over the body).
+    values: usize,
 }
 
 impl<'a> ToBson<'a> {
     /// A converter for `env` (must be called on the JS thread) appending to `out`.
     pub fn new(env: sys::napi_env, out: &'a mut Vec<u8>) -> Self {
-        ToBson { env, regexp: ptr::null_mut(), out }
+        ToBson { env, regexp: ptr::null_mut(), out, values: 0 }
     }
 
     /// Appends the body `{payload: [...]}` of the JS array `array` (emit arguments).
@@ -141,8 +145,12 @@ impl<'a> ToBson<'a> {
         )
     }
 
-    /// Writes a BSON array document of `len` elements, element `i` being `get(i)`.
+    /// Writes a BSON array document of `len` elements, element `i` being `get(i)`;
+    /// at `depth` 0 (the arguments) at most [`crate::wire::MAX_ARGS`] of them.
     fn elements(&mut self, len: usize, mut get: impl FnMut(usize) -> R<sys::napi_value>, depth: usize) -> R<()> {
+        if depth == 0 && len > crate::wire::MAX_ARGS {
+            return Err(too_many("arguments", crate::wire::MAX_ARGS));
+        }
         let start = bsonw::begin_doc(self.out);
         for i in 0..len {
             let v = get(i)?;
@@ -154,6 +162,10 @@ impl<'a> ToBson<'a> {
     /// Writes one JS value as element `key`; `depth` counts enclosing arrays/objects.
     fn value(&mut self, key: Key<'_>, v: sys::napi_value, depth: usize) -> R<()> {
         let env = self.env;
+        self.values += 1;
+        if self.values > crate::wire::MAX_VALUES {
+            return Err(too_many("values", crate::wire::MAX_VALUES));
+        }
         let mut ty = 0;
         ck!(env, sys::napi_typeof(env, v, &mut ty), "napi_typeof");
         match ty {
@@ -312,6 +324,12 @@ impl<'a> ToBson<'a> {
         ck!(env, sys::napi_get_named_property(env, v, name.as_ptr(), &mut p), "napi_get_named_property");
         js_string(env, p)
     }
+}
+
+/// More arguments or values than receivers accept (`EPAYLOAD`), worded as
+/// the receivers' refusal.
+fn too_many(what: &'static str, limit: usize) -> ConvError {
+    ConvError::Payload(crate::error::WireError::TooManyValues { what, limit }.to_string())
 }
 
 /// A refusal of the wire's BSON writer (NUL in a key or regex, a part over
