@@ -22,7 +22,8 @@
 //! \|n\| ≤ 2^53, else BigInt; datetime → Date; regex → RegExp (options
 //! by [`crate::wire::bson_options_to_js_flags`]: `s`→`g`, `i`, `m`, `u`;
 //! others dropped; a pattern JS rejects arrives as
-//! `{$regex, $options}`); binary (any subtype) → Buffer; document → object;
+//! `{$regex, $options}`); binary (any subtype) → Buffer; document → plain
+//! object (its keys own data properties, `__proto__` too, as `JSON.parse` makes them);
 //! array → array; null/undefined → null; ObjectId → 24-hex string;
 //! Decimal128 → its decimal string; timestamp → `{t, i}`; symbol and
 //! JavaScript code → string; code with scope → `{code, scope}`;
@@ -516,9 +517,37 @@ impl ToJs {
         ck!(env, sys::napi_create_object(env, &mut obj), "napi_create_object");
         for (k, v) in fields {
             let key = self.string(k)?;
-            ck!(env, sys::napi_set_property(env, obj, key, v), "napi_set_property");
+            self.set_field(obj, k, key, v)?;
         }
         Ok(obj)
+    }
+
+    /// Makes `value` the own data property `name` (`key`, the same as a JS
+    /// string) of the fresh object `obj`, as `JSON.parse` does. A plain
+    /// assignment (`napi_set_property`) of `__proto__` runs
+    /// `Object.prototype`'s setter instead: a received key would choose the
+    /// object's prototype. Only that key takes the slower defining call.
+    fn set_field(&mut self, obj: sys::napi_value, name: &str, key: sys::napi_value, value: sys::napi_value) -> R<()> {
+        let env = self.env;
+        if name != "__proto__" {
+            ck!(env, sys::napi_set_property(env, obj, key, value), "napi_set_property");
+            return Ok(());
+        }
+        let descriptor = sys::napi_property_descriptor {
+            utf8name: ptr::null(),
+            name: key,
+            method: None,
+            getter: None,
+            setter: None,
+            value,
+            attributes: sys::PropertyAttributes::writable
+                | sys::PropertyAttributes::enumerable
+                | sys::PropertyAttributes::configurable,
+            data: ptr::null_mut(),
+        };
+        // `descriptor` is one live local, read by Node-API during the call only.
+        ck!(env, sys::napi_define_properties(env, obj, 1, &descriptor), "napi_define_properties");
+        Ok(())
     }
 
     /// Converts one BSON value.
@@ -546,7 +575,7 @@ impl ToJs {
                     for (k, val) in d {
                         let key = js.string(k)?;
                         let v = js.value(val)?;
-                        ck!(env, sys::napi_set_property(env, out, key, v), "napi_set_property");
+                        js.set_field(out, k, key, v)?;
                     }
                     Ok(())
                 })?;
