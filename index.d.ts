@@ -38,6 +38,10 @@ declare namespace Eventcast {
     replPort?: number
     /** REPL bind host. Default `'localhost'`; anything else logs a warning. */
     replHost?: string
+    /** REPL sessions at once (1–1024); further connections are refused, counted in `replStats().refused` and logged. Default 16. */
+    replMaxClients?: number
+    /** A REPL session without input for this many ms is closed (100–86400000). Default 600000 (10 minutes). */
+    replIdleTimeout?: number
     /** Encryption: false (default) or `{key, legacy?}`. */
     encrypt?: false | EncryptOptions
     /** Largest datagram before a message is chunked (1–65000). Default 1024. */
@@ -112,6 +116,8 @@ declare namespace Eventcast {
     readonly replEnabled: boolean
     readonly replPort: number | undefined
     readonly replHost: string
+    readonly replMaxClients: number
+    readonly replIdleTimeout: number
     readonly encrypt: false | Readonly<{ key: string, legacy: boolean }>
     readonly maxPayloadSize: number
     readonly messageTtl: number
@@ -207,6 +213,8 @@ declare namespace Eventcast {
     natsBundlesReceived: number
     /** NATS: bundles whose framing broke off; the datagrams after the break were dropped. */
     natsBundlesMalformed: number
+    /** Rejected: an event with more arguments (4,096) or values (262,144) than any node sends, refused before conversion. */
+    rejectedTooManyValues: number
   }
 
   interface Gap {
@@ -219,6 +227,16 @@ declare namespace Eventcast {
   interface ReplClient {
     address: string | undefined
     port: number | undefined
+  }
+
+  /** `replStats()`: the REPL's counters (zeros without a REPL). */
+  interface ReplStats {
+    /** Sessions connected now. */
+    clients: number
+    /** Connections refused because `replMaxClients` sessions were connected. */
+    refused: number
+    /** Sessions closed after `replIdleTimeout` ms without input. */
+    idleClosed: number
   }
 
   /**
@@ -300,6 +318,8 @@ interface Eventcast<E extends Eventcast.EventMap = Eventcast.EventMap> extends O
   stats (): Eventcast.Stats
   /** Connected REPL clients. */
   clients (): number
+  /** The REPL's counters: sessions now, connections refused over `replMaxClients`, sessions closed idle. */
+  replStats (): Eventcast.ReplStats
   /**
    * Closes the REPL server and its sessions. The REPL (`replEnabled` or a
    * `replPort`) is opened by the constructor and outlives `stop()`/`start()`,

@@ -145,6 +145,8 @@ class EventcastImpl extends EventEmitter {
     const repl = new ReplServer(this, {
       host: st.config.replHost,
       port: st.config.replPort,
+      maxClients: st.config.replMaxClients,
+      idleTimeout: st.config.replIdleTimeout,
       log: st.replLog,
       emit: (...a) => emitLocal.apply(this, a)
     })
@@ -193,6 +195,16 @@ class EventcastImpl extends EventEmitter {
   clients () {
     const repl = this[kState].repl
     return repl ? repl.clients() : 0
+  }
+
+  /**
+   * The REPL's counters: `{clients, refused, idleClosed}` (sessions now,
+   * connections refused because `replMaxClients` were connected, sessions
+   * closed after `replIdleTimeout` without input). Zeros without a REPL.
+   */
+  replStats () {
+    const repl = this[kState].repl
+    return repl ? repl.stats() : { clients: 0, refused: 0, idleClosed: 0 }
   }
 
   /**

@@ -7,7 +7,7 @@ const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const binding = require('../binding.js')
 const Eventcast = require('..')
-const { resolveOptions, nativeOptions, DEFAULTS, BOUNDS } = require('../lib/options.js')
+const { resolveOptions, nativeOptions, DEFAULTS, BOUNDS, JS_BOUNDS } = require('../lib/options.js')
 const { inPrivateNetns } = require('../scripts/netns.js')
 
 const { codes } = Eventcast
@@ -31,7 +31,15 @@ test('every bounded option: JS and Rust accept the same range, from one table', 
       return err instanceof RangeError && err.code === codes.VALUE
     }
   }))
-  assert.deepEqual(rangeChecked.sort(), table.map((b) => b.option).sort())
+  // ...plus the REPL's, which only this JS face has (the native side never sees them).
+  assert.deepEqual(rangeChecked.sort(), [...table.map((b) => b.option), ...Object.keys(JS_BOUNDS)].sort())
+  for (const [option, [min, max]] of Object.entries(JS_BOUNDS)) {
+    assert.ok(!table.some((b) => b.option === option), `${option} is JS-only`)
+    for (const v of [min, max]) assert.equal(Eventcast({ port: 9000, [option]: v }).config[option], v, `JS ${option} = ${v}`)
+    for (const v of [min - 1, max + 1]) {
+      assert.throws(() => Eventcast({ port: 9000, [option]: v }), { name: 'RangeError', code: codes.VALUE, message: `option ${option} must be within ${min}–${max}, got ${v}` })
+    }
+  }
   for (const { option, min, max } of table) {
     assert.ok(Number.isSafeInteger(min) && Number.isSafeInteger(max) && min <= max, option)
     for (const v of [min, max]) {

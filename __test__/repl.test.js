@@ -158,3 +158,96 @@ test('legacy encryption warns once that it is unauthenticated; the default schem
   recs = records(await captureStdout(async () => { await secure.start(); await secure.stop() }))
   assert.ok(!recs.some((r) => r.level === 40), JSON.stringify(recs))
 })
+
+/** Resolves once `sock` is closed (by either side). */
+const closed = (sock) => new Promise((resolve) => (sock.destroyed ? resolve() : sock.once('close', resolve)))
+
+test('REPL connection cap: with 16 sessions (replMaxClients default) the 17th is refused, counted and logged; a freed slot is reused', { timeout: 30000 }, async () => {
+  const replPort = port()
+  const ec = make({ port: port(), replPort, log: true, logLevel: 'warn' })
+  assert.equal(ec.config.replMaxClients, 16)
+  const prompt = /eventcast@.*> /
+  const first = await clientWhenListening(replPort)
+  await first.until(prompt)
+  const clients = [first]
+  for (let i = 1; i < 16; i++) {
+    const c = client(replPort)
+    await c.until(prompt)
+    clients.push(c)
+  }
+  assert.equal(ec.clients(), 16)
+  let refusedClient
+  const out = await captureStdout(async () => {
+    refusedClient = client(replPort)
+    refusedClient.sock.on('error', () => {})
+    await closed(refusedClient.sock)
+    // A burst of refusals logs once (at most one line a second).
+    for (let i = 0; i < 5; i++) {
+      const c = client(replPort)
+      c.sock.on('error', () => {})
+      await closed(c.sock)
+    }
+  })
+  await assert.rejects(refusedClient.until(prompt, 200), 'no prompt for the refused connection')
+  assert.deepEqual(ec.replStats(), { clients: 16, refused: 6, idleClosed: 0 })
+  const warns = records(out).filter((r) => r.level === 40 && /refused/.test(r.msg))
+  assert.equal(warns.length, 1, out)
+  assert.equal(warns[0].component, 'repl')
+  assert.match(warns[0].msg, /replMaxClients/)
+  // The sessions that were let in still work, and a freed slot is taken again.
+  clients[3].sock.write('1 + 1\n')
+  await clients[3].until(/2/)
+  const gone = closed(clients[0].sock)
+  clients[0].sock.end('.exit\n')
+  await gone
+  while (ec.clients() > 15) await new Promise((resolve) => setTimeout(resolve, 10))
+  const again = client(replPort)
+  await again.until(prompt)
+  assert.equal(ec.clients(), 16)
+  assert.equal(ec.replStats().refused, 6)
+  await ec.closeRepl()
+})
+
+test('REPL idle timeout: a session without input for replIdleTimeout ms is closed and counted; one that types stays', { timeout: 30000 }, async () => {
+  const replPort = port()
+  const ec = make({ port: port(), replPort, replIdleTimeout: 1000 })
+  const prompt = /eventcast@.*> /
+  const idle = await clientWhenListening(replPort)
+  await idle.until(prompt)
+  const busy = client(replPort)
+  await busy.until(prompt)
+  const idleClosed = closed(idle.sock)
+  // The busy one types every 100 ms, a tenth of the timeout.
+  const typing = setInterval(() => busy.sock.write('1\n'), 100)
+  await idleClosed
+  await idle.until(/idle for 1000 ms \(replIdleTimeout\): closing/, 100) // told why, before the close
+  await new Promise((resolve) => setTimeout(resolve, 1500)) // longer than the timeout: the busy one stays
+  clearInterval(typing)
+  assert.equal(busy.sock.destroyed, false)
+  assert.deepEqual(ec.replStats(), { clients: 1, refused: 0, idleClosed: 1 })
+  await ec.closeRepl()
+  assert.deepEqual(ec.replStats(), { clients: 0, refused: 0, idleClosed: 0 }, 'zeros without a REPL')
+})
+
+test('require("eventcast") without a REPL loads neither node:repl nor node:domain (EventEmitter#emit untouched)', () => {
+  const { spawnSync } = require('node:child_process')
+  const path = require('node:path')
+  const probe = (replEnabled) => {
+    const script = `
+      const { EventEmitter } = require('node:events')
+      const emit = EventEmitter.prototype.emit
+      const Eventcast = require(${JSON.stringify(path.resolve(__dirname, '..'))})
+      const ec = Eventcast({ port: 9000, replEnabled: ${replEnabled}, replPort: ${replEnabled ? port() : 'undefined'} })
+      const loaded = process.moduleLoadList.filter((m) => m === 'NativeModule repl' || m === 'NativeModule domain')
+      console.log(JSON.stringify({ loaded, emitUntouched: EventEmitter.prototype.emit === emit }))
+      ec.closeRepl()
+    `
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20000 })
+    assert.equal(r.status, 0, r.stderr)
+    return JSON.parse(r.stdout.trim().split('\n').pop())
+  }
+  assert.deepEqual(probe(false), { loaded: [], emitUntouched: true })
+  // With a REPL they are loaded (so the probe above can see them).
+  const withRepl = probe(true)
+  assert.deepEqual(withRepl.loaded.sort(), ['NativeModule domain', 'NativeModule repl'])
+})

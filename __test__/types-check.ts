@@ -34,6 +34,10 @@ const pairedGroup: string | undefined = paired.config.nats?.group
 // @ts-expect-error nats.group is an address string
 Eventcast({ port: 9000, transport: 'nats://h:4222', nats: { group: 239 } })
 const u: Eventcast = b
+const r = Eventcast({ port: 9000, replEnabled: true, replMaxClients: 4, replIdleTimeout: 60000 })
+const rs: number = r.replStats().refused + r.replStats().idleClosed + r.replStats().clients + r.config.replMaxClients
+// @ts-expect-error replMaxClients is a number
+Eventcast({ port: 9000, replMaxClients: '4' })
 import { EventEmitter, on } from 'node:events'
 const asEE: EventEmitter = a
 async function g () { for await (const [v] of on(t, 'tick')) { break } }

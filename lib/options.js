@@ -24,7 +24,9 @@ const DEFAULTS = Object.freeze({
   messageRetransmitAttempts: 3,
   log: false,
   logLevel: 'error',
-  sendQueueBytes: 8 * 1024 * 1024 // emit throws EBACKPRESSURE while this much waits to be sent
+  sendQueueBytes: 8 * 1024 * 1024, // emit throws EBACKPRESSURE while this much waits to be sent
+  replMaxClients: 16, // REPL sessions at once; more connections are refused (replStats().refused)
+  replIdleTimeout: 10 * 60 * 1000 // ms without input before a REPL session is closed
 })
 
 /**
@@ -33,6 +35,15 @@ const DEFAULTS = Object.freeze({
  * too. Read, never copied, so the two layers cannot disagree.
  */
 const BOUNDS = Object.freeze(Object.fromEntries(optionBounds().map((b) => [b.option, Object.freeze([b.min, b.max])])))
+
+/**
+ * Bounds of the options only this JS face has: the REPL lives in JS, the
+ * native side never sees them (so they are not in Rust's table).
+ */
+const JS_BOUNDS = Object.freeze({
+  replMaxClients: Object.freeze([1, 1024]),
+  replIdleTimeout: Object.freeze([100, 24 * 3600 * 1000])
+})
 
 /** Options that only mean something on multicast; with a NATS transport they are an error. */
 const MULTICAST_ONLY = Object.freeze(['address', 'multicastMembership', 'multicastInterface', 'multicastLoopback', 'multicastTtl', 'maxPayloadSize'])
@@ -90,7 +101,7 @@ function checkInt (name, v, min, max) {
 
 /** An integer within the option's bounds from `BOUNDS`. */
 function checkBounded (name, v) {
-  const bound = BOUNDS[name]
+  const bound = BOUNDS[name] || JS_BOUNDS[name]
   if (bound === undefined) throw new Error(`eventcast: no bounds for option ${name} in the native table (out of date addon?)`)
   return checkInt(name, v, bound[0], bound[1])
 }
@@ -260,6 +271,8 @@ function resolveOptions (arg, env = process.env) {
   config.replPort = replPort === undefined || replPort === null
     ? (config.replEnabled ? getRandomPort() : undefined)
     : checkPort('replPort', replPort)
+  config.replMaxClients = checkBounded('replMaxClients', pick('replMaxClients'))
+  config.replIdleTimeout = checkBounded('replIdleTimeout', pick('replIdleTimeout'))
   config.log = checkBool('log', pick('log'))
   const level = resolveLevel(pick('logLevel'))
   if (level === undefined) {
@@ -304,4 +317,4 @@ function nativeOptions (config) {
   }
 }
 
-module.exports = { DEFAULTS, BOUNDS, codes, resolveOptions, nativeOptions, getRandomPort, PORT_MIN, PORT_MAX }
+module.exports = { DEFAULTS, BOUNDS, JS_BOUNDS, codes, resolveOptions, nativeOptions, getRandomPort, PORT_MIN, PORT_MAX }

@@ -3,7 +3,12 @@
 // the instance in scope as `eventcast` and `ec`.
 const net = require('node:net')
 const os = require('node:os')
-const repl = require('node:repl')
+// node:repl is required only when a REPL opens: it loads node:domain, which
+// replaces EventEmitter.prototype.emit for the whole process.
+let replModule = null
+
+/** Refusals of connections over the cap are logged at most this often (a connect flood must not flood the log). */
+const REFUSAL_LOG_INTERVAL_MS = 1000
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1', 'ip6-localhost'])
 
@@ -14,17 +19,24 @@ function isLoopback (host) {
 class ReplServer {
   /**
    * @param {object} ec the Eventcast instance (in scope as `eventcast` and `ec`)
-   * @param {{host: string, port: number, log: object, emit: Function}} opts
+   * @param {{host: string, port: number, maxClients: number, idleTimeout: number, log: object, emit: Function}} opts
+   *   maxClients: sessions at once (more are refused and counted);
+   *   idleTimeout: ms without input after which a session is closed
    */
-  constructor (ec, { host, port, log, emit }) {
+  constructor (ec, { host, port, maxClients, idleTimeout, log, emit }) {
     this.ec = ec
     this.host = host
     this.port = port
+    this.maxClients = maxClients
+    this.idleTimeout = idleTimeout
     this.log = log
     this.emitLocal = emit
     this.sockets = new Set()
     this.server = null
     this.listening = null
+    this.refused = 0 // connections refused because maxClients were connected
+    this.idleClosed = 0 // sessions closed after idleTimeout without input
+    this.lastRefusalLog = -Infinity
   }
 
   /** Listens; resolves once bound (rejects on listen errors). */
@@ -35,7 +47,8 @@ class ReplServer {
       if (this.log.streams.length) this.log.force(40, msg, { host: this.host, port: this.port })
       else process.emitWarning(msg, { code: 'EVENTCAST_REPL_EXPOSED' })
     }
-    const server = net.createServer((socket) => this._session(socket))
+    if (replModule === null) replModule = require('node:repl')
+    const server = net.createServer((socket) => this._connection(socket))
     this.server = server
     this.listening = new Promise((resolve, reject) => {
       server.once('error', reject)
@@ -49,13 +62,37 @@ class ReplServer {
     return this.listening
   }
 
+  /** A new connection: a session, or refused (counted, logged) when maxClients are connected. */
+  _connection (socket) {
+    if (this.sockets.size >= this.maxClients) {
+      this.refused++
+      socket.on('error', () => {})
+      socket.destroy()
+      const now = Date.now()
+      if (now - this.lastRefusalLog >= REFUSAL_LOG_INTERVAL_MS) {
+        this.lastRefusalLog = now
+        this.log.warn(`REPL connection from ${socket.remoteAddress}:${socket.remotePort} refused: ${this.maxClients} clients connected (replMaxClients); refused so far: ${this.refused}`,
+          { address: socket.remoteAddress, port: socket.remotePort, refused: this.refused })
+      }
+      return
+    }
+    this._session(socket)
+  }
+
   _session (socket) {
     this.sockets.add(socket)
     const client = { address: socket.remoteAddress, port: socket.remotePort }
+    // A session that sends nothing for idleTimeout is closed: forgotten or
+    // abandoned connections must not hold a slot (and its memory) for ever.
+    socket.setTimeout(this.idleTimeout, () => {
+      this.idleClosed++
+      this.log.info(`REPL client ${client.address}:${client.port} idle for ${this.idleTimeout} ms (replIdleTimeout): closed`, client)
+      socket.end(`\nidle for ${this.idleTimeout} ms (replIdleTimeout): closing\n`, () => socket.destroy())
+    })
     this.log.info(`REPL client connected from ${client.address}:${client.port}`, client)
     // Before repl.start(): a client that resets at once must not be an uncaught error.
     socket.on('error', (err) => this.log.debug(`REPL client error: ${err.message}`))
-    const r = repl.start({
+    const r = replModule.start({
       prompt: `eventcast@${os.hostname()}> `,
       input: socket,
       output: socket,
@@ -78,6 +115,11 @@ class ReplServer {
 
   clients () {
     return this.sockets.size
+  }
+
+  /** `{clients, refused, idleClosed}`: sessions now, connections refused over the cap, sessions closed idle. */
+  stats () {
+    return { clients: this.sockets.size, refused: this.refused, idleClosed: this.idleClosed }
   }
 
   /** Closes the server and every client; resolves when closed. */

@@ -20,6 +20,17 @@ pub enum WireError {
     /// A declared size or count exceeds a configured limit.
     #[error("limit exceeded: {0}")]
     Limit(String),
+    /// A body with more arguments, or more values in all, than any node
+    /// sends ([`crate::wire::depth::MAX_ARGS`], [`crate::wire::depth::MAX_VALUES`]):
+    /// refused before conversion, since delivering it could overflow the
+    /// receiver's stack or memory.
+    #[error("more {what} than the {limit} an event may carry")]
+    TooManyValues {
+        /// `arguments` or `values`.
+        what: &'static str,
+        /// The bound exceeded.
+        limit: usize,
+    },
 }
 
 /// What was wrong with a malformed datagram. Static data only: a node
@@ -79,6 +90,7 @@ impl WireError {
             WireError::Version(_) => "EPRVERSION",
             WireError::Decrypt(_) => "EDECRYPT",
             WireError::Limit(_) => "ELIMIT",
+            WireError::TooManyValues { .. } => "ETOOMANYVALUES",
         }
     }
 }

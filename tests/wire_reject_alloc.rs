@@ -104,6 +104,14 @@ fn malformed_datagrams_are_rejected_without_allocating() {
         assert!(matches!(r, Err(WireError::Malformed(_))), "{what}: {r:?}");
         assert_eq!(n, 0, "{what}: {n} allocations to reject");
     }
+    // More arguments or values than an event may carry: refused by the same walk.
+    let many_args = bson::doc! { "payload": vec![bson::Bson::Null; wire::MAX_ARGS + 1] }.to_vec().unwrap();
+    let many_values = bson::doc! { "payload": [vec![bson::Bson::Null; wire::MAX_VALUES]] }.to_vec().unwrap();
+    for (what, b) in [("too many arguments", &many_args), ("too many values", &many_values)] {
+        let (r, n) = allocations(|| wire::decode_body_raw(b).map(|_| ()));
+        assert!(matches!(r, Err(WireError::TooManyValues { .. })), "{what}: {r:?}");
+        assert_eq!(n, 0, "{what}: {n} allocations to reject");
+    }
 }
 
 #[test]

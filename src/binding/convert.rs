@@ -22,7 +22,8 @@
 //! \|n\| ≤ 2^53, else BigInt; datetime → Date; regex → RegExp (options
 //! by [`crate::wire::bson_options_to_js_flags`]: `s`→`g`, `i`, `m`, `u`;
 //! others dropped; a pattern JS rejects arrives as
-//! `{$regex, $options}`); binary (any subtype) → Buffer; document → object;
+//! `{$regex, $options}`); binary (any subtype) → Buffer; document → plain
+//! object (its keys own data properties, `__proto__` too, as `JSON.parse` makes them);
 //! array → array; null/undefined → null; ObjectId → 24-hex string;
 //! Decimal128 → its decimal string; timestamp → `{t, i}`; symbol and
 //! JavaScript code → string; code with scope → `{code, scope}`;
@@ -87,12 +88,16 @@ pub struct ToBson<'a> {
     env: sys::napi_env,
     regexp: sys::napi_value,
     out: &'a mut Vec<u8>,
+    /// Values written so far, at every level: receivers refuse more than
+    /// [`crate::wire::MAX_VALUES`], so `emit` does too (counted as written,
+    /// no second pass over the body).
+    values: usize,
 }
 
 impl<'a> ToBson<'a> {
     /// A converter for `env` (must be called on the JS thread) appending to `out`.
     pub fn new(env: sys::napi_env, out: &'a mut Vec<u8>) -> Self {
-        ToBson { env, regexp: ptr::null_mut(), out }
+        ToBson { env, regexp: ptr::null_mut(), out, values: 0 }
     }
 
     /// Appends the body `{payload: [...]}` of the JS array `array` (emit arguments).
@@ -141,8 +146,12 @@ impl<'a> ToBson<'a> {
         )
     }
 
-    /// Writes a BSON array document of `len` elements, element `i` being `get(i)`.
+    /// Writes a BSON array document of `len` elements, element `i` being `get(i)`;
+    /// at `depth` 0 (the arguments) at most [`crate::wire::MAX_ARGS`] of them.
     fn elements(&mut self, len: usize, mut get: impl FnMut(usize) -> R<sys::napi_value>, depth: usize) -> R<()> {
+        if depth == 0 && len > crate::wire::MAX_ARGS {
+            return Err(too_many("arguments", crate::wire::MAX_ARGS));
+        }
         let start = bsonw::begin_doc(self.out);
         for i in 0..len {
             let v = get(i)?;
@@ -154,6 +163,10 @@ impl<'a> ToBson<'a> {
     /// Writes one JS value as element `key`; `depth` counts enclosing arrays/objects.
     fn value(&mut self, key: Key<'_>, v: sys::napi_value, depth: usize) -> R<()> {
         let env = self.env;
+        self.values += 1;
+        if self.values > crate::wire::MAX_VALUES {
+            return Err(too_many("values", crate::wire::MAX_VALUES));
+        }
         let mut ty = 0;
         ck!(env, sys::napi_typeof(env, v, &mut ty), "napi_typeof");
         match ty {
@@ -312,6 +325,12 @@ impl<'a> ToBson<'a> {
         ck!(env, sys::napi_get_named_property(env, v, name.as_ptr(), &mut p), "napi_get_named_property");
         js_string(env, p)
     }
+}
+
+/// More arguments or values than receivers accept (`EPAYLOAD`), worded as
+/// the receivers' refusal.
+fn too_many(what: &'static str, limit: usize) -> ConvError {
+    ConvError::Payload(crate::error::WireError::TooManyValues { what, limit }.to_string())
 }
 
 /// A refusal of the wire's BSON writer (NUL in a key or regex, a part over
@@ -498,9 +517,37 @@ impl ToJs {
         ck!(env, sys::napi_create_object(env, &mut obj), "napi_create_object");
         for (k, v) in fields {
             let key = self.string(k)?;
-            ck!(env, sys::napi_set_property(env, obj, key, v), "napi_set_property");
+            self.set_field(obj, k, key, v)?;
         }
         Ok(obj)
+    }
+
+    /// Makes `value` the own data property `name` (`key`, the same as a JS
+    /// string) of the fresh object `obj`, as `JSON.parse` does. A plain
+    /// assignment (`napi_set_property`) of `__proto__` runs
+    /// `Object.prototype`'s setter instead: a received key would choose the
+    /// object's prototype. Only that key takes the slower defining call.
+    fn set_field(&mut self, obj: sys::napi_value, name: &str, key: sys::napi_value, value: sys::napi_value) -> R<()> {
+        let env = self.env;
+        if name != "__proto__" {
+            ck!(env, sys::napi_set_property(env, obj, key, value), "napi_set_property");
+            return Ok(());
+        }
+        let descriptor = sys::napi_property_descriptor {
+            utf8name: ptr::null(),
+            name: key,
+            method: None,
+            getter: None,
+            setter: None,
+            value,
+            attributes: sys::PropertyAttributes::writable
+                | sys::PropertyAttributes::enumerable
+                | sys::PropertyAttributes::configurable,
+            data: ptr::null_mut(),
+        };
+        // `descriptor` is one live local, read by Node-API during the call only.
+        ck!(env, sys::napi_define_properties(env, obj, 1, &descriptor), "napi_define_properties");
+        Ok(())
     }
 
     /// Converts one BSON value.
@@ -528,7 +575,7 @@ impl ToJs {
                     for (k, val) in d {
                         let key = js.string(k)?;
                         let v = js.value(val)?;
-                        ck!(env, sys::napi_set_property(env, out, key, v), "napi_set_property");
+                        js.set_field(out, k, key, v)?;
                     }
                     Ok(())
                 })?;

@@ -145,8 +145,8 @@ pub fn decode_payload(env: Env, body: Buffer) -> napi::Result<Raw> {
     let env = JsEnv::of(&env);
     // Walk first, iteratively: `from_reader` recurses and would overflow the
     // stack on a deeply nested body.
-    crate::wire::check_nesting(&body, crate::wire::depth::MAX_ARGS_BODY_LEVELS)
-        .map_err(|e| throw(env, true, "EMALFORMED", &e.to_string()))?;
+    crate::wire::check_shape(&body, crate::wire::depth::ARGS_BODY)
+        .map_err(|e| throw(env, true, e.code(), &e.to_string()))?;
     let doc = bson::Document::from_reader(&body[..])
         .map_err(|e| throw(env, true, "EMALFORMED", &format!("not a BSON document: {e}")))?;
     let mut to_js = ToJs::new(env.raw());

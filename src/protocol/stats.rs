@@ -126,4 +126,7 @@ stats! {
     nats_bundles_received => "natsBundlesReceived",
     /// NATS: bundles whose framing broke off; the datagrams after the break were dropped.
     nats_bundles_malformed => "natsBundlesMalformed",
+    /// Rejected: an event with more arguments or values than any node sends
+    /// (`wire::MAX_ARGS`, `wire::MAX_VALUES`), refused before conversion.
+    rejected_too_many_values => "rejectedTooManyValues",
 }

@@ -10,7 +10,7 @@
 //!   (and back): see [`js_flags_to_bson_options`] and [`bson_options_to_js_flags`].
 
 use super::bsonw::{begin_doc, end_doc, put_array, put_document, put_element, Key};
-use super::depth::{check_nesting, MAX_ARGS_BODY_LEVELS, MAX_DOCUMENT_BODY_LEVELS};
+use super::depth::{check_shape, ARGS_BODY, DOCUMENT_BODY, MAX_ARGS_BODY_LEVELS};
 use crate::error::{Error, Malformed, WireError};
 use bson::raw::{RawArray, RawBsonRef, RawDocument};
 use bson::{Binary, Bson, Document};
@@ -106,15 +106,15 @@ fn owned_value(v: RawBsonRef<'_>, level: usize) -> Result<Bson, NotOwned> {
 pub struct ArgsBody<'a>(&'a [u8]);
 
 impl<'a> ArgsBody<'a> {
-    /// Checks bytes from elsewhere: the document's framing and that its
-    /// `payload` is an array (or the document is empty); the arguments
-    /// themselves are not walked (receivers check their nesting). Else
+    /// Checks bytes from elsewhere: the document's framing, that its
+    /// `payload` is an array (or the document is empty), and what receivers
+    /// refuse (nesting, numbers of arguments and values, one walk). Else
     /// `EPAYLOAD`.
     pub fn check(body: &'a [u8]) -> Result<Self, Error> {
         let doc =
             super::datagram::raw_document(body).ok_or_else(|| Error::Payload("body is not a BSON document".into()))?;
         match doc.get("payload") {
-            Ok(Some(RawBsonRef::Array(_))) => Ok(ArgsBody(body)),
+            Ok(Some(RawBsonRef::Array(_))) => check_emit_body(body).map(|()| ArgsBody(body)),
             Ok(None) if doc.is_empty() => Ok(ArgsBody(body)),
             _ => Err(Error::Payload("body must be the BSON document {payload: [...]}".into())),
         }
@@ -133,9 +133,19 @@ impl<'a> ArgsBody<'a> {
     }
 }
 
+/// What receivers refuse ([`ARGS_BODY`]) as the `EPAYLOAD` an emit returns.
+fn check_emit_body(body: &[u8]) -> Result<(), Error> {
+    check_shape(body, ARGS_BODY).map_err(|e| match e {
+        WireError::TooManyValues { .. } => Error::Payload(e.to_string()),
+        _ => Error::Payload(format!("arguments nested deeper than {} levels", super::depth::MAX_NESTING)),
+    })
+}
+
 /// Writes `{payload: [...]}`, or an error when a document key holds a NUL
-/// byte or the arguments nest deeper than [`MAX_NESTING`](super::depth::MAX_NESTING)
-/// levels (receivers refuse those).
+/// byte, the arguments nest deeper than [`MAX_NESTING`](super::depth::MAX_NESTING)
+/// levels, or there are more than [`MAX_ARGS`](super::depth::MAX_ARGS)
+/// arguments or [`MAX_VALUES`](super::depth::MAX_VALUES) values (receivers
+/// refuse those).
 pub fn try_encode_args(args: &[Bson]) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(32 + args.len() * 16);
     try_encode_args_into(args, &mut out)?;
@@ -152,10 +162,9 @@ pub fn try_encode_args_into(args: &[Bson], out: &mut Vec<u8>) -> Result<(), Erro
         out.extend_from_slice(b"payload\0");
         put_array(out, args).map_err(Error::Payload)?;
         end_doc(out, start).map_err(Error::Payload)?;
-        // Receivers refuse deeper bodies: fail here, as the JS `emit` does,
-        // rather than send what every member drops.
-        check_nesting(out, MAX_ARGS_BODY_LEVELS)
-            .map_err(|_| Error::Payload(format!("arguments nested deeper than {} levels", super::depth::MAX_NESTING)))
+        // Receivers refuse deeper or larger bodies: fail here, as the JS
+        // `emit` does, rather than send what every member drops.
+        check_emit_body(out)
     })();
     if r.is_err() {
         out.clear();
@@ -206,9 +215,13 @@ pub fn append_element(out: &mut Vec<u8>, key: &str, value: &Bson) -> Result<(), 
 }
 
 /// Decodes a body without copying it; an empty body is `RawPayload::Args(None)`.
-/// The whole body's framing and nesting depth are checked here, iteratively
-/// ([`check_nesting`]): arguments nested deeper than [`MAX_NESTING`](super::depth::MAX_NESTING) levels
-/// are `Malformed`, so the recursive conversions downstream stay shallow.
+/// The whole body's framing, nesting depth and size in values are checked
+/// here, in one iterative walk ([`check_shape`]): arguments nested deeper
+/// than [`MAX_NESTING`](super::depth::MAX_NESTING) levels are `Malformed`, so
+/// the recursive conversions downstream stay shallow; more than
+/// [`MAX_ARGS`](super::depth::MAX_ARGS) arguments or
+/// [`MAX_VALUES`](super::depth::MAX_VALUES) values are
+/// [`WireError::TooManyValues`], so what they convert to stays small.
 /// Element contents (UTF-8, ...) are validated when they are read.
 pub fn decode_body_raw(body: &[u8]) -> Result<RawPayload<'_>, WireError> {
     if body.is_empty() {
@@ -218,11 +231,11 @@ pub fn decode_body_raw(body: &[u8]) -> Result<RawPayload<'_>, WireError> {
     // Finding `payload` reads only the top level; the walk then covers everything.
     match doc.get("payload") {
         Ok(Some(RawBsonRef::Array(a))) => {
-            check_nesting(body, MAX_ARGS_BODY_LEVELS)?;
+            check_shape(body, ARGS_BODY)?;
             Ok(RawPayload::Args(Some(a)))
         }
         Ok(Some(RawBsonRef::Document(d))) => {
-            check_nesting(body, MAX_DOCUMENT_BODY_LEVELS)?;
+            check_shape(body, DOCUMENT_BODY)?;
             Ok(RawPayload::Document(d))
         }
         Ok(Some(other)) => Err(Malformed::new("neither an array nor a document")

@@ -15,6 +15,13 @@
 //! enclosing document, every document and string ends in NUL, element types
 //! are known) but not the content (UTF-8, binary subtypes), which the `bson`
 //! crate still checks when it converts the (now shallow) document.
+//!
+//! The same walk counts what a body would become: its arguments and its
+//! values at every level ([`check_shape`]). Each value becomes a `Bson` and
+//! then a JS value, and every argument a stack slot of `emit.apply` in Node:
+//! 60,000 arguments (≈ 480 KB, one chunked datagram) overflowed the JS stack
+//! of every Node receiver, and a 16 MiB body of two-byte elements would have
+//! become eight million values. Both are refused here, before any conversion.
 
 use crate::error::{Malformed, WireError};
 
@@ -31,6 +38,38 @@ pub const MAX_ARGS_BODY_LEVELS: usize = MAX_NESTING + 2;
 /// Document levels of a `{payload: {...}}` body whose payload document is
 /// delivered as one argument (itself level 1 of [`MAX_NESTING`]).
 pub const MAX_DOCUMENT_BODY_LEVELS: usize = MAX_NESTING + 1;
+
+/// Most arguments of one event: what `emit` sends and a receiver delivers.
+/// Node's `emit.apply` with a rest-parameter listener overflows its default
+/// stack near 60,000 arguments (fewer when called deeper); no real event
+/// needs more than a handful, and a list belongs in one array argument.
+pub const MAX_ARGS: usize = 4096;
+
+/// Most values of one event, counting every array element and object property
+/// at every level (a Buffer, TypedArray or string is one value). Bounds what a
+/// receiver allocates converting one body (a `Bson` and a JS value each),
+/// whatever the body's bytes: tiny elements would otherwise turn 16 MiB into
+/// millions of values.
+pub const MAX_VALUES: usize = 262_144;
+
+/// What [`check_shape`] allows: nesting, and how many arguments and values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Document levels, the checked document itself being level 1.
+    pub max_levels: usize,
+    /// Elements of the top-level document's own arrays/documents (the
+    /// arguments, in a `{payload: [...]}` body).
+    pub max_args: usize,
+    /// Elements below the top level, at any depth.
+    pub max_values: usize,
+}
+
+/// A `{payload: [...]}` emit body: [`MAX_ARGS_BODY_LEVELS`], [`MAX_ARGS`], [`MAX_VALUES`].
+pub const ARGS_BODY: Shape = Shape { max_levels: MAX_ARGS_BODY_LEVELS, max_args: MAX_ARGS, max_values: MAX_VALUES };
+
+/// A `{payload: {...}}` body (one argument): [`MAX_DOCUMENT_BODY_LEVELS`], [`MAX_VALUES`].
+pub const DOCUMENT_BODY: Shape =
+    Shape { max_levels: MAX_DOCUMENT_BODY_LEVELS, max_args: MAX_VALUES, max_values: MAX_VALUES };
 
 fn malformed(what: &'static str) -> WireError {
     WireError::Malformed(Malformed::new(what))
@@ -123,6 +162,16 @@ impl Open {
 /// document nested a million levels deep is refused after reading its first
 /// `max_levels` levels.
 pub fn check_nesting(bytes: &[u8], max_levels: usize) -> Result<(), WireError> {
+    check_shape(bytes, Shape { max_levels, max_args: usize::MAX, max_values: usize::MAX })
+}
+
+/// [`check_nesting`] with `shape.max_levels`, in the same single pass also
+/// refusing a document with more than `shape.max_args` elements in the
+/// containers of its top level or more than `shape.max_values` elements below
+/// its top level ([`WireError::TooManyValues`]). Nothing is allocated.
+pub fn check_shape(bytes: &[u8], shape: Shape) -> Result<(), WireError> {
+    let max_levels = shape.max_levels;
+    let (mut args, mut values) = (0usize, 0usize);
     let len = len_at(bytes, 0, bytes.len(), 5, "document")?;
     if len != bytes.len() || bytes[len - 1] != 0 {
         return Err(malformed("document: length does not match, or no terminating NUL"));
@@ -140,6 +189,20 @@ pub fn check_nesting(bytes: &[u8], max_levels: usize) -> Result<(), WireError> {
             open.pop();
             pos += 1;
             continue;
+        }
+        match open.len() {
+            1 => {}
+            2 => {
+                args += 1;
+                values += 1;
+                if args > shape.max_args {
+                    return Err(WireError::TooManyValues { what: "arguments", limit: shape.max_args });
+                }
+            }
+            _ => values += 1,
+        }
+        if values > shape.max_values {
+            return Err(WireError::TooManyValues { what: "values", limit: shape.max_values });
         }
         let ty = bytes[pos];
         pos = cstring_end(bytes, pos + 1, end)?;

@@ -32,7 +32,7 @@ pub use datagram::{
     decode_datagram, decode_datagram_ref, decode_received, encode_datagram, split_datagram, try_encode_datagram,
     try_encode_datagram_ref, Datagram, DatagramRef, MetaRef,
 };
-pub use depth::{check_nesting, MAX_NESTING};
+pub use depth::{check_nesting, check_shape, MAX_ARGS, MAX_NESTING, MAX_VALUES};
 pub use meta::Meta;
 pub use retx::RepairRequest;
 pub use secure::SecureKey;

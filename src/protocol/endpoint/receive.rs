@@ -220,6 +220,15 @@ impl Endpoint {
         };
         let payload = match wire::decode_body(body) {
             Ok(p) => p,
+            Err(e @ WireError::TooManyValues { .. }) => {
+                self.stats.rejected_too_many_values += 1;
+                let n = self.stats.rejected_too_many_values;
+                // The 1st, 2nd, 4th, 8th, ...: a flood cannot flood the log.
+                if n.is_power_of_two() {
+                    tracing::warn!("eventcast: refused an event from {sender_id}: {e} (refusals so far: {n})");
+                }
+                return;
+            }
             Err(_) => {
                 self.stats.rejected_malformed += 1;
                 return;
