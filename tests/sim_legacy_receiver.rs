@@ -193,9 +193,12 @@ fn legacy_request(id: &str, seq_id: &str, missed_seq: Vec<i32>) -> Vec<u8> {
     d
 }
 
+/// Datagrams in flight: (arrival, order, destination, bytes), earliest first.
+type Queue = BinaryHeap<Reverse<(Instant, u64, To, Vec<u8>)>>;
+
 /// The network and the receivers' input queues.
 struct Net {
-    queue: BinaryHeap<Reverse<(Instant, u64, To, Vec<u8>)>>,
+    queue: Queue,
     order: u64,
     /// When each receiver is done with the chunks queued for it.
     busy: [Instant; RECEIVERS],
@@ -373,4 +376,54 @@ fn a_legacy_request_landing_on_the_wrong_node_of_a_shared_host_is_relayed_once()
     third.handle_datagram(now, from_other, &relayed[0]);
     assert!(drain(&mut third).is_empty());
     assert_eq!(third.stats().repair_requests_relayed, 0);
+}
+
+/// 0.1.2 asks once per partial message and forgets a group once it is
+/// complete: a second request from the same receiver for the same group comes
+/// from a partial that late copies started there. Answering it resent nearly
+/// the whole message in three copies and delivered it a second time; it is
+/// neither answered nor forwarded, also after the message left retention.
+/// Another receiver's first request for that group is answered as ever.
+#[test]
+fn a_second_legacy_request_from_one_source_for_one_group_is_not_answered() {
+    let (t0, wall0) = (Instant::now(), SystemTime::now());
+    let mut sender = endpoint("00000000000000a1", t0, wall0);
+    let body = Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![7; 20 * 1024] });
+    sender.emit(t0, wall0, "big", &[body]).unwrap();
+    let chunks = drain(&mut sender);
+    let seq_id = wire::decode_datagram(&chunks[0]).unwrap().meta.seq_id;
+    let (a, b): (SocketAddr, SocketAddr) = ("10.0.0.9:9000".parse().unwrap(), "10.0.0.10:9000".parse().unwrap());
+    // Chunks of the message sent within 100 ms (heartbeats aside).
+    let answered = |sender: &mut Endpoint, now: Instant| {
+        let mut out = drain(sender);
+        sender.handle_timeout(now + Duration::from_millis(100));
+        out.extend(drain(sender));
+        out.iter().filter(|d| wire::decode_datagram(d).is_ok_and(|d| d.meta.seq_id == seq_id)).count()
+    };
+
+    // The first request from `a` is answered, in copies.
+    let now = t0 + Duration::from_millis(3100);
+    sender.handle_datagram(now, a, &legacy_request("00000000000000b0", &seq_id, vec![2, 5, 9]));
+    assert!(answered(&mut sender, now) >= 6, "{:?}", sender.stats());
+
+    // Its stray partial asks 3 s later for everything else: ignored.
+    let later = now + Duration::from_millis(3100);
+    let rest: Vec<i32> = (0..chunks.len() as i32).filter(|s| ![2, 5, 9].contains(s)).collect();
+    sender.handle_datagram(later, a, &legacy_request("00000000000000b0", &seq_id, rest.clone()));
+    assert_eq!(answered(&mut sender, later), 0, "{:?}", sender.stats());
+    assert_eq!(sender.stats().legacy_repeat_requests_ignored, 1);
+
+    // Another receiver's first request for the group is answered.
+    sender.handle_datagram(later, b, &legacy_request("00000000000000b1", &seq_id, vec![4]));
+    assert!(answered(&mut sender, later) >= 2, "{:?}", sender.stats());
+
+    // After the message left retention (3 × messageTtl), a stray request from
+    // `a` is not forwarded to the group either.
+    let gone = t0 + Duration::from_secs(20);
+    sender.handle_timeout(gone);
+    drain(&mut sender);
+    sender.handle_datagram(gone, a, &legacy_request("00000000000000b0", &seq_id, rest));
+    assert_eq!(answered(&mut sender, gone), 0, "{:?}", sender.stats());
+    assert_eq!(sender.stats().repair_requests_relayed, 0);
+    assert_eq!(sender.stats().legacy_repeat_requests_ignored, 2);
 }
