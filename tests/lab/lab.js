@@ -406,8 +406,8 @@ async function main () {
   console.log(table)
   for (const r of results.filter((x) => x.rows.some((row) => row.stats && row.stats.legacyRequestsSent !== undefined))) {
     for (const row of r.rows) r.notes.push(`${row.receiver}: ${JSON.stringify(row.stats)}`)
-    const pick = ({ repairsSent, repairsBudgetLimited, repairsRateLimited, repairsSuppressed, repairRequestsIgnored, repairRequestsRelayed }) =>
-      ({ repairsSent, repairsBudgetLimited, repairsRateLimited, repairsSuppressed, repairRequestsIgnored, repairRequestsRelayed })
+    const pick = ({ repairsSent, repairsBudgetLimited, repairsRateLimited, repairsSuppressed, repairRequestsIgnored, repairRequestsRelayed, legacyRepeatRequestsIgnored }) =>
+      ({ repairsSent, repairsBudgetLimited, repairsRateLimited, repairsSuppressed, repairRequestsIgnored, repairRequestsRelayed, legacyRepeatRequestsIgnored })
     for (const st of r.senderStats || []) if (st) r.notes.push(`sender: ${JSON.stringify(pick(st))}`)
   }
   const notes = results.flatMap((r) => r.notes.map((n) => `  ${r.name}: ${n}`))

@@ -64,6 +64,12 @@ function finish () {
   // after adding the 'close' one) and leaves its MessageBuffer timers armed:
   // report and exit.
   ec.stop()
+  // Datagrams the host's kernel dropped for a full socket buffer (this host's namespace: its own counters).
+  try {
+    const udp = require('node:fs').readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'))
+    const [names, values] = udp.map((l) => l.split(/\s+/))
+    stats.udpRcvbufErrors = Number(values[names.indexOf('RcvbufErrors')])
+  } catch {}
   out({ type: 'final', summary: tally.summary(), stats })
   process.exit(0)
 }
