@@ -196,6 +196,8 @@ declare namespace Eventcast {
     gapsUnconfirmed: number
     /** 0.1.x repair requests for data this node does not hold, forwarded once to the group (shared hosts). */
     repairRequestsRelayed: number
+    /** 0.1.x repair requests not answered: the same source already had its answer for that chunk group (a second 0.1.x request comes from a partial that late copies started after the message completed or was dropped there). */
+    legacyRepeatRequestsIgnored: number
     // --- NATS transport (issue 12) ---
     /** NATS: connections established (the first, then every reconnect). */
     natsConnects: number

@@ -34,3 +34,32 @@ test('network lab: delivery under 0/5/10/30% loss, two senders, a late joiner', 
   for (const line of table.split('\n')) t.diagnostic(line)
   assert.strictEqual(code, 0, `the lab missed required results (exit ${code}):\n${table}`)
 })
+
+// A mixed fleet: our sender, two receivers running the real eventcast 0.1.2
+// (which is not on the npm registry: EVENTCAST_012_DIR names a checkout of it
+// with its node_modules). Without it this reports skipped, with the reason.
+test('network lab: our sender to two real 0.1.2 receivers at 10% loss (mixed-012-10)', { timeout: 10 * 60 * 1000 }, async (t) => {
+  if (process.env.EVENTCAST_LAB === 'skip') {
+    t.skip('EVENTCAST_LAB=skip')
+    return
+  }
+  if (!process.env.EVENTCAST_012_DIR) {
+    t.skip('EVENTCAST_012_DIR is not set (a checkout of eventcast 0.1.2 with its node_modules; not on the npm registry)')
+    return
+  }
+  const { code, out } = await new Promise((resolve, reject) => {
+    const child = spawn('bash', [RUN, '--only', 'mixed-012-10'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d) => { out += d; process.stderr.write(d) })
+    child.stderr.on('data', (d) => process.stderr.write(d))
+    child.on('error', reject)
+    child.on('exit', (c, sig) => resolve({ code: c === null ? sig : c, out }))
+  })
+  if (code === 77) {
+    t.skip(out.trim().split('\n').pop())
+    return
+  }
+  const table = out.slice(out.indexOf('eventcast network lab'))
+  for (const line of table.split('\n')) t.diagnostic(line)
+  assert.strictEqual(code, 0, `the mixed-fleet lab missed its required result (exit ${code}):\n${table}`)
+})

@@ -77,6 +77,8 @@ pub struct Endpoint {
     /// group), so each is forwarded once; bounded, oldest forgotten first.
     relayed_set: HashSet<u64>,
     relayed_order: VecDeque<u64>,
+    /// 0.1.x requests answered, by source and chunk group (see [`answer`]).
+    legacy_answered: answer::Answered,
     /// Reused buffer for the encoded arguments of [`Endpoint::emit`].
     args_buf: Vec<u8>,
     /// The `time` string of the datagrams we send, formatted once per millisecond.
@@ -144,6 +146,7 @@ impl Endpoint {
             delayed: VecDeque::new(),
             relayed_set: HashSet::new(),
             relayed_order: VecDeque::new(),
+            legacy_answered: answer::Answered::default(),
             args_buf: Vec::new(),
             time_text: IsoCache::default(),
             outputs: VecDeque::new(),

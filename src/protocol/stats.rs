@@ -109,6 +109,12 @@ stats! {
     /// 0.1.x repair requests for data this node does not hold, forwarded once
     /// to the group (they reached this node by unicast on a shared host).
     repair_requests_relayed => "repairRequestsRelayed",
+    /// 0.1.x repair requests not answered (nor forwarded) because the same
+    /// source already had its answer for that chunk group: 0.1.x asks once
+    /// per partial message, so a second request comes from a partial that
+    /// late copies started after the message completed there (answering it
+    /// delivers the message twice) or was dropped.
+    legacy_repeat_requests_ignored => "legacyRepeatRequestsIgnored",
     // --- node driver: NATS transport (issue 12) ---
     /// NATS: connections established (the first, then every reconnect).
     nats_connects => "natsConnects",

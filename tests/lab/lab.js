@@ -28,10 +28,6 @@ const BIG_RATE = Number(process.env.LAB_BIG_RATE || 4) // 1 MiB messages/s (~103
 const SETTLE_MS = Number(process.env.LAB_SETTLE_MS || 25000) // after the last send: repairs and gap reports
 const LINGER_MS = 600 // after all receivers are done: catch late duplicates
 
-if (!PREFIX) {
-  console.error('lab.js: LAB_PREFIX is not set; run tests/lab/run.sh')
-  process.exit(2)
-}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const log = (msg) => console.error(`[lab ${new Date().toISOString().slice(11, 23)}] ${msg}`)
@@ -161,21 +157,27 @@ class CliReceiver extends Peer {
  * One scenario. `receivers`: [{name, host, kind: 'node'|'cli', lateMs?}];
  * `senders`: [{label, host}]; every sender sends `count` events.
  */
-async function scenario ({ name, loss, count, rate, size = 0, senders, receivers, judge, deafSenders = false }) {
+async function scenario ({ name, loss, count, rate, size = 0, senders, receivers, judge, deafSenders = false, needs012 = false }) {
+  if (needs012 && !process.env.EVENTCAST_012_DIR) {
+    const why = 'EVENTCAST_012_DIR is not set (a checkout of eventcast 0.1.2 with its node_modules; not on the npm registry)'
+    log(`${name}: SKIPPED: ${why}`)
+    return { name, loss, count, size, senders: senders.length, rows: [], ok: true, skipped: why, notes: [`skipped: ${why}`] }
+  }
   const port = 20000 + Math.floor(Math.random() * 40000)
   const tag = `${name}-${process.pid}-${Date.now()}`
   const expect = Object.fromEntries(senders.map((s) => [s.label, count]))
   const lossHosts = [...new Set(receivers.map((r) => r.host))]
-  log(`${name}: ${senders.length} sender(s) × ${count} ${size ? '1 MiB messages' : 'small events'} at ${rate}/s, ${loss}% loss on ${lossHosts.join(',')}, port ${port}`)
+  log(`${name}: ${senders.length} sender(s) × ${count} ${size ? `${size >= 1024 * 1024 ? `${size / 1024 / 1024} MiB` : `${size / 1024} KiB`} messages` : 'small events'} at ${rate}/s, ${loss}% loss on ${lossHosts.join(',')}, port ${port}`)
   for (const h of lossHosts) setLoss(h, loss, port)
   // A deaf sender hears no repair request: every loss is beyond repair.
   const deafHosts = deafSenders ? [...new Set(senders.map((s) => s.host))] : []
   for (const h of deafHosts) setLoss(h, 100, port)
   const peers = []
   const startReceiver = (r) => {
+    const argv = ['--port', String(port), '--tag', tag, '--expect', JSON.stringify(expect), '--size', String(size)]
     const p = r.kind === 'cli'
       ? new CliReceiver(r.name, r.host, port, new Tally({ tag, expect, size }))
-      : new NodePeer(r.name, r.host, 'receiver.js', ['--port', String(port), '--tag', tag, '--expect', JSON.stringify(expect), '--size', String(size)])
+      : new NodePeer(r.name, r.host, r.kind === '0.1.2' ? 'receiver-012.js' : 'receiver.js', argv)
     p.spec = r
     peers.push(p)
     return p
@@ -232,6 +234,7 @@ async function scenario ({ name, loss, count, rate, size = 0, senders, receivers
     if (p.crash) { result.ok = false; result.notes.push(`${p.name}: ${p.crash} ${p.stderr.slice(-3).join(' | ')}`) }
     if (p.errors && p.errors.length) result.notes.push(`${p.name}: errors ${p.errors.slice(0, 3).join('; ')}`)
   }
+  result.senderStats = sendersP.map((p) => p.stats())
   for (const p of peers.filter((q) => q.spec)) {
     const s = p.summary() || { expected: count * senders.length, unique: 0, dupes: 0, bad: 0, missing: count * senders.length, gaps: 0, foreign: 0, sinceJoinExpected: 0, senders: {} }
     const st = p.stats() || {}
@@ -247,7 +250,8 @@ async function scenario ({ name, loss, count, rate, size = 0, senders, receivers
       gapsStat: st.gapsUnrecovered ?? st.gaps_unrecovered ?? null,
       repairs: st.repairsReceived ?? st.repairs_received ?? null,
       timeMs: p.doneAt,
-      summary: s
+      summary: s,
+      stats: st
     }
     const problems = judge(row, p)
     if (s.foreign) problems.push(`${s.foreign} foreign/garbled events`)
@@ -335,6 +339,32 @@ SCENARIOS.push({
   judge: lateJoiner
 })
 
+// Mixed fleet: our sender, two receivers running the real eventcast 0.1.2. A 0.1.2
+// receiver asks once per incomplete message (unicast, to the sender's advertised
+// host:port) and drops it a messageTtl later, and it never reports a loss.
+const MIXED_MIN = 0.9
+function mixedFleet (row) {
+  const p = []
+  if (row.delivered < Math.ceil(row.sent * MIXED_MIN)) p.push(`delivered ${row.delivered}/${row.sent} < ${MIXED_MIN * 100}%`)
+  if (row.dupes) p.push(`${row.dupes} duplicates`)
+  if (row.bad) p.push(`${row.bad} corrupted`)
+  return p
+}
+const MIXED_COUNT = Number(process.env.LAB_MIXED || 10)
+const MIXED_SIZE = 100 * 1024
+SCENARIOS.push({
+  name: 'mixed-012-10',
+  explicit: true, // only with --only (needs EVENTCAST_012_DIR): __test__/lab.test.js runs it on its own
+  needs012: true,
+  loss: 10,
+  count: MIXED_COUNT,
+  rate: BIG_RATE,
+  size: MIXED_SIZE,
+  senders: [{ label: 'h1', host: 'h1' }],
+  receivers: [{ name: '0.1.2@h2', host: 'h2', kind: '0.1.2' }, { name: '0.1.2@h3', host: 'h3', kind: '0.1.2' }],
+  judge: mixedFleet
+})
+
 function fmtTable (results) {
   const head = ['scenario', 'loss', 'sent', 'receiver', 'delivered', 'dupes', 'bad', 'missing', 'gaps rep.', 'gaps stat', 'repairs rcv', 'time s', 'result']
   const rows = [head]
@@ -348,20 +378,25 @@ function fmtTable (results) {
         row.ok ? 'ok' : 'FAIL'
       ])
     }
-    if (!r.rows.length) rows.push([r.name, `${r.loss}%`, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', 'FAIL'])
+    if (!r.rows.length) rows.push([r.name, `${r.loss}%`, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', r.skipped ? 'SKIPPED' : 'FAIL'])
   }
   const w = head.map((_, c) => Math.max(...rows.map((row) => row[c].length)))
   const line = (row) => row.map((cell, c) => (c >= 4 && c <= 11 ? cell.padStart(w[c]) : cell.padEnd(w[c]))).join('  ')
   return [line(rows[0]), w.map((n) => '-'.repeat(n)).join('  '), ...rows.slice(1).map(line)].join('\n')
 }
 
+function selected () {
+  const only = args.only ? String(args.only).split(',') : null
+  return SCENARIOS.filter((s) => only ? only.some((o) => s.name.startsWith(o)) : !s.explicit)
+}
+
 async function main () {
-  if (!fs.existsSync(CLI)) {
+  const list = selected()
+  const needsCli = list.some((s) => s.receivers.some((r) => r.kind === 'cli'))
+  if (needsCli && !fs.existsSync(CLI)) {
     console.error(`lab.js: the Rust CLI ${CLI} is missing (cargo build --release --bin eventcast)`)
     process.exit(2)
   }
-  const only = args.only ? String(args.only).split(',') : null
-  const list = SCENARIOS.filter((s) => !only || only.some((o) => s.name.startsWith(o)))
   const t0 = Date.now()
   const results = []
   for (const s of list) results.push(await scenario(s))
@@ -369,15 +404,33 @@ async function main () {
   console.log(`\neventcast network lab — ${new Date().toISOString()} — ${Math.round((Date.now() - t0) / 1000)} s`)
   console.log('time s: from the first send until the receiver had every event (or its gap report); time = time of the scenario when never complete\n')
   console.log(table)
+  for (const r of results.filter((x) => x.rows.some((row) => row.stats && row.stats.legacyRequestsSent !== undefined))) {
+    for (const row of r.rows) r.notes.push(`${row.receiver}: ${JSON.stringify(row.stats)}`)
+    const pick = ({ repairsSent, repairsBudgetLimited, repairsRateLimited, repairsSuppressed, repairRequestsIgnored, repairRequestsRelayed, legacyRepeatRequestsIgnored }) =>
+      ({ repairsSent, repairsBudgetLimited, repairsRateLimited, repairsSuppressed, repairRequestsIgnored, repairRequestsRelayed, legacyRepeatRequestsIgnored })
+    for (const st of r.senderStats || []) if (st) r.notes.push(`sender: ${JSON.stringify(pick(st))}`)
+  }
   const notes = results.flatMap((r) => r.notes.map((n) => `  ${r.name}: ${n}`))
   if (notes.length) console.log(`\nnotes:\n${notes.join('\n')}`)
   if (args.json) fs.writeFileSync(args.json, JSON.stringify({ date: new Date().toISOString(), results }, null, 2))
   const failed = results.filter((r) => !r.ok).map((r) => r.name)
+  if (!failed.length && results.length && results.every((r) => r.skipped)) {
+    console.log(`\nSKIPPED: ${results.map((r) => `${r.name}: ${r.skipped}`).join('; ')}`)
+    process.exit(77)
+  }
   console.log(failed.length ? `\nLAB FAILED: ${failed.join(', ')}` : '\nLAB PASSED: every required result met')
   process.exit(failed.length ? 1 : 0)
 }
 
-main().catch((err) => {
-  console.error(err)
-  process.exit(1)
-})
+// run.sh asks (before building anything) whether the selected scenarios need the CLI: exit 0 yes, 1 no.
+if (args['needs-cli']) process.exit(selected().some((s) => s.receivers.some((r) => r.kind === 'cli')) ? 0 : 1)
+else {
+  if (!PREFIX) {
+    console.error('lab.js: LAB_PREFIX is not set; run tests/lab/run.sh')
+    process.exit(2)
+  }
+  main().catch((err) => {
+    console.error(err)
+    process.exit(1)
+  })
+}

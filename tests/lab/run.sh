@@ -23,7 +23,8 @@ if ! why=$(lab_can_run); then
     exit 77
 fi
 
-if [ -z "${EVENTCAST_CLI:-}" ]; then
+# Only scenarios with a CLI receiver need it (lab.js --needs-cli answers for the selection).
+if [ -z "${EVENTCAST_CLI:-}" ] && node "$here/lab.js" --needs-cli "$@"; then
     echo "[lab] building the Rust CLI (cargo build --release --bin eventcast)" >&2
     buildlog=$(mktemp)
     if ! (cd "$root" && cargo build --release --bin eventcast) >"$buildlog" 2>&1; then

@@ -7,6 +7,9 @@ use crate::protocol::reassembly::Key;
 use crate::protocol::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use crate::protocol::{Destination, SharedBytes, Transmit};
 use crate::wire::RETX_EVENT;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -18,18 +21,81 @@ use std::time::{Duration, Instant};
 const LEGACY_REPAIR_COPIES: u32 = 3;
 
 /// Time between those copies: loss comes in bursts (a full socket buffer, a
-/// busy receiver), so copies sent back to back tend to share a fate.
-const LEGACY_COPY_SPACING: Duration = Duration::from_millis(5);
+/// busy receiver), so copies sent back to back tend to share a fate. A real
+/// 0.1.2 receiver spends ~0.17 ms per chunk (it decodes BSON in JavaScript),
+/// so the answers to two receivers' requests (~20 chunks each at 10% loss)
+/// take it several milliseconds to read: at 5 ms apart the copies piled up
+/// in its socket buffer, which overflowed (the kernel's `RcvbufErrors`), and
+/// all three copies of a chunk were lost together. 25 ms lets it drain
+/// between copies; the last copy still leaves 50 ms after the first, far
+/// within the `messageTtl` (3 s) it waits before dropping the message.
+const LEGACY_COPY_SPACING: Duration = Duration::from_millis(25);
 
 /// Most 0.1.x requests remembered as already forwarded to the group.
 const MAX_RELAYED_REMEMBERED: usize = 1024;
+
+/// Most (source, chunk group) pairs remembered as answered for 0.1.x. Only
+/// requests for groups we hold are entered, so this is about the retained
+/// chunked messages times the 0.1.x receivers asking for each; beyond it the
+/// oldest is forgotten (a later stray request for it gets answered again).
+pub(crate) const MAX_LEGACY_ANSWERED: usize = 4096;
+
+/// The 0.1.x requests already answered, as hashes of (source address, chunk
+/// group); bounded, oldest forgotten first.
+///
+/// A 0.1.2 receiver asks once per partial message and forgets a group once it
+/// is complete or dropped. Any chunk of that group arriving afterwards — a
+/// further copy of a repair, or a repair another receiver asked for, which we
+/// send to the group — starts a new partial there, which asks `messageTtl`
+/// later for every other chunk, and delivers the message a second time if they
+/// come. So a second request from the same source for the same group is not
+/// answered: answering it (in [`LEGACY_REPAIR_COPIES`] copies of nearly the
+/// whole message) spent the node-wide repair budget that first requests of
+/// later messages needed, made more stray partials, and delivered duplicates
+/// (measured with real 0.1.2 receivers: `tests/lab/`, `mixed-012-10`).
+#[derive(Default)]
+pub(crate) struct Answered {
+    set: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl Answered {
+    fn key(source: SocketAddr, group: &str) -> u64 {
+        let mut h = DefaultHasher::new();
+        (source, group).hash(&mut h);
+        h.finish()
+    }
+
+    fn contains(&self, source: SocketAddr, group: &str) -> bool {
+        self.set.contains(&Self::key(source, group))
+    }
+
+    fn insert(&mut self, source: SocketAddr, group: &str) {
+        let key = Self::key(source, group);
+        if !self.set.insert(key) {
+            return;
+        }
+        self.order.push_back(key);
+        if self.order.len() > MAX_LEGACY_ANSWERED {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
+}
 
 impl Endpoint {
     /// Answers (on the group only) and learns from a repair request that came
     /// from `source` (the address budgets are keyed on; ids are claims).
     pub(super) fn handle_request(&mut self, now: Instant, source: SocketAddr, req: &RepairRequest) {
         let mut answered = false;
-        if !req.seq_id.is_empty() && req.to.as_ref().is_none_or(|to| *to == self.identity.id) {
+        // 0.1.x's shape: no `to`, no `missedSn` (ours always carry `to`).
+        let legacy = req.to.is_none() && req.missed_sn.is_empty() && !req.seq_id.is_empty();
+        if legacy && self.legacy_answered.contains(source, &req.seq_id) {
+            // A stray partial there (see `Answered`): neither answered nor forwarded.
+            self.stats.legacy_repeat_requests_ignored += 1;
+            answered = true;
+        } else if !req.seq_id.is_empty() && req.to.as_ref().is_none_or(|to| *to == self.identity.id) {
             let window = self.timing.resend_window();
             let datagrams = self.retention.repair_chunks(now, &req.seq_id, &req.missed_seq, window);
             if !datagrams.is_empty() {
@@ -39,11 +105,14 @@ impl Endpoint {
                 // the message. Each chunk goes out in LEGACY_REPAIR_COPIES
                 // copies, spaced in time (loss comes in bursts), within the
                 // same budgets as any repair.
-                let copies = if req.to.is_none() && req.missed_sn.is_empty() { LEGACY_REPAIR_COPIES } else { 1 };
+                let copies = if legacy { LEGACY_REPAIR_COPIES } else { 1 };
                 self.send_repairs(now, source, datagrams, copies);
             } else if self.retention.has_group(&req.seq_id) {
                 answered = true;
                 self.stats.repairs_suppressed += 1;
+            }
+            if answered && legacy {
+                self.legacy_answered.insert(source, &req.seq_id);
             }
         }
         if !req.missed_sn.is_empty() && req.to.as_deref() == Some(self.identity.id.as_str()) {
@@ -58,6 +127,7 @@ impl Endpoint {
             }
         }
         if !answered {
+            // (A repeated 0.1.x request counts in `legacy_repeat_requests_ignored` instead.)
             self.stats.repair_requests_ignored += 1;
             if req.to.is_none() && req.missed_sn.is_empty() && !req.relayed && !req.seq_id.is_empty() {
                 self.relay_legacy_request(now, req);
@@ -112,8 +182,7 @@ impl Endpoint {
     /// Each (requester, chunk group) is forwarded at most once, from the
     /// node-wide request budget.
     fn relay_legacy_request(&mut self, now: Instant, req: &RepairRequest) {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = DefaultHasher::new();
         (&req.id, &req.seq_id).hash(&mut h);
         let key = h.finish();
         if !self.relayed_set.insert(key) {
