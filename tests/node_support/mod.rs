@@ -3,6 +3,7 @@
 
 #[path = "../../src/skip_report.rs"]
 mod skip_report;
+#[allow(unused_imports)] // as dead_code above: not every test binary skips
 pub use skip_report::skipped;
 
 /// True when this process runs in a private network namespace whose only
