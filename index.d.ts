@@ -147,6 +147,10 @@ declare namespace Eventcast {
     repairsSent: number
     repairsReceived: number
     gapsUnrecovered: number
+    /** Senders that had delivered here, forgotten for room in the 1,024-sender table into a compact record (highest delivered `sn`), so they neither deliver again nor skip losses when they return. */
+    sendersCompacted: number
+    /** Compact records of forgotten senders dropped (oldest first) to stay within 16,384. */
+    senderRecordsDropped: number
     /** Our repair requests not sent because another node asked first. */
     repairRequestsSuppressed: number
     /** Repairs not re-sent because the same datagram was just re-sent. */

@@ -111,6 +111,8 @@ pub struct Endpoint {
     request_credit: CreditBucket,
     /// Senders that delivered a complete event here.
     known: KnownSenders,
+    /// Compact records of senders forgotten for room after delivering here.
+    records: peers::SenderRecords,
     /// The last few senders' shared [`Sender`]s, for delivered events.
     recent_senders: RecentSenders,
 }
@@ -163,6 +165,7 @@ impl Endpoint {
             repair_credit,
             request_credit,
             known: KnownSenders::default(),
+            records: peers::SenderRecords::default(),
             recent_senders: RecentSenders::default(),
         })
     }
@@ -252,7 +255,7 @@ impl Endpoint {
                 let requests = arrived.div_ceil(per_request).clamp(1, MAX_REQUESTS_PER_ROUND);
                 let missing = p.missing(per_request * requests);
                 let delay = self.timing.jittered(&mut self.rng);
-                let known = self.known.contains(&p.sender.id);
+                let known = peers::known_in(&self.known, &self.peers, &self.records, &p.sender.id);
                 let retries = if known {
                     self.config.retransmit_attempts
                 } else {

@@ -49,7 +49,7 @@ impl Endpoint {
         // sender's stream started while we listened: then all of it is.
         let ttl = self.config.message_ttl;
         let from_start = self.started_while_listening(now, sn_age);
-        self.ensure_peer(sender, || Peer::after_latest(now, sn, ttl, from_start));
+        self.ensure_peer(now, sender, || Peer::after_latest(now, sn, ttl, from_start));
         if let Some(p) = self.peers.get_mut(sender) {
             let before = p.missing_count();
             let lost = p.on_latest(now, sn);

@@ -170,7 +170,7 @@ impl Endpoint {
             let mut changed = self.peers.get_mut(sender_id).map(on_chunk);
             if changed.is_none() {
                 let from_start = self.started_while_listening(now, sn_age);
-                self.ensure_peer(sender_id, || Peer::new(now, sn, ttl, from_start));
+                self.ensure_peer(now, sender_id, || Peer::new(now, sn, ttl, from_start));
                 changed = self.peers.get_mut(sender_id).map(on_chunk);
             }
             if let Some((before, lost)) = changed {
@@ -243,12 +243,15 @@ impl Endpoint {
                 self.stats.rejected_replay += 1;
                 return;
             }
+            let deliverable = names::is_deliverable(name);
             let fresh = match sn {
                 Some(sn) => {
                     let on_message = |p: &mut Peer| {
                         let before = p.missing_count();
                         let repaired = p.is_missing(sn.get()) && sn.get() <= p.asked_upto;
                         let (verdict, lost) = p.on_message(now, sn);
+                        // Delivered below: the sender's window now guards what it delivered.
+                        p.delivered |= deliverable && verdict == Verdict::Deliver;
                         (before, repaired, verdict, lost)
                     };
                     // A known sender (the common case) is looked up once.
@@ -256,7 +259,7 @@ impl Endpoint {
                     if seen.is_none() {
                         let ttl = self.config.message_ttl;
                         let from_start = self.started_while_listening(now, sn_age);
-                        self.ensure_peer(sender_id, || Peer::new(now, sn, ttl, from_start));
+                        self.ensure_peer(now, sender_id, || Peer::new(now, sn, ttl, from_start));
                         seen = self.peers.get_mut(sender_id).map(on_message);
                     }
                     match seen {
