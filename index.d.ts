@@ -151,6 +151,8 @@ declare namespace Eventcast {
     sendersCompacted: number
     /** Compact records of forgotten senders dropped (oldest first) to stay within 16,384. */
     senderRecordsDropped: number
+    /** Repair requests to a sender not known yet trimmed (fewer indexes) or withheld, to stay within 3× the bytes its chunks brought. */
+    repairRequestsTrimmed: number
     /** Our repair requests not sent because another node asked first. */
     repairRequestsSuppressed: number
     /** Repairs not re-sent because the same datagram was just re-sent. */

@@ -120,6 +120,37 @@ fn one_forged_chunk_gets_one_request_and_no_gap() {
     assert_eq!(s.reassembly_bytes, 0);
 }
 
+/// Round 2: one forged 240-byte chunk (a sender never heard from) got a
+/// 898-byte request back (3.7× its bytes). What we ask a sender not known
+/// yet for one partial, over all rounds, stays within 3× the bytes of the
+/// chunks it sent for it, whatever their size and number; a request that
+/// cannot fit is not sent.
+#[test]
+fn requests_for_a_forged_partial_stay_within_three_times_its_bytes() {
+    for (body, chunks) in
+        [(6usize, 1usize), (100, 1), (1, 1), (20, 1), (400, 1), (1024, 1), (100, 3), (1024, 9), (1, 6)]
+    {
+        let mut v = Victim::new(Config::default());
+        let mut received = 0;
+        for seq in 0..chunks {
+            // Spread out: each chunk is progress, so each restarts the timer.
+            let d = forged(&hex_id(7), &"cd".repeat(20), seq as i32 * 3, 2049, "x", Some(1), &vec![7; body]);
+            received += d.len();
+            v.feed(&d);
+            v.run_for(Duration::from_millis(900));
+        }
+        v.run_for(Duration::from_secs(10));
+        let s = v.ep.stats();
+        eprintln!("{chunks} chunk(s) of {body} B: in {received} B; out {} datagrams, {} B", v.sent_n, v.sent);
+        assert!(v.sent <= 3 * received, "{chunks} x {body}: {} > 3 x {received}; {s:?}", v.sent);
+        if body == 6 && chunks == 1 {
+            // The case (a 240-byte chunk): still asked for, with fewer indexes.
+            assert_eq!(received, 240);
+            assert_eq!((s.repairs_requested, s.repair_requests_trimmed), (1, 1), "{s:?}");
+        }
+    }
+}
+
 /// Row 2: 1,000 such forged partials with rotating ids.
 /// Before: 152,321 datagrams (≈137 MB) out of each member; RSS 48 → 106 MiB.
 #[test]

@@ -61,6 +61,11 @@ const MAX_REQUESTS_PER_ROUND: usize = 32;
 /// forger pays for escalation and `'gap'` reports with datagrams.
 const ESCALATION_EVIDENCE: usize = 8;
 
+/// Request bytes we send for a partial message of a sender not known yet
+/// ([`KnownSenders`]), per byte of its datagrams received: a forged chunk
+/// buys at most this much traffic from us.
+const UNKNOWN_REQUEST_FACTOR: usize = 3;
+
 /// All protocol state of one node. See the [module docs](super).
 pub struct Endpoint {
     config: Config,
@@ -263,12 +268,19 @@ impl Endpoint {
                 };
                 let copies = p.nack.fire(now, delay, retries);
                 let copies = if known { copies } else { 1 };
-                p.asked(&missing);
+                // A sender not known yet pays for our requests with its own
+                // bytes (see the `repair` module docs).
+                let mut allowance = if known {
+                    usize::MAX
+                } else {
+                    p.received.saturating_mul(UNKNOWN_REQUEST_FACTOR).saturating_sub(p.requested)
+                };
                 let deadline = p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl));
                 let to = p.sender.id.clone();
                 self.reassembly.reschedule(&key, deadline);
+                let mut asked = Vec::with_capacity(missing.len());
                 for batch in missing.chunks(per_request) {
-                    let req = RepairRequest {
+                    let mut req = RepairRequest {
                         id: self.identity.id.clone(),
                         seq_id: key.seq_id(),
                         missed_seq: batch.to_vec(),
@@ -278,7 +290,18 @@ impl Endpoint {
                         to: Some(to.clone()),
                         relayed: false,
                     };
-                    self.send_request(now, &req, copies);
+                    if known {
+                        self.send_request(now, &req, copies);
+                    } else if !self.send_request_within(now, &mut req, &mut allowance) {
+                        break;
+                    }
+                    asked.extend_from_slice(&req.missed_seq);
+                }
+                if let Some(p) = self.reassembly.get_mut(&key) {
+                    p.asked(&asked);
+                    if !known {
+                        p.requested = p.received.saturating_mul(UNKNOWN_REQUEST_FACTOR).saturating_sub(allowance);
+                    }
                 }
             } else {
                 let deadline = p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl));

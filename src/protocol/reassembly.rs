@@ -75,6 +75,10 @@ pub(crate) struct Partial {
     asked: HashSet<u32>,
     /// The timer entry currently registered for this partial.
     deadline: Instant,
+    /// Bytes of the datagrams that brought its chunks (new chunks only).
+    pub received: usize,
+    /// Bytes of the repair requests we sent for it.
+    pub requested: usize,
     /// Its key is in the done set too (a single-datagram message with the
     /// same key was delivered): further chunks are late.
     late: bool,
@@ -198,6 +202,8 @@ pub(crate) struct ChunkInfo<'a> {
     pub seq_end: bool,
     pub sn: Option<i64>,
     pub sender: SenderRef<'a>,
+    /// Bytes of the datagram that carried the chunk (what the sender paid).
+    pub wire_len: usize,
 }
 
 /// The sender fields of a chunk's meta, borrowed: copied into an owned
@@ -407,11 +413,14 @@ impl Reassembly {
                     asked: HashSet::new(),
                     deadline,
                     late: false,
+                    received: 0,
+                    requested: 0,
                 });
                 (p.into_mut(), true)
             }
         };
         p.store(seq, body);
+        p.received = p.received.saturating_add(info.wire_len);
         p.highest = p.highest.max(seq);
         p.bytes += cost;
         p.last_progress = now;
@@ -591,7 +600,7 @@ mod tests {
 
     fn info(seq: i32, seq_len: i32, s: &Sender) -> ChunkInfo<'_> {
         let sender = SenderRef { id: &s.id, host: &s.host, port: s.port, hostname: &s.hostname };
-        ChunkInfo { seq, seq_len, seq_end: seq == seq_len - 1, sn: None, sender }
+        ChunkInfo { seq, seq_len, seq_end: seq == seq_len - 1, sn: None, sender, wire_len: 0 }
     }
 
     fn key(id: &str) -> Key {

@@ -51,6 +51,8 @@ stats! {
     senders_compacted => "sendersCompacted",
     /// Compact records of forgotten senders dropped, oldest first, to stay within 16,384.
     sender_records_dropped => "senderRecordsDropped",
+    /// Repair requests to a sender not known yet trimmed (fewer indexes) or withheld, to stay within 3× the bytes its chunks brought.
+    repair_requests_trimmed => "repairRequestsTrimmed",
     /// Repair requests of ours postponed because another node asked for the same data first.
     repair_requests_suppressed => "repairRequestsSuppressed",
     /// Resends skipped because the same datagram was resent very recently.

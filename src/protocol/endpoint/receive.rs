@@ -91,7 +91,7 @@ impl Endpoint {
             if via.reassembled {
                 self.stats.rejected_malformed += 1;
             } else {
-                self.handle_chunk(now, source, meta, body, next);
+                self.handle_chunk(now, source, meta, body, next, bytes.len());
             }
             return;
         }
@@ -133,7 +133,15 @@ impl Endpoint {
         })
     }
 
-    fn handle_chunk(&mut self, now: Instant, source: SocketAddr, meta: MetaRef<'_>, body: &[u8], via: Via) {
+    fn handle_chunk(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        meta: MetaRef<'_>,
+        body: &[u8],
+        via: Via,
+        wire_len: usize,
+    ) {
         let Some(sender) = Self::sender_ref(&meta) else {
             self.stats.rejected_malformed += 1;
             return;
@@ -154,7 +162,8 @@ impl Endpoint {
             return;
         };
         let nack = Nack::armed(now, self.timing.jittered(&mut self.rng));
-        let info = ChunkInfo { seq: meta.seq, seq_len: meta.seq_len, seq_end: meta.seq_end, sn: meta.sn, sender };
+        let info =
+            ChunkInfo { seq: meta.seq, seq_len: meta.seq_len, seq_end: meta.seq_end, sn: meta.sn, sender, wire_len };
         let mut evicted = Vec::new();
         let result = self.reassembly.insert(now, key, info, body, nack, &mut evicted);
         self.stats.partials_evicted += evicted.len() as u64;

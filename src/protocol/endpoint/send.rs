@@ -289,6 +289,57 @@ impl Endpoint {
             self.stats.repairs_requested += 1;
         }
     }
+
+    /// The bytes `req` would take on the wire (built, not sent).
+    fn request_len(&mut self, now: Instant, req: &RepairRequest) -> Option<usize> {
+        let wall = self.wall_at(now);
+        let body = wire::try_encode_document_body(&req.to_document()).ok()?;
+        let (_, datagrams) = self.build(wall, RETX_EVENT, &body, None, None).ok()?;
+        Some(datagrams.iter().map(|d| d.len()).sum())
+    }
+
+    /// Sends `req` once, trimmed (items dropped from the end) to at most
+    /// `allowance` bytes, which it then lowers; counts a trimmed or withheld
+    /// request in `repairRequestsTrimmed`. Returns whether it went out.
+    /// Only for requests to senders not known yet (off the hot path: it
+    /// builds the request up to a few times to measure it).
+    pub(super) fn send_request_within(&mut self, now: Instant, req: &mut RepairRequest, allowance: &mut usize) -> bool {
+        let Some(full) = self.request_len(now, req) else { return false };
+        let mut len = full;
+        if len > *allowance {
+            self.stats.repair_requests_trimmed += 1;
+            let items = req.missed_seq.len() + req.missed_sn.len();
+            let (seq, sn) = (std::mem::take(&mut req.missed_seq), std::mem::take(&mut req.missed_sn));
+            let Some(empty) = self.request_len(now, req) else { return false };
+            if empty >= *allowance || items == 0 {
+                return false;
+            }
+            // Items cost about the same each; measure to be exact.
+            let per_item = (full - empty).div_ceil(items).max(1);
+            let mut keep = ((*allowance - empty) / per_item).min(items);
+            loop {
+                if keep == 0 {
+                    return false;
+                }
+                req.missed_seq = seq[..keep.min(seq.len())].to_vec();
+                req.missed_sn = sn[..keep.saturating_sub(seq.len()).min(sn.len())].to_vec();
+                match self.request_len(now, req) {
+                    Some(l) if l <= *allowance => {
+                        len = l;
+                        break;
+                    }
+                    Some(_) => keep -= 1,
+                    None => return false,
+                }
+            }
+        }
+        if self.send_control(now, RETX_EVENT, &req.to_document(), 1, true, None) == 0 {
+            return false;
+        }
+        self.stats.repairs_requested += 1;
+        *allowance -= len;
+        true
+    }
 }
 
 /// The `snAge` of a datagram built at `now` for (or, in a heartbeat, about)
