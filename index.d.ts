@@ -153,6 +153,8 @@ declare namespace Eventcast {
     senderRecordsDropped: number
     /** Repair requests to a sender not known yet trimmed (fewer indexes) or withheld, to stay within 3× the bytes its chunks brought. */
     repairRequestsTrimmed: number
+    /** Resends withheld because a requester without a source address (NATS: by its id) had used up its credit of 3× the bytes of its requests. */
+    repairsCreditLimited: number
     /** Our repair requests not sent because another node asked first. */
     repairRequestsSuppressed: number
     /** Repairs not re-sent because the same datagram was just re-sent. */

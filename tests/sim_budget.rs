@@ -206,13 +206,18 @@ fn honest_repair_works_during_a_forged_partial_flood() {
 
 /// A sender that emitted five 1 MiB messages, driven directly.
 fn sender_with_five_mib() -> (Endpoint, Instant, Vec<String>, usize) {
+    sender_with_mib(5)
+}
+
+/// A sender that emitted `n` 1 MiB messages, driven directly.
+fn sender_with_mib(n: u8) -> (Endpoint, Instant, Vec<String>, usize) {
     let identity =
         Identity { id: "00000000000000a1".into(), host: "10.0.0.1".into(), port: 9000, hostname: "a".into() };
     let (t0, w0) = (Instant::now(), SystemTime::now());
     let mut a = Endpoint::new(Config::default(), identity, 1, t0, w0).unwrap();
     let mut groups = Vec::new();
     let mut emitted = 0;
-    for i in 0..5 {
+    for i in 0..n {
         a.emit(
             t0,
             w0,
@@ -444,5 +449,91 @@ proptest! {
         // No 'gap' storm: a forger pays at least one datagram per notification,
         // and 8 chunks of one message before a made-up id is reported at all.
         prop_assert!(gap_events <= received_n.saturating_sub(7), "{} gap events for {} datagrams", gap_events, received_n);
+    }
+}
+
+/// What the NATS transport hands the engine as a datagram's source: none.
+fn no_source() -> SocketAddr {
+    eventcast::NATS_SOURCE
+}
+
+/// Round 2 over NATS: forged repair requests (≈ 18 KB, rotating requester
+/// ids) against a sender that emitted 20 × 1 MiB got 20.3 MB resent; every
+/// request shared the one bucket of the one (synthetic) source address.
+/// Without a source address each requester id now gets at most 3× the bytes
+/// of its requests, and all of them together stay within the node budget.
+#[test]
+fn forged_requests_without_a_source_address_get_at_most_three_times_their_bytes() {
+    let (mut a, t0, groups, emitted) = sender_with_mib(20);
+    let id = a.identity().id.clone();
+    let (mut total_in, mut total_out, mut worst) = (0usize, 0usize, 0f64);
+    for i in 0..60u64 {
+        let now = t0 + Duration::from_millis(50) * i as u32;
+        a.handle_timeout(now);
+        let req = if i % 2 == 0 {
+            retx(&hex_id(i), Some(&id), "", vec![], (1..=20).collect())
+        } else {
+            let g = &groups[(i as usize / 2) % groups.len()];
+            let from = (i as i32 / 40) * 64;
+            retx(&hex_id(i), Some(&id), g, (from..from + 64).collect(), vec![])
+        };
+        a.handle_datagram(now, no_source(), &req);
+        let (_, out) = drain(&mut a);
+        assert!(out <= 3 * req.len(), "request {i} of {} B got {out} B", req.len());
+        worst = worst.max(out as f64 / req.len() as f64);
+        total_in += req.len();
+        total_out += out;
+    }
+    let s = a.stats();
+    eprintln!(
+        "nats row: {total_in} B of forged requests (60 ids) -> {total_out} B resent (worst {worst:.2}x per request; emitted {emitted} B); {s:?}"
+    );
+    assert!(total_out <= 3 * total_in, "{total_out} > 3 x {total_in}");
+    assert!(total_out <= emitted, "within the node-wide budget");
+    assert!(s.repairs_credit_limited > 0, "{s:?}");
+}
+
+/// The same requests from one source *address* (UDP) keep the per-address
+/// byte rate (a 0.1.x requester cannot pay): the 3× credit is only for
+/// requests without a source address.
+#[test]
+fn requests_with_a_source_address_keep_the_per_address_budget() {
+    let (mut a, t0, _, _) = sender_with_mib(1);
+    let id = a.identity().id.clone();
+    let req = retx(&hex_id(1), Some(&id), "", vec![], vec![1]);
+    a.handle_datagram(t0, attacker(), &req);
+    let (n, out) = drain(&mut a);
+    assert_eq!(n, 64, "a missedSn answer of up to 64 datagrams");
+    assert!(out > 3 * req.len());
+    assert_eq!(a.stats().repairs_credit_limited, 0);
+}
+
+/// Legitimate repair without source addresses: our requests pay for their
+/// answers (padding), so a 1 MiB message and 300 small events with 20% loss
+/// on every link still arrive complete, each once, with no gap.
+#[test]
+fn paying_requests_repair_without_source_addresses() {
+    for (seed, loss) in [(11u64, 0.2), (12, 0.05)] {
+        let mut net = Network::new(seed);
+        net.set_sourceless(true);
+        let cfg = Config { pay_for_repairs: true, ..Config::default() };
+        let a = net.add_endpoint(cfg.clone());
+        let b = net.add_endpoint(cfg.clone());
+        let c = net.add_endpoint(cfg);
+        net.set_loss(loss);
+        let big = Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![5; MIB] });
+        net.emit(a, "big", std::slice::from_ref(&big)).unwrap();
+        for i in 0..300 {
+            net.emit(a, "small", &[Bson::Int32(i)]).unwrap();
+            net.run_for(Duration::from_millis(2));
+        }
+        assert!(net.run_until_idle());
+        for r in [b, c] {
+            let s = net.stats(r).clone();
+            assert_eq!(net.events(r).len(), 301, "seed {seed}, node {r}: {s:?}");
+            assert!(net.node(r).gaps.is_empty(), "{:?}", net.node(r).gaps);
+            assert!(s.repairs_received > 0, "{s:?}");
+        }
+        eprintln!("seed {seed}: sender {:?}", net.stats(a));
     }
 }

@@ -38,7 +38,7 @@ mod send;
 pub use heartbeat::HEARTBEAT_EVENT;
 
 use super::reassembly::{Reassembly, RecentSenders};
-use super::repair::{CreditBucket, KnownSenders, RepairBudget, RepairTiming, REQUEST_CREDIT_PER_BYTE};
+use super::repair::{CreditBucket, KnownSenders, RepairBudget, RepairTiming, RequesterCredit, REQUEST_CREDIT_PER_BYTE};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
 use super::timefmt::IsoCache;
@@ -110,6 +110,8 @@ pub struct Endpoint {
     heartbeat_due: Option<Instant>,
     heartbeats_left: u32,
     repair_budget: RepairBudget,
+    /// Repair credit per requester id, where there is no source address.
+    requester_credit: RequesterCredit,
     /// Node-wide budget of repairs sent, credited by our own emitted bytes.
     repair_credit: CreditBucket,
     /// Node-wide budget of repair requests sent, credited by bytes received.
@@ -138,6 +140,7 @@ impl Endpoint {
         let retention = Retention::new(3 * config.message_ttl, config.limits.max_retained_bytes, MAX_RETAINED_MESSAGES);
         let reassembly = Reassembly::new(config.limits.clone());
         let repair_budget = RepairBudget::new(config.limits.max_repair_bytes_per_requester);
+        let requester_credit = RequesterCredit::new(config.limits.max_repair_bytes_per_requester);
         let l = &config.limits;
         let repair_credit = CreditBucket::new(now, l.max_repair_credit_bytes, l.repair_floor_bytes_per_sec);
         let request_credit = CreditBucket::new(now, l.max_request_credit_bytes, l.request_floor_bytes_per_sec);
@@ -167,6 +170,7 @@ impl Endpoint {
             heartbeat_due: None,
             heartbeats_left: 0,
             repair_budget,
+            requester_credit,
             repair_credit,
             request_credit,
             known: KnownSenders::default(),

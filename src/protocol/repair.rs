@@ -177,6 +177,64 @@ impl CreditBucket {
     }
 }
 
+/// Repair bytes a requester identity may get per byte of the repair
+/// requests it sent, where the transport gives no source address (NATS):
+/// see "Requesters without a source address" in the module docs.
+pub const REPAIR_BYTES_PER_REQUEST_BYTE: usize = 3;
+
+/// Whom a repair answers, for its budget: the source address where the
+/// transport has one, else the instance id the request names.
+#[derive(Clone, Copy)]
+pub(crate) enum Requester<'a> {
+    /// UDP: the kernel's source address ([`RepairBudget`]).
+    Addr(SocketAddr),
+    /// No source address (NATS): the request's `id` ([`RequesterCredit`]).
+    Id(&'a str),
+}
+
+/// Anti-amplification credit per requester id, for transports without
+/// source addresses: every request credits its id with
+/// [`REPAIR_BYTES_PER_REQUEST_BYTE`] × its bytes; repairs answered to it
+/// take from that. Capped per id, bounded in ids (the least recently used
+/// is forgotten, losing only its unspent credit).
+pub(crate) struct RequesterCredit {
+    cap: f64,
+    ids: HashMap<String, (f64, Instant)>,
+}
+
+impl RequesterCredit {
+    pub fn new(cap: usize) -> Self {
+        RequesterCredit { cap: cap as f64, ids: HashMap::new() }
+    }
+
+    /// Credits `id` for a request of `bytes`.
+    pub fn credit(&mut self, now: Instant, id: &str, bytes: usize) {
+        let add = (bytes * REPAIR_BYTES_PER_REQUEST_BYTE) as f64;
+        if let Some((tokens, last)) = self.ids.get_mut(id) {
+            *tokens = (*tokens + add).min(self.cap);
+            *last = now;
+            return;
+        }
+        if self.ids.len() >= MAX_REQUESTERS {
+            if let Some(idle) = self.ids.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone()) {
+                self.ids.remove(&idle);
+            }
+        }
+        self.ids.insert(id.to_owned(), (add.min(self.cap), now));
+    }
+
+    /// Takes `bytes` from `id`'s credit if it holds enough.
+    pub fn take(&mut self, id: &str, bytes: usize) -> bool {
+        match self.ids.get_mut(id) {
+            Some((tokens, _)) if *tokens >= bytes as f64 => {
+                *tokens -= bytes as f64;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Most senders remembered as known.
 const MAX_KNOWN_SENDERS: usize = 4096;
 
@@ -306,6 +364,21 @@ mod tests {
             b.take(t0, SocketAddr::from((i.to_be_bytes(), 1)), 1);
         }
         assert!(b.buckets.len() <= MAX_REQUESTERS);
+    }
+
+    #[test]
+    fn requester_credit_is_three_times_the_request_bytes_and_bounded() {
+        let t0 = Instant::now();
+        let mut c = RequesterCredit::new(10_000);
+        assert!(!c.take("a", 1));
+        c.credit(t0, "a", 100);
+        assert!(c.take("a", 250) && c.take("a", 50) && !c.take("a", 1));
+        c.credit(t0, "a", 1_000_000);
+        assert!(c.take("a", 10_000) && !c.take("a", 1));
+        for i in 0..2 * MAX_REQUESTERS {
+            c.credit(t0 + Duration::from_millis(i as u64), &i.to_string(), 1);
+        }
+        assert!(c.ids.len() <= MAX_REQUESTERS);
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl Endpoint {
             self.stats.rejected_decrypt += 1;
             return;
         }
-        self.handle_message(now, source, meta, body);
+        self.handle_message(now, source, meta, body, bytes.len());
     }
 
     /// Freshness window of the authenticated scheme: `time` may lie at most
@@ -207,7 +207,7 @@ impl Endpoint {
         }
     }
 
-    fn handle_message(&mut self, now: Instant, source: SocketAddr, meta: MetaRef<'_>, body: &[u8]) {
+    fn handle_message(&mut self, now: Instant, source: SocketAddr, meta: MetaRef<'_>, body: &[u8], wire_len: usize) {
         let Some(name) = meta.name else {
             self.stats.rejected_malformed += 1;
             return;
@@ -293,7 +293,7 @@ impl Endpoint {
         if name == RETX_EVENT {
             match payload {
                 Payload::Document(doc) => match RepairRequest::from_document(&doc) {
-                    Some(req) => self.handle_request(now, source, &req),
+                    Some(req) => self.handle_request(now, source, &req, wire_len),
                     None => self.stats.rejected_malformed += 1,
                 },
                 Payload::Args(_) => self.stats.rejected_malformed += 1,

@@ -7,13 +7,15 @@ use super::heartbeat::{heartbeat_interval, HEARTBEATS_AFTER_LAST};
 use super::Endpoint;
 use crate::error::Error;
 use crate::protocol::names;
-use crate::protocol::request::RepairRequest;
+use crate::protocol::repair::REPAIR_BYTES_PER_REQUEST_BYTE;
+use crate::protocol::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use crate::protocol::retention::Datagrams;
 use crate::protocol::tracker::SPAN;
 use crate::protocol::{Destination, Encryption, Identity, SharedBytes, Transmit};
 use crate::wire::ids::SeqId;
 use crate::wire::{self, Meta, MetaRef, PROTOCOL_VERSION, RETX_EVENT};
-use bson::{Bson, Document};
+use bson::spec::BinarySubtype;
+use bson::{Binary, Bson, Document};
 use rand::rngs::StdRng;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -283,10 +285,34 @@ impl Endpoint {
         }
     }
 
-    /// Sends one repair request within the request budget, counting it if it went out.
+    /// Sends one repair request within the request budget, counting it if
+    /// it went out; padded to pay for its answer when the configuration says
+    /// so ([`Config::pay_for_repairs`](crate::protocol::Config::pay_for_repairs)).
     pub(super) fn send_request(&mut self, now: Instant, req: &RepairRequest, copies: u32) {
-        if self.send_control(now, RETX_EVENT, &req.to_document(), copies, true, None) > 0 {
+        let mut doc = req.to_document();
+        if self.config.pay_for_repairs {
+            self.pad_request(&mut doc, req);
+        }
+        if self.send_control(now, RETX_EVENT, &doc, copies, true, None) > 0 {
             self.stats.repairs_requested += 1;
+        }
+    }
+
+    /// Adds a `pad` field (zeros; 0.1.x and our parser ignore it) so that
+    /// the request weighs a third of the answer it may get: one datagram
+    /// per item, each at most `max_payload_size` plus
+    /// [`ANSWER_DATAGRAM_OVERHEAD`] (a `missedSn` answer holds at most
+    /// [`MAX_ITEMS_PER_REQUEST`] datagrams, and a message of several chunks
+    /// is then completed chunk by chunk, each request paying for itself).
+    fn pad_request(&self, doc: &mut Document, req: &RepairRequest) {
+        let items = (req.missed_seq.len() + req.missed_sn.len()).min(MAX_ITEMS_PER_REQUEST);
+        let answer = items * (self.config.max_payload_size + ANSWER_DATAGRAM_OVERHEAD);
+        let need = answer.div_ceil(REPAIR_BYTES_PER_REQUEST_BYTE);
+        let have = wire::try_encode_document_body(doc).map_or(0, |b| b.len());
+        // The element's own bytes: type, "pad\0", length, subtype.
+        let pad = need.saturating_sub(have + 10);
+        if pad > 0 {
+            doc.insert("pad", Binary { subtype: BinarySubtype::Generic, bytes: vec![0; pad] });
         }
     }
 
@@ -341,6 +367,10 @@ impl Endpoint {
         true
     }
 }
+
+/// Most bytes a resent datagram carries beyond its chunk body (meta,
+/// sealing): sizes the padding of requests that pay for their answers.
+const ANSWER_DATAGRAM_OVERHEAD: usize = 320;
 
 /// The `snAge` of a datagram built at `now` for (or, in a heartbeat, about)
 /// message `sn` of a numbering whose message 1 was sent at `numbered_since`:
