@@ -38,7 +38,9 @@ mod send;
 pub use heartbeat::HEARTBEAT_EVENT;
 
 use super::reassembly::{Reassembly, RecentSenders};
-use super::repair::{CreditBucket, KnownSenders, RepairBudget, RepairTiming, RequesterCredit, REQUEST_CREDIT_PER_BYTE};
+use super::repair::{
+    self, CreditBucket, KnownSenders, RepairBudget, RepairTiming, RequesterCredit, REQUEST_CREDIT_PER_BYTE,
+};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
 use super::timefmt::IsoCache;
@@ -259,7 +261,7 @@ impl Endpoint {
                 // `per_request` chunks received (at least one). A sender never
                 // heard from gets one copy per request and at most as many
                 // rounds as chunks arrived (see the `repair` module docs).
-                let per_request = items_per_request(self.config.max_payload_size, 10);
+                let per_request = paying_items(&self.config, items_per_request(self.config.max_payload_size, 10));
                 let arrived = p.arrived();
                 let requests = arrived.div_ceil(per_request).clamp(1, MAX_REQUESTS_PER_ROUND);
                 let missing = p.missing(per_request * requests);
@@ -295,7 +297,8 @@ impl Endpoint {
                         relayed: false,
                     };
                     if known {
-                        self.send_request(now, &req, copies);
+                        let answer = req.missed_seq.len() * self.answer_datagram_bytes();
+                        self.send_request(now, &req, copies, answer);
                     } else if !self.send_request_within(now, &mut req, &mut allowance) {
                         break;
                     }
@@ -364,6 +367,20 @@ impl Endpoint {
         self.stats.retained_bytes = self.retention.bytes() as u64;
         self.stats.retention_dropped = self.retention.dropped;
     }
+}
+
+/// `per_request` chunk indexes per request, fewer when requests pay for
+/// their answers (`Config::pay_for_repairs`): a padded request stays one
+/// datagram, so it asks for at most as many chunks as 3 × its room pays for
+/// (NATS chunks are up to ~60 KiB: two per request), at least one.
+fn paying_items(config: &Config, per_request: usize) -> usize {
+    if !config.pay_for_repairs {
+        return per_request;
+    }
+    let answer_datagram = config.max_payload_size + send::ANSWER_DATAGRAM_OVERHEAD;
+    let room = config.max_payload_size.saturating_sub(send::REQUEST_META_ROOM);
+    let fit = room * repair::REPAIR_BYTES_PER_REQUEST_BYTE / answer_datagram;
+    per_request.min(fit.max(1))
 }
 
 /// How many chunk indexes or message numbers fit in one request so that it

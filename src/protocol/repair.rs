@@ -50,6 +50,43 @@
 //!   most as many rounds as chunks arrived. Message-level
 //!   requests (`missedSn`) to such a sender: one round, one datagram.
 //!
+//! * **Requests for a partial of a sender not known yet** weigh at most
+//!   3× the bytes of the chunks that arrived for it, over all rounds:
+//!   fewer indexes, or no request when not even one fits.
+//!
+//! # Requesters without a source address
+//!
+//! Over NATS the driver hands every datagram to the engine with the same
+//! synthetic source (`0.0.0.0:0`), so a per-address bucket would be one
+//! bucket for everybody: forged requests with rotating ids got 1,000× their
+//! bytes resent. Without a source address the requester is the id its
+//! request names, and the rule is anti-amplification rather than a rate:
+//! every request credits its id with [`REPAIR_BYTES_PER_REQUEST_BYTE`] (3)
+//! bytes per byte it weighs, and repairs answered to that id take from the
+//! credit ([`RequesterCredit`]; capped at
+//! [`Limits::max_repair_bytes_per_requester`], 1,024 ids, the idlest
+//! forgotten). A made-up id can only spend what it paid for; the node-wide
+//! budget stays as the second line.
+//!
+//! Our requesters pay ([`super::Config::pay_for_repairs`], set for NATS): a
+//! request carries a `pad` field (zeros; 0.1.x ignores unknown fields, our
+//! parser too) that makes it weigh a third of the answer it may bring back
+//! (chunks asked for × a full datagram; messages by number × the sender's
+//! average message size, at most 64 datagrams), and at least a third of one
+//! full datagram, since a chunk is resent whole or not at all. With NATS
+//! chunks of ~60 KiB, a padded request (one datagram, never chunked: a lost
+//! chunk of a request would itself be asked for) carries two chunk indexes;
+//! what the padding cannot cover is asked for again in the next round. The
+//! padding is charged to the request budget like any request byte. With a
+//! small NATS chunk size (1 KiB) a request pays for one chunk only, so
+//! repair of a large message is slow: in the simulator a 1 MiB message at
+//! 20% loss was not completed within the sender's retention (at 5% it is).
+//!
+//! The rule does not apply on UDP: 0.1.x requesters cannot pay, the source
+//! address is the kernel's (rotating it means spoofing it), and the answer
+//! goes to the group either way. A 0.1.x request bridged onto NATS is held
+//! to the 3× rule like any other.
+//!
 //! Over any run, then, with `E` the bytes of the node's own messages, `H`
 //! its heartbeats, `R` the bytes received from others and `T` the duration:
 //!

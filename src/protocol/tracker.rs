@@ -353,6 +353,10 @@ pub(crate) struct Peer {
     /// every sender that never delivered, and into a compact record
     /// (`Endpoint::ensure_peer`).
     pub delivered: bool,
+    /// Running average of this sender's message size in bytes (0 before its
+    /// first): what a request for its messages by number is expected to
+    /// bring back, which a requester that pays for its answers pays for.
+    pub msg_bytes: u32,
 }
 
 impl Peer {
@@ -390,6 +394,7 @@ impl Peer {
             last_heard: now,
             asked_upto: 0,
             delivered: false,
+            msg_bytes: 0,
         }
     }
 
@@ -541,6 +546,15 @@ impl Peer {
         self.asked_upto = 0;
         self.last_progress = now;
         Some(lost)
+    }
+
+    /// Folds a message of `bytes` into [`Peer::msg_bytes`] (weight 1/8).
+    pub fn saw_message_bytes(&mut self, bytes: usize) {
+        let b = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self.msg_bytes = match self.msg_bytes {
+            0 => b,
+            m => ((u64::from(m) * 7 + u64::from(b)) / 8) as u32,
+        };
     }
 
     /// Number of missing messages.

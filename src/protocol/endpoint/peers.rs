@@ -27,7 +27,7 @@
 
 use super::{items_per_request, Endpoint, MAX_REQUESTS_PER_ROUND};
 use crate::protocol::repair::{KnownSenders, Nack};
-use crate::protocol::request::RepairRequest;
+use crate::protocol::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use crate::protocol::tracker::{Peer, Sn};
 use crate::protocol::Output;
 use std::collections::{HashMap, VecDeque};
@@ -263,6 +263,7 @@ impl Endpoint {
             p.asked_upto = p.asked_upto.max(missing.last().copied().unwrap_or(0));
             let copies = p.nack.fire(now, delay, retries);
             let copies = if known { copies } else { 1 };
+            let msg_bytes = p.msg_bytes as usize;
             for batch in missing.chunks(per_request) {
                 let req = RepairRequest {
                     id: self.identity.id.clone(),
@@ -274,7 +275,11 @@ impl Endpoint {
                     to: Some(id.to_owned()),
                     relayed: false,
                 };
-                self.send_request(now, &req, copies);
+                // Each message is answered with all its datagrams, at most
+                // MAX_ITEMS_PER_REQUEST of them.
+                let answer = (batch.len().saturating_mul(msg_bytes.max(1)))
+                    .min(MAX_ITEMS_PER_REQUEST * self.answer_datagram_bytes());
+                self.send_request(now, &req, copies, answer);
             }
         }
         self.reschedule_peer(id);

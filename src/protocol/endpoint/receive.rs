@@ -244,6 +244,8 @@ impl Endpoint {
             }
             return;
         }
+        // Once per message: the window below records senders that delivered.
+        let deliverable = names::is_deliverable(name);
         if name != RETX_EVENT {
             // Deliver each message once: by `sn` when the sender numbers its
             // messages, else (0.1.x senders) by seqId.
@@ -252,7 +254,6 @@ impl Endpoint {
                 self.stats.rejected_replay += 1;
                 return;
             }
-            let deliverable = names::is_deliverable(name);
             let fresh = match sn {
                 Some(sn) => {
                     let on_message = |p: &mut Peer| {
@@ -261,6 +262,7 @@ impl Endpoint {
                         let (verdict, lost) = p.on_message(now, sn);
                         // Delivered below: the sender's window now guards what it delivered.
                         p.delivered |= deliverable && verdict == Verdict::Deliver;
+                        p.saw_message_bytes(wire_len);
                         (before, repaired, verdict, lost)
                     };
                     // A known sender (the common case) is looked up once.
@@ -304,7 +306,7 @@ impl Endpoint {
             Payload::Args(args) => args,
             Payload::Document(doc) => vec![Bson::Document(doc)],
         };
-        if !names::is_deliverable(name) {
+        if !deliverable {
             // A forged lifecycle event (`stop`, `gap`, ...) or a protocol message
             // this version does not handle: never handed to listeners. It was
             // tracked above, so it is not asked for again either.

@@ -8,7 +8,7 @@ use super::Endpoint;
 use crate::error::Error;
 use crate::protocol::names;
 use crate::protocol::repair::REPAIR_BYTES_PER_REQUEST_BYTE;
-use crate::protocol::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
+use crate::protocol::request::RepairRequest;
 use crate::protocol::retention::Datagrams;
 use crate::protocol::tracker::SPAN;
 use crate::protocol::{Destination, Encryption, Identity, SharedBytes, Transmit};
@@ -286,28 +286,37 @@ impl Endpoint {
     }
 
     /// Sends one repair request within the request budget, counting it if
-    /// it went out; padded to pay for its answer when the configuration says
-    /// so ([`Config::pay_for_repairs`](crate::protocol::Config::pay_for_repairs)).
-    pub(super) fn send_request(&mut self, now: Instant, req: &RepairRequest, copies: u32) {
+    /// it went out. `answer` is the bytes it may bring back: when the
+    /// configuration says so ([`Config::pay_for_repairs`]) the request is
+    /// padded to pay for them (see [`Endpoint::pad_request`]).
+    ///
+    /// [`Config::pay_for_repairs`]: crate::protocol::Config::pay_for_repairs
+    pub(super) fn send_request(&mut self, now: Instant, req: &RepairRequest, copies: u32, answer: usize) {
         let mut doc = req.to_document();
         if self.config.pay_for_repairs {
-            self.pad_request(&mut doc, req);
+            self.pad_request(&mut doc, answer);
         }
         if self.send_control(now, RETX_EVENT, &doc, copies, true, None) > 0 {
             self.stats.repairs_requested += 1;
         }
     }
 
+    /// The bytes one resent datagram of ours may take: a full chunk and its meta.
+    pub(super) fn answer_datagram_bytes(&self) -> usize {
+        self.config.max_payload_size + ANSWER_DATAGRAM_OVERHEAD
+    }
+
     /// Adds a `pad` field (zeros; 0.1.x and our parser ignore it) so that
-    /// the request weighs a third of the answer it may get: one datagram
-    /// per item, each at most `max_payload_size` plus
-    /// [`ANSWER_DATAGRAM_OVERHEAD`] (a `missedSn` answer holds at most
-    /// [`MAX_ITEMS_PER_REQUEST`] datagrams, and a message of several chunks
-    /// is then completed chunk by chunk, each request paying for itself).
-    fn pad_request(&self, doc: &mut Document, req: &RepairRequest) {
-        let items = (req.missed_seq.len() + req.missed_sn.len()).min(MAX_ITEMS_PER_REQUEST);
-        let answer = items * (self.config.max_payload_size + ANSWER_DATAGRAM_OVERHEAD);
-        let need = answer.div_ceil(REPAIR_BYTES_PER_REQUEST_BYTE);
+    /// the request weighs a third of `answer`, and at least a third of one
+    /// full datagram: a sender answers a requester without a source address
+    /// with at most 3 bytes per byte of its requests, and a message's chunk
+    /// is resent whole or not at all. The request stays one datagram
+    /// (`max_payload_size` less [`REQUEST_META_ROOM`]).
+    fn pad_request(&self, doc: &mut Document, answer: usize) {
+        // One datagram, never chunked: a chunk of a request lost would
+        // itself be asked for. What the pad cannot cover is asked again.
+        let room = self.config.max_payload_size.saturating_sub(REQUEST_META_ROOM);
+        let need = answer.max(self.answer_datagram_bytes()).div_ceil(REPAIR_BYTES_PER_REQUEST_BYTE).min(room);
         let have = wire::try_encode_document_body(doc).map_or(0, |b| b.len());
         // The element's own bytes: type, "pad\0", length, subtype.
         let pad = need.saturating_sub(have + 10);
@@ -370,7 +379,11 @@ impl Endpoint {
 
 /// Most bytes a resent datagram carries beyond its chunk body (meta,
 /// sealing): sizes the padding of requests that pay for their answers.
-const ANSWER_DATAGRAM_OVERHEAD: usize = 320;
+pub(super) const ANSWER_DATAGRAM_OVERHEAD: usize = 320;
+
+/// Room left in a datagram of `max_payload_size` for a request's meta and
+/// sealing, when padding it: the padded body stays within the rest.
+pub(super) const REQUEST_META_ROOM: usize = 512;
 
 /// The `snAge` of a datagram built at `now` for (or, in a heartbeat, about)
 /// message `sn` of a numbering whose message 1 was sent at `numbered_since`:
