@@ -45,6 +45,12 @@ fn forged_request(i: u64, to: &str, pad: usize) -> Vec<u8> {
     forge::datagram(&m, &wire::encode_document_body(&doc))
 }
 
+/// The engine recognises NATS datagrams by the source the driver gives them.
+#[test]
+fn the_nats_source_is_the_engines_no_source_address() {
+    assert_eq!(eventcast::NATS_SOURCE, eventcast::protocol::NO_SOURCE_ADDRESS);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_repair_requests_over_nats_get_at_most_three_times_their_bytes() {
     if skip_outside_netns("forged_repair_requests_over_nats_get_at_most_three_times_their_bytes") {

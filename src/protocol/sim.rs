@@ -248,11 +248,7 @@ impl Network {
                         at: self.now + self.latency + jitter,
                         order: self.order,
                         to,
-                        from: if self.sourceless {
-                            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
-                        } else {
-                            self.nodes[i].addr
-                        },
+                        from: if self.sourceless { super::NO_SOURCE_ADDRESS } else { self.nodes[i].addr },
                         payload: t.payload.to_vec(),
                     }));
                 }

@@ -6,7 +6,7 @@ use super::Endpoint;
 use crate::protocol::reassembly::Key;
 use crate::protocol::repair::Requester;
 use crate::protocol::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
-use crate::protocol::{Destination, SharedBytes, Transmit};
+use crate::protocol::{Destination, SharedBytes, Transmit, NO_SOURCE_ADDRESS};
 use crate::wire::RETX_EVENT;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -28,13 +28,13 @@ const MAX_RELAYED_REMEMBERED: usize = 1024;
 impl Endpoint {
     /// Answers (on the group only) and learns from a repair request of
     /// `wire_len` bytes that came from `source` (the address budgets are
-    /// keyed on; ids are claims). A source of `0.0.0.0:0` means the transport
+    /// keyed on; ids are claims). [`NO_SOURCE_ADDRESS`] means the transport
     /// has no source address (NATS): then the request's id is the requester,
     /// and it is answered within
     /// [`REPAIR_BYTES_PER_REQUEST_BYTE`](crate::protocol::repair::REPAIR_BYTES_PER_REQUEST_BYTE) × the bytes
     /// of its requests (see the `repair` module docs).
     pub(super) fn handle_request(&mut self, now: Instant, source: SocketAddr, req: &RepairRequest, wire_len: usize) {
-        let who = if source.ip().is_unspecified() {
+        let who = if source == NO_SOURCE_ADDRESS {
             self.requester_credit.credit(now, &req.id, wire_len);
             Requester::Id(&req.id)
         } else {
