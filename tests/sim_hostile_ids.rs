@@ -270,3 +270,34 @@ fn forged_ids_never_make_a_loss_after_them_silent() {
         assert_eq!(got, (0..71).collect::<Vec<_>>(), "round {round}: repaired in time: {:?}", net.stats(b));
     }
 }
+
+/// The reassembly table too: a real sender's partial message waiting for
+/// its last chunk (a repair, say) is not pushed out by ≈ 2,000 forged
+/// partials from made-up ids (1,024 partials at most): those go first.
+#[test]
+fn forged_partials_never_evict_a_real_senders_partial() {
+    let mut net = Network::new(97);
+    let b = net.add_endpoint(Config::default());
+    let real = "0123456789abcdef";
+    // The real sender delivered here before.
+    let first = forge::meta(Some(real), &"11".repeat(20), "real", 0, 1, Some(1));
+    net.inject(b, attacker(), &datagram(&first, &wire::encode_args(&[Bson::Int64(1)])));
+    // Its message 2, in two chunks: the inner datagram cut in halves.
+    let inner = datagram(
+        &forge::meta(Some(real), &"22".repeat(20), "real", 0, 1, Some(2)),
+        &wire::encode_args(&[Bson::Int64(2), Bson::String("x".repeat(1500))]),
+    );
+    let (h0, h1) = inner.split_at(inner.len().div_ceil(2));
+    let chunk =
+        |seq: i32, body: &[u8]| datagram(&forge::meta(Some(real), &"33".repeat(20), "real", seq, 2, Some(2)), body);
+    net.inject(b, attacker(), &chunk(0, h0));
+    for n in 0..2000 {
+        net.inject(b, attacker(), &forged_chunk(n));
+    }
+    net.inject(b, attacker(), &chunk(1, h1));
+    let got = real_events(&net, b);
+    let s = net.stats(b);
+    assert_eq!(got, vec![1, 2], "{s:?}");
+    assert!(s.partials_evicted >= 2000 - 1024, "{s:?}");
+    assert!(net.node(b).gaps.is_empty(), "{:?}", net.node(b).gaps);
+}

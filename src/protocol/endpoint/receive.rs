@@ -162,8 +162,16 @@ impl Endpoint {
             return;
         };
         let nack = Nack::armed(now, self.timing.jittered(&mut self.rng));
-        let info =
-            ChunkInfo { seq: meta.seq, seq_len: meta.seq_len, seq_end: meta.seq_end, sn: meta.sn, sender, wire_len };
+        let protected = self.is_known(sender_id);
+        let info = ChunkInfo {
+            seq: meta.seq,
+            seq_len: meta.seq_len,
+            seq_end: meta.seq_end,
+            sn: meta.sn,
+            sender,
+            wire_len,
+            protected,
+        };
         let mut evicted = Vec::new();
         let result = self.reassembly.insert(now, key, info, body, nack, &mut evicted);
         self.stats.partials_evicted += evicted.len() as u64;
