@@ -161,7 +161,16 @@ impl Endpoint {
                 if !allowed {
                     match who {
                         Requester::Addr(_) => self.stats.repairs_rate_limited += 1,
-                        Requester::Id(_) => self.stats.repairs_credit_limited += 1,
+                        Requester::Id(id) => {
+                            self.stats.repairs_credit_limited += 1;
+                            if self.stats.repairs_credit_limited.is_power_of_two() {
+                                tracing::debug!(
+                                    "eventcast: repairs for {id} withheld beyond 3x its request bytes \
+                                     (repairsCreditLimited {})",
+                                    self.stats.repairs_credit_limited
+                                );
+                            }
+                        }
                     }
                     break;
                 }

@@ -126,8 +126,23 @@ impl Endpoint {
         if p.delivered {
             let (settled, lost) = p.settled_upto();
             self.stats.senders_compacted += 1;
+            // Logged at counts 1, 2, 4, 8, ...: a flood must not become a log flood.
+            if self.stats.senders_compacted.is_power_of_two() {
+                tracing::info!(
+                    "eventcast: sender table full of senders that delivered here; {id} kept as a compact record \
+                     (sendersCompacted {})",
+                    self.stats.senders_compacted
+                );
+            }
             if self.records.insert(id, settled) {
                 self.stats.sender_records_dropped += 1;
+                if self.stats.sender_records_dropped.is_power_of_two() {
+                    tracing::warn!(
+                        "eventcast: {MAX_SENDER_RECORDS} records of forgotten senders are full, the oldest dropped: \
+                         such a sender that comes back joins anew (senderRecordsDropped {})",
+                        self.stats.sender_records_dropped
+                    );
+                }
             }
             self.report_gap(id, lost);
         } else {
