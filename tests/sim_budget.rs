@@ -151,6 +151,27 @@ fn requests_for_a_forged_partial_stay_within_three_times_its_bytes() {
     }
 }
 
+/// The same for messages asked for by number: one forged heartbeat from a
+/// made-up id claiming a young stream at `sn` 16,384 (`snAge` 0) made a node
+/// ask for 64 earlier numbers at once (934 bytes for a 295-byte datagram);
+/// a sender not known yet now gets at most 3× the bytes it sent. (A forged
+/// *event* is delivered, which makes its id known, as any sender's first
+/// event does: its requests are bounded by the request budget.)
+#[test]
+fn requests_by_number_to_a_sender_not_known_yet_stay_within_three_times_its_bytes() {
+    let mut v = Victim::new(Config::default());
+    let id = hex_id(9);
+    let m = Meta { sn_age: Some(0), ..forge::meta(Some(&id), &"ef".repeat(20), HEARTBEAT_EVENT, 0, 1, None) };
+    let d = forge::datagram(&m, &wire::encode_document_body(&doc! { "id": id.clone(), "sn": 16_384i64 }));
+    v.feed(&d);
+    v.run_for(Duration::from_secs(10));
+    let s = v.ep.stats();
+    eprintln!("young claim: in {} B; out {} datagrams, {} B; {s:?}", d.len(), v.sent_n, v.sent);
+    assert!(v.sent <= 3 * d.len(), "{} > 3 x {}", v.sent, d.len());
+    assert_eq!((s.repairs_requested, s.repair_requests_trimmed), (1, 1), "{s:?}");
+    assert_eq!(v.gaps, 0);
+}
+
 /// Row 2: 1,000 such forged partials with rotating ids.
 /// Before: 152,321 datagrams (≈137 MB) out of each member; RSS 48 → 106 MiB.
 #[test]

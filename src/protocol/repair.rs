@@ -50,9 +50,10 @@
 //!   most as many rounds as chunks arrived. Message-level
 //!   requests (`missedSn`) to such a sender: one round, one datagram.
 //!
-//! * **Requests for a partial of a sender not known yet** weigh at most
-//!   3× the bytes of the chunks that arrived for it, over all rounds:
-//!   fewer indexes, or no request when not even one fits.
+//! * **Requests to a sender not known yet** weigh at most 3× the bytes it
+//!   sent: for a partial message, the bytes of the chunks that arrived for
+//!   it, over all rounds; for messages asked for by number, the bytes of
+//!   all its datagrams. Fewer items, or no request when not even one fits.
 //!
 //! # Requesters without a source address
 //!

@@ -357,6 +357,12 @@ pub(crate) struct Peer {
     /// first): what a request for its messages by number is expected to
     /// bring back, which a requester that pays for its answers pays for.
     pub msg_bytes: u32,
+    /// Bytes of this sender's datagrams received (messages, chunks,
+    /// heartbeats) and bytes of the requests we sent it: while it is not
+    /// known, what we ask it for stays within 3× what it sent.
+    pub received: u64,
+    /// See [`Peer::received`].
+    pub requested: u64,
 }
 
 impl Peer {
@@ -395,6 +401,8 @@ impl Peer {
             asked_upto: 0,
             delivered: false,
             msg_bytes: 0,
+            received: 0,
+            requested: 0,
         }
     }
 
@@ -548,8 +556,10 @@ impl Peer {
         Some(lost)
     }
 
-    /// Folds a message of `bytes` into [`Peer::msg_bytes`] (weight 1/8).
+    /// Folds a message of `bytes` into [`Peer::msg_bytes`] (weight 1/8) and
+    /// [`Peer::received`].
     pub fn saw_message_bytes(&mut self, bytes: usize) {
+        self.received = self.received.saturating_add(bytes as u64);
         let b = u32::try_from(bytes).unwrap_or(u32::MAX);
         self.msg_bytes = match self.msg_bytes {
             0 => b,

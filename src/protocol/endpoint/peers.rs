@@ -279,8 +279,15 @@ impl Endpoint {
             let copies = p.nack.fire(now, delay, retries);
             let copies = if known { copies } else { 1 };
             let msg_bytes = p.msg_bytes as usize;
+            // A sender not known yet pays for our requests with its own
+            // bytes, as for partials (see the `repair` module docs).
+            let mut allowance = usize::try_from(
+                p.received.saturating_mul(super::UNKNOWN_REQUEST_FACTOR as u64).saturating_sub(p.requested),
+            )
+            .unwrap_or(usize::MAX);
+            let start = allowance;
             for batch in missing.chunks(per_request) {
-                let req = RepairRequest {
+                let mut req = RepairRequest {
                     id: self.identity.id.clone(),
                     seq_id: String::new(),
                     missed_seq: Vec::new(),
@@ -292,9 +299,18 @@ impl Endpoint {
                 };
                 // Each message is answered with all its datagrams, at most
                 // MAX_ITEMS_PER_REQUEST of them.
-                let answer = (batch.len().saturating_mul(msg_bytes.max(1)))
-                    .min(MAX_ITEMS_PER_REQUEST * self.answer_datagram_bytes());
-                self.send_request(now, &req, copies, answer);
+                if known {
+                    let answer = (batch.len().saturating_mul(msg_bytes.max(1)))
+                        .min(MAX_ITEMS_PER_REQUEST * self.answer_datagram_bytes());
+                    self.send_request(now, &req, copies, answer);
+                } else if !self.send_request_within(now, &mut req, &mut allowance) {
+                    break;
+                }
+            }
+            if !known {
+                if let Some(p) = self.peers.get_mut(id) {
+                    p.requested = p.requested.saturating_add((start - allowance) as u64);
+                }
             }
         }
         self.reschedule_peer(id);

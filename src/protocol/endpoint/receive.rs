@@ -181,7 +181,10 @@ impl Endpoint {
             }
         }
         if let (Some(sn), Insert::Progress { .. }) = (sn, &result) {
-            let on_chunk = |p: &mut Peer| (p.missing_count(), p.on_chunk(now, sn));
+            let on_chunk = |p: &mut Peer| {
+                p.received = p.received.saturating_add(wire_len as u64);
+                (p.missing_count(), p.on_chunk(now, sn))
+            };
             let ttl = self.config.message_ttl;
             // A known sender (the common case) is looked up once.
             let mut changed = self.peers.get_mut(sender_id).map(on_chunk);
@@ -245,7 +248,7 @@ impl Endpoint {
         if name == HEARTBEAT_EVENT {
             match payload {
                 Payload::Document(doc) => match heartbeat_fields(&doc, sender_id) {
-                    Some(sn) => self.handle_heartbeat(now, sender_id, sn, sn_age),
+                    Some(sn) => self.handle_heartbeat(now, sender_id, sn, sn_age, wire_len),
                     None => self.stats.rejected_malformed += 1,
                 },
                 Payload::Args(_) => self.stats.rejected_malformed += 1,
