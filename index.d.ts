@@ -153,6 +153,14 @@ declare namespace Eventcast {
     repairsSent: number
     repairsReceived: number
     gapsUnrecovered: number
+    /** Senders that had delivered here, forgotten for room in the 1,024-sender table into a compact record (highest delivered `sn`), so they neither deliver again nor skip losses when they return. */
+    sendersCompacted: number
+    /** Compact records of forgotten senders dropped (oldest first) to stay within 16,384. */
+    senderRecordsDropped: number
+    /** Repair requests to a sender not known yet trimmed (fewer indexes) or withheld, to stay within 3× the bytes its chunks brought. */
+    repairRequestsTrimmed: number
+    /** Resends withheld because a requester without a source address (NATS: by its id) had used up its credit of 3× the bytes of its requests. */
+    repairsCreditLimited: number
     /** Our repair requests not sent because another node asked first. */
     repairRequestsSuppressed: number
     /** Repairs not re-sent because the same datagram was just re-sent. */

@@ -401,6 +401,7 @@ fn config(encryption: Encryption) -> Config {
         retransmit_attempts: 3,
         encryption,
         limits: small_limits(),
+        ..Config::default()
     }
 }
 

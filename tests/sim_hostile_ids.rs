@@ -157,3 +157,147 @@ fn a_flood_of_valid_distinct_keys_stays_within_the_limits() {
     assert_eq!(net.events(b).iter().filter(|e| e.name == "old").count(), 20_000);
     assert!(s.reassembly_keys <= 512, "{s:?}");
 }
+
+/// A forged, complete event (`sn` 1, a fresh numbering) from made-up
+/// sender `n`: it is delivered like any first event of a new sender, so the
+/// forged id counts as one that delivered here.
+fn forged_event(n: usize) -> Vec<u8> {
+    let m = forge::meta(
+        Some(&format!("{:016x}", 0xf000_0000_0000_0000u64 + n as u64)),
+        &format!("{n:040x}"),
+        "forged",
+        0,
+        1,
+        Some(1),
+    );
+    datagram(&m, &wire::encode_args(&[Bson::Int32(1)]))
+}
+
+/// The first chunk of two of a forged message: its id never delivers anything.
+fn forged_chunk(n: usize) -> Vec<u8> {
+    let m = forge::meta(
+        Some(&format!("{:016x}", 0xe000_0000_0000_0000u64 + n as u64)),
+        &format!("{n:040x}"),
+        "forged",
+        0,
+        2,
+        Some(1),
+    );
+    datagram(&m, &[7; 100])
+}
+
+/// The numbers of the "real" events `b` delivered, sorted (the simulated
+/// network reorders), duplicates kept.
+fn real_events(net: &Network, b: usize) -> Vec<i64> {
+    let mut v: Vec<i64> = net
+        .events(b)
+        .iter()
+        .filter(|e| e.name == "real")
+        .map(|e| match e.args[0] {
+            Bson::Int64(v) => v,
+            _ => -1,
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// Young stream: 300 events, then ≈ 1,100 forged sender ids while the real
+/// sender is quiet. Its next events must not bring its first 300 again (a
+/// fresh window from message 1 would ask for them, and the sender still
+/// retains them), whatever the forged ids did.
+#[test]
+fn forged_ids_never_make_a_young_stream_deliver_again() {
+    for (round, forged) in [forged_event as fn(usize) -> Vec<u8>, forged_chunk].into_iter().enumerate() {
+        let mut net = Network::new(93 + round as u64);
+        let a = net.add_endpoint(Config::default());
+        let b = net.add_endpoint(Config::default());
+        for i in 0..300 {
+            net.emit(a, "real", &[Bson::Int64(i)]).unwrap();
+        }
+        net.run_for(Duration::from_millis(50));
+        assert_eq!(real_events(&net, b).len(), 300);
+        for n in 0..1100 {
+            net.inject(b, attacker(), &forged(n));
+        }
+        for i in 300..310 {
+            net.emit(a, "real", &[Bson::Int64(i)]).unwrap();
+        }
+        assert!(net.run_until_idle());
+        let got = real_events(&net, b);
+        assert_eq!(got, (0..310).collect::<Vec<_>>(), "round {round}: {:?}", net.stats(b));
+        // Forged ids that delivered crowd the table: the real sender went
+        // into a compact record and came back from it.
+        assert_eq!(net.stats(b).senders_compacted > 0, round == 0, "{:?}", net.stats(b));
+        assert!(net.node(b).gaps.iter().all(|(id, _)| *id != net.id(a)), "{:?}", net.node(b).gaps);
+    }
+}
+
+/// Older stream (the receiver joined late, so no `snAge` rule brings the
+/// start back): after the forged ids, 20 events are lost, then one arrives.
+/// The 20 must be repaired (or reported as a gap), never skipped silently.
+#[test]
+fn forged_ids_never_make_a_loss_after_them_silent() {
+    for (round, forged) in [forged_event as fn(usize) -> Vec<u8>, forged_chunk].into_iter().enumerate() {
+        let mut net = Network::new(95 + round as u64);
+        let a = net.add_endpoint(Config::default());
+        for i in 0..100 {
+            net.emit(a, "early", &[Bson::Int64(i)]).unwrap();
+        }
+        net.run_for(Duration::from_millis(50));
+        // Joins late: A's numbering is older than B.
+        let b = net.add_endpoint(Config::default());
+        net.run_for(Duration::from_millis(50));
+        for i in 0..50 {
+            net.emit(a, "real", &[Bson::Int64(i)]).unwrap();
+        }
+        net.run_for(Duration::from_millis(50));
+        assert_eq!(real_events(&net, b).len(), 50);
+        for n in 0..1100 {
+            net.inject(b, attacker(), &forged(n));
+        }
+        net.set_link_loss(a, b, 1.0);
+        for i in 50..70 {
+            net.emit(a, "real", &[Bson::Int64(i)]).unwrap();
+        }
+        net.run_for(Duration::from_millis(50));
+        net.set_link_loss(a, b, 0.0);
+        net.emit(a, "real", &[Bson::Int64(70)]).unwrap();
+        assert!(net.run_until_idle());
+        let got = real_events(&net, b);
+        let gap: u64 = net.node(b).gaps.iter().filter(|(id, _)| *id == net.id(a)).map(|(_, c)| c).sum();
+        assert_eq!(got.len() as u64 + gap, 71, "round {round}: {got:?} gap {gap} {:?}", net.stats(b));
+        assert_eq!(got, (0..71).collect::<Vec<_>>(), "round {round}: repaired in time: {:?}", net.stats(b));
+    }
+}
+
+/// The reassembly table too: a real sender's partial message waiting for
+/// its last chunk (a repair, say) is not pushed out by ≈ 2,000 forged
+/// partials from made-up ids (1,024 partials at most): those go first.
+#[test]
+fn forged_partials_never_evict_a_real_senders_partial() {
+    let mut net = Network::new(97);
+    let b = net.add_endpoint(Config::default());
+    let real = "0123456789abcdef";
+    // The real sender delivered here before.
+    let first = forge::meta(Some(real), &"11".repeat(20), "real", 0, 1, Some(1));
+    net.inject(b, attacker(), &datagram(&first, &wire::encode_args(&[Bson::Int64(1)])));
+    // Its message 2, in two chunks: the inner datagram cut in halves.
+    let inner = datagram(
+        &forge::meta(Some(real), &"22".repeat(20), "real", 0, 1, Some(2)),
+        &wire::encode_args(&[Bson::Int64(2), Bson::String("x".repeat(1500))]),
+    );
+    let (h0, h1) = inner.split_at(inner.len().div_ceil(2));
+    let chunk =
+        |seq: i32, body: &[u8]| datagram(&forge::meta(Some(real), &"33".repeat(20), "real", seq, 2, Some(2)), body);
+    net.inject(b, attacker(), &chunk(0, h0));
+    for n in 0..2000 {
+        net.inject(b, attacker(), &forged_chunk(n));
+    }
+    net.inject(b, attacker(), &chunk(1, h1));
+    let got = real_events(&net, b);
+    let s = net.stats(b);
+    assert_eq!(got, vec![1, 2], "{s:?}");
+    assert!(s.partials_evicted >= 2000 - 1024, "{s:?}");
+    assert!(net.node(b).gaps.is_empty(), "{:?}", net.node(b).gaps);
+}

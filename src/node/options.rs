@@ -423,6 +423,9 @@ impl Options {
             retransmit_attempts: self.message_retransmit_attempts,
             encryption,
             limits: self.limits.clone(),
+            // NATS gives no source address: senders answer by requester id,
+            // within 3x what its requests weigh.
+            pay_for_repairs: matches!(self.transport, Transport::Nats(_)),
         })
     }
 }

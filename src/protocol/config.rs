@@ -109,6 +109,11 @@ pub struct Config {
     pub encryption: Encryption,
     /// Memory bounds.
     pub limits: Limits,
+    /// Pad our repair requests so each pays for the answer it asks for:
+    /// where the transport gives no source address (NATS), a sender answers
+    /// a requester id with at most 3 bytes per byte of its requests (see the
+    /// `repair` module docs). The driver sets it for the NATS transport.
+    pub pay_for_repairs: bool,
 }
 
 impl Default for Config {
@@ -119,6 +124,7 @@ impl Default for Config {
             retransmit_attempts: 3,
             encryption: Encryption::None,
             limits: Limits::default(),
+            pay_for_repairs: false,
         }
     }
 }

@@ -38,7 +38,9 @@ mod send;
 pub use heartbeat::HEARTBEAT_EVENT;
 
 use super::reassembly::{Reassembly, RecentSenders};
-use super::repair::{CreditBucket, KnownSenders, RepairBudget, RepairTiming, REQUEST_CREDIT_PER_BYTE};
+use super::repair::{
+    self, CreditBucket, KnownSenders, RepairBudget, RepairTiming, RequesterCredit, REQUEST_CREDIT_PER_BYTE,
+};
 use super::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use super::retention::Retention;
 use super::timefmt::IsoCache;
@@ -60,6 +62,11 @@ const MAX_REQUESTS_PER_ROUND: usize = 32;
 /// ([`KnownSenders`]) even before it delivered a complete event here: a
 /// forger pays for escalation and `'gap'` reports with datagrams.
 const ESCALATION_EVIDENCE: usize = 8;
+
+/// Request bytes we send for a partial message of a sender not known yet
+/// ([`KnownSenders`]), per byte of its datagrams received: a forged chunk
+/// buys at most this much traffic from us.
+const UNKNOWN_REQUEST_FACTOR: usize = 3;
 
 /// All protocol state of one node. See the [module docs](super).
 pub struct Endpoint {
@@ -107,12 +114,16 @@ pub struct Endpoint {
     heartbeat_due: Option<Instant>,
     heartbeats_left: u32,
     repair_budget: RepairBudget,
+    /// Repair credit per requester id, where there is no source address.
+    requester_credit: RequesterCredit,
     /// Node-wide budget of repairs sent, credited by our own emitted bytes.
     repair_credit: CreditBucket,
     /// Node-wide budget of repair requests sent, credited by bytes received.
     request_credit: CreditBucket,
     /// Senders that delivered a complete event here.
     known: KnownSenders,
+    /// Compact records of senders forgotten for room after delivering here.
+    records: peers::SenderRecords,
     /// The last few senders' shared [`Sender`]s, for delivered events.
     recent_senders: RecentSenders,
 }
@@ -133,6 +144,7 @@ impl Endpoint {
         let retention = Retention::new(3 * config.message_ttl, config.limits.max_retained_bytes, MAX_RETAINED_MESSAGES);
         let reassembly = Reassembly::new(config.limits.clone());
         let repair_budget = RepairBudget::new(config.limits.max_repair_bytes_per_requester);
+        let requester_credit = RequesterCredit::new(config.limits.max_repair_bytes_per_requester);
         let l = &config.limits;
         let repair_credit = CreditBucket::new(now, l.max_repair_credit_bytes, l.repair_floor_bytes_per_sec);
         let request_credit = CreditBucket::new(now, l.max_request_credit_bytes, l.request_floor_bytes_per_sec);
@@ -163,9 +175,11 @@ impl Endpoint {
             heartbeat_due: None,
             heartbeats_left: 0,
             repair_budget,
+            requester_credit,
             repair_credit,
             request_credit,
             known: KnownSenders::default(),
+            records: peers::SenderRecords::default(),
             recent_senders: RecentSenders::default(),
         })
     }
@@ -240,6 +254,9 @@ impl Endpoint {
                 if let Some(p) = self.reassembly.finish(&key) {
                     match p.sn.and_then(Sn::new) {
                         Some(sn) if self.peers.contains_key(&p.sender.id) => self.peer_give_up(now, &p.sender.id, sn),
+                        // Its sender was forgotten into a record while this
+                        // partial was in progress: counted in that gap already.
+                        Some(_) if self.records.contains(&p.sender.id) => {}
                         _ => self.report_gap(&p.sender.id, 1),
                     }
                 }
@@ -250,12 +267,12 @@ impl Endpoint {
                 // `per_request` chunks received (at least one). A sender never
                 // heard from gets one copy per request and at most as many
                 // rounds as chunks arrived (see the `repair` module docs).
-                let per_request = items_per_request(self.config.max_payload_size, 10);
+                let per_request = paying_items(&self.config, items_per_request(self.config.max_payload_size, 10));
                 let arrived = p.arrived();
                 let requests = arrived.div_ceil(per_request).clamp(1, MAX_REQUESTS_PER_ROUND);
                 let missing = p.missing(per_request * requests);
                 let delay = self.timing.jittered(&mut self.rng);
-                let known = self.known.contains(&p.sender.id);
+                let known = peers::known_in(&self.known, &self.peers, &self.records, &p.sender.id);
                 let retries = if known {
                     self.config.retransmit_attempts
                 } else {
@@ -263,12 +280,19 @@ impl Endpoint {
                 };
                 let copies = p.nack.fire(now, delay, retries);
                 let copies = if known { copies } else { 1 };
-                p.asked(&missing);
+                // A sender not known yet pays for our requests with its own
+                // bytes (see the `repair` module docs).
+                let mut allowance = if known {
+                    usize::MAX
+                } else {
+                    p.received.saturating_mul(UNKNOWN_REQUEST_FACTOR).saturating_sub(p.requested)
+                };
                 let deadline = p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl));
                 let to = p.sender.id.clone();
                 self.reassembly.reschedule(&key, deadline);
+                let mut asked = Vec::with_capacity(missing.len());
                 for batch in missing.chunks(per_request) {
-                    let req = RepairRequest {
+                    let mut req = RepairRequest {
                         id: self.identity.id.clone(),
                         seq_id: key.seq_id(),
                         missed_seq: batch.to_vec(),
@@ -278,7 +302,19 @@ impl Endpoint {
                         to: Some(to.clone()),
                         relayed: false,
                     };
-                    self.send_request(now, &req, copies);
+                    if known {
+                        let answer = req.missed_seq.len() * self.answer_datagram_bytes();
+                        self.send_request(now, &req, copies, answer);
+                    } else if !self.send_request_within(now, &mut req, &mut allowance) {
+                        break;
+                    }
+                    asked.extend_from_slice(&req.missed_seq);
+                }
+                if let Some(p) = self.reassembly.get_mut(&key) {
+                    p.asked(&asked);
+                    if !known {
+                        p.requested = p.received.saturating_mul(UNKNOWN_REQUEST_FACTOR).saturating_sub(allowance);
+                    }
                 }
             } else {
                 let deadline = p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl));
@@ -337,6 +373,20 @@ impl Endpoint {
         self.stats.retained_bytes = self.retention.bytes() as u64;
         self.stats.retention_dropped = self.retention.dropped;
     }
+}
+
+/// `per_request` chunk indexes per request, fewer when requests pay for
+/// their answers (`Config::pay_for_repairs`): a padded request stays one
+/// datagram, so it asks for at most as many chunks as 3 × its room pays for
+/// (NATS chunks are up to ~60 KiB: two per request), at least one.
+fn paying_items(config: &Config, per_request: usize) -> usize {
+    if !config.pay_for_repairs {
+        return per_request;
+    }
+    let answer_datagram = config.max_payload_size + send::ANSWER_DATAGRAM_OVERHEAD;
+    let room = config.max_payload_size.saturating_sub(send::REQUEST_META_ROOM);
+    let fit = room * repair::REPAIR_BYTES_PER_REQUEST_BYTE / answer_datagram;
+    per_request.min(fit.max(1))
 }
 
 /// How many chunk indexes or message numbers fit in one request so that it

@@ -118,6 +118,15 @@ pub use request::RepairRequest;
 pub use sn::MAX_SN;
 pub use stats::Stats;
 
+/// The source a driver passes to [`Endpoint::handle_datagram`] when its
+/// transport has no source address (NATS): `0.0.0.0:0`. Budgets then go by
+/// the requester id a repair request names (see the `repair` module docs).
+/// Exactly this address, port 0 included: a UDP datagram may show source
+/// IP `0.0.0.0` (a host without an address yet, or loopback multicast in
+/// some namespaces), never port 0.
+pub const NO_SOURCE_ADDRESS: std::net::SocketAddr =
+    std::net::SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
+
 use bson::Bson;
 use std::fmt;
 use std::net::SocketAddr;

@@ -75,6 +75,12 @@ pub(crate) struct Partial {
     asked: HashSet<u32>,
     /// The timer entry currently registered for this partial.
     deadline: Instant,
+    /// Bytes of the datagrams that brought its chunks (new chunks only).
+    pub received: usize,
+    /// Bytes of the repair requests we sent for it.
+    pub requested: usize,
+    /// Its sender counted as heard from at some chunk ([`ChunkInfo::protected`]).
+    protected: bool,
     /// Its key is in the done set too (a single-datagram message with the
     /// same key was delivered): further chunks are late.
     late: bool,
@@ -198,6 +204,12 @@ pub(crate) struct ChunkInfo<'a> {
     pub seq_end: bool,
     pub sn: Option<i64>,
     pub sender: SenderRef<'a>,
+    /// Bytes of the datagram that carried the chunk (what the sender paid).
+    pub wire_len: usize,
+    /// The sender counts as heard from (it delivered here): its partials are
+    /// evicted only after every other sender's, so a flood of forged
+    /// partials cannot push a real message out while it waits for repair.
+    pub protected: bool,
 }
 
 /// The sender fields of a chunk's meta, borrowed: copied into an owned
@@ -407,11 +419,16 @@ impl Reassembly {
                     asked: HashSet::new(),
                     deadline,
                     late: false,
+                    received: 0,
+                    requested: 0,
+                    protected: false,
                 });
                 (p.into_mut(), true)
             }
         };
         p.store(seq, body);
+        p.received = p.received.saturating_add(info.wire_len);
+        p.protected |= info.protected;
         p.highest = p.highest.max(seq);
         p.bytes += cost;
         p.last_progress = now;
@@ -435,7 +452,11 @@ impl Reassembly {
         }
         // Enforce limits by evicting the oldest other partials.
         while self.partials.len() > self.limits.max_partial_messages || self.bytes > self.limits.max_reassembly_bytes {
-            let victim = self.lru.values().find(|s| **s != keep).and_then(|s| self.order.get(s)).copied();
+            // Least recently touched first, unprotected senders' before all.
+            let partials = &self.partials;
+            let unprotected = |k: &&Key| partials.get(*k).is_some_and(|p| !p.protected);
+            let others = || self.lru.values().filter(|s| **s != keep).filter_map(|s| self.order.get(s));
+            let victim = others().find(unprotected).or_else(|| others().next()).copied();
             let Some(vkey) = victim else { break };
             if let Some(v) = self.remove(&vkey) {
                 evicted.push(Evicted { sender: v.sender.id, sn: v.sn });
@@ -591,7 +612,7 @@ mod tests {
 
     fn info(seq: i32, seq_len: i32, s: &Sender) -> ChunkInfo<'_> {
         let sender = SenderRef { id: &s.id, host: &s.host, port: s.port, hostname: &s.hostname };
-        ChunkInfo { seq, seq_len, seq_end: seq == seq_len - 1, sn: None, sender }
+        ChunkInfo { seq, seq_len, seq_end: seq == seq_len - 1, sn: None, sender, wire_len: 0, protected: false }
     }
 
     fn key(id: &str) -> Key {

@@ -73,6 +73,7 @@ pub struct Network {
     duplication: f64,
     latency: Duration,
     jitter: Duration,
+    sourceless: bool,
     /// Datagrams dropped by the loss model.
     pub dropped: u64,
     /// Datagrams delivered to endpoints.
@@ -98,6 +99,7 @@ impl Network {
             duplication: 0.0,
             latency: Duration::from_millis(1),
             jitter: Duration::from_micros(500),
+            sourceless: false,
             dropped: 0,
             delivered: 0,
         }
@@ -124,6 +126,12 @@ impl Network {
             version_errors: Vec::new(),
         });
         i
+    }
+
+    /// Delivers every datagram without a source address (`0.0.0.0:0`), as
+    /// the NATS transport does, so budgets go by requester id.
+    pub fn set_sourceless(&mut self, on: bool) {
+        self.sourceless = on;
     }
 
     /// Loss probability of every link (0.0 ..= 1.0).
@@ -240,7 +248,7 @@ impl Network {
                         at: self.now + self.latency + jitter,
                         order: self.order,
                         to,
-                        from: self.nodes[i].addr,
+                        from: if self.sourceless { super::NO_SOURCE_ADDRESS } else { self.nodes[i].addr },
                         payload: t.payload.to_vec(),
                     }));
                 }

@@ -47,6 +47,14 @@ stats! {
     repairs_received => "repairsReceived",
     /// Messages given up on (partial messages expired without completing).
     gaps_unrecovered => "gapsUnrecovered",
+    /// Senders that had delivered here, forgotten for room in the sender table (1,024) into a compact record of their delivered numbers.
+    senders_compacted => "sendersCompacted",
+    /// Compact records of forgotten senders dropped, oldest first, to stay within 16,384.
+    sender_records_dropped => "senderRecordsDropped",
+    /// Repair requests to a sender not known yet trimmed (fewer indexes) or withheld, to stay within 3× the bytes its chunks brought.
+    repair_requests_trimmed => "repairRequestsTrimmed",
+    /// Resends withheld because a requester without a source address (NATS: by its id) had used up its credit of 3x the bytes of its requests.
+    repairs_credit_limited => "repairsCreditLimited",
     /// Repair requests of ours postponed because another node asked for the same data first.
     repair_requests_suppressed => "repairRequestsSuppressed",
     /// Resends skipped because the same datagram was resent very recently.

@@ -348,6 +348,21 @@ pub(crate) struct Peer {
     pub last_heard: Instant,
     /// Highest `sn` we have asked for (arrivals up to it count as repairs).
     pub asked_upto: i64,
+    /// Whether this sender delivered an event here: its window then guards
+    /// at-most-once delivery and loss reports, so it is forgotten only after
+    /// every sender that never delivered, and into a compact record
+    /// (`Endpoint::ensure_peer`).
+    pub delivered: bool,
+    /// Running average of this sender's message size in bytes (0 before its
+    /// first): what a request for its messages by number is expected to
+    /// bring back, which a requester that pays for its answers pays for.
+    pub msg_bytes: u32,
+    /// Bytes of this sender's datagrams received (messages, chunks,
+    /// heartbeats) and bytes of the requests we sent it: while it is not
+    /// known, what we ask it for stays within 3× what it sent.
+    pub received: u64,
+    /// See [`Peer::received`].
+    pub requested: u64,
 }
 
 impl Peer {
@@ -372,15 +387,54 @@ impl Peer {
     }
 
     fn starting_at(now: Instant, join: i64, ttl: Duration, from_start: bool) -> Self {
+        Self::with_window(now, Window::new(now, join, ttl, from_start), ttl)
+    }
+
+    fn with_window(now: Instant, cur: Window, ttl: Duration) -> Self {
         Peer {
-            cur: Window::new(now, join, ttl, from_start),
+            cur,
             others: Vec::new(),
             ttl,
             nack: Nack { due: None, attempts: 0 },
             last_progress: now,
             last_heard: now,
             asked_upto: 0,
+            delivered: false,
+            msg_bytes: 0,
+            received: 0,
+            requested: 0,
         }
+    }
+
+    /// A sender forgotten earlier whose messages up to `settled` (a value of
+    /// [`Peer::settled_upto`]) were all delivered or reported lost: those
+    /// are duplicates, every later one is tracked (asked for when missing),
+    /// with no join slack and no backfill.
+    pub fn resumed(now: Instant, settled: i64, ttl: Duration) -> Self {
+        // `settled` came from a window, so it lies in `[0, MAX_SN]`.
+        let cur = Window {
+            base: settled,
+            join: settled + 1,
+            grace_until: None,
+            highest: settled,
+            settled: Box::new([0; WORDS]),
+            in_progress: Box::new([0; WORDS]),
+            missing: 0,
+            pending_lost: 0,
+        };
+        let mut p = Self::with_window(now, cur, ttl);
+        p.delivered = true;
+        p
+    }
+
+    /// What a compact record of this sender keeps ([`Peer::resumed`]): the
+    /// highest `sn` of its current numbering, and how many of the numbers up
+    /// to it are neither delivered nor reported yet (missing, or with a
+    /// partial still in reassembly: once forgotten, a message completing
+    /// later is a duplicate, so it must be reported lost now).
+    pub fn settled_upto(&self) -> (i64, u64) {
+        let in_progress: u64 = self.cur.in_progress.iter().map(|w| u64::from(w.count_ones())).sum();
+        (self.cur.highest, self.cur.missing.saturating_add(in_progress))
     }
 
     fn side(&self, sn: i64) -> Side {
@@ -500,6 +554,17 @@ impl Peer {
         self.asked_upto = 0;
         self.last_progress = now;
         Some(lost)
+    }
+
+    /// Folds a message of `bytes` into [`Peer::msg_bytes`] (weight 1/8) and
+    /// [`Peer::received`].
+    pub fn saw_message_bytes(&mut self, bytes: usize) {
+        self.received = self.received.saturating_add(bytes as u64);
+        let b = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self.msg_bytes = match self.msg_bytes {
+            0 => b,
+            m => ((u64::from(m) * 7 + u64::from(b)) / 8) as u32,
+        };
     }
 
     /// Number of missing messages.

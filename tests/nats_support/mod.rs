@@ -177,6 +177,30 @@ impl RawClient {
         n
     }
 
+    /// Payload bytes of the messages that arrive until none came for `quiet`
+    /// (the first may take up to 30 s) or `cap` bytes arrived.
+    pub fn bytes_until_quiet(&mut self, quiet: Duration, cap: u64) -> u64 {
+        let mut n = 0;
+        self.stream.get_mut().set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        while n < cap {
+            let mut line = String::new();
+            match self.stream.read_line(&mut line) {
+                Ok(0) | Err(_) => return n,
+                Ok(_) => {}
+            }
+            if line.starts_with("PING") {
+                self.write(b"PONG\r\n");
+            } else if let Some(rest) = line.strip_prefix("MSG ") {
+                let len: usize = rest.split_whitespace().last().unwrap().parse().unwrap();
+                let mut payload = vec![0; len + 2];
+                self.stream.read_exact(&mut payload).unwrap();
+                n += len as u64;
+                self.stream.get_mut().set_read_timeout(Some(quiet)).unwrap();
+            }
+        }
+        n
+    }
+
     /// The next message's payload (answers the server's PINGs meanwhile).
     pub fn next_message(&mut self) -> Vec<u8> {
         loop {

@@ -4,8 +4,9 @@
 
 use super::Endpoint;
 use crate::protocol::reassembly::Key;
+use crate::protocol::repair::Requester;
 use crate::protocol::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
-use crate::protocol::{Destination, SharedBytes, Transmit};
+use crate::protocol::{Destination, SharedBytes, Transmit, NO_SOURCE_ADDRESS};
 use crate::wire::RETX_EVENT;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashSet, VecDeque};
@@ -85,9 +86,20 @@ impl Answered {
 }
 
 impl Endpoint {
-    /// Answers (on the group only) and learns from a repair request that came
-    /// from `source` (the address budgets are keyed on; ids are claims).
-    pub(super) fn handle_request(&mut self, now: Instant, source: SocketAddr, req: &RepairRequest) {
+    /// Answers (on the group only) and learns from a repair request of
+    /// `wire_len` bytes that came from `source` (the address budgets are
+    /// keyed on; ids are claims). [`NO_SOURCE_ADDRESS`] means the transport
+    /// has no source address (NATS): then the request's id is the requester,
+    /// and it is answered within
+    /// [`REPAIR_BYTES_PER_REQUEST_BYTE`](crate::protocol::repair::REPAIR_BYTES_PER_REQUEST_BYTE) × the bytes
+    /// of its requests (see the `repair` module docs).
+    pub(super) fn handle_request(&mut self, now: Instant, source: SocketAddr, req: &RepairRequest, wire_len: usize) {
+        let who = if source == NO_SOURCE_ADDRESS {
+            self.requester_credit.credit(now, &req.id, wire_len);
+            Requester::Id(&req.id)
+        } else {
+            Requester::Addr(source)
+        };
         let mut answered = false;
         // 0.1.x's shape: no `to`, no `missedSn` (ours always carry `to`).
         let legacy = req.to.is_none() && req.missed_sn.is_empty() && !req.seq_id.is_empty();
@@ -106,7 +118,7 @@ impl Endpoint {
                 // copies, spaced in time (loss comes in bursts), within the
                 // same budgets as any repair.
                 let copies = if legacy { LEGACY_REPAIR_COPIES } else { 1 };
-                self.send_repairs(now, source, datagrams, copies);
+                self.send_repairs(now, who, datagrams, copies);
             } else if self.retention.has_group(&req.seq_id) {
                 answered = true;
                 self.stats.repairs_suppressed += 1;
@@ -120,7 +132,7 @@ impl Endpoint {
             let datagrams = self.retention.repair_messages(now, &req.missed_sn, window, MAX_ITEMS_PER_REQUEST);
             if !datagrams.is_empty() {
                 answered = true;
-                self.send_repairs(now, source, datagrams, 1);
+                self.send_repairs(now, who, datagrams, 1);
             } else if req.missed_sn.iter().any(|&sn| self.retention.has_sn(sn)) {
                 answered = true;
                 self.stats.repairs_suppressed += 1;
@@ -202,15 +214,33 @@ impl Endpoint {
 
     /// Resends `datagrams` to the group, each in `copies` copies
     /// [`LEGACY_COPY_SPACING`] apart, within the node-wide repair budget and
-    /// `source`'s byte budget (every copy pays).
-    fn send_repairs(&mut self, now: Instant, source: SocketAddr, datagrams: Vec<SharedBytes>, copies: u32) {
+    /// the requester's budget (every copy pays): its source address's byte
+    /// rate, or without a source address its id's credit.
+    fn send_repairs(&mut self, now: Instant, who: Requester<'_>, datagrams: Vec<SharedBytes>, copies: u32) {
         for d in datagrams {
             for copy in 0..copies.max(1) {
                 if !self.repair_credit.can_take(now, d.len()) {
                     self.stats.repairs_budget_limited += 1;
                     break;
-                } else if !self.repair_budget.take(now, source, d.len()) {
-                    self.stats.repairs_rate_limited += 1;
+                }
+                let allowed = match who {
+                    Requester::Addr(source) => self.repair_budget.take(now, source, d.len()),
+                    Requester::Id(id) => self.requester_credit.take(id, d.len()),
+                };
+                if !allowed {
+                    match who {
+                        Requester::Addr(_) => self.stats.repairs_rate_limited += 1,
+                        Requester::Id(id) => {
+                            self.stats.repairs_credit_limited += 1;
+                            if self.stats.repairs_credit_limited.is_power_of_two() {
+                                tracing::debug!(
+                                    "eventcast: repairs for {id} withheld beyond 3x its request bytes \
+                                     (repairsCreditLimited {})",
+                                    self.stats.repairs_credit_limited
+                                );
+                            }
+                        }
+                    }
                     break;
                 }
                 self.repair_credit.take(now, d.len());

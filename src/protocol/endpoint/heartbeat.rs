@@ -43,14 +43,23 @@ impl Endpoint {
         }
     }
 
-    pub(super) fn handle_heartbeat(&mut self, now: Instant, sender: &str, sn: Sn, sn_age: Option<Duration>) {
+    /// A heartbeat of `wire_len` bytes from `sender`, whose latest message is `sn`.
+    pub(super) fn handle_heartbeat(
+        &mut self,
+        now: Instant,
+        sender: &str,
+        sn: Sn,
+        sn_age: Option<Duration>,
+        wire_len: usize,
+    ) {
         // First contact through a heartbeat: nothing is missing yet (a late
         // joiner starts after the sender's latest message), unless the
         // sender's stream started while we listened: then all of it is.
         let ttl = self.config.message_ttl;
         let from_start = self.started_while_listening(now, sn_age);
-        self.ensure_peer(sender, || Peer::after_latest(now, sn, ttl, from_start));
+        self.ensure_peer(now, sender, || Peer::after_latest(now, sn, ttl, from_start));
         if let Some(p) = self.peers.get_mut(sender) {
+            p.received = p.received.saturating_add(wire_len as u64);
             let before = p.missing_count();
             let lost = p.on_latest(now, sn);
             self.peer_changed(now, sender, before, lost);

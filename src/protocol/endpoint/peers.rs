@@ -1,34 +1,161 @@
 //! Per-sender loss tracking by message number (`sn`): the tracked senders
-//! (bounded, least recently heard forgotten first), their request timers,
-//! and `'gap'` reports.
+//! (bounded), their request timers, and `'gap'` reports.
+//!
+//! # Who is forgotten when the table is full
+//!
+//! Sender ids are claims: anyone can write a datagram from a made-up id, and
+//! each new id asks for a place in the table. Forgetting a sender that
+//! delivered events here would be what a flood of made-up ids buys: its next
+//! message would open a fresh window, which either starts at message 1
+//! again (a young stream: everything the sender still retains delivered a
+//! second time) or joins late (an older stream: what was lost in between
+//! neither asked for nor reported). So the table has two classes:
+//!
+//! * senders that never delivered an event here (a forger's partials,
+//!   control messages, ...): forgotten first, least recently heard first;
+//! * senders that delivered: forgotten only when the whole table is theirs,
+//!   and then into a compact record ([`SenderRecords`]: id → the highest
+//!   `sn` settled), their missing and in-progress messages reported as a
+//!   gap. A sender that comes back resumes from its record
+//!   ([`Peer::resumed`]): what it sent up to the record is a duplicate,
+//!   anything after it is tracked and asked for.
+//!
+//! Records are bounded too ([`MAX_SENDER_RECORDS`], oldest dropped first,
+//! counted in `senderRecordsDropped`): a forger must deliver events from
+//! that many distinct ids (plaintext only: with authenticated encryption
+//! only key holders deliver) to make a quiet sender's record go.
 
 use super::{items_per_request, Endpoint, MAX_REQUESTS_PER_ROUND};
-use crate::protocol::repair::Nack;
-use crate::protocol::request::RepairRequest;
+use crate::protocol::repair::{KnownSenders, Nack};
+use crate::protocol::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use crate::protocol::tracker::{Peer, Sn};
 use crate::protocol::Output;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-/// Most senders tracked for message-level loss detection; the one heard from
-/// least recently is forgotten first (its missing messages reported as a gap).
+/// Most senders tracked for message-level loss detection (see the module
+/// docs for which one is forgotten first).
 const MAX_SENDERS: usize = 1024;
 
+/// Most compact records of forgotten senders that had delivered here
+/// (about 100 bytes each).
+pub(crate) const MAX_SENDER_RECORDS: usize = 16_384;
+
+/// Compact records of senders that delivered here and were forgotten for
+/// room: id → highest `sn` settled. Bounded, oldest dropped first.
+#[derive(Default)]
+pub(crate) struct SenderRecords {
+    /// id → (highest settled `sn`, insertion number).
+    map: HashMap<String, (i64, u64)>,
+    /// Insertion order; entries whose number no longer matches the map's
+    /// were taken back and are skipped.
+    order: VecDeque<(String, u64)>,
+    next: u64,
+}
+
+impl SenderRecords {
+    /// Records `id`; returns whether an older record had to be dropped.
+    fn insert(&mut self, id: &str, settled: i64) -> bool {
+        let mut dropped = false;
+        while self.map.len() >= MAX_SENDER_RECORDS {
+            let Some((old, n)) = self.order.pop_front() else { break };
+            if self.map.get(&old).is_some_and(|(_, m)| *m == n) {
+                self.map.remove(&old);
+                dropped = true;
+            }
+        }
+        self.next += 1;
+        self.map.insert(id.to_owned(), (settled, self.next));
+        self.order.push_back((id.to_owned(), self.next));
+        // Stale entries (taken back) are skipped above; keep the queue from
+        // growing without bound under take/insert churn.
+        if self.order.len() > 2 * MAX_SENDER_RECORDS {
+            let map = &self.map;
+            self.order.retain(|(id, n)| map.get(id).is_some_and(|(_, m)| m == n));
+        }
+        dropped
+    }
+
+    /// Takes `id`'s record back.
+    fn take(&mut self, id: &str) -> Option<i64> {
+        self.map.remove(id).map(|(settled, _)| settled)
+    }
+
+    /// Whether `id` has a record.
+    pub fn contains(&self, id: &str) -> bool {
+        self.map.contains_key(id)
+    }
+}
+
+/// [`Endpoint::is_known`] on the fields it reads (for callers holding
+/// another field mutably).
+pub(super) fn known_in(known: &KnownSenders, peers: &HashMap<String, Peer>, records: &SenderRecords, id: &str) -> bool {
+    known.contains(id) || peers.get(id).is_some_and(|p| p.delivered) || records.contains(id)
+}
+
 impl Endpoint {
-    /// Creates the loss-tracking state of `id` with `new` unless it exists.
-    pub(super) fn ensure_peer(&mut self, id: &str, new: impl FnOnce() -> Peer) {
+    /// Creates the loss-tracking state of `id` unless it exists: resumed
+    /// from its compact record if it has one, else with `new`. Makes room
+    /// first (see the module docs).
+    pub(super) fn ensure_peer(&mut self, now: Instant, id: &str, new: impl FnOnce() -> Peer) {
         if self.peers.contains_key(id) {
             return;
         }
         if self.peers.len() >= MAX_SENDERS {
-            let oldest = self.peers.iter().min_by_key(|(_, p)| p.last_heard).map(|(k, _)| k.clone());
-            if let Some(old) = oldest {
-                let lost = self.peers.get(&old).map_or(0, Peer::missing_count);
-                self.peers.remove(&old);
-                self.set_peer_deadline(&old, None);
-                self.report_gap(&old, lost);
+            let lru = |it: &mut dyn Iterator<Item = (&String, &Peer)>| {
+                it.min_by_key(|(_, p)| p.last_heard).map(|(k, _)| k.clone())
+            };
+            let victim =
+                lru(&mut self.peers.iter().filter(|(_, p)| !p.delivered)).or_else(|| lru(&mut self.peers.iter()));
+            if let Some(old) = victim {
+                self.forget_peer(&old);
             }
         }
-        self.peers.insert(id.to_owned(), new());
+        let peer = match self.records.take(id) {
+            Some(settled) => Peer::resumed(now, settled, self.config.message_ttl),
+            None => new(),
+        };
+        self.peers.insert(id.to_owned(), peer);
+    }
+
+    /// Forgets sender `id` for room: its losses are reported; one that
+    /// delivered here leaves a compact record.
+    fn forget_peer(&mut self, id: &str) {
+        let Some(p) = self.peers.remove(id) else { return };
+        self.set_peer_deadline(id, None);
+        if p.delivered {
+            let (settled, lost) = p.settled_upto();
+            self.stats.senders_compacted += 1;
+            // Logged at counts 1, 2, 4, 8, ...: a flood must not become a log flood.
+            if self.stats.senders_compacted.is_power_of_two() {
+                tracing::info!(
+                    "eventcast: sender table full of senders that delivered here; {id} kept as a compact record \
+                     (sendersCompacted {})",
+                    self.stats.senders_compacted
+                );
+            }
+            if self.records.insert(id, settled) {
+                self.stats.sender_records_dropped += 1;
+                if self.stats.sender_records_dropped.is_power_of_two() {
+                    tracing::warn!(
+                        "eventcast: {MAX_SENDER_RECORDS} records of forgotten senders are full, the oldest dropped: \
+                         such a sender that comes back joins anew (senderRecordsDropped {})",
+                        self.stats.sender_records_dropped
+                    );
+                }
+            }
+            self.report_gap(id, lost);
+        } else {
+            self.report_gap(id, p.missing_count());
+        }
+    }
+
+    /// Whether `id` counts as heard from (see [`KnownSenders`]): only such
+    /// senders get escalating requests and `'gap'` reports. Tracked senders
+    /// that delivered, and records of them, count whatever happened to the
+    /// bounded known set.
+    pub(super) fn is_known(&self, id: &str) -> bool {
+        known_in(&self.known, &self.peers, &self.records, id)
     }
 
     /// Whether a sender first heard of at `now`, whose numbering's age the
@@ -64,7 +191,7 @@ impl Endpoint {
             return;
         }
         // Saturating: a count comes from numbers a sender claimed.
-        if self.known.contains(sender) {
+        if self.is_known(sender) {
             self.stats.gaps_unrecovered = self.stats.gaps_unrecovered.saturating_add(count);
             self.outputs.push_back(Output::Gap { sender: sender.to_owned(), count });
         } else {
@@ -135,7 +262,7 @@ impl Endpoint {
         let ttl = self.config.message_ttl;
         let delay = self.timing.jittered(&mut self.rng);
         // A sender never heard from (no complete event) gets one round, one copy.
-        let known = self.known.contains(id);
+        let known = self.is_known(id);
         let retries = if known { self.config.retransmit_attempts } else { 0 };
         let Some(p) = self.peers.get_mut(id) else {
             self.set_peer_deadline(id, None);
@@ -151,8 +278,16 @@ impl Endpoint {
             p.asked_upto = p.asked_upto.max(missing.last().copied().unwrap_or(0));
             let copies = p.nack.fire(now, delay, retries);
             let copies = if known { copies } else { 1 };
+            let msg_bytes = p.msg_bytes as usize;
+            // A sender not known yet pays for our requests with its own
+            // bytes, as for partials (see the `repair` module docs).
+            let mut allowance = usize::try_from(
+                p.received.saturating_mul(super::UNKNOWN_REQUEST_FACTOR as u64).saturating_sub(p.requested),
+            )
+            .unwrap_or(usize::MAX);
+            let start = allowance;
             for batch in missing.chunks(per_request) {
-                let req = RepairRequest {
+                let mut req = RepairRequest {
                     id: self.identity.id.clone(),
                     seq_id: String::new(),
                     missed_seq: Vec::new(),
@@ -162,9 +297,46 @@ impl Endpoint {
                     to: Some(id.to_owned()),
                     relayed: false,
                 };
-                self.send_request(now, &req, copies);
+                // Each message is answered with all its datagrams, at most
+                // MAX_ITEMS_PER_REQUEST of them.
+                if known {
+                    let answer = (batch.len().saturating_mul(msg_bytes.max(1)))
+                        .min(MAX_ITEMS_PER_REQUEST * self.answer_datagram_bytes());
+                    self.send_request(now, &req, copies, answer);
+                } else if !self.send_request_within(now, &mut req, &mut allowance) {
+                    break;
+                }
+            }
+            if !known {
+                if let Some(p) = self.peers.get_mut(id) {
+                    p.requested = p.requested.saturating_add((start - allowance) as u64);
+                }
             }
         }
         self.reschedule_peer(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_records_are_bounded_and_taken_back_once() {
+        let mut r = SenderRecords::default();
+        assert!(!r.insert("a", 7));
+        assert_eq!(r.take("a"), Some(7));
+        assert_eq!(r.take("a"), None);
+        // Churn of taking back and recording again does not grow the queue.
+        for i in 0..4 * MAX_SENDER_RECORDS as i64 {
+            r.insert("b", i);
+            r.take("b");
+        }
+        assert!(r.order.len() <= 2 * MAX_SENDER_RECORDS);
+        r.insert("a", 9);
+        let dropped = (0..MAX_SENDER_RECORDS).filter(|i| r.insert(&i.to_string(), 1)).count();
+        assert_eq!(dropped, 1);
+        assert!(!r.contains("a") && r.contains("0"));
+        assert_eq!(r.map.len(), MAX_SENDER_RECORDS);
     }
 }

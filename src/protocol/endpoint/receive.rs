@@ -91,7 +91,7 @@ impl Endpoint {
             if via.reassembled {
                 self.stats.rejected_malformed += 1;
             } else {
-                self.handle_chunk(now, source, meta, body, next);
+                self.handle_chunk(now, source, meta, body, next, bytes.len());
             }
             return;
         }
@@ -100,7 +100,7 @@ impl Endpoint {
             self.stats.rejected_decrypt += 1;
             return;
         }
-        self.handle_message(now, source, meta, body);
+        self.handle_message(now, source, meta, body, bytes.len());
     }
 
     /// Freshness window of the authenticated scheme: `time` may lie at most
@@ -133,7 +133,15 @@ impl Endpoint {
         })
     }
 
-    fn handle_chunk(&mut self, now: Instant, source: SocketAddr, meta: MetaRef<'_>, body: &[u8], via: Via) {
+    fn handle_chunk(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        meta: MetaRef<'_>,
+        body: &[u8],
+        via: Via,
+        wire_len: usize,
+    ) {
         let Some(sender) = Self::sender_ref(&meta) else {
             self.stats.rejected_malformed += 1;
             return;
@@ -154,7 +162,16 @@ impl Endpoint {
             return;
         };
         let nack = Nack::armed(now, self.timing.jittered(&mut self.rng));
-        let info = ChunkInfo { seq: meta.seq, seq_len: meta.seq_len, seq_end: meta.seq_end, sn: meta.sn, sender };
+        let protected = self.is_known(sender_id);
+        let info = ChunkInfo {
+            seq: meta.seq,
+            seq_len: meta.seq_len,
+            seq_end: meta.seq_end,
+            sn: meta.sn,
+            sender,
+            wire_len,
+            protected,
+        };
         let mut evicted = Vec::new();
         let result = self.reassembly.insert(now, key, info, body, nack, &mut evicted);
         self.stats.partials_evicted += evicted.len() as u64;
@@ -164,13 +181,16 @@ impl Endpoint {
             }
         }
         if let (Some(sn), Insert::Progress { .. }) = (sn, &result) {
-            let on_chunk = |p: &mut Peer| (p.missing_count(), p.on_chunk(now, sn));
+            let on_chunk = |p: &mut Peer| {
+                p.received = p.received.saturating_add(wire_len as u64);
+                (p.missing_count(), p.on_chunk(now, sn))
+            };
             let ttl = self.config.message_ttl;
             // A known sender (the common case) is looked up once.
             let mut changed = self.peers.get_mut(sender_id).map(on_chunk);
             if changed.is_none() {
                 let from_start = self.started_while_listening(now, sn_age);
-                self.ensure_peer(sender_id, || Peer::new(now, sn, ttl, from_start));
+                self.ensure_peer(now, sender_id, || Peer::new(now, sn, ttl, from_start));
                 changed = self.peers.get_mut(sender_id).map(on_chunk);
             }
             if let Some((before, lost)) = changed {
@@ -198,7 +218,7 @@ impl Endpoint {
         }
     }
 
-    fn handle_message(&mut self, now: Instant, source: SocketAddr, meta: MetaRef<'_>, body: &[u8]) {
+    fn handle_message(&mut self, now: Instant, source: SocketAddr, meta: MetaRef<'_>, body: &[u8], wire_len: usize) {
         let Some(name) = meta.name else {
             self.stats.rejected_malformed += 1;
             return;
@@ -237,13 +257,15 @@ impl Endpoint {
         if name == HEARTBEAT_EVENT {
             match payload {
                 Payload::Document(doc) => match heartbeat_fields(&doc, sender_id) {
-                    Some(sn) => self.handle_heartbeat(now, sender_id, sn, sn_age),
+                    Some(sn) => self.handle_heartbeat(now, sender_id, sn, sn_age, wire_len),
                     None => self.stats.rejected_malformed += 1,
                 },
                 Payload::Args(_) => self.stats.rejected_malformed += 1,
             }
             return;
         }
+        // Once per message: the window below records senders that delivered.
+        let deliverable = names::is_deliverable(name);
         if name != RETX_EVENT {
             // Deliver each message once: by `sn` when the sender numbers its
             // messages, else (0.1.x senders) by seqId.
@@ -258,6 +280,9 @@ impl Endpoint {
                         let before = p.missing_count();
                         let repaired = p.is_missing(sn.get()) && sn.get() <= p.asked_upto;
                         let (verdict, lost) = p.on_message(now, sn);
+                        // Delivered below: the sender's window now guards what it delivered.
+                        p.delivered |= deliverable && verdict == Verdict::Deliver;
+                        p.saw_message_bytes(wire_len);
                         (before, repaired, verdict, lost)
                     };
                     // A known sender (the common case) is looked up once.
@@ -265,7 +290,7 @@ impl Endpoint {
                     if seen.is_none() {
                         let ttl = self.config.message_ttl;
                         let from_start = self.started_while_listening(now, sn_age);
-                        self.ensure_peer(sender_id, || Peer::new(now, sn, ttl, from_start));
+                        self.ensure_peer(now, sender_id, || Peer::new(now, sn, ttl, from_start));
                         seen = self.peers.get_mut(sender_id).map(on_message);
                     }
                     match seen {
@@ -290,7 +315,7 @@ impl Endpoint {
         if name == RETX_EVENT {
             match payload {
                 Payload::Document(doc) => match RepairRequest::from_document(&doc) {
-                    Some(req) => self.handle_request(now, source, &req),
+                    Some(req) => self.handle_request(now, source, &req, wire_len),
                     None => self.stats.rejected_malformed += 1,
                 },
                 Payload::Args(_) => self.stats.rejected_malformed += 1,
@@ -301,7 +326,7 @@ impl Endpoint {
             Payload::Args(args) => args,
             Payload::Document(doc) => vec![Bson::Document(doc)],
         };
-        if !names::is_deliverable(name) {
+        if !deliverable {
             // A forged lifecycle event (`stop`, `gap`, ...) or a protocol message
             // this version does not handle: never handed to listeners. It was
             // tracked above, so it is not asked for again either.

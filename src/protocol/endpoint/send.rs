@@ -7,13 +7,15 @@ use super::heartbeat::{heartbeat_interval, HEARTBEATS_AFTER_LAST};
 use super::Endpoint;
 use crate::error::Error;
 use crate::protocol::names;
+use crate::protocol::repair::REPAIR_BYTES_PER_REQUEST_BYTE;
 use crate::protocol::request::RepairRequest;
 use crate::protocol::retention::Datagrams;
 use crate::protocol::tracker::SPAN;
 use crate::protocol::{Destination, Encryption, Identity, SharedBytes, Transmit};
 use crate::wire::ids::SeqId;
 use crate::wire::{self, Meta, MetaRef, PROTOCOL_VERSION, RETX_EVENT};
-use bson::{Bson, Document};
+use bson::spec::BinarySubtype;
+use bson::{Binary, Bson, Document};
 use rand::rngs::StdRng;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -283,13 +285,105 @@ impl Endpoint {
         }
     }
 
-    /// Sends one repair request within the request budget, counting it if it went out.
-    pub(super) fn send_request(&mut self, now: Instant, req: &RepairRequest, copies: u32) {
-        if self.send_control(now, RETX_EVENT, &req.to_document(), copies, true, None) > 0 {
+    /// Sends one repair request within the request budget, counting it if
+    /// it went out. `answer` is the bytes it may bring back: when the
+    /// configuration says so ([`Config::pay_for_repairs`]) the request is
+    /// padded to pay for them (see [`Endpoint::pad_request`]).
+    ///
+    /// [`Config::pay_for_repairs`]: crate::protocol::Config::pay_for_repairs
+    pub(super) fn send_request(&mut self, now: Instant, req: &RepairRequest, copies: u32, answer: usize) {
+        let mut doc = req.to_document();
+        if self.config.pay_for_repairs {
+            self.pad_request(&mut doc, answer);
+        }
+        if self.send_control(now, RETX_EVENT, &doc, copies, true, None) > 0 {
             self.stats.repairs_requested += 1;
         }
     }
+
+    /// The bytes one resent datagram of ours may take: a full chunk and its meta.
+    pub(super) fn answer_datagram_bytes(&self) -> usize {
+        self.config.max_payload_size + ANSWER_DATAGRAM_OVERHEAD
+    }
+
+    /// Adds a `pad` field (zeros; 0.1.x and our parser ignore it) so that
+    /// the request weighs a third of `answer`, and at least a third of one
+    /// full datagram: a sender answers a requester without a source address
+    /// with at most 3 bytes per byte of its requests, and a message's chunk
+    /// is resent whole or not at all. The request stays one datagram
+    /// (`max_payload_size` less [`REQUEST_META_ROOM`]).
+    fn pad_request(&self, doc: &mut Document, answer: usize) {
+        // One datagram, never chunked: a chunk of a request lost would
+        // itself be asked for. What the pad cannot cover is asked again.
+        let room = self.config.max_payload_size.saturating_sub(REQUEST_META_ROOM);
+        let need = answer.max(self.answer_datagram_bytes()).div_ceil(REPAIR_BYTES_PER_REQUEST_BYTE).min(room);
+        let have = wire::try_encode_document_body(doc).map_or(0, |b| b.len());
+        // The element's own bytes: type, "pad\0", length, subtype.
+        let pad = need.saturating_sub(have + 10);
+        if pad > 0 {
+            doc.insert("pad", Binary { subtype: BinarySubtype::Generic, bytes: vec![0; pad] });
+        }
+    }
+
+    /// The bytes `req` would take on the wire (built, not sent).
+    fn request_len(&mut self, now: Instant, req: &RepairRequest) -> Option<usize> {
+        let wall = self.wall_at(now);
+        let body = wire::try_encode_document_body(&req.to_document()).ok()?;
+        let (_, datagrams) = self.build(wall, RETX_EVENT, &body, None, None).ok()?;
+        Some(datagrams.iter().map(|d| d.len()).sum())
+    }
+
+    /// Sends `req` once, trimmed (items dropped from the end) to at most
+    /// `allowance` bytes, which it then lowers; counts a trimmed or withheld
+    /// request in `repairRequestsTrimmed`. Returns whether it went out.
+    /// Only for requests to senders not known yet (off the hot path: it
+    /// builds the request up to a few times to measure it).
+    pub(super) fn send_request_within(&mut self, now: Instant, req: &mut RepairRequest, allowance: &mut usize) -> bool {
+        let Some(full) = self.request_len(now, req) else { return false };
+        let mut len = full;
+        if len > *allowance {
+            self.stats.repair_requests_trimmed += 1;
+            let items = req.missed_seq.len() + req.missed_sn.len();
+            let (seq, sn) = (std::mem::take(&mut req.missed_seq), std::mem::take(&mut req.missed_sn));
+            let Some(empty) = self.request_len(now, req) else { return false };
+            if empty >= *allowance || items == 0 {
+                return false;
+            }
+            // Items cost about the same each; measure to be exact.
+            let per_item = (full - empty).div_ceil(items).max(1);
+            let mut keep = ((*allowance - empty) / per_item).min(items);
+            loop {
+                if keep == 0 {
+                    return false;
+                }
+                req.missed_seq = seq[..keep.min(seq.len())].to_vec();
+                req.missed_sn = sn[..keep.saturating_sub(seq.len()).min(sn.len())].to_vec();
+                match self.request_len(now, req) {
+                    Some(l) if l <= *allowance => {
+                        len = l;
+                        break;
+                    }
+                    Some(_) => keep -= 1,
+                    None => return false,
+                }
+            }
+        }
+        if self.send_control(now, RETX_EVENT, &req.to_document(), 1, true, None) == 0 {
+            return false;
+        }
+        self.stats.repairs_requested += 1;
+        *allowance -= len;
+        true
+    }
 }
+
+/// Most bytes a resent datagram carries beyond its chunk body (meta,
+/// sealing): sizes the padding of requests that pay for their answers.
+pub(super) const ANSWER_DATAGRAM_OVERHEAD: usize = 320;
+
+/// Room left in a datagram of `max_payload_size` for a request's meta and
+/// sealing, when padding it: the padded body stays within the rest.
+pub(super) const REQUEST_META_ROOM: usize = 512;
 
 /// The `snAge` of a datagram built at `now` for (or, in a heartbeat, about)
 /// message `sn` of a numbering whose message 1 was sent at `numbered_since`:
