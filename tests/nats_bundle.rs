@@ -273,3 +273,125 @@ async fn without_publish_permission_on_inboxes_start_still_succeeds() {
     b.stop().await.unwrap();
     let _ = std::fs::remove_file(conf);
 }
+
+/// Resident memory of process `pid` in KiB: (peak so far, now), from `/proc`.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// A flood of valid bundles (450 events each, every event from a fresh
+/// sender id, ≈ 80 KB) faster than the receiver can
+/// use them: the client keeps at most `NATS_SUBSCRIPTION_CAPACITY` (512)
+/// messages waiting and drops the rest, counted in `natsSlowConsumer`, so the
+/// receiver's memory grows by tens of MB, not by what the attacker sends
+/// (4,096 waiting messages: ≈ 250 MB more). The receiver is a CLI listener,
+/// a process of its own whose memory is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_valid_bundles_waits_within_the_subscription_bound() {
+    if skip_outside_netns("a_flood_of_valid_bundles_waits_within_the_subscription_bound") {
+        return;
+    }
+    use std::io::BufRead;
+    const BUNDLES: usize = 4_000;
+    const PER_BUNDLE: usize = 450;
+    let server = NatsServer::start(&[]);
+    let port = random_port();
+    let subject = format!("eventcast.{port}");
+    let mut victim = std::process::Command::new(env!("CARGO_BIN_EXE_eventcast"))
+        .args(["listen", "--port", &port.to_string(), "--nats", &server.url(), "--stats", "--timeout-ms", "60000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = victim.id();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stderr = victim.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let ready = lines.recv_timeout(Duration::from_secs(20)).expect("listener ready");
+    assert!(ready.starts_with("listening on"), "{ready}");
+    // 256 distinct bundles, sent over and over: 1.8 million events.
+    let distinct: Vec<Vec<u8>> = (0..256)
+        .map(|b| {
+            let frames: Vec<Vec<u8>> = (0..PER_BUNDLE)
+                .map(|k| {
+                    let n = (b * PER_BUNDLE + k) as u64;
+                    let meta = eventcast::wire::Meta {
+                        v: 3,
+                        seq_len: 1,
+                        seq_end: true,
+                        seq_id: format!("{n:040x}"),
+                        name: Some("forged".into()),
+                        id: Some(format!("{n:016x}")),
+                        ..Default::default()
+                    };
+                    let mut out = Vec::new();
+                    let body = eventcast::wire::encode_args(&[Bson::Int64(n as i64)]);
+                    eventcast::wire::encode_datagram(&meta, &body, &mut out);
+                    out
+                })
+                .collect();
+            framed(&frames.iter().map(Vec::as_slice).collect::<Vec<_>>(), b"")
+        })
+        .collect();
+    assert!(distinct[0].len() <= eventcast::NATS_MAX_DATAGRAM, "{}", distinct[0].len());
+    let (_, before) = memory_kib(pid);
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(memory_kib(pid).1);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak.max(memory_kib(pid).0)
+        })
+    };
+    let attack = tokio::task::spawn_blocking(move || {
+        let mut attacker = RawClient::connect(server.port, None);
+        attacker.publish_all(&subject, (0..BUNDLES).map(|i| distinct[i % distinct.len()].as_slice()));
+        server
+    });
+    let server = attack.await.unwrap();
+    // Let the listener work through what waits for it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    let _ = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status();
+    let stats: serde_json::Value = loop {
+        match lines.recv_timeout(Duration::from_secs(20)) {
+            Ok(l) => match l.strip_prefix("stats ") {
+                Some(json) => break serde_json::from_str(json).unwrap(),
+                None => continue,
+            },
+            Err(e) => panic!("no stats line from the listener: {e}"),
+        }
+    };
+    let _ = victim.wait();
+    drop(server);
+    let growth_mib = peak.saturating_sub(before) / 1024;
+    let report = format!(
+        "RSS {} MiB before, peak {} MiB (+{growth_mib}); {BUNDLES} bundles sent; \
+         slow consumer {}, datagrams received {}",
+        before / 1024,
+        peak / 1024,
+        stats["nats_slow_consumer"],
+        stats["datagrams_received"]
+    );
+    eprintln!("{report}");
+    // 512 waiting bundles of ≈ 80 KB are 40 MB; the engine's own limits and
+    // the queued notifications add their share. 4,096 waiting would be ≈ 330 MB.
+    assert!(growth_mib < 128, "{report}");
+}

@@ -52,10 +52,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// `max_payload` (1 MiB by default) from anyone allowed to publish.
 pub const NATS_MAX_DATAGRAM: usize = 128 * 1024;
 
-/// Messages the client buffers for our subscription before the server sees
-/// a slow consumer and drops (repaired or reported as a gap). Bounds memory:
-/// at most this many times the server's `max_payload`.
-const SUBSCRIPTION_CAPACITY: usize = 4096;
+/// Messages the client buffers for our subscription before it drops them as
+/// a slow consumer (`natsSlowConsumer`; the engine never saw them, so a lost
+/// message of a tracked sender is asked for again, else reported as a gap).
+///
+/// This is the receive side's memory bound and its longest backlog: at most
+/// 512 messages wait, each a bundle of at most 64 KiB from our senders (at
+/// most [`NATS_MAX_DATAGRAM`], 128 KiB, from anyone else, 64 MiB in all;
+/// larger ones, up to the server's `max_payload`, are dropped as soon as the
+/// receive task reaches them). 4,096 let a flood of valid 64 KiB bundles park
+/// ~300 MB and seconds of forged events in front of every real one. 512 still
+/// absorbs a 50 ms stall of the receive task at 10,000 unbundled messages a
+/// second (a faster sender bundles), and far more in bundles.
+pub const NATS_SUBSCRIPTION_CAPACITY: usize = 512;
 
 /// Room left in the server's `max_payload` for a chunk's meta and encryption.
 const MAX_PAYLOAD_HEADROOM: usize = 2048;
@@ -450,7 +459,7 @@ pub(super) async fn open_client(
         .no_echo()
         .name(nats.name.clone().unwrap_or(default_name))
         .connection_timeout(CONNECT_TIMEOUT)
-        .subscription_capacity(SUBSCRIPTION_CAPACITY)
+        .subscription_capacity(NATS_SUBSCRIPTION_CAPACITY)
         .max_reconnects(None)
         .event_callback(move |event| {
             let on_event = on_event.clone();
