@@ -221,7 +221,7 @@ declare namespace Eventcast {
     natsBundlesSent: number
     /** NATS: bundles received (their datagrams count in `datagramsReceived` one by one). */
     natsBundlesReceived: number
-    /** NATS: bundles whose framing broke off; the datagrams after the break were dropped. */
+    /** NATS: bundles refused whole (a frame not framed as a datagram, or running past the bundle): none of their datagrams was used. */
     natsBundlesMalformed: number
     /** Rejected: an event with more arguments (4,096) or values (262,144) than any node sends, refused before conversion. */
     rejectedTooManyValues: number

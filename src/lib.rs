@@ -32,6 +32,6 @@ pub use error::{Error, WireError};
 pub use node::{
     Bridge, BridgeOptions, BridgeStats, EncryptOptions, Eventcast, Events, NatsOptions, NatsTls, Notification,
     NotificationSink, Options, Status, Transport, NATS_BUNDLE_BYTES, NATS_CHUNK_SIZE, NATS_MAX_DATAGRAM,
-    NATS_OUTBOX_BYTES, NATS_SOURCE, NATS_START_TIMEOUT,
+    NATS_OUTBOX_BYTES, NATS_SOURCE, NATS_START_TIMEOUT, NATS_SUBSCRIPTION_CAPACITY,
 };
 pub use protocol::Stats;

@@ -339,3 +339,173 @@ async fn an_encrypted_lan_on_another_group_pairs_only_with_nats_nodes_naming_tha
         n.stop().await.unwrap();
     }
 }
+
+/// What reached the multicast group: every datagram a socket joined to it
+/// receives until nothing came for `quiet` (or `cap` arrived: a loop).
+struct LanSniffer(std::net::UdpSocket);
+
+impl LanSniffer {
+    fn join(port: u16, group: Ipv4Addr) -> LanSniffer {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        s.set_reuse_address(true).unwrap();
+        s.bind(&std::net::SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into()).unwrap();
+        s.join_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED).unwrap();
+        s.set_recv_buffer_size(8 << 20).unwrap();
+        LanSniffer(s.into())
+    }
+
+    /// (datagrams, bytes) until quiet.
+    fn count_until_quiet(&self, first: Duration, quiet: Duration, cap: u64) -> (u64, u64) {
+        let (mut n, mut bytes) = (0, 0);
+        let mut buf = vec![0u8; 65_536];
+        self.0.set_read_timeout(Some(first)).unwrap();
+        while n < cap {
+            match self.0.recv(&mut buf) {
+                Ok(len) => {
+                    n += 1;
+                    bytes += len as u64;
+                    self.0.set_read_timeout(Some(quiet)).unwrap();
+                }
+                Err(_) => break,
+            }
+        }
+        (n, bytes)
+    }
+}
+
+/// A datagram a receiver accepts, distinct by `k` (its `seqId`), with an event name and an empty body.
+fn valid_datagram(k: u32) -> Vec<u8> {
+    let meta = eventcast::wire::Meta {
+        v: 3,
+        seq_len: 1,
+        seq_end: true,
+        seq_id: format!("{k:040x}"),
+        name: Some("forged".into()),
+        id: Some("0123456789abcdef".into()),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    eventcast::wire::encode_datagram(&meta, &eventcast::wire::encode_args(&[]), &mut out);
+    out
+}
+
+/// A bundle (`wire::bundle`) of `frames`.
+fn bundle_of(frames: impl IntoIterator<Item = Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    eventcast::wire::bundle::start(&mut out);
+    for f in frames {
+        eventcast::wire::bundle::push(&mut out, &f).unwrap();
+    }
+    out
+}
+
+/// `count` distinct 3-byte frames, as a bundle of at most `limit` bytes.
+fn bundle_of_3_byte_frames(limit: usize) -> Vec<u8> {
+    let count = (limit - eventcast::wire::bundle::BUNDLE_HEADER.len()) / 7;
+    bundle_of((0..count as u32).map(|k| k.to_be_bytes()[1..].to_vec()))
+}
+
+/// Two bridges on one group and subject, and sniffers on both sides.
+struct TwoBridges {
+    _server: NatsServer,
+    port: u16,
+    group: Ipv4Addr,
+    bridges: Vec<BridgeProcess>,
+    lan: LanSniffer,
+    nats_port: u16,
+}
+
+impl TwoBridges {
+    fn start() -> TwoBridges {
+        let server = NatsServer::start(&[]);
+        let port = random_port();
+        let group = group_for(port);
+        let bridges =
+            vec![BridgeProcess::start(port, group, &server.url()), BridgeProcess::start(port, group, &server.url())];
+        let lan = LanSniffer::join(port, group);
+        let nats_port = server.port;
+        TwoBridges { _server: server, port, group, bridges, lan, nats_port }
+    }
+
+    fn stop(self) -> Vec<serde_json::Value> {
+        self.bridges.into_iter().map(BridgeProcess::stop).collect()
+    }
+}
+
+/// A LAN datagram shaped like a bundle of thousands of 3-byte frames: a
+/// bridge relays only eventcast datagrams, so neither publishes it and the
+/// LAN sees nothing more than the datagram itself (before: each bridge
+/// published it, then unpacked the other's copy and multicast every frame,
+/// ≈ 18,000 datagrams for one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_sent_on_the_lan_is_not_relayed_nor_multiplied() {
+    if skip_outside_netns("a_bundle_sent_on_the_lan_is_not_relayed_nor_multiplied") {
+        return;
+    }
+    let t = TwoBridges::start();
+    let mut nats = RawClient::connect(t.nats_port, Some(&format!("eventcast.{}", t.port)));
+    let attack = bundle_of_3_byte_frames(65_000);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(&attack, (t.group, t.port)).unwrap();
+    let (packets, bytes) = t.lan.count_until_quiet(Duration::from_secs(2), Duration::from_secs(1), 100_000);
+    let on_nats = nats.count_until_quiet(Duration::from_millis(500), 100_000);
+    let (port, group) = (t.port, t.group);
+    // A valid datagram still crosses afterwards.
+    let cloud = nats_node(port, &t._server.url()).await;
+    let mut events = cloud.subscribe();
+    let lan = lan_node(port).await;
+    lan.emit("after", &[]).unwrap();
+    assert_eq!(events_named(&mut events, "after", 1).await.len(), 1);
+    lan.stop().await.unwrap();
+    cloud.stop().await.unwrap();
+    let stats = t.stop();
+    let report = format!("LAN {packets} datagrams, {bytes} bytes; NATS {on_nats} messages; bridges {stats:?}");
+    eprintln!("{report}");
+    // The attacker's own datagram, then nothing: ≤ 3× packets and bytes.
+    assert!(packets <= 3, "{report} ({group})");
+    assert!(bytes <= 3 * attack.len() as u64, "{report}");
+    assert_eq!(on_nats, 0, "{report}");
+    for s in &stats {
+        assert!(s["not_datagrams_dropped"].as_u64().unwrap() >= 1, "{report}");
+    }
+}
+
+/// NATS messages that are not well-formed bundles of eventcast datagrams
+/// stay on NATS: a 128 KiB bundle of 18,723 distinct 3-byte frames made each
+/// bridge multicast 18,656 to 29,684 datagrams; now none. A bundle of valid
+/// datagrams crosses once per bridge: at most 3× the datagrams and bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_bundle_of_non_datagrams_is_not_multicast_and_a_valid_one_at_most_once_per_bridge() {
+    if skip_outside_netns("a_nats_bundle_of_non_datagrams_is_not_multicast_and_a_valid_one_at_most_once_per_bridge") {
+        return;
+    }
+    let t = TwoBridges::start();
+    let subject = format!("eventcast.{}", t.port);
+    let mut attacker = RawClient::connect(t.nats_port, None);
+    let garbage = bundle_of_3_byte_frames(128 * 1024);
+    attacker.publish(&subject, &garbage);
+    // One valid datagram among garbage frames: the bundle is refused whole.
+    attacker.publish(&subject, &bundle_of([valid_datagram(1), vec![0; 3], valid_datagram(2)]));
+    let (garbage_packets, garbage_bytes) =
+        t.lan.count_until_quiet(Duration::from_secs(2), Duration::from_secs(1), 100_000);
+    // 500 distinct valid datagrams in one bundle.
+    let frames: Vec<Vec<u8>> = (10..510).map(valid_datagram).collect();
+    let frame_bytes: u64 = frames.iter().map(|f| f.len() as u64).sum();
+    let valid = bundle_of(frames);
+    assert!(valid.len() <= 128 * 1024);
+    attacker.publish(&subject, &valid);
+    let (packets, bytes) = t.lan.count_until_quiet(Duration::from_secs(5), Duration::from_secs(1), 100_000);
+    let stats = t.stop();
+    let report = format!(
+        "garbage: LAN {garbage_packets} datagrams, {garbage_bytes} bytes; valid: {packets}, {bytes}; bridges {stats:?}"
+    );
+    eprintln!("{report}");
+    assert_eq!((garbage_packets, garbage_bytes), (0, 0), "{report}");
+    assert!((500..=1_500).contains(&packets), "each valid datagram crosses, once per bridge: {report}");
+    assert!(bytes <= 3 * frame_bytes, "{report}");
+    for s in &stats {
+        assert_eq!(s["bundles_malformed"], 2, "{report}");
+        assert_eq!(s["bundles_received"], 3, "{report}");
+    }
+}

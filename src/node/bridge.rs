@@ -16,6 +16,21 @@
 //! memory holds at most [`BRIDGE_SEEN_CAPACITY`] hashes (oldest forgotten
 //! first): bounded memory whatever the traffic.
 //!
+//! # Only eventcast datagrams cross
+//!
+//! Whatever crosses is multiplied by the bridges on the subject, and what a
+//! bridge unpacks by the frames of a bundle. So a bridge relays a datagram
+//! only once the decoder has accepted its meta ([`crate::wire::decode_received`]:
+//! the framing, the required fields, the identifier rule; the body stays
+//! unread, it may be ciphertext), and unpacks a bundle only when the whole
+//! bundle is well framed ([`bundle::open`]) and every one of its datagrams
+//! passes that check, before it multicasts any. A LAN datagram that is a
+//! bundle, or no datagram at all, stays on the LAN; a NATS message that is
+//! neither a datagram nor such a bundle stays on NATS. Each is counted
+//! (`not_datagrams_dropped`, `bundles_malformed`). So the LAN sees at most one
+//! datagram per bridge for each datagram published, and NATS at most one
+//! message per bridge for each datagram multicast.
+//!
 //! The price: a datagram resent with identical bytes (a repair of unencrypted
 //! data) within the window after it crossed does not cross again. Repairs come
 //! after at least `clamp(messageTtl / 8, 10 ms, 500 ms)` and are asked for again
@@ -25,7 +40,7 @@ use super::nats::{open_client, subscribe, NATS_MAX_DATAGRAM};
 use super::options::{NatsOptions, Options, Transport};
 use super::socket;
 use crate::error::Error;
-use crate::wire::bundle;
+use crate::wire::{bundle, decode_received};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
@@ -104,8 +119,10 @@ bridge_stats! {
     nats_disconnects,
     /// Bundles received from NATS (several datagrams in one message; relayed to the LAN one by one).
     bundles_received,
-    /// Bundles whose framing broke off; the datagrams after the break were dropped.
+    /// Bundles refused whole (a frame not framed as a datagram or past the bundle's end, or a datagram the decoder refuses): none of their datagrams was relayed.
     bundles_malformed,
+    /// LAN datagrams and bare NATS messages that are not eventcast datagrams (a bundle on the LAN, a meta the decoder refuses): not relayed.
+    not_datagrams_dropped,
 }
 
 /// Hashes seen within [`BRIDGE_WINDOW`], at most [`BRIDGE_SEEN_CAPACITY`].
@@ -168,6 +185,23 @@ impl BridgeShared {
             Ok(_) => self.counters.relayed_to_lan.fetch_add(1, Ordering::Relaxed),
             Err(_) => self.counters.send_errors.fetch_add(1, Ordering::Relaxed),
         };
+    }
+
+    /// The datagrams of a NATS message that may be multicast: all of a
+    /// bundle's, or the bare datagram, when every one of them is an eventcast
+    /// datagram (see the module docs); else none, counted.
+    fn unpack<'a>(&self, payload: &'a [u8]) -> Option<bundle::Datagrams<'a>> {
+        let is_bundle = bundle::is_bundle(payload);
+        if is_bundle {
+            self.counters.bundles_received.fetch_add(1, Ordering::Relaxed);
+        }
+        let valid = bundle::open(payload).ok().filter(|d| d.clone().all(|d| decode_received(d).is_ok()));
+        if valid.is_none() {
+            let counter =
+                if is_bundle { &self.counters.bundles_malformed } else { &self.counters.not_datagrams_dropped };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        valid
     }
 
     /// Records `datagram` as seen on its arrival side; true if it may cross
@@ -259,6 +293,11 @@ impl Bridge {
                 }
                 s.counters.lan_received.fetch_add(1, Ordering::Relaxed);
                 let datagram = &buf[..n];
+                // Checked before it is remembered: garbage takes no room in the memory of what crossed.
+                if decode_received(datagram).is_err() {
+                    s.counters.not_datagrams_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 if !s.admit(datagram, true) {
                     s.counters.loops_dropped.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -283,15 +322,9 @@ impl Bridge {
                     continue;
                 }
                 // A NATS node's burst arrives as a bundle; multicast carries each datagram alone.
-                let datagrams = bundle::datagrams(&m.payload);
-                if datagrams.is_bundle() {
-                    s.counters.bundles_received.fetch_add(1, Ordering::Relaxed);
-                }
-                for frame in datagrams {
-                    match frame {
-                        Ok(datagram) => s.relay_to_lan(&lan_out, group, datagram).await,
-                        Err(_) => _ = s.counters.bundles_malformed.fetch_add(1, Ordering::Relaxed),
-                    }
+                let Some(datagrams) = s.unpack(&m.payload) else { continue };
+                for datagram in datagrams {
+                    s.relay_to_lan(&lan_out, group, datagram).await;
                 }
             }
         }));

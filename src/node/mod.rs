@@ -109,7 +109,10 @@ mod transport;
 pub use bridge::{Bridge, BridgeOptions, BridgeStats, BRIDGE_SEEN_CAPACITY, BRIDGE_WINDOW};
 pub use events::{Events, Notification, NotificationSink, SUBSCRIBER_CAPACITY};
 pub use handle::{Eventcast, Status};
-pub use nats::{NATS_BUNDLE_BYTES, NATS_MAX_DATAGRAM, NATS_OUTBOX_BYTES, NATS_SOURCE, NATS_START_TIMEOUT};
+pub use nats::{
+    NATS_BUNDLE_BYTES, NATS_MAX_DATAGRAM, NATS_OUTBOX_BYTES, NATS_SOURCE, NATS_START_TIMEOUT,
+    NATS_SUBSCRIPTION_CAPACITY,
+};
 pub use options::{
     EncryptOptions, NatsOptions, NatsTls, OptionBound, Options, Transport, MAX_PAYLOAD_SIZE_LIMIT, NATS_CHUNK_SIZE,
     OPTION_BOUNDS, SEND_QUEUE_BYTES_RANGE,

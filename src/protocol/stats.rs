@@ -138,7 +138,7 @@ stats! {
     nats_bundles_sent => "natsBundlesSent",
     /// NATS: bundles received (their datagrams count in `datagramsReceived` one by one).
     nats_bundles_received => "natsBundlesReceived",
-    /// NATS: bundles whose framing broke off; the datagrams after the break were dropped.
+    /// NATS: bundles refused whole (a frame not framed as a datagram, or running past the bundle): none of their datagrams was used.
     nats_bundles_malformed => "natsBundlesMalformed",
     /// Rejected: an event with more arguments or values than any node sends
     /// (`wire::MAX_ARGS`, `wire::MAX_VALUES`), refused before conversion.

@@ -153,6 +153,21 @@ impl RawClient {
         self.expect_pong();
     }
 
+    /// Publishes every payload back to back, as fast as the socket takes
+    /// them, then waits until the server has processed them all.
+    pub fn publish_all<'a>(&mut self, subject: &str, payloads: impl IntoIterator<Item = &'a [u8]>) {
+        let mut out = Vec::new();
+        for p in payloads {
+            out.clear();
+            out.extend_from_slice(format!("PUB {subject} {}\r\n", p.len()).as_bytes());
+            out.extend_from_slice(p);
+            out.extend_from_slice(b"\r\n");
+            self.write(&out);
+        }
+        self.write(b"PING\r\n");
+        self.expect_pong();
+    }
+
     /// Counts messages until none came for `quiet` (the first may take up to
     /// 30 s) or `cap` arrived (traffic that never stops: a loop).
     pub fn count_until_quiet(&mut self, quiet: Duration, cap: u64) -> u64 {
