@@ -37,6 +37,7 @@ mod send;
 
 pub use heartbeat::HEARTBEAT_EVENT;
 
+use super::fifo_set::FifoSet;
 use super::reassembly::{Reassembly, RecentSenders};
 use super::repair::{
     self, CreditBucket, KnownSenders, RepairBudget, RepairTiming, RequesterCredit, REQUEST_CREDIT_PER_BYTE,
@@ -50,7 +51,7 @@ use crate::error::Error;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use receive::Via;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
@@ -82,8 +83,7 @@ pub struct Endpoint {
     delayed: VecDeque<(Instant, SharedBytes)>,
     /// 0.1.x requests forwarded to the group (hashes of requester and chunk
     /// group), so each is forwarded once; bounded, oldest forgotten first.
-    relayed_set: HashSet<u64>,
-    relayed_order: VecDeque<u64>,
+    relayed: FifoSet<u64>,
     /// 0.1.x requests answered, by source and chunk group (see [`answer`]).
     legacy_answered: answer::Answered,
     /// Reused buffer for the encoded arguments of [`Endpoint::emit`].
@@ -156,8 +156,7 @@ impl Endpoint {
             timing,
             transmits: VecDeque::new(),
             delayed: VecDeque::new(),
-            relayed_set: HashSet::new(),
-            relayed_order: VecDeque::new(),
+            relayed: FifoSet::new(answer::MAX_RELAYED_REMEMBERED),
             legacy_answered: answer::Answered::default(),
             args_buf: Vec::new(),
             time_text: IsoCache::default(),

@@ -101,6 +101,7 @@
 
 mod config;
 mod endpoint;
+mod fifo_set;
 pub mod names;
 mod reassembly;
 mod repair;

@@ -118,8 +118,9 @@
 //! [`Limits::max_request_credit_bytes`]: super::Limits::max_request_credit_bytes
 //! [`Limits::request_floor_bytes_per_sec`]: super::Limits::request_floor_bytes_per_sec
 
+use super::fifo_set::FifoSet;
 use rand::Rng;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -279,30 +280,26 @@ const MAX_KNOWN_SENDERS: usize = 4096;
 /// Senders "heard from": they delivered a complete event here, or at least
 /// 8 chunks of one of their messages arrived. Only they get escalating
 /// requests and `'gap'` reports. Bounded, oldest first out.
-#[derive(Default)]
-pub(crate) struct KnownSenders {
-    set: HashSet<String>,
-    order: VecDeque<String>,
+pub(crate) struct KnownSenders(FifoSet<String>);
+
+impl Default for KnownSenders {
+    fn default() -> Self {
+        KnownSenders(FifoSet::new(MAX_KNOWN_SENDERS))
+    }
 }
 
 impl KnownSenders {
     /// Remembers `id` (a no-op when known).
     pub fn insert(&mut self, id: &str) {
-        if self.set.contains(id) {
-            return;
+        // Looked up first: a known id, the common case, allocates nothing.
+        if !self.0.contains(id) {
+            self.0.insert(id.to_owned());
         }
-        if self.order.len() >= MAX_KNOWN_SENDERS {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        self.set.insert(id.to_owned());
-        self.order.push_back(id.to_owned());
     }
 
     /// Whether `id` delivered a complete event here.
     pub fn contains(&self, id: &str) -> bool {
-        self.set.contains(id)
+        self.0.contains(id)
     }
 }
 
@@ -446,7 +443,7 @@ mod tests {
             k.insert(&i.to_string());
         }
         assert!(!k.contains("a") && k.contains("0"));
-        assert_eq!((k.set.len(), k.order.len()), (MAX_KNOWN_SENDERS, MAX_KNOWN_SENDERS));
+        assert_eq!(k.0.len(), MAX_KNOWN_SENDERS);
     }
 
     #[test]

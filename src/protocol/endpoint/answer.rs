@@ -3,13 +3,13 @@
 //! suppression when someone else asked for data we miss too.
 
 use super::Endpoint;
+use crate::protocol::fifo_set::FifoSet;
 use crate::protocol::reassembly::Key;
 use crate::protocol::repair::Requester;
 use crate::protocol::request::{RepairRequest, MAX_ITEMS_PER_REQUEST};
 use crate::protocol::{Destination, SharedBytes, Transmit, NO_SOURCE_ADDRESS};
 use crate::wire::RETX_EVENT;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ const LEGACY_REPAIR_COPIES: u32 = 3;
 const LEGACY_COPY_SPACING: Duration = Duration::from_millis(25);
 
 /// Most 0.1.x requests remembered as already forwarded to the group.
-const MAX_RELAYED_REMEMBERED: usize = 1024;
+pub(crate) const MAX_RELAYED_REMEMBERED: usize = 1024;
 
 /// Most (source, chunk group) pairs remembered as answered for 0.1.x. Only
 /// requests for groups we hold are entered, so this is about the retained
@@ -54,10 +54,12 @@ pub(crate) const MAX_LEGACY_ANSWERED: usize = 4096;
 /// whole message) spent the node-wide repair budget that first requests of
 /// later messages needed, made more stray partials, and delivered duplicates
 /// (measured with real 0.1.2 receivers: `tests/lab/`, `mixed-012-10`).
-#[derive(Default)]
-pub(crate) struct Answered {
-    set: HashSet<u64>,
-    order: VecDeque<u64>,
+pub(crate) struct Answered(FifoSet<u64>);
+
+impl Default for Answered {
+    fn default() -> Self {
+        Answered(FifoSet::new(MAX_LEGACY_ANSWERED))
+    }
 }
 
 impl Answered {
@@ -68,20 +70,11 @@ impl Answered {
     }
 
     fn contains(&self, source: SocketAddr, group: &str) -> bool {
-        self.set.contains(&Self::key(source, group))
+        self.0.contains(&Self::key(source, group))
     }
 
     fn insert(&mut self, source: SocketAddr, group: &str) {
-        let key = Self::key(source, group);
-        if !self.set.insert(key) {
-            return;
-        }
-        self.order.push_back(key);
-        if self.order.len() > MAX_LEGACY_ANSWERED {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
+        self.0.insert(Self::key(source, group));
     }
 }
 
@@ -197,14 +190,8 @@ impl Endpoint {
         let mut h = DefaultHasher::new();
         (&req.id, &req.seq_id).hash(&mut h);
         let key = h.finish();
-        if !self.relayed_set.insert(key) {
+        if !self.relayed.insert(key) {
             return;
-        }
-        self.relayed_order.push_back(key);
-        if self.relayed_order.len() > MAX_RELAYED_REMEMBERED {
-            if let Some(old) = self.relayed_order.pop_front() {
-                self.relayed_set.remove(&old);
-            }
         }
         let doc = RepairRequest { relayed: true, ..req.clone() }.to_document();
         if self.send_control(now, RETX_EVENT, &doc, 1, true, None) > 0 {
