@@ -115,7 +115,7 @@ export interface NativeNats {
   group?: string
 }
 
-/** One entry of [`crate::node::OPTION_BOUNDS`] for JS: `{option, min, max}`, inclusive. */
+/** One entry of [`eventcast::OPTION_BOUNDS`] for JS: `{option, min, max}`, inclusive. */
 export interface NativeOptionBound {
   /** The option's name as the JS API spells it. */
   option: string

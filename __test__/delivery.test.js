@@ -1,7 +1,7 @@
 'use strict'
 // Issue 11 item 3: the tags of delivered batches (error, gap, done, drain;
 // an event entry is [name, ...args], a string first) are defined once, in
-// Rust (src/binding/delivery.rs), and index.js reads them through
+// Rust (crates/eventcast-node/src/delivery.rs), and index.js reads them through
 // binding.batchTags(). These tests fail when the two sides disagree: a tag
 // Rust defines that index.js does not handle, a tag index.js handles
 // differently from what it means, or a batch whose entries are not laid out

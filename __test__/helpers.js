@@ -88,9 +88,9 @@ function splitDatagram (buf) {
   return { meta: buf.subarray(2, 2 + metaLength), body: buf.subarray(2 + metaLength) }
 }
 
-/** The real 0.1.2 datagrams: tests/fixtures/eventcast-0.1.2.json (a copy of shared/vectors, see its README). */
+/** The real 0.1.2 datagrams: crates/eventcast-engine/tests/fixtures/eventcast-0.1.2.json (a copy of shared/vectors, see its README). */
 function vectors () {
-  return JSON.parse(fs.readFileSync(path.join(root, 'tests', 'fixtures', 'eventcast-0.1.2.json'), 'utf8'))
+  return JSON.parse(fs.readFileSync(path.join(root, 'crates', 'eventcast-engine', 'tests', 'fixtures', 'eventcast-0.1.2.json'), 'utf8'))
 }
 
 /** The Rust CLI binary (release preferred), or null. */

@@ -30,7 +30,7 @@ test('the tarballs hold only what the package needs', (t) => {
   t.diagnostic(`${path.basename(plat.file)}: ${plat.size} bytes (${plat.unpackedSize} unpacked)`)
   const stray = packed.main.files.filter((f) => /^(__test__|tests?|bench|benches|fuzz|target|examples|npm|\.ci|\.github)\//.test(f) || /\.(node|tgz)$/.test(f))
   assert.deepEqual(stray, [], 'no test, bench, fuzz, target or addon files in the main package')
-  for (const f of ['index.js', 'binding.js', 'index.d.ts', 'scripts/install.js', 'scripts/addon.js', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs']) {
+  for (const f of ['index.js', 'binding.js', 'index.d.ts', 'scripts/install.js', 'scripts/addon.js', 'Cargo.toml', 'Cargo.lock', 'crates/eventcast-node/build.rs', 'crates/eventcast-node/src/lib.rs', 'crates/eventcast-engine/src/lib.rs']) {
     assert.ok(packed.main.files.includes(f), `main package ships ${f}`)
   }
   assert.deepEqual([...plat.files].sort(), ['README.md', addonFile, 'package.json'])

@@ -52,9 +52,8 @@ function napiSuffix (triple) {
 
 /** Builds with napi-rs's CLI (development checkout): it also names the file and regenerates the loader. */
 function buildWithNapiCli (cli) {
-  const args = [cli, 'build', '--platform', '--features', 'napi', '--js', 'binding.js', '--dts', 'binding.d.ts']
+  const args = [cli, 'build', '--platform', '--package', 'eventcast-node', '--output-dir', '.', '--js', 'binding.js', '--dts', 'binding.d.ts']
   if (!debug) args.push('--release')
-  args.push('--', '--lib') // the CLI binary must not link against Node-API
   run(process.execPath, args)
 }
 
@@ -67,7 +66,7 @@ function buildWithCargo () {
   if (triple.includes('musl') && !String(env.RUSTFLAGS || '').includes('crt-static')) {
     env.RUSTFLAGS = `${env.RUSTFLAGS || ''} -C target-feature=-crt-static`.trim()
   }
-  const args = ['build', '--lib', '--features', 'napi', '--message-format=json-render-diagnostics']
+  const args = ['build', '--package', 'eventcast-node', '--lib', '--message-format=json-render-diagnostics']
   if (!debug) args.push('--release')
   say(`$ cargo ${args.join(' ')}`)
   const r = spawnSync('cargo', args, { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 256 << 20 })
@@ -78,7 +77,7 @@ function buildWithCargo () {
   for (const line of r.stdout.split('\n')) {
     if (!line.startsWith('{')) continue
     const msg = JSON.parse(line)
-    if (msg.reason === 'compiler-artifact' && msg.target.name === 'eventcast' && msg.target.kind.includes('cdylib')) {
+    if (msg.reason === 'compiler-artifact' && msg.target.name === 'eventcast_node' && msg.target.kind.includes('cdylib')) {
       lib = msg.filenames.find((f) => /\.(so|dylib|dll)$/.test(f))
     }
   }

@@ -52,7 +52,7 @@ function build () {
   // The committed loader and typings are what ship: the CLI writes the
   // addon and its generated typings into a scratch dir, and only the addon is kept.
   const tmp = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'eventcast-build-'))
-  const args = [napi, 'build', '--platform', '--release', '--features', 'napi', '--no-js', '--output-dir', tmp]
+  const args = [napi, 'build', '--platform', '--release', '--package', 'eventcast-node', '--no-js', '--output-dir', tmp]
   const zig = spawnSync('cargo', ['zigbuild', '--help'], { stdio: 'ignore' }).status === 0
   if (host[1].endsWith('-linux-gnu') && zig) {
     // cargo-zigbuild links against zig's glibc 2.28 stubs: the addon loads on
@@ -61,7 +61,6 @@ function build () {
   } else if (host[1].endsWith('-linux-gnu')) {
     say(`cargo-zigbuild not found: plain build, needs this machine's glibc (pip install cargo-zigbuild ziglang for ${GLIBC})`)
   }
-  args.push('--', '--lib')
   run(process.execPath, args)
   for (const f of fs.readdirSync(tmp).filter((f) => f.endsWith('.node'))) fs.copyFileSync(path.join(tmp, f), path.join(root, f))
   fs.rmSync(tmp, { recursive: true, force: true })

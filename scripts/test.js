@@ -85,7 +85,7 @@ async function main () {
     const skipLog = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'eventcast-test-')), 'skipped.txt')
     const env = { ...process.env, EVENTCAST_SKIP_LOG: skipLog }
     // --no-fail-fast: one failing test binary must not hide the others' results.
-    status = (await step('Rust tests', 'cargo', ['test', '--no-fail-fast'], skipped, totals, env)) || status
+    status = (await step('Rust tests', 'cargo', ['test', '--workspace', '--no-fail-fast'], skipped, totals, env)) || status
     const rustSkips = fs.existsSync(skipLog) ? fs.readFileSync(skipLog, 'utf8').split('\n').filter(Boolean) : []
     for (const line of rustSkips) skipped.push(`Rust tests: ${line}`)
     totals.passed -= rustSkips.length

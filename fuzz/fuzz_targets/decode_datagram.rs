@@ -1,7 +1,7 @@
 //! Datagram decoding: any bytes → `decode_datagram` and `decode_body` never
 //! panic, and a decoded datagram re-encodes to one that decodes the same.
 #![no_main]
-use eventcast::wire;
+use eventcast_engine::wire;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

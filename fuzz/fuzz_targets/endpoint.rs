@@ -5,7 +5,7 @@
 //! Input format: repeated `[op: u8][len: u16 LE][len bytes]`; odd `op`
 //! advances the clock by `(op >> 1) * 10` ms and runs timers first.
 #![no_main]
-use eventcast::protocol::{Config, Destination, Endpoint, Identity, Limits};
+use eventcast_engine::protocol::{Config, Destination, Endpoint, Identity, Limits};
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};

@@ -1,0 +1,247 @@
+//! The public handle: [`Eventcast`] (construction, accessors, subscriptions,
+//! counters, test hooks) and its lifecycle [`Status`]. Starting and stopping
+//! live in `lifecycle`, emitting in `emit`, receiving in `receive`.
+
+use super::send::SendQueue;
+use super::socket;
+use super::state::{Core, Shared};
+#[cfg(feature = "testing")]
+use super::supervise::DriverTask;
+use super::{Events, NotificationSink, Options, SUBSCRIBER_CAPACITY};
+use crate::error::Error;
+use crate::protocol::Endpoint;
+use crate::protocol::{Config, Stats};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+
+/// Lifecycle state of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Not bound (initial state, and after `stop()`).
+    Stopped,
+    /// `start()` is binding and joining.
+    Starting,
+    /// Bound, joined, receiving.
+    Started,
+    /// `stop()` is flushing and closing.
+    Stopping,
+}
+
+impl Status {
+    pub(super) fn from_u8(v: u8) -> Status {
+        match v {
+            1 => Status::Starting,
+            2 => Status::Started,
+            3 => Status::Stopping,
+            _ => Status::Stopped,
+        }
+    }
+}
+
+/// A network EventEmitter node. Cheap to clone (an `Arc` inside); `Send + Sync`.
+/// Dropping the last clone stops the driver tasks and closes the socket.
+#[derive(Clone)]
+pub struct Eventcast {
+    pub(super) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Eventcast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Eventcast")
+            .field("id", &self.inner.id)
+            .field("status", &self.status())
+            .field("local_addr", &self.local_addr())
+            .finish()
+    }
+}
+
+pub(super) struct Inner {
+    pub(super) id: String,
+    pub(super) options: Options,
+    /// Engine configuration, built by the first `start()` (key derivation is slow).
+    pub(super) config: Mutex<Option<Config>>,
+    pub(super) status: AtomicU8,
+    pub(super) shared: Arc<Shared>,
+    pub(super) control: tokio::sync::Mutex<Control>,
+}
+
+#[derive(Default)]
+pub(super) struct Control {
+    pub(super) tasks: Vec<JoinHandle<()>>,
+}
+
+impl Inner {
+    pub(super) fn set_status(&self, s: Status) {
+        self.status.store(s as u8, Ordering::Release);
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.guard_stop.lock().unwrap_or_else(|p| p.into_inner()).take();
+        for task in self.control.get_mut().tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Eventcast {
+    /// A stopped node. Validates `options` ([`Error::InvalidOption`]) and makes
+    /// a random 16-hex-char instance id. Does not touch the network, and is
+    /// fast: the encryption key is derived by the first [`start`](Self::start).
+    pub fn new(options: Options) -> Result<Self, Error> {
+        options.validate()?;
+        let id = crate::wire::ids::instance_id(&mut rand::thread_rng());
+        let send = SendQueue::new(options.send_queue_bytes);
+        Ok(Eventcast {
+            inner: Arc::new_cyclic(|owner| Inner {
+                id,
+                options,
+                config: Mutex::new(None),
+                status: AtomicU8::new(0),
+                shared: Arc::new(Shared {
+                    core: Mutex::new(Core {
+                        endpoint: None,
+                        endpoint_port: 0,
+                        io: None,
+                        send,
+                        deadline: None,
+                        notes: Vec::new(),
+                    }),
+                    subscribers: Mutex::new(Vec::new()),
+                    sink: Mutex::new(None),
+                    polled: Mutex::new(None),
+                    last_receive_us: AtomicU64::new(0),
+                    owner: owner.clone(),
+                    faulted: Default::default(),
+                    runtime: Mutex::new(None),
+                    guard_stop: Mutex::new(None),
+                    inject_fault: AtomicU8::new(0),
+                    wake: Notify::new(),
+                    notifications_dropped: AtomicU64::new(0),
+                    send_errors: AtomicU64::new(0),
+                    own_skipped: AtomicU64::new(0),
+                    nats: Default::default(),
+                    epoch: Instant::now(),
+                    last_drop_warning_ms: AtomicU64::new(0),
+                }),
+                control: tokio::sync::Mutex::new(Control::default()),
+            }),
+        })
+    }
+
+    /// This node's instance id (16 lower-case hex chars), written into every datagram.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The options the node was built with.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// Lifecycle state.
+    pub fn status(&self) -> Status {
+        Status::from_u8(self.inner.status.load(Ordering::Acquire))
+    }
+
+    pub(super) fn set_status(&self, s: Status) {
+        self.inner.set_status(s);
+    }
+
+    /// A new subscription; it receives every notification from now on.
+    pub fn subscribe(&self) -> Events {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_CAPACITY);
+        self.inner.shared.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        Events { rx }
+    }
+
+    /// Installs (or, with `None`, removes) the node's [`NotificationSink`],
+    /// which from now on receives every notification synchronously, besides
+    /// the [`Events`] subscriptions. Returns the previous sink. Removing it
+    /// drops the node's reference once no delivery is using it.
+    pub fn set_sink(&self, sink: Option<Arc<dyn NotificationSink>>) -> Option<Arc<dyn NotificationSink>> {
+        std::mem::replace(&mut *self.inner.shared.sink.lock().unwrap_or_else(|p| p.into_inner()), sink)
+    }
+
+    /// Protocol counters plus the node's own (`notifications_dropped`,
+    /// `send_errors`, the send queue's).
+    pub fn stats(&self) -> Stats {
+        let shared = &self.inner.shared;
+        let mut stats = {
+            let core = shared.core();
+            let mut stats = core.endpoint.as_ref().map(|e| e.stats().clone()).unwrap_or_default();
+            stats.send_queue_bytes = core.send.bytes() as u64;
+            stats.send_queue_full = core.send.counters.full;
+            stats.send_queue_repairs_dropped = core.send.counters.repairs_dropped;
+            stats
+        };
+        let own = shared.own_skipped.load(Ordering::Relaxed);
+        stats.datagrams_received += own;
+        stats.own_datagrams_ignored += own;
+        stats.notifications_dropped = shared.notifications_dropped.load(Ordering::Relaxed);
+        stats.send_errors = shared.send_errors.load(Ordering::Relaxed);
+        let nats = &shared.nats;
+        stats.nats_connects = nats.connects.load(Ordering::Relaxed);
+        stats.nats_disconnects = nats.disconnects.load(Ordering::Relaxed);
+        stats.nats_slow_consumer = nats.slow_consumer.load(Ordering::Relaxed);
+        stats.nats_server_errors = nats.server_errors.load(Ordering::Relaxed);
+        stats.nats_oversize_dropped = nats.oversize_dropped.load(Ordering::Relaxed);
+        stats.nats_bundles_sent = nats.bundles_sent.load(Ordering::Relaxed);
+        stats.nats_bundles_received = nats.bundles_received.load(Ordering::Relaxed);
+        stats.nats_bundles_malformed = nats.bundles_malformed.load(Ordering::Relaxed);
+        stats
+    }
+
+    /// Reports a failure outside the driver tasks (a panic caught on the
+    /// caller's thread): `EINTERNAL` to subscribers and the sink, then the
+    /// node stops itself, as for a driver task's panic.
+    // The Node addon's receive on the JS thread (`eventcast-node`, `watch.rs`) needs it.
+    #[doc(hidden)]
+    pub fn report_fault(&self, what: &str) {
+        self.inner.shared.fault(what);
+    }
+
+    /// Test hook: simulates a slow link. With `Some(rate)`, datagrams leave at
+    /// most at `rate` bytes per second (the rest "would block" and queue, as on
+    /// a congested interface); `None` lifts it. Cargo feature `testing` only.
+    #[cfg(feature = "testing")]
+    pub fn throttle_sends(&self, bytes_per_sec: Option<u64>) {
+        self.inner.shared.core().send.set_throttle(bytes_per_sec);
+        self.inner.shared.wake.notify_one();
+    }
+
+    /// Test hook: makes `task` panic the next time it runs (the receive task
+    /// at its next datagram, the timer task at once, the stall guard at its
+    /// next tick, the send flush at its next retry, holding the state lock).
+    /// The node must then report `EINTERNAL` and stop. Cargo feature `testing` only.
+    #[cfg(feature = "testing")]
+    pub fn inject_fault(&self, task: DriverTask) {
+        self.inner.shared.inject_fault.store(task as u8, Ordering::Relaxed);
+        self.inner.shared.wake.notify_one();
+    }
+
+    /// The receive socket's file descriptor while started, for an event loop
+    /// to watch (see [`start_polled`](Self::start_polled)). Valid until `stop()`.
+    #[cfg(unix)]
+    pub fn receive_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.inner.shared.core().io.as_ref().and_then(|io| io.udp.as_ref()).map(|udp| udp.socket.as_raw_fd())
+    }
+
+    /// The bound socket address while started (multicast; `None` over NATS).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.shared.core().io.as_ref().and_then(|io| io.udp.as_ref()).map(|udp| udp.local)
+    }
+
+    /// The `host:port` our datagrams carry in their meta (where 0.1.x peers
+    /// send repair requests); JS `getAddress()` returns it. See `socket::advertised_addr`.
+    pub fn advertised_addr(&self) -> SocketAddrV4 {
+        let core = self.inner.shared.core();
+        socket::advertised_addr(&self.inner.options, core.endpoint.as_ref().map(Endpoint::identity))
+    }
+}
