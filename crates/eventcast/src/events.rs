@@ -2,9 +2,10 @@
 //! [`Events`] subscriptions and an optional [`NotificationSink`], and the
 //! fan-out that delivers them (bounded queues; drops counted and logged).
 
-use super::state::Shared;
 use crate::protocol::Event;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// Capacity of each subscriber's queue. When a subscriber falls this far
@@ -44,7 +45,7 @@ pub enum Notification {
 /// (`recv` returns `None`) when the node is dropped; `stop()` does not end it,
 /// so a subscription survives a stop/start cycle.
 pub struct Events {
-    pub(super) rx: mpsc::Receiver<Notification>,
+    rx: mpsc::Receiver<Notification>,
 }
 
 impl Events {
@@ -93,10 +94,51 @@ pub trait NotificationSink: Send + Sync {
     fn deliver(&self, batch: &mut Vec<Notification>) -> u64;
 }
 
-impl Shared {
+/// Delivery of notifications to the subscriptions and the sink: bounded,
+/// with what finds no room counted and logged. Two locks, each held only
+/// while handing over one batch: the subscriber list (`subscribe` adds to it
+/// from any thread) and the sink (replaced by `set_sink`).
+pub(crate) struct Fanout {
+    subscribers: Mutex<Vec<mpsc::Sender<Notification>>>,
+    sink: Mutex<Option<Arc<dyn NotificationSink>>>,
+    dropped: AtomicU64,
+    /// Time base of `last_warning_ms`.
+    epoch: Instant,
+    /// When the last "notifications dropped" warning was logged (0 = never).
+    last_warning_ms: AtomicU64,
+}
+
+impl Fanout {
+    pub(crate) fn new() -> Self {
+        Fanout {
+            subscribers: Mutex::new(Vec::new()),
+            sink: Mutex::new(None),
+            dropped: AtomicU64::new(0),
+            epoch: Instant::now(),
+            last_warning_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// A new subscription, receiving every notification from now on.
+    pub(crate) fn subscribe(&self) -> Events {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_CAPACITY);
+        self.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        Events { rx }
+    }
+
+    /// Installs (or with `None` removes) the sink; returns the previous one.
+    pub(crate) fn set_sink(&self, sink: Option<Arc<dyn NotificationSink>>) -> Option<Arc<dyn NotificationSink>> {
+        std::mem::replace(&mut *self.sink.lock().unwrap_or_else(|p| p.into_inner()), sink)
+    }
+
+    /// Notifications nobody had room for, so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// Hands notifications to every subscriber and to the sink (the sink, or
     /// else the last subscriber, gets the originals; the others get clones).
-    pub(super) fn deliver(&self, notes: &mut Vec<Notification>) {
+    pub(crate) fn deliver(&self, notes: &mut Vec<Notification>) {
         if notes.is_empty() {
             return;
         }
@@ -113,7 +155,7 @@ impl Shared {
 
     /// Hands copies of `notes` to every subscriber, leaving `notes` to the
     /// caller (polled receive: the caller gets them instead of the sink).
-    pub(super) fn deliver_copies(&self, notes: &mut Vec<Notification>) {
+    pub(crate) fn deliver_copies(&self, notes: &mut Vec<Notification>) {
         if !notes.is_empty() {
             let dropped = self.to_subscribers(notes, true);
             self.count_dropped(dropped);
@@ -150,15 +192,15 @@ impl Shared {
 
     /// Counts notifications nobody had room for and warns, at most once a
     /// second (a stuck subscriber would otherwise log every burst).
-    pub(super) fn count_dropped(&self, dropped: u64) {
+    pub(crate) fn count_dropped(&self, dropped: u64) {
         if dropped == 0 {
             return;
         }
-        let total = self.notifications_dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
+        let total = self.dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
         let now_ms = self.epoch.elapsed().as_millis() as u64;
-        let last = self.last_drop_warning_ms.load(Ordering::Relaxed);
+        let last = self.last_warning_ms.load(Ordering::Relaxed);
         if last == 0 || now_ms >= last + 1000 {
-            self.last_drop_warning_ms.store(now_ms.max(1), Ordering::Relaxed);
+            self.last_warning_ms.store(now_ms.max(1), Ordering::Relaxed);
             tracing::warn!(
                 "eventcast: notifications dropped for want of room (a subscriber {SUBSCRIBER_CAPACITY} behind, a full sink or receive() caller); so far: {total}"
             );

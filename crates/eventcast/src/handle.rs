@@ -2,45 +2,25 @@
 //! counters, test hooks) and its lifecycle [`Status`]. Starting and stopping
 //! live in `lifecycle`, emitting in `emit`, receiving in `receive`.
 
+use super::events::Fanout;
 use super::send::SendQueue;
 use super::socket;
 use super::state::{Core, Shared};
+use super::status::{Status, StopAfterFault};
 #[cfg(feature = "testing")]
 use super::supervise::DriverTask;
-use super::{Events, NotificationSink, Options, SUBSCRIBER_CAPACITY};
+use super::{Events, Notification, NotificationSink, Options};
 use crate::error::Error;
 use crate::protocol::Endpoint;
 use crate::protocol::{Config, Stats};
+use std::future::Future;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-
-/// Lifecycle state of a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// Not bound (initial state, and after `stop()`).
-    Stopped,
-    /// `start()` is binding and joining.
-    Starting,
-    /// Bound, joined, receiving.
-    Started,
-    /// `stop()` is flushing and closing.
-    Stopping,
-}
-
-impl Status {
-    pub(super) fn from_u8(v: u8) -> Status {
-        match v {
-            1 => Status::Starting,
-            2 => Status::Started,
-            3 => Status::Stopping,
-            _ => Status::Stopped,
-        }
-    }
-}
 
 /// A network EventEmitter node. Cheap to clone (an `Arc` inside); `Send + Sync`.
 /// Dropping the last clone stops the driver tasks and closes the socket.
@@ -64,7 +44,6 @@ pub(super) struct Inner {
     pub(super) options: Options,
     /// Engine configuration, built by the first `start()` (key derivation is slow).
     pub(super) config: Mutex<Option<Config>>,
-    pub(super) status: AtomicU8,
     pub(super) shared: Arc<Shared>,
     pub(super) control: tokio::sync::Mutex<Control>,
 }
@@ -74,9 +53,14 @@ pub(super) struct Control {
     pub(super) tasks: Vec<JoinHandle<()>>,
 }
 
-impl Inner {
-    pub(super) fn set_status(&self, s: Status) {
-        self.status.store(s as u8, Ordering::Release);
+impl StopAfterFault for Inner {
+    fn stop_after_fault(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let node = Eventcast { inner: self };
+        Box::pin(async move {
+            if let Err(e) = node.stop().await {
+                tracing::warn!("eventcast: stopping after a fault: {e}");
+            }
+        })
     }
 }
 
@@ -102,7 +86,6 @@ impl Eventcast {
                 id,
                 options,
                 config: Mutex::new(None),
-                status: AtomicU8::new(0),
                 shared: Arc::new(Shared {
                     core: Mutex::new(Core {
                         endpoint: None,
@@ -112,22 +95,18 @@ impl Eventcast {
                         deadline: None,
                         notes: Vec::new(),
                     }),
-                    subscribers: Mutex::new(Vec::new()),
-                    sink: Mutex::new(None),
+                    fanout: Arc::new(Fanout::new()),
                     polled: Mutex::new(None),
                     last_receive_us: AtomicU64::new(0),
-                    owner: owner.clone(),
+                    status: Arc::default(),
+                    owner: owner.clone() as Weak<dyn StopAfterFault>,
                     faulted: Default::default(),
                     runtime: Mutex::new(None),
                     guard_stop: Mutex::new(None),
                     inject_fault: AtomicU8::new(0),
                     wake: Notify::new(),
-                    notifications_dropped: AtomicU64::new(0),
-                    send_errors: AtomicU64::new(0),
-                    own_skipped: AtomicU64::new(0),
-                    nats: Default::default(),
+                    counters: Arc::default(),
                     epoch: Instant::now(),
-                    last_drop_warning_ms: AtomicU64::new(0),
                 }),
                 control: tokio::sync::Mutex::new(Control::default()),
             }),
@@ -146,18 +125,16 @@ impl Eventcast {
 
     /// Lifecycle state.
     pub fn status(&self) -> Status {
-        Status::from_u8(self.inner.status.load(Ordering::Acquire))
+        self.inner.shared.status.get()
     }
 
     pub(super) fn set_status(&self, s: Status) {
-        self.inner.set_status(s);
+        self.inner.shared.status.set(s);
     }
 
     /// A new subscription; it receives every notification from now on.
     pub fn subscribe(&self) -> Events {
-        let (tx, rx) = mpsc::channel(SUBSCRIBER_CAPACITY);
-        self.inner.shared.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
-        Events { rx }
+        self.inner.shared.fanout.subscribe()
     }
 
     /// Installs (or, with `None`, removes) the node's [`NotificationSink`],
@@ -165,7 +142,7 @@ impl Eventcast {
     /// the [`Events`] subscriptions. Returns the previous sink. Removing it
     /// drops the node's reference once no delivery is using it.
     pub fn set_sink(&self, sink: Option<Arc<dyn NotificationSink>>) -> Option<Arc<dyn NotificationSink>> {
-        std::mem::replace(&mut *self.inner.shared.sink.lock().unwrap_or_else(|p| p.into_inner()), sink)
+        self.inner.shared.fanout.set_sink(sink)
     }
 
     /// Protocol counters plus the node's own (`notifications_dropped`,
@@ -180,12 +157,12 @@ impl Eventcast {
             stats.send_queue_repairs_dropped = core.send.counters.repairs_dropped;
             stats
         };
-        let own = shared.own_skipped.load(Ordering::Relaxed);
+        let own = shared.counters.own_skipped.load(Ordering::Relaxed);
         stats.datagrams_received += own;
         stats.own_datagrams_ignored += own;
-        stats.notifications_dropped = shared.notifications_dropped.load(Ordering::Relaxed);
-        stats.send_errors = shared.send_errors.load(Ordering::Relaxed);
-        let nats = &shared.nats;
+        stats.notifications_dropped = shared.fanout.dropped();
+        stats.send_errors = shared.counters.send_errors.load(Ordering::Relaxed);
+        let nats = &shared.counters.nats;
         stats.nats_connects = nats.connects.load(Ordering::Relaxed);
         stats.nats_disconnects = nats.disconnects.load(Ordering::Relaxed);
         stats.nats_slow_consumer = nats.slow_consumer.load(Ordering::Relaxed);
@@ -243,5 +220,41 @@ impl Eventcast {
     pub fn advertised_addr(&self) -> SocketAddrV4 {
         let core = self.inner.shared.core();
         socket::advertised_addr(&self.inner.options, core.endpoint.as_ref().map(Endpoint::identity))
+    }
+}
+
+impl Eventcast {
+    /// With [`start_polled`](Self::start_polled): reads the datagrams waiting
+    /// in the socket (one burst of at most 512, without blocking) on the calling
+    /// thread, processes them, and appends the resulting notifications, in
+    /// order, to `out`: they are the caller's to hand on (the
+    /// [`NotificationSink`](super::NotificationSink) does not see them; the
+    /// [`Events`](super::Events) subscriptions get copies). Returns how many
+    /// datagrams were read; call again while the socket stays readable. Does
+    /// nothing (returns 0) when stopped or started with [`start`](Self::start).
+    ///
+    /// Order with the stall guard: it delivers to the sink only bursts read
+    /// after this one, and leaves the socket alone for [`POLL_STALL`] after
+    /// `receive` returns; a caller that queues `out` within that time keeps
+    /// every notification in order. A caller with no room for some of them
+    /// reports them with [`report_dropped`](Self::report_dropped).
+    pub fn receive(&self, out: &mut Vec<Notification>) -> usize {
+        let shared = &*self.inner.shared;
+        shared.mark_receive();
+        let read = shared.receive_burst(|notes| {
+            shared.deliver_copies(notes);
+            out.append(notes);
+        });
+        // The burst may have taken a while: the guard's wait starts now.
+        shared.mark_receive();
+        read
+    }
+
+    /// Counts `count` notifications that the caller of
+    /// [`receive`](Self::receive) had no room for, in
+    /// [`Stats::notifications_dropped`](crate::protocol::Stats::notifications_dropped),
+    /// and logs them like a lagging subscription's: nothing is dropped silently.
+    pub fn report_dropped(&self, count: u64) {
+        self.inner.shared.count_dropped(count);
     }
 }

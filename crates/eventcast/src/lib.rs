@@ -111,6 +111,8 @@ pub use eventcast_engine::{Error, Stats, WireError};
 mod skip_report;
 
 mod bridge;
+mod burst;
+mod counters;
 mod emit;
 mod events;
 mod handle;
@@ -122,13 +124,14 @@ mod send;
 mod slice;
 mod socket;
 mod state;
+mod status;
 mod supervise;
 mod timers;
 mod transport;
 
 pub use bridge::{Bridge, BridgeOptions, BridgeStats, BRIDGE_SEEN_CAPACITY, BRIDGE_WINDOW};
 pub use events::{Events, Notification, NotificationSink, SUBSCRIBER_CAPACITY};
-pub use handle::{Eventcast, Status};
+pub use handle::Eventcast;
 pub use nats::{
     NATS_BUNDLE_BYTES, NATS_MAX_DATAGRAM, NATS_OUTBOX_BYTES, NATS_SOURCE, NATS_START_TIMEOUT,
     NATS_SUBSCRIPTION_CAPACITY,
@@ -141,12 +144,11 @@ pub use receive::{GUARD_TICK, POLL_STALL};
 pub use send::DEFAULT_SEND_QUEUE_BYTES;
 pub use slice::{current_slice, driver_runtime_builder, request_short_slice, DRIVER_SLICE_NS, DRIVER_THREAD_NAME};
 pub use socket::{advertised_host, hostname, SOCKET_BUFFER_BYTES};
+pub use status::Status;
 /// The driver tasks a test can make fail ([`Eventcast::inject_fault`]).
 #[cfg(feature = "testing")]
 pub use supervise::DriverTask;
 
-use handle::Inner;
-use receive::RECV_BATCH;
 use state::Shared;
 
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! NATS), installing the endpoint, spawning the supervised driver tasks, and
 //! the orderly stop (tasks ended, queue flushed, group left).
 
-use super::receive::{recv_loop, stall_guard};
+use super::receive::{nats_recv_loop, recv_loop, stall_guard};
 use super::send::Lane;
 use super::state::{Io, UdpReceive};
 use super::supervise::DriverTask;
@@ -154,7 +154,12 @@ impl Eventcast {
     async fn open_nats(&self, mut config: Config, nats: &NatsOptions) -> Result<Vec<JoinHandle<()>>, Error> {
         let shared = &self.inner.shared;
         let port = self.inner.options.port;
-        let conn = nats::connect(nats, port, &self.inner.id, shared).await?;
+        let reporter = nats::Reporter {
+            counters: shared.counters.clone(),
+            fanout: shared.fanout.clone(),
+            status: shared.status.clone(),
+        };
+        let conn = nats::connect(nats, port, &self.inner.id, reporter).await?;
         config.max_payload_size = conn.chunk;
         let writer = nats::write_loop(conn.publisher.clone());
         let link = Link::Nats(conn.publisher);
@@ -164,7 +169,7 @@ impl Eventcast {
         Ok(vec![
             supervise::spawn(shared, DriverTask::SendFlush, writer),
             supervise::spawn(shared, DriverTask::Timer, timer_loop(shared.clone(), link)),
-            supervise::spawn(shared, DriverTask::Receive, nats::recv_loop(shared.clone(), conn.subscriber)),
+            supervise::spawn(shared, DriverTask::Receive, nats_recv_loop(shared.clone(), conn.subscriber)),
         ])
     }
 
@@ -241,7 +246,7 @@ impl Eventcast {
                 }
                 if tokio::time::Instant::now() >= deadline {
                     tracing::warn!("eventcast: stop() gave up on {left} queued datagrams");
-                    shared.send_errors.fetch_add(left as u64, Ordering::Relaxed);
+                    shared.counters.send_errors.fetch_add(left as u64, Ordering::Relaxed);
                     shared.core().send.clear();
                     break;
                 }

@@ -18,20 +18,20 @@
 //! * The client reconnects by itself; state changes become notifications
 //!   with stable codes (see [`event_note`]).
 
+use super::counters::Counters;
+use super::events::{Fanout, Notification};
 use super::options::NatsOptions;
-use super::send::Lane;
-use super::supervise::DriverTask;
-use super::{Notification, Shared, Status, RECV_BATCH};
+use super::status::StatusCell;
 use crate::error::Error;
-use crate::wire::bundle::{self, BundleWriter};
+use crate::wire::bundle::BundleWriter;
 use async_nats::{Client, ConnectErrorKind, Event, RequestErrorKind, Subject, Subscriber};
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -69,21 +69,6 @@ pub const NATS_SUBSCRIPTION_CAPACITY: usize = 1024;
 
 /// Room left in the server's `max_payload` for a chunk's meta and encryption.
 const MAX_PAYLOAD_HEADROOM: usize = 2048;
-
-/// Transport counters, read by `Eventcast::stats`.
-#[derive(Default)]
-pub(super) struct NatsCounters {
-    pub connects: AtomicU64,
-    pub disconnects: AtomicU64,
-    pub slow_consumer: AtomicU64,
-    pub server_errors: AtomicU64,
-    pub oversize_dropped: AtomicU64,
-    pub bundles_sent: AtomicU64,
-    pub bundles_received: AtomicU64,
-    pub bundles_malformed: AtomicU64,
-    /// When the last slow-consumer notice was reported (see [`SLOW_CONSUMER_NOTICE_EVERY`]).
-    pub slow_noticed: Mutex<Option<Instant>>,
-}
 
 /// The client reports a slow consumer once per dropped message: thousands
 /// a second under overload. `'error'` listeners hear of it at most this
@@ -171,8 +156,8 @@ struct PublisherState {
     outbox: Mutex<Outbox>,
     /// Rung when the outbox stops being empty.
     doorbell: Notify,
-    /// The node, for counting and reporting datagrams the client refused.
-    shared: Weak<Shared>,
+    /// For counting and reporting datagrams the client refused.
+    reporter: Reporter,
 }
 
 fn lock(outbox: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
@@ -185,7 +170,7 @@ fn lock(outbox: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
 pub(super) struct Publisher(Arc<PublisherState>);
 
 impl Publisher {
-    fn new(client: Client, subject: Subject, shared: Weak<Shared>) -> Self {
+    fn new(client: Client, subject: Subject, reporter: Reporter) -> Self {
         let bundle_limit = NATS_BUNDLE_BYTES.min(client.server_info().max_payload);
         Publisher(Arc::new(PublisherState {
             client,
@@ -193,7 +178,7 @@ impl Publisher {
             bundle_limit,
             outbox: Mutex::new(Outbox::default()),
             doorbell: Notify::new(),
-            shared,
+            reporter,
         }))
     }
 
@@ -261,9 +246,7 @@ impl Publisher {
         match self.publish_one(message.payload) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
             Err(e) => {
-                if let Some(shared) = self.0.shared.upgrade() {
-                    shared.send_errors.fetch_add(message.datagrams as u64, Ordering::Relaxed);
-                }
+                self.0.reporter.counters.send_errors.fetch_add(message.datagrams as u64, Ordering::Relaxed);
                 tracing::warn!("eventcast: a message was not published on NATS: {e}");
                 Ok(())
             }
@@ -309,9 +292,7 @@ impl Publisher {
             left
         };
         if left > 0 {
-            if let Some(shared) = state.shared.upgrade() {
-                shared.send_errors.fetch_add(left as u64, Ordering::Relaxed);
-            }
+            state.reporter.counters.send_errors.fetch_add(left as u64, Ordering::Relaxed);
             tracing::warn!("eventcast: stop() gave up on {left} datagram(s) the NATS client did not take");
         }
     }
@@ -360,15 +341,16 @@ pub(super) async fn write_loop(publisher: Publisher) {
             // done: an abort (stop) either finds it unsent or done.
             let sent = state.client.publish(state.subject.clone(), message.payload).await;
             lock(&state.outbox).done();
-            if let Some(shared) = state.shared.upgrade() {
-                match sent {
-                    Ok(()) => _ = shared.nats.bundles_sent.fetch_add(u64::from(datagrams > 1), Ordering::Relaxed),
-                    Err(e) => {
-                        shared.send_errors.fetch_add(datagrams, Ordering::Relaxed);
-                        let message = format!("a message was not published on {}: {e}", state.subject);
-                        tracing::warn!("eventcast: {message}");
-                        shared.deliver(&mut vec![Notification::Error { code: "ENATSPUBLISH", message }]);
-                    }
+            let reporter = &state.reporter;
+            match sent {
+                Ok(()) => {
+                    _ = reporter.counters.nats.bundles_sent.fetch_add(u64::from(datagrams > 1), Ordering::Relaxed)
+                }
+                Err(e) => {
+                    reporter.counters.send_errors.fetch_add(datagrams, Ordering::Relaxed);
+                    let message = format!("a message was not published on {}: {e}", state.subject);
+                    tracing::warn!("eventcast: {message}");
+                    reporter.fanout.deliver(&mut vec![Notification::Error { code: "ENATSPUBLISH", message }]);
                 }
             }
         }
@@ -377,6 +359,16 @@ pub(super) async fn write_loop(publisher: Publisher) {
 }
 
 /// A connected, subscribed transport.
+/// Where the NATS transport reports: the node's counters, its
+/// notifications, and whether it is running (connection events of a node
+/// that is stopping are its own doing, not news).
+#[derive(Clone)]
+pub(super) struct Reporter {
+    pub counters: Arc<Counters>,
+    pub fanout: Arc<Fanout>,
+    pub status: Arc<StatusCell>,
+}
+
 pub(super) struct Connection {
     pub publisher: Publisher,
     pub subscriber: Subscriber,
@@ -386,18 +378,13 @@ pub(super) struct Connection {
 
 /// Connects to one of `nats.servers` (within [`NATS_START_TIMEOUT`]) with
 /// `no_echo`, subscribes to the subject of `port`, and routes connection
-/// events to `shared`'s notifications.
-pub(super) async fn connect(
-    nats: &NatsOptions,
-    port: u16,
-    id: &str,
-    shared: &Arc<Shared>,
-) -> Result<Connection, Error> {
-    let weak = Arc::downgrade(shared);
-    let client = open_client(nats, format!("eventcast {id}"), move |event| on_event(&weak, event)).await?;
+/// events to `reporter`.
+pub(super) async fn connect(nats: &NatsOptions, port: u16, id: &str, reporter: Reporter) -> Result<Connection, Error> {
+    let events = reporter.clone();
+    let client = open_client(nats, format!("eventcast {id}"), move |event| on_event(&events, event)).await?;
     let (chunk, subscriber, subject) = subscribe(&client, nats, port).await?;
     tracing::debug!("eventcast {id}: NATS connected, subject {subject}, chunk {chunk} bytes");
-    Ok(Connection { publisher: Publisher::new(client, subject, Arc::downgrade(shared)), subscriber, chunk })
+    Ok(Connection { publisher: Publisher::new(client, subject, reporter), subscriber, chunk })
 }
 
 /// Connects a client (`no_echo`, unlimited reconnects, within
@@ -529,9 +516,8 @@ fn event_note(event: &Event) -> Option<(&'static str, String)> {
 
 /// Counts a connection event and reports it (not while stopping: closing
 /// the connection is ours then).
-fn on_event(shared: &Weak<Shared>, event: Event) {
-    let Some(shared) = shared.upgrade() else { return };
-    let counters = &shared.nats;
+fn on_event(reporter: &Reporter, event: Event) {
+    let counters = &reporter.counters.nats;
     match &event {
         // Also sent for the first connection (counted here only, so once).
         Event::Connected => match counters.connects.fetch_add(1, Ordering::Relaxed) {
@@ -551,84 +537,10 @@ fn on_event(shared: &Weak<Shared>, event: Event) {
         Event::ServerError(_) => _ = counters.server_errors.fetch_add(1, Ordering::Relaxed),
         _ => {}
     }
-    let running = shared.owner.upgrade().is_some_and(|inner| {
-        matches!(Status::from_u8(inner.status.load(Ordering::Acquire)), Status::Started | Status::Starting)
-    });
+    let running = reporter.status.is_running();
     if let (true, Some((code, message))) = (running, event_note(&event)) {
         tracing::warn!("eventcast: {message}");
-        shared.deliver(&mut vec![Notification::Error { code, message }]);
-    }
-}
-
-/// Receive task: takes what the subscription holds (up to one burst:
-/// [`RECV_BATCH`] messages or one bundle's worth of bytes), feeds its
-/// datagrams to the endpoint under one lock (a bundle's one by one), sends
-/// the repairs that produced and delivers the notifications.
-pub(super) async fn recv_loop(shared: Arc<Shared>, mut subscriber: Subscriber) {
-    let mut batch: Vec<Bytes> = Vec::with_capacity(RECV_BATCH);
-    let mut notes = Vec::new();
-    loop {
-        let Some(first) = subscriber.next().await else {
-            // Only when the client is gone (stop() aborts this task first).
-            tracing::debug!("eventcast: NATS subscription ended");
-            return;
-        };
-        shared.fault_point(DriverTask::Receive);
-        let mut bytes = first.payload.len();
-        batch.push(first.payload);
-        // Bounded work per lock: the lock also holds up emit on other threads.
-        while batch.len() < RECV_BATCH && bytes < NATS_BUNDLE_BYTES {
-            match subscriber.next().now_or_never() {
-                Some(Some(m)) => {
-                    bytes += m.payload.len();
-                    batch.push(m.payload);
-                }
-                _ => break,
-            }
-        }
-        let (mut oversize, mut bundles, mut malformed) = (0, 0, 0);
-        {
-            let now = Instant::now();
-            let mut core = shared.core();
-            if let Some(ep) = core.endpoint.as_mut() {
-                for payload in &batch {
-                    if payload.len() > NATS_MAX_DATAGRAM {
-                        oversize += 1;
-                        continue;
-                    }
-                    // A bundle is judged whole before any of its datagrams
-                    // reaches the engine: a forged one costs a pass over its
-                    // frame headers, not the engine's work per frame.
-                    bundles += u64::from(bundle::is_bundle(payload));
-                    match bundle::open(payload) {
-                        Ok(datagrams) => datagrams.for_each(|d| ep.handle_datagram(now, NATS_SOURCE, d)),
-                        Err(_) => malformed += 1,
-                    }
-                }
-            }
-            if core.pump(&shared, Lane::Repair) {
-                shared.wake.notify_one();
-            }
-            notes.append(&mut core.notes);
-        }
-        if malformed > 0 {
-            tracing::debug!("eventcast: {malformed} NATS bundle(s) refused whole (a frame that is no datagram)");
-        }
-        for (counter, n) in [
-            (&shared.nats.oversize_dropped, oversize),
-            (&shared.nats.bundles_received, bundles),
-            (&shared.nats.bundles_malformed, malformed),
-        ] {
-            if n > 0 {
-                counter.fetch_add(n, Ordering::Relaxed);
-            }
-        }
-        let full = batch.len() == RECV_BATCH || bytes >= NATS_BUNDLE_BYTES;
-        batch.clear();
-        shared.deliver(&mut notes);
-        if full {
-            tokio::task::yield_now().await;
-        }
+        reporter.fanout.deliver(&mut vec![Notification::Error { code, message }]);
     }
 }
 
@@ -648,23 +560,29 @@ mod tests {
         let node = Eventcast::new(options).unwrap();
         let mut events = node.subscribe();
         // As if started: notices are reported only while the node runs.
-        node.inner.status.store(Status::Started as u8, Ordering::Release);
-        let weak = Arc::downgrade(&node.inner.shared);
+        node.inner.shared.status.set(crate::Status::Started);
+        let shared = &node.inner.shared;
+        let reporter = Reporter {
+            counters: shared.counters.clone(),
+            fanout: shared.fanout.clone(),
+            status: shared.status.clone(),
+        };
         let notices = |events: &mut crate::Events| {
             std::iter::from_fn(|| events.try_recv())
                 .filter(|n| matches!(n, Notification::Error { code: "ENATSSLOWCONSUMER", .. }))
                 .count()
         };
         for _ in 0..1_000 {
-            on_event(&weak, Event::SlowConsumer(1));
+            on_event(&reporter, Event::SlowConsumer(1));
         }
         assert_eq!(notices(&mut events), 1);
-        assert_eq!(node.inner.shared.nats.slow_consumer.load(Ordering::Relaxed), 1_000);
+        assert_eq!(node.inner.shared.counters.nats.slow_consumer.load(Ordering::Relaxed), 1_000);
         // A second later, the next one is reported again.
-        *node.inner.shared.nats.slow_noticed.lock().unwrap() = Some(Instant::now() - SLOW_CONSUMER_NOTICE_EVERY);
-        on_event(&weak, Event::SlowConsumer(1));
-        on_event(&weak, Event::SlowConsumer(1));
+        *node.inner.shared.counters.nats.slow_noticed.lock().unwrap() =
+            Some(Instant::now() - SLOW_CONSUMER_NOTICE_EVERY);
+        on_event(&reporter, Event::SlowConsumer(1));
+        on_event(&reporter, Event::SlowConsumer(1));
         assert_eq!(notices(&mut events), 1);
-        node.inner.status.store(Status::Stopped as u8, Ordering::Release);
+        node.inner.shared.status.set(crate::Status::Stopped);
     }
 }

@@ -1,95 +1,67 @@
-//! The receive path: a burst of datagrams read into one arena and fed to the
-//! endpoint under one lock ([`Burst`]), run by the receive task
-//! ([`recv_loop`]) or, in polled mode, by the caller ([`Eventcast::receive`])
-//! with the stall guard ([`stall_guard`]) as its safety net.
+//! The receive path, one seam for every transport: whatever reads
+//! datagrams — the receive task on the multicast socket ([`recv_loop`]), the
+//! caller in polled mode ([`Shared::receive_burst`], from
+//! `Eventcast::receive`) and its stall guard ([`stall_guard`]), the NATS
+//! receive task ([`nats_recv_loop`]) — hands its burst to [`feed`], which
+//! gives it to the engine under one lock, sends what that produced and
+//! collects the notifications.
 
+use super::burst::{Burst, RECV_BATCH};
+use super::events::Notification;
 use super::send::Lane;
 use super::state::Shared;
 use super::supervise::DriverTask;
-use super::{Eventcast, Notification, OwnDatagrams};
-use crate::error::Error;
-use std::io;
+use super::{OwnDatagrams, NATS_BUNDLE_BYTES, NATS_MAX_DATAGRAM, NATS_SOURCE};
+use crate::wire::bundle;
+use async_nats::Subscriber;
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
-/// Most datagrams the receive task takes from the socket per burst.
-pub(super) const RECV_BATCH: usize = 512;
-/// Receive arena: a burst stops when less than one maximal datagram fits.
-const RECV_ARENA: usize = 512 * 1024;
-/// Largest UDP datagram we may receive (64 KiB covers IPv4's 65,507).
-const MAX_DATAGRAM: usize = 64 * 1024;
-
-/// One receive burst's buffers: datagrams land in one arena (no allocation per datagram).
-pub(super) struct Burst {
-    pub(super) arena: Vec<u8>,
-    pub(super) marks: Vec<(usize, usize, SocketAddr)>,
-    pub(super) notes: Vec<Notification>,
+/// Feeds received datagrams to the engine under one lock, sends what that
+/// produced (repairs: after our own new data, [`Lane::Repair`]), wakes the
+/// timer task if its deadline moved earlier, and appends the notifications
+/// to `notes`. The one place received bytes enter the engine.
+pub(super) fn feed<'a>(
+    shared: &Shared,
+    datagrams: impl IntoIterator<Item = (SocketAddr, &'a [u8])>,
+    notes: &mut Vec<Notification>,
+) {
+    let now = Instant::now();
+    let mut core = shared.core();
+    if let Some(ep) = core.endpoint.as_mut() {
+        for (source, datagram) in datagrams {
+            ep.handle_datagram(now, source, datagram);
+        }
+    }
+    if core.pump(shared, Lane::Repair) {
+        shared.wake.notify_one();
+    }
+    notes.append(&mut core.notes);
 }
 
-impl Burst {
-    pub(super) fn new() -> Self {
-        Burst { arena: vec![0u8; RECV_ARENA], marks: Vec::with_capacity(RECV_BATCH), notes: Vec::new() }
+/// Reads one burst from a UDP socket (`recv`, non-blocking) and feeds it.
+/// Returns how many datagrams were read, own ones included.
+fn udp_burst(
+    shared: &Shared,
+    burst: &mut Burst,
+    own: &OwnDatagrams,
+    recv: impl FnMut(&mut [u8]) -> std::io::Result<(usize, SocketAddr)>,
+) -> usize {
+    let skipped = burst.fill(own, recv);
+    if skipped > 0 {
+        shared.counters.own_skipped.fetch_add(skipped, Ordering::Relaxed);
     }
-
-    /// Reads datagrams with `recv` (non-blocking) until it would block or the
-    /// burst is full, feeds them to the endpoint under one lock and sends what
-    /// that produced. The notifications are left in `notes` for the caller to
-    /// hand on. Returns how many datagrams were read.
-    pub(super) fn run(
-        &mut self,
-        shared: &Shared,
-        own: &OwnDatagrams,
-        mut recv: impl FnMut(&mut [u8]) -> io::Result<(usize, SocketAddr)>,
-    ) -> usize {
-        let Burst { arena, marks, notes } = self;
-        marks.clear();
-        let mut used = 0;
-        let mut skipped = 0u64;
-        while marks.len() < RECV_BATCH && RECV_ARENA - used >= MAX_DATAGRAM {
-            match recv(&mut arena[used..]) {
-                Ok((n, source)) => {
-                    if own.is_own(source, &arena[used..used + n]) {
-                        skipped += 1;
-                        continue;
-                    }
-                    marks.push((used, n, source));
-                    used += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    tracing::warn!("eventcast: receive failed: {e}");
-                    let err = Error::Io(e);
-                    notes.push(Notification::Error { code: err.code(), message: format!("receiving: {err}") });
-                    break;
-                }
-            }
-        }
-        if skipped > 0 {
-            shared.own_skipped.fetch_add(skipped, Ordering::Relaxed);
-        }
-        if !marks.is_empty() {
-            let now = Instant::now();
-            let mut core = shared.core();
-            if let Some(ep) = core.endpoint.as_mut() {
-                for &(start, len, source) in marks.iter() {
-                    ep.handle_datagram(now, source, &arena[start..start + len]);
-                }
-            }
-            // What a received datagram makes us send is a repair: after our own new data.
-            if core.pump(shared, Lane::Repair) {
-                shared.wake.notify_one();
-            }
-            notes.append(&mut core.notes);
-        }
-        marks.len() + skipped as usize
+    if burst.len() > 0 {
+        let mut notes = std::mem::take(&mut burst.notes);
+        feed(shared, burst.datagrams(), &mut notes);
+        burst.notes = notes;
     }
-
-    pub(super) fn was_full(&self) -> bool {
-        self.marks.len() == RECV_BATCH
-    }
+    burst.len() + skipped as usize
 }
 
 /// Polled mode: how long `receive()` may go uncalled while datagrams wait
@@ -153,7 +125,7 @@ pub(super) async fn recv_loop(shared: Arc<Shared>, socket: UdpSocket, own: OwnDa
         }
         shared.fault_point(DriverTask::Receive);
         // tokio's try_recv_from clears the readiness flag on WouldBlock, so `readable()` waits for real.
-        burst.run(&shared, &own, |buf| socket.try_recv_from(buf));
+        udp_burst(&shared, &mut burst, &own, |buf| socket.try_recv_from(buf));
         shared.deliver(&mut burst.notes);
         if burst.was_full() {
             // More is waiting: let subscribers on this runtime catch up first.
@@ -180,7 +152,7 @@ impl Shared {
             return 0;
         };
         let burst = polled.get_or_insert_with(|| Box::new(Burst::new()));
-        let read = burst.run(self, &own, |buf| socket.recv_from(buf));
+        let read = udp_burst(self, burst, &own, |buf| socket.recv_from(buf));
         if !burst.notes.is_empty() {
             hand(&mut burst.notes);
             burst.notes.clear();
@@ -190,43 +162,71 @@ impl Shared {
 
     /// Polled mode: notes that the caller is reading now (the stall guard
     /// leaves the socket alone for [`POLL_STALL`] after this).
-    fn mark_receive(&self) {
+    pub(super) fn mark_receive(&self) {
         self.last_receive_us.store(self.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 }
 
-impl Eventcast {
-    /// With [`start_polled`](Self::start_polled): reads the datagrams waiting
-    /// in the socket (one burst of at most 512, without blocking) on the calling
-    /// thread, processes them, and appends the resulting notifications, in
-    /// order, to `out`: they are the caller's to hand on (the
-    /// [`NotificationSink`](super::NotificationSink) does not see them; the
-    /// [`Events`](super::Events) subscriptions get copies). Returns how many
-    /// datagrams were read; call again while the socket stays readable. Does
-    /// nothing (returns 0) when stopped or started with [`start`](Self::start).
-    ///
-    /// Order with the stall guard: it delivers to the sink only bursts read
-    /// after this one, and leaves the socket alone for [`POLL_STALL`] after
-    /// `receive` returns; a caller that queues `out` within that time keeps
-    /// every notification in order. A caller with no room for some of them
-    /// reports them with [`report_dropped`](Self::report_dropped).
-    pub fn receive(&self, out: &mut Vec<Notification>) -> usize {
-        let shared = &*self.inner.shared;
-        shared.mark_receive();
-        let read = shared.receive_burst(|notes| {
-            shared.deliver_copies(notes);
-            out.append(notes);
-        });
-        // The burst may have taken a while: the guard's wait starts now.
-        shared.mark_receive();
-        read
-    }
-
-    /// Counts `count` notifications that the caller of
-    /// [`receive`](Self::receive) had no room for, in
-    /// [`Stats::notifications_dropped`](crate::protocol::Stats::notifications_dropped),
-    /// and logs them like a lagging subscription's: nothing is dropped silently.
-    pub fn report_dropped(&self, count: u64) {
-        self.inner.shared.count_dropped(count);
+/// Receive task: takes what the subscription holds (up to one burst:
+/// [`RECV_BATCH`] messages or one bundle's worth of bytes), feeds its
+/// datagrams to the endpoint under one lock (a bundle's one by one), sends
+/// the repairs that produced and delivers the notifications.
+pub(super) async fn nats_recv_loop(shared: Arc<Shared>, mut subscriber: Subscriber) {
+    let mut batch: Vec<Bytes> = Vec::with_capacity(RECV_BATCH);
+    let mut notes = Vec::new();
+    loop {
+        let Some(first) = subscriber.next().await else {
+            // Only when the client is gone (stop() aborts this task first).
+            tracing::debug!("eventcast: NATS subscription ended");
+            return;
+        };
+        shared.fault_point(DriverTask::Receive);
+        let mut bytes = first.payload.len();
+        batch.push(first.payload);
+        // Bounded work per lock: the lock also holds up emit on other threads.
+        while batch.len() < RECV_BATCH && bytes < NATS_BUNDLE_BYTES {
+            match subscriber.next().now_or_never() {
+                Some(Some(m)) => {
+                    bytes += m.payload.len();
+                    batch.push(m.payload);
+                }
+                _ => break,
+            }
+        }
+        let (mut oversize, mut bundles, mut malformed) = (0, 0, 0);
+        let datagrams = batch
+            .iter()
+            .filter_map(|payload| {
+                if payload.len() > NATS_MAX_DATAGRAM {
+                    oversize += 1;
+                    return None;
+                }
+                // A bundle is judged whole before any of its datagrams
+                // reaches the engine: a forged one costs a pass over its
+                // frame headers, not the engine's work per frame.
+                bundles += u64::from(bundle::is_bundle(payload));
+                bundle::open(payload).inspect_err(|_| malformed += 1).ok()
+            })
+            .flatten()
+            .map(|datagram| (NATS_SOURCE, datagram));
+        feed(&shared, datagrams, &mut notes);
+        if malformed > 0 {
+            tracing::debug!("eventcast: {malformed} NATS bundle(s) refused whole (a frame that is no datagram)");
+        }
+        for (counter, n) in [
+            (&shared.counters.nats.oversize_dropped, oversize),
+            (&shared.counters.nats.bundles_received, bundles),
+            (&shared.counters.nats.bundles_malformed, malformed),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        let full = batch.len() == RECV_BATCH || bytes >= NATS_BUNDLE_BYTES;
+        batch.clear();
+        shared.deliver(&mut notes);
+        if full {
+            tokio::task::yield_now().await;
+        }
     }
 }

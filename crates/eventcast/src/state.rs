@@ -3,10 +3,13 @@
 //! (the endpoint, the transport, the send queue), and [`Core::pump`], which
 //! moves what the endpoint produced onto the network and into notifications.
 
-use super::receive::Burst;
+use super::burst::Burst;
+use super::counters::Counters;
+use super::events::Fanout;
 use super::send::{self, Lane, SendQueue};
+use super::status::{StatusCell, StopAfterFault};
 use super::transport::Link;
-use super::{nats, Inner, Notification, NotificationSink, OwnDatagrams};
+use super::{Notification, OwnDatagrams};
 use crate::error::Error;
 use crate::protocol::{Destination, Endpoint, Output};
 use std::io;
@@ -14,19 +17,20 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 /// State shared by the handle, the calling threads of `emit` and the driver tasks.
 pub(super) struct Shared {
     pub(super) core: Mutex<Core>,
-    pub(super) subscribers: Mutex<Vec<mpsc::Sender<Notification>>>,
-    pub(super) sink: Mutex<Option<Arc<dyn NotificationSink>>>,
+    /// Where notifications go: subscriptions and the sink.
+    pub(super) fanout: Arc<Fanout>,
     /// Buffers of [`Eventcast::receive`] (polled mode), allocated on first use.
     pub(super) polled: Mutex<Option<Box<Burst>>>,
     /// Polled mode: when `receive()` last ran (µs since `epoch`).
     pub(super) last_receive_us: AtomicU64,
     /// The node this state belongs to (for a driver task that fails and must stop it).
-    pub(super) owner: Weak<Inner>,
+    pub(super) status: Arc<StatusCell>,
+    pub(super) owner: Weak<dyn StopAfterFault>,
     /// Set by the first driver fault of a started period (see [`supervise`]).
     pub(super) faulted: std::sync::atomic::AtomicBool,
     /// The runtime the driver tasks run on (a fault noticed on another thread stops the node there).
@@ -37,16 +41,10 @@ pub(super) struct Shared {
     pub(super) inject_fault: AtomicU8,
     /// Wakes the timer task: deadline moved earlier, or sends were queued.
     pub(super) wake: Notify,
-    pub(super) notifications_dropped: AtomicU64,
-    pub(super) send_errors: AtomicU64,
-    /// Own datagrams (multicast loopback) skipped before reaching the endpoint.
-    pub(super) own_skipped: AtomicU64,
-    /// The NATS transport's counters (all 0 on multicast).
-    pub(super) nats: nats::NatsCounters,
-    /// Time base of `last_drop_warning_ms`.
+    /// The driver's and the transports' counters.
+    pub(super) counters: Arc<Counters>,
+    /// Time base of `last_receive_us`.
     pub(super) epoch: Instant,
-    /// When the last "subscriber behind" warning was logged (0 = never).
-    pub(super) last_drop_warning_ms: AtomicU64,
 }
 
 pub(super) struct Core {
@@ -142,13 +140,28 @@ impl Core {
 }
 
 pub(super) fn record_send_error(shared: &Shared, notes: &mut Vec<Notification>, dest: SocketAddr, e: io::Error) {
-    shared.send_errors.fetch_add(1, Ordering::Relaxed);
+    shared.counters.send_errors.fetch_add(1, Ordering::Relaxed);
     tracing::warn!("eventcast: sending to {dest} failed: {e}");
     let err = Error::Io(e);
     notes.push(Notification::Error { code: err.code(), message: format!("sending to {dest}: {err}") });
 }
 
 impl Shared {
+    /// Hands notifications on (see [`Fanout::deliver`]).
+    pub(super) fn deliver(&self, notes: &mut Vec<Notification>) {
+        self.fanout.deliver(notes);
+    }
+
+    /// Hands copies to the subscriptions only (see [`Fanout::deliver_copies`]).
+    pub(super) fn deliver_copies(&self, notes: &mut Vec<Notification>) {
+        self.fanout.deliver_copies(notes);
+    }
+
+    /// Counts notifications nobody had room for (see [`Fanout::count_dropped`]).
+    pub(super) fn count_dropped(&self, dropped: u64) {
+        self.fanout.count_dropped(dropped);
+    }
+
     pub(super) fn core(&self) -> MutexGuard<'_, Core> {
         match self.core.lock() {
             Ok(core) => core,

@@ -3,7 +3,8 @@
 //! node's state, becomes an `EINTERNAL` notification and a stopped node —
 //! never a node that looks alive while part of it is dead.
 
-use super::{Error, Eventcast, Notification, Shared, Status};
+use super::status::Status;
+use super::{Error, Notification, Shared};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -115,22 +116,15 @@ impl Shared {
             return;
         }
         tracing::error!("eventcast: {what}; stopping the node");
-        let owner = self.owner.upgrade();
-        if let Some(inner) = &owner {
-            if Status::from_u8(inner.status.load(Ordering::Acquire)) == Status::Started {
-                inner.set_status(Status::Stopping);
-            }
+        if self.status.get() == Status::Started {
+            self.status.set(Status::Stopping);
         }
+        let owner = self.owner.upgrade();
         let err = Error::Internal(what.to_string());
         self.deliver(&mut vec![Notification::Error { code: err.code(), message: err.to_string() }]);
         let runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let (Some(inner), Some(runtime)) = (owner, runtime) {
-            runtime.spawn(async move {
-                let node = Eventcast { inner };
-                if let Err(e) = node.stop().await {
-                    tracing::warn!("eventcast: stopping after a fault: {e}");
-                }
-            });
+        if let (Some(node), Some(runtime)) = (owner, runtime) {
+            runtime.spawn(node.stop_after_fault());
         }
     }
 
