@@ -40,7 +40,7 @@ export declare class NativeEventcast {
   stop(): Promise<NativeFailure | undefined | null>
   /**
    * This node's number for `emitArgs(slot, name, ...args)`, the emit path
-   * (see `src/binding/emit.rs`).
+   * (see `crates/eventcast-node/src/emit.rs`).
    */
   get slot(): number
   /** Test hook: simulates a slow link, `bytesPerSec` or null to lift it. */
@@ -155,14 +155,39 @@ export interface NativeOptions {
   nats?: NativeNats
 }
 
+/** One entry of [`eventcast::OPTION_TABLE`] for JS. */
+export interface NativeOptionSpec {
+  /** The option's name as the JS API spells it. */
+  name: string
+  /** The default as JSON, when it is a value. */
+  defaultJson?: string
+  /** How the docs say the default when it is not a value, or a gloss; may be empty. */
+  defaultNote: string
+  /** Smallest value accepted (numeric options). */
+  min?: number
+  /** Largest value accepted (numeric options). */
+  max?: number
+  /** What it does. */
+  meaning: string
+}
+
 /**
- * The bounds of the numeric options, Rust's table: `lib/options.js` checks
- * these instead of keeping its own numbers.
+ * The bounds the native side checks too (the table's bounded options but
+ * the REPL's, which only the JS face has).
  */
 export declare function optionBounds(): Array<NativeOptionBound>
 
+/**
+ * Every option of the JS API, Rust's table: `lib/options.js` takes its
+ * defaults and bounds from it, the README's options table is generated from it.
+ */
+export declare function optionTable(): Array<NativeOptionSpec>
+
 /** Prefix of the protocol's own event names, which applications cannot emit. */
 export declare function protocolPrefix(): string
+
+/** The wire protocol version this build speaks (0.1.x's is 3). */
+export declare function protocolVersion(): number
 
 /**
  * Event names that stay on the instance that emits them (see

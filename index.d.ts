@@ -57,7 +57,7 @@ declare namespace Eventcast {
     /** Level of the logger. Default `'error'` (50). An invalid level logs a warning. */
     logLevel?: LogLevel
     /**
-     * Bound of the send queue in bytes (65536–1073741824). Default 8 MiB.
+     * Bound of the send queue in bytes (65536–1073741824). Default 8388608 (8 MiB).
      * While this much waits for a slow link, `emit` throws `EBACKPRESSURE`
      * until 'drain'.
      */
@@ -185,14 +185,14 @@ declare namespace Eventcast {
     sendErrors: number
     /** Received events dropped because their name is reserved (`stop`, `gap`, ...) or a protocol message. */
     rejectedReserved: number
-    // --- send backpressure (issue 10, part D) ---
+    // --- send backpressure ---
     /** Bytes waiting in the send queue now (bounded by the `sendQueueBytes` option). */
     sendQueueBytes: number
     /** Emits refused with `EBACKPRESSURE` because the send queue was full. */
     sendQueueFull: number
     /** Repair resends dropped because the send queue was full (peers ask again). */
     sendQueueRepairsDropped: number
-    // Issue 10, part A (hostile identifiers).
+    // (hostile identifiers).
     /** Chunk-group keys stored by reassembly (partials plus remembered completed ids); bounded. */
     reassemblyKeys: number
     // issue 10 part B: traffic out bounded by traffic in
@@ -206,7 +206,7 @@ declare namespace Eventcast {
     repairRequestsRelayed: number
     /** 0.1.x repair requests not answered: the same source already had its answer for that chunk group (a second 0.1.x request comes from a partial that late copies started after the message completed or was dropped there). */
     legacyRepeatRequestsIgnored: number
-    // --- NATS transport (issue 12) ---
+    // --- NATS transport ---
     /** NATS: connections established (the first, then every reconnect). */
     natsConnects: number
     /** NATS: times the connection to the server was lost (the client reconnects by itself). */

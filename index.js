@@ -8,17 +8,18 @@ const { Logger, LEVELS, resolveLevel } = require('./lib/logger.js')
 const { resolveOptions, nativeOptions, getRandomPort, codes: optionCodes } = require('./lib/options.js')
 const { ReplServer } = require('./lib/repl.js')
 
-const PROTOCOL_VERSION = 3
+// The wire protocol version spoken: Rust's (wire::PROTOCOL_VERSION), never a JS copy.
+const PROTOCOL_VERSION = binding.protocolVersion()
 const emitLocal = EventEmitter.prototype.emit
 // Events the instance emits on itself (start, stop, gap, newListener, ...):
 // emit() delivers them locally only, and the engine drops received ones. The
-// list is Rust's (src/protocol/names.rs); the protocol's own names start with
+// list is Rust's (crates/eventcast-engine/src/protocol/names.rs); the protocol's own names start with
 // PROTOCOL_PREFIX and cannot be emitted at all.
 const LOCAL_ONLY = new Set(binding.reservedEvents())
 const PROTOCOL_PREFIX = binding.protocolPrefix()
 // What each entry of a delivered batch is: an event is [name, ...args] (a
 // string first); anything else starts with a number, its tag. The numbers
-// are Rust's (src/binding/delivery.rs), read once here.
+// are Rust's (crates/eventcast-node/src/delivery.rs), read once here.
 const TAG = binding.batchTags()
 const TAG_ERROR = TAG.error
 const TAG_GAP = TAG.gap
@@ -35,7 +36,7 @@ binding.setDelivery(
 )
 
 // The emit path: emitArgs(slot, name, ...args), a plain function taking the
-// arguments as they are (src/binding/emit.rs says why).
+// arguments as they are (crates/eventcast-node/src/emit.rs says why).
 const emitArgs = binding.emitArgs
 
 const kNative = Symbol('eventcast.native')
@@ -178,7 +179,7 @@ class EventcastImpl extends EventEmitter {
 
   /**
    * `{host, port}`: what our datagrams carry as `meta.host`/`meta.port` (where
-   * 0.1.x peers send repair requests). Rust decides it (src/node/socket.rs,
+   * 0.1.x peers send repair requests). Rust decides it (crates/eventcast/src/socket.rs,
    * `advertised_addr`): `multicastInterface`, else a specific `address`, else
    * the first non-loopback IPv4 address, else 127.0.0.1; and the group port.
    */
@@ -294,7 +295,7 @@ class EventcastImpl extends EventEmitter {
       st.log.error(`start failed: ${failure.message}`, { code: failure.code })
       throw failureToError(failure)
     }
-    // Received datagrams are read on this thread from now on (see src/binding/watch.rs).
+    // Received datagrams are read on this thread from now on (see crates/eventcast-node/src/watch.rs).
     this[kNative].watch(onBatch)
     // Once started, a REPL the constructor opened is listening (or has logged why not).
     if (st.replListening) await st.replListening
@@ -329,7 +330,7 @@ class EventcastImpl extends EventEmitter {
   }
 
   _onBatch (batch) {
-    // One array per entry: [name, ...args] or [tag, a, b] (see src/binding/delivery.rs).
+    // One array per entry: [name, ...args] or [tag, a, b] (see crates/eventcast-node/src/delivery.rs).
     for (let i = 0; i < batch.length; i++) {
       const entry = batch[i]
       if (typeof entry[0] === 'string') { // an event, ready for emit.apply

@@ -1,5 +1,5 @@
 'use strict'
-// Send backpressure (issue 10): on a slow link the send queue is bounded
+// Send backpressure: on a slow link the send queue is bounded
 // (`sendQueueBytes`), emit throws EBACKPRESSURE once it is full, 'drain' says
 // when to emit again, and what is emitted after a drain leaves promptly.
 // The slow link is the addon's test hook (a token bucket in front of sendto).

@@ -1,5 +1,5 @@
 'use strict'
-// Issue 11 item 3: the tags of delivered batches (error, gap, done, drain;
+// The tags of delivered batches (error, gap, done, drain;
 // an event entry is [name, ...args], a string first) are defined once, in
 // Rust (crates/eventcast-node/src/delivery.rs), and index.js reads them through
 // binding.batchTags(). These tests fail when the two sides disagree: a tag
@@ -71,7 +71,7 @@ test('batch entries: an event entry [name, ...args] is emitted as is', async () 
 
 test('batch tags: index.js handles exactly the tags Rust defines, each as it means', async () => {
   assert.deepEqual(Object.keys(TAG).sort(), Object.keys(EFFECTS).sort(),
-    'a tag was added or removed in src/binding/delivery.rs: handle it in index.js _onBatch and here')
+    'a tag was added or removed in crates/eventcast-node/src/delivery.rs: handle it in index.js _onBatch and here')
   const Eventcast = require('..')
   for (const [name, effect] of Object.entries(EFFECTS)) {
     // A fresh, never started instance per tag: nothing but _onBatch is involved.

@@ -1,5 +1,5 @@
 'use strict'
-// The emit path, binding.emitArgs(slot, name, ...args) (src/binding/emit.rs):
+// The emit path, binding.emitArgs(slot, name, ...args) (crates/eventcast-node/src/emit.rs):
 // it takes a node by number, so every misuse must be a clear error, never a
 // crash; and an emit with many arguments takes them all.
 const test = require('node:test')

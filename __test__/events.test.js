@@ -181,7 +181,7 @@ test('stats() reports counters as numbers', async () => {
   await next(b, 'count')
   const s = a.stats()
   // index.d.ts declares exactly the counters the Rust struct has (one source of truth:
-  // src/protocol/stats.rs; this keeps the types from drifting).
+  // crates/eventcast-engine/src/protocol/stats.rs; this keeps the types from drifting).
   const dts = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8')
   const block = dts.slice(dts.indexOf('interface Stats {'))
   const keys = [...block.slice(0, block.indexOf('\n  }')).matchAll(/^ {4}(\w+): number$/gm)].map((m) => m[1])

@@ -122,7 +122,7 @@ async function flood (sock) {
   out({ type: 'done', datagrams, ms: ms1 + ms2, bytes: datagrams * cfg.chunkSize })
 }
 
-// Issue 10: a real node emits while datagrams forged in its name arrive:
+// A real node emits while datagrams forged in its name arrive:
 // heartbeats claiming it is at sn 2^40 (and refused numbers), events at a
 // far sn, and 0.1.x-style events whose seqId is 60,000 characters.
 async function forge (sock) {

@@ -1,5 +1,5 @@
 'use strict'
-// Issue 10, part B, against real nodes: what a node sends in reaction to
+// Against real nodes: what a node sends in reaction to
 // forged datagrams is bounded (see README "Encryption and security"). A raw
 // socket joined to the group forges the datagrams and counts what the victim
 // sends (by the victim's instance id in the meta); a real sender's events

@@ -1,5 +1,5 @@
 'use strict'
-// Issue 10, end to end (part C): deeply nested bodies and datagrams replayed
+// End to end (part C): deeply nested bodies and datagrams replayed
 // from another encrypted group, sent at real nodes. Before the fix a single
 // datagram nested 6,000 levels deep killed every node of the group (stack
 // overflow in the recursive BSON conversion), and a datagram sealed in

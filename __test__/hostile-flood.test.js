@@ -1,5 +1,5 @@
 'use strict'
-// Issue 4 item 5, at the node level: bogus partial messages from thousands of
+// At the node level: bogus partial messages from thousands of
 // fake senders cannot push reassembly past its limits (1024 partial messages,
 // 64 MiB by default); the oldest partials are evicted and counted in stats(),
 // and a real 1 MiB message sent during the flood still arrives. Retention of
@@ -12,7 +12,7 @@ const Eventcast = require('..')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const MiB = 1024 * 1024
-// The node's default limits (src/protocol/config.rs `Limits::default()`).
+// The node's default limits (crates/eventcast-engine/src/protocol/config.rs `Limits::default()`).
 const MAX_PARTIALS = 1024
 const MAX_REASSEMBLY = 64 * MiB
 const MAX_RETAINED = 128 * MiB

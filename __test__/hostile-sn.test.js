@@ -1,5 +1,5 @@
 'use strict'
-// Issue 10 (part A), end to end: a real node keeps emitting while datagrams
+// End to end: a real node keeps emitting while datagrams
 // forged in its name arrive — heartbeats claiming sn 2^40 and 2^40+1 (which
 // used to mute it for good), events at a far sn, heartbeats with refused
 // numbers (0, -1, ±2^63), and 0.1.x-style events whose seqId is 60,000

@@ -1,5 +1,5 @@
 'use strict'
-// Issue 4 item 4: a running node under >100,000 malformed datagrams
+// A running node under >100,000 malformed datagrams
 // interleaved with valid events. Every valid event arrives exactly once, the
 // process does not crash, RSS stays bounded, and stats() counts rejections.
 // The attacker runs in a child process (hostile-attacker.js) sending to the

@@ -1,5 +1,5 @@
 'use strict'
-// Issue 14, shared hosts: several nodes share one host and port; a 0.1.x
+// Shared hosts: several nodes share one host and port; a 0.1.x
 // receiver sends its repair request unicast to the sender's host:port, and
 // the kernel hands a unicast datagram to ONE of the sockets on that port. The
 // node that gets it without holding the data forwards it to the group once,

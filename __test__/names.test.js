@@ -1,9 +1,9 @@
 'use strict'
-// Issue 10, "reserved names": the events an instance emits on itself (start,
+// "reserved names": the events an instance emits on itself (start,
 // stop, gap, newListener, ...) stay local, received ones never reach the
 // application's lifecycle listeners, protocol names (__ec_*) cannot be
 // emitted, and a received 'error' reaches 'error' listeners only as an Error
-// with code EREMOTE. The list itself is Rust's (src/protocol/names.rs).
+// with code EREMOTE. The list itself is Rust's (crates/eventcast-engine/src/protocol/names.rs).
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const dgram = require('node:dgram')

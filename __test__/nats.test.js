@@ -40,7 +40,7 @@ test('options: transport, nats settings and EVENTCAST_TRANSPORT; multicast optio
   refused({ port: 9000, transport: 'nats://h', nats: { tls: { cert: 'c.pem' } } })
   refused({ port: 9000, transport: 'nats://h', nats: { colour: 'blue' } })
   refused({ port: 9000, transport: 'nats://h', nats: { token: 5 } })
-  // nats.group: the LAN group the key is bound to (issue 12), multicast only; not the subject.
+  // nats.group: the LAN group the key is bound to, multicast only; not the subject.
   const paired = resolveOptions({ port: 9000, transport: 'nats://h', nats: { group: '239.1.2.3' } }, env).config
   assert.equal(paired.nats.group, '239.1.2.3')
   assert.equal(paired.nats.subject, undefined)

@@ -1,5 +1,5 @@
 'use strict'
-// Issue 13: what a user gets from the published tarballs. scripts/pack.js packs
+// What a user gets from the published tarballs. scripts/pack.js packs
 // this machine's platform package (eventcast-<platform>, the addon built here)
 // and the main package exactly as the release publishes them; then each test
 // installs them into a fresh directory, the way a user's project would.

@@ -1,7 +1,7 @@
 'use strict'
-// The addon's tokio runtime is its own (src/binding/mod.rs `init_runtime`):
+// The addon's tokio runtime is its own (crates/eventcast-node/src/lib.rs `init_runtime`):
 // its workers are named `eventcast-rt` and each asks Linux for a 0.1 ms
-// scheduler slice (src/node/slice.rs), so a worker woken to publish or to hand
+// scheduler slice (crates/eventcast/src/slice.rs), so a worker woken to publish or to hand
 // a batch to JS preempts a busy CPU sooner. The README ("Performance") says so.
 const test = require('node:test')
 const assert = require('node:assert/strict')

@@ -1,5 +1,5 @@
 'use strict'
-// Supervised driver (issue 10): a panic in a driver task becomes an 'error'
+// Supervised driver: a panic in a driver task becomes an 'error'
 // with code EINTERNAL and a stopped node, never a node that looks alive and
 // is dead. The faults are injected through the addon's test hook.
 const test = require('node:test')

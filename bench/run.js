@@ -2,7 +2,7 @@
 'use strict'
 // `npm run bench`: eventcast against raw baselines, each side in its own process,
 // over loopback multicast inside a private network namespace. Prints a table of
-// every figure of issue 6 with min/median/max over repeats and the ratio
+// every figure with min/median/max over repeats and the ratio
 // ours/baseline. Never fails on a number; it reports.
 //
 //   npm run bench [-- --quick] [-- --repeats N] [-- --soak SECONDS] [-- --only a,b]

@@ -2,48 +2,32 @@
 // Options of eventcast 0.1.x: defaults, validation (TypeError/RangeError with
 // stable codes) and the resolved `config`. Unknown option names are ignored.
 const net = require('node:net')
-const { optionBounds } = require('../binding.js')
+const { optionBounds, optionTable } = require('../binding.js')
 const { resolveLevel } = require('./logger.js')
 
 const PORT_MIN = 49152
 const PORT_MAX = 65535
 
-const DEFAULTS = Object.freeze({
-  address: '0.0.0.0',
-  port: undefined, // random in 49152–65535
-  multicastMembership: '224.0.0.1',
-  multicastInterface: undefined, // any
-  multicastLoopback: true,
-  multicastTtl: 1,
-  replEnabled: false,
-  replPort: undefined, // random when the REPL is enabled
-  replHost: 'localhost',
-  encrypt: false,
-  maxPayloadSize: 1024,
-  messageTtl: 3000,
-  messageRetransmitAttempts: 3,
-  log: false,
-  logLevel: 'error',
-  sendQueueBytes: 8 * 1024 * 1024, // emit throws EBACKPRESSURE while this much waits to be sent
-  replMaxClients: 16, // REPL sessions at once; more connections are refused (replStats().refused)
-  replIdleTimeout: 10 * 60 * 1000 // ms without input before a REPL session is closed
-})
+/**
+ * Every option's default, from Rust's option table (`OPTION_TABLE` in
+ * crates/eventcast/src/option_table.rs, the one declaration of every option);
+ * `undefined` where the default is decided at start (a random port, any
+ * interface).
+ */
+const TABLE = optionTable()
+const DEFAULTS = Object.freeze(Object.fromEntries(TABLE.map((s) => [s.name, s.defaultJson == null ? undefined : JSON.parse(s.defaultJson)])))
 
 /**
- * `{option: [min, max]}` of the numeric options, inclusive: Rust's table
- * (`OPTION_BOUNDS` in src/node/options.rs), which the native side enforces
- * too. Read, never copied, so the two layers cannot disagree.
+ * `{option: [min, max]}` of the numeric options the native side checks too,
+ * inclusive (`OPTION_BOUNDS`, the table's bounded options but the REPL's).
  */
 const BOUNDS = Object.freeze(Object.fromEntries(optionBounds().map((b) => [b.option, Object.freeze([b.min, b.max])])))
 
 /**
- * Bounds of the options only this JS face has: the REPL lives in JS, the
- * native side never sees them (so they are not in Rust's table).
+ * Bounds of the options only this JS face has (the REPL's): in the same
+ * table, but the native side never sees them.
  */
-const JS_BOUNDS = Object.freeze({
-  replMaxClients: Object.freeze([1, 1024]),
-  replIdleTimeout: Object.freeze([100, 24 * 3600 * 1000])
-})
+const JS_BOUNDS = Object.freeze(Object.fromEntries(TABLE.filter((s) => s.min != null && !BOUNDS[s.name]).map((s) => [s.name, Object.freeze([s.min, s.max])])))
 
 /** Options that only mean something on multicast; with a NATS transport they are an error. */
 const MULTICAST_ONLY = Object.freeze(['address', 'multicastMembership', 'multicastInterface', 'multicastLoopback', 'multicastTtl', 'maxPayloadSize'])

@@ -5,6 +5,8 @@
 // `npm run test:lab` (this script with --lab): the long runs, the network lab
 // (namespaced hosts with packet loss, `__test__/lab.test.js`, tests/lab/) and
 // the install that builds the addon from source.
+// The Rust test binaries run several at a time (most of their time is spent
+// waiting on sockets, servers and timers): EVENTCAST_TEST_JOBS, default 3.
 // Either way the last line counts what passed, failed and was skipped, a
 // skipped test with its reason in the line before: a test that could not run
 // is never counted as passed.
@@ -55,20 +57,85 @@ function step (title, cmd, argv, skipped, totals, env = process.env) {
       process.stdout.write(chunk)
       const lines = (rest + chunk.toString('utf8')).split('\n')
       rest = lines.pop()
-      for (const line of lines) {
-        for (const { re, fmt } of SKIP_PATTERNS) {
-          const m = line.match(re)
-          if (m) skipped.push(`${title}: ${fmt(m)}`)
-        }
-        for (const { re, add } of COUNT_PATTERNS) {
-          const m = line.match(re)
-          if (m) add(totals, m, line)
-        }
-      }
+      for (const line of lines) scan(title, line, skipped, totals)
     })
     child.on('error', (err) => { console.error(`[eventcast] ${cmd}: ${err.message}`); resolve(1) })
     child.on('close', (code) => resolve(code === null ? 1 : code))
   })
+}
+
+/** Counts and skips in one finished output (see `step`). */
+function scan (title, text, skipped, totals) {
+  for (const line of text.split('\n')) {
+    for (const { re, fmt } of SKIP_PATTERNS) {
+      const m = line.match(re)
+      if (m) skipped.push(`${title}: ${fmt(m)}`)
+    }
+    for (const { re, add } of COUNT_PATTERNS) {
+      const m = line.match(re)
+      if (m) add(totals, m, line)
+    }
+  }
+}
+
+/** Runs `cmd argv` to the end, collecting its output. Resolves with `{code, out, ms}`. */
+function collect (cmd, argv, opts) {
+  const t0 = Date.now()
+  return new Promise((resolve) => {
+    const child = spawn(cmd, argv, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] })
+    const out = []
+    child.stdout.on('data', (c) => out.push(c))
+    child.stderr.on('data', (c) => out.push(c))
+    child.on('error', (err) => resolve({ code: 1, out: `${cmd}: ${err.message}\n`, ms: Date.now() - t0 }))
+    child.on('close', (code) => resolve({ code: code === null ? 1 : code, out: Buffer.concat(out).toString('utf8'), ms: Date.now() - t0 }))
+  })
+}
+
+/**
+ * Test binaries known to take long (tens of seconds, mostly waiting): started
+ * first, so the run ends when the others have filled the gaps.
+ */
+const SLOW_FIRST = ['node_hostile_ids', 'nats_bridge', 'nats_bundle', 'fuzz_decode', 'nats_transport', 'cli_roundtrip', 'nats_hostile_repair', 'eventcast_engine', 'nats_resilience']
+
+/**
+ * `cargo test --workspace --no-fail-fast`, with the test binaries run
+ * `jobs` at a time: builds them (cargo's JSON names each executable and its
+ * package), runs each in its package's directory as cargo would, prints each
+ * one's output whole when it ends, then the doc tests.
+ */
+async function rustTests (skipped, totals, env, jobs) {
+  const title = 'Rust tests'
+  console.log(`\n[eventcast] ${title}: cargo test --workspace --no-fail-fast, ${jobs} test binaries at a time`)
+  const build = spawnSync('cargo', ['test', '--workspace', '--no-run', '--message-format=json-render-diagnostics'], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 256 << 20 })
+  if (build.status !== 0) return build.status || 1
+  const bins = []
+  for (const line of build.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue
+    const msg = JSON.parse(line)
+    if (msg.reason === 'compiler-artifact' && msg.executable && msg.profile.test) {
+      bins.push({ name: msg.target.name, exe: msg.executable, dir: path.dirname(msg.manifest_path), kind: msg.target.kind[0] })
+    }
+  }
+  const rank = (b) => { const i = SLOW_FIRST.indexOf(b.name); return i < 0 ? SLOW_FIRST.length : i }
+  bins.sort((a, b) => rank(a) - rank(b))
+  let status = 0
+  let next = 0
+  const worker = async () => {
+    while (next < bins.length) {
+      const b = bins[next++]
+      const r = await collect(b.exe, [], { cwd: b.dir, env: { ...env, CARGO_MANIFEST_DIR: b.dir } })
+      const label = b.kind === 'lib' ? `unittests ${path.relative(root, b.dir)}` : `${path.relative(root, b.dir)}/tests/${b.name}.rs`
+      process.stdout.write(`     Running ${label} (${path.relative(root, b.exe)}, ${(r.ms / 1000).toFixed(1)} s)\n${r.out}`)
+      scan(title, r.out, skipped, totals)
+      if (r.code !== 0) {
+        status = r.code
+        console.log(`[eventcast] FAILED: ${label} exited with ${r.code}`)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, jobs) }, worker))
+  const doc = await step(`${title} (doc)`, 'cargo', ['test', '--workspace', '--doc', '--no-fail-fast'], skipped, totals, env)
+  return status || doc
 }
 
 // Keep the multicast route in place even when the caller made the namespace.
@@ -80,12 +147,13 @@ async function main () {
   const totals = { passed: 0, failed: 0, skipped: 0 }
   let status = 0
   if (!lab && !args.includes('--node-only')) {
-    // Rust tests that cannot run say so in this file (src/skip_report.rs):
+    // Rust tests that cannot run say so in this file (crates/eventcast/src/skip_report.rs):
     // cargo would count them as passed.
     const skipLog = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'eventcast-test-')), 'skipped.txt')
     const env = { ...process.env, EVENTCAST_SKIP_LOG: skipLog }
     // --no-fail-fast: one failing test binary must not hide the others' results.
-    status = (await step('Rust tests', 'cargo', ['test', '--workspace', '--no-fail-fast'], skipped, totals, env)) || status
+    const jobs = Number(process.env.EVENTCAST_TEST_JOBS) || 3
+    status = (await rustTests(skipped, totals, env, jobs)) || status
     const rustSkips = fs.existsSync(skipLog) ? fs.readFileSync(skipLog, 'utf8').split('\n').filter(Boolean) : []
     for (const line of rustSkips) skipped.push(`Rust tests: ${line}`)
     totals.passed -= rustSkips.length

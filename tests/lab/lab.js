@@ -264,7 +264,7 @@ async function scenario ({ name, loss, count, rate, size = 0, senders, receivers
   return result
 }
 
-// ---- required results (issue 4) ----------------------------------------------
+// ---- required results ----------------------------------------------
 function exactlyOnce (row) {
   const p = []
   if (row.delivered !== row.sent) p.push(`delivered ${row.delivered}/${row.sent}`)

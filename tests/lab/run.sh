@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The eventcast network lab (issue 4): as root, builds 4 hosts in network
+# The eventcast network lab: as root, builds 4 hosts in network
 # namespaces joined by a bridge (netlab.sh), then lab.js runs Node and Rust CLI
 # peers on them under nftables loss and prints the results table.
 #

@@ -286,7 +286,7 @@ async fn encrypted_nats_node(port: u16, url: &str, group: Option<Ipv4Addr>) -> E
     n
 }
 
-/// Issue 12: the key is bound to group and port, so an encrypted LAN on a
+/// The key is bound to group and port, so an encrypted LAN on a
 /// group other than 224.0.0.1 pairs with NATS nodes that name that group
 /// (`nats.group`); NATS nodes bound to another group (the default, or any
 /// other) refuse the bridged datagrams and their own cannot reach the LAN.

@@ -1,5 +1,5 @@
 //! Fuzzing on the stable toolchain: the `cargo test` stand-in for the cargo-fuzz
-//! targets in `fuzz/` (issue 4, item 4).
+//! targets in `fuzz/`.
 //!
 //! * `endpoint_survives_hostile_datagrams`: 100,000 datagrams (and 20,000 at a legacy-encrypting endpoint) — random bytes,
 //!   mutated valid datagrams (bit flips, truncation, metaLength past the end,

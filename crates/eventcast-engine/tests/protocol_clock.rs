@@ -2,7 +2,7 @@
 //! `SystemTime::now()`, these tests a fixed time), never a silent 1970, and a
 //! clock before 1970 is an error with a code (`ECLOCK`).
 //!
-//! (Before issue 11 an endpoint had no wall clock until `set_wall_clock`, and
+//! (An endpoint once had no wall clock until `set_wall_clock`, and
 //! one never given it stamped its repair requests with 1970-01-01, which
 //! secure peers drop as replays. These tests need the new constructor, so
 //! they cannot run against the old code.)

@@ -1,4 +1,4 @@
-//! Real eventcast 0.1.2 datagrams (tests/fixtures, from ../shared/vectors) through `Endpoint::handle_datagram`:
+//! Real eventcast 0.1.2 datagrams (crates/eventcast-engine/tests/fixtures, from ../shared/vectors) through `Endpoint::handle_datagram`:
 //! every chunk order, with duplicates, plain and legacy-encrypted, and a 0.1.x
 //! repair request that must be answered on the group.
 

@@ -1,4 +1,4 @@
-//! Issue 10, authenticated scheme: keys are bound to the group (address and
+//! Authenticated scheme: keys are bound to the group (address and
 //! port), so a datagram sealed in another group with the same passphrase is
 //! refused (`rejected_decrypt`).
 

@@ -1,4 +1,4 @@
-//! Issue 10, authenticated scheme: a freshly started node refuses datagrams
+//! Authenticated scheme: a freshly started node refuses datagrams
 //! sent before its start (minus the clock skew allowance). It has no `sn`
 //! history yet, so it could otherwise not tell such a datagram from a replay.
 

@@ -1,4 +1,4 @@
-//! Issue 10, part B: what a node sends in reaction to the network is bounded
+//! What a node sends in reaction to the network is bounded
 //! by what it received and by its own rate (see the `repair` module docs).
 //!
 //! The bound checked here, over a whole run, for a node fed arbitrary forged

@@ -1,4 +1,4 @@
-//! Hostile identifiers at the engine (issue 10): sender ids and `seqId`s
+//! Hostile identifiers at the engine: sender ids and `seqId`s
 //! that are not what the protocol says (16 and 40 lower-case hex chars) are
 //! refused at decode and counted as `rejectedMalformed`, whatever their size
 //! (a 60,000-char `seqId` used to be stored twice in the done set, uncharged);

@@ -1,4 +1,4 @@
-//! Hostile `sn` values at the engine (issue 10): forged heartbeats and events
+//! Hostile `sn` values at the engine: forged heartbeats and events
 //! carrying a real sender's id with far, huge, zero or negative numbers never
 //! mute that sender nor report a forged gap; a sender that really moved far
 //! ahead (the receiver missed 100,000 of its messages) is reported as a gap
@@ -290,7 +290,7 @@ proptest! {
     /// the claim that a numbering is young never panics the engine nor
     /// mutes the real sender, and opens no gap larger than a window. (Forged
     /// numbers near the real ones are another matter, with or without
-    /// `snAge`: plaintext has no integrity; `tests/sim_join.rs` and
+    /// `snAge`: plaintext has no integrity; `crates/eventcast-engine/tests/sim_join.rs` and
     /// `sim_budget` bound what a young claim near the start costs.)
     #[test]
     fn forged_sn_age_never_panics_nor_mutes(

@@ -1,4 +1,4 @@
-//! Lab-sized runs in simulation (the multi-host lab's workloads, issue 4):
+//! Lab-sized runs in simulation (the multi-host lab's workloads):
 //! 10,000 small events and 50 messages of 1 MiB, one sender, two receivers.
 //! Ignored by default (slow in debug builds): `cargo test --test sim_lab -- --ignored`.
 

@@ -121,7 +121,7 @@ fn chunk_group_with_all_but_one_chunk_lost_expires_as_gap() {
     // Of a known sender (one that delivered an event here before, or 8
     // chunks of one message): retried and reported. Of a sender never heard
     // from: a one-chunk partial is what a forgery looks like, so it gets one
-    // request and is only counted (before issue 10 it got 4 requests and a
+    // request and is only counted (before the hardening it got 4 requests and a
     // 'gap' event; that was the bug).
     for (known, chunks) in [(true, 1), (false, 1), (false, 8)] {
         let mut net = Network::new(50);

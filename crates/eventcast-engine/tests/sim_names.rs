@@ -1,4 +1,4 @@
-//! Reserved and protocol event names (src/protocol/names.rs): they never
+//! Reserved and protocol event names (crates/eventcast-engine/src/protocol/names.rs): they never
 //! travel, and received ones never reach listeners.
 
 use bson::Bson;

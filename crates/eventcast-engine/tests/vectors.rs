@@ -1,4 +1,4 @@
-//! Decodes the real eventcast 0.1.2 datagrams of `tests/fixtures` and checks
+//! Decodes the real eventcast 0.1.2 datagrams of `crates/eventcast-engine/tests/fixtures` and checks
 //! that our encoder reproduces them byte for byte from the decoded values.
 
 use bson::raw::RawDocument;
@@ -25,7 +25,7 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn fixtures_match_the_shared_originals() {
-    // The fixtures are copies (tests/fixtures/README.md); where the steering
+    // The fixtures are copies (crates/eventcast-engine/tests/fixtures/README.md); where the steering
     // repository's shared/ folder is beside the checkout, they must not drift.
     let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
     let pairs = [("vectors/eventcast-0.1.2.json", "eventcast-0.1.2.json"), ("PROTOCOL.md", "PROTOCOL.md")];
@@ -36,7 +36,7 @@ fn fixtures_match_the_shared_originals() {
         };
         let b =
             std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(copy)).unwrap();
-        assert!(a == b, "tests/fixtures/{copy} differs from ../shared/{original}");
+        assert!(a == b, "crates/eventcast-engine/tests/fixtures/{copy} differs from ../shared/{original}");
     }
 }
 

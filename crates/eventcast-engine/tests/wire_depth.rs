@@ -1,4 +1,4 @@
-//! Issue 10, hostile nesting: bodies nested up to a million levels deep
+//! Hostile nesting: bodies nested up to a million levels deep
 //! (documents and arrays mixed) through `decode_body` and the whole engine
 //! (`Endpoint::handle_datagram`, chunked and reassembled). Before the
 //! iterative depth check, 6,000 levels overflowed the stack (SIGSEGV) in the

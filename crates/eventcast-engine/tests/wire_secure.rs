@@ -1,4 +1,4 @@
-//! The authenticated scheme (issue 5): wrong keys, tampering, foreign datagrams.
+//! The authenticated scheme: wrong keys, tampering, foreign datagrams.
 
 #[path = "support/vectors.rs"]
 mod vectors;

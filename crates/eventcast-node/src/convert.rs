@@ -51,9 +51,9 @@ pub enum ConvError {
     Napi(String),
 }
 
-type R<T> = Result<T, ConvError>;
+type ConvResult<T> = Result<T, ConvError>;
 
-fn check(env: sys::napi_env, status: sys::napi_status, what: &str) -> R<()> {
+fn check(env: sys::napi_env, status: sys::napi_status, what: &str) -> ConvResult<()> {
     if status == sys::Status::napi_ok {
         return Ok(());
     }
@@ -68,7 +68,7 @@ fn check(env: sys::napi_env, status: sys::napi_status, what: &str) -> R<()> {
     }
 }
 
-macro_rules! ck {
+macro_rules! napi_check {
     ($env:expr, $call:expr, $what:literal) => {
         // SAFETY: every `ck!` is a Node-API call with the env of the call being
         // converted and values made in it (`raw.rs`, rules 1 and 2), writing to
@@ -100,10 +100,10 @@ impl<'a> ToBson<'a> {
 
     /// Writes the body `{payload: [...]}` of the JS array `array` (emit arguments).
     /// On error, the buffer holds a partial document: discard it.
-    pub fn body(mut self, array: sys::napi_value) -> R<ArgsBody<'a>> {
+    pub fn body(mut self, array: sys::napi_value) -> ConvResult<ArgsBody<'a>> {
         let env = self.env;
         let mut is_array = false;
-        ck!(env, sys::napi_is_array(env, array, &mut is_array), "napi_is_array");
+        napi_check!(env, sys::napi_is_array(env, array, &mut is_array), "napi_is_array");
         if !is_array {
             return Err(ConvError::Payload("emit arguments must be an array".into()));
         }
@@ -115,14 +115,19 @@ impl<'a> ToBson<'a> {
     /// Writes the body `{payload: [...]}` of `values`, the emit arguments as
     /// they were passed to a call (no JS array in between).
     /// The bytes the buffer held before the body come back with it.
-    pub fn body_of(mut self, values: &[sys::napi_value]) -> R<(&'a [u8], ArgsBody<'a>)> {
+    pub fn body_of(mut self, values: &[sys::napi_value]) -> ConvResult<(&'a [u8], ArgsBody<'a>)> {
         self.elements(values.len(), |i| Ok(values[i]), 0)?;
         self.out.finish_after().map_err(payload)
     }
 
     /// Writes `len` elements, element `i` being `get(i)`, into the innermost
     /// open array (the arguments at `depth` 0).
-    fn elements(&mut self, len: usize, mut get: impl FnMut(usize) -> R<sys::napi_value>, depth: usize) -> R<()> {
+    fn elements(
+        &mut self,
+        len: usize,
+        mut get: impl FnMut(usize) -> ConvResult<sys::napi_value>,
+        depth: usize,
+    ) -> ConvResult<()> {
         for i in 0..len {
             let v = get(i)?;
             self.value(Key::Index(i), v, depth)?;
@@ -131,27 +136,27 @@ impl<'a> ToBson<'a> {
     }
 
     /// Writes one JS value as element `key`; `depth` counts enclosing arrays/objects.
-    fn value(&mut self, key: Key<'_>, v: sys::napi_value, depth: usize) -> R<()> {
+    fn value(&mut self, key: Key<'_>, v: sys::napi_value, depth: usize) -> ConvResult<()> {
         let env = self.env;
         let mut ty = 0;
-        ck!(env, sys::napi_typeof(env, v, &mut ty), "napi_typeof");
+        napi_check!(env, sys::napi_typeof(env, v, &mut ty), "napi_typeof");
         match ty {
             sys::ValueType::napi_undefined | sys::ValueType::napi_null => self.out.null(key).map_err(payload),
             sys::ValueType::napi_boolean => {
                 let mut b = false;
-                ck!(env, sys::napi_get_value_bool(env, v, &mut b), "napi_get_value_bool");
+                napi_check!(env, sys::napi_get_value_bool(env, v, &mut b), "napi_get_value_bool");
                 self.out.boolean(key, b).map_err(payload)
             }
             sys::ValueType::napi_number => {
                 let mut n = 0f64;
-                ck!(env, sys::napi_get_value_double(env, v, &mut n), "napi_get_value_double");
+                napi_check!(env, sys::napi_get_value_double(env, v, &mut n), "napi_get_value_double");
                 self.out.number(key, n).map_err(payload)
             }
             sys::ValueType::napi_string => self.out.string_with(key, |out| append_js_string(env, v, out).map(|_| ())),
             sys::ValueType::napi_bigint => {
                 let mut n = 0i64;
                 let mut lossless = false;
-                ck!(
+                napi_check!(
                     env,
                     sys::napi_get_value_bigint_int64(env, v, &mut n, &mut lossless),
                     "napi_get_value_bigint_int64"
@@ -168,7 +173,7 @@ impl<'a> ToBson<'a> {
         }
     }
 
-    fn binary(&mut self, key: Key<'_>, data: *mut c_void, len: usize) -> R<()> {
+    fn binary(&mut self, key: Key<'_>, data: *mut c_void, len: usize) -> ConvResult<()> {
         let bytes: &[u8] = if data.is_null() || len == 0 {
             &[]
         } else {
@@ -180,38 +185,38 @@ impl<'a> ToBson<'a> {
         self.out.binary(key, bytes).map_err(payload)
     }
 
-    fn object(&mut self, key: Key<'_>, v: sys::napi_value, depth: usize) -> R<()> {
+    fn object(&mut self, key: Key<'_>, v: sys::napi_value, depth: usize) -> ConvResult<()> {
         let env = self.env;
         if depth >= MAX_DEPTH {
             return Err(ConvError::Payload(format!("nesting deeper than {MAX_DEPTH} levels (circular structure?)")));
         }
         let mut yes = false;
-        ck!(env, sys::napi_is_array(env, v, &mut yes), "napi_is_array");
+        napi_check!(env, sys::napi_is_array(env, v, &mut yes), "napi_is_array");
         if yes {
             self.out.begin_array(key).map_err(payload)?;
             let len = array_length(env, v)?;
             self.elements(len, |i| element(env, v, i), depth + 1)?;
             return self.out.end().map_err(payload);
         }
-        ck!(env, sys::napi_is_typedarray(env, v, &mut yes), "napi_is_typedarray");
+        napi_check!(env, sys::napi_is_typedarray(env, v, &mut yes), "napi_is_typedarray");
         if yes {
             let (data, len) = typedarray_bytes(env, v)?;
             return self.binary(key, data, len);
         }
-        ck!(env, sys::napi_is_date(env, v, &mut yes), "napi_is_date");
+        napi_check!(env, sys::napi_is_date(env, v, &mut yes), "napi_is_date");
         if yes {
             let mut t = 0f64;
-            ck!(env, sys::napi_get_date_value(env, v, &mut t), "napi_get_date_value");
+            napi_check!(env, sys::napi_get_date_value(env, v, &mut t), "napi_get_date_value");
             if !t.is_finite() {
                 return Err(ConvError::Payload("an invalid Date cannot be sent".into()));
             }
             return self.out.date(key, t as i64).map_err(payload);
         }
-        ck!(env, sys::napi_is_arraybuffer(env, v, &mut yes), "napi_is_arraybuffer");
+        napi_check!(env, sys::napi_is_arraybuffer(env, v, &mut yes), "napi_is_arraybuffer");
         if yes {
             let mut data = ptr::null_mut();
             let mut len = 0usize;
-            ck!(env, sys::napi_get_arraybuffer_info(env, v, &mut data, &mut len), "napi_get_arraybuffer_info");
+            napi_check!(env, sys::napi_get_arraybuffer_info(env, v, &mut data, &mut len), "napi_get_arraybuffer_info");
             return self.binary(key, data, len);
         }
         if self.is_regexp(v)? {
@@ -221,7 +226,7 @@ impl<'a> ToBson<'a> {
         }
         // A plain (or class-instance) object: its own enumerable string keys.
         let mut keys = ptr::null_mut();
-        ck!(
+        napi_check!(
             env,
             sys::napi_get_all_property_names(
                 env,
@@ -243,7 +248,7 @@ impl<'a> ToBson<'a> {
             name.clear();
             append_js_string(env, k, &mut name)?;
             let mut val = ptr::null_mut();
-            ck!(env, sys::napi_get_property(env, v, k, &mut val), "napi_get_property");
+            napi_check!(env, sys::napi_get_property(env, v, k, &mut val), "napi_get_property");
             // A key holding NUL is refused by the writer (`EPAYLOAD`).
             self.value(Key::Name(&name), val, depth + 1)?;
         }
@@ -251,20 +256,20 @@ impl<'a> ToBson<'a> {
         self.out.end().map_err(payload)
     }
 
-    fn is_regexp(&mut self, v: sys::napi_value) -> R<bool> {
+    fn is_regexp(&mut self, v: sys::napi_value) -> ConvResult<bool> {
         let env = self.env;
         if self.regexp.is_null() {
             self.regexp = global(env, c"RegExp")?;
         }
         let mut yes = false;
-        ck!(env, sys::napi_instanceof(env, v, self.regexp, &mut yes), "napi_instanceof");
+        napi_check!(env, sys::napi_instanceof(env, v, self.regexp, &mut yes), "napi_instanceof");
         Ok(yes)
     }
 
-    fn string_property(&mut self, v: sys::napi_value, name: &std::ffi::CStr) -> R<String> {
+    fn string_property(&mut self, v: sys::napi_value, name: &std::ffi::CStr) -> ConvResult<String> {
         let env = self.env;
         let mut p = ptr::null_mut();
-        ck!(env, sys::napi_get_named_property(env, v, name.as_ptr(), &mut p), "napi_get_named_property");
+        napi_check!(env, sys::napi_get_named_property(env, v, name.as_ptr(), &mut p), "napi_get_named_property");
         js_string(env, p)
     }
 }
@@ -284,32 +289,36 @@ impl From<eventcast::Error> for ConvError {
 }
 
 /// The length of the JS array `array`.
-fn array_length(env: sys::napi_env, array: sys::napi_value) -> R<usize> {
+fn array_length(env: sys::napi_env, array: sys::napi_value) -> ConvResult<usize> {
     let mut len = 0u32;
-    ck!(env, sys::napi_get_array_length(env, array, &mut len), "napi_get_array_length");
+    napi_check!(env, sys::napi_get_array_length(env, array, &mut len), "napi_get_array_length");
     Ok(len as usize)
 }
 
 /// Element `i` of the JS array `array`.
-fn element(env: sys::napi_env, array: sys::napi_value, i: usize) -> R<sys::napi_value> {
+fn element(env: sys::napi_env, array: sys::napi_value, i: usize) -> ConvResult<sys::napi_value> {
     let mut el = ptr::null_mut();
-    ck!(env, sys::napi_get_element(env, array, i as u32, &mut el), "napi_get_element");
+    napi_check!(env, sys::napi_get_element(env, array, i as u32, &mut el), "napi_get_element");
     Ok(el)
 }
 
 /// Appends a JS string's UTF-8 (lone surrogates become U+FFFD) to `out`, no
 /// terminator; returns the number of bytes appended. One UTF-16 length query,
 /// then one copy straight into `out` (at most 3 UTF-8 bytes per UTF-16 unit).
-pub fn append_js_string(env: sys::napi_env, v: sys::napi_value, out: &mut Vec<u8>) -> R<usize> {
+pub fn append_js_string(env: sys::napi_env, v: sys::napi_value, out: &mut Vec<u8>) -> ConvResult<usize> {
     let mut units = 0usize;
-    ck!(env, sys::napi_get_value_string_utf16(env, v, ptr::null_mut(), 0, &mut units), "napi_get_value_string_utf16");
+    napi_check!(
+        env,
+        sys::napi_get_value_string_utf16(env, v, ptr::null_mut(), 0, &mut units),
+        "napi_get_value_string_utf16"
+    );
     let room = units * 3 + 1;
     out.reserve(room);
     let at = out.len();
     let mut written = 0usize;
     // SAFETY: `reserve` made room for `room` bytes past `len`; Node-API writes at
     // most `room` bytes (including its NUL) and reports how many it wrote before it.
-    ck!(
+    napi_check!(
         env,
         sys::napi_get_value_string_utf8(env, v, out.as_mut_ptr().add(at).cast(), room, &mut written),
         "napi_get_value_string_utf8"
@@ -320,12 +329,16 @@ pub fn append_js_string(env: sys::napi_env, v: sys::napi_value, out: &mut Vec<u8
 }
 
 /// Reads a JS string as UTF-8 (lone surrogates become U+FFFD).
-pub fn js_string(env: sys::napi_env, v: sys::napi_value) -> R<String> {
+pub fn js_string(env: sys::napi_env, v: sys::napi_value) -> ConvResult<String> {
     let mut len = 0usize;
-    ck!(env, sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len), "napi_get_value_string_utf8");
+    napi_check!(
+        env,
+        sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len),
+        "napi_get_value_string_utf8"
+    );
     let mut buf = vec![0u8; len + 1];
     let mut written = 0usize;
-    ck!(
+    napi_check!(
         env,
         sys::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), len + 1, &mut written),
         "napi_get_value_string_utf8"
@@ -335,13 +348,13 @@ pub fn js_string(env: sys::napi_env, v: sys::napi_value) -> R<String> {
 }
 
 /// The data pointer and byte length of a TypedArray (Buffer, Uint8Array, ...).
-fn typedarray_bytes(env: sys::napi_env, v: sys::napi_value) -> R<(*mut c_void, usize)> {
+fn typedarray_bytes(env: sys::napi_env, v: sys::napi_value) -> ConvResult<(*mut c_void, usize)> {
     let mut ty = 0;
     let mut len = 0usize;
     let mut data = ptr::null_mut();
     let mut ab = ptr::null_mut();
     let mut offset = 0usize;
-    ck!(
+    napi_check!(
         env,
         sys::napi_get_typedarray_info(env, v, &mut ty, &mut len, &mut data, &mut ab, &mut offset),
         "napi_get_typedarray_info"
@@ -357,11 +370,11 @@ fn typedarray_bytes(env: sys::napi_env, v: sys::napi_value) -> R<(*mut c_void, u
     Ok((data, len * size))
 }
 
-fn global(env: sys::napi_env, name: &std::ffi::CStr) -> R<sys::napi_value> {
+fn global(env: sys::napi_env, name: &std::ffi::CStr) -> ConvResult<sys::napi_value> {
     let mut g = ptr::null_mut();
-    ck!(env, sys::napi_get_global(env, &mut g), "napi_get_global");
+    napi_check!(env, sys::napi_get_global(env, &mut g), "napi_get_global");
     let mut v = ptr::null_mut();
-    ck!(env, sys::napi_get_named_property(env, g, name.as_ptr(), &mut v), "napi_get_named_property");
+    napi_check!(env, sys::napi_get_named_property(env, g, name.as_ptr(), &mut v), "napi_get_named_property");
     Ok(v)
 }
 
@@ -402,7 +415,7 @@ impl ToJs {
 
     /// Runs `f` one array/object level deeper, refusing more than
     /// `MAX_DEPTH + 1` levels (an arguments array and arguments nested `MAX_DEPTH` deep).
-    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> R<T> {
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> ConvResult<T>) -> ConvResult<T> {
         if self.depth > MAX_DEPTH {
             return Err(ConvError::Payload(format!("nesting deeper than {MAX_DEPTH} levels")));
         }
@@ -413,26 +426,26 @@ impl ToJs {
     }
 
     /// A JS array of the converted values.
-    pub fn array(&mut self, values: &[Bson]) -> R<sys::napi_value> {
+    pub fn array(&mut self, values: &[Bson]) -> ConvResult<sys::napi_value> {
         self.nested(|js| js.array_level(values))
     }
 
-    fn array_level(&mut self, values: &[Bson]) -> R<sys::napi_value> {
+    fn array_level(&mut self, values: &[Bson]) -> ConvResult<sys::napi_value> {
         let env = self.env;
         let mut arr = ptr::null_mut();
-        ck!(env, sys::napi_create_array_with_length(env, values.len(), &mut arr), "napi_create_array");
+        napi_check!(env, sys::napi_create_array_with_length(env, values.len(), &mut arr), "napi_create_array");
         for (i, v) in values.iter().enumerate() {
             let js = self.value(v)?;
-            ck!(env, sys::napi_set_element(env, arr, i as u32, js), "napi_set_element");
+            napi_check!(env, sys::napi_set_element(env, arr, i as u32, js), "napi_set_element");
         }
         Ok(arr)
     }
 
     /// A JS string.
-    pub fn string(&mut self, s: &str) -> R<sys::napi_value> {
+    pub fn string(&mut self, s: &str) -> ConvResult<sys::napi_value> {
         let env = self.env;
         let mut out = ptr::null_mut();
-        ck!(
+        napi_check!(
             env,
             sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out),
             "napi_create_string_utf8"
@@ -441,25 +454,28 @@ impl ToJs {
     }
 
     /// A JS number.
-    pub fn number(&mut self, n: f64) -> R<sys::napi_value> {
+    pub fn number(&mut self, n: f64) -> ConvResult<sys::napi_value> {
         let env = self.env;
         let mut out = ptr::null_mut();
-        ck!(env, sys::napi_create_double(env, n, &mut out), "napi_create_double");
+        napi_check!(env, sys::napi_create_double(env, n, &mut out), "napi_create_double");
         Ok(out)
     }
 
-    fn null(&mut self) -> R<sys::napi_value> {
+    fn null(&mut self) -> ConvResult<sys::napi_value> {
         let env = self.env;
         let mut out = ptr::null_mut();
-        ck!(env, sys::napi_get_null(env, &mut out), "napi_get_null");
+        napi_check!(env, sys::napi_get_null(env, &mut out), "napi_get_null");
         Ok(out)
     }
 
     /// A JS object from `(key, value)` pairs.
-    pub fn object<'a>(&mut self, fields: impl IntoIterator<Item = (&'a str, sys::napi_value)>) -> R<sys::napi_value> {
+    pub fn object<'a>(
+        &mut self,
+        fields: impl IntoIterator<Item = (&'a str, sys::napi_value)>,
+    ) -> ConvResult<sys::napi_value> {
         let env = self.env;
         let mut obj = ptr::null_mut();
-        ck!(env, sys::napi_create_object(env, &mut obj), "napi_create_object");
+        napi_check!(env, sys::napi_create_object(env, &mut obj), "napi_create_object");
         for (k, v) in fields {
             let key = self.string(k)?;
             self.set_field(obj, k, key, v)?;
@@ -472,10 +488,16 @@ impl ToJs {
     /// assignment (`napi_set_property`) of `__proto__` runs
     /// `Object.prototype`'s setter instead: a received key would choose the
     /// object's prototype. Only that key takes the slower defining call.
-    fn set_field(&mut self, obj: sys::napi_value, name: &str, key: sys::napi_value, value: sys::napi_value) -> R<()> {
+    fn set_field(
+        &mut self,
+        obj: sys::napi_value,
+        name: &str,
+        key: sys::napi_value,
+        value: sys::napi_value,
+    ) -> ConvResult<()> {
         let env = self.env;
         if name != "__proto__" {
-            ck!(env, sys::napi_set_property(env, obj, key, value), "napi_set_property");
+            napi_check!(env, sys::napi_set_property(env, obj, key, value), "napi_set_property");
             return Ok(());
         }
         let descriptor = sys::napi_property_descriptor {
@@ -491,12 +513,12 @@ impl ToJs {
             data: ptr::null_mut(),
         };
         // `descriptor` is one live local, read by Node-API during the call only.
-        ck!(env, sys::napi_define_properties(env, obj, 1, &descriptor), "napi_define_properties");
+        napi_check!(env, sys::napi_define_properties(env, obj, 1, &descriptor), "napi_define_properties");
         Ok(())
     }
 
     /// Converts one BSON value.
-    pub fn value(&mut self, v: &Bson) -> R<sys::napi_value> {
+    pub fn value(&mut self, v: &Bson) -> ConvResult<sys::napi_value> {
         let env = self.env;
         let mut out = ptr::null_mut();
         match v {
@@ -506,16 +528,16 @@ impl ToJs {
                 if n.unsigned_abs() <= 1u64 << 53 {
                     return self.number(*n as f64);
                 }
-                ck!(env, sys::napi_create_bigint_int64(env, *n, &mut out), "napi_create_bigint_int64");
+                napi_check!(env, sys::napi_create_bigint_int64(env, *n, &mut out), "napi_create_bigint_int64");
             }
             Bson::String(s) | Bson::Symbol(s) | Bson::JavaScriptCode(s) => return self.string(s),
             Bson::Boolean(b) => {
-                ck!(env, sys::napi_get_boolean(env, *b, &mut out), "napi_get_boolean");
+                napi_check!(env, sys::napi_get_boolean(env, *b, &mut out), "napi_get_boolean");
             }
             Bson::Null | Bson::Undefined | Bson::MinKey | Bson::MaxKey | Bson::DbPointer(_) => return self.null(),
             Bson::Array(a) => return self.array(a),
             Bson::Document(d) => {
-                ck!(env, sys::napi_create_object(env, &mut out), "napi_create_object");
+                napi_check!(env, sys::napi_create_object(env, &mut out), "napi_create_object");
                 self.nested(|js| {
                     for (k, val) in d {
                         let key = js.string(k)?;
@@ -526,7 +548,11 @@ impl ToJs {
                 })?;
             }
             Bson::DateTime(dt) => {
-                ck!(env, sys::napi_create_date(env, dt.timestamp_millis() as f64, &mut out), "napi_create_date");
+                napi_check!(
+                    env,
+                    sys::napi_create_date(env, dt.timestamp_millis() as f64, &mut out),
+                    "napi_create_date"
+                );
             }
             Bson::Binary(b) => return self.buffer(&b.bytes),
             Bson::RegularExpression(re) => return self.regex(re.pattern.as_str(), re.options.as_str()),
@@ -548,14 +574,14 @@ impl ToJs {
 
     /// A Buffer holding a copy of `bytes`: over the shared ArrayBuffer when
     /// there is one ([`ToJs::with_buffers`]) and `bytes` is small.
-    pub fn buffer(&mut self, bytes: &[u8]) -> R<sys::napi_value> {
+    pub fn buffer(&mut self, bytes: &[u8]) -> ConvResult<sys::napi_value> {
         if !self.make_buffer.is_null() && bytes.len() < POOL_SIZE / 2 {
             return self.pooled_buffer(bytes);
         }
         let env = self.env;
         let mut out = ptr::null_mut();
         let mut data = ptr::null_mut();
-        ck!(
+        napi_check!(
             env,
             sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut out),
             "napi_create_buffer_copy"
@@ -563,14 +589,18 @@ impl ToJs {
         Ok(out)
     }
 
-    fn pooled_buffer(&mut self, bytes: &[u8]) -> R<sys::napi_value> {
+    fn pooled_buffer(&mut self, bytes: &[u8]) -> ConvResult<sys::napi_value> {
         let env = self.env;
         let (ab, data, used) = match self.pool {
             Some((ab, data, used)) if used + bytes.len() <= POOL_SIZE => (ab, data, used),
             _ => {
                 let mut ab = ptr::null_mut();
                 let mut data = ptr::null_mut();
-                ck!(env, sys::napi_create_arraybuffer(env, POOL_SIZE, &mut data, &mut ab), "napi_create_arraybuffer");
+                napi_check!(
+                    env,
+                    sys::napi_create_arraybuffer(env, POOL_SIZE, &mut data, &mut ab),
+                    "napi_create_arraybuffer"
+                );
                 (ab, data.cast::<u8>(), 0)
             }
         };
@@ -582,12 +612,12 @@ impl ToJs {
         // The next one starts 8-aligned, as in Node's pool (aligned views stay possible).
         self.pool = Some((ab, data, (used + bytes.len() + 7) & !7));
         let mut args = [ab, ptr::null_mut(), ptr::null_mut()];
-        ck!(env, sys::napi_create_uint32(env, used as u32, &mut args[1]), "napi_create_uint32");
-        ck!(env, sys::napi_create_uint32(env, bytes.len() as u32, &mut args[2]), "napi_create_uint32");
+        napi_check!(env, sys::napi_create_uint32(env, used as u32, &mut args[1]), "napi_create_uint32");
+        napi_check!(env, sys::napi_create_uint32(env, bytes.len() as u32, &mut args[2]), "napi_create_uint32");
         let mut undefined = ptr::null_mut();
-        ck!(env, sys::napi_get_undefined(env, &mut undefined), "napi_get_undefined");
+        napi_check!(env, sys::napi_get_undefined(env, &mut undefined), "napi_get_undefined");
         let mut out = ptr::null_mut();
-        ck!(
+        napi_check!(
             env,
             sys::napi_call_function(env, undefined, self.make_buffer, args.len(), args.as_ptr(), &mut out),
             "napi_call_function"
@@ -595,7 +625,7 @@ impl ToJs {
         Ok(out)
     }
 
-    fn regex(&mut self, pattern: &str, options: &str) -> R<sys::napi_value> {
+    fn regex(&mut self, pattern: &str, options: &str) -> ConvResult<sys::napi_value> {
         let env = self.env;
         let flags = crate::wire::bson_options_to_js_flags(options);
         if self.regexp.is_null() {

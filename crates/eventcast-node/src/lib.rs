@@ -10,7 +10,7 @@
 //!   through one ThreadsafeFunction when produced on other threads.
 //! * `node` — `NativeEventcast`, the class `index.js` wraps; it starts and
 //!   ends each period's delivery.
-//! * `facts` — what Rust decides and JS reads instead of re-deriving it:
+//! * `decided_in_rust` — what Rust decides and JS reads instead of re-deriving it:
 //!   the advertised address, the bounds of numeric options.
 //! * `log` — forwards `tracing` events to the JS logger, in batches.
 //! * `raw` — the raw Node-API calls (outside `convert`) behind safe methods,
@@ -22,9 +22,9 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod convert;
+mod decided_in_rust;
 mod delivery;
 mod emit;
-mod facts;
 mod log;
 mod node;
 mod raw;

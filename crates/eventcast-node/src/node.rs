@@ -135,7 +135,7 @@ impl NativeOptions {
 /// The native node; `index.js` wraps it in the public `Eventcast` class.
 #[napi]
 pub struct NativeEventcast {
-    /// Also read by `super::facts` (methods that report what Rust decided).
+    /// Also read by `super::decided_in_rust` (methods that report what Rust decided).
     pub(super) node: Eventcast,
     /// The delivery of the current started period (shared with start/stop futures).
     sink: Arc<Mutex<Option<Arc<JsSink>>>>,
@@ -263,7 +263,7 @@ impl NativeEventcast {
     }
 
     /// This node's number for `emitArgs(slot, name, ...args)`, the emit path
-    /// (see `src/binding/emit.rs`).
+    /// (see `crates/eventcast-node/src/emit.rs`).
     #[napi(getter)]
     pub fn slot(&self) -> u32 {
         self.slot.number()

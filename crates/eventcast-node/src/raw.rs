@@ -68,7 +68,7 @@ impl From<RawError> for napi::Error {
     }
 }
 
-type R<T> = Result<T, RawError>;
+type RawResult<T> = Result<T, RawError>;
 
 /// The env of the JS thread, while Node runs native code on it (see the module doc, rule 1).
 #[derive(Clone, Copy)]
@@ -96,7 +96,7 @@ impl JsEnv {
     }
 
     /// `Ok` for `napi_ok`; else the error, noting a pending exception.
-    fn check(self, status: sys::napi_status, what: &'static str) -> R<()> {
+    fn check(self, status: sys::napi_status, what: &'static str) -> RawResult<()> {
         if status == sys::Status::napi_ok {
             return Ok(());
         }
@@ -130,7 +130,7 @@ impl JsEnv {
     }
 
     /// A JS string.
-    pub(crate) fn string(self, s: &str) -> R<sys::napi_value> {
+    pub(crate) fn string(self, s: &str) -> RawResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         // SAFETY: rules 1 and 3: `s`'s pointer with its exact byte length (UTF-8, no NUL needed).
         let status = unsafe { sys::napi_create_string_utf8(self.0, s.as_ptr().cast(), s.len() as isize, &mut out) };
@@ -138,7 +138,7 @@ impl JsEnv {
     }
 
     /// `null`.
-    pub(crate) fn null(self) -> R<sys::napi_value> {
+    pub(crate) fn null(self) -> RawResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         // SAFETY: rules 1 and 3.
         let status = unsafe { sys::napi_get_null(self.0, &mut out) };
@@ -146,7 +146,7 @@ impl JsEnv {
     }
 
     /// `globalThis`.
-    pub(crate) fn global(self) -> R<sys::napi_value> {
+    pub(crate) fn global(self) -> RawResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         // SAFETY: rules 1 and 3.
         let status = unsafe { sys::napi_get_global(self.0, &mut out) };
@@ -154,7 +154,7 @@ impl JsEnv {
     }
 
     /// A JS array of `len` holes.
-    pub(crate) fn array(self, len: usize) -> R<sys::napi_value> {
+    pub(crate) fn array(self, len: usize) -> RawResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         // SAFETY: rules 1 and 3.
         let status = unsafe { sys::napi_create_array_with_length(self.0, len, &mut out) };
@@ -162,7 +162,7 @@ impl JsEnv {
     }
 
     /// `array[index] = value`.
-    pub(crate) fn set_element(self, array: sys::napi_value, index: u32, value: sys::napi_value) -> R<()> {
+    pub(crate) fn set_element(self, array: sys::napi_value, index: u32, value: sys::napi_value) -> RawResult<()> {
         // SAFETY: rules 1 and 2 (Node-API checks `array` is an object).
         let status = unsafe { sys::napi_set_element(self.0, array, index, value) };
         self.check(status, "napi_set_element")
@@ -188,7 +188,7 @@ impl JsEnv {
     }
 
     /// The libuv loop of this env's thread.
-    pub(crate) fn uv_loop(self) -> R<*mut c_void> {
+    pub(crate) fn uv_loop(self) -> RawResult<*mut c_void> {
         let mut event_loop = ptr::null_mut();
         // SAFETY: rules 1 and 3.
         let status = unsafe { sys::napi_get_uv_event_loop(self.0, &mut event_loop) };
@@ -196,7 +196,7 @@ impl JsEnv {
     }
 
     /// A strong reference to `value` that outlives this call (rule 2's way out).
-    pub(crate) fn reference(self, value: sys::napi_value) -> R<JsRef> {
+    pub(crate) fn reference(self, value: sys::napi_value) -> RawResult<JsRef> {
         let mut out = ptr::null_mut();
         // SAFETY: rules 1, 2 and 3.
         let status = unsafe { sys::napi_create_reference(self.0, value, 1, &mut out) };
@@ -204,7 +204,7 @@ impl JsEnv {
     }
 
     /// The value `r` refers to.
-    pub(crate) fn reference_value(self, r: &JsRef) -> R<sys::napi_value> {
+    pub(crate) fn reference_value(self, r: &JsRef) -> RawResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         // SAFETY: rules 1 and 3; `r` is live (rule 4: not deleted, it is borrowed here).
         let status = unsafe { sys::napi_get_reference_value(self.0, r.0, &mut out) };
@@ -219,7 +219,7 @@ impl JsEnv {
         receiver: sys::napi_value,
         function: sys::napi_value,
         args: &[sys::napi_value],
-    ) -> R<sys::napi_value> {
+    ) -> RawResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         // SAFETY: rules 1 and 2; `args` pointer with its exact length (rule 3).
         let status =
@@ -228,7 +228,7 @@ impl JsEnv {
     }
 
     /// The arguments of the call `info` describes, into `out` (cleared first).
-    pub(crate) fn call_args(self, info: sys::napi_callback_info, out: &mut Vec<sys::napi_value>) -> R<()> {
+    pub(crate) fn call_args(self, info: sys::napi_callback_info, out: &mut Vec<sys::napi_value>) -> RawResult<()> {
         let mut argc = out.capacity().max(8);
         out.clear();
         out.resize(argc, ptr::null_mut());
@@ -253,7 +253,7 @@ impl JsEnv {
     }
 
     /// A JS number as `u32` (Node-API's conversion: non-numbers are an error).
-    pub(crate) fn uint32(self, value: sys::napi_value) -> R<u32> {
+    pub(crate) fn uint32(self, value: sys::napi_value) -> RawResult<u32> {
         let mut out = 0u32;
         // SAFETY: rules 1, 2 and 3.
         let status = unsafe { sys::napi_get_value_uint32(self.0, value, &mut out) };
@@ -261,7 +261,7 @@ impl JsEnv {
     }
 
     /// A JS function named `name` running `callback`.
-    pub(crate) fn function(self, name: &str, callback: sys::napi_callback) -> R<sys::napi_value> {
+    pub(crate) fn function(self, name: &str, callback: sys::napi_callback) -> RawResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         // SAFETY: rules 1 and 3: `name` with its exact byte length; a null data pointer.
         let status = unsafe {
@@ -278,7 +278,7 @@ impl JsEnv {
     }
 
     /// `object[name] = value`.
-    pub(crate) fn set_property(self, object: sys::napi_value, name: &str, value: sys::napi_value) -> R<()> {
+    pub(crate) fn set_property(self, object: sys::napi_value, name: &str, value: sys::napi_value) -> RawResult<()> {
         let key = self.string(name)?;
         // SAFETY: rules 1 and 2 (Node-API checks `object` is an object).
         let status = unsafe { sys::napi_set_property(self.0, object, key, value) };
@@ -286,7 +286,7 @@ impl JsEnv {
     }
 
     /// An async context named `name`, for [`JsEnv::make_callback`].
-    pub(crate) fn async_context(self, name: &str) -> R<AsyncContext> {
+    pub(crate) fn async_context(self, name: &str) -> RawResult<AsyncContext> {
         let name = self.string(name)?;
         let mut out = ptr::null_mut();
         // SAFETY: rules 1, 2 (`name` was just made) and 3; a null resource is allowed.
@@ -302,7 +302,7 @@ impl JsEnv {
         receiver: sys::napi_value,
         function: sys::napi_value,
         args: &[sys::napi_value],
-    ) -> R<sys::napi_value> {
+    ) -> RawResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         // SAFETY: rules 1 and 2; `args` pointer with its exact length (rule 3);
         // `context` is live (rule 4).
@@ -315,7 +315,7 @@ impl JsEnv {
     /// Runs `f` in a handle scope of its own: the values it makes are freed
     /// when it returns (a libuv callback has no scope of its own). Does not
     /// run `f` if no scope can be opened.
-    pub(crate) fn handle_scope<T>(self, f: impl FnOnce() -> T) -> R<T> {
+    pub(crate) fn handle_scope<T>(self, f: impl FnOnce() -> T) -> RawResult<T> {
         let mut scope = ptr::null_mut();
         // SAFETY: rules 1 and 3.
         let status = unsafe { sys::napi_open_handle_scope(self.0, &mut scope) };
@@ -329,7 +329,7 @@ impl JsEnv {
     }
 
     /// Registers `hook(arg)` to run when the env is torn down.
-    pub(crate) fn add_cleanup_hook(self, hook: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) -> R<()> {
+    pub(crate) fn add_cleanup_hook(self, hook: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) -> RawResult<()> {
         // SAFETY: rule 1; Node-API only stores the pair (what `hook` does with
         // `arg` is `hook`'s own unsafe code, argued there).
         let status = unsafe { sys::napi_add_env_cleanup_hook(self.0, Some(hook), arg) };

@@ -118,6 +118,7 @@ mod events;
 mod handle;
 mod lifecycle;
 mod nats;
+mod option_table;
 mod options;
 mod receive;
 mod send;
@@ -136,6 +137,7 @@ pub use nats::{
     NATS_BUNDLE_BYTES, NATS_MAX_DATAGRAM, NATS_OUTBOX_BYTES, NATS_SOURCE, NATS_START_TIMEOUT,
     NATS_SUBSCRIPTION_CAPACITY,
 };
+pub use option_table::{option_spec, OptionSpec, OPTION_TABLE, REPL_IDLE_TIMEOUT_BOUND, REPL_MAX_CLIENTS_BOUND};
 pub use options::{
     EncryptOptions, NatsOptions, NatsTls, OptionBound, Options, Transport, MAX_PAYLOAD_SIZE_LIMIT, NATS_CHUNK_SIZE,
     OPTION_BOUNDS, SEND_QUEUE_BYTES_RANGE,

@@ -1,4 +1,4 @@
-//! The driver under pressure (issue 10, part D): send backpressure on a slow
+//! The driver under pressure: send backpressure on a slow
 //! link, the stall guard of polled receiving, supervised tasks. Real nodes on
 //! loopback multicast, inside a private network namespace
 //! (`node scripts/netns.js cargo test --test node_driver`).
@@ -44,7 +44,7 @@ async fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// 100 × 1 MiB into a 40 MB/s link (the test hook): emit refuses with
 /// EBACKPRESSURE once 4 MiB wait, 'drain' lets it resume, the queue and the
 /// memory stay bounded, everything arrives, and a small event emitted after
-/// a drain leaves promptly. Without the bound (before issue 10) every emit
+/// a drain leaves promptly. Without the bound every emit
 /// was accepted at once and the queue held ~100 MiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_link_bounds_the_send_queue_and_drain_resumes_emitting() {
@@ -129,7 +129,7 @@ async fn a_slow_link_bounds_the_send_queue_and_drain_resumes_emitting() {
 
 /// Polled mode with a caller that never calls `receive()` (a JS thread blocked
 /// from before the burst): the stall guard still reads everything. Before
-/// issue 10 it slept until `receive()` woke it, and nothing was read at all.
+/// the hardening it slept until `receive()` woke it, and nothing was read at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stall_guard_reads_a_burst_that_starts_while_the_caller_is_blocked() {
     if skip_outside_netns("the_stall_guard_reads_a_burst_that_starts_while_the_caller_is_blocked") {

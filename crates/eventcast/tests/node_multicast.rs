@@ -389,9 +389,9 @@ async fn a_polled_node_receives_only_when_asked_on_the_callers_thread() {
     // No receive task: a caller that keeps calling receive() (more often than
     // POLL_STALL, so the stall guard stays out) reads everything itself, and
     // gets the notifications back from receive(); subscriptions get copies.
-    // (Before issue 10 this test also asserted that unread datagrams waited in
+    // (Before the hardening this test also asserted that unread datagrams waited in
     // the socket for 200 ms: that was the bug, the guard now reads them; see
-    // tests/node_driver.rs. Before issue 11 receive() delivered to the sink.)
+    // crates/eventcast/tests/node_driver.rs. receive() once delivered to the sink.)
     let mut read = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while out.len() < 2 && std::time::Instant::now() < deadline {

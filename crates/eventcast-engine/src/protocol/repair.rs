@@ -100,7 +100,7 @@
 //!
 //! so a forged request can at most about double what a sender sends, and
 //! forged chunks make a node send at most half their bytes in requests
-//! (checked by the property test in `tests/sim_budget.rs`).
+//! (checked by the property test in `crates/eventcast-engine/tests/sim_budget.rs`).
 //!
 //! # Forged gaps
 //!

@@ -11,7 +11,7 @@ pub const MAX_ITEMS_PER_REQUEST: usize = 64;
 // A receiver reads every item a sender of ours puts in a request, and the
 // wire keeps `missedSn` entries in exactly the range of `Sn`.
 const _: () = assert!(MAX_ITEMS_PER_REQUEST <= crate::wire::retx::MAX_ITEMS_READ);
-const _: () = assert!(super::MAX_SN == crate::wire::num::MAX_SAFE_INTEGER);
+const _: () = assert!(super::MAX_SN == crate::wire::integers::MAX_SAFE_INTEGER);
 
 #[cfg(test)]
 mod tests {

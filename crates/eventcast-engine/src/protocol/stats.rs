@@ -88,11 +88,11 @@ stats! {
     notifications_dropped => "notificationsDropped",
     /// Node driver: datagrams that failed to send (socket errors other than "would block").
     send_errors => "sendErrors",
-    // Reserved event names (src/protocol/names.rs).
+    // Reserved event names (crates/eventcast-engine/src/protocol/names.rs).
     /// Received events dropped because their name is reserved (an instance's own
     /// lifecycle event such as `stop`) or a protocol message this node does not handle.
     rejected_reserved => "rejectedReserved",
-    // --- node driver: send backpressure (issue 10, part D) ---
+    // --- node driver: send backpressure ---
     /// Node driver: bytes waiting in the send queue now (a slow link; bounded by
     /// `Options::send_queue_bytes`).
     send_queue_bytes => "sendQueueBytes",
@@ -100,12 +100,12 @@ stats! {
     send_queue_full => "sendQueueFull",
     /// Node driver: repair resends dropped because the send queue was full (peers ask again).
     send_queue_repairs_dropped => "sendQueueRepairsDropped",
-    // Issue 10, part A (hostile identifiers).
+    // (hostile identifiers).
     /// Chunk-group keys currently stored by reassembly: partial messages plus
     /// remembered completed ids (fixed size each; bounded by
     /// `max_partial_messages + max_completed_ids`).
     reassembly_keys => "reassemblyKeys",
-    // -- issue 10 part B: traffic out bounded by traffic in (see the `repair` module docs).
+    // -- traffic out bounded by traffic in (see the `repair` module docs).
     /// Resends withheld because the node-wide repair budget (credited by our own emitted bytes) was spent.
     repairs_budget_limited => "repairsBudgetLimited",
     /// Repair requests not sent because the node-wide request budget (credited by bytes received) was spent.
@@ -113,7 +113,7 @@ stats! {
     /// Messages given up on whose sender was never heard from (no complete event,
     /// never 8 chunks of one message): counted, not reported as a gap (they may be forged).
     gaps_unconfirmed => "gapsUnconfirmed",
-    // Mixed fleets with 0.1.x (issue 14).
+    // Mixed fleets with 0.1.x.
     /// 0.1.x repair requests for data this node does not hold, forwarded once
     /// to the group (they reached this node by unicast on a shared host).
     repair_requests_relayed => "repairRequestsRelayed",
@@ -123,7 +123,7 @@ stats! {
     /// late copies started after the message completed there (answering it
     /// delivers the message twice) or was dropped.
     legacy_repeat_requests_ignored => "legacyRepeatRequestsIgnored",
-    // --- node driver: NATS transport (issue 12) ---
+    // --- node driver: NATS transport ---
     /// NATS: connections established (the first, then every reconnect).
     nats_connects => "natsConnects",
     /// NATS: times the connection to the server was lost (the client reconnects by itself).

@@ -2,8 +2,8 @@
 
 use super::bson_writer::{begin_doc, end_doc, put_bool, put_i32, put_i64, put_str};
 pub use super::framing::{split_datagram, MAX_META_LEN};
+use super::integers::{int32_raw, int64_raw};
 use super::meta::Meta;
-use super::num::{int32_raw, int64_raw};
 use crate::error::{Malformed, WireError};
 use bson::raw::RawBsonRef;
 
@@ -25,7 +25,7 @@ fn malformed(what: &'static str) -> WireError {
 /// Unknown meta fields are ignored (0.1.x ignores them too, which is what lets
 /// us add extensions). A `null` optional field reads as absent. Numeric fields
 /// accept int32, int64 and integral doubles, as 0.1.x's js-bson would
-/// ([`super::num`], the one lenient number rule).
+/// ([`super::integers`], the one lenient number rule).
 pub fn decode_datagram(buf: &[u8]) -> Result<Datagram<'_>, WireError> {
     let d = decode_datagram_ref(buf)?;
     Ok(Datagram { meta: d.meta.to_owned_meta(), body: d.body })
@@ -119,7 +119,7 @@ impl MetaRef<'_> {
 /// Unknown meta fields are ignored (0.1.x ignores them too, which is what lets
 /// us add extensions). A `null` optional field reads as absent. Numeric fields
 /// accept int32, int64 and integral doubles, as 0.1.x's js-bson would
-/// ([`super::num`], the one lenient number rule).
+/// ([`super::integers`], the one lenient number rule).
 pub fn decode_datagram_ref(buf: &[u8]) -> Result<DatagramRef<'_>, WireError> {
     match decode_fast(buf) {
         Some(d) => Ok(d),

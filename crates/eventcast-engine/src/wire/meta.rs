@@ -323,7 +323,7 @@ mod tests {
         assert_eq!(sender_id(&sealed), None, "a sealed datagram hides its sender");
     }
 
-    /// The 0.1.2 vectors (`tests/fixtures/`): what the walk reads is what the decoder reads.
+    /// The 0.1.2 vectors (`crates/eventcast-engine/tests/fixtures/`): what the walk reads is what the decoder reads.
     #[test]
     fn golden_vectors() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eventcast-0.1.2.json");

@@ -19,9 +19,9 @@ pub mod datagram;
 pub mod depth;
 pub mod framing;
 pub mod ids;
+pub mod integers;
 pub mod legacy;
 pub mod meta;
-pub mod num;
 pub mod retx;
 pub mod secure;
 

@@ -9,13 +9,13 @@
 //! `host`/`port` are read but never used as a destination (anti-reflection:
 //! repairs go to the group only). Identifiers follow [`super::ids`]:
 //! `id` and `to` 16, `seqId` 40 lower-case hex chars (or empty when only
-//! `missedSn` is asked). Numbers follow [`super::num`]; entries of
+//! `missedSn` is asked). Numbers follow [`super::integers`]; entries of
 //! `missedSeq` outside the int32 range and of `missedSn` outside
 //! `1 ..= MAX_SAFE_INTEGER` (no message has such a number) are dropped; each
 //! list keeps at most [`MAX_ITEMS_READ`] entries.
 
 use super::ids::{is_instance_id, is_seq_id};
-use super::num::{int32, int64, MAX_SAFE_INTEGER};
+use super::integers::{int32, int64, MAX_SAFE_INTEGER};
 use bson::{Bson, Document};
 
 /// At most this many entries of `missedSeq` and of `missedSn` are read from
@@ -66,7 +66,7 @@ impl RepairRequest {
         d
     }
 
-    /// Parses a request leniently ([`super::num`]); `None` when it is not a
+    /// Parses a request leniently ([`super::integers`]); `None` when it is not a
     /// request at all or an identifier is malformed. Lists keep at most
     /// [`MAX_ITEMS_READ`] entries.
     pub fn from_document(d: &Document) -> Option<Self> {
@@ -173,7 +173,7 @@ mod tests {
     }
 
     /// Golden bytes: the request of the 0.1.2 vector `plain-retx-request`
-    /// (`tests/fixtures/`) reads and writes back to the very same body, and
+    /// (`crates/eventcast-engine/tests/fixtures/`) reads and writes back to the very same body, and
     /// our extension form has the layout of the `bson` crate's encoder.
     #[test]
     fn golden_bytes() {

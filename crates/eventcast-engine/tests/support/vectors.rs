@@ -1,4 +1,4 @@
-//! The real eventcast 0.1.2 datagrams (`tests/fixtures/eventcast-0.1.2.json`,
+//! The real eventcast 0.1.2 datagrams (`crates/eventcast-engine/tests/fixtures/eventcast-0.1.2.json`,
 //! a copy of the steering repository's `shared/vectors`), shared by the test
 //! files that feed them through the codec and the engine.
 #![allow(dead_code)] // each test file uses a different part

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 /// shape. A 0.1.x receiver asks once and drops the message `messageTtl`
 /// later: with one copy, a message missing `m` chunks survives `p` loss with
 /// probability `(1 − p)^m` (35% of 100 KiB messages at 10% loss in
-/// `tests/sim_legacy_receiver.rs`); with three, `(1 − p³)^m`.
+/// `crates/eventcast-engine/tests/sim_legacy_receiver.rs`); with three, `(1 − p³)^m`.
 const LEGACY_REPAIR_COPIES: u32 = 3;
 
 /// Time between those copies: loss comes in bursts (a full socket buffer, a

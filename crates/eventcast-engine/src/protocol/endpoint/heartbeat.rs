@@ -77,7 +77,7 @@ pub(super) fn heartbeat_fields(doc: &Document, sender: &str) -> Option<Sn> {
     if doc.get_str("id").ok()? != sender {
         return None;
     }
-    doc.get("sn").and_then(wire::num::int64).and_then(Sn::new)
+    doc.get("sn").and_then(wire::integers::int64).and_then(Sn::new)
 }
 
 /// The `snAge` of a datagram built at `now` for (or, in a heartbeat, about)
