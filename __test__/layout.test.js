@@ -6,7 +6,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { sizes, importCycles, crates } = require('../scripts/layout.js')
+const { sizes, importCycles, crates, rustFiles } = require('../scripts/layout.js')
 
 const root = path.resolve(__dirname, '..')
 const MAX_LINES_OF_CODE = 600
@@ -43,11 +43,7 @@ test('only the wire layer writes BSON type codes and bundle framing', () => {
   // and the wire's framing names.
   const bad = []
   for (const c of ['eventcast', 'eventcast-cli', 'eventcast-node']) {
-    const src = path.join(root, 'crates', c, 'src')
-    const files = []
-    const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).forEach((e) => e.isDirectory() ? walk(path.join(d, e.name)) : e.name.endsWith('.rs') && files.push(path.join(d, e.name)))
-    walk(src)
-    for (const f of files) {
+    for (const f of rustFiles(path.join(root, 'crates', c, 'src'))) {
       const text = fs.readFileSync(f, 'utf8')
       for (const [i, line] of text.split('\n').entries()) {
         if (/\bkey\(0x|push\(0x0|\b(BUNDLE_HEADER|FRAME_OVERHEAD|bson_writer|put_key)\b/.test(line)) bad.push(`${path.relative(root, f)}:${i + 1}: ${line.trim()}`)

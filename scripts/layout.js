@@ -202,7 +202,7 @@ function crates () {
   return fs.readdirSync(dir).map((c) => path.join(dir, c)).filter((d) => fs.existsSync(path.join(d, 'Cargo.toml')))
 }
 
-module.exports = { sizes, importCycles, crates, linesOfCode }
+module.exports = { sizes, importCycles, crates, linesOfCode, rustFiles }
 
 if (require.main === module) {
   for (const s of sizes().slice(0, 10)) console.log(`${String(s.loc).padStart(5)}  ${s.file}`)

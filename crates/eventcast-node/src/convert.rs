@@ -109,7 +109,7 @@ impl<'a> ToBson<'a> {
         }
         let len = array_length(env, array)?;
         self.elements(len, |i| element(env, array, i), 0)?;
-        self.out.finish().map_err(payload)
+        self.out.finish().map_err(ConvError::from)
     }
 
     /// Writes the body `{payload: [...]}` of `values`, the emit arguments as
@@ -117,7 +117,7 @@ impl<'a> ToBson<'a> {
     /// The bytes the buffer held before the body come back with it.
     pub fn body_of(mut self, values: &[sys::napi_value]) -> ConvResult<(&'a [u8], ArgsBody<'a>)> {
         self.elements(values.len(), |i| Ok(values[i]), 0)?;
-        self.out.finish_after().map_err(payload)
+        self.out.finish_after().map_err(ConvError::from)
     }
 
     /// Writes `len` elements, element `i` being `get(i)`, into the innermost
@@ -141,16 +141,16 @@ impl<'a> ToBson<'a> {
         let mut ty = 0;
         napi_check!(env, sys::napi_typeof(env, v, &mut ty), "napi_typeof");
         match ty {
-            sys::ValueType::napi_undefined | sys::ValueType::napi_null => self.out.null(key).map_err(payload),
+            sys::ValueType::napi_undefined | sys::ValueType::napi_null => self.out.null(key).map_err(ConvError::from),
             sys::ValueType::napi_boolean => {
                 let mut b = false;
                 napi_check!(env, sys::napi_get_value_bool(env, v, &mut b), "napi_get_value_bool");
-                self.out.boolean(key, b).map_err(payload)
+                self.out.boolean(key, b).map_err(ConvError::from)
             }
             sys::ValueType::napi_number => {
                 let mut n = 0f64;
                 napi_check!(env, sys::napi_get_value_double(env, v, &mut n), "napi_get_value_double");
-                self.out.number(key, n).map_err(payload)
+                self.out.number(key, n).map_err(ConvError::from)
             }
             sys::ValueType::napi_string => self.out.string_with(key, |out| append_js_string(env, v, out).map(|_| ())),
             sys::ValueType::napi_bigint => {
@@ -164,7 +164,7 @@ impl<'a> ToBson<'a> {
                 if !lossless {
                     return Err(ConvError::Payload("BigInt outside the int64 range".into()));
                 }
-                self.out.int64(key, n).map_err(payload)
+                self.out.int64(key, n).map_err(ConvError::from)
             }
             sys::ValueType::napi_symbol => Err(ConvError::Payload("a Symbol cannot be sent".into())),
             sys::ValueType::napi_function => Err(ConvError::Payload("a function cannot be sent".into())),
@@ -182,7 +182,7 @@ impl<'a> ToBson<'a> {
             // this copy (nothing can detach or resize it meanwhile).
             unsafe { std::slice::from_raw_parts(data as *const u8, len) }
         };
-        self.out.binary(key, bytes).map_err(payload)
+        self.out.binary(key, bytes).map_err(ConvError::from)
     }
 
     fn object(&mut self, key: Key<'_>, v: sys::napi_value, depth: usize) -> ConvResult<()> {
@@ -193,10 +193,10 @@ impl<'a> ToBson<'a> {
         let mut yes = false;
         napi_check!(env, sys::napi_is_array(env, v, &mut yes), "napi_is_array");
         if yes {
-            self.out.begin_array(key).map_err(payload)?;
+            self.out.begin_array(key).map_err(ConvError::from)?;
             let len = array_length(env, v)?;
             self.elements(len, |i| element(env, v, i), depth + 1)?;
-            return self.out.end().map_err(payload);
+            return self.out.end().map_err(ConvError::from);
         }
         napi_check!(env, sys::napi_is_typedarray(env, v, &mut yes), "napi_is_typedarray");
         if yes {
@@ -210,7 +210,7 @@ impl<'a> ToBson<'a> {
             if !t.is_finite() {
                 return Err(ConvError::Payload("an invalid Date cannot be sent".into()));
             }
-            return self.out.date(key, t as i64).map_err(payload);
+            return self.out.date(key, t as i64).map_err(ConvError::from);
         }
         napi_check!(env, sys::napi_is_arraybuffer(env, v, &mut yes), "napi_is_arraybuffer");
         if yes {
@@ -222,7 +222,7 @@ impl<'a> ToBson<'a> {
         if self.is_regexp(v)? {
             let source = self.string_property(v, c"source")?;
             let flags = self.string_property(v, c"flags")?;
-            return self.out.regex(key, &source, &flags).map_err(payload);
+            return self.out.regex(key, &source, &flags).map_err(ConvError::from);
         }
         // A plain (or class-instance) object: its own enumerable string keys.
         let mut keys = ptr::null_mut();
@@ -239,7 +239,7 @@ impl<'a> ToBson<'a> {
             "napi_get_all_property_names"
         );
         let len = array_length(env, keys)?;
-        self.out.begin_document(key).map_err(payload)?;
+        self.out.begin_document(key).map_err(ConvError::from)?;
         // The key buffer is taken while the fields are written (a nested
         // object gets a fresh one) and put back for the next object.
         let mut name = std::mem::take(&mut self.name);
@@ -253,7 +253,7 @@ impl<'a> ToBson<'a> {
             self.value(Key::Name(&name), val, depth + 1)?;
         }
         self.name = name;
-        self.out.end().map_err(payload)
+        self.out.end().map_err(ConvError::from)
     }
 
     fn is_regexp(&mut self, v: sys::napi_value) -> ConvResult<bool> {
@@ -275,10 +275,6 @@ impl<'a> ToBson<'a> {
 }
 
 /// The wire's refusal of a value (`EPAYLOAD`) as a conversion error.
-fn payload(e: eventcast::Error) -> ConvError {
-    ConvError::from(e)
-}
-
 impl From<eventcast::Error> for ConvError {
     fn from(e: eventcast::Error) -> Self {
         match e {
