@@ -234,7 +234,7 @@ impl Eventcast {
     /// nothing (returns 0) when stopped or started with [`start`](Self::start).
     ///
     /// Order with the stall guard: it delivers to the sink only bursts read
-    /// after this one, and leaves the socket alone for [`POLL_STALL`] after
+    /// after this one, and leaves the socket alone for [`POLL_STALL`](crate::POLL_STALL) after
     /// `receive` returns; a caller that queues `out` within that time keeps
     /// every notification in order. A caller with no room for some of them
     /// reports them with [`report_dropped`](Self::report_dropped).
