@@ -5,6 +5,8 @@ mod bridge;
 mod common;
 mod emit;
 mod listen;
+mod text;
+mod top;
 
 use bridge::{bridge, BridgeCmd};
 use clap::{CommandFactory, Parser, Subcommand};
@@ -15,6 +17,7 @@ use listen::{listen, Listen};
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::Duration;
+use top::{top, Top};
 
 /// eventcast — a network EventEmitter over UDP multicast (wire-compatible with eventcast 0.1.x)
 #[derive(Debug, Parser)]
@@ -74,6 +77,24 @@ enum Cmd {
         #[arg(value_name = "JSON_ARG", allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// A live view of the group: peers and their rates, the busiest event names
+    ///
+    /// Peers with host, name, events/s in (delivered here) and out (what they say they
+    /// sent), repairs they sent, gaps here and when they were last heard; then the busiest
+    /// event names with their rates and the mean and largest size of their arguments.
+    /// Rates are averages over the last 3 s (or two refreshes, if longer). On a terminal
+    /// it redraws in place and quits on `q` or Ctrl-C; otherwise (a pipe, a file) it prints
+    /// one block of plain lines per refresh, separated by an empty line.
+    Top {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Refresh every MS milliseconds (at least 100)
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        interval: u64,
+        /// Exit after N refreshes
+        #[arg(long, value_name = "N")]
+        iterations: Option<u64>,
+    },
     /// Relay datagrams both ways between a multicast group and a NATS subject
     ///
     /// Datagrams cross unchanged (encrypted ones as ciphertext: no key needed), each at most
@@ -114,6 +135,7 @@ enum Command {
     Listen(Listen),
     Emit(Emit),
     Bridge(BridgeCmd),
+    Top(Top),
 }
 
 /// Checks what clap cannot (option values against the library's bounds, JSON
@@ -139,6 +161,13 @@ fn command(cli: Cli) -> Result<Command, String> {
                 name,
                 args,
             })
+        }
+        Cmd::Top { common, interval, iterations } => {
+            let interval = Duration::from_millis(interval);
+            if interval < top::MIN_INTERVAL {
+                return Err(format!("--interval must be at least {} ms", top::MIN_INTERVAL.as_millis()));
+            }
+            Command::Top(Top { common: common.into_common()?, interval, iterations })
         }
         Cmd::Bridge { port, group, interface, ttl, nats, subject, timeout_ms, stats } => {
             let mut multicast = Options::with_port(port);
@@ -186,6 +215,7 @@ fn main() -> ExitCode {
         Command::Listen(l) => runtime.block_on(listen(l)),
         Command::Emit(e) => runtime.block_on(emit(e)),
         Command::Bridge(b) => runtime.block_on(bridge(b)),
+        Command::Top(t) => runtime.block_on(top(t)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,181 @@
+//! `eventcast top`: a live view of the group. Peers with their rates in
+//! and out, repairs, gaps and when they were last heard; the busiest event
+//! names with their rates and sizes. Drawn in place on a terminal (`q` or
+//! Ctrl-C quits), one block of plain lines per refresh on a pipe.
+
+pub mod model;
+pub mod render;
+pub mod term;
+
+use crate::common::{finish, start_node, terminated, where_listening, Common};
+use eventcast::{Eventcast, Notification, Options, Transport};
+use model::{EventNames, PeerRates, PeerSample, RateMeter};
+use render::{render, Header, View};
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+use term::{Key, Keys, Screen};
+
+/// `eventcast top`, checked.
+#[derive(Debug)]
+pub struct Top {
+    /// Node options.
+    pub common: Common,
+    /// Time between refreshes.
+    pub interval: Duration,
+    /// Exit after this many refreshes.
+    pub iterations: Option<u64>,
+}
+
+/// The shortest refresh interval `--interval` accepts.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The window rates average over: a few seconds, and at least two
+/// refreshes, so that one refresh's luck does not make the rate.
+fn rate_window(interval: Duration) -> Duration {
+    (interval * 2).max(Duration::from_secs(3))
+}
+
+/// How the node reaches the group, for the header.
+fn via(options: &Options) -> String {
+    let mut via = match &options.transport {
+        Transport::Multicast => match options.multicast_interface {
+            Some(addr) => format!("udp multicast, interface {addr}"),
+            None => "udp multicast, interface any".to_string(),
+        },
+        Transport::Nats(_) => "nats".to_string(),
+    };
+    if options.encrypt.is_some() {
+        via.push_str(", encrypted");
+    }
+    via
+}
+
+/// What the events seen so far add up to.
+struct Seen {
+    names: EventNames,
+    events: u64,
+    gaps: u64,
+    note: Option<String>,
+    /// Reused to measure each event's arguments as their BSON body.
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn take(&mut self, n: Notification) {
+        match n {
+            Notification::Event(e) => {
+                self.events += 1;
+                // Received arguments passed the receiver's checks, so they encode;
+                // were one to fail, its size counts as 0 rather than stopping `top`.
+                let bytes = match eventcast::wire::body::try_encode_args_into(&e.args, &mut self.body) {
+                    Ok(()) => self.body.len() as u64,
+                    Err(_) => 0,
+                };
+                self.names.record(&e.name, bytes);
+            }
+            Notification::Gap { count, .. } => self.gaps = self.gaps.saturating_add(count),
+            Notification::Error { code, message } => self.note = Some(format!("{code}: {message}")),
+            Notification::Drain => {}
+        }
+    }
+}
+
+/// The peers of `node` as `top` samples them.
+fn peer_samples(_node: &Eventcast) -> Vec<PeerSample> {
+    Vec::new()
+}
+
+/// Runs the view until `q`, Ctrl-C, SIGTERM or the last iteration.
+pub async fn top(cmd: Top) -> Result<(), String> {
+    let (node, mut events) = start_node(cmd.common.options.clone()).await?;
+    let tty = std::io::stdout().is_terminal();
+    let header = Header {
+        listening: where_listening(&node),
+        via: via(node.options()),
+        id: node.id().to_string(),
+        refresh: cmd.interval,
+    };
+    let window = rate_window(cmd.interval);
+    let mut seen =
+        Seen { names: EventNames::new(window), events: 0, gaps: 0, note: None, body: Vec::with_capacity(4096) };
+    let mut peer_rates = PeerRates::new(window);
+    let mut rate_in = RateMeter::new(window);
+    let mut keys = if tty { Some(Keys::spawn().map_err(|e| format!("cannot read keys: {e}"))?) } else { None };
+    let mut screen = if tty { Some(Screen::enter().map_err(|e| format!("terminal: {e}"))?) } else { None };
+    let mut ticker = tokio::time::interval(cmd.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut buf = Vec::with_capacity(1024);
+    let mut refreshes = 0u64;
+    let mut view: Option<View> = None;
+    let result: Result<(), String> = loop {
+        let redraw_only = tokio::select! {
+            got = events.recv_many(&mut buf, 1024) => {
+                if got == 0 {
+                    break Err("the node's notification stream ended".into());
+                }
+                for n in buf.drain(..) {
+                    seen.take(n);
+                }
+                continue;
+            }
+            _ = ticker.tick() => false,
+            key = async { match keys.as_mut() { Some(k) => k.next().await, None => std::future::pending().await } } => {
+                match key {
+                    Key::Quit => break Ok(()),
+                    Key::Redraw => true,
+                }
+            }
+            _ = &mut ctrl_c => break Ok(()),
+            _ = terminated() => break Ok(()),
+        };
+        if term::panicked() {
+            break Err("a thread panicked (see above)".into());
+        }
+        if !redraw_only || view.is_none() {
+            let now = Instant::now();
+            seen.names.tick(now);
+            let peers = peer_rates.update(now, peer_samples(&node));
+            let other = seen.names.other();
+            view = Some(View {
+                header: header.clone(),
+                peers,
+                names: seen.names.busiest(model::MAX_NAMES),
+                other,
+                names_tracked: seen.names.tracked(),
+                names_evicted: seen.names.evicted(),
+                rate_in: rate_in.update(now, seen.events),
+                events_in: seen.events,
+                gaps: seen.gaps,
+                note: seen.note.clone(),
+            });
+        }
+        let Some(v) = &view else { continue };
+        let shown = match screen.as_mut() {
+            Some(s) => {
+                let (w, h) = Screen::size();
+                s.draw(&render(v, w, Some(h))).map_err(|e| format!("stdout: {e}"))
+            }
+            None => {
+                let mut block = render(v, usize::MAX, None).join("\n");
+                block.push_str("\n\n");
+                let mut out = std::io::stdout().lock();
+                out.write_all(block.as_bytes()).and_then(|()| out.flush()).map_err(|e| format!("stdout: {e}"))
+            }
+        };
+        if let Err(e) = shown {
+            break Err(e);
+        }
+        if !redraw_only {
+            refreshes += 1;
+            if cmd.iterations.is_some_and(|n| refreshes >= n) {
+                break Ok(());
+            }
+        }
+    };
+    drop(screen);
+    drop(keys);
+    let finished = finish(&node, &mut events, cmd.common.stats).await;
+    result.and(finished)
+}
