@@ -51,12 +51,22 @@ export declare class NativeEventcast {
   get status(): string
   /** The bound local address `{host, port}`, when started. */
   localAddr(): { host: string, port: number } | null
+  /**
+   * The peers this node knows, as a JSON array (`index.js` parses it;
+   * the shape is `eventcast::peer_json`'s, one source for JS and the CLI).
+   */
+  peersJson(): string
+  /**
+   * Changes the advertised `meta` (`JSON.stringify(meta)`); throws
+   * `EINVALIDOPTION` when it is too large or presence is off.
+   */
+  setMeta(metaJson: string): void
   /** The node's counters as a plain object (numbers). */
   stats(): Record<string, number>
 }
 
 /**
- * The tags of batch entries other than events, `{error, gap, done, drain}` → number:
+ * The tags of batch entries other than events, `{error, gap, done, drain, peerUp, peerDown, peerUpdate}` → number:
  * the one definition `index.js` switches on.
  */
 export declare function batchTags(): Record<string, number>
@@ -153,6 +163,18 @@ export interface NativeOptions {
   encryptLegacy?: boolean
   /** The NATS transport, when `transport` names NATS servers. */
   nats?: NativeNats
+  /** The label advertised to peers (`lib/options.js` defaults it to `process.title`). */
+  name?: string
+  /** The advertised application object, as `JSON.stringify(meta)`. */
+  metaJson?: string
+  /** `presence: false`. */
+  presenceOff?: boolean
+  /** `presence.interval` in ms. */
+  presenceInterval?: number
+  /** `presence.timeout` in ms. */
+  presenceTimeout?: number
+  /** `presence.maxPeers`. */
+  presenceMaxPeers?: number
 }
 
 /** One entry of [`eventcast::OPTION_TABLE`] for JS. */
@@ -172,6 +194,17 @@ export interface NativeOptionSpec {
 }
 
 /**
+ * The presence bounds `lib/options.js` checks before Rust does (Rust checks
+ * them again): `{ nameMaxBytes, metaMaxBytes }`.
+ */
+export interface NativePresenceLimits {
+  /** Longest advertised `name`, in UTF-8 bytes. */
+  nameMaxBytes: number
+  /** Largest `meta`, as encoded BSON. */
+  metaMaxBytes: number
+}
+
+/**
  * The bounds the native side checks too (the table's bounded options but
  * the REPL's, which only the JS face has).
  */
@@ -182,6 +215,9 @@ export declare function optionBounds(): Array<NativeOptionBound>
  * defaults and bounds from it, the README's options table is generated from it.
  */
 export declare function optionTable(): Array<NativeOptionSpec>
+
+/** The presence bounds (`wire::beacon`). */
+export declare function presenceLimits(): NativePresenceLimits
 
 /** Prefix of the protocol's own event names, which applications cannot emit. */
 export declare function protocolPrefix(): string

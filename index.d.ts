@@ -73,6 +73,81 @@ declare namespace Eventcast {
     transport?: string
     /** NATS settings (only with a NATS transport). */
     nats?: NatsSettings
+    /** Label this node advertises to its peers (at most 256 bytes). Default `process.title`. */
+    name?: string
+    /**
+     * Application object advertised to peers (service role, version, HTTP
+     * port, ...): JSON values, at most 1 KiB encoded. Default `{}`. Change it
+     * with `setMeta()`.
+     */
+    meta?: { [key: string]: JsonValue }
+    /**
+     * Presence: true (default: a beacon every 1000 ms, a peer down after
+     * 5000 ms of silence, 1024 peers at most), false (no beacons, `peers()` is
+     * empty), or the settings.
+     */
+    presence?: boolean | PresenceSettings
+  }
+
+  /** `presence: {...}`. */
+  interface PresenceSettings {
+    /** ms between this node's beacons (50–60000; each jittered ±10%). Default 1000. */
+    interval?: number
+    /** ms without a beacon or event after which a peer is down (100–3600000; at least 2 × interval). Default 5000. */
+    timeout?: number
+    /** Peers tracked (1–65536); a new one evicts the least recently heard (`peersEvicted`). Default 1024. */
+    maxPeers?: number
+  }
+
+  type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
+
+  /** A node this node knows (`peers()`, 'peerUp', 'peerUpdate'). */
+  interface Peer {
+    /** Instance id, 16 lower-case hex chars. */
+    id: string
+    /** Its advertised address and group port (`getAddress()` there). */
+    host: string
+    port: number
+    /** Its OS hostname. */
+    hostname: string
+    /** The label it advertises (`null` for a 0.1.x sender). */
+    name: string | null
+    /** Its process id (`null` for a 0.1.x sender). */
+    pid: number | null
+    /** Its eventcast version (`null` for a 0.1.x sender). */
+    version: string | null
+    /** Its application object (`{}` when it has none). */
+    meta: { [key: string]: JsonValue }
+    /** When it started (a 0.1.x sender: when first heard), ms since 1970. */
+    since: number
+    /** When its last beacon or event arrived here, ms since 1970. */
+    lastSeen: number
+    /** How the peer itself is connected. */
+    transport: 'udp' | 'nats'
+    /** Heard through a LAN⇄NATS bridge (its transport is not this node's). */
+    bridged: boolean
+    /** A 0.1.x sender, known from its events only (it sends no beacons). */
+    legacy: boolean
+    /** Its own counters, from its latest beacon (zeros for a 0.1.x sender). */
+    stats: PeerStats
+    /** Its events delivered here. */
+    delivered: number
+    /** Its messages lost here beyond repair. */
+    gaps: number
+  }
+
+  interface PeerStats {
+    eventsSent: number
+    eventsDelivered: number
+    datagramsSent: number
+    repairsSent: number
+    repairsRequested: number
+    gapsUnrecovered: number
+  }
+
+  /** 'peerDown': the peer as last known, and why it is gone. */
+  interface PeerDown extends Peer {
+    reason: 'goodbye' | 'timeout' | 'evicted'
   }
 
   /** `nats: {...}`. */
@@ -127,6 +202,10 @@ declare namespace Eventcast {
     /** Numeric bunyan level. */
     readonly logLevel: number
     readonly sendQueueBytes: number
+    readonly name: string
+    /** `meta` as given (a copy; `setMeta()` does not change it). */
+    readonly meta: { readonly [key: string]: JsonValue }
+    readonly presence: false | Readonly<Required<PresenceSettings>>
   }
 
   type Status = 'stopped' | 'starting' | 'started' | 'stopping'
@@ -225,6 +304,15 @@ declare namespace Eventcast {
     natsBundlesMalformed: number
     /** Rejected: an event with more arguments (4,096) or values (262,144) than any node sends, refused before conversion. */
     rejectedTooManyValues: number
+    // --- presence ---
+    /** Presence beacons sent (hello and goodbye). */
+    beaconsSent: number
+    /** Presence beacons received and accepted (malformed ones count in `rejectedMalformed`). */
+    beaconsReceived: number
+    /** Peers in the presence table now (at most `presence.maxPeers`). */
+    peersKnown: number
+    /** Peers forgotten for room: the table was full when another appeared ('peerDown' with reason `evicted`). */
+    peersEvicted: number
   }
 
   interface Gap {
@@ -305,6 +393,12 @@ declare namespace Eventcast {
     drain: []
     replConnected: [client: ReplClient]
     replDisconnected: [client: ReplClient]
+    /** A peer appeared (its first beacon; a 0.1.x sender: its first event). */
+    peerUp: [peer: Peer]
+    /** A peer left: it said goodbye (stopped), went silent for `presence.timeout`, or was evicted for room. */
+    peerDown: [peer: PeerDown]
+    /** A known peer changed its `name` or `meta`. */
+    peerUpdate: [peer: Peer]
   }
 
   type Listener<Args extends any[]> = (...args: Args) => void
@@ -326,6 +420,10 @@ interface Eventcast<E extends Eventcast.EventMap = Eventcast.EventMap> extends O
   getAddress (): Eventcast.Address
   /** Node counters (datagrams, events, repairs, gaps, rejections, memory held). */
   stats (): Eventcast.Stats
+  /** The peers this node knows (presence), sorted by id; `[]` while stopped or with `presence: false`. */
+  peers (): Eventcast.Peer[]
+  /** Changes the advertised `meta` (peers get 'peerUpdate'); `ERR_EVENTCAST_OPTION_VALUE` when invalid or presence is off. */
+  setMeta (meta: { [key: string]: Eventcast.JsonValue }): this
   /** Connected REPL clients. */
   clients (): number
   /** The REPL's counters: sessions now, connections refused over `replMaxClients`, sessions closed idle. */

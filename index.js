@@ -5,7 +5,7 @@
 const { EventEmitter } = require('node:events')
 const binding = require('./binding.js')
 const { Logger, LEVELS, resolveLevel } = require('./lib/logger.js')
-const { resolveOptions, nativeOptions, getRandomPort, codes: optionCodes } = require('./lib/options.js')
+const { resolveOptions, nativeOptions, getRandomPort, metaJson, codes: optionCodes } = require('./lib/options.js')
 const { ReplServer } = require('./lib/repl.js')
 
 // The wire protocol version spoken: Rust's (wire::PROTOCOL_VERSION), never a JS copy.
@@ -25,6 +25,9 @@ const TAG_ERROR = TAG.error
 const TAG_GAP = TAG.gap
 const TAG_DONE = TAG.done
 const TAG_DRAIN = TAG.drain
+const TAG_PEER_UP = TAG.peerUp
+const TAG_PEER_DOWN = TAG.peerDown
+const TAG_PEER_UPDATE = TAG.peerUpdate
 
 // The native side builds each batch by calling collectEntry once per entry
 // (`this` is the batch), and makes small Buffers over shared ArrayBuffers
@@ -185,6 +188,33 @@ class EventcastImpl extends EventEmitter {
    */
   getAddress () {
     return this[kNative].advertisedAddress()
+  }
+
+  /**
+   * The peers this node knows (presence): `[{ id, host, port, hostname, name,
+   * pid, version, meta, since, lastSeen, transport, bridged, legacy, stats,
+   * delivered, gaps }]`, sorted by id; `[]` while stopped or with
+   * `presence: false`. The shape is Rust's (`eventcast::peer_json`).
+   */
+  peers () {
+    return JSON.parse(this[kNative].peersJson())
+  }
+
+  /**
+   * Changes the application object this node advertises to its peers (they
+   * get 'peerUpdate'). Throws, with code `ERR_EVENTCAST_OPTION_VALUE` as the
+   * `meta` option does, a TypeError for what is not a plain JSON object and
+   * a RangeError when it encodes to more than 1 KiB or presence is off.
+   */
+  setMeta (meta) {
+    const json = metaJson('setMeta', meta)
+    try {
+      this[kNative].setMeta(json)
+    } catch (err) {
+      if (err && err.code === 'EINVALIDOPTION') throw codedError(RangeError, optionCodes.VALUE, err.message)
+      throw err
+    }
+    return this
   }
 
   /** The node's counters (datagrams, events, repairs, gaps, rejections, memory in use). */
@@ -376,6 +406,19 @@ class EventcastImpl extends EventEmitter {
             rethrowLater(err)
           }
           break
+        case TAG_PEER_UP: // peerUp, peerJson
+        case TAG_PEER_UPDATE: // peerUpdate, peerJson
+        case TAG_PEER_DOWN: { // peerDown, peerJson, reason
+          const peer = JSON.parse(entry[1])
+          const name = entry[0] === TAG_PEER_UP ? 'peerUp' : entry[0] === TAG_PEER_DOWN ? 'peerDown' : 'peerUpdate'
+          if (name === 'peerDown') peer.reason = entry[2]
+          try {
+            emitLocal.call(this, name, peer)
+          } catch (err) {
+            rethrowLater(err)
+          }
+          break
+        }
       }
     }
   }

@@ -12,10 +12,27 @@ const { inPrivateNetns } = require('../scripts/netns.js')
 
 const { codes } = Eventcast
 
+// A dotted option is a setting of an object option (`presence.interval` is
+// `{ presence: { interval } }`); its companions are set so that the probed
+// value alone decides (presence.timeout must be at least 2 × interval).
+const COMPANIONS = { 'presence.interval': { timeout: 3600000 }, 'presence.timeout': { interval: 50 } }
+/** The options that set `option` to `value`. */
+function given (option, value) {
+  const [outer, inner] = option.split('.')
+  return inner === undefined ? { [option]: value } : { [outer]: { ...COMPANIONS[option], [inner]: value } }
+}
+/** `option`'s value in a resolved config. */
+function configured (config, option) {
+  const [outer, inner] = option.split('.')
+  return inner === undefined ? config[option] : config[outer][inner]
+}
+
 /** Builds the native node directly (below lib/options.js's checks) with `option` set to `value`. */
 function nativeWith (option, value) {
   const { config } = resolveOptions({ port: 9000 })
-  return new binding.NativeEventcast(nativeOptions({ ...config, [option]: value }))
+  const [outer, inner] = option.split('.')
+  const set = inner === undefined ? { [option]: value } : { [outer]: { ...config[outer], ...COMPANIONS[option], [inner]: value } }
+  return new binding.NativeEventcast(nativeOptions({ ...config, ...set }))
 }
 
 test('every bounded option: JS and Rust accept the same range, from one table', () => {
@@ -25,7 +42,7 @@ test('every bounded option: JS and Rust accept the same range, from one table', 
   // values no bound allows (port and replPort are JS-only, ERR_EVENTCAST_PORT).
   const rangeChecked = Object.keys(DEFAULTS).filter((option) => [2 ** 40, -(2 ** 40)].some((v) => {
     try {
-      Eventcast({ port: 9000, [option]: v })
+      Eventcast({ port: 9000, ...given(option, v) })
       return false
     } catch (err) {
       return err instanceof RangeError && err.code === codes.VALUE
@@ -43,11 +60,11 @@ test('every bounded option: JS and Rust accept the same range, from one table', 
   for (const { option, min, max } of table) {
     assert.ok(Number.isSafeInteger(min) && Number.isSafeInteger(max) && min <= max, option)
     for (const v of [min, max]) {
-      assert.equal(Eventcast({ port: 9000, [option]: v }).config[option], v, `JS ${option} = ${v}`)
+      assert.equal(configured(Eventcast({ port: 9000, ...given(option, v) }).config, option), v, `JS ${option} = ${v}`)
       assert.doesNotThrow(() => nativeWith(option, v), `Rust ${option} = ${v}`)
     }
     for (const v of [min - 1, max + 1]) {
-      assert.throws(() => Eventcast({ port: 9000, [option]: v }), (err) => {
+      assert.throws(() => Eventcast({ port: 9000, ...given(option, v) }), (err) => {
         assert.ok(err instanceof RangeError, `${option} = ${v}: ${err.message}`)
         assert.equal(err.code, codes.VALUE)
         assert.equal(err.message, `option ${option} must be within ${min}–${max}, got ${v}`)

@@ -51,6 +51,22 @@ const EFFECTS = {
     const got = next(ec, 'drain', 500)
     ec._onBatch([[tag]])
     assert.deepEqual(await got, [])
+  },
+  // A peer travels as the JSON of Rust's peer_json; 'peerDown' adds the reason.
+  peerUp: async (ec, tag) => {
+    const got = next(ec, 'peerUp', 500)
+    ec._onBatch([[tag, '{"id":"0123456789abcdef","name":"x","meta":{"a":1}}']])
+    assert.deepEqual(await got, [{ id: '0123456789abcdef', name: 'x', meta: { a: 1 } }])
+  },
+  peerDown: async (ec, tag) => {
+    const got = next(ec, 'peerDown', 500)
+    ec._onBatch([[tag, '{"id":"0123456789abcdef"}', 'timeout']])
+    assert.deepEqual(await got, [{ id: '0123456789abcdef', reason: 'timeout' }])
+  },
+  peerUpdate: async (ec, tag) => {
+    const got = next(ec, 'peerUpdate', 500)
+    ec._onBatch([[tag, '{"id":"0123456789abcdef","meta":{"b":2}}']])
+    assert.deepEqual(await got, [{ id: '0123456789abcdef', meta: { b: 2 } }])
   }
 }
 
@@ -79,7 +95,7 @@ test('batch tags: index.js handles exactly the tags Rust defines, each as it mea
     await effect(ec, TAG[name])
     // And an entry of an unknown tag does nothing at all (no event, no throw).
     const seen = []
-    for (const ev of ['hello', 'error', 'gap', 'drain']) ec.on(ev, () => seen.push(ev))
+    for (const ev of ['hello', 'error', 'gap', 'drain', 'peerUp', 'peerDown', 'peerUpdate']) ec.on(ev, () => seen.push(ev))
     stateOf(ec).resolveDrained = () => seen.push('done')
     ec._onBatch([[Math.max(...Object.values(TAG)) + 1, 'hello', 'x']])
     assert.deepEqual(seen, [], `unknown tag after ${name}`)

@@ -25,17 +25,22 @@ async function rawMember (port) {
   sock.on('message', (buf) => seen.push(buf))
   return {
     send: (d) => new Promise((resolve) => sock.send(d, port, GROUP, resolve)),
-    /** Datagrams (and bytes) sent by `id` since `from` (an index into what was seen), heartbeats apart. */
+    /**
+     * Datagrams (and bytes) sent by `id` since `from` (an index into what was
+     * seen), heartbeats and presence beacons apart (the node sends those on
+     * its own timers, whatever it hears).
+     */
     from: (id, from = 0) => {
       const idBuf = Buffer.from(id)
-      let n = 0; let bytes = 0; let heartbeats = 0
+      let n = 0; let bytes = 0; let heartbeats = 0; let beacons = 0
       for (const buf of seen.slice(from)) {
         const { meta } = splitDatagram(buf)
         if (!meta.includes(idBuf)) continue
         if (meta.includes(Buffer.from('__ec_hb'))) { heartbeats++; continue }
+        if (meta.includes(Buffer.from('__ec_presence'))) { beacons++; continue }
         n++; bytes += buf.length
       }
-      return { n, bytes, heartbeats }
+      return { n, bytes, heartbeats, beacons }
     },
     mark: () => seen.length,
     close: () => sock.close()
@@ -75,7 +80,7 @@ test('one forged chunk (seqLen 2049) costs the victim one request and raises no 
     await sleep(4000) // several repair rounds and the partial's expiry (messageTtl 1 s)
     const out = raw.from(victim.id)
     const s = victim.stats()
-    t.diagnostic(`victim sent ${out.n} datagrams (${out.bytes} B) besides heartbeats; stats ${JSON.stringify(s)}`)
+    t.diagnostic(`victim sent ${out.n} datagrams (${out.bytes} B) besides heartbeats and beacons; stats ${JSON.stringify(s)}`)
     // The victim's requests: at most the one for the forged chunk (the real
     // sender's traffic is lossless here, in loopback).
     assert.ok(out.n <= 1, `victim sent ${out.n} datagrams`)

@@ -13,7 +13,7 @@ const binding = require('../binding.js')
 
 requireNetns()
 
-const LIFECYCLE = ['start', 'stop', 'gap', 'drain', 'newListener', 'removeListener', 'replConnected', 'replDisconnected']
+const LIFECYCLE = ['start', 'stop', 'gap', 'drain', 'newListener', 'removeListener', 'replConnected', 'replDisconnected', 'peerUp', 'peerDown', 'peerUpdate']
 
 async function pair () {
   const p = port()
@@ -71,16 +71,20 @@ test('forged lifecycle and protocol events from the network are dropped and coun
   const fired = []
   // newListener/removeListener also fire for the test's own on()/once() calls:
   // count only calls carrying the forged argument.
-  for (const n of [...LIFECYCLE, '__ec_presence']) b.on(n, (x) => { if (x === 'forged') fired.push(n) })
-  const forged = [...LIFECYCLE, '__ec_presence'].map((name) =>
+  // __ec_other: a protocol message this version does not handle. (A forged
+  // __ec_presence is a malformed beacon: counted in rejectedMalformed, below.)
+  for (const n of [...LIFECYCLE, '__ec_other', '__ec_presence']) b.on(n, (x) => { if (x === 'forged') fired.push(n) })
+  const forged = [...LIFECYCLE, '__ec_other'].map((name) =>
     w.eventDatagram({ id: w.hex(8), name, values: [w.V.str('forged')] }))
-  await inject(p, forged)
+  const malformed0 = b.stats().rejectedMalformed
+  await inject(p, [...forged, w.eventDatagram({ id: w.hex(8), name: '__ec_presence', values: [w.V.str('forged')] })])
   const after = next(b, 'after')
   a.emit('after', 2)
   assert.deepEqual(await after, [2])
   await sleep(100)
   assert.deepEqual(fired, [])
   assert.equal(b.stats().rejectedReserved, forged.length)
+  assert.equal(b.stats().rejectedMalformed - malformed0, 1, 'a beacon that is not a beacon document')
   assert.equal(b.status, 'started', 'a forged "stop" does not stop anything')
 })
 

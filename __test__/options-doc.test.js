@@ -34,7 +34,16 @@ test('index.d.ts documents every option with its default and range', () => {
   const body = dts.slice(start, dts.indexOf('\n  }\n', start))
   // Each property with the doc comment just before it.
   const docs = new Map()
-  for (const m of body.matchAll(/\/\*\*([\s\S]*?)\*\/\s*(\w+)\?:/g)) docs.set(m[2], m[1].replace(/\s*\*\s*/g, ' '))
+  const documented = (text, prefix = '') => {
+    for (const m of text.matchAll(/\/\*\*([\s\S]*?)\*\/\s*(\w+)\?:/g)) docs.set(prefix + m[2], m[1].replace(/\s*\*\s*/g, ' '))
+  }
+  documented(body)
+  // Settings of an object option (`presence.interval`) are documented in its own interface.
+  for (const [option, name] of [['presence', 'PresenceSettings']]) {
+    const at = dts.indexOf(`interface ${name} {`)
+    assert.ok(at >= 0, `index.d.ts has interface ${name}`)
+    documented(dts.slice(at, dts.indexOf('\n  }\n', at)), `${option}.`)
+  }
   const extra = ['messageRetransmitAttemps', 'transport', 'nats'] // 0.1.x's misspelling; the transport's (README, NATS)
   assert.deepEqual([...docs.keys()].filter((k) => !extra.includes(k)).sort(), specs.map((s) => s.name).sort())
   for (const s of specs) {

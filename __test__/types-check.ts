@@ -41,3 +41,20 @@ Eventcast({ port: 9000, replMaxClients: '4' })
 import { EventEmitter, on } from 'node:events'
 const asEE: EventEmitter = a
 async function g () { for await (const [v] of on(t, 'tick')) { break } }
+// presence: options, peers(), setMeta(), the peer events
+const pr = Eventcast({ port: 9000, name: 'pricing-1', meta: { role: 'pricing', http: 8080, tags: ['a'] }, presence: { interval: 500, timeout: 2500, maxPeers: 64 } })
+const off = Eventcast({ port: 9000, presence: false })
+const peersNow: Eventcast.Peer[] = pr.peers()
+const pricing: string[] = pr.peers().filter((p) => p.meta.role === 'pricing').map((p) => `${p.host}:${p.port} ${p.name ?? '0.1.x'} ${p.pid} ${p.since} ${p.lastSeen} ${p.stats.eventsSent} ${p.delivered} ${p.gaps}`)
+const chained: Eventcast = pr.setMeta({ role: 'pricing', draining: true })
+pr.on('peerUp', (p) => { const t: 'udp' | 'nats' = p.transport; const b: boolean = p.bridged || p.legacy })
+pr.on('peerDown', (p) => { const why: 'goodbye' | 'timeout' | 'evicted' = p.reason })
+pr.on('peerUpdate', (p) => { const v: string | null = p.version })
+const presenceConfig: false | { readonly interval: number } = off.config.presence
+const beacons: number = pr.stats().beaconsSent + pr.stats().beaconsReceived + pr.stats().peersKnown + pr.stats().peersEvicted
+// @ts-expect-error meta holds JSON values only
+pr.setMeta({ f: () => 1 })
+// @ts-expect-error presence.interval is a number
+Eventcast({ port: 9000, presence: { interval: '1s' } })
+// @ts-expect-error a peerDown reason is one of three
+pr.on('peerDown', (p) => { const why: 'crash' = p.reason })

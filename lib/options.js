@@ -2,11 +2,13 @@
 // Options of eventcast 0.1.x: defaults, validation (TypeError/RangeError with
 // stable codes) and the resolved `config`. Unknown option names are ignored.
 const net = require('node:net')
-const { optionBounds, optionTable } = require('../binding.js')
+const { optionBounds, optionTable, presenceLimits } = require('../binding.js')
 const { resolveLevel } = require('./logger.js')
 
 const PORT_MIN = 49152
 const PORT_MAX = 65535
+/** Longest advertised `name` (Rust's `wire::beacon::MAX_NAME_BYTES`; Rust checks it too). */
+const NAME_MAX_BYTES = presenceLimits().nameMaxBytes
 
 /**
  * Every option's default, from Rust's option table (`OPTION_TABLE` in
@@ -257,6 +259,10 @@ function resolveOptions (arg, env = process.env) {
     : checkPort('replPort', replPort)
   config.replMaxClients = checkBounded('replMaxClients', pick('replMaxClients'))
   config.replIdleTimeout = checkBounded('replIdleTimeout', pick('replIdleTimeout'))
+  config.name = given.name === undefined || given.name === null ? defaultName() : checkName(given.name)
+  // A copy (through its JSON, which also checks it): later changes to the caller's object do not leak in.
+  config.meta = given.meta === undefined || given.meta === null ? {} : JSON.parse(metaJson('option meta', given.meta))
+  config.presence = checkPresence(given.presence)
   config.log = checkBool('log', pick('log'))
   const level = resolveLevel(pick('logLevel'))
   if (level === undefined) {
@@ -266,6 +272,54 @@ function resolveOptions (arg, env = process.env) {
     config.logLevel = level
   }
   return { config, warnings }
+}
+
+/** What a node advertises when `name` is not given: the process title, cut to 256 bytes. */
+function defaultName () {
+  return Buffer.from(String(process.title || 'node')).subarray(0, NAME_MAX_BYTES).toString().replace(/\uFFFD+$/, '')
+}
+
+function checkName (v) {
+  if (typeof v !== 'string') throw fail(TypeError, codes.VALUE, `option name must be a string, got ${describe(v)}`)
+  if (Buffer.byteLength(v) > NAME_MAX_BYTES) {
+    throw fail(RangeError, codes.VALUE, `option name must be at most ${NAME_MAX_BYTES} bytes, got ${Buffer.byteLength(v)}`)
+  }
+  return v
+}
+
+/**
+ * `meta` / `setMeta(meta)`: a plain object of JSON values, as JSON text
+ * (Rust parses it and checks the 1 KiB bound on its BSON encoding).
+ */
+function metaJson (what, v) {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) {
+    throw fail(TypeError, codes.VALUE, `${what} must be a plain object, got ${describe(v)}`)
+  }
+  let json
+  try {
+    json = JSON.stringify(v)
+  } catch (err) {
+    throw fail(TypeError, codes.VALUE, `${what} must be JSON-serializable: ${err.message}`)
+  }
+  return json
+}
+
+/** `presence`: true (defaults), false (off), or `{ interval, timeout, maxPeers }` in ms. */
+function checkPresence (v) {
+  if (v === undefined || v === null || v === true) v = {}
+  if (v === false) return false
+  if (typeof v !== 'object' || Array.isArray(v)) {
+    throw fail(TypeError, codes.VALUE, `option presence must be a boolean or { interval, timeout, maxPeers }, got ${describe(v)}`)
+  }
+  const p = {
+    interval: checkBounded('presence.interval', v.interval ?? DEFAULTS['presence.interval']),
+    timeout: checkBounded('presence.timeout', v.timeout ?? DEFAULTS['presence.timeout']),
+    maxPeers: checkBounded('presence.maxPeers', v.maxPeers ?? DEFAULTS['presence.maxPeers'])
+  }
+  if (p.timeout < 2 * p.interval) {
+    throw fail(RangeError, codes.VALUE, `option presence.timeout (${p.timeout} ms) must be at least twice presence.interval (${p.interval} ms)`)
+  }
+  return Object.freeze(p)
 }
 
 /** The options object NativeEventcast takes. */
@@ -283,6 +337,12 @@ function nativeOptions (config) {
     sendQueueBytes: config.sendQueueBytes,
     encryptKey: config.encrypt ? config.encrypt.key : undefined,
     encryptLegacy: config.encrypt ? config.encrypt.legacy : undefined,
+    name: config.name,
+    metaJson: JSON.stringify(config.meta),
+    presenceOff: config.presence === false,
+    presenceInterval: config.presence ? config.presence.interval : undefined,
+    presenceTimeout: config.presence ? config.presence.timeout : undefined,
+    presenceMaxPeers: config.presence ? config.presence.maxPeers : undefined,
     nats: config.nats
       ? {
           servers: config.nats.servers,
@@ -301,4 +361,4 @@ function nativeOptions (config) {
   }
 }
 
-module.exports = { DEFAULTS, BOUNDS, JS_BOUNDS, codes, resolveOptions, nativeOptions, getRandomPort, PORT_MIN, PORT_MAX }
+module.exports = { DEFAULTS, BOUNDS, JS_BOUNDS, codes, resolveOptions, nativeOptions, metaJson, getRandomPort, PORT_MIN, PORT_MAX }

@@ -15,7 +15,8 @@ const END = '<!-- end of the generated options table -->'
 /** The default as the docs write it: `'text'`, `1`, `true`. */
 function jsLiteral (json) {
   const v = JSON.parse(json)
-  return typeof v === 'string' ? `'${v}'` : String(v)
+  if (typeof v === 'string') return `'${v}'`
+  return v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v)
 }
 
 /** The table's "default" cell. */

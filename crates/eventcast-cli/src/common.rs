@@ -152,7 +152,11 @@ pub fn print_notice(n: Notification) {
             eprintln!("gap {{\"sender\":{},\"count\":{count}}}", serde_json::Value::String(sender))
         }
         // The CLI's emits wait on errors, not on drain; nothing to print.
-        Notification::Event(_) | Notification::Drain => {}
+        Notification::Event(_)
+        | Notification::Drain
+        | Notification::PeerUp(_)
+        | Notification::PeerDown { .. }
+        | Notification::PeerUpdate(_) => {}
     }
 }
 

@@ -91,3 +91,22 @@ pub fn option_bounds() -> Vec<NativeOptionBound> {
 pub fn protocol_version() -> i32 {
     crate::wire::PROTOCOL_VERSION
 }
+
+/// The presence bounds `lib/options.js` checks before Rust does (Rust checks
+/// them again): `{ nameMaxBytes, metaMaxBytes }`.
+#[napi(object)]
+pub struct NativePresenceLimits {
+    /// Longest advertised `name`, in UTF-8 bytes.
+    pub name_max_bytes: u32,
+    /// Largest `meta`, as encoded BSON.
+    pub meta_max_bytes: u32,
+}
+
+/// The presence bounds (`wire::beacon`).
+#[napi(js_name = "presenceLimits")]
+pub fn presence_limits() -> NativePresenceLimits {
+    NativePresenceLimits {
+        name_max_bytes: eventcast::wire::beacon::MAX_NAME_BYTES as u32,
+        meta_max_bytes: eventcast::wire::beacon::MAX_META_BYTES as u32,
+    }
+}

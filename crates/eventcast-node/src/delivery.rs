@@ -53,15 +53,28 @@ pub(crate) enum Tag {
     Done = 3,
     /// `drain, -, -`: the send queue has room again after a refused emit.
     Drain = 4,
+    /// `peerUp, peerJson, -`: a peer appeared (`'peerUp'`).
+    PeerUp = 5,
+    /// `peerDown, peerJson, reason`: a peer left (`'peerDown'`).
+    PeerDown = 6,
+    /// `peerUpdate, peerJson, -`: a peer's name or meta changed (`'peerUpdate'`).
+    PeerUpdate = 7,
 }
 
 impl Tag {
     /// Every tag, with the name JS knows it by.
-    const ALL: [(Tag, &'static str); 4] =
-        [(Tag::Error, "error"), (Tag::Gap, "gap"), (Tag::Done, "done"), (Tag::Drain, "drain")];
+    const ALL: [(Tag, &'static str); 7] = [
+        (Tag::Error, "error"),
+        (Tag::Gap, "gap"),
+        (Tag::Done, "done"),
+        (Tag::Drain, "drain"),
+        (Tag::PeerUp, "peerUp"),
+        (Tag::PeerDown, "peerDown"),
+        (Tag::PeerUpdate, "peerUpdate"),
+    ];
 }
 
-/// The tags of batch entries other than events, `{error, gap, done, drain}` → number:
+/// The tags of batch entries other than events, `{error, gap, done, drain, peerUp, peerDown, peerUpdate}` → number:
 /// the one definition `index.js` switches on.
 // (Typed as a record, not field by field: the names are listed only in `Tag::ALL`.)
 #[napi_derive::napi(js_name = "batchTags", ts_return_type = "Record<string, number>")]
@@ -359,6 +372,20 @@ pub(crate) fn build_batch(env: JsEnv, batch: &Batch) -> std::result::Result<sys:
                 entry.extend([js.number(Tag::Gap as u8 as f64)?, js.string(sender)?, js.number(*count as f64)?]);
             }
             Notification::Drain => entry.push(js.number(Tag::Drain as u8 as f64)?),
+            // A peer travels as the JSON of `eventcast::peer_json` (one shape
+            // for JS and the CLI; peers change rarely, so parsing is no cost).
+            Notification::PeerUp(p) => {
+                let json = eventcast::peer_json(p).to_string();
+                entry.extend([js.number(Tag::PeerUp as u8 as f64)?, js.string(&json)?]);
+            }
+            Notification::PeerDown { peer, reason } => {
+                let json = eventcast::peer_json(peer).to_string();
+                entry.extend([js.number(Tag::PeerDown as u8 as f64)?, js.string(&json)?, js.string(reason.as_str())?]);
+            }
+            Notification::PeerUpdate(p) => {
+                let json = eventcast::peer_json(p).to_string();
+                entry.extend([js.number(Tag::PeerUpdate as u8 as f64)?, js.string(&json)?]);
+            }
         }
         env.call_function(out, collect, &entry)?;
     }

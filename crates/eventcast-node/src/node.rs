@@ -11,7 +11,7 @@ use super::delivery::{lock, JsSink, Signal};
 use super::raw::JsEnv;
 use super::{conv_error, throw, Raw};
 use eventcast::Eventcast;
-use eventcast::{EncryptOptions, NatsOptions, NatsTls, Options, Transport};
+use eventcast::{EncryptOptions, NatsOptions, NatsTls, Options, PresenceOptions, Transport};
 use napi::bindgen_prelude::*;
 use napi::Env;
 use napi_derive::napi;
@@ -48,6 +48,18 @@ pub struct NativeOptions {
     pub encrypt_legacy: Option<bool>,
     /// The NATS transport, when `transport` names NATS servers.
     pub nats: Option<NativeNats>,
+    /// The label advertised to peers (`lib/options.js` defaults it to `process.title`).
+    pub name: Option<String>,
+    /// The advertised application object, as `JSON.stringify(meta)`.
+    pub meta_json: Option<String>,
+    /// `presence: false`.
+    pub presence_off: Option<bool>,
+    /// `presence.interval` in ms.
+    pub presence_interval: Option<u32>,
+    /// `presence.timeout` in ms.
+    pub presence_timeout: Option<u32>,
+    /// `presence.maxPeers`.
+    pub presence_max_peers: Option<u32>,
 }
 
 /// `transport: 'nats://...'` with `nats: {...}`, as `lib/options.js` resolves them.
@@ -126,6 +138,24 @@ impl NativeOptions {
             transport: match self.nats {
                 Some(n) => n.into_transport(env)?,
                 None => Transport::Multicast,
+            },
+            name: self.name,
+            meta: match &self.meta_json {
+                Some(json) => {
+                    eventcast::meta_from_json(json).map_err(|e| throw(env, true, e.code(), &e.to_string()))?
+                }
+                None => bson::Document::new(),
+            },
+            presence: if self.presence_off == Some(true) {
+                None
+            } else {
+                let d = PresenceOptions::default();
+                let ms = |v: Option<u32>, d: Duration| v.map_or(d, |v| Duration::from_millis(u64::from(v)));
+                Some(PresenceOptions {
+                    interval: ms(self.presence_interval, d.interval),
+                    timeout: ms(self.presence_timeout, d.timeout),
+                    max_peers: self.presence_max_peers.map_or(d.max_peers, |n| n as usize),
+                })
             },
             ..Options::default()
         })
@@ -304,6 +334,23 @@ impl NativeEventcast {
             None => raw.null().map_err(napi::Error::from)?,
         };
         Ok(Raw(out))
+    }
+
+    /// The peers this node knows, as a JSON array (`index.js` parses it;
+    /// the shape is `eventcast::peer_json`'s, one source for JS and the CLI).
+    #[napi]
+    pub fn peers_json(&self) -> String {
+        let peers: Vec<serde_json::Value> = self.node.peers().iter().map(eventcast::peer_json).collect();
+        serde_json::Value::Array(peers).to_string()
+    }
+
+    /// Changes the advertised `meta` (`JSON.stringify(meta)`); throws
+    /// `EINVALIDOPTION` when it is too large or presence is off.
+    #[napi]
+    pub fn set_meta(&self, env: Env, meta_json: String) -> napi::Result<()> {
+        let raw = JsEnv::of(&env);
+        let meta = eventcast::meta_from_json(&meta_json).map_err(|e| throw(raw, true, e.code(), &e.to_string()))?;
+        self.node.set_meta(meta).map_err(|e| throw(raw, true, e.code(), &e.to_string()))
     }
 
     /// The node's counters as a plain object (numbers).

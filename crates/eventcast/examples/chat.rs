@@ -13,7 +13,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port: u16 = std::env::args().nth(1).map(|p| p.parse()).transpose()?.unwrap_or(9000);
     let me = std::env::var("USER").unwrap_or_else(|_| "someone".into());
 
-    let node = Eventcast::new(Options::with_port(port))?;
+    // Presence announces us by name: the others see who joins and leaves.
+    let node = Eventcast::new(Options { name: Some(me.clone()), ..Options::with_port(port) })?;
     let mut events = node.subscribe();
     node.start().await?;
     eprintln!("chat on 224.0.0.1:{port} as {me} (id {}); type lines, Ctrl-D to quit", node.id());
@@ -30,6 +31,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Notification::Event(_) | Notification::Drain => {}
                 Notification::Error { code, message } => eprintln!("error {code}: {message}"),
                 Notification::Gap { sender, count } => eprintln!("lost {count} message(s) from {sender}"),
+                Notification::PeerUp(p) => eprintln!("* {} joined from {}", p.name.unwrap_or(p.id), p.hostname),
+                Notification::PeerDown { peer, reason } => {
+                    eprintln!("* {} left ({})", peer.name.unwrap_or(peer.id), reason.as_str())
+                }
+                Notification::PeerUpdate(_) => {}
             }
         }
     });

@@ -2,7 +2,7 @@
 //! [`Events`] subscriptions and an optional [`NotificationSink`], and the
 //! fan-out that delivers them (bounded queues; drops counted and logged).
 
-use crate::protocol::Event;
+use crate::protocol::{Event, PeerDownReason, PeerInfo};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -36,6 +36,20 @@ pub enum Notification {
     /// The send queue, full when an emit was refused ([`Error::Backpressure`](crate::Error::Backpressure)),
     /// is down to half its bound: emitting works again.
     Drain,
+    /// A peer appeared: its first beacon arrived (or, for a 0.1.x sender, its
+    /// first event). See [`Eventcast::peers`](crate::Eventcast::peers).
+    PeerUp(PeerInfo),
+    /// A peer left: it said goodbye, was not heard from for `presence.timeout`,
+    /// or was evicted for room in the peer table.
+    PeerDown {
+        /// The peer as last known.
+        peer: PeerInfo,
+        /// Why it is gone.
+        reason: PeerDownReason,
+    },
+    /// A known peer changed its `name` or `meta` (or a 0.1.x-looking sender
+    /// turned out to beacon): its new entry.
+    PeerUpdate(PeerInfo),
 }
 
 /// A subscription: every subscriber gets every notification, in order.

@@ -42,8 +42,11 @@ impl std::fmt::Debug for Eventcast {
 pub(super) struct Inner {
     pub(super) id: String,
     pub(super) options: Options,
-    /// Engine configuration, built by the first `start()` (key derivation is slow).
+    /// Engine configuration, built by the first `start()` (key derivation is
+    /// slow); [`Eventcast::set_meta`] updates its advertised `meta`.
     pub(super) config: Mutex<Option<Config>>,
+    /// The `meta` set by [`Eventcast::set_meta`] before the first start.
+    pub(super) meta: Mutex<Option<bson::Document>>,
     pub(super) shared: Arc<Shared>,
     pub(super) control: tokio::sync::Mutex<Control>,
 }
@@ -86,6 +89,7 @@ impl Eventcast {
                 id,
                 options,
                 config: Mutex::new(None),
+                meta: Mutex::new(None),
                 shared: Arc::new(Shared {
                     core: Mutex::new(Core {
                         endpoint: None,
@@ -143,6 +147,42 @@ impl Eventcast {
     /// drops the node's reference once no delivery is using it.
     pub fn set_sink(&self, sink: Option<Arc<dyn NotificationSink>>) -> Option<Arc<dyn NotificationSink>> {
         self.inner.shared.fanout.set_sink(sink)
+    }
+
+    /// The peers this node knows (presence): every node that sent a beacon
+    /// within `presence.timeout`, and 0.1.x senders heard from as long (by
+    /// their events; marked `legacy`). Sorted by id. Empty while stopped or
+    /// with presence off. Changes come as [`Notification::PeerUp`],
+    /// [`Notification::PeerDown`] and [`Notification::PeerUpdate`].
+    pub fn peers(&self) -> Vec<crate::protocol::PeerInfo> {
+        self.inner.shared.core().endpoint.as_ref().map(Endpoint::peers).unwrap_or_default()
+    }
+
+    /// Changes the application object this node advertises (`meta`): peers
+    /// get a [`Notification::PeerUpdate`] within one interval (at once when
+    /// started). [`Error::InvalidOption`] (`EINVALIDOPTION`) when it encodes
+    /// to more than 1 KiB or presence is off.
+    pub fn set_meta(&self, meta: bson::Document) -> Result<(), Error> {
+        crate::wire::beacon::check_meta(&meta)
+            .map_err(|e| Error::InvalidOption { option: "meta", reason: e.to_string() })?;
+        if self.inner.options.presence.is_none() {
+            return Err(Error::InvalidOption { option: "meta", reason: "presence is off (presence: false)".into() });
+        }
+        *self.inner.meta.lock().unwrap_or_else(|p| p.into_inner()) = Some(meta.clone());
+        if let Some(config) = self.inner.config.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            if let Some(p) = config.presence.as_mut() {
+                p.advertised.meta = meta.clone();
+            }
+        }
+        let shared = &self.inner.shared;
+        let mut core = shared.core();
+        if let Some(ep) = core.endpoint.as_mut() {
+            ep.set_meta(Instant::now(), meta)?;
+            if core.pump(shared, crate::send::Lane::Urgent) {
+                shared.wake.notify_one();
+            }
+        }
+        Ok(())
     }
 
     /// Protocol counters plus the node's own (`notifications_dropped`,

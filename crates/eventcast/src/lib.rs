@@ -57,6 +57,8 @@
 //!   seam a datagram leaves through (`socket` for multicast UDP, `nats`);
 //!   `supervise` — panics become `EINTERNAL` and a stop; `options`;
 //!   `bridge` — the multicast ⇄ NATS relay.
+//! * `presence` — the presence options, the advertised name, and the JSON
+//!   shape of a peer; the table and beacons are the engine's.
 //! * `slice` — asks Linux for a short scheduler slice on the threads that run
 //!   the driver ([`request_short_slice`]), so a woken worker gets a CPU soon.
 //! * Here: own-datagram detection on receipt (`OwnDatagrams`).
@@ -120,6 +122,7 @@ mod lifecycle;
 mod nats;
 mod option_table;
 mod options;
+mod presence;
 mod receive;
 mod send;
 mod slice;
@@ -140,8 +143,11 @@ pub use nats::{
 pub use option_table::{option_spec, OptionSpec, OPTION_TABLE, REPL_IDLE_TIMEOUT_BOUND, REPL_MAX_CLIENTS_BOUND};
 pub use options::{
     EncryptOptions, NatsOptions, NatsTls, OptionBound, Options, Transport, MAX_PAYLOAD_SIZE_LIMIT, NATS_CHUNK_SIZE,
-    OPTION_BOUNDS, SEND_QUEUE_BYTES_RANGE,
+    OPTION_BOUNDS, PRESENCE_INTERVAL_MS_BOUND, PRESENCE_MAX_PEERS_BOUND, PRESENCE_TIMEOUT_MS_BOUND,
+    SEND_QUEUE_BYTES_RANGE,
 };
+pub use presence::{default_name, meta_from_json, peer_json, PresenceOptions};
+pub use protocol::{PeerDownReason, PeerInfo, PeerStats, PeerTransport};
 pub use receive::{GUARD_TICK, POLL_STALL};
 pub use send::DEFAULT_SEND_QUEUE_BYTES;
 pub use slice::{current_slice, driver_runtime_builder, request_short_slice, DRIVER_SLICE_NS, DRIVER_THREAD_NAME};

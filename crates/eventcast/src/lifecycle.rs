@@ -99,9 +99,14 @@ impl Eventcast {
             return Ok(c.clone());
         }
         let options = self.inner.options.clone();
-        let config = tokio::task::spawn_blocking(move || options.to_config())
+        let mut config = tokio::task::spawn_blocking(move || options.to_config())
             .await
             .map_err(|e| Error::Io(io::Error::other(format!("key derivation task failed: {e}"))))??;
+        if let (Some(p), Some(meta)) =
+            (config.presence.as_mut(), self.inner.meta.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        {
+            p.advertised.meta = meta;
+        }
         *self.inner.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(config.clone());
         Ok(config)
     }
@@ -204,6 +209,10 @@ impl Eventcast {
             core.deadline = None;
             core.io = Some(io);
             core.send.clear();
+            if let Some(ep) = core.endpoint.as_mut() {
+                // A hello beacon now, then every interval: peers see us within one.
+                ep.start_presence(now);
+            }
             let _ = core.pump(shared, Lane::Urgent);
         }
         shared.faulted.store(false, Ordering::Release);
@@ -234,6 +243,10 @@ impl Eventcast {
         let shared = &self.inner.shared;
         let io = {
             let mut core = shared.core();
+            if let Some(ep) = core.endpoint.as_mut() {
+                // Goodbye goes out with the last sends, below.
+                ep.stop_presence(Instant::now());
+            }
             let _ = core.pump(shared, Lane::Urgent);
             core.io.take()
         };

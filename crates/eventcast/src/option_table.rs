@@ -12,8 +12,8 @@
 //!   when either drifts.
 
 use super::options::{
-    OptionBound, MAX_PAYLOAD_SIZE_BOUND, MESSAGE_TTL_MS_BOUND, MULTICAST_TTL_BOUND, RETRANSMIT_ATTEMPTS_BOUND,
-    SEND_QUEUE_BYTES_BOUND,
+    OptionBound, MAX_PAYLOAD_SIZE_BOUND, MESSAGE_TTL_MS_BOUND, MULTICAST_TTL_BOUND, PRESENCE_INTERVAL_MS_BOUND,
+    PRESENCE_MAX_PEERS_BOUND, PRESENCE_TIMEOUT_MS_BOUND, RETRANSMIT_ATTEMPTS_BOUND, SEND_QUEUE_BYTES_BOUND,
 };
 
 /// `replMaxClients`: REPL sessions at once (the REPL lives in the JS face only).
@@ -123,6 +123,48 @@ pub const OPTION_TABLE: &[OptionSpec] = &[
         Some(SEND_QUEUE_BYTES_BOUND),
         "bound of the send queue ({range}); `emit` throws `EBACKPRESSURE` while this much waits for a slow link (see \"Delivery guarantees\")",
     ),
+    spec(
+        "name",
+        None,
+        "`process.title`",
+        None,
+        "label this node advertises to its peers (at most 256 bytes; see \"Presence\")",
+    ),
+    spec(
+        "meta",
+        Some("{}"),
+        "",
+        None,
+        "application object advertised to peers (JSON values, at most 1 KiB encoded); change it with `setMeta()`",
+    ),
+    spec(
+        "presence",
+        Some("true"),
+        "",
+        None,
+        "`false`: no beacons and no peer table; or `{ interval, timeout, maxPeers }` (below)",
+    ),
+    spec(
+        "presence.interval",
+        Some("1000"),
+        "",
+        Some(PRESENCE_INTERVAL_MS_BOUND),
+        "ms between this node's beacons ({range}; each jittered ±10%)",
+    ),
+    spec(
+        "presence.timeout",
+        Some("5000"),
+        "",
+        Some(PRESENCE_TIMEOUT_MS_BOUND),
+        "ms without a beacon or event after which a peer is down ({range}; at least 2 × interval)",
+    ),
+    spec(
+        "presence.maxPeers",
+        Some("1024"),
+        "",
+        Some(PRESENCE_MAX_PEERS_BOUND),
+        "peers tracked ({range}); a new one evicts the least recently heard (`peersEvicted`)",
+    ),
     spec("log", Some("false"), "", None, "write bunyan JSON records to stdout"),
     spec("logLevel", Some("\"error\""), "", None, "`trace` `debug` `info` `warn` `error` `fatal` or 10–60"),
 ];
@@ -157,6 +199,13 @@ mod tests {
         assert_eq!(default_of("sendQueueBytes"), o.send_queue_bytes);
         assert_eq!(default_of("encrypt"), false);
         assert!(o.encrypt.is_none());
+        assert_eq!(default_of("meta"), serde_json::json!({}));
+        assert!(o.meta.is_empty() && o.name.is_none());
+        let p = o.presence.unwrap();
+        assert_eq!(default_of("presence"), true);
+        assert_eq!(default_of("presence.interval"), p.interval.as_millis() as u64);
+        assert_eq!(default_of("presence.timeout"), p.timeout.as_millis() as u64);
+        assert_eq!(default_of("presence.maxPeers"), p.max_peers);
     }
 
     /// Every bound the Rust API checks is in the table, under the same name.

@@ -1,8 +1,9 @@
 //! Node options, named and defaulted like the JS API (`eventcast` 0.1.x).
 
+use super::presence::{self, PresenceOptions};
 use super::send::DEFAULT_SEND_QUEUE_BYTES;
 use crate::error::Error;
-use crate::protocol::{Config, Encryption, Limits};
+use crate::protocol::{Config, Encryption, Limits, PeerTransport};
 use crate::wire::legacy::LegacyKey;
 use crate::wire::secure::SecureKey;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -25,7 +26,7 @@ impl std::fmt::Debug for EncryptOptions {
 
 /// Options of a node. `Options::default()` matches 0.1.x's defaults except
 /// `port`, which must be set (the JS layer picks a random one when unset).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Options {
     /// Address to bind (default 0.0.0.0).
     pub address: Ipv4Addr,
@@ -55,6 +56,14 @@ pub struct Options {
     pub send_queue_bytes: usize,
     /// How datagrams reach the group: multicast UDP (default) or a NATS subject.
     pub transport: Transport,
+    /// The label this node advertises to its peers (default: the program's
+    /// name, see [`crate::presence::default_name`]); at most 256 bytes.
+    pub name: Option<String>,
+    /// The application object this node advertises (service role, version,
+    /// HTTP port, ...); at most 1 KiB encoded. See [`crate::Eventcast::set_meta`].
+    pub meta: bson::Document,
+    /// Beacons and the peer table (default on; `None` turns presence off).
+    pub presence: Option<PresenceOptions>,
 }
 
 /// The network that carries the group's datagrams.
@@ -192,6 +201,36 @@ fn valid_subject(subject: &str) -> bool {
         && subject.split('.').all(|t| !t.is_empty() && !t.contains(['*', '>']) && !t.chars().any(char::is_whitespace))
 }
 
+/// Whole milliseconds, rounded up: the JS API takes integers, the Rust API any Duration.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+/// Checks `name`, `meta` and `presence` (part of [`Options::validate`]).
+fn validate_presence(options: &Options) -> Result<(), Error> {
+    if let Some(name) = &options.name {
+        crate::protocol::Endpoint::check_advertised_name(name)?;
+    }
+    crate::wire::beacon::check_meta(&options.meta)
+        .map_err(|e| Error::InvalidOption { option: "meta", reason: e.to_string() })?;
+    if let Some(p) = &options.presence {
+        PRESENCE_INTERVAL_MS_BOUND.check(millis(p.interval))?;
+        PRESENCE_TIMEOUT_MS_BOUND.check(millis(p.timeout))?;
+        PRESENCE_MAX_PEERS_BOUND.check(p.max_peers as u64)?;
+        if p.timeout < 2 * p.interval {
+            return Err(Error::InvalidOption {
+                option: "presence.timeout",
+                reason: format!(
+                    "{} ms is less than twice the interval ({} ms): one lost beacon would take a peer down",
+                    millis(p.timeout),
+                    millis(p.interval)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -208,6 +247,9 @@ impl Default for Options {
             limits: Limits::default(),
             send_queue_bytes: DEFAULT_SEND_QUEUE_BYTES,
             transport: Transport::Multicast,
+            name: None,
+            meta: bson::Document::new(),
+            presence: Some(PresenceOptions::default()),
         }
     }
 }
@@ -240,7 +282,7 @@ impl OptionBound {
         (self.min..=self.max).contains(&value)
     }
 
-    fn check(&self, value: u64) -> Result<(), Error> {
+    pub(crate) fn check(&self, value: u64) -> Result<(), Error> {
         if self.contains(value) {
             return Ok(());
         }
@@ -269,15 +311,25 @@ pub const SEND_QUEUE_BYTES_BOUND: OptionBound = OptionBound {
     max: *SEND_QUEUE_BYTES_RANGE.end() as u64,
 };
 
+/// `presence.interval` in milliseconds: from 50 ms to a minute.
+pub const PRESENCE_INTERVAL_MS_BOUND: OptionBound = OptionBound { option: "presence.interval", min: 50, max: 60_000 };
+/// `presence.timeout` in milliseconds: up to an hour (and at least twice the interval).
+pub const PRESENCE_TIMEOUT_MS_BOUND: OptionBound = OptionBound { option: "presence.timeout", min: 100, max: 3_600_000 };
+/// `presence.maxPeers`: the peer table's bound.
+pub const PRESENCE_MAX_PEERS_BOUND: OptionBound = OptionBound { option: "presence.maxPeers", min: 1, max: 65_536 };
+
 /// Every bounded numeric option shared by the JS and Rust APIs. (`port` is
 /// not here: the JS API needs 1–65535, the Rust API also takes 0 for an
 /// ephemeral port; the type bounds the rest.)
-pub const OPTION_BOUNDS: [OptionBound; 5] = [
+pub const OPTION_BOUNDS: [OptionBound; 8] = [
     MULTICAST_TTL_BOUND,
     MAX_PAYLOAD_SIZE_BOUND,
     MESSAGE_TTL_MS_BOUND,
     RETRANSMIT_ATTEMPTS_BOUND,
     SEND_QUEUE_BYTES_BOUND,
+    PRESENCE_INTERVAL_MS_BOUND,
+    PRESENCE_TIMEOUT_MS_BOUND,
+    PRESENCE_MAX_PEERS_BOUND,
 ];
 
 impl Options {
@@ -312,8 +364,7 @@ impl Options {
         MULTICAST_TTL_BOUND.check(u64::from(self.multicast_ttl))?;
         MAX_PAYLOAD_SIZE_BOUND.check(self.max_payload_size as u64)?;
         // Whole milliseconds, rounded up: the JS API takes integers, the Rust API any Duration.
-        MESSAGE_TTL_MS_BOUND
-            .check(u64::try_from(self.message_ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))?;
+        MESSAGE_TTL_MS_BOUND.check(millis(self.message_ttl))?;
         RETRANSMIT_ATTEMPTS_BOUND.check(u64::from(self.message_retransmit_attempts))?;
         SEND_QUEUE_BYTES_BOUND.check(self.send_queue_bytes as u64)?;
         if let Some(encrypt) = &self.encrypt {
@@ -324,6 +375,7 @@ impl Options {
         if let Transport::Nats(nats) = &self.transport {
             self.validate_nats(nats)?;
         }
+        validate_presence(self)?;
         let l = &self.limits;
         for (value, name) in [
             (l.max_message_size, "max_message_size"),
@@ -426,6 +478,15 @@ impl Options {
             // NATS gives no source address: senders answer by requester id,
             // within 3x what its requests weigh.
             pay_for_repairs: matches!(self.transport, Transport::Nats(_)),
+            presence: presence::engine_config(
+                self.name.as_deref(),
+                &self.meta,
+                self.presence.as_ref(),
+                match self.transport {
+                    Transport::Multicast => PeerTransport::Udp,
+                    Transport::Nats(_) => PeerTransport::Nats,
+                },
+            ),
         })
     }
 }
@@ -481,6 +542,19 @@ mod tests {
             "messageTtl" => o.message_ttl = Duration::from_millis(value),
             "messageRetransmitAttempts" => o.message_retransmit_attempts = value as u32,
             "sendQueueBytes" => o.send_queue_bytes = value as usize,
+            // Each presence setting alone, the others at values that let it range fully.
+            "presence.interval" => {
+                let ms = Duration::from_millis(value);
+                o.presence =
+                    Some(PresenceOptions { interval: ms, timeout: 2 * ms.max(Duration::from_millis(50)), max_peers: 1 })
+            }
+            "presence.timeout" => {
+                let ms = Duration::from_millis(value);
+                o.presence = Some(PresenceOptions { interval: Duration::from_millis(50), timeout: ms, max_peers: 1 })
+            }
+            "presence.maxPeers" => {
+                o.presence = Some(PresenceOptions { max_peers: value as usize, ..PresenceOptions::default() })
+            }
             other => panic!("no setter for bounded option {other}"),
         }
     }
@@ -548,5 +622,33 @@ mod tests {
         let paired = Options { transport: Transport::Nats(n.clone()), ..Options::with_port(9000) };
         assert_eq!(paired.key_group(), lan.key_group());
         assert_eq!(n.subject_for(9000), "eventcast.9000", "the group does not change the subject");
+    }
+
+    #[test]
+    fn presence_options_are_checked() {
+        let code = |o: &Options| match o.validate() {
+            Ok(()) => None,
+            Err(Error::InvalidOption { option, .. }) => Some(option),
+            Err(e) => panic!("{e}"),
+        };
+        let with = |p: PresenceOptions| Options { presence: Some(p), ..Options::with_port(1) };
+        assert_eq!(code(&Options::with_port(1)), None);
+        let d = PresenceOptions::default();
+        assert_eq!(
+            code(&with(PresenceOptions { interval: Duration::from_millis(10), ..d.clone() })),
+            Some("presence.interval")
+        );
+        assert_eq!(
+            code(&with(PresenceOptions {
+                timeout: Duration::from_millis(1500),
+                interval: Duration::from_secs(1),
+                ..d.clone()
+            })),
+            Some("presence.timeout")
+        );
+        assert_eq!(code(&with(PresenceOptions { max_peers: 0, ..d.clone() })), Some("presence.maxPeers"));
+        assert_eq!(code(&Options { name: Some("n".repeat(300)), ..Options::with_port(1) }), Some("name"));
+        let big = bson::doc! { "x": "y".repeat(2000) };
+        assert_eq!(code(&Options { meta: big, ..Options::with_port(1) }), Some("meta"));
     }
 }

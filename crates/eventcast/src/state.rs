@@ -11,7 +11,7 @@ use super::status::{StatusCell, StopAfterFault};
 use super::transport::Link;
 use super::{Notification, OwnDatagrams};
 use crate::error::Error;
-use crate::protocol::{Destination, Endpoint, Output};
+use crate::protocol::{Destination, Endpoint, Output, PeerChange};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -109,6 +109,11 @@ impl Core {
                     message: format!("datagram from {source} has protocol version {version}, expected 3"),
                 },
                 Output::Gap { sender, count } => Notification::Gap { sender, count },
+                Output::Peer(change) => match *change {
+                    PeerChange::Up(peer) => Notification::PeerUp(peer),
+                    PeerChange::Down(peer, reason) => Notification::PeerDown { peer, reason },
+                    PeerChange::Update(peer) => Notification::PeerUpdate(peer),
+                },
             });
         }
         let next = ep.poll_timeout();

@@ -75,7 +75,10 @@ impl Seen {
             }
             Notification::Gap { count, .. } => self.gaps = self.gaps.saturating_add(count),
             Notification::Error { code, message } => self.note = Some(format!("{code}: {message}")),
-            Notification::Drain => {}
+            Notification::Drain
+            | Notification::PeerUp(_)
+            | Notification::PeerDown { .. }
+            | Notification::PeerUpdate(_) => {}
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Engine configuration.
 
+use crate::wire::beacon::PeerTransport;
 use crate::wire::legacy::LegacyKey;
 use crate::wire::secure::SecureKey;
+use bson::Document;
 use std::time::Duration;
 
 /// Who this endpoint is; written into the meta of every datagram it sends.
@@ -114,6 +116,9 @@ pub struct Config {
     /// a requester id with at most 3 bytes per byte of its requests (see the
     /// `repair` module docs). The driver sets it for the NATS transport.
     pub pay_for_repairs: bool,
+    /// Beacons and the peer table (`None`: presence off, the default here;
+    /// the driver turns it on unless `presence: false`).
+    pub presence: Option<PresenceConfig>,
 }
 
 impl Default for Config {
@@ -125,6 +130,48 @@ impl Default for Config {
             encryption: Encryption::None,
             limits: Limits::default(),
             pay_for_repairs: false,
+            presence: None,
         }
     }
+}
+
+/// How often a node announces itself and how long its peers wait for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresenceConfig {
+    /// Beacon period (each one jittered by ±10%).
+    pub interval: Duration,
+    /// A peer not heard from for this long is down (`'peerDown'`, reason `timeout`).
+    pub timeout: Duration,
+    /// Most peers in the table.
+    pub max_peers: usize,
+    /// What this node advertises about itself.
+    pub advertised: Advertised,
+}
+
+/// Defaults of [`PresenceConfig`]: a beacon a second, down after 5 s of silence
+/// (five beacons lost in a row: at 10% loss, once in 10⁵ intervals).
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            max_peers: 1024,
+            advertised: Advertised::default(),
+        }
+    }
+}
+
+/// What a node says about itself in its beacons.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Advertised {
+    /// A label (`name` option); at most `wire::beacon::MAX_NAME_BYTES`.
+    pub name: Option<String>,
+    /// The process id.
+    pub pid: Option<u32>,
+    /// The eventcast version.
+    pub version: String,
+    /// How this node is connected.
+    pub transport: PeerTransport,
+    /// The application object (`meta` option); at most `MAX_META_BYTES` encoded.
+    pub meta: Document,
 }

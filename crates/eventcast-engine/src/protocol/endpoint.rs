@@ -24,7 +24,9 @@
 //!   0.1.x requests, NACK suppression);
 //! * `endpoint/heartbeat.rs` — sending and handling heartbeats;
 //! * `endpoint/peers.rs` — per-sender loss tracking by `sn`: tracked
-//!   senders, their request timers, `'gap'` reports.
+//!   senders, their request timers, `'gap'` reports;
+//! * `endpoint/presence.rs` — our beacons, and feeding the peer table
+//!   ([`super::presence`]).
 //!
 //! The fields stay private to this module; the parts, being its children,
 //! see them.
@@ -32,6 +34,7 @@
 mod answer;
 mod heartbeat;
 mod peers;
+mod presence;
 mod receive;
 mod send;
 
@@ -126,6 +129,8 @@ pub struct Endpoint {
     records: peers::SenderRecords,
     /// The last few senders' shared [`Sender`]s, for delivered events.
     recent_senders: RecentSenders,
+    /// Beacons and the peer table, when the config enables presence.
+    presence: Option<presence::Presence>,
 }
 
 impl Endpoint {
@@ -148,6 +153,7 @@ impl Endpoint {
         let l = &config.limits;
         let repair_credit = CreditBucket::new(now, l.max_repair_credit_bytes, l.repair_floor_bytes_per_sec);
         let request_credit = CreditBucket::new(now, l.max_request_credit_bytes, l.request_floor_bytes_per_sec);
+        let presence = config.presence.clone().map(presence::Presence::new);
         Ok(Endpoint {
             config,
             identity,
@@ -180,6 +186,7 @@ impl Endpoint {
             known: KnownSenders::default(),
             records: peers::SenderRecords::default(),
             recent_senders: RecentSenders::default(),
+            presence,
         })
     }
 
@@ -213,12 +220,7 @@ impl Endpoint {
     /// Wall-clock time at `now`, from the anchor (never before 1970: a time
     /// before the anchor that would be is clamped to the anchor).
     fn wall_at(&self, now: Instant) -> SystemTime {
-        let (at, wall) = self.wall_anchor;
-        if now >= at {
-            wall + (now - at)
-        } else {
-            wall.checked_sub(at - now).filter(|w| *w >= SystemTime::UNIX_EPOCH).unwrap_or(wall)
-        }
+        wall_from(self.wall_anchor, now)
     }
 
     /// Feeds one received datagram.
@@ -328,6 +330,7 @@ impl Endpoint {
         if self.heartbeat_due.is_some_and(|t| t <= now) {
             self.send_heartbeat(now);
         }
+        self.presence_timeout(now);
         self.sync_stats();
     }
 
@@ -355,6 +358,7 @@ impl Endpoint {
             self.peer_timers.first().map(|(t, _)| *t),
             self.heartbeat_due,
             self.delayed.front().map(|(t, _)| *t),
+            self.presence_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -393,6 +397,17 @@ fn paying_items(config: &Config, per_request: usize) -> usize {
 /// `item_bytes` per BSON array element (type, decimal key, value).
 fn items_per_request(max_payload_size: usize, item_bytes: usize) -> usize {
     (max_payload_size.saturating_sub(300) / item_bytes).clamp(8, MAX_ITEMS_PER_REQUEST)
+}
+
+/// The wall-clock time at `now`, given that `anchor.1` was the time at
+/// `anchor.0` (never before 1970: a time before the anchor that would be is
+/// clamped to the anchor).
+fn wall_from((at, wall): (Instant, SystemTime), now: Instant) -> SystemTime {
+    if now >= at {
+        wall + (now - at)
+    } else {
+        wall.checked_sub(at - now).filter(|w| *w >= SystemTime::UNIX_EPOCH).unwrap_or(wall)
+    }
 }
 
 /// The wall clock the engine accepts: not before 1970 (the `time` field

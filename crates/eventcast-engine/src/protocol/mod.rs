@@ -103,6 +103,7 @@ mod config;
 mod endpoint;
 mod fifo_set;
 pub mod names;
+mod presence;
 mod reassembly;
 mod repair;
 mod request;
@@ -114,8 +115,10 @@ mod stats;
 pub mod timefmt;
 mod tracker;
 
-pub use config::{Config, Encryption, Identity, Limits};
+pub use crate::wire::beacon::{PeerStats, PeerTransport};
+pub use config::{Advertised, Config, Encryption, Identity, Limits, PresenceConfig};
 pub use endpoint::{Endpoint, HEARTBEAT_EVENT};
+pub use presence::{PeerChange, PeerDownReason, PeerInfo};
 pub use request::RepairRequest;
 pub use sn::MAX_SN;
 pub use stats::Stats;
@@ -295,6 +298,8 @@ pub enum Output {
         /// Where it came from.
         source: SocketAddr,
     },
+    /// A peer appeared, left or changed (presence).
+    Peer(Box<PeerChange>),
     /// Messages of `sender` that can no longer be recovered (loss beyond repair).
     Gap {
         /// Sender instance id.

@@ -4,8 +4,8 @@
 //!
 //! * **Reserved names** ([`RESERVED_EVENTS`]): the events an instance emits on
 //!   itself (`start`, `stop`, `gap`, `drain`, EventEmitter's `newListener` and
-//!   `removeListener`, the REPL's `replConnected` and `replDisconnected`). A
-//!   datagram carrying one would let anyone on the LAN fake a lifecycle event
+//!   `removeListener`, the REPL's `replConnected` and `replDisconnected`,
+//!   presence's `peerUp`, `peerDown` and `peerUpdate`). A datagram carrying one would let anyone on the LAN fake a lifecycle event
 //!   (a forged `stop` making an application tear down). `emit` of such a name
 //!   delivers to local listeners only (the JS layer) and the engine refuses to
 //!   send it; a received one is dropped and counted in
@@ -21,8 +21,19 @@
 //! the Node binding exports it to `index.js` (`reservedEvents()`).
 
 /// Event names an instance emits on itself; they never travel.
-pub const RESERVED_EVENTS: &[&str] =
-    &["start", "stop", "gap", "drain", "newListener", "removeListener", "replConnected", "replDisconnected"];
+pub const RESERVED_EVENTS: &[&str] = &[
+    "start",
+    "stop",
+    "gap",
+    "drain",
+    "newListener",
+    "removeListener",
+    "replConnected",
+    "replDisconnected",
+    "peerUp",
+    "peerDown",
+    "peerUpdate",
+];
 
 /// Prefix of the protocol's own control messages (`__ec_retx`, `__ec_hb`).
 pub const PROTOCOL_PREFIX: &str = "__ec_";

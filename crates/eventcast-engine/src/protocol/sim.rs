@@ -22,7 +22,7 @@
 //! assert_eq!(net.events(b)[0].args, vec![big]);
 //! ```
 
-use super::{Config, Destination, Endpoint, Event, Identity, Output, Stats};
+use super::{Config, Destination, Endpoint, Event, Identity, Output, PeerChange, Stats};
 use crate::error::Error;
 use bson::Bson;
 use rand::rngs::StdRng;
@@ -47,6 +47,8 @@ pub struct SimNode {
     pub gaps: Vec<(String, u64)>,
     /// Version mismatches it reported.
     pub version_errors: Vec<i32>,
+    /// Presence changes it reported (peers up, down, updated), in order.
+    pub peer_changes: Vec<PeerChange>,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -124,6 +126,7 @@ impl Network {
             events: Vec::new(),
             gaps: Vec::new(),
             version_errors: Vec::new(),
+            peer_changes: Vec::new(),
         });
         i
     }
@@ -208,6 +211,17 @@ impl Network {
         Ok(())
     }
 
+    /// Runs `f` on endpoint `i` at the current virtual time, then collects its
+    /// outputs and sends what it produced (for calls the driver makes:
+    /// `start_presence`, `stop_presence`, `set_meta`, ...).
+    pub fn act<T>(&mut self, i: usize, f: impl FnOnce(&mut Endpoint, Instant) -> T) -> T {
+        let now = self.now;
+        let out = f(&mut self.nodes[i].endpoint, now);
+        self.collect(i);
+        self.flush(i);
+        out
+    }
+
     /// Hands a raw datagram to endpoint `to` right now, as if from `from`
     /// (bypasses the loss model; for crafted or recorded datagrams).
     pub fn inject(&mut self, to: usize, from: SocketAddr, datagram: &[u8]) {
@@ -263,6 +277,7 @@ impl Network {
                 Output::Event(e) => node.events.push(e),
                 Output::Gap { sender, count } => node.gaps.push((sender, count)),
                 Output::VersionMismatch { version, .. } => node.version_errors.push(version),
+                Output::Peer(c) => node.peer_changes.push(*c),
             }
         }
     }

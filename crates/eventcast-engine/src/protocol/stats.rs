@@ -143,4 +143,13 @@ stats! {
     /// Rejected: an event with more arguments or values than any node sends
     /// (`wire::MAX_ARGS`, `wire::MAX_VALUES`), refused before conversion.
     rejected_too_many_values => "rejectedTooManyValues",
+    // --- presence ---
+    /// Presence beacons sent (hello and goodbye).
+    beacons_sent => "beaconsSent",
+    /// Presence beacons received and accepted (malformed ones count in `rejectedMalformed`).
+    beacons_received => "beaconsReceived",
+    /// Peers in the presence table now (bounded by `presence.maxPeers`).
+    peers_known => "peersKnown",
+    /// Peers forgotten for room: the presence table was full when another appeared (`'peerDown'`, reason `evicted`).
+    peers_evicted => "peersEvicted",
 }

@@ -12,6 +12,7 @@
 //! than the datagram's own length implies.
 
 pub mod args_writer;
+pub mod beacon;
 pub mod body;
 pub(crate) mod bson_writer;
 pub mod bundle;

@@ -194,6 +194,7 @@ impl Endpoint {
         if self.is_known(sender) {
             self.stats.gaps_unrecovered = self.stats.gaps_unrecovered.saturating_add(count);
             self.outputs.push_back(Output::Gap { sender: sender.to_owned(), count });
+            self.presence_gap(sender, count);
         } else {
             self.stats.gaps_unconfirmed = self.stats.gaps_unconfirmed.saturating_add(count);
         }

@@ -13,6 +13,7 @@ use crate::protocol::request::RepairRequest;
 use crate::protocol::timefmt::parse_iso;
 use crate::protocol::tracker::{Peer, Sn, Verdict};
 use crate::protocol::{Encryption, Event, Output};
+use crate::wire::beacon::PRESENCE_EVENT;
 use crate::wire::{self, MetaRef, Payload, RETX_EVENT};
 use bson::Bson;
 use std::net::SocketAddr;
@@ -254,6 +255,15 @@ impl Endpoint {
                 return;
             }
         };
+        if name == PRESENCE_EVENT {
+            // Unnumbered like heartbeats: a replayed beacon within the
+            // freshness window only says again that a node is there.
+            match (payload, Self::sender_ref(&meta)) {
+                (Payload::Document(doc), Some(from)) => self.handle_beacon(now, from, &doc),
+                _ => self.stats.rejected_malformed += 1,
+            }
+            return;
+        }
         if name == HEARTBEAT_EVENT {
             match payload {
                 Payload::Document(doc) => match heartbeat_fields(&doc, sender_id) {
@@ -333,10 +343,11 @@ impl Endpoint {
             self.stats.rejected_reserved += 1;
             return;
         }
-        let Some(sender) = Self::sender_ref(&meta) else { return };
-        let sender = self.recent_senders.get(sender);
+        let Some(from) = Self::sender_ref(&meta) else { return };
+        let sender = self.recent_senders.get(from);
         self.known.insert(&sender.id);
         self.outputs.push_back(Output::Event(Event { name: name.to_owned(), args, sender }));
+        self.presence_delivered(now, from, meta.sn.is_none());
     }
 }
 
