@@ -55,6 +55,23 @@ pub struct CommonArgs {
     /// node with (the key is bound to group and port; the subject does not change) [default: 224.0.0.1]
     #[arg(long, value_name = "ADDR", requires = "nats")]
     nats_group: Option<Ipv4Addr>,
+    /// The label this node advertises to its peers [default: the program's name;
+    /// `eventcast peers` and `eventcast top`: eventcast-peers, eventcast-top]
+    #[arg(long = "name", id = "node_name", value_name = "NAME")]
+    node_name: Option<String>,
+    /// The application object this node advertises, a JSON object (at most 1 KiB
+    /// encoded), e.g. '{"role":"pricing"}'
+    #[arg(long, value_name = "JSON")]
+    meta: Option<String>,
+    /// Send a presence beacon every MS milliseconds [default: 1000]
+    #[arg(long, value_name = "MS")]
+    presence_interval: Option<u64>,
+    /// A peer not heard from for MS milliseconds is down (at least twice the interval) [default: 5000]
+    #[arg(long, value_name = "MS")]
+    presence_timeout: Option<u64>,
+    /// No presence: send no beacons, keep no peer table (not for `peers` and `top`)
+    #[arg(long, conflicts_with_all = ["meta", "presence_interval", "presence_timeout"])]
+    no_presence: bool,
 }
 
 /// The node options of a command, checked, and whether to print counters at exit.
@@ -67,8 +84,10 @@ pub struct Common {
 }
 
 impl CommonArgs {
-    /// The options these flags give, checked against the library's bounds.
-    pub fn into_common(self) -> Result<Common, String> {
+    /// The options these flags give, checked against the library's bounds;
+    /// `name` is the label advertised when `--name` is not given (`None`:
+    /// the library's default, the program's name).
+    pub fn into_common(self, name: Option<&str>) -> Result<Common, String> {
         let mut options = Options { port: self.port, ..Options::default() };
         if let Some(g) = self.group {
             options.multicast_membership = g;
@@ -95,6 +114,20 @@ impl CommonArgs {
             nats.subject = self.subject;
             nats.group = self.nats_group;
             options.transport = Transport::Nats(nats);
+        }
+        options.name = self.node_name.or(name.map(str::to_owned));
+        if let Some(meta) = &self.meta {
+            options.meta = eventcast::meta_from_json(meta).map_err(|e| format!("--meta: {e}"))?;
+        }
+        if self.no_presence {
+            options.presence = None;
+        } else if let Some(p) = options.presence.as_mut() {
+            if let Some(ms) = self.presence_interval {
+                p.interval = Duration::from_millis(ms);
+            }
+            if let Some(ms) = self.presence_timeout {
+                p.timeout = Duration::from_millis(ms);
+            }
         }
         options.validate().map_err(|e| e.to_string())?;
         Ok(Common { options, stats: self.stats })
@@ -123,6 +156,22 @@ pub async fn start_node(options: Options) -> Result<(Eventcast, Events), String>
     let events = node.subscribe();
     node.start().await.map_err(|e| format!("start failed ({}): {e}", e.code()))?;
     Ok((node, events))
+}
+
+/// How a node reaches its group: `udp multicast, interface ADDR|any` or
+/// `nats`, and `, encrypted` with a key.
+pub fn via(options: &Options) -> String {
+    let mut via = match &options.transport {
+        Transport::Multicast => match options.multicast_interface {
+            Some(addr) => format!("udp multicast, interface {addr}"),
+            None => "udp multicast, interface any".to_string(),
+        },
+        Transport::Nats(_) => "nats".to_string(),
+    };
+    if options.encrypt.is_some() {
+        via.push_str(", encrypted");
+    }
+    via
 }
 
 /// Where a started node listens: `GROUP:PORT` or `nats subject S`, as the

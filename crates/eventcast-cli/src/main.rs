@@ -5,6 +5,7 @@ mod bridge;
 mod common;
 mod emit;
 mod listen;
+mod peers;
 mod text;
 mod top;
 
@@ -14,6 +15,7 @@ use common::{parse_json_arg, positive_rate, CommonArgs};
 use emit::{emit, Emit};
 use eventcast::{BridgeOptions, NatsOptions, Options};
 use listen::{listen, Listen};
+use peers::{peers, Peers};
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -77,12 +79,37 @@ enum Cmd {
         #[arg(value_name = "JSON_ARG", allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// List the nodes on the group (presence), once or as they come and go
+    ///
+    /// Starts a node (advertised as `eventcast-peers` unless --name), listens for about one
+    /// presence interval and a half, prints the peers it heard and exits: a table (id, name,
+    /// host:port, hostname, pid, version, transport (with `bridged` for peers heard through a
+    /// LAN<->NATS bridge, `0.1.x` for senders known from their traffic only), since, last seen,
+    /// meta) or with --json one JSON object per peer and line, the JS API's shape. With
+    /// --watch it prints a line per change instead (`up`, `down (goodbye|timeout|evicted)`,
+    /// `update`; with --json `{"event":"peerUp"|"peerDown"|"peerUpdate","peer":{...}}` and
+    /// `"reason"` for peerDown) until Ctrl-C or --timeout-ms. When ready it prints
+    /// `listening on GROUP:PORT (udp multicast, interface ADDR) id=ID name=NAME` on stderr.
+    Peers {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+        /// Keep running and print each peer that comes, goes or changes its meta
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: exit after T milliseconds
+        #[arg(long, value_name = "T", requires = "watch")]
+        timeout_ms: Option<u64>,
+    },
     /// A live view of the group: peers and their rates, the busiest event names
     ///
     /// Peers with host, name, events/s in (delivered here) and out (what they say they
     /// sent), repairs they sent, gaps here and when they were last heard; then the busiest
     /// event names with their rates and the mean and largest size of their arguments.
-    /// Rates are averages over the last 3 s (or two refreshes, if longer). On a terminal
+    /// Rates are averages over four presence intervals (4 s by default) or two refreshes,
+    /// whichever is longer; a peer's OUT/s comes from the counters in its beacons. On a terminal
     /// it redraws in place and quits on `q` or Ctrl-C; otherwise (a pipe, a file) it prints
     /// one block of plain lines per refresh, separated by an empty line.
     Top {
@@ -135,7 +162,18 @@ enum Command {
     Listen(Listen),
     Emit(Emit),
     Bridge(BridgeCmd),
+    Peers(Peers),
     Top(Top),
+}
+
+/// The options of a command that shows the peers: presence on, and the
+/// node's own label `name` unless --name.
+fn with_presence(common: CommonArgs, name: &str, command: &str) -> Result<common::Common, String> {
+    let common = common.into_common(Some(name))?;
+    if common.options.presence.is_none() {
+        return Err(format!("`eventcast {command}` needs presence: drop --no-presence"));
+    }
+    Ok(common)
 }
 
 /// Checks what clap cannot (option values against the library's bounds, JSON
@@ -143,7 +181,7 @@ enum Command {
 fn command(cli: Cli) -> Result<Command, String> {
     Ok(match cli.command {
         Cmd::Listen { common, count, timeout_ms } => Command::Listen(Listen {
-            common: common.into_common()?,
+            common: common.into_common(None)?,
             count,
             timeout: timeout_ms.map(Duration::from_millis),
         }),
@@ -154,7 +192,7 @@ fn command(cli: Cli) -> Result<Command, String> {
                 .map(|(i, text)| parse_json_arg(text).map_err(|e| format!("argument {}: {e}", i + 1)))
                 .collect::<Result<Vec<_>, _>>()?;
             Command::Emit(Emit {
-                common: common.into_common()?,
+                common: common.into_common(None)?,
                 repeat,
                 rate,
                 linger: linger_ms.map(Duration::from_millis),
@@ -167,8 +205,14 @@ fn command(cli: Cli) -> Result<Command, String> {
             if interval < top::MIN_INTERVAL {
                 return Err(format!("--interval must be at least {} ms", top::MIN_INTERVAL.as_millis()));
             }
-            Command::Top(Top { common: common.into_common()?, interval, iterations })
+            Command::Top(Top { common: with_presence(common, "eventcast-top", "top")?, interval, iterations })
         }
+        Cmd::Peers { common, json, watch, timeout_ms } => Command::Peers(Peers {
+            common: with_presence(common, "eventcast-peers", "peers")?,
+            json,
+            watch,
+            timeout: timeout_ms.map(Duration::from_millis),
+        }),
         Cmd::Bridge { port, group, interface, ttl, nats, subject, timeout_ms, stats } => {
             let mut multicast = Options::with_port(port);
             multicast.multicast_membership = group.unwrap_or(multicast.multicast_membership);
@@ -215,6 +259,7 @@ fn main() -> ExitCode {
         Command::Listen(l) => runtime.block_on(listen(l)),
         Command::Emit(e) => runtime.block_on(emit(e)),
         Command::Bridge(b) => runtime.block_on(bridge(b)),
+        Command::Peers(p) => runtime.block_on(peers(p)),
         Command::Top(t) => runtime.block_on(top(t)),
     };
     match result {
@@ -287,6 +332,70 @@ mod tests {
             .unwrap_err()
             .contains("nats.group"));
         assert!(parse_args(&["listen", "--port", "1", "--nats-group", "239.1.2.3"]).unwrap_err().contains("--nats"));
+    }
+
+    #[test]
+    fn presence_options_and_the_default_names() {
+        let Command::Emit(e) = parse_args(&[
+            "emit",
+            "--port",
+            "9000",
+            "--name",
+            "pricing-1",
+            "--meta",
+            r#"{"role":"pricing","http":8080}"#,
+            "--presence-interval",
+            "200",
+            "--presence-timeout",
+            "1000",
+            "greet",
+        ])
+        .unwrap() else {
+            panic!("not emit")
+        };
+        assert_eq!(e.name, "greet", "--name is the node's label, NAME the event's");
+        let o = &e.common.options;
+        assert_eq!(o.name.as_deref(), Some("pricing-1"));
+        assert_eq!(o.meta, bson::doc! {"role": "pricing", "http": 8080});
+        let p = o.presence.as_ref().unwrap();
+        assert_eq!((p.interval, p.timeout), (Duration::from_millis(200), Duration::from_secs(1)));
+
+        let Command::Listen(l) = parse_args(&["listen", "--port", "9000", "--no-presence"]).unwrap() else {
+            panic!("not listen")
+        };
+        assert_eq!(l.common.options.presence, None);
+        assert_eq!(l.common.options.name, None, "the library's default name");
+        let Command::Peers(p) = parse_args(&["peers", "--port", "9000", "--json"]).unwrap() else {
+            panic!("not peers")
+        };
+        assert_eq!(p.common.options.name.as_deref(), Some("eventcast-peers"));
+        assert!(p.json && !p.watch);
+        let Command::Top(t) = parse_args(&["top", "--port", "9000", "--name", "mine"]).unwrap() else {
+            panic!("not top")
+        };
+        assert_eq!(t.common.options.name.as_deref(), Some("mine"));
+        let Command::Top(t) = parse_args(&["top", "--port", "9000"]).unwrap() else { panic!("not top") };
+        assert_eq!(t.common.options.name.as_deref(), Some("eventcast-top"));
+        assert_eq!(t.interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn bad_presence_usage_is_refused() {
+        assert!(parse_args(&["peers", "--port", "1", "--no-presence"]).unwrap_err().contains("needs presence"));
+        assert!(parse_args(&["top", "--port", "1", "--no-presence"]).unwrap_err().contains("needs presence"));
+        assert!(parse_args(&["listen", "--port", "1", "--no-presence", "--meta", "{}"])
+            .unwrap_err()
+            .contains("--meta"));
+        assert!(parse_args(&["listen", "--port", "1", "--meta", "[1]"]).unwrap_err().contains("--meta"));
+        assert!(parse_args(&["listen", "--port", "1", "--meta", "{"]).unwrap_err().contains("not JSON"));
+        let big = format!(r#"{{"x":"{}"}}"#, "y".repeat(2000));
+        assert!(parse_args(&["listen", "--port", "1", "--meta", &big]).unwrap_err().contains("meta"));
+        assert!(parse_args(&["listen", "--port", "1", "--presence-interval", "1000", "--presence-timeout", "1500"])
+            .unwrap_err()
+            .contains("presence.timeout"));
+        assert!(parse_args(&["listen", "--port", "1", "--name", &"n".repeat(300)]).unwrap_err().contains("name"));
+        assert!(parse_args(&["top", "--port", "1", "--interval", "10"]).unwrap_err().contains("at least 100"));
+        assert!(parse_args(&["peers", "--port", "1", "--timeout-ms", "10"]).unwrap_err().contains("--watch"));
     }
 
     #[test]

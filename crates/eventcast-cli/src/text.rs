@@ -22,7 +22,6 @@ fn is_unsafe(c: char) -> bool {
 /// escapes: the same JSON value, safe to print on a terminal. (serde_json
 /// escapes only the C0 controls; outside strings JSON is ASCII, so only
 /// string contents change.)
-#[allow(dead_code)] // for `eventcast peers`, next
 pub fn json_for_terminal(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {

@@ -72,7 +72,7 @@ fn count(n: u64) -> String {
 }
 
 /// How long ago: `0.3s`, `12s`, `4m`, `2h`.
-fn ago(d: Duration) -> String {
+pub fn ago(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s < 10.0 {
         format!("{s:.1}s")
