@@ -30,18 +30,19 @@ impl Drop for Children {
     }
 }
 
-/// Two emitters on the group: `tick` at 40/s and `tock` at 20/s, for a minute.
+/// Two emitters on the group, for a minute: `alpha` sends `tick` at 40/s,
+/// `beta` sends `tock` at 20/s.
 fn emitters(port: u16) -> Children {
-    let spawn = |event: &str, rate: &str, arg: &str| {
+    let spawn = |name: &str, event: &str, rate: &str, arg: &str| {
         Command::new(BIN)
-            .args(["emit", "--port", &port.to_string(), "--group", &group_for(port), "--rate", rate])
+            .args(["emit", "--port", &port.to_string(), "--group", &group_for(port), "--rate", rate, "--name", name])
             .args(["--repeat", "100000", "--linger-ms", "0", "--", event, arg])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn emit")
     };
-    Children(vec![spawn("tick", "40", "\"hello\""), spawn("tock", "20", "{\"a\":[1,2,3]}")])
+    Children(vec![spawn("alpha", "tick", "40", "\"hello\""), spawn("beta", "tock", "20", "{\"a\":[1,2,3]}")])
 }
 
 /// A tmux server of the test's own (its own socket: a tmux server already
@@ -121,6 +122,24 @@ fn event_rate(screen: &str, event: &str) -> Option<f64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The IN/s and OUT/s columns of the peer table's row for the peer named `name`.
+fn peer_rates(screen: &str, name: &str) -> Option<(f64, f64)> {
+    let line = screen.lines().find(|l| l.split_whitespace().nth(1) == Some(name))?;
+    let t: Vec<&str> = line.split_whitespace().collect();
+    // From the right: IN/s, OUT/s, REPAIRS, GAPS, SEEN (VIA may be two words).
+    let n = t.len();
+    Some((t.get(n.checked_sub(5)?)?.parse().ok()?, t.get(n - 4)?.parse().ok()?))
+}
+
+/// Both emitters shown as peers, each with rates in and out above zero, and both event names busy.
+fn shows_both_peers_busy(screen: &str) -> bool {
+    let busy = |name| peer_rates(screen, name).is_some_and(|(i, o)| i > 0.0 && o > 0.0);
+    busy("alpha")
+        && busy("beta")
+        && event_rate(screen, "tick").is_some_and(|r| r > 0.0)
+        && event_rate(screen, "tock").is_some_and(|r| r > 0.0)
+}
+
 /// The shell line the pane runs: `top`, then its exit status and the
 /// terminal's modes, then a pause that keeps the pane open to be read.
 fn pane_command(port: u16) -> String {
@@ -143,8 +162,8 @@ fn assert_exited_and_restored(tmux: &Tmux) {
 }
 
 #[test]
-fn top_in_a_terminal_shows_the_busy_names_and_quits_on_q() {
-    let test = "top_in_a_terminal_shows_the_busy_names_and_quits_on_q";
+fn top_in_a_terminal_shows_both_peers_busy_and_quits_on_q() {
+    let test = "top_in_a_terminal_shows_both_peers_busy_and_quits_on_q";
     if !tmux_installed(test) || skip_outside_netns(test) {
         return;
     }
@@ -156,9 +175,8 @@ fn top_in_a_terminal_shows_the_busy_names_and_quits_on_q() {
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
     assert_eq!(ns(&pane_pid), ns("self"), "tmux ran top outside the test's network namespace");
 
-    let screen = tmux.wait_for(Duration::from_secs(30), "busy event names", |s| {
-        event_rate(s, "tick").is_some_and(|r| r > 0.0) && event_rate(s, "tock").is_some_and(|r| r > 0.0)
-    });
+    let screen = tmux.wait_for(Duration::from_secs(30), "both peers busy", shows_both_peers_busy);
+    assert!(screen.contains("2 peers"), "{screen}");
     assert!(screen.contains(&format!("{}:{port}", group_for(port))), "{screen}");
     assert!(screen.contains("q quits"), "{screen}");
     assert_eq!(tmux.format("#{alternate_on}"), "1", "top draws on the alternate screen");
@@ -190,16 +208,15 @@ fn top_without_a_terminal_prints_plain_blocks() {
     let _emitters = emitters(port);
     let out = Command::new(BIN)
         .args(["top", "--port", &port.to_string(), "--group", &group_for(port)])
-        .args(["--interval", "1000", "--iterations", "6"])
+        .args(["--interval", "1000", "--iterations", "7"])
         .output()
         .expect("run top");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "top failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     assert!(!stdout.contains('\x1b'), "escape codes in plain output:\n{stdout}");
     let headers = stdout.lines().filter(|l| l.starts_with("eventcast top ·")).count();
-    assert_eq!(headers, 6, "one block per refresh:\n{stdout}");
+    assert_eq!(headers, 7, "one block per refresh:\n{stdout}");
     assert!(!stdout.contains("q quits"), "{stdout}");
     let last = &stdout[stdout.rfind("eventcast top ·").unwrap()..];
-    assert!(event_rate(last, "tick").is_some_and(|r| r > 0.0), "{last}");
-    assert!(event_rate(last, "tock").is_some_and(|r| r > 0.0), "{last}");
+    assert!(shows_both_peers_busy(last), "{last}");
 }

@@ -7,12 +7,12 @@ pub mod model;
 pub mod render;
 pub mod term;
 
-use crate::common::{finish, start_node, terminated, where_listening, Common};
-use eventcast::{Eventcast, Notification, Options, Transport};
-use model::{EventNames, PeerRates, PeerSample, RateMeter};
+use crate::common::{finish, start_node, terminated, via, where_listening, Common};
+use eventcast::{Eventcast, Notification, PeerInfo};
+use model::{EventNames, PeerKind, PeerRates, PeerSample, RateMeter};
 use render::{render, Header, View};
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use term::{Key, Keys, Screen};
 
 /// `eventcast top`, checked.
@@ -29,25 +29,11 @@ pub struct Top {
 /// The shortest refresh interval `--interval` accepts.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The window rates average over: a few seconds, and at least two
-/// refreshes, so that one refresh's luck does not make the rate.
-fn rate_window(interval: Duration) -> Duration {
-    (interval * 2).max(Duration::from_secs(3))
-}
-
-/// How the node reaches the group, for the header.
-fn via(options: &Options) -> String {
-    let mut via = match &options.transport {
-        Transport::Multicast => match options.multicast_interface {
-            Some(addr) => format!("udp multicast, interface {addr}"),
-            None => "udp multicast, interface any".to_string(),
-        },
-        Transport::Nats(_) => "nats".to_string(),
-    };
-    if options.encrypt.is_some() {
-        via.push_str(", encrypted");
-    }
-    via
+/// The window rates average over: four presence intervals (a peer's own
+/// counters rise once per beacon; over four beacons, give or take one, the
+/// rate is within a quarter) and at least two refreshes.
+fn rate_window(refresh: Duration, presence: Duration) -> Duration {
+    (presence * 4).max(refresh * 2)
 }
 
 /// What the events seen so far add up to.
@@ -75,6 +61,7 @@ impl Seen {
             }
             Notification::Gap { count, .. } => self.gaps = self.gaps.saturating_add(count),
             Notification::Error { code, message } => self.note = Some(format!("{code}: {message}")),
+            // The peer table is read from `peers()` at each refresh.
             Notification::Drain
             | Notification::PeerUp(_)
             | Notification::PeerDown { .. }
@@ -83,9 +70,27 @@ impl Seen {
     }
 }
 
+/// What `top` shows of a peer, as of `now`.
+fn sample(p: PeerInfo, now: SystemTime) -> PeerSample {
+    PeerSample {
+        kind: PeerKind { transport: p.transport.as_str(), bridged: p.bridged, legacy: p.legacy },
+        last_seen_ago: now.duration_since(p.last_seen).unwrap_or_default(),
+        delivered: p.delivered,
+        events_sent: p.stats.events_sent,
+        repairs_sent: p.stats.repairs_sent,
+        gaps: p.gaps,
+        id: p.id,
+        host: p.host,
+        port: p.port,
+        name: p.name,
+        hostname: p.hostname,
+    }
+}
+
 /// The peers of `node` as `top` samples them.
-fn peer_samples(_node: &Eventcast) -> Vec<PeerSample> {
-    Vec::new()
+fn peer_samples(node: &Eventcast) -> Vec<PeerSample> {
+    let now = SystemTime::now();
+    node.peers().into_iter().map(|p| sample(p, now)).collect()
 }
 
 /// Runs the view until `q`, Ctrl-C, SIGTERM or the last iteration.
@@ -98,7 +103,8 @@ pub async fn top(cmd: Top) -> Result<(), String> {
         id: node.id().to_string(),
         refresh: cmd.interval,
     };
-    let window = rate_window(cmd.interval);
+    let presence = node.options().presence.as_ref().map(|p| p.interval).unwrap_or(Duration::from_secs(1));
+    let window = rate_window(cmd.interval, presence);
     let mut seen =
         Seen { names: EventNames::new(window), events: 0, gaps: 0, note: None, body: Vec::with_capacity(4096) };
     let mut peer_rates = PeerRates::new(window);
