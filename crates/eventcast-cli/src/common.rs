@@ -186,6 +186,19 @@ pub fn where_listening(node: &Eventcast) -> String {
     }
 }
 
+/// Writes `text` to stdout and flushes it. `Ok(false)` when the reader is
+/// gone (`eventcast peers --json | head -1`): the command then ends as if
+/// done, not with an error.
+pub fn print_out(text: &str) -> Result<bool, String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(format!("stdout: {e}")),
+    }
+}
+
 /// Counters as one JSON object, snake_case keys (every field of `Stats` is a `u64`).
 pub fn stats_json(stats: &Stats) -> String {
     let map: serde_json::Map<String, serde_json::Value> =

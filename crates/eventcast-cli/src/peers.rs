@@ -1,12 +1,13 @@
 //! `eventcast peers`: who is on the group (presence), as a table or JSON
 //! lines, once or as the changes happen.
 
-use crate::common::{finish, print_notice, sleep_until_opt, start_node, terminated, via, where_listening, Common};
+use crate::common::{
+    finish, print_notice, print_out, sleep_until_opt, start_node, terminated, via, where_listening, Common,
+};
 use crate::text::{cell, clean, fit, json_for_terminal};
 use crate::top::model::PeerKind;
 use crate::top::render::{ago, kind_text};
 use eventcast::{peer_json, Notification, PeerInfo};
-use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 /// `eventcast peers`, checked.
@@ -125,18 +126,13 @@ pub async fn peers(cmd: Peers) -> Result<(), String> {
         node.id(),
         clean(o.name.as_deref().unwrap_or("-"))
     );
-    let stdout = std::io::stdout();
-    let write = |line: &str| {
-        let mut out = stdout.lock();
-        writeln!(out, "{line}").and_then(|()| out.flush()).map_err(|e| format!("stdout: {e}"))
-    };
     let now = tokio::time::Instant::now();
     let deadline = if cmd.watch { cmd.timeout.map(|t| now + t) } else { Some(now + listen_for(interval)) };
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut buf = Vec::with_capacity(256);
     let mut interrupted = false;
-    loop {
+    'watch: loop {
         tokio::select! {
             got = events.recv_many(&mut buf, 256) => {
                 if got == 0 {
@@ -147,7 +143,11 @@ pub async fn peers(cmd: Peers) -> Result<(), String> {
                         continue;
                     }
                     match change_line(&n, cmd.json) {
-                        Some(line) => write(&line)?,
+                        Some(line) => {
+                            if !print_out(&format!("{line}\n"))? {
+                                break 'watch;
+                            }
+                        }
                         None => print_notice(n),
                     }
                 }
@@ -160,15 +160,14 @@ pub async fn peers(cmd: Peers) -> Result<(), String> {
     if !cmd.watch && !interrupted {
         let mut list = node.peers();
         list.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-        if cmd.json {
-            for p in &list {
-                write(&json_for_terminal(&peer_json(p).to_string()))?;
-            }
+        let lines = if cmd.json {
+            list.iter().map(|p| json_for_terminal(&peer_json(p).to_string())).collect()
         } else {
-            for line in table(&list, SystemTime::now()) {
-                write(&line)?;
-            }
-        }
+            table(&list, SystemTime::now())
+        };
+        let mut text = lines.join("\n");
+        text.push('\n');
+        print_out(&text)?;
     }
     finish(&node, &mut events, cmd.common.stats).await
 }

@@ -7,11 +7,11 @@ pub mod model;
 pub mod render;
 pub mod term;
 
-use crate::common::{finish, start_node, terminated, via, where_listening, Common};
+use crate::common::{finish, print_out, start_node, terminated, via, where_listening, Common};
 use eventcast::{Eventcast, Notification, PeerInfo};
 use model::{EventNames, PeerKind, PeerRates, PeerSample, RateMeter};
 use render::{render, Header, View};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant, SystemTime};
 use term::{Key, Keys, Screen};
 
@@ -169,8 +169,10 @@ pub async fn top(cmd: Top) -> Result<(), String> {
             None => {
                 let mut block = render(v, usize::MAX, None).join("\n");
                 block.push_str("\n\n");
-                let mut out = std::io::stdout().lock();
-                out.write_all(block.as_bytes()).and_then(|()| out.flush()).map_err(|e| format!("stdout: {e}"))
+                match print_out(&block) {
+                    Ok(false) => break Ok(()),
+                    other => other.map(drop),
+                }
             }
         };
         if let Err(e) = shown {
