@@ -157,6 +157,7 @@ pub async fn top(cmd: Top) -> Result<(), String> {
                 rate_in: rate_in.update(now, seen.events),
                 events_in: seen.events,
                 gaps: seen.gaps,
+                dropped: node.stats().notifications_dropped,
                 note: seen.note.clone(),
             });
         }

@@ -39,6 +39,8 @@ pub struct View {
     pub events_in: u64,
     /// Messages lost here beyond repair since start.
     pub gaps: u64,
+    /// Notifications this view missed because it fell behind (its rates then undercount).
+    pub dropped: u64,
     /// The latest error notice, if any (`CODE: message`).
     pub note: Option<String>,
 }
@@ -201,6 +203,9 @@ pub fn render(view: &View, width: usize, height: Option<usize>) -> Vec<String> {
             view.names_evicted
         ),
     ];
+    if view.dropped > 0 {
+        lines[1].push_str(&format!(" · {} notifications missed: top fell behind", view.dropped));
+    }
     if let Some(note) = &view.note {
         lines.push(format!("last error: {note}"));
     }

@@ -42,6 +42,7 @@ fn view(peers: Vec<PeerRow>, names: Vec<NameRow>) -> View {
         rate_in: 70.0,
         events_in: 420,
         gaps: 1,
+        dropped: 0,
         note: None,
     }
 }
@@ -118,8 +119,10 @@ fn empty_states_say_why() {
     let mut v = view(vec![], vec![]);
     v.other = Some(name("", 3.0));
     v.note = Some("EPRVERSION: version 9".into());
+    v.dropped = 7;
     let lines = render(&v, 160, Some(40)).join("\n");
     assert!(lines.contains("other names") && lines.contains("last error: EPRVERSION"), "{lines}");
+    assert!(lines.contains("7 notifications missed: top fell behind"), "{lines}");
 }
 
 #[test]
