@@ -10,10 +10,15 @@
 //! Entries are keyed by a sender id anyone can forge (where encryption is
 //! off), so the table holds at most `max_peers`; a new peer arriving when it
 //! is full evicts the one heard from least recently (`'peerDown'` with reason
-//! `evicted`, counted in `Stats::peers_evicted`). Beacons trigger no sends:
-//! a flood of forged beacons costs the node a table lookup each and at most
-//! `max_peers` entries of bounded size (name, version and meta are bounded by
-//! the beacon decoder). A peer goes down at most `timeout` after the last
+//! `evicted`, counted in `Stats::peers_evicted`). New peers are admitted at
+//! most `max_peers` per `timeout` (a token bucket): past that, a new id is
+//! refused (counted in `Stats::peers_refused`, reported to nobody) and tried
+//! again at its next beacon or event. So a flood of new ids (forged beacons,
+//! or forged 0.1.x-style events, each a "new sender") costs the node a table
+//! lookup each, and the application at most `2 × max_peers` up/down reports
+//! per `timeout`, however fast it comes. Beacons trigger no sends. Entries
+//! are of bounded size (name, version and meta are bounded by the beacon
+//! decoder). A peer goes down at most `timeout` after the last
 //! beacon or event heard from it (plus the timer task's wake-up latency).
 
 use super::config::PresenceConfig;
@@ -110,6 +115,10 @@ pub(crate) struct PresenceTable {
     max: usize,
     own_transport: PeerTransport,
     pub(crate) evicted: u64,
+    pub(crate) refused: u64,
+    /// Admissions left (at most `max`), refilled at `max` per `timeout`.
+    admissions: f64,
+    admissions_at: Option<Instant>,
 }
 
 impl PresenceTable {
@@ -121,6 +130,9 @@ impl PresenceTable {
             max: config.max_peers.max(1),
             own_transport: config.advertised.transport,
             evicted: 0,
+            refused: 0,
+            admissions: config.max_peers.max(1) as f64,
+            admissions_at: None,
         }
     }
 
@@ -231,10 +243,29 @@ impl PresenceTable {
         }
     }
 
+    /// Takes one admission from the bucket; false when a flood of new ids used them up.
+    fn admit(&mut self, now: Instant) -> bool {
+        let cap = self.max as f64;
+        if let Some(at) = self.admissions_at {
+            let per_sec = cap / self.timeout.as_secs_f64().max(1e-3);
+            self.admissions = (self.admissions + now.saturating_duration_since(at).as_secs_f64() * per_sec).min(cap);
+        }
+        self.admissions_at = Some(now);
+        if self.admissions < 1.0 {
+            self.refused += 1;
+            return false;
+        }
+        self.admissions -= 1.0;
+        true
+    }
+
     fn insert(&mut self, now: Instant, wall: SystemTime, info: PeerInfo, out: &mut Vec<PeerChange>) {
+        if !self.admit(now) {
+            return;
+        }
         if self.entries.len() >= self.max {
-            // The least recently heard goes; a linear scan, but only when full
-            // (a flood of new ids pays one scan of `max` entries per datagram).
+            // The least recently heard goes: a linear scan, at most `max` per
+            // `timeout` (admissions are bounded above).
             let oldest = self.entries.iter().min_by_key(|(_, e)| e.heard).map(|(id, _)| id.clone());
             if let Some(e) = oldest.and_then(|id| self.entries.remove(&id)) {
                 self.evicted += 1;

@@ -86,3 +86,10 @@ pub async fn started(options: eventcast::Options) -> eventcast::Eventcast {
     assert_eq!(node.status(), eventcast::Status::Started);
     node
 }
+
+/// Whether `n` is a presence notification (peer up, down, updated): nodes
+/// beacon by default, so tests about other things skip these.
+pub fn is_presence(n: &eventcast::Notification) -> bool {
+    use eventcast::Notification::{PeerDown, PeerUp, PeerUpdate};
+    matches!(n, PeerUp(_) | PeerDown { .. } | PeerUpdate(_))
+}
