@@ -277,8 +277,7 @@ async fn a_full_subscriber_loses_notifications_counted_not_silently() {
     if skip_outside_netns("a_full_subscriber_loses_notifications_counted_not_silently") {
         return;
     }
-    // Exact counts of queued events: no presence notifications among them.
-    let options = Options { presence: None, ..test_options() };
+    let options = test_options();
     let sender = started(options.clone()).await;
     let receiver = started(options).await;
     let mut idle = receiver.subscribe(); // never read until the end

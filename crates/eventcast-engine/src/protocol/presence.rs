@@ -145,47 +145,21 @@ impl PresenceTable {
         beacon: Beacon,
         out: &mut Vec<PeerChange>,
     ) {
-        let since = SystemTime::UNIX_EPOCH + Duration::from_millis(beacon.since_ms.unsigned_abs());
+        let own = self.own_transport;
         if let Some(e) = self.entries.get_mut(from.id) {
             let changed = e.info.legacy || e.info.name != beacon.name || e.info.meta != beacon.meta;
-            let i = &mut e.info;
-            i.host = from.host.to_owned();
-            i.port = from.port;
-            i.hostname = from.hostname.to_owned();
-            i.name = beacon.name;
-            i.pid = beacon.pid;
-            i.version = Some(beacon.version);
-            i.meta = beacon.meta;
-            i.since = since;
-            i.transport = beacon.transport;
-            i.bridged = beacon.transport != self.own_transport;
-            i.legacy = false;
-            i.stats = beacon.stats;
+            apply_beacon(&mut e.info, from, beacon, own);
             e.heard = now;
             if changed {
                 out.push(PeerChange::Update(with_seen(&e.info, wall)));
             }
             return;
         }
-        let info = PeerInfo {
-            id: from.id.to_owned(),
-            host: from.host.to_owned(),
-            port: from.port,
-            hostname: from.hostname.to_owned(),
-            name: beacon.name,
-            pid: beacon.pid,
-            version: Some(beacon.version),
-            meta: beacon.meta,
-            since,
-            last_seen: wall,
-            transport: beacon.transport,
-            bridged: beacon.transport != self.own_transport,
-            legacy: false,
-            stats: beacon.stats,
-            delivered: 0,
-            gaps: 0,
-        };
-        self.insert(now, wall, info, out);
+        if self.admit(now) {
+            let mut info = first_heard(from, wall, own);
+            apply_beacon(&mut info, from, beacon, own);
+            self.insert(now, wall, info, out);
+        }
     }
 
     /// A goodbye beacon from `id`.
@@ -215,25 +189,11 @@ impl PresenceTable {
             // starts): one that turned presence off stays out.
             return;
         }
-        let info = PeerInfo {
-            id: from.id.to_owned(),
-            host: from.host.to_owned(),
-            port: from.port,
-            hostname: from.hostname.to_owned(),
-            name: None,
-            pid: None,
-            version: None,
-            meta: Document::new(),
-            since: wall,
-            last_seen: wall,
-            transport: PeerTransport::Udp,
-            bridged: self.own_transport != PeerTransport::Udp,
-            legacy: true,
-            stats: PeerStats::default(),
-            delivered: 1,
-            gaps: 0,
-        };
-        self.insert(now, wall, info, out);
+        // Admission first: a flood of new ids is refused before anything is built.
+        if self.admit(now) {
+            let info = PeerInfo { delivered: 1, ..first_heard(from, wall, self.own_transport) };
+            self.insert(now, wall, info, out);
+        }
     }
 
     /// `count` messages of `id` were given up on here.
@@ -259,10 +219,8 @@ impl PresenceTable {
         true
     }
 
+    /// Puts an admitted peer in the table, evicting for room.
     fn insert(&mut self, now: Instant, wall: SystemTime, info: PeerInfo, out: &mut Vec<PeerChange>) {
-        if !self.admit(now) {
-            return;
-        }
         if self.entries.len() >= self.max {
             // The least recently heard goes: a linear scan, at most `max` per
             // `timeout` (admissions are bounded above).
@@ -322,6 +280,45 @@ impl PresenceTable {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
+}
+
+/// A peer first heard at `wall` from what its datagram says, as a 0.1.x
+/// sender looks (no beacon yet): [`apply_beacon`] fills in the rest.
+fn first_heard(from: SenderRef<'_>, wall: SystemTime, own: PeerTransport) -> PeerInfo {
+    PeerInfo {
+        id: from.id.to_owned(),
+        host: from.host.to_owned(),
+        port: from.port,
+        hostname: from.hostname.to_owned(),
+        name: None,
+        pid: None,
+        version: None,
+        meta: Document::new(),
+        since: wall,
+        last_seen: wall,
+        transport: PeerTransport::Udp,
+        bridged: own != PeerTransport::Udp,
+        legacy: true,
+        stats: PeerStats::default(),
+        delivered: 0,
+        gaps: 0,
+    }
+}
+
+/// What a beacon says about its sender, into its entry (`own`: our transport).
+fn apply_beacon(i: &mut PeerInfo, from: SenderRef<'_>, beacon: Beacon, own: PeerTransport) {
+    i.host = from.host.to_owned();
+    i.port = from.port;
+    i.hostname = from.hostname.to_owned();
+    i.name = beacon.name;
+    i.pid = beacon.pid;
+    i.version = Some(beacon.version);
+    i.meta = beacon.meta;
+    i.since = SystemTime::UNIX_EPOCH + Duration::from_millis(beacon.since_ms.unsigned_abs());
+    i.transport = beacon.transport;
+    i.bridged = beacon.transport != own;
+    i.legacy = false;
+    i.stats = beacon.stats;
 }
 
 fn with_seen(info: &PeerInfo, last_seen: SystemTime) -> PeerInfo {
