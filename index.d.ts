@@ -313,6 +313,8 @@ declare namespace Eventcast {
     peersKnown: number
     /** Peers forgotten for room: the table was full when another appeared ('peerDown' with reason `evicted`). */
     peersEvicted: number
+    /** New peers not admitted: more than `presence.maxPeers` appeared within one `presence.timeout` (a flood of new ids); each tries again at its next beacon or event. */
+    peersRefused: number
   }
 
   interface Gap {

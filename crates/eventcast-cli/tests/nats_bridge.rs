@@ -16,6 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// Options on `port` without presence: these tests count what travels until
+/// the subject or the LAN goes quiet, and beacons never let it.
+fn quiet(port: u16) -> Options {
+    Options { presence: None, ..Options::with_port(port) }
+}
+
 const BIN: &str = env!("CARGO_BIN_EXE_eventcast");
 
 fn group_for(port: u16) -> Ipv4Addr {
@@ -69,7 +75,7 @@ impl Drop for BridgeProcess {
 }
 
 async fn lan_node(port: u16) -> Eventcast {
-    let mut o = Options::with_port(port);
+    let mut o = quiet(port);
     o.multicast_membership = group_for(port);
     let n = Eventcast::new(o).unwrap();
     n.start().await.unwrap();
@@ -77,8 +83,7 @@ async fn lan_node(port: u16) -> Eventcast {
 }
 
 async fn nats_node(port: u16, url: &str) -> Eventcast {
-    let n = Eventcast::new(Options { transport: Transport::Nats(NatsOptions::new([url])), ..Options::with_port(port) })
-        .unwrap();
+    let n = Eventcast::new(Options { transport: Transport::Nats(NatsOptions::new([url])), ..quiet(port) }).unwrap();
     n.start().await.unwrap();
     n
 }
@@ -280,8 +285,7 @@ fn encrypted(mut o: Options) -> Options {
 async fn encrypted_nats_node(port: u16, url: &str, group: Option<Ipv4Addr>) -> Eventcast {
     let mut nats = NatsOptions::new([url]);
     nats.group = group;
-    let n =
-        Eventcast::new(encrypted(Options { transport: Transport::Nats(nats), ..Options::with_port(port) })).unwrap();
+    let n = Eventcast::new(encrypted(Options { transport: Transport::Nats(nats), ..quiet(port) })).unwrap();
     n.start().await.unwrap();
     n
 }
@@ -299,7 +303,7 @@ async fn an_encrypted_lan_on_another_group_pairs_only_with_nats_nodes_naming_tha
     let port = random_port();
     let group = group_for(port);
     let _bridge = BridgeProcess::start(port, group, &server.url());
-    let lan = Eventcast::new(encrypted(Options { multicast_membership: group, ..Options::with_port(port) })).unwrap();
+    let lan = Eventcast::new(encrypted(Options { multicast_membership: group, ..quiet(port) })).unwrap();
     lan.start().await.unwrap();
     let paired = encrypted_nats_node(port, &server.url(), Some(group)).await;
     let unpaired = encrypted_nats_node(port, &server.url(), None).await;

@@ -17,9 +17,14 @@ use node_support::{random_port, skip_outside_netns};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Options on `port` without presence: these tests count what travels until
+/// the subject or the LAN goes quiet, and beacons never let it.
+fn quiet(port: u16) -> Options {
+    Options { presence: None, ..Options::with_port(port) }
+}
+
 async fn nats_node(url: &str, port: u16) -> Eventcast {
-    let n = Eventcast::new(Options { transport: Transport::Nats(NatsOptions::new([url])), ..Options::with_port(port) })
-        .unwrap();
+    let n = Eventcast::new(Options { transport: Transport::Nats(NatsOptions::new([url])), ..quiet(port) }).unwrap();
     n.start().await.unwrap();
     n
 }
@@ -260,7 +265,7 @@ async fn without_publish_permission_on_inboxes_start_still_succeeds() {
         let mut nats = NatsOptions::new([server.url()]);
         nats.user = Some("svc".into());
         nats.pass = Some("pw".into());
-        Eventcast::new(Options { transport: Transport::Nats(nats), ..Options::with_port(port) }).unwrap()
+        Eventcast::new(Options { transport: Transport::Nats(nats), ..quiet(port) }).unwrap()
     };
     let (a, b) = (node(), node());
     let mut b_events = b.subscribe();

@@ -37,9 +37,10 @@ fn received_reserved_and_protocol_names_are_dropped_and_counted() {
     let from = "10.6.6.6:9000".parse().unwrap();
     let sender = "00000000000000ee";
     let mut forged = 0;
-    // Numbered (a new-style sender) and unnumbered (0.1.x-style) forgeries.
-    for (i, name) in
-        RESERVED_EVENTS.iter().copied().chain([&*format!("{PROTOCOL_PREFIX}presence"), "__ec_"]).enumerate()
+    // Numbered (a new-style sender) and unnumbered (0.1.x-style) forgeries;
+    // `__ec_future` stands for a protocol message a later version adds
+    // (`__ec_presence` is handled: a beacon, see sim_presence.rs).
+    for (i, name) in RESERVED_EVENTS.iter().copied().chain([&*format!("{PROTOCOL_PREFIX}future"), "__ec_"]).enumerate()
     {
         net.inject(b, from, &event(sender, name, Some(i as i64 + 1), &[Bson::String("x".into())]));
         let mut unnumbered = event("00000000000000ef", name, None, &[]);

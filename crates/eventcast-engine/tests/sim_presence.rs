@@ -215,7 +215,10 @@ fn forged_beacons_are_bounded_counted_and_answered_with_nothing() {
     let s = net.stats(0);
     assert_eq!(net.node(0).endpoint.peers().len(), 64, "the table holds max_peers");
     assert_eq!(s.peers_known, 64);
-    assert_eq!(s.peers_evicted, 5000 + 1 - 64, "every eviction counted (the real peer too)");
+    // 64 admissions per timeout: 63 fill the table, 1 evicts the real peer, the rest are refused.
+    assert_eq!((s.peers_evicted, s.peers_refused), (1, 5000 - 64), "every eviction and refusal counted");
+    let reported = net.node(0).peer_changes.len();
+    assert!(reported <= 2 * 64 + 2, "the application hears of at most 2 × max_peers changes: {reported}");
     assert_eq!(s.datagrams_sent - s.beacons_sent, sent_before, "beacons are answered with nothing");
     // Goodbyes for unknown ids change nothing; the real peer comes back with its next beacon.
     for k in 0..100u64 {
@@ -280,4 +283,31 @@ fn with_encryption_beacons_are_authenticated() {
     net.inject(a, from, &beacon_datagram(&net.id(b), &forged(BeaconKind::Goodbye)));
     assert_eq!(net.stats(a).rejected_decrypt - decrypt_before, 2, "plaintext beacons are refused");
     assert_eq!(net.node(a).endpoint.peers().len(), 1, "a forged goodbye takes no one down");
+}
+
+/// 0.1.x-style events (no `sn`) from ever new ids: each is a new "legacy
+/// peer". Admissions are bounded per timeout, so the table, the work and
+/// what the application hears stay bounded; the events themselves are
+/// delivered as before.
+#[test]
+fn a_flood_of_new_legacy_senders_is_admitted_within_the_budget() {
+    let mut net = group(10, 1);
+    let from: SocketAddr = "10.6.6.6:9000".parse().unwrap();
+    let body = wire::encode_args(&[Bson::Int32(1)]);
+    for k in 0..3000u64 {
+        let id = format!("{:016x}", 0xabc0_0000 + k);
+        let m = forge::meta(Some(&id), &format!("{:0>40}", id), "myevent", 0, 1, None);
+        net.inject(0, from, &forge::datagram(&m, &body));
+    }
+    assert_eq!(net.events(0).len(), 3000, "the events are delivered");
+    let s = net.stats(0);
+    assert_eq!(s.peers_known, 64);
+    assert_eq!(s.peers_refused, 3000 - 64);
+    assert!(net.node(0).peer_changes.len() <= 2 * 64, "{}", net.node(0).peer_changes.len());
+    // One timeout later the budget is back: a real newcomer gets in.
+    net.run_for(TIMEOUT);
+    let k = net.add_endpoint(config("late"));
+    net.act(k, |ep, now| ep.start_presence(now));
+    net.run_for(Duration::from_millis(50));
+    assert!(net.node(0).endpoint.peers().iter().any(|p| p.name.as_deref() == Some("late")));
 }

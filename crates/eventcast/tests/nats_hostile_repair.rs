@@ -21,6 +21,12 @@ use nats_support::{NatsServer, RawClient};
 use node_support::{random_port, skip_outside_netns};
 use std::time::Duration;
 
+/// Options on `port` without presence: these tests count what travels until
+/// the subject or the LAN goes quiet, and beacons never let it.
+fn quiet(port: u16) -> Options {
+    Options { presence: None, ..Options::with_port(port) }
+}
+
 const MIB: usize = 1 << 20;
 
 /// A forged `__ec_retx` from requester `i` asking `to` for messages 1..=20,
@@ -59,11 +65,8 @@ async fn forged_repair_requests_over_nats_get_at_most_three_times_their_bytes() 
     let server = NatsServer::start(&[]);
     let port = random_port();
     let subject = format!("eventcast.{port}");
-    let a = Eventcast::new(Options {
-        transport: Transport::Nats(NatsOptions::new([server.url()])),
-        ..Options::with_port(port)
-    })
-    .unwrap();
+    let a = Eventcast::new(Options { transport: Transport::Nats(NatsOptions::new([server.url()])), ..quiet(port) })
+        .unwrap();
     a.start().await.unwrap();
     let mut events = a.subscribe();
     for i in 0..20u8 {

@@ -8,7 +8,7 @@ use bson::{doc, spec::BinarySubtype, Binary, Bson, DateTime};
 use eventcast::protocol::Event;
 use eventcast::{EncryptOptions, Error, Eventcast, Events, NatsOptions, Notification, Options, Transport};
 use nats_support::{NatsServer, RawClient};
-use node_support::{random_port, skip_outside_netns};
+use node_support::{is_presence, random_port, skip_outside_netns};
 use std::time::{Duration, Instant};
 
 fn nats_options(port: u16, nats: NatsOptions) -> Options {
@@ -26,6 +26,7 @@ async fn next_event(events: &mut Events) -> Event {
         match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
             Ok(Some(Notification::Event(e))) => return e,
             Ok(Some(Notification::Error { code, .. })) if code.starts_with("ENATS") => continue,
+            Ok(Some(n)) if is_presence(&n) => continue,
             Ok(Some(other)) => panic!("unexpected notification {other:?}"),
             Ok(None) => panic!("subscription closed"),
             Err(_) => panic!("no event within 10 s"),

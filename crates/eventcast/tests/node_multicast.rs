@@ -6,16 +6,19 @@ mod node_support;
 use bson::{doc, Bson};
 use eventcast::protocol::Event;
 use eventcast::{Error, Eventcast, Events, Notification, Options, Status};
-use node_support::{skip_outside_netns, started, test_options};
+use node_support::{is_presence, skip_outside_netns, started, test_options};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 async fn next_event(events: &mut Events) -> Event {
-    match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
-        Ok(Some(Notification::Event(e))) => e,
-        Ok(Some(other)) => panic!("unexpected notification {other:?}"),
-        Ok(None) => panic!("subscription closed"),
-        Err(_) => panic!("no event within 10 s"),
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+            Ok(Some(Notification::Event(e))) => return e,
+            Ok(Some(n)) if is_presence(&n) => {}
+            Ok(Some(other)) => panic!("unexpected notification {other:?}"),
+            Ok(None) => panic!("subscription closed"),
+            Err(_) => panic!("no event within 10 s"),
+        }
     }
 }
 
@@ -325,6 +328,7 @@ impl eventcast::NotificationSink for Collect {
                     _ => panic!("unexpected args {:?}", e.args),
                 },
                 Notification::Event(_) => dropped += 1,
+                n if is_presence(&n) => {}
                 other => panic!("unexpected notification {other:?}"),
             }
         }

@@ -10,10 +10,15 @@
 //! Entries are keyed by a sender id anyone can forge (where encryption is
 //! off), so the table holds at most `max_peers`; a new peer arriving when it
 //! is full evicts the one heard from least recently (`'peerDown'` with reason
-//! `evicted`, counted in `Stats::peers_evicted`). Beacons trigger no sends:
-//! a flood of forged beacons costs the node a table lookup each and at most
-//! `max_peers` entries of bounded size (name, version and meta are bounded by
-//! the beacon decoder). A peer goes down at most `timeout` after the last
+//! `evicted`, counted in `Stats::peers_evicted`). New peers are admitted at
+//! most `max_peers` per `timeout` (a token bucket): past that, a new id is
+//! refused (counted in `Stats::peers_refused`, reported to nobody) and tried
+//! again at its next beacon or event. So a flood of new ids (forged beacons,
+//! or forged 0.1.x-style events, each a "new sender") costs the node a table
+//! lookup each, and the application at most `2 × max_peers` up/down reports
+//! per `timeout`, however fast it comes. Beacons trigger no sends. Entries
+//! are of bounded size (name, version and meta are bounded by the beacon
+//! decoder). A peer goes down at most `timeout` after the last
 //! beacon or event heard from it (plus the timer task's wake-up latency).
 
 use super::config::PresenceConfig;
@@ -110,6 +115,10 @@ pub(crate) struct PresenceTable {
     max: usize,
     own_transport: PeerTransport,
     pub(crate) evicted: u64,
+    pub(crate) refused: u64,
+    /// Admissions left (at most `max`), refilled at `max` per `timeout`.
+    admissions: f64,
+    admissions_at: Option<Instant>,
 }
 
 impl PresenceTable {
@@ -121,6 +130,9 @@ impl PresenceTable {
             max: config.max_peers.max(1),
             own_transport: config.advertised.transport,
             evicted: 0,
+            refused: 0,
+            admissions: config.max_peers.max(1) as f64,
+            admissions_at: None,
         }
     }
 
@@ -133,47 +145,21 @@ impl PresenceTable {
         beacon: Beacon,
         out: &mut Vec<PeerChange>,
     ) {
-        let since = SystemTime::UNIX_EPOCH + Duration::from_millis(beacon.since_ms.unsigned_abs());
+        let own = self.own_transport;
         if let Some(e) = self.entries.get_mut(from.id) {
             let changed = e.info.legacy || e.info.name != beacon.name || e.info.meta != beacon.meta;
-            let i = &mut e.info;
-            i.host = from.host.to_owned();
-            i.port = from.port;
-            i.hostname = from.hostname.to_owned();
-            i.name = beacon.name;
-            i.pid = beacon.pid;
-            i.version = Some(beacon.version);
-            i.meta = beacon.meta;
-            i.since = since;
-            i.transport = beacon.transport;
-            i.bridged = beacon.transport != self.own_transport;
-            i.legacy = false;
-            i.stats = beacon.stats;
+            apply_beacon(&mut e.info, from, beacon, own);
             e.heard = now;
             if changed {
                 out.push(PeerChange::Update(with_seen(&e.info, wall)));
             }
             return;
         }
-        let info = PeerInfo {
-            id: from.id.to_owned(),
-            host: from.host.to_owned(),
-            port: from.port,
-            hostname: from.hostname.to_owned(),
-            name: beacon.name,
-            pid: beacon.pid,
-            version: Some(beacon.version),
-            meta: beacon.meta,
-            since,
-            last_seen: wall,
-            transport: beacon.transport,
-            bridged: beacon.transport != self.own_transport,
-            legacy: false,
-            stats: beacon.stats,
-            delivered: 0,
-            gaps: 0,
-        };
-        self.insert(now, wall, info, out);
+        if self.admit(now) {
+            let mut info = first_heard(from, wall, own);
+            apply_beacon(&mut info, from, beacon, own);
+            self.insert(now, wall, info, out);
+        }
     }
 
     /// A goodbye beacon from `id`.
@@ -203,25 +189,11 @@ impl PresenceTable {
             // starts): one that turned presence off stays out.
             return;
         }
-        let info = PeerInfo {
-            id: from.id.to_owned(),
-            host: from.host.to_owned(),
-            port: from.port,
-            hostname: from.hostname.to_owned(),
-            name: None,
-            pid: None,
-            version: None,
-            meta: Document::new(),
-            since: wall,
-            last_seen: wall,
-            transport: PeerTransport::Udp,
-            bridged: self.own_transport != PeerTransport::Udp,
-            legacy: true,
-            stats: PeerStats::default(),
-            delivered: 1,
-            gaps: 0,
-        };
-        self.insert(now, wall, info, out);
+        // Admission first: a flood of new ids is refused before anything is built.
+        if self.admit(now) {
+            let info = PeerInfo { delivered: 1, ..first_heard(from, wall, self.own_transport) };
+            self.insert(now, wall, info, out);
+        }
     }
 
     /// `count` messages of `id` were given up on here.
@@ -231,10 +203,27 @@ impl PresenceTable {
         }
     }
 
+    /// Takes one admission from the bucket; false when a flood of new ids used them up.
+    fn admit(&mut self, now: Instant) -> bool {
+        let cap = self.max as f64;
+        if let Some(at) = self.admissions_at {
+            let per_sec = cap / self.timeout.as_secs_f64().max(1e-3);
+            self.admissions = (self.admissions + now.saturating_duration_since(at).as_secs_f64() * per_sec).min(cap);
+        }
+        self.admissions_at = Some(now);
+        if self.admissions < 1.0 {
+            self.refused += 1;
+            return false;
+        }
+        self.admissions -= 1.0;
+        true
+    }
+
+    /// Puts an admitted peer in the table, evicting for room.
     fn insert(&mut self, now: Instant, wall: SystemTime, info: PeerInfo, out: &mut Vec<PeerChange>) {
         if self.entries.len() >= self.max {
-            // The least recently heard goes; a linear scan, but only when full
-            // (a flood of new ids pays one scan of `max` entries per datagram).
+            // The least recently heard goes: a linear scan, at most `max` per
+            // `timeout` (admissions are bounded above).
             let oldest = self.entries.iter().min_by_key(|(_, e)| e.heard).map(|(id, _)| id.clone());
             if let Some(e) = oldest.and_then(|id| self.entries.remove(&id)) {
                 self.evicted += 1;
@@ -291,6 +280,45 @@ impl PresenceTable {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
+}
+
+/// A peer first heard at `wall` from what its datagram says, as a 0.1.x
+/// sender looks (no beacon yet): [`apply_beacon`] fills in the rest.
+fn first_heard(from: SenderRef<'_>, wall: SystemTime, own: PeerTransport) -> PeerInfo {
+    PeerInfo {
+        id: from.id.to_owned(),
+        host: from.host.to_owned(),
+        port: from.port,
+        hostname: from.hostname.to_owned(),
+        name: None,
+        pid: None,
+        version: None,
+        meta: Document::new(),
+        since: wall,
+        last_seen: wall,
+        transport: PeerTransport::Udp,
+        bridged: own != PeerTransport::Udp,
+        legacy: true,
+        stats: PeerStats::default(),
+        delivered: 0,
+        gaps: 0,
+    }
+}
+
+/// What a beacon says about its sender, into its entry (`own`: our transport).
+fn apply_beacon(i: &mut PeerInfo, from: SenderRef<'_>, beacon: Beacon, own: PeerTransport) {
+    i.host = from.host.to_owned();
+    i.port = from.port;
+    i.hostname = from.hostname.to_owned();
+    i.name = beacon.name;
+    i.pid = beacon.pid;
+    i.version = Some(beacon.version);
+    i.meta = beacon.meta;
+    i.since = SystemTime::UNIX_EPOCH + Duration::from_millis(beacon.since_ms.unsigned_abs());
+    i.transport = beacon.transport;
+    i.bridged = beacon.transport != own;
+    i.legacy = false;
+    i.stats = beacon.stats;
 }
 
 fn with_seen(info: &PeerInfo, last_seen: SystemTime) -> PeerInfo {

@@ -152,4 +152,6 @@ stats! {
     peers_known => "peersKnown",
     /// Peers forgotten for room: the presence table was full when another appeared (`'peerDown'`, reason `evicted`).
     peers_evicted => "peersEvicted",
+    /// New peers not admitted to the presence table: more than `presence.maxPeers` appeared within one `presence.timeout` (a flood of new ids); each tries again at its next beacon or event.
+    peers_refused => "peersRefused",
 }

@@ -71,11 +71,15 @@ pub fn random_port() -> u16 {
 }
 
 /// Options on a random port and a random administratively scoped group, so
-/// tests running in parallel never hear each other.
+/// tests running in parallel never hear each other. Presence is off: these
+/// tests count datagrams and notifications exactly, and beacons would come
+/// on their own timer among them (`node_presence.rs` turns it on; the JS
+/// tests run with it on, the default).
 pub fn test_options() -> eventcast::Options {
     let port = random_port();
     let mut o = eventcast::Options::with_port(port);
     o.multicast_membership = std::net::Ipv4Addr::new(239, 255, (port >> 8) as u8, port as u8);
+    o.presence = None;
     o
 }
 
@@ -85,4 +89,11 @@ pub async fn started(options: eventcast::Options) -> eventcast::Eventcast {
     node.start().await.expect("start");
     assert_eq!(node.status(), eventcast::Status::Started);
     node
+}
+
+/// Whether `n` is a presence notification (peer up, down, updated): nodes
+/// beacon by default, so tests about other things skip these.
+pub fn is_presence(n: &eventcast::Notification) -> bool {
+    use eventcast::Notification::{PeerDown, PeerUp, PeerUpdate};
+    matches!(n, PeerUp(_) | PeerDown { .. } | PeerUpdate(_))
 }
