@@ -171,11 +171,21 @@ fn cli_listener_with_another_key_sees_nothing() {
     assert!(listener.child.wait().unwrap().success());
     assert_eq!(stdout, "", "a wrong key must not decode events");
     let stderr = all_lines(&listener.stderr_lines).join("\n");
-    // Refused either way: legacy AES-CBC has no integrity check, so about
-    // one wrong-key decryption in 256 ends in valid padding and the garbage
-    // is then refused as malformed BSON (seen once in CI).
-    assert!(stderr.contains("\"rejected_decrypt\":1") || stderr.contains("\"rejected_malformed\":1"), "{stderr}");
-    assert!(stderr.contains("\"events_delivered\":0"), "{stderr}");
+    let stats: serde_json::Value = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("stats "))
+        .map(|json| serde_json::from_str(json).unwrap())
+        .unwrap_or_else(|| panic!("no stats line: {stderr}"));
+    let count = |name: &str| stats[name].as_u64().unwrap_or_else(|| panic!("no {name} in {stats}"));
+    // Every datagram refused: the event and the emitter's presence beacons
+    // (sealed with its key like everything else). Refused either way: legacy
+    // AES-CBC has no integrity check, so about one wrong-key decryption in
+    // 256 ends in valid padding and the garbage is then refused as
+    // malformed BSON (seen once in CI).
+    assert!(count("datagrams_received") >= 1, "{stats}");
+    assert_eq!(count("rejected_decrypt") + count("rejected_malformed"), count("datagrams_received"), "{stats}");
+    assert_eq!(count("events_delivered"), 0, "{stats}");
+    assert_eq!(count("beacons_received"), 0, "a wrong key must not make a peer: {stats}");
 }
 
 #[test]
