@@ -165,9 +165,12 @@ pub async fn peers(cmd: Peers) -> Result<(), String> {
         } else {
             table(&list, SystemTime::now())
         };
-        let mut text = lines.join("\n");
-        text.push('\n');
-        print_out(&text)?;
+        // No peers and --json: no lines at all (an empty line is not a JSON object).
+        if !lines.is_empty() {
+            let mut text = lines.join("\n");
+            text.push('\n');
+            print_out(&text)?;
+        }
     }
     finish(&node, &mut events, cmd.common.stats).await
 }
