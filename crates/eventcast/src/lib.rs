@@ -54,7 +54,10 @@
 //!   task, or in polled mode from [`Eventcast::receive`] and the stall guard.
 //! * `timers` — the timer task (endpoint timers, retries of queued sends).
 //! * `send` — the bounded send queue and backpressure; `transport` — the
-//!   seam a datagram leaves through (`socket` for multicast UDP, `nats`);
+//!   seam a datagram leaves through (`socket` for multicast UDP, IPv4 or
+//!   IPv6, `nats`); `group` — the group and interface options (IPv6
+//!   scopes, names, indexes); `interface` — the host's interfaces
+//!   (`getifaddrs`) and the option resolved against them at start;
 //!   `supervise` — panics become `EINTERNAL` and a stop; `options`;
 //!   `bridge` — the multicast ⇄ NATS relay.
 //! * `slice` — asks Linux for a short scheduler slice on the threads that run
@@ -115,7 +118,9 @@ mod burst;
 mod counters;
 mod emit;
 mod events;
+mod group;
 mod handle;
+mod interface;
 mod lifecycle;
 mod nats;
 mod option_table;
@@ -127,12 +132,16 @@ mod socket;
 mod state;
 mod status;
 mod supervise;
+#[cfg(all(test, target_os = "linux"))]
+mod test_netns;
 mod timers;
 mod transport;
 
 pub use bridge::{Bridge, BridgeOptions, BridgeStats, BRIDGE_SEEN_CAPACITY, BRIDGE_WINDOW};
 pub use events::{Events, Notification, NotificationSink, SUBSCRIBER_CAPACITY};
+pub use group::{needs_interface, parse_group, MulticastInterface, MAX_INTERFACE_NAME};
 pub use handle::Eventcast;
+pub use interface::{host_interfaces, HostInterface, InterfaceInUse};
 pub use nats::{
     NATS_BUNDLE_BYTES, NATS_MAX_DATAGRAM, NATS_OUTBOX_BYTES, NATS_SOURCE, NATS_START_TIMEOUT,
     NATS_SUBSCRIPTION_CAPACITY,
@@ -174,8 +183,11 @@ impl OwnDatagrams {
             // OS, or the host's address changed since start). Skipping it here
             // saves the decode and the endpoint lock; anything the walk cannot
             // read goes to the endpoint, which decides.
+            // By address and port only: an IPv6 source carries the receiving
+            // interface as its scope, ours the sending one.
             OwnDatagrams::Check { source: ours, id } => {
-                source == *ours || crate::wire::meta::sender_id(datagram) == Some(id.as_bytes())
+                (source.ip() == ours.ip() && source.port() == ours.port())
+                    || crate::wire::meta::sender_id(datagram) == Some(id.as_bytes())
             }
         }
     }
