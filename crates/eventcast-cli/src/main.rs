@@ -4,12 +4,16 @@
 use bson::Bson;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use eventcast::{
-    Bridge, BridgeOptions, EncryptOptions, Eventcast, Events, NatsOptions, Notification, Options, Stats, Transport,
+    Bridge, BridgeOptions, EncryptOptions, Eventcast, Events, MulticastInterface, NatsOptions, Notification, Options,
+    Stats, Transport,
 };
+use group_arg::{group_and_interface, group_arg, group_port, GroupArg};
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
+
+mod group_arg;
 
 /// Common options of every subcommand; what is not given keeps the
 /// library's default ([`Options::default`], 0.1.x's).
@@ -18,16 +22,17 @@ struct CommonArgs {
     /// UDP port of the group
     #[arg(long)]
     port: u16,
-    /// Multicast group [default: 224.0.0.1]
+    /// Multicast group, IPv4 or IPv6; an IPv6 one may name its interface: ff12::1%eth0 [default: 224.0.0.1]
+    #[arg(long, value_name = "ADDR", value_parser = group_arg)]
+    group: Option<GroupArg>,
+    /// Address to bind [default: 0.0.0.0, any]
     #[arg(long, value_name = "ADDR")]
-    group: Option<Ipv4Addr>,
-    /// Address to bind [default: 0.0.0.0]
-    #[arg(long, value_name = "ADDR")]
-    address: Option<Ipv4Addr>,
-    /// Interface address for joining and sending [default: any]
-    #[arg(long, value_name = "ADDR")]
-    interface: Option<Ipv4Addr>,
-    /// Multicast TTL [default: 1]
+    address: Option<IpAddr>,
+    /// Interface to join and send on: a name (eth1), an address of it, or an index
+    /// [default: any; link-local IPv6 groups need one]
+    #[arg(long, value_name = "IF")]
+    interface: Option<MulticastInterface>,
+    /// Multicast TTL (IPv6: hop limit) [default: 1]
     #[arg(long, value_name = "N")]
     ttl: Option<u32>,
     /// Do not receive datagrams sent from this host
@@ -58,19 +63,20 @@ struct CommonArgs {
     /// With --nats and --key: the multicast group of the encrypted LAN a bridge pairs this
     /// node with (the key is bound to group and port; the subject does not change) [default: 224.0.0.1]
     #[arg(long, value_name = "ADDR", requires = "nats")]
-    nats_group: Option<Ipv4Addr>,
+    nats_group: Option<IpAddr>,
 }
 
 impl CommonArgs {
     fn into_common(self) -> Result<Common, String> {
         let mut options = Options { port: self.port, ..Options::default() };
-        if let Some(g) = self.group {
+        let (group, interface) = group_and_interface(self.group, self.interface)?;
+        if let Some(g) = group {
             options.multicast_membership = g;
         }
         if let Some(a) = self.address {
             options.address = a;
         }
-        options.multicast_interface = self.interface.or(options.multicast_interface);
+        options.multicast_interface = interface;
         if let Some(t) = self.ttl {
             options.multicast_ttl = t;
         }
@@ -116,7 +122,8 @@ enum Cmd {
     /// One line per received event:
     /// {"name":...,"args":[...],"sender":{"id":...,"host":...,"port":...,"hostname":...}}.
     /// Arguments are relaxed extended JSON ({"$date":...}, {"$binary":...}, {"$regularExpression":...}).
-    /// When ready it prints `listening on GROUP:PORT id=ID` on stderr
+    /// When ready it prints `listening on GROUP:PORT id=ID interface IF` on stderr, IF the interface
+    /// joined (name, index and the source address of our datagrams)
     /// (with --nats: `listening on nats subject S id=ID`). Errors and gaps go to stderr
     /// as `error CODE: message` and `gap {"sender":...,"count":N}`.
     Listen {
@@ -132,7 +139,8 @@ enum Cmd {
     /// Send an event to the group
     ///
     /// Sends NAME with each JSON_ARG parsed as (relaxed or canonical) extended JSON,
-    /// then keeps answering repair requests for the linger time and exits.
+    /// then keeps answering repair requests for the linger time and exits. When started it
+    /// prints `sending to GROUP:PORT id=ID interface IF` on stderr (not with --nats).
     Emit {
         #[command(flatten)]
         common: CommonArgs,
@@ -159,18 +167,18 @@ enum Cmd {
     /// once: several bridges on one LAN and subject do not loop. Keys are bound to group and
     /// port: NATS nodes pair with an encrypted LAN on --group G when given --nats-group G
     /// (JS `nats: { group }`). Prints `bridging GROUP:PORT
-    /// <-> nats subject S` on stderr when ready; runs until SIGINT/SIGTERM or --timeout-ms.
+    /// <-> nats subject S interface IF` on stderr when ready; runs until SIGINT/SIGTERM or --timeout-ms.
     Bridge {
         /// UDP port of the group (also names the default subject)
         #[arg(long)]
         port: u16,
-        /// Multicast group [default: 224.0.0.1]
-        #[arg(long, value_name = "ADDR")]
-        group: Option<Ipv4Addr>,
-        /// Interface address for joining and sending [default: any]
-        #[arg(long, value_name = "ADDR")]
-        interface: Option<Ipv4Addr>,
-        /// Multicast TTL [default: 1]
+        /// Multicast group, IPv4 or IPv6 (ff12::1%eth0 names the interface) [default: 224.0.0.1]
+        #[arg(long, value_name = "ADDR", value_parser = group_arg)]
+        group: Option<GroupArg>,
+        /// Interface to join and send on: a name, an address of it, or an index [default: any]
+        #[arg(long, value_name = "IF")]
+        interface: Option<MulticastInterface>,
+        /// Multicast TTL (IPv6: hop limit) [default: 1]
         #[arg(long, value_name = "N")]
         ttl: Option<u32>,
         /// NATS server URLs, comma-separated
@@ -258,6 +266,7 @@ fn command(cli: Cli) -> Result<Command, String> {
         }
         Cmd::Bridge { port, group, interface, ttl, nats, subject, timeout_ms, stats } => {
             let mut multicast = Options::with_port(port);
+            let (group, interface) = group_and_interface(group, interface)?;
             multicast.multicast_membership = group.unwrap_or(multicast.multicast_membership);
             multicast.multicast_interface = interface;
             multicast.multicast_ttl = ttl.unwrap_or(multicast.multicast_ttl);
@@ -277,7 +286,12 @@ async fn bridge(cmd: BridgeCmd) -> Result<(), String> {
     let group = cmd.options.multicast.multicast_membership;
     let port = cmd.options.multicast.port;
     let bridge = Bridge::start(cmd.options).await.map_err(|e| format!("start failed ({}): {e}", e.code()))?;
-    eprintln!("bridging {group}:{port} <-> nats subject {}", bridge.subject());
+    eprintln!(
+        "bridging {} <-> nats subject {} interface {}",
+        group_port(group, port),
+        bridge.subject(),
+        bridge.interface()
+    );
     let deadline = cmd.timeout.map(|t| tokio::time::Instant::now() + t);
     tokio::select! {
         _ = sleep_until_opt(deadline) => {}
@@ -341,10 +355,10 @@ async fn listen(cmd: Listen) -> Result<(), String> {
     let o = node.options();
     match &o.transport {
         Transport::Multicast => eprintln!(
-            "listening on {}:{} id={}",
-            o.multicast_membership,
-            node.local_addr().map(|a| a.port()).unwrap_or(o.port),
-            node.id()
+            "listening on {} id={}{}",
+            group_port(o.multicast_membership, node.local_addr().map(|a| a.port()).unwrap_or(o.port)),
+            node.id(),
+            interface_note(&node)
         ),
         Transport::Nats(nats) => eprintln!("listening on nats subject {} id={}", nats.subject_for(o.port), node.id()),
     }
@@ -382,6 +396,11 @@ async fn listen(cmd: Listen) -> Result<(), String> {
     out.flush().map_err(|e| format!("stdout: {e}"))?;
     drop(out);
     finish(&node, &mut events, cmd.common.stats).await
+}
+
+/// ` interface IF` of a started multicast node's startup line.
+fn interface_note(node: &Eventcast) -> String {
+    node.interface().map(|i| format!(" interface {i}")).unwrap_or_default()
 }
 
 /// Stops the node, reports what arrived while stopping, and prints the counters if asked.
@@ -428,6 +447,11 @@ async fn emit(cmd: Emit) -> Result<(), String> {
     let node = Eventcast::new(cmd.common.options.clone()).map_err(|e| e.to_string())?;
     let mut events = node.subscribe();
     node.start().await.map_err(|e| format!("start failed ({}): {e}", e.code()))?;
+    let o = node.options();
+    if let Transport::Multicast = o.transport {
+        let port = node.local_addr().map(|a| a.port()).unwrap_or(o.port);
+        eprintln!("sending to {} id={}{}", group_port(o.multicast_membership, port), node.id(), interface_note(&node));
+    }
     let started = tokio::time::Instant::now();
     for i in 0..cmd.repeat {
         if let Some(rate) = cmd.rate {
@@ -497,7 +521,7 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
-    fn parse_args(s: &[&str]) -> Result<Command, String> {
+    pub(crate) fn parse_args(s: &[&str]) -> Result<Command, String> {
         let cli =
             Cli::try_parse_from(std::iter::once("eventcast").chain(s.iter().copied())).map_err(|e| e.to_string())?;
         command(cli)
@@ -546,7 +570,7 @@ mod tests {
             panic!("not listen")
         };
         let Transport::Nats(n) = &l.common.options.transport else { panic!("not nats") };
-        assert_eq!(n.group, Some(Ipv4Addr::new(239, 1, 2, 3)));
+        assert_eq!(n.group, Some("239.1.2.3".parse().unwrap()));
         assert_eq!(l.common.options.key_group(), "239.1.2.3:9000".parse().unwrap());
         assert!(parse_args(&["listen", "--port", "1", "--nats", "nats://h", "--nats-group", "10.0.0.1"])
             .unwrap_err()

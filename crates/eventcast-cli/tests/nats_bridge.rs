@@ -70,7 +70,7 @@ impl Drop for BridgeProcess {
 
 async fn lan_node(port: u16) -> Eventcast {
     let mut o = Options::with_port(port);
-    o.multicast_membership = group_for(port);
+    o.multicast_membership = group_for(port).into();
     let n = Eventcast::new(o).unwrap();
     n.start().await.unwrap();
     n
@@ -279,7 +279,7 @@ fn encrypted(mut o: Options) -> Options {
 
 async fn encrypted_nats_node(port: u16, url: &str, group: Option<Ipv4Addr>) -> Eventcast {
     let mut nats = NatsOptions::new([url]);
-    nats.group = group;
+    nats.group = group.map(Into::into);
     let n =
         Eventcast::new(encrypted(Options { transport: Transport::Nats(nats), ..Options::with_port(port) })).unwrap();
     n.start().await.unwrap();
@@ -299,7 +299,8 @@ async fn an_encrypted_lan_on_another_group_pairs_only_with_nats_nodes_naming_tha
     let port = random_port();
     let group = group_for(port);
     let _bridge = BridgeProcess::start(port, group, &server.url());
-    let lan = Eventcast::new(encrypted(Options { multicast_membership: group, ..Options::with_port(port) })).unwrap();
+    let lan =
+        Eventcast::new(encrypted(Options { multicast_membership: group.into(), ..Options::with_port(port) })).unwrap();
     lan.start().await.unwrap();
     let paired = encrypted_nats_node(port, &server.url(), Some(group)).await;
     let unpaired = encrypted_nats_node(port, &server.url(), None).await;
