@@ -57,7 +57,7 @@ pub struct InterfaceInUse {
     /// datagram (an IPv4 group without `multicast_interface`) and no
     /// interface holds the source address.
     pub name: Option<String>,
-    /// Its index; 0 when the route picks it.
+    /// Its index; 0 when the route picks it and no interface holds the source.
     pub index: u32,
     /// The source address of our datagrams (what the kernel picks for the
     /// group on this interface; `0.0.0.0` where it has none to pick).
@@ -95,7 +95,7 @@ impl Resolved {
         match &self.name {
             Some(name) => InterfaceInUse { name: Some(name.clone()), index: self.index, source },
             None => match holder().filter(|_| !source.is_unspecified()) {
-                Some(i) => InterfaceInUse { name: Some(i.name), index: self.index, source },
+                Some(i) => InterfaceInUse { name: Some(i.name), index: i.index, source },
                 None => InterfaceInUse { name: None, index: self.index, source },
             },
         }

@@ -35,6 +35,29 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # IPv6 groups and the interface
+//!
+//! [`Options::multicast_membership`] is an IPv4 or an IPv6 group, and
+//! [`Options::multicast_interface`] names the interface by name, index or
+//! address ([`MulticastInterface`]). A link-local IPv6 group needs it
+//! ([`needs_interface`]); one the host lacks fails `start()` with
+//! [`Error::NoInterface`] (`ENOINTERFACE`), listing the host's interfaces.
+//! eventcast 0.1.x nodes speak IPv4 only.
+//!
+//! ```no_run
+//! use eventcast::{Eventcast, MulticastInterface, Options};
+//!
+//! # async fn demo() -> Result<(), eventcast::Error> {
+//! let node = Eventcast::new(Options {
+//!     multicast_membership: "ff12::ec:1".parse().unwrap(),
+//!     multicast_interface: Some(MulticastInterface::Name("eth0".into())),
+//!     ..Options::with_port(9000)
+//! })?;
+//! node.start().await?;
+//! println!("joined on {}", node.interface().expect("started over multicast")); // eth0 (index 2, source fe80::…)
+//! # Ok(()) }
+//! ```
+//!
 //! # Parts
 //!
 //! One idea per file; start from the one named for what you change.
