@@ -4,6 +4,8 @@
 //! link-local group by interface name. Nothing else is in either namespace,
 //! so whatever arrives crossed the veth, and nothing can reach a real
 //! network wherever the test runs. Every test fails when delivery fails.
+// Network namespaces (unshare, veth, nftables) are Linux's.
+#![cfg(target_os = "linux")]
 
 #[path = "../../eventcast-engine/tests/support/forge.rs"]
 mod forge;

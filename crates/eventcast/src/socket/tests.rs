@@ -1,4 +1,5 @@
 use super::*;
+#[cfg(target_os = "linux")]
 use crate::group::MulticastInterface;
 #[cfg(target_os = "linux")]
 use crate::test_netns::{on_fresh_netns, IPV6_LOOPBACK_SETUP};
