@@ -85,7 +85,7 @@ export declare function encodePayload(args: unknown[]): Buffer
 
 /** `{host, port}` as `getAddress()` returns it (0.1.x's shape). */
 export interface NativeAddress {
-  /** IPv4 address in dotted form. */
+  /** IP address: dotted IPv4, or IPv6 (for an IPv6 group) without brackets or zone. */
   host: string
   /** UDP port (multicast) or the port naming the subject (NATS). */
   port: number
@@ -121,7 +121,7 @@ export interface NativeNats {
   name?: string
   /** Subject (default `eventcast.<port>`). */
   subject?: string
-  /** The LAN group the `encrypt` key is bound to (default `224.0.0.1`). */
+  /** The LAN group the `encrypt` key is bound to (default `224.0.0.1`; IPv4 or IPv6). */
   group?: string
 }
 
@@ -137,13 +137,13 @@ export interface NativeOptionBound {
 
 /** Options as `index.js` passes them after validation (camelCase in JS). */
 export interface NativeOptions {
-  /** Bind address. */
+  /** Bind address (IPv4 or IPv6). */
   address: string
   /** UDP port. */
   port: number
-  /** Multicast group. */
+  /** Multicast group, IPv4 or IPv6 (`lib/options.js` has moved a `%zone` into `multicast_interface`). */
   multicastMembership: string
-  /** Interface address, if any. */
+  /** Interface: a name, an address of it, or an index in digits (`lib/options.js` turns a number into them). */
   multicastInterface?: string
   /** Loop our multicast back to this host. */
   multicastLoopback: boolean

@@ -20,17 +20,31 @@ declare namespace Eventcast {
   }
 
   interface Options {
-    /** Address to bind. Default `'0.0.0.0'`. */
+    /**
+     * Address to bind. Default `'0.0.0.0'`: any address of the group's
+     * family (`'::'` works too); a specific address must be of the group's family.
+     */
     address?: string
     /** UDP port shared by the group (1–65535). Default: random in 49152–65535. */
     port?: number
-    /** Multicast group (224.0.0.0–239.255.255.255). Default `'224.0.0.1'`. */
+    /**
+     * Multicast group: IPv4 (224.0.0.0–239.255.255.255) or IPv6 (ff00::/8),
+     * e.g. `'ff15::ec:1'` (site-local) or `'ff12::ec:1'` (link-local: needs
+     * `multicastInterface`, or the interface as a zone, `'ff12::ec:1%eth0'`).
+     * Default `'224.0.0.1'`. eventcast 0.1.x nodes speak IPv4 only.
+     */
     multicastMembership?: string
-    /** IPv4 address of the interface to join and send on. Default: any. */
-    multicastInterface?: string
+    /**
+     * The interface to join and send on: its name (`'eth1'`), an address of
+     * it (for an IPv4 group the classic form), or its index (a number, or
+     * digits). Default: any (the route decides). Required for link-local IPv6
+     * groups. An interface this host lacks fails `start()` with `ENOINTERFACE`,
+     * whose message lists the host's interfaces.
+     */
+    multicastInterface?: string | number
     /** Receive our group's datagrams on this host (needed for several nodes per host). Default true. */
     multicastLoopback?: boolean
-    /** Multicast TTL (0–255). Default 1. */
+    /** Multicast TTL, for an IPv6 group the hop limit (0–255). Default 1. */
     multicastTtl?: number
     /** Serve the TCP REPL. Default false (also enabled by giving `replPort`). */
     replEnabled?: boolean
@@ -170,8 +184,8 @@ declare namespace Eventcast {
      * The multicast group of the LAN this node pairs with through
      * `eventcast bridge`: the `encrypt` key is bound to `group:port`, so to
      * bridge an encrypted LAN on group G give the NATS nodes `group: G`.
-     * Key binding only: the subject does not change. An IPv4 multicast
-     * address (else `ERR_EVENTCAST_OPTIONS`). Default `'224.0.0.1'`.
+     * Key binding only: the subject does not change. An IPv4 or IPv6
+     * multicast address (else `ERR_EVENTCAST_OPTIONS`). Default `'224.0.0.1'`.
      */
     group?: string
   }
@@ -185,7 +199,8 @@ declare namespace Eventcast {
     readonly address: string
     readonly port: number
     readonly multicastMembership: string
-    readonly multicastInterface: string | undefined
+    /** As given; an index given as digits is a number; a group's `%zone` lands here. */
+    readonly multicastInterface: string | number | undefined
     readonly multicastLoopback: boolean
     readonly multicastTtl: number
     readonly replEnabled: boolean
@@ -212,9 +227,12 @@ declare namespace Eventcast {
 
   interface Address {
     /**
-     * The IPv4 address our datagrams carry (`meta.host`): `multicastInterface`,
-     * else a specific non-loopback `address`, else the first non-loopback
-     * address of the host, else 127.0.0.1.
+     * The address our datagrams carry (`meta.host`), of the group's family.
+     * IPv4: `multicastInterface`'s address, else a specific non-loopback
+     * `address`, else the first non-loopback IPv4 address of the host, else
+     * 127.0.0.1. IPv6: a specific non-loopback `address`, else the source the
+     * kernel picks for the group on the interface (its link-local address
+     * for a link-local group), else the host's first IPv6 address, else `::1`.
      */
     host: string
     /** The group port (over NATS, the port that names the default subject). */
@@ -348,6 +366,9 @@ declare namespace Eventcast {
    *   version), `EADDRINUSE`, `EADDRNOTAVAIL`, `EACCES`, `ESOCKET`;
    * - on start (and thrown by `emit` if the clock is set back that far):
    *   `ECLOCK` — the system clock reads before 1970;
+   * - on start: `ENOINTERFACE` — `multicastInterface` names an interface
+   *   (name, index or address) this host does not have, or one without an
+   *   IPv4 address for an IPv4 group; the message lists the host's interfaces;
    * - on 'error': `EREMOTE` — another node emitted 'error'; its arguments are in `args`;
    *   `EINTERNAL` — a driver task failed (a bug): the node stops itself;
    * - thrown by the constructor: see {@link Codes}.

@@ -183,8 +183,10 @@ class EventcastImpl extends EventEmitter {
   /**
    * `{host, port}`: what our datagrams carry as `meta.host`/`meta.port` (where
    * 0.1.x peers send repair requests). Rust decides it (crates/eventcast/src/socket.rs,
-   * `advertised_addr`): `multicastInterface`, else a specific `address`, else
-   * the first non-loopback IPv4 address, else 127.0.0.1; and the group port.
+   * `advertised_addr`): for an IPv4 group `multicastInterface`'s address, else
+   * a specific `address`, else the first non-loopback IPv4 address, else
+   * 127.0.0.1; for an IPv6 group the source the kernel picks for the group on
+   * the interface (see index.d.ts `Address`); and the group port.
    */
   getAddress () {
     return this[kNative].advertisedAddress()
@@ -340,7 +342,7 @@ class EventcastImpl extends EventEmitter {
     const { host, port } = this.getAddress()
     const where = st.config.nats
       ? `NATS ${st.config.nats.servers.join(',')} subject ${st.config.nats.subject || `eventcast.${port}`}`
-      : `${st.config.multicastMembership}:${port}`
+      : `${st.config.multicastMembership.includes(':') ? `[${st.config.multicastMembership}]` : st.config.multicastMembership}:${port}`
     st.log.info(`started ${this.id} on ${where} (advertised ${host})`)
     emitLocal.call(this, 'start')
   }

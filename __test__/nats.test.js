@@ -46,7 +46,10 @@ test('options: transport, nats settings and EVENTCAST_TRANSPORT; multicast optio
   assert.equal(paired.nats.subject, undefined)
   assert.equal(nativeOptions(paired).nats.group, '239.1.2.3')
   assert.equal(nativeOptions(nats).nats.group, undefined, 'default: the default group, as before')
-  for (const group of ['10.0.0.1', '240.0.0.1', '223.255.255.255', '239.1.2', 'x', '', 239]) {
+  // An IPv6 LAN group (a bridged IPv6 LAN) binds the key the same way.
+  const v6 = resolveOptions({ port: 9000, transport: 'nats://h', nats: { group: 'ff15::ec:1' } }, env).config
+  assert.equal(nativeOptions(v6).nats.group, 'ff15::ec:1')
+  for (const group of ['10.0.0.1', '240.0.0.1', '223.255.255.255', '239.1.2', 'x', '', 239, 'fd00::1']) {
     refused({ port: 9000, transport: 'nats://h', nats: { group } })
   }
   refused({ port: 9000, nats: { group: '239.1.2.3' } })

@@ -102,7 +102,7 @@ test('invalid options throw TypeError/RangeError with stable codes', () => {
     [{ multicastMembership: '10.0.0.1' }, RangeError, codes.ADDRESS],
     [{ multicastMembership: '240.0.0.1' }, RangeError, codes.ADDRESS],
     [{ address: '1.2.3' }, TypeError, codes.ADDRESS],
-    [{ multicastInterface: 'eth0' }, TypeError, codes.ADDRESS],
+    [{ multicastInterface: 'not a name' }, TypeError, codes.ADDRESS],
     [{ replHost: '' }, TypeError, codes.ADDRESS],
     [{ maxPayloadSize: 0 }, RangeError, codes.VALUE],
     [{ maxPayloadSize: -5 }, RangeError, codes.VALUE],
@@ -180,4 +180,67 @@ test('ESM import and package self-reference work', () => {
   assert.equal(out.trim(), 'function 9000 3')
   const cjs = execFileSync(process.execPath, ['-e', "console.log(require('eventcast') === require('./index.js'))"], { cwd: root, encoding: 'utf8' })
   assert.equal(cjs.trim(), 'true')
+})
+
+test('IPv6 groups, and interfaces by name, index or address: checked here, found on the host by Rust at start()', () => {
+  const { codes } = Eventcast
+  const { nativeOptions } = require('../lib/options.js')
+  const config = (o) => Eventcast({ port: 9000, ...o }).config
+  // Wider than one link: no interface needed. The default address 0.0.0.0 means any for IPv6 too.
+  assert.equal(config({ multicastMembership: 'ff15::ec:1' }).multicastMembership, 'ff15::ec:1')
+  assert.equal(config({ multicastMembership: 'FF05::1', address: '::' }).address, '::')
+  // Link-local: the interface by name, by the group's %zone, or by index (a number or digits).
+  assert.equal(config({ multicastMembership: 'ff12::ec:1', multicastInterface: 'eth0' }).multicastInterface, 'eth0')
+  const zoned = config({ multicastMembership: 'ff12::ec:1%eth0' })
+  assert.deepEqual([zoned.multicastMembership, zoned.multicastInterface], ['ff12::ec:1', 'eth0'])
+  assert.equal(config({ multicastMembership: 'ff12::ec:1%eth0', multicastInterface: 'eth0' }).multicastInterface, 'eth0')
+  const indexed = config({ multicastMembership: 'ff02::1', multicastInterface: 2 })
+  assert.equal(indexed.multicastInterface, 2)
+  assert.equal(nativeOptions(indexed).multicastInterface, '2', 'the addon takes digits')
+  assert.equal(config({ multicastMembership: 'ff12::1', multicastInterface: '7' }).multicastInterface, 7)
+  assert.equal(config({ multicastMembership: 'ff12::1', multicastInterface: 'fe80::1' }).multicastInterface, 'fe80::1')
+  // IPv4 by name: whether the host has it is for start() to say (ENOINTERFACE).
+  assert.equal(config({ multicastInterface: 'no-such-if0' }).multicastInterface, 'no-such-if0')
+  const bad = [
+    [{ multicastMembership: 'ff12::ec:1' }, TypeError, /link-local IPv6 group.*multicastInterface/],
+    [{ multicastMembership: 'ff02::1', multicastInterface: '::' }, TypeError, /link-local/],
+    [{ multicastMembership: 'fd00::1' }, RangeError, /multicast address/],
+    [{ multicastMembership: '239.1.2.3%eth0' }, TypeError, /only IPv6 groups take a %zone/],
+    [{ multicastMembership: 'ff12::1%eth0', multicastInterface: 'eth1' }, TypeError, /different interfaces/],
+    [{ multicastMembership: 'ff15::1', address: '10.0.0.1' }, TypeError, /IPv4, the group ff15::1 is IPv6/],
+    [{ multicastMembership: '239.1.2.3', address: 'fd00::1' }, TypeError, /IPv6, the group 239.1.2.3 is IPv4/],
+    [{ multicastMembership: 'ff15::1', multicastInterface: '192.0.2.1' }, TypeError, /name the interface instead/],
+    [{ multicastInterface: 'fe80::1' }, TypeError, /name the interface instead/],
+    [{ multicastInterface: 0 }, RangeError, /interface index/],
+    [{ multicastInterface: 1.5 }, RangeError, /interface index/],
+    [{ multicastInterface: 2 ** 32 }, RangeError, /interface index/],
+    [{ multicastInterface: 'sixteen-bytes-xx' }, TypeError, /not an interface name/],
+    [{ multicastInterface: 'a/b' }, TypeError, /not an interface name/],
+    [{ multicastInterface: '239.1.1.1' }, TypeError, /not a local interface address/],
+    [{ multicastInterface: true }, TypeError, /interface name/]
+  ]
+  for (const [opts, Ctor, message] of bad) {
+    assert.throws(() => Eventcast({ port: 9000, ...opts }), (err) => {
+      assert.ok(err instanceof Ctor, `${JSON.stringify(opts)}: ${err.constructor.name} ${err.message}`)
+      assert.equal(err.code, codes.ADDRESS, JSON.stringify(opts))
+      assert.match(err.message, message)
+      return true
+    })
+  }
+  // 0.1.x's scheme on a group 0.1.x nodes cannot join.
+  assert.throws(() => Eventcast({ port: 9000, multicastMembership: 'ff15::1', encrypt: { key: 'k', legacy: true } }),
+    (err) => err.code === codes.ENCRYPT && /IPv4 only/.test(err.message))
+  assert.equal(config({ multicastMembership: 'ff15::1', encrypt: { key: 'k' } }).encrypt.legacy, false)
+  // Rust checks the same things in its own words (EINVALIDOPTION), whatever the JS layer let through.
+  const { NativeEventcast } = require('../binding.js')
+  const native = (o) => new NativeEventcast({ ...nativeOptions(config({})), ...o })
+  assert.throws(() => native({ multicastMembership: 'ff12::1', multicastInterface: undefined }),
+    (err) => err.code === 'EINVALIDOPTION' && /multicastInterface.*link-local/.test(err.message))
+  assert.ok(native({ multicastMembership: 'ff12::1', multicastInterface: 'eth0' }))
+})
+
+test('getAddress() of an IPv6 node is an IPv6 address; of an IPv4 node an IPv4 one', () => {
+  const v6 = Eventcast({ port: 9000, multicastMembership: 'ff15::ec:1', address: 'fd00:ec::7' }).getAddress()
+  assert.deepEqual(v6, { host: 'fd00:ec::7', port: 9000 })
+  assert.match(Eventcast({ port: 9000 }).getAddress().host, /^\d+\.\d+\.\d+\.\d+$/)
 })

@@ -38,6 +38,12 @@ const r = Eventcast({ port: 9000, replEnabled: true, replMaxClients: 4, replIdle
 const rs: number = r.replStats().refused + r.replStats().idleClosed + r.replStats().clients + r.config.replMaxClients
 // @ts-expect-error replMaxClients is a number
 Eventcast({ port: 9000, replMaxClients: '4' })
+const v6 = Eventcast({ port: 9000, multicastMembership: 'ff12::ec:1', multicastInterface: 'eth0' })
+const v6If: string | number | undefined = v6.config.multicastInterface
+Eventcast({ port: 9000, multicastMembership: 'ff15::ec:1', multicastInterface: 2 })
+const host: string = v6.getAddress().host
+// @ts-expect-error multicastInterface is a name, an address or an index
+Eventcast({ port: 9000, multicastInterface: true })
 import { EventEmitter, on } from 'node:events'
 const asEE: EventEmitter = a
 async function g () { for await (const [v] of on(t, 'tick')) { break } }

@@ -70,11 +70,57 @@ function checkPort (name, v) {
   return v
 }
 
-function checkIPv4 (name, v) {
-  if (typeof v !== 'string' || !net.isIPv4(v)) {
-    throw fail(TypeError, codes.ADDRESS, `option ${name} must be an IPv4 address string, got ${describe(v)}`)
+function checkIP (name, v) {
+  if (typeof v !== 'string' || !net.isIP(v)) {
+    throw fail(TypeError, codes.ADDRESS, `option ${name} must be an IPv4 or IPv6 address string, got ${describe(v)}`)
   }
   return v
+}
+
+/** Longest interface name Linux takes (IFNAMSIZ minus the NUL), as Rust's MAX_INTERFACE_NAME. */
+const MAX_INTERFACE_NAME = 15
+const MAX_INTERFACE_INDEX = 0xffffffff
+
+/**
+ * `multicastInterface` (or a group's `%zone`): an address of the interface
+ * (a string), its name (`'eth1'`) or its index (a number, or digits). Whether
+ * the host has it is decided at start(), by Rust (`ENOINTERFACE`).
+ */
+function checkInterface (name, v) {
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < 1 || v > MAX_INTERFACE_INDEX) {
+      throw fail(RangeError, codes.ADDRESS, `option ${name}: an interface index is an integer within 1–${MAX_INTERFACE_INDEX}, got ${v}`)
+    }
+    return v
+  }
+  if (typeof v !== 'string') {
+    throw fail(TypeError, codes.ADDRESS, `option ${name} must be an interface name ('eth1'), an address of it, or its index, got ${describe(v)}`)
+  }
+  if (net.isIP(v)) return v
+  if (/^[0-9]+$/.test(v)) return checkInterface(name, Number(v))
+  if (Buffer.byteLength(v) < 1 || Buffer.byteLength(v) > MAX_INTERFACE_NAME || v === '.' || v === '..' || /[\s/\0]/.test(v)) {
+    throw fail(TypeError, codes.ADDRESS, `option ${name}: ${describe(v)} is not an interface name (1–${MAX_INTERFACE_NAME} bytes, no '/', spaces or NUL)`)
+  }
+  return v
+}
+
+/** The family (4 or 6) of an address option value; 0 for a name or index. */
+function family (v) {
+  return typeof v === 'string' ? net.isIP(v) : 0
+}
+
+/** Unspecified addresses of either family mean "any" (the default address is 0.0.0.0 whatever the group). */
+function isUnspecified (v) {
+  return v === '0.0.0.0' || (net.isIPv6(v) && /^[0:]+$/.test(v))
+}
+
+/**
+ * An IPv6 group whose scope (the low four bits of its second byte) confines
+ * it to one link or interface (ff02::, ff12::, ff01::, ...): it needs the
+ * interface named. Rust's `needs_interface`.
+ */
+function needsInterface (group) {
+  return net.isIPv6(group) && (Number.parseInt(group.split(':')[0], 16) & 0xf) <= 2
 }
 
 function checkInt (name, v, min, max) {
@@ -144,6 +190,15 @@ function isMulticastIPv4 (s) {
   return net.isIPv4(s) && first >= 224 && first <= 239
 }
 
+/** IPv6 multicast: ff00::/8 (the first group is always written out, `ffXY`). */
+function isMulticastIPv6 (s) {
+  return net.isIPv6(s) && /^ff[0-9a-f]{2}:/i.test(s)
+}
+
+function isMulticast (s) {
+  return typeof s === 'string' && (isMulticastIPv4(s) || isMulticastIPv6(s))
+}
+
 function validSubject (s) {
   return typeof s === 'string' && s.length > 0 && s.length <= 255 &&
     s.split('.').every((t) => t.length > 0 && !/[\s*>]/.test(t))
@@ -179,8 +234,8 @@ function checkNats (v, servers) {
     throw fail(TypeError, codes.OPTIONS, `option nats.subject must be a literal NATS subject (dot-separated, no spaces, * or >), got ${describe(out.subject)}`)
   }
   // The LAN group the encrypt key is bound to (a bridged encrypted LAN on that group); not the subject.
-  if (out.group !== undefined && !isMulticastIPv4(out.group)) {
-    throw fail(TypeError, codes.OPTIONS, `option nats.group must be an IPv4 multicast address (224.0.0.0–239.255.255.255), got ${describe(out.group)}`)
+  if (out.group !== undefined && !isMulticast(out.group)) {
+    throw fail(TypeError, codes.OPTIONS, `option nats.group must be a multicast address (IPv4 224.0.0.0–239.255.255.255 or IPv6 ff00::/8), got ${describe(out.group)}`)
   }
   return out
 }
@@ -203,6 +258,51 @@ function checkEncrypt (v) {
     throw fail(TypeError, codes.ENCRYPT, `option encrypt.legacy must be a boolean, got ${describe(v.legacy)}`)
   }
   return { key: v.key, legacy: v.legacy === true }
+}
+
+/**
+ * `multicastMembership` (IPv4 or IPv6, an IPv6 one optionally with a
+ * `%zone` naming the interface) with `multicastInterface` and `address`:
+ * `{ multicastMembership, multicastInterface }`, the zone moved into the
+ * interface. The same checks as Rust's `check_group`, with this face's codes.
+ */
+function checkGroup (membership, iface, address) {
+  if (typeof membership !== 'string') {
+    throw fail(TypeError, codes.ADDRESS, `option multicastMembership must be a multicast address string, got ${describe(membership)}`)
+  }
+  let group = membership
+  let zone
+  const pct = membership.indexOf('%')
+  if (pct >= 0) {
+    group = membership.slice(0, pct)
+    zone = checkInterface('multicastMembership (its %zone)', membership.slice(pct + 1))
+    if (!net.isIPv6(group)) throw fail(TypeError, codes.ADDRESS, `option multicastMembership ${membership}: only IPv6 groups take a %zone`)
+  }
+  checkIP('multicastMembership', group)
+  if (!isMulticast(group)) {
+    throw fail(RangeError, codes.ADDRESS, `option multicastMembership must be a multicast address (IPv4 224.0.0.0–239.255.255.255 or IPv6 ff00::/8), got ${group}`)
+  }
+  let multicastInterface = iface === undefined || iface === null ? undefined : checkInterface('multicastInterface', iface)
+  if (zone !== undefined) {
+    if (multicastInterface !== undefined && String(multicastInterface) !== String(zone)) {
+      throw fail(TypeError, codes.ADDRESS, `options multicastMembership ${membership} and multicastInterface ${multicastInterface} name different interfaces; give one`)
+    }
+    multicastInterface = zone
+  }
+  const fam = family(group)
+  if (!isUnspecified(address) && family(address) !== fam) {
+    throw fail(TypeError, codes.ADDRESS, `option address ${address} is IPv${family(address)}, the group ${group} is IPv${fam}`)
+  }
+  if (family(multicastInterface) && !isUnspecified(multicastInterface) && family(multicastInterface) !== fam) {
+    throw fail(TypeError, codes.ADDRESS, `option multicastInterface ${multicastInterface} is IPv${family(multicastInterface)}, the group ${group} is IPv${fam} (name the interface instead)`)
+  }
+  if (isMulticast(String(multicastInterface))) {
+    throw fail(TypeError, codes.ADDRESS, `option multicastInterface ${multicastInterface} is not a local interface address`)
+  }
+  if (needsInterface(group) && (multicastInterface === undefined || isUnspecified(multicastInterface))) {
+    throw fail(TypeError, codes.ADDRESS, `option multicastMembership ${group} is a link-local IPv6 group: it exists only on one link, so name the interface (multicastInterface: 'eth0', or its index)`)
+  }
+  return { multicastMembership: group, multicastInterface }
 }
 
 /**
@@ -229,15 +329,9 @@ function resolveOptions (arg, env = process.env) {
   config.transport = servers ? 'nats' : 'multicast'
   const nats = checkNats(given.nats, servers)
   if (nats) config.nats = Object.freeze(nats)
-  config.address = checkIPv4('address', pick('address'))
+  config.address = checkIP('address', pick('address'))
   config.port = given.port === undefined || given.port === null ? getRandomPort() : checkPort('port', given.port)
-  config.multicastMembership = checkIPv4('multicastMembership', pick('multicastMembership'))
-  const first = Number(config.multicastMembership.split('.')[0])
-  if (first < 224 || first > 239) {
-    throw fail(RangeError, codes.ADDRESS, `option multicastMembership must be a multicast address (224.0.0.0–239.255.255.255), got ${config.multicastMembership}`)
-  }
-  const iface = pick('multicastInterface')
-  config.multicastInterface = iface === undefined || iface === null ? undefined : checkIPv4('multicastInterface', iface)
+  Object.assign(config, checkGroup(pick('multicastMembership'), pick('multicastInterface'), config.address))
   config.multicastLoopback = checkBool('multicastLoopback', pick('multicastLoopback'))
   config.multicastTtl = checkBounded('multicastTtl', pick('multicastTtl'))
   config.maxPayloadSize = checkBounded('maxPayloadSize', pick('maxPayloadSize'))
@@ -248,6 +342,9 @@ function resolveOptions (arg, env = process.env) {
   config.messageRetransmitAttemps = config.messageRetransmitAttempts
   config.sendQueueBytes = checkBounded('sendQueueBytes', pick('sendQueueBytes'))
   config.encrypt = checkEncrypt(given.encrypt)
+  if (config.encrypt && config.encrypt.legacy && net.isIPv6(config.multicastMembership)) {
+    throw fail(TypeError, codes.ENCRYPT, `option encrypt.legacy is 0.1.x's scheme, and 0.1.x nodes speak IPv4 only; on the IPv6 group ${config.multicastMembership} use encrypt: {key} (authenticated)`)
+  }
   config.replHost = pick('replHost')
   if (typeof config.replHost !== 'string' || config.replHost.length === 0) {
     throw fail(TypeError, codes.ADDRESS, `option replHost must be a host name or address, got ${describe(config.replHost)}`)
@@ -328,7 +425,7 @@ function nativeOptions (config) {
     address: config.address,
     port: config.port,
     multicastMembership: config.multicastMembership,
-    multicastInterface: config.multicastInterface,
+    multicastInterface: config.multicastInterface === undefined ? undefined : String(config.multicastInterface),
     multicastLoopback: config.multicastLoopback,
     multicastTtl: config.multicastTtl,
     maxPayloadSize: config.maxPayloadSize,

@@ -23,7 +23,11 @@ function inPrivateNetns () {
   return Array.isArray(ifs) && ifs.length === 1 && ifs[0] === 'lo'
 }
 
-const SETUP = 'ip link set lo up && (ip route add 224.0.0.0/4 dev lo 2>/dev/null || true)'
+// IPv6 multicast on loopback needs the range as a *local* route: a plain
+// `ff00::/8 dev lo` route would become a reject route (the kernel does that to
+// routes through loopback). Best effort: a kernel without IPv6 skips it.
+const SETUP = 'ip link set lo up && (ip route add 224.0.0.0/4 dev lo 2>/dev/null || true)' +
+  ' && (ip -6 route add local ff00::/8 dev lo table local 2>/dev/null || true)'
 
 /** Runs argv inside a private namespace (entering one when needed); returns the exit code. */
 function runInNetns (argv, opts = {}) {

@@ -28,6 +28,9 @@ const BIG_SIZE = 1024 * 1024
 const BIG_RATE = Number(process.env.LAB_BIG_RATE || 4) // 1 MiB messages/s (~1030 datagrams each)
 const SETTLE_MS = Number(process.env.LAB_SETTLE_MS || 25000) // after the last send: repairs and gap reports
 const LINGER_MS = 600 // after all receivers are done: catch late duplicates
+// The IPv6 scenarios' group: transient, link-local, so every peer names its interface.
+const V6_GROUP = 'ff12::ec:1'
+const V6_IF = 'eth0'
 
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -120,8 +123,11 @@ class NodePeer extends Peer {
 
 /** The Rust CLI: `eventcast listen --stats`, JSON lines of events on stdout. */
 class CliReceiver extends Peer {
-  constructor (name, host, port, tally) {
-    super(name, host, inHost(host, [CLI, 'listen', '--port', String(port), '--stats']))
+  constructor (name, host, port, tally, v6 = false) {
+    // IPv6: the interface as the group's zone (the Node peers get it as --interface).
+    const group = v6 ? ['--group', `${V6_GROUP}%${V6_IF}`] : []
+    super(name, host, inHost(host, [CLI, 'listen', '--port', String(port), '--stats', ...group]))
+    this.readyLine = null
     this.stopSignal = 'SIGINT'
     this.tally = tally
     this.statsObj = null
@@ -142,7 +148,10 @@ class CliReceiver extends Peer {
   }
 
   onStderr (l) {
-    if (l.startsWith('listening on')) this.readyResolve()
+    if (l.startsWith('listening on')) {
+      this.readyLine = l
+      this.readyResolve()
+    }
     else if (l.startsWith('gap ')) {
       try { this.tally.gap(JSON.parse(l.slice(4)).count) } catch { this.errors.push(l) }
     } else if (l.startsWith('stats ')) {
@@ -158,7 +167,7 @@ class CliReceiver extends Peer {
  * One scenario. `receivers`: [{name, host, kind: 'node'|'cli', lateMs?}];
  * `senders`: [{label, host}]; every sender sends `count` events.
  */
-async function scenario ({ name, loss, count, rate, size = 0, senders, receivers, judge, deafSenders = false, needs012 = false }) {
+async function scenario ({ name, loss, count, rate, size = 0, senders, receivers, judge, deafSenders = false, needs012 = false, v6 = false }) {
   if (needs012 && !process.env.EVENTCAST_012_DIR) {
     const why = 'EVENTCAST_012_DIR is not set (a checkout of eventcast 0.1.2 with its node_modules; not on the npm registry)'
     log(`${name}: SKIPPED: ${why}`)
@@ -168,16 +177,17 @@ async function scenario ({ name, loss, count, rate, size = 0, senders, receivers
   const tag = `${name}-${process.pid}-${Date.now()}`
   const expect = Object.fromEntries(senders.map((s) => [s.label, count]))
   const lossHosts = [...new Set(receivers.map((r) => r.host))]
-  log(`${name}: ${senders.length} sender(s) × ${count} ${size ? `${size >= 1024 * 1024 ? `${size / 1024 / 1024} MiB` : `${size / 1024} KiB`} messages` : 'small events'} at ${rate}/s, ${loss}% loss on ${lossHosts.join(',')}, port ${port}`)
+  log(`${name}: ${senders.length} sender(s) × ${count} ${size ? `${size >= 1024 * 1024 ? `${size / 1024 / 1024} MiB` : `${size / 1024} KiB`} messages` : 'small events'} at ${rate}/s, ${loss}% loss on ${lossHosts.join(',')}, port ${port}${v6 ? `, IPv6 group ${V6_GROUP} on ${V6_IF}` : ''}`)
+  const groupArgs = v6 ? ['--group', V6_GROUP, '--interface', V6_IF] : []
   for (const h of lossHosts) setLoss(h, loss, port)
   // A deaf sender hears no repair request: every loss is beyond repair.
   const deafHosts = deafSenders ? [...new Set(senders.map((s) => s.host))] : []
   for (const h of deafHosts) setLoss(h, 100, port)
   const peers = []
   const startReceiver = (r) => {
-    const argv = ['--port', String(port), '--tag', tag, '--expect', JSON.stringify(expect), '--size', String(size)]
+    const argv = ['--port', String(port), '--tag', tag, '--expect', JSON.stringify(expect), '--size', String(size), ...groupArgs]
     const p = r.kind === 'cli'
-      ? new CliReceiver(r.name, r.host, port, new Tally({ tag, expect, size }))
+      ? new CliReceiver(r.name, r.host, port, new Tally({ tag, expect, size }), v6)
       : new NodePeer(r.name, r.host, r.kind === '0.1.2' ? 'receiver-012.js' : 'receiver.js', argv)
     p.spec = r
     peers.push(p)
@@ -191,11 +201,20 @@ async function scenario ({ name, loss, count, rate, size = 0, senders, receivers
     await withTimeout(Promise.all(early.map((p) => p.ready)), 20000, 'receivers ready')
     sendersP = senders.map((s) => {
       const p = new NodePeer(`sender ${s.label}@${s.host}`, s.host, 'sender.js',
-        ['--port', String(port), '--tag', tag, '--label', s.label, '--count', String(count), '--rate', String(rate), '--size', String(size)])
+        ['--port', String(port), '--tag', tag, '--label', s.label, '--count', String(count), '--rate', String(rate), '--size', String(size), ...groupArgs])
       peers.push(p)
       return p
     })
-    await withTimeout(Promise.all(sendersP.map((p) => p.ready)), 20000, 'senders ready')
+    const ready = await withTimeout(Promise.all(sendersP.map((p) => p.ready)), 20000, 'senders ready')
+    if (v6) {
+      // The scenario is about IPv6: every peer must be on it, not quietly on IPv4.
+      for (const m of ready) {
+        if (!m || !/^fe80:/.test(m.address.host)) throw new Error(`a sender advertises ${m && m.address.host}, not its link-local IPv6 address`)
+      }
+      for (const p of peers.filter((q) => q instanceof CliReceiver)) {
+        if (!p.readyLine.includes(`[${V6_GROUP}]:${port}`) || !p.readyLine.includes(`interface ${V6_IF} `)) throw new Error(`${p.name}: ${p.readyLine}`)
+      }
+    }
     const go = Date.now()
     for (const s of sendersP) s.child.stdin.end('go\n')
     const late = receivers.filter((r) => r.lateMs).map(async (r) => {
@@ -339,6 +358,12 @@ SCENARIOS.push({
   receivers: [...standard, { name: 'late', host: 'h4', kind: 'node', lateMs: 1500 }],
   judge: lateJoiner
 })
+
+// IPv6: a link-local group on eth0, every peer naming its interface (Node by name, the CLI by zone).
+for (const loss of [0, 10]) {
+  SCENARIOS.push({ name: `v6-small-${loss}`, v6: true, loss, count: SMALL, rate: SMALL_RATE, senders: [{ label: 'h1', host: 'h1' }], receivers: standard, judge: exactlyOnce })
+}
+SCENARIOS.push({ name: 'v6-big-10', v6: true, loss: 10, count: BIG / 5, rate: BIG_RATE, size: BIG_SIZE, senders: [{ label: 'h1', host: 'h1' }], receivers: standard, judge: exactlyOnce })
 
 // Mixed fleet: our sender, two receivers running the real eventcast 0.1.2. A 0.1.2
 // receiver asks once per incomplete message (unicast, to the sender's advertised

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The network lab: N hosts in their own network namespaces, joined by a bridge
 # that lives in a namespace of its own, so nothing in the lab can reach the
-# machine's real network. Addresses come from TEST-NET-1 (192.0.2.0/24), which
-# is never routed anywhere. Loss is applied with nftables on the hosts' input.
+# machine's real network. Addresses come from TEST-NET-1 (192.0.2.0/24) and,
+# for IPv6, from the documentation prefix 2001:db8::/32 (2001:db8:ec::N/64,
+# plus each host's link-local address), neither ever routed anywhere;
+# duplicate address detection is off, so addresses are usable at once.
+# Loss is applied with nftables (an inet table: IPv4 and IPv6) on the hosts' input.
 #
 # Source it, then:  lab_up 3; lab_exec h1 CMD...; lab_loss h2 10; lab_down
 # lab_up installs a trap so the namespaces are removed even when the caller fails.
@@ -32,11 +35,15 @@ lab_up() {
     for i in $(seq 1 "$n"); do
         ns=$(lab_ns "h$i")
         ip netns add "$ns"
+        # Before eth0 exists, so that it is made with DAD off.
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.accept_dad=0
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0
         ip link add "v${LAB_PREFIX}h$i" type veth peer name eth0 netns "$ns"
         ip link set "v${LAB_PREFIX}h$i" netns "$LAB_SWITCH"
         ip -n "$LAB_SWITCH" link set "v${LAB_PREFIX}h$i" master br0 up
         ip -n "$ns" link set lo up
         ip -n "$ns" addr add "192.0.2.$i/24" dev eth0
+        ip -n "$ns" -6 addr add "2001:db8:ec::$i/64" dev eth0 nodad
         ip -n "$ns" link set eth0 up
         ip -n "$ns" route add 224.0.0.0/4 dev eth0
         # Stop the host answering the group's loopback copies with ICMP noise.
@@ -44,6 +51,18 @@ lab_up() {
         ip netns exec "$ns" nft add table inet lab
         ip netns exec "$ns" nft add chain inet lab input '{ type filter hook input priority 0; }'
         LAB_HOSTS+=("h$i")
+    done
+    # IPv6 comes up on a link once the veth reports carrier, asynchronously:
+    # until then there is no ff00::/8 route (sending to a group fails) and no link-local address.
+    for i in $(seq 1 "$n"); do
+        ns=$(lab_ns "h$i")
+        local tries=0
+        until ip -n "$ns" -6 route show table local | grep -q 'ff00::/8 dev eth0 ' \
+            && ip -n "$ns" -6 addr show dev eth0 scope link | grep -q inet6; do
+            tries=$((tries + 1))
+            if [ "$tries" -gt 200 ]; then echo "netlab: h$i: IPv6 did not come up on eth0" >&2; return 1; fi
+            sleep 0.05
+        done
     done
 }
 

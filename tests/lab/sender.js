@@ -4,7 +4,7 @@
 // deterministic buffer of --size bytes) --count times at --rate events/s,
 // prints {"type":"sent"}, then stays up answering repair requests until
 // SIGTERM, when it stops and prints {"type":"final", stats}.
-// Usage: sender.js --port P --tag T --label L --count N --rate R [--size BYTES]
+// Usage: sender.js --port P --tag T --label L --count N --rate R [--size BYTES] [--group G --interface IF]
 const path = require('node:path')
 const Eventcast = require(path.resolve(__dirname, '..', '..'))
 const { bigPayload, parseArgs } = require('./common.js')
@@ -16,7 +16,9 @@ const rate = Number(args.rate)
 const size = Number(args.size || 0)
 const { tag, label } = args
 
-const ec = Eventcast({ port: Number(args.port) })
+// --group G [--interface IF]: the lab's IPv6 scenarios (a link-local group on eth0).
+const group = args.group ? { multicastMembership: args.group, multicastInterface: args.interface } : {}
+const ec = Eventcast({ port: Number(args.port), ...group })
 ec.on('error', (err) => out({ type: 'error', code: err.code, message: err.message }))
 
 function run () {

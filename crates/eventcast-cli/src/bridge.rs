@@ -20,7 +20,12 @@ pub async fn bridge(cmd: BridgeCmd) -> Result<(), String> {
     let group = cmd.options.multicast.multicast_membership;
     let port = cmd.options.multicast.port;
     let bridge = Bridge::start(cmd.options).await.map_err(|e| format!("start failed ({}): {e}", e.code()))?;
-    eprintln!("bridging {group}:{port} <-> nats subject {}", bridge.subject());
+    eprintln!(
+        "bridging {} <-> nats subject {} interface {}",
+        crate::group_arg::group_port(group, port),
+        bridge.subject(),
+        bridge.interface()
+    );
     let deadline = cmd.timeout.map(|t| tokio::time::Instant::now() + t);
     tokio::select! {
         _ = sleep_until_opt(deadline) => {}

@@ -1,10 +1,13 @@
 //! What the subcommands share: the node options every node-starting command
 //! takes, starting a node, printing notices and counters, waiting for a signal.
 
+use crate::group_arg::{group_and_interface, group_arg, group_port, GroupArg};
 use bson::Bson;
 use clap::Args;
-use eventcast::{EncryptOptions, Eventcast, Events, NatsOptions, Notification, Options, Stats, Transport};
-use std::net::Ipv4Addr;
+use eventcast::{
+    EncryptOptions, Eventcast, Events, MulticastInterface, NatsOptions, Notification, Options, Stats, Transport,
+};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Common options of every subcommand that starts a node; what is not given
@@ -14,16 +17,17 @@ pub struct CommonArgs {
     /// UDP port of the group
     #[arg(long)]
     port: u16,
-    /// Multicast group [default: 224.0.0.1]
+    /// Multicast group, IPv4 or IPv6; an IPv6 one may name its interface: ff12::1%eth0 [default: 224.0.0.1]
+    #[arg(long, value_name = "ADDR", value_parser = group_arg)]
+    group: Option<GroupArg>,
+    /// Address to bind [default: 0.0.0.0, any]
     #[arg(long, value_name = "ADDR")]
-    group: Option<Ipv4Addr>,
-    /// Address to bind [default: 0.0.0.0]
-    #[arg(long, value_name = "ADDR")]
-    address: Option<Ipv4Addr>,
-    /// Interface address for joining and sending [default: any]
-    #[arg(long, value_name = "ADDR")]
-    interface: Option<Ipv4Addr>,
-    /// Multicast TTL [default: 1]
+    address: Option<IpAddr>,
+    /// Interface to join and send on: a name (eth1), an address of it, or an index
+    /// [default: any; link-local IPv6 groups need one]
+    #[arg(long, value_name = "IF")]
+    interface: Option<MulticastInterface>,
+    /// Multicast TTL (IPv6: hop limit) [default: 1]
     #[arg(long, value_name = "N")]
     ttl: Option<u32>,
     /// Do not receive datagrams sent from this host
@@ -54,7 +58,7 @@ pub struct CommonArgs {
     /// With --nats and --key: the multicast group of the encrypted LAN a bridge pairs this
     /// node with (the key is bound to group and port; the subject does not change) [default: 224.0.0.1]
     #[arg(long, value_name = "ADDR", requires = "nats")]
-    nats_group: Option<Ipv4Addr>,
+    nats_group: Option<IpAddr>,
     /// The label this node advertises to its peers [default: the program's name;
     /// `eventcast peers` and `eventcast top`: eventcast-peers, eventcast-top]
     #[arg(long = "name", id = "node_name", value_name = "NAME")]
@@ -89,13 +93,14 @@ impl CommonArgs {
     /// the library's default, the program's name).
     pub fn into_common(self, name: Option<&str>) -> Result<Common, String> {
         let mut options = Options { port: self.port, ..Options::default() };
-        if let Some(g) = self.group {
+        let (group, interface) = group_and_interface(self.group, self.interface)?;
+        if let Some(g) = group {
             options.multicast_membership = g;
         }
         if let Some(a) = self.address {
             options.address = a;
         }
-        options.multicast_interface = self.interface.or(options.multicast_interface);
+        options.multicast_interface = interface;
         if let Some(t) = self.ttl {
             options.multicast_ttl = t;
         }
@@ -162,8 +167,8 @@ pub async fn start_node(options: Options) -> Result<(Eventcast, Events), String>
 /// `nats`, and `, encrypted` with a key.
 pub fn via(options: &Options) -> String {
     let mut via = match &options.transport {
-        Transport::Multicast => match options.multicast_interface {
-            Some(addr) => format!("udp multicast, interface {addr}"),
+        Transport::Multicast => match &options.multicast_interface {
+            Some(interface) => format!("udp multicast, interface {interface}"),
             None => "udp multicast, interface any".to_string(),
         },
         Transport::Nats(_) => "nats".to_string(),
@@ -180,10 +185,17 @@ pub fn where_listening(node: &Eventcast) -> String {
     let o = node.options();
     match &o.transport {
         Transport::Multicast => {
-            format!("{}:{}", o.multicast_membership, node.local_addr().map(|a| a.port()).unwrap_or(o.port))
+            let port = node.local_addr().map(|a| a.port()).unwrap_or(o.port);
+            group_port(o.multicast_membership, port).to_string()
         }
         Transport::Nats(nats) => format!("nats subject {}", nats.subject_for(o.port)),
     }
+}
+
+/// ` interface IF` for a started multicast node's startup line (IF: the
+/// interface joined, its index and the source address of our datagrams).
+pub fn interface_note(node: &Eventcast) -> String {
+    node.interface().map(|i| format!(" interface {i}")).unwrap_or_default()
 }
 
 /// Writes `text` to stdout and flushes it. `Ok(false)` when the reader is

@@ -36,6 +36,14 @@ async fn wait_for_drain(events: &mut Events) -> Result<(), String> {
 /// Sends the event `repeat` times at the rate asked, then lingers.
 pub async fn emit(cmd: Emit) -> Result<(), String> {
     let (node, mut events) = start_node(cmd.common.options.clone()).await?;
+    if let eventcast::Transport::Multicast = node.options().transport {
+        eprintln!(
+            "sending to {} id={}{}",
+            crate::common::where_listening(&node),
+            node.id(),
+            crate::common::interface_note(&node)
+        );
+    }
     let started = tokio::time::Instant::now();
     for i in 0..cmd.repeat {
         if let Some(rate) = cmd.rate {

@@ -1,6 +1,6 @@
 //! `eventcast listen`: the group's events as JSON lines on stdout.
 
-use crate::common::{finish, print_notice, sleep_until_opt, start_node, where_listening, Common};
+use crate::common::{finish, interface_note, print_notice, sleep_until_opt, start_node, where_listening, Common};
 use bson::Bson;
 use eventcast::Notification;
 use std::io::Write;
@@ -35,7 +35,7 @@ pub fn event_line(event: eventcast::protocol::Event) -> String {
 /// Prints events until the count, the timeout or Ctrl-C.
 pub async fn listen(cmd: Listen) -> Result<(), String> {
     let (node, mut events) = start_node(cmd.common.options.clone()).await?;
-    eprintln!("listening on {} id={}", where_listening(&node), node.id());
+    eprintln!("listening on {} id={}{}", where_listening(&node), node.id(), interface_note(&node));
     let deadline = cmd.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut seen = 0u64;
     let mut buf = Vec::with_capacity(1024);

@@ -4,6 +4,7 @@
 mod bridge;
 mod common;
 mod emit;
+mod group_arg;
 mod listen;
 mod peers;
 mod text;
@@ -13,10 +14,11 @@ use bridge::{bridge, BridgeCmd};
 use clap::{CommandFactory, Parser, Subcommand};
 use common::{parse_json_arg, positive_rate, CommonArgs};
 use emit::{emit, Emit};
+use eventcast::MulticastInterface;
 use eventcast::{BridgeOptions, NatsOptions, Options};
+use group_arg::{group_and_interface, group_arg, GroupArg};
 use listen::{listen, Listen};
 use peers::{peers, Peers};
-use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::Duration;
 use top::{top, Top};
@@ -128,18 +130,18 @@ enum Cmd {
     /// once: several bridges on one LAN and subject do not loop. Keys are bound to group and
     /// port: NATS nodes pair with an encrypted LAN on --group G when given --nats-group G
     /// (JS `nats: { group }`). Prints `bridging GROUP:PORT
-    /// <-> nats subject S` on stderr when ready; runs until SIGINT/SIGTERM or --timeout-ms.
+    /// <-> nats subject S interface IF` on stderr when ready; runs until SIGINT/SIGTERM or --timeout-ms.
     Bridge {
         /// UDP port of the group (also names the default subject)
         #[arg(long)]
         port: u16,
-        /// Multicast group [default: 224.0.0.1]
-        #[arg(long, value_name = "ADDR")]
-        group: Option<Ipv4Addr>,
-        /// Interface address for joining and sending [default: any]
-        #[arg(long, value_name = "ADDR")]
-        interface: Option<Ipv4Addr>,
-        /// Multicast TTL [default: 1]
+        /// Multicast group, IPv4 or IPv6 (ff12::1%eth0 names the interface) [default: 224.0.0.1]
+        #[arg(long, value_name = "ADDR", value_parser = group_arg)]
+        group: Option<GroupArg>,
+        /// Interface to join and send on: a name, an address of it, or an index [default: any]
+        #[arg(long, value_name = "IF")]
+        interface: Option<MulticastInterface>,
+        /// Multicast TTL (IPv6: hop limit) [default: 1]
         #[arg(long, value_name = "N")]
         ttl: Option<u32>,
         /// NATS server URLs, comma-separated
@@ -215,6 +217,7 @@ fn command(cli: Cli) -> Result<Command, String> {
         }),
         Cmd::Bridge { port, group, interface, ttl, nats, subject, timeout_ms, stats } => {
             let mut multicast = Options::with_port(port);
+            let (group, interface) = group_and_interface(group, interface)?;
             multicast.multicast_membership = group.unwrap_or(multicast.multicast_membership);
             multicast.multicast_interface = interface;
             multicast.multicast_ttl = ttl.unwrap_or(multicast.multicast_ttl);
@@ -277,7 +280,7 @@ mod tests {
     use bson::Bson;
     use eventcast::{EncryptOptions, Transport};
 
-    fn parse_args(s: &[&str]) -> Result<Command, String> {
+    pub(crate) fn parse_args(s: &[&str]) -> Result<Command, String> {
         let cli =
             Cli::try_parse_from(std::iter::once("eventcast").chain(s.iter().copied())).map_err(|e| e.to_string())?;
         command(cli)
@@ -326,7 +329,7 @@ mod tests {
             panic!("not listen")
         };
         let Transport::Nats(n) = &l.common.options.transport else { panic!("not nats") };
-        assert_eq!(n.group, Some(Ipv4Addr::new(239, 1, 2, 3)));
+        assert_eq!(n.group, Some("239.1.2.3".parse().unwrap()));
         assert_eq!(l.common.options.key_group(), "239.1.2.3:9000".parse().unwrap());
         assert!(parse_args(&["listen", "--port", "1", "--nats", "nats://h", "--nats-group", "10.0.0.1"])
             .unwrap_err()

@@ -24,9 +24,17 @@ fn group_for(port: u16) -> String {
 /// Starts `eventcast listen` and waits for its ready line on stderr.
 fn listen(port: u16, extra: &[&str]) -> Listener {
     let group = group_for(port);
+    let args = ["--port", &port.to_string(), "--group", &group, "--timeout-ms", "180000", "--stats"];
+    let ready = listen_with(&[&args, extra].concat(), &[&format!("{group}:{port} id="), " interface "]);
+    ready.0
+}
+
+/// Starts `eventcast listen ARGS` and waits for its ready line on stderr,
+/// which must contain each of `expect`; returns the listener and that line.
+fn listen_with(args: &[&str], expect: &[&str]) -> (Listener, String) {
     let mut child = Command::new(BIN)
-        .args(["listen", "--port", &port.to_string(), "--group", &group, "--timeout-ms", "180000", "--stats"])
-        .args(extra)
+        .arg("listen")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -40,15 +48,17 @@ fn listen(port: u16, extra: &[&str]) -> Listener {
             }
         }
     });
-    loop {
+    let ready = loop {
         // Generous: deriving the default scheme's key takes seconds in a debug build.
         let line = rx.recv_timeout(Duration::from_secs(120)).expect("listen did not get ready");
         if line.starts_with("listening on ") {
-            assert!(line.contains(&format!("{group}:{port} id=")), "{line}");
-            break;
+            break line;
         }
+    };
+    for e in expect {
+        assert!(ready.contains(e), "{e:?} not in {ready}");
     }
-    Listener { child, stderr_lines: rx }
+    (Listener { child, stderr_lines: rx }, ready)
 }
 
 fn emit(port: u16, extra: &[&str], name_and_args: &[&str]) {
@@ -236,4 +246,52 @@ fn cli_worker_has_the_short_scheduler_slice() {
     for slice in workers {
         assert_eq!(slice.as_deref(), Some("100000"));
     }
+}
+
+/// Whether this namespace routes IPv6 multicast to lo (`scripts/netns.js` and
+/// `node_support` add `local ff00::/8 dev lo table local`).
+fn ipv6_multicast_on_lo() -> bool {
+    std::fs::read_to_string("/proc/self/net/ipv6_route").is_ok_and(|t| {
+        t.lines().any(|l| l.starts_with("ff000000000000000000000000000000 08 ") && l.trim_end().ends_with(" lo"))
+    })
+}
+
+/// A link-local IPv6 group, the interface given as the group's zone to
+/// `listen` and as `--interface` to `emit`: both say which interface they
+/// joined, and a chunked event crosses from `::1`, the only address of lo.
+#[test]
+fn ipv6_link_local_group_with_the_interface_by_zone_and_by_flag() {
+    let test = "ipv6_link_local_group_with_the_interface_by_zone_and_by_flag";
+    if skip_outside_netns(test) {
+        return;
+    }
+    if !ipv6_multicast_on_lo() {
+        return node_support::skipped(test, "no IPv6 multicast route on lo in this namespace (IPv6 off?)");
+    }
+    let port = random_port();
+    let group = format!("ff12::ec:{port:x}");
+    let zoned = format!("{group}%lo");
+    let (listener, ready) = listen_with(
+        &["--port", &port.to_string(), "--group", &zoned, "--count", "1", "--timeout-ms", "60000"],
+        &[&format!("listening on [{group}]:{port} id="), " interface lo (index ", "source ::1)"],
+    );
+    assert!(!ready.contains('%'), "the scope is printed as the interface: {ready}");
+    let long = format!("\"{}\"", "z".repeat(5000));
+    let out = Command::new(BIN)
+        .args(["emit", "--port", &port.to_string(), "--group", &group, "--interface", "lo", "--linger-ms", "100"])
+        .args(["--", "v6", &long])
+        .output()
+        .expect("run emit");
+    let emit_err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "emit failed: {emit_err}");
+    assert!(emit_err.contains(&format!("sending to [{group}]:")) && emit_err.contains(" interface lo "), "{emit_err}");
+    let (lines, stderr) = finish(listener);
+    assert_eq!(lines.len(), 1, "{lines:?} {stderr}");
+    assert_eq!(lines[0]["name"], "v6");
+    assert_eq!(lines[0]["args"][0].as_str().unwrap().len(), 5000);
+    assert_eq!(lines[0]["sender"]["host"], "::1");
+    // Without the interface a link-local group is a usage error, named as the option.
+    let out = Command::new(BIN).args(["listen", "--port", "9", "--group", &group]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("multicastInterface"));
 }

@@ -35,8 +35,13 @@ struct BridgeProcess {
 
 impl BridgeProcess {
     fn start(port: u16, group: Ipv4Addr, url: &str) -> BridgeProcess {
+        BridgeProcess::start_on(port, &group.to_string(), &format!("{group}:{port}"), url)
+    }
+
+    /// `--group group_arg`; the ready line must start `bridging SHOWN <-> ...`.
+    fn start_on(port: u16, group_arg: &str, shown: &str, url: &str) -> BridgeProcess {
         let mut child = Command::new(BIN)
-            .args(["bridge", "--port", &port.to_string(), "--group", &group.to_string(), "--nats", url])
+            .args(["bridge", "--port", &port.to_string(), "--group", group_arg, "--nats", url])
             .args(["--stats", "--timeout-ms", "120000"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -50,7 +55,8 @@ impl BridgeProcess {
             }
         });
         let line = rx.recv_timeout(Duration::from_secs(20)).expect("bridge did not get ready");
-        assert!(line.starts_with(&format!("bridging {group}:{port} <-> nats subject eventcast.{port}")), "{line}");
+        assert!(line.starts_with(&format!("bridging {shown} <-> nats subject eventcast.{port}")), "{line}");
+        assert!(line.contains(" interface "), "{line}");
         BridgeProcess { child, stderr: rx }
     }
 
@@ -76,7 +82,7 @@ impl Drop for BridgeProcess {
 
 async fn lan_node(port: u16) -> Eventcast {
     let mut o = quiet(port);
-    o.multicast_membership = group_for(port);
+    o.multicast_membership = group_for(port).into();
     let n = Eventcast::new(o).unwrap();
     n.start().await.unwrap();
     n
@@ -284,7 +290,7 @@ fn encrypted(mut o: Options) -> Options {
 
 async fn encrypted_nats_node(port: u16, url: &str, group: Option<Ipv4Addr>) -> Eventcast {
     let mut nats = NatsOptions::new([url]);
-    nats.group = group;
+    nats.group = group.map(Into::into);
     let n = Eventcast::new(encrypted(Options { transport: Transport::Nats(nats), ..quiet(port) })).unwrap();
     n.start().await.unwrap();
     n
@@ -303,7 +309,7 @@ async fn an_encrypted_lan_on_another_group_pairs_only_with_nats_nodes_naming_tha
     let port = random_port();
     let group = group_for(port);
     let _bridge = BridgeProcess::start(port, group, &server.url());
-    let lan = Eventcast::new(encrypted(Options { multicast_membership: group, ..quiet(port) })).unwrap();
+    let lan = Eventcast::new(encrypted(Options { multicast_membership: group.into(), ..quiet(port) })).unwrap();
     lan.start().await.unwrap();
     let paired = encrypted_nats_node(port, &server.url(), Some(group)).await;
     let unpaired = encrypted_nats_node(port, &server.url(), None).await;
@@ -518,4 +524,51 @@ async fn a_nats_bundle_of_non_datagrams_is_not_multicast_and_a_valid_one_at_most
         assert_eq!(s["bundles_malformed"], 2, "{report}");
         assert_eq!(s["bundles_received"], 3, "{report}");
     }
+}
+
+/// The bridge's LAN side on an IPv6 group (link-local, on lo, the interface
+/// as the group's zone), with encryption: a LAN node and a NATS node naming
+/// that group in `nats.group` exchange events both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_relays_an_encrypted_ipv6_lan() {
+    let test = "a_bridge_relays_an_encrypted_ipv6_lan";
+    if skip_outside_netns(test) {
+        return;
+    }
+    let routed = std::fs::read_to_string("/proc/self/net/ipv6_route").is_ok_and(|t| {
+        t.lines().any(|l| l.starts_with("ff000000000000000000000000000000 08 ") && l.trim_end().ends_with(" lo"))
+    });
+    if !routed {
+        return node_support::skipped(test, "no IPv6 multicast route on lo in this namespace (IPv6 off?)");
+    }
+    let server = NatsServer::start(&[]);
+    let port = random_port();
+    let group: std::net::IpAddr = format!("ff12::ec:{port:x}").parse().unwrap();
+    let bridge = BridgeProcess::start_on(port, &format!("{group}%lo"), &format!("[{group}]:{port}"), &server.url());
+    let lan = Eventcast::new(encrypted(Options {
+        multicast_membership: group,
+        multicast_interface: Some(eventcast::MulticastInterface::Name("lo".into())),
+        ..Options::with_port(port)
+    }))
+    .unwrap();
+    lan.start().await.unwrap();
+    let mut nats = NatsOptions::new([server.url()]);
+    nats.group = Some(group);
+    let cloud =
+        Eventcast::new(encrypted(Options { transport: Transport::Nats(nats), ..Options::with_port(port) })).unwrap();
+    cloud.start().await.unwrap();
+    let (mut lan_events, mut cloud_events) = (lan.subscribe(), cloud.subscribe());
+    lan.emit("v6-from-lan", &[Bson::String("l".repeat(5000))]).unwrap();
+    let e = &events_named(&mut cloud_events, "v6-from-lan", 1).await;
+    assert_eq!(e.len(), 1, "the LAN's chunked event reached NATS");
+    assert_eq!(e[0].sender.host, "::1");
+    cloud.emit("v6-from-cloud", &[Bson::Int32(6)]).unwrap();
+    let e = &events_named(&mut lan_events, "v6-from-cloud", 1).await;
+    assert_eq!(e.len(), 1, "the NATS node's event reached the IPv6 LAN");
+    assert_eq!(e[0].args, vec![Bson::Int32(6)]);
+    lan.stop().await.unwrap();
+    cloud.stop().await.unwrap();
+    let stats = bridge.stop();
+    assert!(stats["relayed_to_nats"].as_u64().unwrap() >= 5, "{stats}");
+    assert!(stats["relayed_to_lan"].as_u64().unwrap() >= 1, "{stats}");
 }

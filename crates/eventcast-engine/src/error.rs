@@ -112,6 +112,21 @@ pub enum Error {
     /// The operation needs a started node.
     #[error("node is not started")]
     NotStarted,
+    /// `multicastInterface` names an interface this host does not have (by
+    /// name, index or address), or one without an address the group needs
+    /// (an IPv4 group joins by the interface's IPv4 address). Returned by
+    /// `start()`, not by option validation: the value is well formed, the
+    /// host lacks it, and may have it later (a VPN or container link that
+    /// comes up), so a caller can tell this apart from a bad value.
+    #[error("{reason} (this host's interfaces: {})", if available.is_empty() { "none found".to_string() } else { available.join(", ") })]
+    NoInterface {
+        /// The interface as given (`eth1`, `3`, `192.0.2.1`).
+        interface: String,
+        /// What is missing, naming the interface.
+        reason: String,
+        /// The host's interfaces, `name (addresses)`, as listed at the time.
+        available: Vec<String>,
+    },
     /// Binding, joining or sending failed.
     #[error("socket error: {0}")]
     Io(#[from] io::Error),
@@ -156,6 +171,7 @@ impl Error {
             Error::Payload(_) => "EPAYLOAD",
             Error::InvalidOption { .. } => "EINVALIDOPTION",
             Error::NotStarted => "ENOTSTARTED",
+            Error::NoInterface { .. } => "ENOINTERFACE",
             Error::Io(e) => match e.kind() {
                 io::ErrorKind::AddrInUse => "EADDRINUSE",
                 io::ErrorKind::AddrNotAvailable => "EADDRNOTAVAIL",

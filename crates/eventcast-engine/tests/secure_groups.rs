@@ -5,7 +5,7 @@
 use bson::Bson;
 use eventcast_engine::protocol::{Config, Encryption, Endpoint, Identity, Output};
 use eventcast_engine::wire::secure::SecureKey;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime};
 
@@ -17,7 +17,7 @@ fn master() -> &'static SecureKey {
 }
 
 fn group(g: &str) -> SecureKey {
-    master().for_group(g.parse::<SocketAddrV4>().unwrap())
+    master().for_group(g.parse::<SocketAddr>().unwrap())
 }
 
 fn config(key: SecureKey) -> Config {

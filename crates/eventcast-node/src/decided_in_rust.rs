@@ -13,7 +13,7 @@ use napi_derive::napi;
 /// `{host, port}` as `getAddress()` returns it (0.1.x's shape).
 #[napi(object)]
 pub struct NativeAddress {
-    /// IPv4 address in dotted form.
+    /// IP address: dotted IPv4, or IPv6 (for an IPv6 group) without brackets or zone.
     pub host: String,
     /// UDP port (multicast) or the port naming the subject (NATS).
     pub port: u32,

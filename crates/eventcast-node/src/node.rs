@@ -11,24 +11,24 @@ use super::delivery::{lock, JsSink, Signal};
 use super::raw::JsEnv;
 use super::{conv_error, throw, Raw};
 use eventcast::Eventcast;
-use eventcast::{EncryptOptions, NatsOptions, NatsTls, Options, PresenceOptions, Transport};
+use eventcast::{EncryptOptions, MulticastInterface, NatsOptions, NatsTls, Options, PresenceOptions, Transport};
 use napi::bindgen_prelude::*;
 use napi::Env;
 use napi_derive::napi;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Options as `index.js` passes them after validation (camelCase in JS).
 #[napi(object)]
 pub struct NativeOptions {
-    /// Bind address.
+    /// Bind address (IPv4 or IPv6).
     pub address: String,
     /// UDP port.
     pub port: u32,
-    /// Multicast group.
+    /// Multicast group, IPv4 or IPv6 (`lib/options.js` has moved a `%zone` into `multicast_interface`).
     pub multicast_membership: String,
-    /// Interface address, if any.
+    /// Interface: a name, an address of it, or an index in digits (`lib/options.js` turns a number into them).
     pub multicast_interface: Option<String>,
     /// Loop our multicast back to this host.
     pub multicast_loopback: bool,
@@ -85,7 +85,7 @@ pub struct NativeNats {
     pub name: Option<String>,
     /// Subject (default `eventcast.<port>`).
     pub subject: Option<String>,
-    /// The LAN group the `encrypt` key is bound to (default `224.0.0.1`).
+    /// The LAN group the `encrypt` key is bound to (default `224.0.0.1`; IPv4 or IPv6).
     pub group: Option<String>,
 }
 
@@ -95,7 +95,7 @@ impl NativeNats {
     fn into_transport(self, env: JsEnv) -> napi::Result<Transport> {
         let n = self;
         let group = match &n.group {
-            Some(g) => Some(ipv4(env, "nats.group", g)?),
+            Some(g) => Some(ip(env, "nats.group", g)?),
             None => None,
         };
         let mut nats = NatsOptions::new(n.servers);
@@ -111,9 +111,13 @@ impl NativeNats {
     }
 }
 
-fn ipv4(env: JsEnv, option: &str, s: &str) -> napi::Result<Ipv4Addr> {
+fn ip(env: JsEnv, option: &str, s: &str) -> napi::Result<IpAddr> {
     s.parse()
-        .map_err(|_| throw(env, true, "ERR_INVALID_ADDRESS", &format!("{option} must be an IPv4 address, got {s:?}")))
+        .map_err(|_| throw(env, true, "ERR_INVALID_ADDRESS", &format!("{option} must be an IP address, got {s:?}")))
+}
+
+fn interface(env: JsEnv, s: &str) -> napi::Result<MulticastInterface> {
+    s.parse().map_err(|reason| throw(env, true, "ERR_INVALID_ADDRESS", &format!("multicastInterface: {reason}")))
 }
 
 impl NativeOptions {
@@ -121,11 +125,11 @@ impl NativeOptions {
         let port = u16::try_from(self.port)
             .map_err(|_| throw(env, false, "ERR_INVALID_PORT", "port must be within 0-65535"))?;
         Ok(Options {
-            address: ipv4(env, "address", &self.address)?,
+            address: ip(env, "address", &self.address)?,
             port,
-            multicast_membership: ipv4(env, "multicastMembership", &self.multicast_membership)?,
+            multicast_membership: ip(env, "multicastMembership", &self.multicast_membership)?,
             multicast_interface: match &self.multicast_interface {
-                Some(s) => Some(ipv4(env, "multicastInterface", s)?),
+                Some(s) => Some(interface(env, s)?),
                 None => None,
             },
             multicast_loopback: self.multicast_loopback,

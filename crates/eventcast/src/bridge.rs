@@ -36,6 +36,7 @@
 //! after at least `clamp(messageTtl / 8, 10 ms, 500 ms)` and are asked for again
 //! while they make no progress, so a later attempt crosses.
 
+use super::interface::{self, InterfaceInUse, Resolved};
 use super::nats::{open_client, subscribe, NATS_MAX_DATAGRAM};
 use super::options::{NatsOptions, Options, Transport};
 use super::socket;
@@ -45,7 +46,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,11 +57,13 @@ use tokio::task::JoinHandle;
 pub const BRIDGE_WINDOW: Duration = Duration::from_secs(1);
 /// Most datagram hashes remembered per side (about 40 bytes each).
 pub const BRIDGE_SEEN_CAPACITY: usize = 65_536;
-/// Largest datagram multicast can carry (IPv4 UDP); larger NATS messages are dropped.
+/// Largest datagram multicast can carry (IPv4 UDP; IPv6 carries 20 bytes
+/// more, but a NATS node's datagrams must fit both); larger NATS messages are dropped.
 const MAX_UDP_DATAGRAM: usize = 65_507;
 
-/// What to bridge: a multicast group (`multicast`: port, group, interface,
-/// TTL, loopback; its transport is ignored) and a NATS subject (`nats`).
+/// What to bridge: a multicast group (`multicast`: port, group — IPv4 or
+/// IPv6 — interface, TTL, loopback; its transport is ignored) and a NATS
+/// subject (`nats`).
 #[derive(Clone, Debug)]
 pub struct BridgeOptions {
     /// The LAN side.
@@ -229,6 +232,8 @@ pub struct Bridge {
     client: async_nats::Client,
     receive: Arc<std::net::UdpSocket>,
     options: Options,
+    resolved: Resolved,
+    interface: InterfaceInUse,
     subject: String,
 }
 
@@ -264,14 +269,17 @@ impl Bridge {
         let (_, subscriber, subject) = subscribe(&client, &options.nats, multicast.port).await?;
         let max_payload = client.server_info().max_payload;
 
-        let receive = socket::bind_multicast(&multicast)?;
-        let send = socket::bind_sender(&multicast)?;
-        // Our own multicast must not come back as LAN traffic: by the kernel filter, else by source.
+        let resolved = interface::resolve(&multicast)?;
+        let receive = socket::bind_multicast(&multicast, &resolved)?;
+        let send = socket::bind_sender(&multicast, &resolved)?;
+        let interface = resolved.in_use(send.source.ip());
+        // Our own multicast must not come back as LAN traffic: by the kernel filter, else by source
+        // (address and port: an IPv6 source's scope is the interface it arrived on).
         let own = match socket::drop_own_datagrams(&receive, send.source) {
             Ok(()) => None,
-            Err(_) => Some(SocketAddr::V4(send.source)),
+            Err(_) => Some((send.source.ip(), send.source.port())),
         };
-        let group = SocketAddr::V4(SocketAddrV4::new(multicast.multicast_membership, multicast.port));
+        let group = socket::group_addr(&multicast, &resolved, multicast.port);
         let lan_in = UdpSocket::from_std(receive.try_clone()?)?;
         let lan_out = UdpSocket::from_std(send.socket)?;
 
@@ -288,7 +296,7 @@ impl Bridge {
                         continue;
                     }
                 };
-                if Some(source) == own {
+                if Some((source.ip(), source.port())) == own {
                     continue;
                 }
                 s.counters.lan_received.fetch_add(1, Ordering::Relaxed);
@@ -334,6 +342,8 @@ impl Bridge {
             client,
             receive: Arc::new(receive),
             options: multicast,
+            resolved,
+            interface,
             subject: subject.to_string(),
         })
     }
@@ -341,6 +351,11 @@ impl Bridge {
     /// The NATS subject bridged.
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+
+    /// The LAN interface the group was joined on and relays leave through.
+    pub fn interface(&self) -> &InterfaceInUse {
+        &self.interface
     }
 
     /// The counters so far.
@@ -354,7 +369,7 @@ impl Bridge {
             t.abort();
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.client.flush()).await;
-        socket::leave_multicast(&self.receive, &self.options);
+        socket::leave_multicast(&self.receive, &self.options, &self.resolved);
     }
 }
 

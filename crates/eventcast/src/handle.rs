@@ -9,12 +9,12 @@ use super::state::{Core, Shared};
 use super::status::{Status, StopAfterFault};
 #[cfg(feature = "testing")]
 use super::supervise::DriverTask;
-use super::{Events, Notification, NotificationSink, Options};
+use super::{Events, InterfaceInUse, Notification, NotificationSink, Options};
 use crate::error::Error;
 use crate::protocol::Endpoint;
 use crate::protocol::{Config, Stats};
 use std::future::Future;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -256,10 +256,18 @@ impl Eventcast {
     }
 
     /// The `host:port` our datagrams carry in their meta (where 0.1.x peers
-    /// send repair requests); JS `getAddress()` returns it. See `socket::advertised_addr`.
-    pub fn advertised_addr(&self) -> SocketAddrV4 {
+    /// send repair requests); JS `getAddress()` returns it. IPv6 for an IPv6
+    /// group. See `socket::advertised_addr`.
+    pub fn advertised_addr(&self) -> SocketAddr {
         let core = self.inner.shared.core();
         socket::advertised_addr(&self.inner.options, core.endpoint.as_ref().map(Endpoint::identity))
+    }
+
+    /// The interface the group was joined on and datagrams leave through,
+    /// as resolved at start (name, index, source address) while started
+    /// over multicast; `None` when stopped or over NATS. The CLI prints it.
+    pub fn interface(&self) -> Option<InterfaceInUse> {
+        self.inner.shared.core().io.as_ref().and_then(|io| io.udp.as_ref()).map(|udp| udp.interface.clone())
     }
 }
 

@@ -35,6 +35,29 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # IPv6 groups and the interface
+//!
+//! [`Options::multicast_membership`] is an IPv4 or an IPv6 group, and
+//! [`Options::multicast_interface`] names the interface by name, index or
+//! address ([`MulticastInterface`]). A link-local IPv6 group needs it
+//! ([`needs_interface`]); one the host lacks fails `start()` with
+//! [`Error::NoInterface`] (`ENOINTERFACE`), listing the host's interfaces.
+//! eventcast 0.1.x nodes speak IPv4 only.
+//!
+//! ```no_run
+//! use eventcast::{Eventcast, MulticastInterface, Options};
+//!
+//! # async fn demo() -> Result<(), eventcast::Error> {
+//! let node = Eventcast::new(Options {
+//!     multicast_membership: "ff12::ec:1".parse().unwrap(),
+//!     multicast_interface: Some(MulticastInterface::Name("eth0".into())),
+//!     ..Options::with_port(9000)
+//! })?;
+//! node.start().await?;
+//! println!("joined on {}", node.interface().expect("started over multicast")); // eth0 (index 2, source fe80::…)
+//! # Ok(()) }
+//! ```
+//!
 //! # Parts
 //!
 //! One idea per file; start from the one named for what you change.
@@ -54,7 +77,10 @@
 //!   task, or in polled mode from [`Eventcast::receive`] and the stall guard.
 //! * `timers` — the timer task (endpoint timers, retries of queued sends).
 //! * `send` — the bounded send queue and backpressure; `transport` — the
-//!   seam a datagram leaves through (`socket` for multicast UDP, `nats`);
+//!   seam a datagram leaves through (`socket` for multicast UDP, IPv4 or
+//!   IPv6, `nats`); `group` — the group and interface options (IPv6
+//!   scopes, names, indexes); `interface` — the host's interfaces
+//!   (`getifaddrs`) and the option resolved against them at start;
 //!   `supervise` — panics become `EINTERNAL` and a stop; `options`;
 //!   `bridge` — the multicast ⇄ NATS relay.
 //! * `presence` — the presence options, the advertised name, and the JSON
@@ -117,7 +143,9 @@ mod burst;
 mod counters;
 mod emit;
 mod events;
+mod group;
 mod handle;
+mod interface;
 mod lifecycle;
 mod nats;
 mod option_table;
@@ -130,12 +158,16 @@ mod socket;
 mod state;
 mod status;
 mod supervise;
+#[cfg(all(test, target_os = "linux"))]
+mod test_netns;
 mod timers;
 mod transport;
 
 pub use bridge::{Bridge, BridgeOptions, BridgeStats, BRIDGE_SEEN_CAPACITY, BRIDGE_WINDOW};
 pub use events::{Events, Notification, NotificationSink, SUBSCRIBER_CAPACITY};
+pub use group::{needs_interface, parse_group, MulticastInterface, MAX_INTERFACE_NAME};
 pub use handle::Eventcast;
+pub use interface::{host_interfaces, HostInterface, InterfaceInUse};
 pub use nats::{
     NATS_BUNDLE_BYTES, NATS_MAX_DATAGRAM, NATS_OUTBOX_BYTES, NATS_SOURCE, NATS_START_TIMEOUT,
     NATS_SUBSCRIPTION_CAPACITY,
@@ -180,8 +212,11 @@ impl OwnDatagrams {
             // OS, or the host's address changed since start). Skipping it here
             // saves the decode and the endpoint lock; anything the walk cannot
             // read goes to the endpoint, which decides.
+            // By address and port only: an IPv6 source carries the receiving
+            // interface as its scope, ours the sending one.
             OwnDatagrams::Check { source: ours, id } => {
-                source == *ours || crate::wire::meta::sender_id(datagram) == Some(id.as_bytes())
+                (source.ip() == ours.ip() && source.port() == ours.port())
+                    || crate::wire::meta::sender_id(datagram) == Some(id.as_bytes())
             }
         }
     }

@@ -8,13 +8,13 @@ use super::state::{Io, UdpReceive};
 use super::supervise::DriverTask;
 use super::timers::{timer_loop, SEND_RETRY};
 use super::transport::Link;
-use super::{nats, socket, supervise, Eventcast, NatsOptions, Options, OwnDatagrams, Status, Transport};
+use super::{interface, nats, socket, supervise, Eventcast, NatsOptions, Options, OwnDatagrams, Status, Transport};
 #[allow(unused_imports)] // doc links
 use super::{NotificationSink, GUARD_TICK, POLL_STALL};
 use crate::error::Error;
 use crate::protocol::{Config, Endpoint, Identity};
 use std::io;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -113,16 +113,17 @@ impl Eventcast {
 
     fn open(&self, config: Config, receive: Receive) -> Result<Vec<JoinHandle<()>>, Error> {
         let options = &self.inner.options;
-        let socket = socket::bind_multicast(options)?;
+        let resolved = interface::resolve(options)?;
+        let socket = socket::bind_multicast(options, &resolved)?;
         let local = socket.local_addr()?;
-        let send = socket::bind_sender(&Options { port: local.port(), ..options.clone() })?;
+        let send = socket::bind_sender(&Options { port: local.port(), ..options.clone() }, &resolved)?;
         // Without the kernel filter, own datagrams are recognised on receipt
         // (source address, then the id in the meta).
         let own = match socket::drop_own_datagrams(&socket, send.source) {
             Ok(()) => OwnDatagrams::Filtered,
             Err(e) => {
                 tracing::debug!("eventcast: no kernel filter for own datagrams ({e}); skipping them on receipt");
-                OwnDatagrams::Check { source: SocketAddr::V4(send.source), id: self.inner.id.as_str().into() }
+                OwnDatagrams::Check { source: send.source, id: self.inner.id.as_str().into() }
             }
         };
         let task_socket = match receive {
@@ -131,11 +132,13 @@ impl Eventcast {
         };
         let socket = Arc::new(socket);
         let link = Link::Udp(Arc::new(send.socket));
-        let group = SocketAddr::V4(SocketAddrV4::new(options.multicast_membership, local.port()));
+        let group = socket::group_addr(options, &resolved, local.port());
         let shared = &self.inner.shared;
-        let io = Io { link: link.clone(), group, udp: Some(UdpReceive { socket, own: own.clone(), local }) };
-        self.install(config, local.port(), io)?;
-        tracing::debug!("eventcast {} bound {local}, joined {}", self.inner.id, options.multicast_membership);
+        let host = socket::advertised_host_on(options, &resolved);
+        let interface = resolved.in_use(send.source.ip());
+        tracing::debug!("eventcast {} bound {local}, joined {group} on {interface}", self.inner.id);
+        let udp = UdpReceive { socket, own: own.clone(), local, resolved, interface };
+        self.install(config, local.port(), host, Io { link: link.clone(), group, udp: Some(udp) })?;
         let mut tasks = vec![supervise::spawn(shared, DriverTask::Timer, timer_loop(shared.clone(), link))];
         match task_socket {
             Some(socket) => {
@@ -169,8 +172,9 @@ impl Eventcast {
         let writer = nats::write_loop(conn.publisher.clone());
         let link = Link::Nats(conn.publisher);
         // The group address only names the destination for the engine; NATS ignores it.
-        let group = SocketAddr::V4(SocketAddrV4::new(self.inner.options.multicast_membership, port));
-        self.install(config, port, Io { link: link.clone(), group, udp: None })?;
+        let group = SocketAddr::new(self.inner.options.multicast_membership, port);
+        let host = socket::advertised_host(&self.inner.options);
+        self.install(config, port, host, Io { link: link.clone(), group, udp: None })?;
         Ok(vec![
             supervise::spawn(shared, DriverTask::SendFlush, writer),
             supervise::spawn(shared, DriverTask::Timer, timer_loop(shared.clone(), link)),
@@ -180,22 +184,19 @@ impl Eventcast {
 
     /// Puts a freshly opened transport in place: the endpoint (kept across
     /// stop/start on the same port), its wall clock, the queue emptied, the
-    /// fault state reset. Then the driver tasks may be spawned.
+    /// fault state reset. Then the driver tasks may be spawned. `host` is
+    /// what a new endpoint advertises (`socket::advertised_host`).
     /// [`Error::Clock`] when the system clock reads before 1970 (`io` is then
     /// dropped, which closes the transport).
-    fn install(&self, config: Config, port: u16, io: Io) -> Result<(), Error> {
+    fn install(&self, config: Config, port: u16, host: IpAddr, io: Io) -> Result<(), Error> {
         let shared = &self.inner.shared;
         {
             let mut core = shared.core();
             let (now, wall) = (Instant::now(), SystemTime::now());
             // Keep the endpoint (and its sequence state) across stop/start on the same port.
             if core.endpoint.is_none() || core.endpoint_port != port {
-                let identity = Identity {
-                    id: self.inner.id.clone(),
-                    host: socket::advertised_host(&self.inner.options).to_string(),
-                    port,
-                    hostname: socket::hostname(),
-                };
+                let identity =
+                    Identity { id: self.inner.id.clone(), host: host.to_string(), port, hostname: socket::hostname() };
                 core.endpoint = Some(Endpoint::new(config, identity, rand::random(), now, wall)?);
                 core.endpoint_port = port;
             } else if let Some(ep) = core.endpoint.as_mut() {
@@ -266,7 +267,7 @@ impl Eventcast {
                 tokio::time::sleep(SEND_RETRY).await;
             }
             match (&io.udp, &io.link) {
-                (Some(udp), _) => socket::leave_multicast(&udp.socket, &self.inner.options),
+                (Some(udp), _) => socket::leave_multicast(&udp.socket, &self.inner.options, &udp.resolved),
                 // What the client still holds reaches the server before the connection closes.
                 (None, Link::Nats(publisher)) => publisher.flush(STOP_FLUSH_TIMEOUT).await,
                 (None, Link::Udp(_)) => {}

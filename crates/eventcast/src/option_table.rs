@@ -53,16 +53,28 @@ const fn spec(
 /// Every option of `Eventcast(options)` but the transport's (`transport`,
 /// `nats`: see the README's NATS section), in the README's order.
 pub const OPTION_TABLE: &[OptionSpec] = &[
-    spec("address", Some("\"0.0.0.0\""), "", None, "address to bind"),
+    spec(
+        "address",
+        Some("\"0.0.0.0\""),
+        "",
+        None,
+        "address to bind; unspecified (`'0.0.0.0'`, `'::'`) is any address of the group's family, a specific one must be of that family",
+    ),
     spec("port", None, "random in 49152–65535", None, "UDP port of the group (1–65535)"),
     spec(
         "multicastMembership",
         Some("\"224.0.0.1\""),
         "",
         None,
-        "multicast group (224.0.0.0–239.255.255.255)",
+        "multicast group: IPv4 (224.0.0.0–239.255.255.255) or IPv6 (ff00::/8: `'ff15::…'` site-local, `'ff12::…'` link-local, which needs `multicastInterface` or a zone, `'ff12::1%eth0'`); eventcast 0.1.x nodes speak IPv4 only",
     ),
-    spec("multicastInterface", None, "any", None, "IPv4 address of the interface to join and send on"),
+    spec(
+        "multicastInterface",
+        None,
+        "any",
+        None,
+        "the interface to join and send on: its name (`'eth1'`), an address of it, or its index (a number); required for link-local IPv6 groups; one the host lacks fails `start()` with `ENOINTERFACE`",
+    ),
     spec(
         "multicastLoopback",
         Some("true"),
@@ -70,7 +82,13 @@ pub const OPTION_TABLE: &[OptionSpec] = &[
         None,
         "receive the group's datagrams sent from this host (needed for several nodes on one host)",
     ),
-    spec("multicastTtl", Some("1"), "", Some(MULTICAST_TTL_BOUND), "multicast TTL ({range}; 1 = this subnet)"),
+    spec(
+        "multicastTtl",
+        Some("1"),
+        "",
+        Some(MULTICAST_TTL_BOUND),
+        "multicast TTL, an IPv6 group's hop limit ({range}; 1 = this subnet)",
+    ),
     spec("replEnabled", Some("false"), "", None, "serve the TCP REPL (giving `replPort` enables it too)"),
     spec("replPort", None, "random in 49152–65535", None, "REPL port (1–65535)"),
     spec("replHost", Some("\"localhost\""), "", None, "REPL bind host; anything non-loopback logs a warning"),

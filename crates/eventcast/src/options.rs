@@ -1,12 +1,13 @@
 //! Node options, named and defaulted like the JS API (`eventcast` 0.1.x).
 
+use super::group::{check_group, MulticastInterface};
 use super::presence::{self, PresenceOptions};
 use super::send::DEFAULT_SEND_QUEUE_BYTES;
 use crate::error::Error;
 use crate::protocol::{Config, Encryption, Limits, PeerTransport};
 use crate::wire::legacy::LegacyKey;
 use crate::wire::secure::SecureKey;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// `encrypt: {key, legacy}`.
@@ -28,17 +29,26 @@ impl std::fmt::Debug for EncryptOptions {
 /// `port`, which must be set (the JS layer picks a random one when unset).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
-    /// Address to bind (default 0.0.0.0).
-    pub address: Ipv4Addr,
+    /// Address to bind (default 0.0.0.0). An unspecified address of either
+    /// family (`0.0.0.0`, `::`) means any address of the group's family;
+    /// a specific one must be of the group's family.
+    pub address: IpAddr,
     /// UDP port shared by the group (0 = the JS layer's random choice must be made before).
     pub port: u16,
-    /// Multicast group (default 224.0.0.1).
-    pub multicast_membership: Ipv4Addr,
-    /// Interface address for joining and sending (default: any).
-    pub multicast_interface: Option<Ipv4Addr>,
-    /// Receive our own datagrams on this host (default true; needed for several nodes per host).
+    /// Multicast group (default 224.0.0.1): IPv4 (224.0.0.0/4) or IPv6
+    /// (ff00::/8, e.g. `ff15::…` site-local, `ff12::…` link-local). eventcast
+    /// 0.1.x nodes speak IPv4 only: a fleet with them stays on an IPv4 group.
+    pub multicast_membership: IpAddr,
+    /// The interface to join the group on and send through (default: any,
+    /// the route decides): its name, index or an address of it (see
+    /// [`MulticastInterface`]). Required for link-local IPv6 groups
+    /// ([`needs_interface`](crate::needs_interface)). Resolved at start:
+    /// [`Error::NoInterface`] when the host has no such interface.
+    pub multicast_interface: Option<MulticastInterface>,
+    /// Receive our own datagrams on this host (default true; needed for
+    /// several nodes per host). IPv4 `IP_MULTICAST_LOOP`, IPv6 `IPV6_MULTICAST_LOOP`.
     pub multicast_loopback: bool,
-    /// Multicast TTL (default 1).
+    /// Multicast TTL, for an IPv6 group the hop limit (default 1: this link).
     pub multicast_ttl: u32,
     /// Largest datagram body before chunking (default 1024).
     pub max_payload_size: usize,
@@ -109,11 +119,11 @@ pub struct NatsOptions {
     /// lowered at start to fit the server's `max_payload`.
     pub chunk_size: usize,
     /// The multicast group of the LAN this node pairs with through a bridge
-    /// (default: [`Options`]' default group, `224.0.0.1`). Used only to bind
-    /// the `encrypt` key (the key is bound to `group:port`, see
-    /// `SecureKey::for_group`), so that an encrypted LAN on another group can
-    /// be bridged; it does not change the subject.
-    pub group: Option<Ipv4Addr>,
+    /// (default: [`Options`]' default group, `224.0.0.1`; IPv4 or IPv6).
+    /// Used only to bind the `encrypt` key (the key is bound to `group:port`,
+    /// see `SecureKey::for_group`), so that an encrypted LAN on another group
+    /// can be bridged; it does not change the subject.
+    pub group: Option<IpAddr>,
 }
 
 /// TLS files of a NATS connection (PEM paths).
@@ -234,9 +244,9 @@ fn validate_presence(options: &Options) -> Result<(), Error> {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            address: Ipv4Addr::UNSPECIFIED,
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 0,
-            multicast_membership: Ipv4Addr::new(224, 0, 0, 1),
+            multicast_membership: IpAddr::V4(Ipv4Addr::new(224, 0, 0, 1)),
             multicast_interface: None,
             multicast_loopback: true,
             multicast_ttl: 1,
@@ -344,23 +354,8 @@ impl Options {
         fn bad(option: &'static str, reason: impl Into<String>) -> Result<(), Error> {
             Err(Error::InvalidOption { option, reason: reason.into() })
         }
-        if !self.multicast_membership.is_multicast() {
-            return bad(
-                "multicastMembership",
-                format!("{} is not an IPv4 multicast address (224.0.0.0/4)", self.multicast_membership),
-            );
-        }
-        if self.address.is_multicast() || self.address.is_broadcast() {
-            // Binding a group address is legal on Linux but confuses the advertised host; keep it simple.
-            if self.address != self.multicast_membership {
-                return bad("address", format!("{} is not a local unicast address", self.address));
-            }
-        }
-        if let Some(interface) = self.multicast_interface {
-            if interface.is_multicast() || interface.is_broadcast() {
-                return bad("multicastInterface", format!("{interface} is not a local interface address"));
-            }
-        }
+        let legacy = self.encrypt.as_ref().is_some_and(|e| e.legacy);
+        check_group(self.address, self.multicast_membership, self.multicast_interface.as_ref(), legacy)?;
         MULTICAST_TTL_BOUND.check(u64::from(self.multicast_ttl))?;
         MAX_PAYLOAD_SIZE_BOUND.check(self.max_payload_size as u64)?;
         // Whole milliseconds, rounded up: the JS API takes integers, the Rust API any Duration.
@@ -440,7 +435,10 @@ impl Options {
         }
         if let Some(group) = nats.group {
             if !group.is_multicast() {
-                return bad("nats.group", format!("{group} is not an IPv4 multicast address (224.0.0.0/4)"));
+                return bad(
+                    "nats.group",
+                    format!("{group} is not a multicast address (IPv4 224.0.0.0/4 or IPv6 ff00::/8)"),
+                );
             }
         }
         Ok(())
@@ -450,12 +448,12 @@ impl Options {
     /// over NATS `nats.group:port` when set (the LAN group a bridge pairs
     /// this node with), so that datagrams sealed for one group fail the tag
     /// in every other.
-    pub fn key_group(&self) -> SocketAddrV4 {
+    pub fn key_group(&self) -> SocketAddr {
         let group = match &self.transport {
             Transport::Nats(NatsOptions { group: Some(g), .. }) => *g,
             _ => self.multicast_membership,
         };
-        SocketAddrV4::new(group, self.port)
+        SocketAddr::new(group, self.port)
     }
 
     /// The protocol engine configuration these options describe (derives the
@@ -520,15 +518,20 @@ mod tests {
         assert_eq!(o(&|o| o.max_payload_size = 70_000), Some("maxPayloadSize"));
         assert_eq!(o(&|o| o.message_ttl = Duration::ZERO), Some("messageTtl"));
         assert_eq!(o(&|o| o.multicast_ttl = 256), Some("multicastTtl"));
-        assert_eq!(o(&|o| o.multicast_membership = Ipv4Addr::new(10, 0, 0, 1)), Some("multicastMembership"));
-        assert_eq!(o(&|o| o.multicast_interface = Some(Ipv4Addr::new(239, 1, 1, 1))), Some("multicastInterface"));
+        assert_eq!(o(&|o| o.multicast_membership = Ipv4Addr::new(10, 0, 0, 1).into()), Some("multicastMembership"));
+        assert_eq!(
+            o(&|o| o.multicast_interface = Some(Ipv4Addr::new(239, 1, 1, 1).into())),
+            Some("multicastInterface")
+        );
+        assert_eq!(o(&|o| o.multicast_membership = "ff12::1".parse().unwrap()), Some("multicastInterface"));
+        assert_eq!(o(&|o| o.multicast_membership = "ff15::1".parse().unwrap()), None);
         assert_eq!(o(&|o| o.encrypt = Some(EncryptOptions { key: String::new(), legacy: true })), Some("encrypt"));
         assert_eq!(o(&|o| o.limits.max_message_size = 0), Some("limits"));
         assert_eq!(o(&|o| o.send_queue_bytes = 1000), Some("sendQueueBytes"));
         assert_eq!(o(&|o| o.send_queue_bytes = 2 << 30), Some("sendQueueBytes"));
         assert_eq!(o(&|o| o.send_queue_bytes = 64 * 1024), None);
         assert_eq!(o(&|o| o.multicast_ttl = 255), None);
-        assert_eq!(o(&|o| o.multicast_membership = Ipv4Addr::new(239, 255, 0, 1)), None);
+        assert_eq!(o(&|o| o.multicast_membership = Ipv4Addr::new(239, 255, 0, 1).into()), None);
         assert_eq!(o(&|o| o.message_retransmit_attempts = 1001), Some("messageRetransmitAttempts"));
         assert_eq!(o(&|o| o.message_ttl = Duration::from_millis(86_400_001)), Some("messageTtl"));
         assert_eq!(o(&|o| o.message_ttl = Duration::from_micros(1)), None, "rounds up to 1 ms");
@@ -589,7 +592,8 @@ mod tests {
         assert_eq!(o(&|_, n| n.servers = vec!["nats://h:notaport".into()]), Some("transport"));
         assert_eq!(o(&|_, n| n.servers = vec!["nats://u:p@h:4222".into()]), None);
         assert_eq!(o(&|o, _| o.multicast_ttl = 4), Some("transport"));
-        assert_eq!(o(&|o, _| o.multicast_membership = Ipv4Addr::new(239, 1, 1, 1)), Some("transport"));
+        assert_eq!(o(&|o, _| o.multicast_membership = Ipv4Addr::new(239, 1, 1, 1).into()), Some("transport"));
+        assert_eq!(o(&|o, _| o.multicast_interface = Some(MulticastInterface::Name("eth0".into()))), Some("transport"));
         assert_eq!(o(&|o, _| o.multicast_loopback = false), Some("transport"));
         assert_eq!(o(&|o, _| o.max_payload_size = 8000), Some("transport"));
         assert_eq!(o(&|_, n| n.subject = Some("a.*".into())), Some("nats.subject"));
@@ -600,11 +604,13 @@ mod tests {
         assert_eq!(o(&|_, n| n.tls.cert = Some("c.pem".into())), Some("nats.tls"));
         assert_eq!(o(&|_, n| n.chunk_size = 100), Some("nats.chunkSize"));
         assert_eq!(o(&|o, _| o.port = 0), Some("port"));
-        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(10, 0, 0, 1))), Some("nats.group"));
-        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(255, 255, 255, 255))), Some("nats.group"));
-        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(223, 255, 255, 255))), Some("nats.group"));
-        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(239, 1, 2, 3))), None);
-        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(224, 0, 0, 0))), None);
+        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(10, 0, 0, 1).into())), Some("nats.group"));
+        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(255, 255, 255, 255).into())), Some("nats.group"));
+        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(223, 255, 255, 255).into())), Some("nats.group"));
+        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(239, 1, 2, 3).into())), None);
+        assert_eq!(o(&|_, n| n.group = Some(Ipv4Addr::new(224, 0, 0, 0).into())), None);
+        assert_eq!(o(&|_, n| n.group = Some("ff15::ec:1".parse().unwrap())), None);
+        assert_eq!(o(&|_, n| n.group = Some("fd00::1".parse().unwrap())), Some("nats.group"));
         let mut n = NatsOptions::new(["h"]);
         n.token = Some("secret".into());
         assert!(!format!("{n:?}").contains("secret"));
@@ -613,15 +619,21 @@ mod tests {
 
     #[test]
     fn the_key_is_bound_to_nats_group_when_given_else_to_the_multicast_group() {
-        let lan = Options { multicast_membership: Ipv4Addr::new(239, 1, 2, 3), ..Options::with_port(9000) };
+        let lan = Options { multicast_membership: Ipv4Addr::new(239, 1, 2, 3).into(), ..Options::with_port(9000) };
         assert_eq!(lan.key_group(), "239.1.2.3:9000".parse().unwrap());
         let mut n = NatsOptions::new(["h"]);
         let plain = Options { transport: Transport::Nats(n.clone()), ..Options::with_port(9000) };
         assert_eq!(plain.key_group(), "224.0.0.1:9000".parse().unwrap(), "default group, as before");
-        n.group = Some(Ipv4Addr::new(239, 1, 2, 3));
+        n.group = Some(Ipv4Addr::new(239, 1, 2, 3).into());
         let paired = Options { transport: Transport::Nats(n.clone()), ..Options::with_port(9000) };
         assert_eq!(paired.key_group(), lan.key_group());
         assert_eq!(n.subject_for(9000), "eventcast.9000", "the group does not change the subject");
+        let v6 = Options {
+            multicast_membership: "ff15::ec:1".parse().unwrap(),
+            multicast_interface: Some(MulticastInterface::Index(3)),
+            ..Options::with_port(9000)
+        };
+        assert_eq!(v6.key_group(), "[ff15::ec:1]:9000".parse().unwrap(), "no scope: the key is the same on every host");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use super::burst::Burst;
 use super::counters::Counters;
 use super::events::Fanout;
+use super::interface::{InterfaceInUse, Resolved};
 use super::send::{self, Lane, SendQueue};
 use super::status::{StatusCell, StopAfterFault};
 use super::transport::Link;
@@ -77,6 +78,10 @@ pub(super) struct UdpReceive {
     /// Who recognises our own datagrams on receipt.
     pub(super) own: OwnDatagrams,
     pub(super) local: SocketAddr,
+    /// `multicast_interface` as resolved at start (to leave the group on it).
+    pub(super) resolved: Resolved,
+    /// What [`Eventcast::interface`](crate::Eventcast::interface) reports.
+    pub(super) interface: InterfaceInUse,
 }
 
 impl Core {

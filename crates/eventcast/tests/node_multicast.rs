@@ -192,7 +192,7 @@ async fn bind_failure_is_a_typed_io_error() {
         return;
     }
     let mut options = test_options();
-    options.address = Ipv4Addr::new(10, 99, 99, 99); // not an address of this namespace
+    options.address = Ipv4Addr::new(10, 99, 99, 99).into(); // not an address of this namespace
     let node = Eventcast::new(options).unwrap();
     let err = node.start().await.unwrap_err();
     assert!(matches!(err, Error::Io(_)), "{err:?}");

@@ -32,7 +32,11 @@
 //! A node binds its keys to its group ([`SecureKey::for_group`]): both labels
 //! are followed by `0x00 || group IPv4 address (4 bytes) || port (u16 BE)`
 //! before the HKDF counter byte, e.g. for 239.1.2.3:41234
-//! `mac_key = HMAC(master, "eventcast/v3 hmac-sha256 key" || 00 ef010203 a112 || 0x01)`.
+//! `mac_key = HMAC(master, "eventcast/v3 hmac-sha256 key" || 00 ef010203 a112 || 0x01)`;
+//! an IPv6 group by `0x06 || group IPv6 address (16 bytes) || port (u16 BE)`
+//! (the leading byte keeps the two families' inputs apart; the scope of a
+//! link-local group is the sender's interface, different on every host, so
+//! it is not part of the binding).
 //! Groups that share a passphrase (same LAN, other address or port) then have
 //! unrelated keys: a datagram sealed for one group fails the tag check in
 //! every other (`rejected_decrypt`), so it cannot be captured there and
@@ -62,7 +66,7 @@ use bson::raw::RawBsonRef;
 use hmac::{Hmac, Mac};
 use rand::{CryptoRng, RngCore};
 use sha2::Sha256;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 type Enc = cbc::Encryptor<aes::Aes128>;
 type Dec = cbc::Decryptor<aes::Aes128>;
@@ -154,17 +158,26 @@ impl SecureKey {
     }
 
     /// The keys of this passphrase bound to the multicast group `group`
-    /// (address and port; see the module docs): datagrams sealed for another
-    /// group fail [`open`](Self::open). Cheap (two HMACs): the slow
-    /// derivation is not repeated.
-    pub fn for_group(&self, group: SocketAddrV4) -> SecureKey {
-        let mut info = [0u8; 7];
-        info[1..5].copy_from_slice(&group.ip().octets());
-        info[5..].copy_from_slice(&group.port().to_be_bytes());
+    /// (address and port, IPv4 or IPv6; see the module docs): datagrams
+    /// sealed for another group fail [`open`](Self::open). Cheap (two
+    /// HMACs): the slow derivation is not repeated.
+    pub fn for_group(&self, group: SocketAddr) -> SecureKey {
+        let mut info = Vec::with_capacity(19);
+        match group {
+            SocketAddr::V4(g) => {
+                info.push(0x00);
+                info.extend_from_slice(&g.ip().octets());
+            }
+            SocketAddr::V6(g) => {
+                info.push(0x06);
+                info.extend_from_slice(&g.ip().octets());
+            }
+        }
+        info.extend_from_slice(&group.port().to_be_bytes());
         Self::expand_keys(self.0.master, &info)
     }
 
-    /// HKDF-Expand of both keys, with `group` (empty, or `0x00 || ip || port`) after each label.
+    /// HKDF-Expand of both keys, with `group` (empty, or `family || ip || port`) after each label.
     fn expand_keys(master: [u8; 32], group: &[u8]) -> Self {
         let info = |label: &[u8]| [label, group].concat();
         let aes_full = expand(&master, &info(b"eventcast/v3 aes-128-cbc key"));
@@ -323,6 +336,33 @@ mod tests {
             assert!(matches!(g.open(&o.seal(b"x", &mut rng)), Err(WireError::Decrypt(_))), "{other}");
         }
         assert!(matches!(k.open(&sealed), Err(WireError::Decrypt(_))));
+    }
+
+    /// Python: `info = b'\x06' + ipaddress.IPv6Address('ff15::ec:1').packed + (41234).to_bytes(2, 'big')`,
+    /// then `hmac.new(master, label + info + b'\x01', sha256)` for both labels.
+    #[test]
+    fn ipv6_group_binding_matches_reference_ignores_the_scope_and_separates_families() {
+        let k = SecureKey::derive_with_iterations("k", 1000);
+        let g = k.for_group("[ff15::ec:1]:41234".parse().unwrap());
+        assert_eq!(hex(&g.0.aes), "ea186ae85efa7f8fd32ce9551a61f155");
+        let mut m = g.0.mac.clone();
+        let mut r = hmac_with_key(&unhex("bdb0d10eaa603caf5328f8d100986ca9897b443602b152e53c43c509a170b221"));
+        m.update(b"z");
+        r.update(b"z");
+        assert_eq!(m.finalize().into_bytes(), r.finalize().into_bytes());
+        // The scope id (the sender's interface index) differs from host to host: not bound.
+        let scoped = k.for_group("[ff12::ec:1%3]:41234".parse().unwrap());
+        assert_eq!(hex(&scoped.0.aes), hex(&k.for_group("[ff12::ec:1%7]:41234".parse().unwrap()).0.aes));
+        let mut rng = rand::thread_rng();
+        let sealed = g.seal(b"inner", &mut rng);
+        // Other groups, another port, and the IPv4-mapped form of an IPv4 group's bytes all differ.
+        for other in ["[ff15::ec:2]:41234", "[ff15::ec:1]:41235", "[ff12::ec:1]:41234", "[::ffff:239.1.2.3]:41234"] {
+            let o = k.for_group(other.parse().unwrap());
+            assert!(matches!(o.open(&sealed), Err(WireError::Decrypt(_))), "{other}");
+        }
+        let v4 = k.for_group("239.1.2.3:41234".parse().unwrap());
+        let mapped = k.for_group("[::ffff:239.1.2.3]:41234".parse().unwrap());
+        assert_ne!(hex(&v4.0.aes), hex(&mapped.0.aes));
     }
 
     /// A whole sealed datagram under a group-bound key, with the IV and

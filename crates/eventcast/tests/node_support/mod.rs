@@ -39,7 +39,8 @@ pub fn skip_outside_netns(test: &str) -> bool {
         return false;
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let setup = "ip link set lo up && (ip route add 224.0.0.0/4 dev lo 2>/dev/null || true) && exec \"$0\" \"$@\"";
+    let setup = "ip link set lo up && (ip route add 224.0.0.0/4 dev lo 2>/dev/null || true) \
+                 && (ip -6 route add local ff00::/8 dev lo table local 2>/dev/null || true) && exec \"$0\" \"$@\"";
     let out = std::process::Command::new("unshare")
         .args(["-n", "sh", "-c", setup])
         .arg(&exe)
@@ -78,7 +79,7 @@ pub fn random_port() -> u16 {
 pub fn test_options() -> eventcast::Options {
     let port = random_port();
     let mut o = eventcast::Options::with_port(port);
-    o.multicast_membership = std::net::Ipv4Addr::new(239, 255, (port >> 8) as u8, port as u8);
+    o.multicast_membership = std::net::Ipv4Addr::new(239, 255, (port >> 8) as u8, port as u8).into();
     o.presence = None;
     o
 }
