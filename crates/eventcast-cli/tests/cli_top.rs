@@ -152,7 +152,8 @@ fn pane_command(port: u16) -> String {
 /// Checks the pane after `top` exited: status 0, the normal screen, the
 /// cursor shown, and the terminal out of raw mode (canonical input, echo).
 fn assert_exited_and_restored(tmux: &Tmux) {
-    let screen = tmux.wait_for(Duration::from_secs(10), "exit", |s| s.contains("EXIT="));
+    // `stty -a` follows the status: wait until its modes are on the screen too.
+    let screen = tmux.wait_for(Duration::from_secs(10), "exit", |s| s.contains("EXIT=") && s.contains("icanon"));
     assert!(screen.contains("EXIT=0"), "{screen}");
     assert_eq!(tmux.format("#{alternate_on}"), "0", "still on the alternate screen:\n{screen}");
     assert_eq!(tmux.format("#{cursor_flag}"), "1", "the cursor is still hidden:\n{screen}");
