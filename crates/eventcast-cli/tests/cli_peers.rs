@@ -5,7 +5,7 @@
 #[path = "../../eventcast/tests/node_support/mod.rs"]
 mod node_support;
 
-use node_support::{random_port, skip_outside_netns};
+use node_support::{random_port, skip_outside_netns, Children};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -15,18 +15,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_eventcast");
 
 fn group_args(port: u16) -> Vec<String> {
     vec!["--port".into(), port.to_string(), "--group".into(), format!("239.252.{}.{}", port >> 8, port & 0xff)]
-}
-
-/// Processes killed when the test ends, however it ends.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// A node that stays up for a minute, advertising `name` and `meta` and emitting now and then.

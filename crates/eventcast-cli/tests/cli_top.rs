@@ -7,27 +7,15 @@
 #[path = "../../eventcast/tests/node_support/mod.rs"]
 mod node_support;
 
-use node_support::{random_port, skip_outside_netns, skipped};
+use node_support::{random_port, skip_outside_netns, skipped, Children};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eventcast");
 
 fn group_for(port: u16) -> String {
     format!("239.253.{}.{}", port >> 8, port & 0xff)
-}
-
-/// Processes killed when the test ends, however it ends.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// Two emitters on the group, for a minute: `alpha` sends `tick` at 40/s,

@@ -163,8 +163,7 @@ impl Eventcast {
     /// started). [`Error::InvalidOption`] (`EINVALIDOPTION`) when it encodes
     /// to more than 1 KiB or presence is off.
     pub fn set_meta(&self, meta: bson::Document) -> Result<(), Error> {
-        crate::wire::beacon::check_meta(&meta)
-            .map_err(|e| Error::InvalidOption { option: "meta", reason: e.to_string() })?;
+        Endpoint::check_advertised_meta(&meta)?;
         if self.inner.options.presence.is_none() {
             return Err(Error::InvalidOption { option: "meta", reason: "presence is off (presence: false)".into() });
         }

@@ -221,8 +221,7 @@ fn validate_presence(options: &Options) -> Result<(), Error> {
     if let Some(name) = &options.name {
         crate::protocol::Endpoint::check_advertised_name(name)?;
     }
-    crate::wire::beacon::check_meta(&options.meta)
-        .map_err(|e| Error::InvalidOption { option: "meta", reason: e.to_string() })?;
+    crate::protocol::Endpoint::check_advertised_meta(&options.meta)?;
     if let Some(p) = &options.presence {
         PRESENCE_INTERVAL_MS_BOUND.check(millis(p.interval))?;
         PRESENCE_TIMEOUT_MS_BOUND.check(millis(p.timeout))?;

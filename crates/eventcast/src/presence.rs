@@ -9,8 +9,8 @@
 //! into [`crate::Notification::PeerUp`] / `PeerDown` / `PeerUpdate`.
 
 use crate::error::Error;
-use crate::protocol::{Advertised, PeerInfo, PeerTransport, PresenceConfig};
-use crate::wire::beacon::check_meta;
+use crate::protocol::{Advertised, Endpoint, PeerInfo, PeerTransport, PresenceConfig};
+
 use std::time::{Duration, SystemTime};
 
 /// How a node announces itself and watches its peers (`presence` option;
@@ -117,7 +117,7 @@ pub fn meta_from_json(text: &str) -> Result<bson::Document, Error> {
         Ok(_) => return Err(bad("must be an object".into())),
         Err(e) => return Err(bad(e.to_string())),
     };
-    check_meta(&doc).map_err(|e| bad(e.to_string()))?;
+    Endpoint::check_advertised_meta(&doc)?;
     Ok(doc)
 }
 

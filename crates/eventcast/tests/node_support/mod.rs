@@ -98,3 +98,15 @@ pub fn is_presence(n: &eventcast::Notification) -> bool {
     use eventcast::Notification::{PeerDown, PeerUp, PeerUpdate};
     matches!(n, PeerUp(_) | PeerDown { .. } | PeerUpdate(_))
 }
+
+/// Child processes killed (and reaped) when the test ends, however it ends.
+pub struct Children(pub Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

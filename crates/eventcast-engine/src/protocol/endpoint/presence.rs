@@ -75,10 +75,12 @@ impl Endpoint {
     /// `PeerUpdate`. `EINVALIDOPTION` when it encodes to more than
     /// `wire::beacon::MAX_META_BYTES`, or presence is off.
     pub fn set_meta(&mut self, now: Instant, meta: Document) -> Result<(), Error> {
-        let bad = |reason: String| Error::InvalidOption { option: "meta", reason };
-        check_meta(&meta).map_err(|e| bad(e.to_string()))?;
+        Self::check_advertised_meta(&meta)?;
         let Some(p) = &mut self.presence else {
-            return Err(bad("presence is off (option presence: false)".into()));
+            return Err(Error::InvalidOption {
+                option: "meta",
+                reason: "presence is off (option presence: false)".into(),
+            });
         };
         p.config.advertised.meta = meta;
         if p.active {
@@ -93,6 +95,12 @@ impl Endpoint {
         check_name(name).map_err(|e| Error::InvalidOption { option: "name", reason: e.to_string() })
     }
 
+    /// Checks an application object before it is advertised
+    /// (`EINVALIDOPTION` when it encodes to more than `wire::beacon::MAX_META_BYTES`).
+    pub fn check_advertised_meta(meta: &Document) -> Result<(), Error> {
+        check_meta(meta).map(drop).map_err(|e| Error::InvalidOption { option: "meta", reason: e.to_string() })
+    }
+
     /// The peers this node knows, by id (empty when presence is off or the
     /// node is stopped).
     pub fn peers(&self) -> Vec<PeerInfo> {
@@ -100,11 +108,6 @@ impl Endpoint {
             Some(p) => p.table.peers(|t| self.wall_at(t)),
             None => Vec::new(),
         }
-    }
-
-    /// What this node advertises, as its next beacon will say it.
-    pub fn advertised_meta(&self) -> Option<&Document> {
-        self.presence.as_ref().map(|p| &p.config.advertised.meta)
     }
 
     fn send_beacon(&mut self, now: Instant, kind: BeaconKind) {
@@ -179,13 +182,13 @@ impl Endpoint {
     /// An event of `from` was delivered here (`legacy`: its datagrams carry
     /// no message numbers, a 0.1.x sender).
     pub(super) fn presence_delivered(&mut self, now: Instant, from: SenderRef<'_>, legacy: bool) {
+        let wall = self.wall_at(now);
         let Some(p) = &mut self.presence else { return };
         if !p.active {
             return;
         }
-        let (at, wall) = self.wall_anchor;
         let mut changes = std::mem::take(&mut p.changes);
-        p.table.delivered(now, wall_from((at, wall), now), from, legacy, &mut changes);
+        p.table.delivered(now, wall, from, legacy, &mut changes);
         self.report_peer_changes(&mut changes);
     }
 
