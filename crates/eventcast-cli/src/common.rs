@@ -230,7 +230,9 @@ pub fn print_notice(n: Notification) {
         | Notification::Drain
         | Notification::PeerUp(_)
         | Notification::PeerDown { .. }
-        | Notification::PeerUpdate(_) => {}
+        | Notification::PeerUpdate(_)
+        | Notification::Request(_)
+        | Notification::Reply(_) => {}
     }
 }
 

@@ -158,6 +158,34 @@ pub enum Error {
     /// clock is set back that far while running).
     #[error("unusable clock: {0}")]
     Clock(String),
+    /// `handle(name, ..)` while this node already has a handler for `name`.
+    #[error("a handler for {0:?} exists already on this node (unhandle it first)")]
+    HandlerExists(String),
+    /// No reply to a request arrived within its timeout.
+    #[error("no reply to request {name:?} within {ms} ms")]
+    TimedOut {
+        /// The request's name.
+        name: String,
+        /// The timeout, in ms.
+        ms: u64,
+    },
+    /// The first reply to a request was an error: what the responder's handler threw.
+    #[error("{message}")]
+    Remote {
+        /// The responder's instance id.
+        peer: String,
+        /// The error's message, as the responder sent it.
+        message: String,
+        /// The error's code as the responder sent it (empty when it had none).
+        remote_code: String,
+    },
+    /// As many requests are awaiting replies as a node keeps track of
+    /// (`limit`): this one was not sent.
+    #[error("{limit} requests are awaiting replies already: this one was not sent")]
+    TooManyRequests {
+        /// The bound.
+        limit: usize,
+    },
     /// A driver task failed (a bug): the node stopped itself. Reported as a
     /// notification, never returned from calls.
     #[error("internal error, node stopped: {0}")]
@@ -183,6 +211,10 @@ impl Error {
             Error::Nats { code, .. } => code,
             Error::Clock(_) => "ECLOCK",
             Error::Internal(_) => "EINTERNAL",
+            Error::HandlerExists(_) => "EHANDLEREXISTS",
+            Error::TimedOut { .. } => "ETIMEDOUT",
+            Error::Remote { .. } => "EREMOTE",
+            Error::TooManyRequests { .. } => "ETOOMANYREQUESTS",
         }
     }
 }

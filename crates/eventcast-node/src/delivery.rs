@@ -14,8 +14,8 @@
 //! `Eventcast::receive` and hands them over with [`JsSink::take_received`].
 //!
 //! Batch layout: an array with one array per entry. An event is
-//! `[name, ...args]`, ready for `emit.apply`; anything else is `[tag, a, b]`,
-//! a [`Tag`] (a number, where an event name is a string) then two values whose
+//! `[name, ...args]`, ready for `emit.apply`; anything else is `[tag, ...]`,
+//! a [`Tag`] (a number, where an event name is a string) then values whose
 //! meaning the tag gives. The tags are defined here only; `index.js` reads
 //! them through `batchTags()`.
 //!
@@ -59,11 +59,17 @@ pub(crate) enum Tag {
     PeerDown = 6,
     /// `peerUpdate, peerJson, -`: a peer's name or meta changed (`'peerUpdate'`).
     PeerUpdate = 7,
+    /// `request, name, fromId, rid, timeoutMs, ...args`: a request for a JS handler.
+    Request = 8,
+    /// `reply, rid, peerId, value`: a reply to a JS request.
+    Reply = 9,
+    /// `replyError, rid, peerId, message, code`: an error reply to a JS request.
+    ReplyError = 10,
 }
 
 impl Tag {
     /// Every tag, with the name JS knows it by.
-    const ALL: [(Tag, &'static str); 7] = [
+    const ALL: [(Tag, &'static str); 10] = [
         (Tag::Error, "error"),
         (Tag::Gap, "gap"),
         (Tag::Done, "done"),
@@ -71,10 +77,13 @@ impl Tag {
         (Tag::PeerUp, "peerUp"),
         (Tag::PeerDown, "peerDown"),
         (Tag::PeerUpdate, "peerUpdate"),
+        (Tag::Request, "request"),
+        (Tag::Reply, "reply"),
+        (Tag::ReplyError, "replyError"),
     ];
 }
 
-/// The tags of batch entries other than events, `{error, gap, done, drain, peerUp, peerDown, peerUpdate}` → number:
+/// The tags of batch entries other than events, `{error, gap, done, drain, peerUp, ..., replyError}` → number:
 /// the one definition `index.js` switches on.
 // (Typed as a record, not field by field: the names are listed only in `Tag::ALL`.)
 #[napi_derive::napi(js_name = "batchTags", ts_return_type = "Record<string, number>")]
@@ -386,6 +395,33 @@ pub(crate) fn build_batch(env: JsEnv, batch: &Batch) -> std::result::Result<sys:
                 let json = eventcast::peer_json(p).to_string();
                 entry.extend([js.number(Tag::PeerUpdate as u8 as f64)?, js.string(&json)?]);
             }
+            Notification::Request(r) => {
+                entry.extend([
+                    js.number(Tag::Request as u8 as f64)?,
+                    js.string(&r.name)?,
+                    js.string(&r.from.id)?,
+                    js.string(&r.rid.to_string())?,
+                    js.number(r.timeout.as_millis() as f64)?,
+                ]);
+                for arg in &r.args {
+                    entry.push(js.value(arg)?);
+                }
+            }
+            Notification::Reply(r) => match &r.outcome {
+                Ok(value) => entry.extend([
+                    js.number(Tag::Reply as u8 as f64)?,
+                    js.string(&r.rid.to_string())?,
+                    js.string(&r.from.id)?,
+                    js.value(value)?,
+                ]),
+                Err(f) => entry.extend([
+                    js.number(Tag::ReplyError as u8 as f64)?,
+                    js.string(&r.rid.to_string())?,
+                    js.string(&r.from.id)?,
+                    js.string(&f.message)?,
+                    js.string(&f.code)?,
+                ]),
+            },
         }
         env.call_function(out, collect, &entry)?;
     }

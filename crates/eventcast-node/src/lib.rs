@@ -25,6 +25,7 @@ mod convert;
 mod decided_in_rust;
 mod delivery;
 mod emit;
+mod exchange;
 mod log;
 mod node;
 mod raw;

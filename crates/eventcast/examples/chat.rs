@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Notification::PeerDown { peer, reason } => {
                     eprintln!("* {} left ({})", peer.name.unwrap_or(peer.id), reason.as_str())
                 }
-                Notification::PeerUpdate(_) => {}
+                Notification::PeerUpdate(_) | Notification::Request(_) | Notification::Reply(_) => {}
             }
         }
     });

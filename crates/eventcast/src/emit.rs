@@ -2,6 +2,7 @@
 //! endpoint builds the datagrams under the state lock and they leave at once
 //! (see `send` for the queue a full socket buffer spills into).
 
+use super::exchange::Exchange;
 use super::send::Lane;
 use super::Eventcast;
 use crate::error::Error;
@@ -37,25 +38,38 @@ impl Eventcast {
     }
 
     fn emit_with(&self, f: impl FnOnce(&mut Endpoint, Instant, SystemTime) -> Result<(), Error>) -> Result<(), Error> {
+        self.send_with(|ep, _, now, wall| f(ep, now, wall))
+    }
+
+    /// Runs `f` with the started endpoint (and the request/reply tables)
+    /// under the state lock, then sends what it produced at once, from this
+    /// thread: the one way a caller's message leaves (events, requests,
+    /// replies). `ENOTSTARTED` when stopped; `EBACKPRESSURE` while the send
+    /// queue is full, before `f` runs (nothing of the message exists anywhere).
+    pub(super) fn send_with<T>(
+        &self,
+        f: impl FnOnce(&mut Endpoint, &mut Exchange, Instant, SystemTime) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let shared = &*self.inner.shared;
-        let mut notes = {
+        let (out, mut notes) = {
             let mut core = shared.core();
             if core.io.is_none() || core.endpoint.is_none() {
                 return Err(Error::NotStarted);
             }
             // Refused before the engine numbers the message: nothing of it exists anywhere.
             core.send.admit()?;
+            let core = &mut *core;
             let Some(ep) = core.endpoint.as_mut() else { return Err(Error::NotStarted) };
-            f(ep, Instant::now(), SystemTime::now())?;
+            let out = f(ep, &mut core.exchange, Instant::now(), SystemTime::now())?;
             if core.pump(shared, Lane::Urgent) {
                 shared.wake.notify_one();
             }
             if core.notes.is_empty() {
-                return Ok(());
+                return Ok(out);
             }
-            std::mem::take(&mut core.notes)
+            (out, std::mem::take(&mut core.notes))
         };
         shared.deliver(&mut notes);
-        Ok(())
+        Ok(out)
     }
 }

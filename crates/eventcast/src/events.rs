@@ -2,6 +2,7 @@
 //! [`Events`] subscriptions and an optional [`NotificationSink`], and the
 //! fan-out that delivers them (bounded queues; drops counted and logged).
 
+use crate::exchange::{Reply, Request};
 use crate::protocol::{Event, PeerDownReason, PeerInfo};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,13 @@ pub enum Notification {
     /// A known peer changed its `name` or `meta` (or a 0.1.x-looking sender
     /// turned out to beacon): its new entry.
     PeerUpdate(PeerInfo),
+    /// A request for a handler registered with
+    /// [`Eventcast::handle_with_notifications`](crate::Eventcast::handle_with_notifications):
+    /// answer it with [`Eventcast::reply`](crate::Eventcast::reply) within its timeout.
+    Request(Box<Request>),
+    /// A reply to a request sent with
+    /// [`Eventcast::send_request`](crate::Eventcast::send_request).
+    Reply(Box<Reply>),
 }
 
 /// A subscription: every subscriber gets every notification, in order.

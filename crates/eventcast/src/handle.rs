@@ -98,6 +98,7 @@ impl Eventcast {
                         send,
                         deadline: None,
                         notes: Vec::new(),
+                        exchange: Default::default(),
                     }),
                     fanout: Arc::new(Fanout::new()),
                     polled: Mutex::new(None),
@@ -194,6 +195,11 @@ impl Eventcast {
             stats.send_queue_bytes = core.send.bytes() as u64;
             stats.send_queue_full = core.send.counters.full;
             stats.send_queue_repairs_dropped = core.send.counters.repairs_dropped;
+            let x = core.exchange.counters;
+            stats.requests_unhandled = x.requests_unhandled;
+            stats.requests_refused = x.requests_refused;
+            stats.replies_unmatched = x.replies_unmatched;
+            stats.replies_late = x.replies_late;
             stats
         };
         let own = shared.counters.own_skipped.load(Ordering::Relaxed);

@@ -6,6 +6,7 @@
 use super::burst::Burst;
 use super::counters::Counters;
 use super::events::Fanout;
+use super::exchange::Exchange;
 use super::interface::{InterfaceInUse, Resolved};
 use super::send::{self, Lane, SendQueue};
 use super::status::{StatusCell, StopAfterFault};
@@ -59,6 +60,8 @@ pub(super) struct Core {
     pub(super) deadline: Option<Instant>,
     /// Notifications produced under the lock, delivered after unlocking.
     pub(super) notes: Vec<Notification>,
+    /// Request/reply: handlers, our pending requests, requests being answered.
+    pub(super) exchange: Exchange,
 }
 
 pub(super) struct Io {
@@ -88,7 +91,7 @@ impl Core {
     /// Sends (or queues, in `lane`) everything the endpoint has to send,
     /// collects its outputs, and tracks its deadline. Returns whether the timer task must wake.
     pub(super) fn pump(&mut self, shared: &Shared, lane: Lane) -> bool {
-        let Core { endpoint, io, send, deadline, notes, .. } = self;
+        let Core { endpoint, io, send, deadline, notes, exchange, .. } = self;
         let Some(ep) = endpoint.as_mut() else { return false };
         let mut wake = false;
         let mut errors = Vec::new();
@@ -118,6 +121,14 @@ impl Core {
                     PeerChange::Up(peer) => Notification::PeerUp(peer),
                     PeerChange::Down(peer, reason) => Notification::PeerDown { peer, reason },
                     PeerChange::Update(peer) => Notification::PeerUpdate(peer),
+                },
+                Output::Request(r) => match exchange.take_request(Instant::now(), *r) {
+                    Some(note) => note,
+                    None => continue,
+                },
+                Output::Reply(r) => match exchange.take_reply(Instant::now(), *r) {
+                    Some(note) => note,
+                    None => continue,
                 },
             });
         }

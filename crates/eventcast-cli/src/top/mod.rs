@@ -65,7 +65,9 @@ impl Seen {
             Notification::Drain
             | Notification::PeerUp(_)
             | Notification::PeerDown { .. }
-            | Notification::PeerUpdate(_) => {}
+            | Notification::PeerUpdate(_)
+            | Notification::Request(_)
+            | Notification::Reply(_) => {}
         }
     }
 }

@@ -26,12 +26,15 @@
 //! * `endpoint/peers.rs` — per-sender loss tracking by `sn`: tracked
 //!   senders, their request timers, `'gap'` reports;
 //! * `endpoint/presence.rs` — our beacons, and feeding the peer table
-//!   ([`super::presence`]).
+//!   ([`super::presence`]);
+//! * `endpoint/exchange.rs` — requests and replies (request/reply): sending
+//!   them, and handing received ones to the driver.
 //!
 //! The fields stay private to this module; the parts, being its children,
 //! see them.
 
 mod answer;
+mod exchange;
 mod heartbeat;
 mod peers;
 mod presence;

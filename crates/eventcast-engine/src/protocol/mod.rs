@@ -116,6 +116,7 @@ pub mod timefmt;
 mod tracker;
 
 pub use crate::wire::beacon::{PeerStats, PeerTransport};
+pub use crate::wire::exchange::{RemoteFailure, RequestId};
 pub use config::{Advertised, Config, Encryption, Identity, Limits, PresenceConfig};
 pub use endpoint::{Endpoint, HEARTBEAT_EVENT};
 pub use presence::{PeerChange, PeerDownReason, PeerInfo};
@@ -285,6 +286,32 @@ pub struct Event {
     pub sender: Arc<Sender>,
 }
 
+/// A request from another node (see [`crate::wire::exchange`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncomingRequest {
+    /// The requester's id for it: a reply names it.
+    pub rid: RequestId,
+    /// The request's name.
+    pub name: String,
+    /// How long the requester waits: a reply after that is never looked at.
+    pub timeout: std::time::Duration,
+    /// The request's arguments.
+    pub args: Vec<Bson>,
+    /// The requester.
+    pub sender: Arc<Sender>,
+}
+
+/// A reply to one of our requests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncomingReply {
+    /// The request it answers.
+    pub rid: RequestId,
+    /// The value the responder's handler returned, or what it threw.
+    pub outcome: Result<Bson, RemoteFailure>,
+    /// The responder.
+    pub sender: Arc<Sender>,
+}
+
 /// What [`Endpoint::poll_output`] yields.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
@@ -300,6 +327,11 @@ pub enum Output {
     },
     /// A peer appeared, left or changed (presence).
     Peer(Box<PeerChange>),
+    /// A request for this node's handlers (request/reply).
+    Request(Box<IncomingRequest>),
+    /// A reply to one of our requests (addressed to us; matching it to the
+    /// request, by id, is the caller's).
+    Reply(Box<IncomingReply>),
     /// Messages of `sender` that can no longer be recovered (loss beyond repair).
     Gap {
         /// Sender instance id.

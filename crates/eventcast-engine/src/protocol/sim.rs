@@ -22,7 +22,9 @@
 //! assert_eq!(net.events(b)[0].args, vec![big]);
 //! ```
 
-use super::{Config, Destination, Endpoint, Event, Identity, Output, PeerChange, Stats};
+use super::{
+    Config, Destination, Endpoint, Event, Identity, IncomingReply, IncomingRequest, Output, PeerChange, Stats,
+};
 use crate::error::Error;
 use bson::Bson;
 use rand::rngs::StdRng;
@@ -49,6 +51,10 @@ pub struct SimNode {
     pub version_errors: Vec<i32>,
     /// Presence changes it reported (peers up, down, updated), in order.
     pub peer_changes: Vec<PeerChange>,
+    /// Requests it received (request/reply), in order.
+    pub requests: Vec<IncomingRequest>,
+    /// Replies addressed to it, in order.
+    pub replies: Vec<IncomingReply>,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -127,6 +133,8 @@ impl Network {
             gaps: Vec::new(),
             version_errors: Vec::new(),
             peer_changes: Vec::new(),
+            requests: Vec::new(),
+            replies: Vec::new(),
         });
         i
     }
@@ -278,6 +286,8 @@ impl Network {
                 Output::Gap { sender, count } => node.gaps.push((sender, count)),
                 Output::VersionMismatch { version, .. } => node.version_errors.push(version),
                 Output::Peer(c) => node.peer_changes.push(*c),
+                Output::Request(r) => node.requests.push(*r),
+                Output::Reply(r) => node.replies.push(*r),
             }
         }
     }

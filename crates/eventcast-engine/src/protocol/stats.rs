@@ -154,4 +154,23 @@ stats! {
     peers_evicted => "peersEvicted",
     /// New peers not admitted to the presence table: more than `presence.maxPeers` appeared within one `presence.timeout` (a flood of new ids); each tries again at its next beacon or event.
     peers_refused => "peersRefused",
+    // --- request/reply ---
+    /// Requests sent (`request`, `gather`).
+    requests_sent => "requestsSent",
+    /// Requests received from other nodes (whether or not a handler took them).
+    requests_received => "requestsReceived",
+    /// Requests received for a name this node has no handler for (ignored: another node may answer).
+    requests_unhandled => "requestsUnhandled",
+    /// Requests refused because this node already had as many in progress as it answers at once (no reply sent).
+    requests_refused => "requestsRefused",
+    /// Replies sent (values and errors).
+    replies_sent => "repliesSent",
+    /// Replies received that were addressed to this node.
+    replies_received => "repliesReceived",
+    /// Replies addressed to other nodes (on the group: dropped unread).
+    replies_not_ours => "repliesNotOurs",
+    /// Replies addressed to this node matching no request in progress (late, a second reply to `request`, or forged): dropped.
+    replies_unmatched => "repliesUnmatched",
+    /// Replies a handler produced after its requester's timeout had passed: not sent.
+    replies_late => "repliesLate",
 }

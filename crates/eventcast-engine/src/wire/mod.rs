@@ -18,6 +18,7 @@ pub(crate) mod bson_writer;
 pub mod bundle;
 pub mod datagram;
 pub mod depth;
+pub mod exchange;
 pub mod framing;
 pub mod ids;
 pub mod integers;

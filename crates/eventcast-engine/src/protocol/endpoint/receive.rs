@@ -332,11 +332,16 @@ impl Endpoint {
             }
             return;
         }
-        let args = match payload {
+        let mut args = match payload {
             Payload::Args(args) => args,
             Payload::Document(doc) => vec![Bson::Document(doc)],
         };
         if !deliverable {
+            if let Some(from) = Self::sender_ref(&meta) {
+                if self.handle_exchange(name, &mut args, from) {
+                    return;
+                }
+            }
             // A forged lifecycle event (`stop`, `gap`, ...) or a protocol message
             // this version does not handle: never handed to listeners. It was
             // tracked above, so it is not asked for again either.

@@ -20,6 +20,16 @@ use rand::rngs::StdRng;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+/// `EPAYLOAD` unless an application may send an event (or request) named `name`.
+pub(super) fn check_travels(name: &str) -> Result<(), Error> {
+    if names::is_deliverable(name) {
+        return Ok(());
+    }
+    Err(Error::Payload(format!(
+        "event name {name:?} is reserved (an instance's own lifecycle event or a protocol message): it never travels"
+    )))
+}
+
 /// Largest argument buffer [`Endpoint::emit`] keeps for the next call (a
 /// 100 MiB message should not pin 100 MiB).
 const MAX_REUSED_ARGS_BUF: usize = 64 * 1024;
@@ -38,17 +48,27 @@ impl Endpoint {
     /// Like [`Endpoint::emit`], with the body already encoded as `{payload: [..]}`
     /// (see [`wire::encode_args`]).
     pub fn emit_encoded(&mut self, now: Instant, wall: SystemTime, name: &str, body: &[u8]) -> Result<(), Error> {
-        if !names::is_deliverable(name) {
-            return Err(Error::Payload(format!(
-                "event name {name:?} is reserved (an instance's own lifecycle event or a protocol message): it never travels"
-            )));
-        }
+        check_travels(name)?;
+        self.emit_numbered(now, wall, name, body)?;
+        self.stats.events_sent += 1;
+        Ok(())
+    }
+
+    /// Sends one numbered message of our stream named `name` (an event's
+    /// name, or a request's or reply's wire name): chunked, sealed, retained
+    /// for repair, followed by heartbeats.
+    pub(super) fn emit_numbered(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        name: &str,
+        body: &[u8],
+    ) -> Result<(), Error> {
         self.set_wall_clock(now, wall)?;
         let sn = self.next_sn;
         let numbered_since = *self.numbered_since.get_or_insert(now);
         let (group, datagrams) = self.build(wall, name, body, Some(sn), sn_age(numbered_since, now, sn))?;
         self.next_sn += 1;
-        self.stats.events_sent += 1;
         self.queue(&datagrams);
         self.credit_repairs(&datagrams);
         self.retention.insert(now, Some(sn), group, datagrams);
