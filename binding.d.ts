@@ -16,6 +16,35 @@ export declare class NativeEventcast {
    * [`crate::Eventcast::advertised_addr`]): what peers see, started or not.
    */
   advertisedAddress(): NativeAddress
+  /**
+   * Answers requests named `name` in JS (they arrive as `request` batch
+   * entries); throws `EHANDLEREXISTS` when `name` has a handler already.
+   */
+  handle(name: string): void
+  /** Stops answering requests named `name`; whether there was a handler. */
+  unhandle(name: string): boolean
+  /**
+   * Sends a request `name(...args)` (`args` an array) and returns its id;
+   * replies arrive as `reply`/`replyError` entries naming it (with
+   * `first`, only the first reply of all). Throws `ENOTSTARTED`,
+   * `EPAYLOAD`, `EBACKPRESSURE`, `ETOOMANYREQUESTS`.
+   */
+  request(first: boolean, timeoutMs: number, name: string, args: unknown[]): string
+  /** Stops waiting for replies to request `rid`. */
+  cancelRequest(ridHex: string): void
+  /**
+   * Answers request `rid` of node `to` with the value `args[0]` (`args`
+   * a one-element array). Returns whether a reply was due (false: the
+   * requester's timeout passed, or it was answered already). Throws
+   * `EPAYLOAD` for a value that cannot travel (nothing sent; an error
+   * reply can follow).
+   */
+  reply(to: string, rid: string, args: [unknown]): boolean
+  /**
+   * Answers request `rid` of node `to` with an error (`message` and
+   * `code` are cut to their bounds). Returns whether a reply was due.
+   */
+  replyError(to: string, ridHex: string, message: string, code: string): boolean
   /** Creates a stopped node. */
   constructor(options: NativeOptions)
   /** The instance id (16 hex chars). */
@@ -66,7 +95,7 @@ export declare class NativeEventcast {
 }
 
 /**
- * The tags of batch entries other than events, `{error, gap, done, drain, peerUp, peerDown, peerUpdate}` → number:
+ * The tags of batch entries other than events, `{error, gap, done, drain, peerUp, ..., replyError}` → number:
  * the one definition `index.js` switches on.
  */
 export declare function batchTags(): Record<string, number>

@@ -56,6 +56,8 @@ declare namespace Eventcast {
     replMaxClients?: number
     /** A REPL session without input for this many ms is closed (100–86400000). Default 600000 (10 minutes). */
     replIdleTimeout?: number
+    /** Ms `request()` and `gather()` wait for replies (1–3600000). Default 1000. Per call: `ec.timeout(ms).request(...)`. */
+    requestTimeout?: number
     /** Encryption: false (default) or `{key, legacy?}`. */
     encrypt?: false | EncryptOptions
     /** Largest datagram before a message is chunked (1–65000). Default 1024. */
@@ -208,6 +210,7 @@ declare namespace Eventcast {
     readonly replHost: string
     readonly replMaxClients: number
     readonly replIdleTimeout: number
+    readonly requestTimeout: number
     readonly encrypt: false | Readonly<{ key: string, legacy: boolean }>
     readonly maxPayloadSize: number
     readonly messageTtl: number
@@ -333,6 +336,25 @@ declare namespace Eventcast {
     peersEvicted: number
     /** New peers not admitted: more than `presence.maxPeers` appeared within one `presence.timeout` (a flood of new ids); each tries again at its next beacon or event. */
     peersRefused: number
+    // --- request/reply ---
+    /** Requests sent (`request`, `gather`). */
+    requestsSent: number
+    /** Requests received from other nodes (whether or not a handler took them). */
+    requestsReceived: number
+    /** Requests received for a name this node has no handler for (ignored: another node may answer). */
+    requestsUnhandled: number
+    /** Requests refused because this node already had as many in progress as it answers at once (1,024; no reply sent). */
+    requestsRefused: number
+    /** Replies sent (values and errors). */
+    repliesSent: number
+    /** Replies received that were addressed to this node. */
+    repliesReceived: number
+    /** Replies addressed to other nodes (on the group: dropped unread). */
+    repliesNotOurs: number
+    /** Replies addressed to this node matching no request in progress (late, a second reply to `request`, or forged): dropped. */
+    repliesUnmatched: number
+    /** Replies a handler produced after its requester's timeout had passed: not sent. */
+    repliesLate: number
   }
 
   interface Gap {
@@ -370,6 +392,11 @@ declare namespace Eventcast {
    *   (name, index or address) this host does not have, or one without an
    *   IPv4 address for an IPv4 group; the message lists the host's interfaces;
    * - on 'error': `EREMOTE` — another node emitted 'error'; its arguments are in `args`;
+   * - request/reply: `EHANDLEREXISTS` (thrown by `handle`: the name has a
+   *   handler), `ETIMEDOUT` (`request` got no reply in time), `EREMOTE`
+   *   (`request`'s first reply is an error: `peer`, `remoteCode`),
+   *   `ENOTSTARTED` (`request`/`gather` before start()), `ETOOMANYREQUESTS`
+   *   (65,536 requests await replies already);
    *   `EINTERNAL` — a driver task failed (a bug): the node stops itself;
    * - thrown by the constructor: see {@link Codes}.
    */
@@ -377,6 +404,10 @@ declare namespace Eventcast {
     code: string
     /** With `code: 'EREMOTE'`: the arguments the remote node passed to `emit('error', ...)`. */
     args?: unknown[]
+    /** With `code: 'EREMOTE'` from `request()` (and on a gather reply's `error`): the replying node's id. */
+    peer?: string
+    /** With `code: 'EREMOTE'` from `request()`: the `code` the remote handler's error had (`''` when none). */
+    remoteCode?: string
   }
 
   /** Codes of option validation errors (TypeError for a wrong type, RangeError for a value out of range). */
@@ -424,6 +455,25 @@ declare namespace Eventcast {
     peerUpdate: [peer: Peer]
   }
 
+  /**
+   * Request map for the typed form: request name → `[args, result]`, as in
+   * `Eventcast<{}, { sum: [[number, number], number] }>`.
+   */
+  type RequestMap = Record<string, [any[], any]>
+  /** Arguments of request K: typed for names in the map, free otherwise. */
+  type RequestArgs<R extends RequestMap, K> = K extends keyof R ? R[K][0] : Value[]
+  /** What a handler of request K returns (and `request` resolves with). */
+  type RequestResult<R extends RequestMap, K> = K extends keyof R ? R[K][1] : any
+  /** One reply of `gather()`: the value a node's handler returned, or the error it threw (`code` as thrown). */
+  type GatherReply<T = any> =
+    | { peer: string, value: T, error?: undefined }
+    | { peer: string, error: EventcastError, value?: undefined }
+  /** What `ec.timeout(ms)` returns: `request` and `gather` with that timeout. */
+  interface WithTimeout<R extends RequestMap> {
+    request<K extends string> (name: K, ...args: RequestArgs<R, K>): Promise<RequestResult<R, K>>
+    gather<K extends string> (name: K, ...args: RequestArgs<R, K>): Promise<Array<GatherReply<RequestResult<R, K>>>>
+  }
+
   type Listener<Args extends any[]> = (...args: Args) => void
   type AllEvents<E extends EventMap> = E & BuiltinEvents
   /** Arguments of event K: typed for names in the map (and built-in events), free otherwise. */
@@ -433,7 +483,7 @@ declare namespace Eventcast {
 
 type TypedMethods = 'emit' | 'on' | 'addListener' | 'once' | 'prependListener' | 'prependOnceListener' | 'off' | 'removeListener'
 
-interface Eventcast<E extends Eventcast.EventMap = Eventcast.EventMap> extends Omit<EventEmitter, TypedMethods> {
+interface Eventcast<E extends Eventcast.EventMap = Eventcast.EventMap, R extends Eventcast.RequestMap = Eventcast.RequestMap> extends Omit<EventEmitter, TypedMethods> {
   /** Instance id, 16 lower-case hex chars. */
   readonly id: string
   /** The resolved options. */
@@ -488,11 +538,34 @@ interface Eventcast<E extends Eventcast.EventMap = Eventcast.EventMap> extends O
   prependOnceListener<K extends string | symbol> (event: K, listener: Eventcast.ListenerOf<E, K>): this
   off<K extends string | symbol> (event: K, listener: Eventcast.ListenerOf<E, K>): this
   removeListener<K extends string | symbol> (event: K, listener: Eventcast.ListenerOf<E, K>): this
+
+  /**
+   * Answers requests named `name`: the handler's return value (or what its
+   * Promise resolves to) goes back to the requester; a throw or rejection
+   * goes back as an error with its `message` and `code`. One handler per
+   * name (`EHANDLEREXISTS`); requests never reach `on()` listeners.
+   */
+  handle<K extends string> (
+    name: K,
+    handler: (this: this, ...args: Eventcast.RequestArgs<R, K>) => Eventcast.RequestResult<R, K> | Promise<Eventcast.RequestResult<R, K>>
+  ): this
+  /** Removes the handler of `name`; whether there was one. */
+  unhandle (name: string): boolean
+  /**
+   * Asks the group; resolves with the first reply's value. Rejects `ETIMEDOUT`
+   * after `requestTimeout` ms, `EREMOTE` (`peer`, `remoteCode`) when the first
+   * reply is an error, `ENOTSTARTED` before start().
+   */
+  request<K extends string> (name: K, ...args: Eventcast.RequestArgs<R, K>): Promise<Eventcast.RequestResult<R, K>>
+  /** Asks the group; after `requestTimeout` ms resolves with every reply, one per node (`[]` when none). */
+  gather<K extends string> (name: K, ...args: Eventcast.RequestArgs<R, K>): Promise<Array<Eventcast.GatherReply<Eventcast.RequestResult<R, K>>>>
+  /** `ec.timeout(ms).request(...)` / `.gather(...)`: one call with its own timeout (1–3600000 ms). */
+  timeout (ms: number): Eventcast.WithTimeout<R>
 }
 
 interface EventcastConstructor {
-  new <E extends Eventcast.EventMap = Eventcast.EventMap> (options?: number | Eventcast.Options): Eventcast<E>
-  <E extends Eventcast.EventMap = Eventcast.EventMap> (options?: number | Eventcast.Options): Eventcast<E>
+  new <E extends Eventcast.EventMap = Eventcast.EventMap, R extends Eventcast.RequestMap = Eventcast.RequestMap> (options?: number | Eventcast.Options): Eventcast<E, R>
+  <E extends Eventcast.EventMap = Eventcast.EventMap, R extends Eventcast.RequestMap = Eventcast.RequestMap> (options?: number | Eventcast.Options): Eventcast<E, R>
   readonly prototype: Eventcast
   /** A random integer port in [min, max] (default 49152–65535). */
   getRandomPort (min?: number, max?: number): number

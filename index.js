@@ -5,8 +5,9 @@
 const { EventEmitter } = require('node:events')
 const binding = require('./binding.js')
 const { Logger, LEVELS, resolveLevel } = require('./lib/logger.js')
-const { resolveOptions, nativeOptions, getRandomPort, metaJson, codes: optionCodes } = require('./lib/options.js')
+const { resolveOptions, nativeOptions, getRandomPort, metaJson, checkRequestTimeout, codes: optionCodes } = require('./lib/options.js')
 const { ReplServer } = require('./lib/repl.js')
+const { Requests } = require('./lib/requests.js')
 
 // The wire protocol version spoken: Rust's (wire::PROTOCOL_VERSION), never a JS copy.
 const PROTOCOL_VERSION = binding.protocolVersion()
@@ -28,6 +29,9 @@ const TAG_DRAIN = TAG.drain
 const TAG_PEER_UP = TAG.peerUp
 const TAG_PEER_DOWN = TAG.peerDown
 const TAG_PEER_UPDATE = TAG.peerUpdate
+const TAG_REQUEST = TAG.request
+const TAG_REPLY = TAG.reply
+const TAG_REPLY_ERROR = TAG.replyError
 
 // The native side builds each batch by calling collectEntry once per entry
 // (`this` is the batch), and makes small Buffers over shared ArrayBuffers
@@ -131,6 +135,7 @@ class EventcastImpl extends EventEmitter {
         log,
         slot: native.slot, // this node's number for emitArgs
         replLog: log.child({ component: 'repl' }),
+        requests: new Requests(native, log, this), // handlers, and requests awaiting replies (lib/requests.js)
         config: Object.freeze({ ...config, encrypt: config.encrypt ? Object.freeze({ ...config.encrypt }) : false })
       }
     })
@@ -217,6 +222,56 @@ class EventcastImpl extends EventEmitter {
       throw err
     }
     return this
+  }
+
+  // ---- request/reply (lib/requests.js; README "Request/reply") ----------------
+
+  /**
+   * Answers requests named `name` with `fn(...args)`: its return value (or
+   * the value its Promise resolves to) goes back to the requester; a throw
+   * or rejection goes back as an error (`message`, `code`). One handler per
+   * name: a second throws `EHANDLEREXISTS`. Requests never reach `on()`
+   * listeners. Returns `this`.
+   */
+  handle (name, fn) {
+    this[kState].requests.handle(name, fn)
+    return this
+  }
+
+  /** Removes the handler of `name`; whether there was one. */
+  unhandle (name) {
+    return this[kState].requests.unhandle(name)
+  }
+
+  /**
+   * Asks the group; resolves with the first reply's value. Rejects
+   * `ETIMEDOUT` after `requestTimeout` ms without a reply, `EREMOTE` (with
+   * `peer`, `remoteCode`) when the first reply is an error, `ENOTSTARTED`
+   * before start().
+   */
+  request (name, ...args) {
+    const st = this[kState]
+    return st.requests.ask(st.status === 'started', name, args, st.config.requestTimeout, true)
+  }
+
+  /**
+   * Asks the group; resolves, when `requestTimeout` ms have passed, with
+   * every reply that came: `[{ peer, value } | { peer, error }]`, one per
+   * replying node (`[]` when none).
+   */
+  gather (name, ...args) {
+    const st = this[kState]
+    return st.requests.ask(st.status === 'started', name, args, st.config.requestTimeout, false)
+  }
+
+  /** `ec.timeout(ms).request(...)` / `.gather(...)`: one call with its own timeout. */
+  timeout (ms) {
+    const timeoutMs = checkRequestTimeout(ms)
+    const st = this[kState]
+    return {
+      request: (name, ...args) => st.requests.ask(st.status === 'started', name, args, timeoutMs, true),
+      gather: (name, ...args) => st.requests.ask(st.status === 'started', name, args, timeoutMs, false)
+    }
   }
 
   /** The node's counters (datagrams, events, repairs, gaps, rejections, memory in use). */
@@ -407,6 +462,15 @@ class EventcastImpl extends EventEmitter {
           } catch (err) {
             rethrowLater(err)
           }
+          break
+        case TAG_REQUEST: // request, name, fromId, rid, timeoutMs, ...args
+          this[kState].requests.onRequest(entry[1], entry[2], entry[3], entry.slice(5))
+          break
+        case TAG_REPLY: // reply, rid, peerId, value
+          this[kState].requests.onReply(entry[1], entry[2], false, entry[3])
+          break
+        case TAG_REPLY_ERROR: // replyError, rid, peerId, message, code
+          this[kState].requests.onReply(entry[1], entry[2], true, entry[3], entry[4])
           break
         case TAG_PEER_UP: // peerUp, peerJson
         case TAG_PEER_UPDATE: // peerUpdate, peerJson

@@ -64,3 +64,24 @@ pr.setMeta({ f: () => 1 })
 Eventcast({ port: 9000, presence: { interval: '1s' } })
 // @ts-expect-error a peerDown reason is one of three
 pr.on('peerDown', (p) => { const why: 'crash' = p.reason })
+// request/reply: typed requests and results, gather replies, per-call timeout
+type Asks = { sum: [[number, number], number], whoami: [[], string] }
+const rr = Eventcast<{}, Asks>({ port: 9000, requestTimeout: 500 })
+rr.handle('sum', (x, y) => x + y)
+rr.handle('whoami', async () => 'me')
+async function asks () {
+  const n: number = await rr.request('sum', 1, 2)
+  const all: Array<Eventcast.GatherReply<string>> = await rr.gather('whoami')
+  for (const r of all) { if (r.error) { const c: string = r.error.code } else { const s: string = r.value } }
+  const quick: number = await rr.timeout(100).request('sum', 3, 4)
+  const free: any = await rr.request('untyped', { any: 'thing' })
+  const gone: boolean = rr.unhandle('sum')
+  const sent: number = rr.stats().requestsSent + rr.stats().repliesUnmatched
+  const t: number = rr.config.requestTimeout
+}
+// @ts-expect-error a typed request takes its arguments
+rr.request('sum', 'a', 'b')
+// @ts-expect-error a typed handler returns its result type
+rr.handle('sum', () => 'not a number')
+// @ts-expect-error requestTimeout is a number
+Eventcast({ port: 9000, requestTimeout: '1s' })

@@ -356,6 +356,7 @@ function resolveOptions (arg, env = process.env) {
     : checkPort('replPort', replPort)
   config.replMaxClients = checkBounded('replMaxClients', pick('replMaxClients'))
   config.replIdleTimeout = checkBounded('replIdleTimeout', pick('replIdleTimeout'))
+  config.requestTimeout = checkBounded('requestTimeout', pick('requestTimeout'))
   config.name = given.name === undefined || given.name === null ? defaultName() : checkName(given.name)
   // A copy (through its JSON, which also checks it): later changes to the caller's object do not leak in.
   config.meta = given.meta === undefined || given.meta === null ? {} : JSON.parse(metaJson('option meta', given.meta))
@@ -458,4 +459,9 @@ function nativeOptions (config) {
   }
 }
 
-module.exports = { DEFAULTS, BOUNDS, JS_BOUNDS, codes, resolveOptions, nativeOptions, metaJson, getRandomPort, PORT_MIN, PORT_MAX }
+/** A per-call request timeout (`ec.timeout(ms)`), checked like the `requestTimeout` option. */
+function checkRequestTimeout (ms) {
+  return checkBounded('requestTimeout', ms)
+}
+
+module.exports = { DEFAULTS, BOUNDS, JS_BOUNDS, codes, resolveOptions, nativeOptions, metaJson, checkRequestTimeout, getRandomPort, PORT_MIN, PORT_MAX }

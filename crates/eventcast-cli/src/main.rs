@@ -7,6 +7,7 @@ mod emit;
 mod group_arg;
 mod listen;
 mod peers;
+mod request;
 mod text;
 mod top;
 
@@ -19,6 +20,7 @@ use eventcast::{BridgeOptions, NatsOptions, Options};
 use group_arg::{group_and_interface, group_arg, GroupArg};
 use listen::{listen, Listen};
 use peers::{peers, Peers};
+use request::{request, Request};
 use std::process::ExitCode;
 use std::time::Duration;
 use top::{top, Top};
@@ -75,6 +77,29 @@ enum Cmd {
         #[arg(long, value_name = "L")]
         linger_ms: Option<u64>,
         /// Event name
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Arguments, each one JSON value
+        #[arg(value_name = "JSON_ARG", allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Ask the group: send a request, print each reply as a JSON line
+    ///
+    /// Sends the request NAME with each JSON_ARG parsed as (relaxed or canonical) extended
+    /// JSON to the nodes that handle it (`ec.handle(NAME, fn)` in JS, `Eventcast::handle` in
+    /// Rust) and prints the first reply, or with --all every reply within the timeout, one
+    /// JSON object per line: `{"peer": ID, "value": V}` or `{"peer": ID, "error": {"message",
+    /// "code"}}`. Exits 0 when at least one reply came, 1 when none did.
+    Request {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Wait at most MS milliseconds for replies
+        #[arg(long = "timeout", value_name = "MS", default_value_t = 1000)]
+        timeout_ms: u64,
+        /// Print every reply within the timeout, not only the first
+        #[arg(long)]
+        all: bool,
+        /// Request name
         #[arg(value_name = "NAME")]
         name: String,
         /// Arguments, each one JSON value
@@ -163,6 +188,7 @@ enum Cmd {
 enum Command {
     Listen(Listen),
     Emit(Emit),
+    Request(Request),
     Bridge(BridgeCmd),
     Peers(Peers),
     Top(Top),
@@ -178,6 +204,14 @@ fn with_presence(common: CommonArgs, name: &str, command: &str) -> Result<common
     Ok(common)
 }
 
+/// Command-line arguments given as JSON values.
+fn json_args(args: &[String]) -> Result<Vec<bson::Bson>, String> {
+    args.iter()
+        .enumerate()
+        .map(|(i, text)| parse_json_arg(text).map_err(|e| format!("argument {}: {e}", i + 1)))
+        .collect()
+}
+
 /// Checks what clap cannot (option values against the library's bounds, JSON
 /// arguments) and builds the command.
 fn command(cli: Cli) -> Result<Command, String> {
@@ -188,11 +222,7 @@ fn command(cli: Cli) -> Result<Command, String> {
             timeout: timeout_ms.map(Duration::from_millis),
         }),
         Cmd::Emit { common, repeat, rate, linger_ms, name, args } => {
-            let args = args
-                .iter()
-                .enumerate()
-                .map(|(i, text)| parse_json_arg(text).map_err(|e| format!("argument {}: {e}", i + 1)))
-                .collect::<Result<Vec<_>, _>>()?;
+            let args = json_args(&args)?;
             Command::Emit(Emit {
                 common: common.into_common(None)?,
                 repeat,
@@ -201,6 +231,11 @@ fn command(cli: Cli) -> Result<Command, String> {
                 name,
                 args,
             })
+        }
+        Cmd::Request { common, timeout_ms, all, name, args } => {
+            let timeout = Duration::from_millis(timeout_ms);
+            eventcast::check_request_timeout(timeout).map_err(|e| format!("--timeout: {e}"))?;
+            Command::Request(Request { common: common.into_common(None)?, name, args: json_args(&args)?, timeout, all })
         }
         Cmd::Top { common, interval, iterations } => {
             let interval = Duration::from_millis(interval);
@@ -261,6 +296,7 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Listen(l) => runtime.block_on(listen(l)),
         Command::Emit(e) => runtime.block_on(emit(e)),
+        Command::Request(r) => runtime.block_on(request(r)),
         Command::Bridge(b) => runtime.block_on(bridge(b)),
         Command::Peers(p) => runtime.block_on(peers(p)),
         Command::Top(t) => runtime.block_on(top(t)),

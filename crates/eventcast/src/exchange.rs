@@ -18,7 +18,6 @@
 //!   So a flood of forged requests makes a node send at most one reply per
 //!   request it accepted, and at most [`MAX_SERVING`] within any timeout.
 
-use super::events::Notification;
 use crate::protocol::{IncomingReply, IncomingRequest, RemoteFailure, RequestId, Sender};
 use bson::Bson;
 use std::collections::{HashMap, HashSet};
@@ -73,7 +72,7 @@ impl Reply {
 pub(crate) enum HandlerRoute {
     /// To a Rust handler's dispatcher task.
     Channel(mpsc::Sender<Request>),
-    /// To the notification stream as [`Notification::Request`] (the Node
+    /// To the notification stream as `Notification::Request` (the Node
     /// binding's JS handlers), answered through `Eventcast::reply`.
     Notify,
 }
@@ -82,7 +81,7 @@ pub(crate) enum HandlerRoute {
 pub(crate) enum ReplyRoute {
     /// To the awaiting Rust future.
     Channel(mpsc::Sender<Reply>),
-    /// To the notification stream as [`Notification::Reply`] (the Node binding).
+    /// To the notification stream as `Notification::Reply` (the Node binding).
     Notify,
 }
 
@@ -176,9 +175,9 @@ impl Exchange {
         self.pending.remove(&rid);
     }
 
-    /// Routes a received request to its handler; a notification when the
-    /// handler is the Node binding's.
-    pub(crate) fn take_request(&mut self, now: Instant, r: IncomingRequest) -> Option<Notification> {
+    /// Routes a received request to its handler; returns it when the
+    /// handler takes requests as notifications (the Node binding's).
+    pub(crate) fn take_request(&mut self, now: Instant, r: IncomingRequest) -> Option<Request> {
         let Some(route) = self.handlers.get(&r.name) else {
             self.counters.requests_unhandled += 1;
             return None;
@@ -208,7 +207,7 @@ impl Exchange {
             }
             HandlerRoute::Notify => {
                 self.serving.insert(key, now + r.timeout);
-                Some(Notification::Request(Box::new(request)))
+                Some(request)
             }
         }
     }
@@ -235,9 +234,9 @@ impl Exchange {
         self.serving.remove(&(to.to_owned(), rid));
     }
 
-    /// Matches a received reply to our pending request; a notification when
-    /// the request is the Node binding's.
-    pub(crate) fn take_reply(&mut self, now: Instant, r: IncomingReply) -> Option<Notification> {
+    /// Matches a received reply to our pending request; returns it when the
+    /// request takes its replies as notifications (the Node binding's).
+    pub(crate) fn take_reply(&mut self, now: Instant, r: IncomingReply) -> Option<Reply> {
         let Some(p) = self.pending.get_mut(&r.rid) else {
             self.counters.replies_unmatched += 1;
             return None;
@@ -259,7 +258,7 @@ impl Exchange {
                 }
                 None
             }
-            ReplyRoute::Notify => Some(Notification::Reply(Box::new(reply))),
+            ReplyRoute::Notify => Some(reply),
         };
         if p.first_only {
             self.pending.remove(&r.rid);

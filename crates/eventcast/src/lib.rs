@@ -154,6 +154,7 @@ mod options;
 mod presence;
 mod receive;
 mod request;
+pub use request::check_request_timeout;
 mod send;
 mod slice;
 mod socket;
@@ -175,7 +176,9 @@ pub use nats::{
     NATS_BUNDLE_BYTES, NATS_MAX_DATAGRAM, NATS_OUTBOX_BYTES, NATS_SOURCE, NATS_START_TIMEOUT,
     NATS_SUBSCRIPTION_CAPACITY,
 };
-pub use option_table::{option_spec, OptionSpec, OPTION_TABLE, REPL_IDLE_TIMEOUT_BOUND, REPL_MAX_CLIENTS_BOUND};
+pub use option_table::{
+    option_spec, OptionSpec, OPTION_TABLE, REPL_IDLE_TIMEOUT_BOUND, REPL_MAX_CLIENTS_BOUND, REQUEST_TIMEOUT_BOUND,
+};
 pub use options::{
     EncryptOptions, NatsOptions, NatsTls, OptionBound, Options, Transport, MAX_PAYLOAD_SIZE_LIMIT, NATS_CHUNK_SIZE,
     OPTION_BOUNDS, PRESENCE_INTERVAL_MS_BOUND, PRESENCE_MAX_PEERS_BOUND, PRESENCE_TIMEOUT_MS_BOUND,

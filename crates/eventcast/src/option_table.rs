@@ -22,6 +22,12 @@ pub const REPL_MAX_CLIENTS_BOUND: OptionBound = OptionBound { option: "replMaxCl
 pub const REPL_IDLE_TIMEOUT_BOUND: OptionBound =
     OptionBound { option: "replIdleTimeout", min: 100, max: 24 * 3600 * 1000 };
 
+/// `requestTimeout` in milliseconds: how long `request`/`gather` wait (1 ms to
+/// one hour, the longest a request can say on the wire). The Rust API takes
+/// the timeout per call.
+pub const REQUEST_TIMEOUT_BOUND: OptionBound =
+    OptionBound { option: "requestTimeout", min: 1, max: crate::wire::exchange::MAX_TIMEOUT_MS as u64 };
+
 /// One option of the JS API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OptionSpec {
@@ -105,6 +111,13 @@ pub const OPTION_TABLE: &[OptionSpec] = &[
         "10 min",
         Some(REPL_IDLE_TIMEOUT_BOUND),
         "ms without input after which a REPL session is closed",
+    ),
+    spec(
+        "requestTimeout",
+        Some("1000"),
+        "",
+        Some(REQUEST_TIMEOUT_BOUND),
+        "ms `request()` and `gather()` wait for replies ({range}); per call: `ec.timeout(ms).request(...)`",
     ),
     spec(
         "encrypt",

@@ -118,7 +118,7 @@ impl Eventcast {
     }
 
     async fn ask(&self, name: &str, args: &[Bson], timeout: Duration, first_only: bool) -> Result<Vec<Reply>, Error> {
-        let timeout = check_timeout(timeout)?;
+        let timeout = check_request_timeout(timeout)?;
         let body = wire::try_encode_args(args)?;
         let (tx, mut rx) = mpsc::channel(if first_only { 1 } else { MAX_REPLIES });
         let rid = self.send_request_to(name, ArgsBody::check(&body)?, timeout, first_only, ReplyRoute::Channel(tx))?;
@@ -148,7 +148,7 @@ impl Eventcast {
         timeout: Duration,
         first_only: bool,
     ) -> Result<RequestId, Error> {
-        self.send_request_to(name, body, check_timeout(timeout)?, first_only, ReplyRoute::Notify)
+        self.send_request_to(name, body, check_request_timeout(timeout)?, first_only, ReplyRoute::Notify)
     }
 
     fn send_request_to(
@@ -238,8 +238,9 @@ fn check_name(name: &str) -> Result<(), Error> {
     }
 }
 
-/// A timeout requests can carry: 1 ms ..= one hour (`EINVALIDOPTION` otherwise).
-pub(crate) fn check_timeout(timeout: Duration) -> Result<Duration, Error> {
+/// Checks a request timeout: 1 ms ..= one hour, what a request can carry
+/// (`EINVALIDOPTION` otherwise).
+pub fn check_request_timeout(timeout: Duration) -> Result<Duration, Error> {
     if timeout.is_zero() || timeout > Duration::from_millis(u64::from(MAX_TIMEOUT_MS)) {
         return Err(Error::InvalidOption {
             option: "requestTimeout",

@@ -123,11 +123,11 @@ impl Core {
                     PeerChange::Update(peer) => Notification::PeerUpdate(peer),
                 },
                 Output::Request(r) => match exchange.take_request(Instant::now(), *r) {
-                    Some(note) => note,
+                    Some(r) => Notification::Request(Box::new(r)),
                     None => continue,
                 },
                 Output::Reply(r) => match exchange.take_reply(Instant::now(), *r) {
-                    Some(note) => note,
+                    Some(r) => Notification::Reply(Box::new(r)),
                     None => continue,
                 },
             });
