@@ -227,7 +227,9 @@ async fn forged_replies_resolve_nothing_and_grow_nothing() {
     assert_eq!((replies[0].peer(), replies[0].outcome.clone()), (a.id(), Ok(Bson::String("real".into()))));
     let s = b.stats();
     eprintln!("receiver after 6,000 forged replies: {s:?}");
-    assert!(s.replies_unmatched >= 4500 && s.replies_unmatched <= 5000, "{s:?}");
+    // At most a few more than the forged ones: a real reply or its copy
+    // arriving after the gather closed is unmatched too.
+    assert!(s.replies_unmatched >= 4500 && s.replies_unmatched <= 5005, "{s:?}");
     assert!(s.replies_not_ours >= 900 && s.replies_not_ours <= 1000, "{s:?}");
     assert_eq!(s.events_delivered, 0, "never delivered as events");
     a.stop().await.unwrap();

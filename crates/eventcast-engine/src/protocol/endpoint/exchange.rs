@@ -2,6 +2,18 @@
 //! our stream, and recognising received ones (see [`crate::wire::exchange`]
 //! for their names and bodies).
 //!
+//! A request or reply that fits in one datagram is sent twice, the copy
+//! [`COPY_AFTER`] later, and is followed by a heartbeat sooner than an
+//! event ([`exchange_heartbeat`]): a round trip waits on two messages, each
+//! of which the repair path would recover only after its NACK delay (an
+//! eighth to a quarter of `messageTtl`) once a later message or heartbeat
+//! revealed the loss, often longer than a request's timeout. With the copy,
+//! a message is late only when both copies are lost (1% at 10% independent
+//! loss), and the quick heartbeat starts its repair early. A receiver drops
+//! the second copy as a duplicate (by `sn`). What a node sends in answer to
+//! a request is therefore at most two copies of one reply (a chunked reply
+//! is sent once and repaired like any message).
+//!
 //! The engine only carries them: which requests are ours and still awaited,
 //! which handlers exist, how many requests are answered at once, are the
 //! driver's. What the engine decides is what reaches the driver at all: a
@@ -21,6 +33,17 @@ use crate::wire::exchange::{
 use bson::Bson;
 use std::time::{Duration, Instant, SystemTime};
 
+/// When the second copy of a one-datagram request or reply leaves: a few
+/// milliseconds apart, so a short burst of loss does not take both.
+pub(super) const COPY_AFTER: Duration = Duration::from_millis(3);
+
+/// How soon after a request or reply the first heartbeat follows: a quarter
+/// of the usual interval (at least 20 ms), so that a receiver that lost both
+/// copies notices the gap early.
+fn exchange_heartbeat(message_ttl: Duration) -> Duration {
+    (super::heartbeat::heartbeat_interval(message_ttl) / 4).max(Duration::from_millis(20))
+}
+
 impl Endpoint {
     /// Sends a request named `name` (an application name: `EPAYLOAD` for a
     /// reserved or protocol one) with the arguments `body` (`{payload: [...]}`),
@@ -38,7 +61,7 @@ impl Endpoint {
         check_travels(name)?;
         let timeout_ms = u32::try_from(timeout.as_millis().max(1)).unwrap_or(u32::MAX).min(MAX_TIMEOUT_MS);
         let wire_name = RequestName { rid, timeout_ms, name }.to_wire();
-        self.emit_numbered(now, wall, &wire_name, body)?;
+        self.emit_exchange(now, wall, &wire_name, body)?;
         self.stats.requests_sent += 1;
         Ok(())
     }
@@ -54,7 +77,7 @@ impl Endpoint {
         body: &[u8],
     ) -> Result<(), Error> {
         let wire_name = ReplyName { to, rid, error: false }.to_wire();
-        self.emit_numbered(now, wall, &wire_name, body)?;
+        self.emit_exchange(now, wall, &wire_name, body)?;
         self.stats.replies_sent += 1;
         Ok(())
     }
@@ -70,8 +93,18 @@ impl Endpoint {
     ) -> Result<(), Error> {
         let body = wire::encode_args(&[Bson::Document(failure.to_document())]);
         let wire_name = ReplyName { to, rid, error: true }.to_wire();
-        self.emit_numbered(now, wall, &wire_name, &body)?;
+        self.emit_exchange(now, wall, &wire_name, &body)?;
         self.stats.replies_sent += 1;
+        Ok(())
+    }
+
+    /// Sends a request or reply: a numbered message, its copy, an early heartbeat (see the module docs).
+    fn emit_exchange(&mut self, now: Instant, wall: SystemTime, wire_name: &str, body: &[u8]) -> Result<(), Error> {
+        if let Some(one) = self.emit_numbered(now, wall, wire_name, body)? {
+            self.delay(now + COPY_AFTER, &[one]);
+        }
+        let soon = now + exchange_heartbeat(self.config.message_ttl);
+        self.heartbeat_due = Some(self.heartbeat_due.map_or(soon, |due| due.min(soon)));
         Ok(())
     }
 

@@ -56,14 +56,15 @@ impl Endpoint {
 
     /// Sends one numbered message of our stream named `name` (an event's
     /// name, or a request's or reply's wire name): chunked, sealed, retained
-    /// for repair, followed by heartbeats.
+    /// for repair, followed by heartbeats. Returns its datagram when it is
+    /// one (not chunked).
     pub(super) fn emit_numbered(
         &mut self,
         now: Instant,
         wall: SystemTime,
         name: &str,
         body: &[u8],
-    ) -> Result<(), Error> {
+    ) -> Result<Option<SharedBytes>, Error> {
         self.set_wall_clock(now, wall)?;
         let sn = self.next_sn;
         let numbered_since = *self.numbered_since.get_or_insert(now);
@@ -71,13 +72,17 @@ impl Endpoint {
         self.next_sn += 1;
         self.queue(&datagrams);
         self.credit_repairs(&datagrams);
+        let single = match &datagrams[..] {
+            [one] => Some(one.clone()),
+            _ => None,
+        };
         self.retention.insert(now, Some(sn), group, datagrams);
         self.heartbeats_left = HEARTBEATS_AFTER_LAST;
         if self.heartbeat_due.is_none() {
             self.heartbeat_due = Some(now + heartbeat_interval(self.config.message_ttl));
         }
         self.sync_stats();
-        Ok(())
+        Ok(single)
     }
 
     /// Each byte we retain for repair may be resent about once (see the `repair` module docs).

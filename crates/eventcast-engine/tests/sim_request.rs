@@ -1,0 +1,132 @@
+//! Request/reply in the simulator (virtual time, seeded loss): a requester
+//! asks a responder 1,000 times, 10 ms apart, and the responder answers each
+//! request as soon as it arrives (as the driver does with a handler). At 10%
+//! independent loss on every datagram, at least 99% of the round trips must
+//! complete within 1 s (the default `requestTimeout`), all of them
+//! eventually; a request whose name is reserved is refused; replies to
+//! someone else are dropped unread.
+
+use bson::Bson;
+use eventcast_engine::protocol::sim::Network;
+use eventcast_engine::protocol::{Config, RemoteFailure, RequestId};
+use eventcast_engine::wire;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+const REQUESTS: u64 = 1000;
+const SPACING: Duration = Duration::from_millis(10);
+
+/// Answers every request node `b` has received (value 2 × the argument, or an error for odd ids).
+fn serve(net: &mut Network, b: usize) {
+    let requests = std::mem::take(&mut net.node_mut(b).requests);
+    let wall = net.wall();
+    for r in requests {
+        let to = r.sender.id.clone();
+        net.act(b, |ep, now| {
+            if r.rid.0 % 7 == 3 {
+                ep.reply_failure(now, wall, &to, r.rid, &RemoteFailure::new("odd", "EODD"))
+            } else {
+                let x = r.args.first().and_then(Bson::as_i64).unwrap_or(-1);
+                ep.reply_encoded(now, wall, &to, r.rid, &wire::encode_args(&[Bson::Int64(2 * x)]))
+            }
+        })
+        .expect("reply");
+    }
+}
+
+/// The round-trip time of each request (`None`: no reply), at `loss`.
+fn round_trips(seed: u64, loss: f64) -> (Vec<Option<Duration>>, Network) {
+    let mut net = Network::new(seed);
+    let a = net.add_endpoint(Config::default());
+    let b = net.add_endpoint(Config::default());
+    net.set_latency(Duration::from_micros(200), Duration::from_micros(100));
+    net.set_loss(loss);
+    let mut sent: HashMap<u64, Instant> = HashMap::new();
+    let mut rtt: HashMap<u64, Duration> = HashMap::new();
+    let mut run_until = |net: &mut Network, until: Instant, sent: &HashMap<u64, Instant>| {
+        while let Some(at) = net.next_event().filter(|&at| at <= until) {
+            let _ = at;
+            net.step();
+            serve(net, b);
+            let now = net.now();
+            for r in std::mem::take(&mut net.node_mut(a).replies) {
+                let want = if r.rid.0 % 7 == 3 {
+                    Err(RemoteFailure::new("odd", "EODD"))
+                } else {
+                    Ok(Bson::Int64(2 * r.rid.0 as i64))
+                };
+                assert_eq!(r.outcome, want, "each reply answers its own request");
+                rtt.entry(r.rid.0).or_insert(now - sent[&r.rid.0]);
+            }
+        }
+    };
+    for i in 0..REQUESTS {
+        let wall = net.wall();
+        let body = wire::encode_args(&[Bson::Int64(i as i64)]);
+        net.act(a, |ep, now| ep.request_encoded(now, wall, RequestId(i), Duration::from_secs(1), "double", &body))
+            .expect("request");
+        sent.insert(i, net.now());
+        let until = net.now() + SPACING;
+        run_until(&mut net, until, &sent);
+    }
+    let until = net.now() + Duration::from_secs(10);
+    run_until(&mut net, until, &sent);
+    ((0..REQUESTS).map(|i| rtt.get(&i).copied()).collect(), net)
+}
+
+#[test]
+fn at_ten_percent_loss_99_percent_answer_within_a_second_and_all_eventually() {
+    for seed in [1, 2, 3] {
+        let (rtts, net) = round_trips(seed, 0.10);
+        let within = rtts.iter().filter(|r| r.is_some_and(|d| d <= Duration::from_secs(1))).count();
+        let answered = rtts.iter().filter(|r| r.is_some()).count();
+        let mut sorted: Vec<Duration> = rtts.iter().flatten().copied().collect();
+        sorted.sort();
+        eprintln!(
+            "seed {seed}: {within}/{REQUESTS} within 1 s, {answered} answered, p50 {:?}, p99 {:?}, max {:?}; requester {:?}",
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() * 99 / 100],
+            sorted.last(),
+            net.stats(0)
+        );
+        assert!(within * 100 >= 99 * REQUESTS as usize, "seed {seed}: {within} of {REQUESTS} within 1 s");
+        assert_eq!(answered, REQUESTS as usize, "seed {seed}: every request answered eventually");
+        assert_eq!(net.stats(1).requests_received, REQUESTS, "each request handed to the responder once");
+    }
+}
+
+#[test]
+fn without_loss_every_round_trip_is_one_datagram_each_way_plus_its_copy() {
+    let (rtts, net) = round_trips(9, 0.0);
+    assert!(rtts.iter().all(|r| r.is_some_and(|d| d < Duration::from_millis(2))), "{rtts:?}");
+    let (a, b) = (net.stats(0), net.stats(1));
+    assert_eq!((a.requests_sent, b.requests_received, b.replies_sent, a.replies_received), (1000, 1000, 1000, 1000));
+    // Each side's copies arrive as duplicates, dropped by `sn`.
+    assert!(a.duplicates_ignored >= 999 && b.duplicates_ignored >= 999, "{a:?} {b:?}");
+    assert_eq!(a.repairs_requested + b.repairs_requested, 0);
+}
+
+#[test]
+fn reserved_names_cannot_be_requested_and_replies_to_others_are_dropped() {
+    let mut net = Network::new(4);
+    let a = net.add_endpoint(Config::default());
+    let b = net.add_endpoint(Config::default());
+    let c = net.add_endpoint(Config::default());
+    let wall = net.wall();
+    let body = wire::encode_args(&[]);
+    for name in ["start", "peerUp", "__ec_hb", "__ec_req:x"] {
+        let r = net.act(a, |ep, now| ep.request_encoded(now, wall, RequestId(1), Duration::from_secs(1), name, &body));
+        assert_eq!(r.map_err(|e| e.code()), Err("EPAYLOAD"), "{name}");
+    }
+    net.act(a, |ep, now| ep.request_encoded(now, wall, RequestId(5), Duration::from_secs(1), "q", &body)).unwrap();
+    net.run_until_idle();
+    assert_eq!((net.node(b).requests.len(), net.node(c).requests.len()), (1, 1));
+    let to = net.id(a);
+    net.act(b, |ep, now| ep.reply_encoded(now, wall, &to, RequestId(5), &wire::encode_args(&[Bson::Int32(1)])))
+        .unwrap();
+    net.run_until_idle();
+    assert_eq!(net.node(a).replies.len(), 1);
+    assert_eq!(net.node(c).replies.len(), 0);
+    assert_eq!(net.stats(c).replies_not_ours, 1);
+    assert!(net.events(c).is_empty() && net.events(a).is_empty(), "never events");
+}
