@@ -15,6 +15,7 @@ const path = require('node:path')
 const readline = require('node:readline')
 const { Tally, parseArgs } = require('./common.js')
 const { presenceScenario } = require('./presence.js')
+const { requestsScenario } = require('./requests.js')
 
 const args = parseArgs(process.argv.slice(2))
 const ROOT = path.resolve(__dirname, '..', '..')
@@ -394,6 +395,10 @@ SCENARIOS.push({
 // Presence (presence.js): appear, goodbye, kill -9 timeout, no false downs.
 SCENARIOS.push({ name: 'presence-0', loss: 0, receivers: [], run: presenceScenario })
 SCENARIOS.push({ name: 'presence-10', loss: 10, receivers: [], run: presenceScenario })
+
+// Request/reply (requests.js): 1,000 requests with a 1 s timeout, >= 99% answered in time.
+SCENARIOS.push({ name: 'requests-0', loss: 0, receivers: [], run: requestsScenario })
+SCENARIOS.push({ name: 'requests-10', loss: 10, receivers: [], run: requestsScenario })
 
 function fmtTable (results) {
   const head = ['scenario', 'loss', 'sent', 'receiver', 'delivered', 'dupes', 'bad', 'missing', 'gaps rep.', 'gaps stat', 'repairs rcv', 'time s', 'result']

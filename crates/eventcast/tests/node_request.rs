@@ -172,6 +172,21 @@ async fn requests_over_nats_and_across_the_bridge() {
     assert_eq!(cloud.request("where-lan", &[], T).await.unwrap(), Bson::String("lan".into()));
     let all = cloud_asker.gather("where", &[], Duration::from_millis(300)).await.unwrap();
     assert_eq!(all.len(), 1);
+    // 1,000 over NATS, 50 at a time: every one answered within 1 s, each its own answer.
+    cloud
+        .handle("double", |r: Request| async move {
+            Ok(Bson::Int64(2 * r.args.first().and_then(Bson::as_i64).unwrap_or(-1)))
+        })
+        .unwrap();
+    for batch in 0..20i64 {
+        let asks = (0..50i64).map(|k| {
+            let (asker, i) = (cloud_asker.clone(), batch * 50 + k);
+            async move { (i, asker.request("double", &[Bson::Int64(i)], T).await) }
+        });
+        for (i, r) in futures_util::future::join_all(asks).await {
+            assert_eq!(r.unwrap(), Bson::Int64(2 * i));
+        }
+    }
     for n in [cloud, cloud_asker, lan] {
         n.stop().await.unwrap();
     }
@@ -243,9 +258,15 @@ async fn a_flood_of_forged_requests_is_answered_within_the_bound() {
     }
     let options = test_options();
     let a = started(options.clone()).await;
-    a.handle("work", |_| async {
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        Ok(Bson::Int32(1))
+    // Handlers wait at this gate until the flood is over: no slot frees meanwhile.
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let g = gate.clone();
+    a.handle("work", move |_| {
+        let g = g.clone();
+        async move {
+            let _pass = g.acquire().await;
+            Ok(Bson::Int32(1))
+        }
     })
     .unwrap();
     let raw = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -259,7 +280,15 @@ async fn a_flood_of_forged_requests_is_answered_within_the_bound() {
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = a.stats();
+    assert_eq!(s.replies_sent, 0, "{s:?}");
+    gate.add_permits(flood);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.stats().replies_sent < MAX_SERVING as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let s = a.stats();
     eprintln!("responder after {flood} forged requests: {s:?}");
     assert!(s.requests_received as usize >= 2 * flood * 9 / 10, "{s:?}");
