@@ -164,3 +164,45 @@ test('eventcast request asks JS handlers: the first reply, --all, exit 1 on time
   assert.match(none.stderr, /no reply to "nobody" within 200 ms/)
   await Promise.all([a.stop(), b.stop()])
 })
+
+// eventcast 0.1.2 on the same group: requests and replies reach it as events
+// nobody listens to; it answers nothing and keeps working. 0.1.2 is not on
+// the npm registry: EVENTCAST_012_DIR names a checkout with its node_modules
+// (as for the lab's mixed-fleet scenario); without it this test is skipped.
+test('a 0.1.2 node on the group sends nothing for requests and replies and keeps working', async (t) => {
+  if (!process.env.EVENTCAST_012_DIR) {
+    t.skip('EVENTCAST_012_DIR is not set (a checkout of eventcast 0.1.2 with its node_modules; not on the npm registry)')
+    return
+  }
+  const dgram = require('node:dgram')
+  const path = require('node:path')
+  const Eventcast012 = require(path.resolve(process.env.EVENTCAST_012_DIR))
+  const p = port()
+  const old = Eventcast012({ port: p })
+  await new Promise((resolve) => old.start(resolve))
+  assert.match(String(old.id), /^[0-9a-f]{16}$/, '0.1.2 exposes its instance id')
+  const sniffer = dgram.createSocket({ type: 'udp4', reuseAddr: true })
+  let fromOld = 0
+  sniffer.on('message', (m) => { if (m.includes(Buffer.from(String(old.id)))) fromOld++ })
+  await new Promise((resolve) => sniffer.bind(p, resolve))
+  sniffer.addMembership('224.0.0.1')
+  const a = make({ port: p })
+  const b = make({ port: p })
+  await Promise.all([a.start(), b.start()])
+  a.handle('double', (x) => 2 * x)
+  const heardByOld = []
+  old.on('ping', (x) => heardByOld.push(x))
+  for (let i = 0; i < 50; i++) assert.equal(await b.request('double', i), 2 * i)
+  assert.equal((await b.timeout(200).gather('double', 1)).length, 1, 'the 0.1.2 node does not answer')
+  await sleep(300)
+  assert.equal(fromOld, 0, 'the 0.1.2 node sent nothing in reaction')
+  const pong = new Promise((resolve) => b.once('pong', resolve))
+  b.emit('ping', 7)
+  old.emit('pong', 8)
+  assert.equal(await pong, 8, 'the 0.1.2 node still emits')
+  await sleep(200)
+  assert.deepEqual(heardByOld, [7], 'and still receives')
+  sniffer.close()
+  await new Promise((resolve) => old.stop(resolve))
+  await Promise.all([a.stop(), b.stop()])
+})

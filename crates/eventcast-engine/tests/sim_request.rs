@@ -13,6 +13,9 @@ use eventcast_engine::wire;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+#[path = "support/forge.rs"]
+mod forge;
+
 const REQUESTS: u64 = 1000;
 const SPACING: Duration = Duration::from_millis(10);
 
@@ -129,4 +132,46 @@ fn reserved_names_cannot_be_requested_and_replies_to_others_are_dropped() {
     assert_eq!(net.node(c).replies.len(), 0);
     assert_eq!(net.stats(c).replies_not_ours, 1);
     assert!(net.events(c).is_empty() && net.events(a).is_empty(), "never events");
+}
+
+#[test]
+fn malformed_requests_and_replies_are_counted_never_delivered_nor_answered() {
+    let mut net = Network::new(5);
+    let a = net.add_endpoint(Config::default());
+    let me = net.id(a);
+    let from: std::net::SocketAddr = "10.6.6.6:9000".parse().unwrap();
+    let args = |v: Vec<Bson>| wire::encode_args(&v);
+    let cases: Vec<(String, Vec<u8>)> = vec![
+        ("__ec_req:".into(), args(vec![])),
+        ("__ec_req:0123456789ABCDEF:1000:x".into(), args(vec![])),
+        ("__ec_req:0123456789abcdef:0:x".into(), args(vec![])),
+        ("__ec_req:0123456789abcdef:99999999:x".into(), args(vec![])),
+        ("__ec_req:0123456789abcdef:1000:start".into(), args(vec![])),
+        ("__ec_req:0123456789abcdef:1000:__ec_hb".into(), args(vec![])),
+        (format!("__ec_rep:{me}"), args(vec![Bson::Int32(1)])),
+        (format!("__ec_rep:{me}:0123456789abcdef"), args(vec![])),
+        (format!("__ec_rep:{me}:0123456789abcdef"), args(vec![Bson::Int32(1), Bson::Int32(2)])),
+        (format!("__ec_rer:{me}:0123456789abcdef"), args(vec![Bson::String("boom".into())])),
+        (
+            format!("__ec_rer:{me}:0123456789abcdef"),
+            args(vec![Bson::Document(bson::doc! { "message": 1, "code": "" })]),
+        ),
+        (
+            format!("__ec_rer:{me}:0123456789abcdef"),
+            args(vec![Bson::Document(bson::doc! { "message": "x".repeat(5000), "code": "" })]),
+        ),
+        ("__ec_reply".into(), args(vec![])),
+    ];
+    let sent_before = net.stats(a).datagrams_sent;
+    for (i, (name, body)) in cases.iter().enumerate() {
+        let m = forge::meta(Some("fedcba9876543210"), &format!("{i:040x}"), name, 0, 1, Some(i as i64 + 1));
+        net.inject(a, from, &forge::datagram(&m, body));
+    }
+    net.run_until_idle();
+    let s = net.stats(a);
+    assert_eq!(s.rejected_malformed + s.rejected_reserved, cases.len() as u64, "{s:?}");
+    assert_eq!((s.requests_received, s.replies_received), (0, 0), "{s:?}");
+    let node = net.node(a);
+    assert!(node.requests.is_empty() && node.replies.is_empty() && node.events.is_empty());
+    assert_eq!(net.stats(a).datagrams_sent, sent_before, "nothing sent in reaction");
 }
