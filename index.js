@@ -7,6 +7,9 @@ const binding = require('./binding.js')
 const { Logger, LEVELS, resolveLevel } = require('./lib/logger.js')
 const { resolveOptions, nativeOptions, getRandomPort, metaJson, codes: optionCodes } = require('./lib/options.js')
 const { ReplServer } = require('./lib/repl.js')
+// Pattern listeners (onPattern/offPattern/onAny/offAny): lib/patterns.js.
+const patterns = require('./lib/patterns.js')
+const kPatterns = patterns.kPatterns
 
 // The wire protocol version spoken: Rust's (wire::PROTOCOL_VERSION), never a JS copy.
 const PROTOCOL_VERSION = binding.protocolVersion()
@@ -368,6 +371,7 @@ class EventcastImpl extends EventEmitter {
       if (typeof entry[0] === 'string') { // an event, ready for emit.apply
         if (entry[0] === 'error') {
           this._remoteError(entry)
+          if (this[kPatterns] !== null) this._toPatterns(entry) // pattern listeners get it as it came
           continue
         }
         try {
@@ -375,6 +379,7 @@ class EventcastImpl extends EventEmitter {
         } catch (err) {
           rethrowLater(err)
         }
+        if (this[kPatterns] !== null) this._toPatterns(entry) // after the named listeners
         continue
       }
       switch (entry[0]) {
@@ -484,9 +489,31 @@ class EventcastImpl extends EventEmitter {
       }
       st.log.warn(`emit(${JSON.stringify(String(name))}) while ${st.status}: emitted locally only`)
     }
-    return emitLocal.apply(this, arguments)
+    const had = emitLocal.apply(this, arguments)
+    // One check when nobody listens by pattern; else those listeners, after the named ones.
+    return this[kPatterns] === null ? had : patterns.emitToPatterns(this, arguments) || had
   }
 }
+
+// ---- pattern listeners: onPattern/offPattern/onAny/offAny (lib/patterns.js) ----
+patterns.install(EventcastImpl.prototype)
+/**
+ * A received event's pattern and any listeners, after its named listeners:
+ * an exception ends them and is rethrown outside the batch loop, as for the
+ * named listeners (rethrowLater).
+ */
+Object.defineProperty(EventcastImpl.prototype, '_toPatterns', {
+  writable: true,
+  configurable: true,
+  value: function _toPatterns (entry) {
+    try {
+      patterns.emitToPatterns(this, entry)
+    } catch (err) {
+      rethrowLater(err)
+    }
+  }
+})
+// ---- end of pattern listeners ----
 
 /**
  * emit()'s failure path: EPAYLOAD and EBACKPRESSURE (send queue full, wait for

@@ -64,3 +64,13 @@ pr.setMeta({ f: () => 1 })
 Eventcast({ port: 9000, presence: { interval: '1s' } })
 // @ts-expect-error a peerDown reason is one of three
 pr.on('peerDown', (p) => { const why: 'crash' = p.reason })
+// pattern listeners: typed name and free arguments, chainable, misuse rejected
+const pl = (name: string, ...args: any[]) => { const n: string = name }
+const patternChain: Eventcast = a.onPattern('orders.*.created', pl).onAny((name) => { const s: string = name.toUpperCase() }).offPattern('orders.*.created', pl).offPattern('orders.>').offAny(pl).offAny()
+t.onPattern('tick.>', (name, n) => { const s: string = name })
+// @ts-expect-error the pattern is a string
+a.onPattern(5, pl)
+// @ts-expect-error the listener takes the name first, a string
+a.onAny((name: number) => {})
+// @ts-expect-error onAny takes only a listener
+a.onAny('x', pl)
