@@ -490,7 +490,8 @@ class EventcastImpl extends EventEmitter {
       st.log.warn(`emit(${JSON.stringify(String(name))}) while ${st.status}: emitted locally only`)
     }
     const had = emitLocal.apply(this, arguments)
-    // One check when nobody listens by pattern; else those listeners, after the named ones.
+    // One check when nobody listens by pattern; else those listeners, after the named
+    // ones (emit then also returns true when one of them ran).
     return this[kPatterns] === null ? had : patterns.emitToPatterns(this, arguments) || had
   }
 }

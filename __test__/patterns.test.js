@@ -260,7 +260,7 @@ test('received: lifecycle events and a received "error" as it was sent', { skip:
   assert.deepEqual(seen, [['error', 'remote trouble'], ['done']], 'no start, stop, peerUp, peerDown')
 })
 
-test('a throwing pattern listener on a received event: uncaught, later listeners of that event skipped, the batch goes on', { skip: NETNS }, () => {
+test('throwing listeners on received events: uncaught, the later ones of their kind skipped, the batch goes on', { skip: NETNS }, () => {
   // In a child: node:test fails any test that sees an uncaught exception.
   const script = `
     const Eventcast = require(${JSON.stringify(require.resolve('..'))})
@@ -268,6 +268,8 @@ test('a throwing pattern listener on a received event: uncaught, later listeners
     const a = Eventcast(p), b = Eventcast(p)
     const calls = [], uncaught = []
     process.on('uncaughtException', (e) => uncaught.push(e.message))
+    b.on('boom', (i) => { calls.push('named' + i); if (i === 1) throw new Error('named bug') })
+    b.on('boom', (i) => calls.push('named2 ' + i))
     b.onAny((name, i) => { calls.push('any1 ' + name + i); if (i === 0) throw new Error('pattern bug') })
     b.onAny((name, i) => calls.push('any2 ' + name + i))
     b.on('after', () => setTimeout(async () => {
@@ -278,7 +280,11 @@ test('a throwing pattern listener on a received event: uncaught, later listeners
   `
   const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10000 })
   assert.deepEqual(JSON.parse(out.trim()), {
-    calls: ['any1 boom0', 'any1 boom1', 'any2 boom1', 'any1 afterundefined', 'any2 afterundefined'],
-    uncaught: ['pattern bug']
+    calls: [
+      'named0', 'named2 0', 'any1 boom0', // the pattern listener's throw ends the pattern listeners
+      'named1', 'any1 boom1', 'any2 boom1', // the named listener's throw ends the named ones only
+      'any1 afterundefined', 'any2 afterundefined'
+    ],
+    uncaught: ['pattern bug', 'named bug']
   })
 })
