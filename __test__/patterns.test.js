@@ -44,6 +44,31 @@ test('the shared table: the general token matcher and each compiled shortcut agr
   for (const [pattern, tokens] of TABLE.tokens) assert.deepEqual(binding.patternTokens(pattern), tokens, pattern)
 })
 
+test('random names: the JS matchers agree with the rule written the obvious way', () => {
+  // As Rust's proptest does for its matcher: split both, compare token lists.
+  const reference = (p, n) => {
+    const go = (pt, nt) => pt.length === 0 ? nt.length === 0
+      : pt[0] === '>' ? nt.length > 0
+        : nt.length > 0 && (pt[0] === '*' || pt[0] === nt[0]) && go(pt.slice(1), nt.slice(1))
+    return go(p.split('.'), n.split('.'))
+  }
+  const patterns = [...new Set(TABLE.matches.map((c) => c[0])), 'a.*.>', 'b.>', '*.a.*']
+  let seed = 25
+  const rand = (k) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % k }
+  const alphabet = ['a', 'b', '.', '*', '>', 'é']
+  for (const pattern of patterns) {
+    const tokens = binding.patternTokens(pattern)
+    const fast = compile(tokens)
+    for (let i = 0; i < 500; i++) {
+      let name = ''
+      for (let k = rand(9); k > 0; k--) name += alphabet[rand(alphabet.length)]
+      const want = reference(pattern, name)
+      assert.equal(matchTokens(tokens, name), want, `${pattern} ${name}`)
+      assert.equal(fast(name), want, `${pattern} ${name}`)
+    }
+  }
+})
+
 test('invalid patterns: TypeError with code EPATTERN, from onPattern and offPattern; nothing registered', () => {
   const ec = local()
   const fn = () => assert.fail('never registered')

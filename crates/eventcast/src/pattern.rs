@@ -189,6 +189,33 @@ mod tests {
         assert!(Pattern::parse(&"€".repeat(341)).is_ok());
     }
 
+    /// The rule written the obvious way (split both, compare token lists),
+    /// to check the allocation-free matcher against.
+    fn reference(pattern: &str, name: &str) -> bool {
+        fn go(p: &[&str], n: &[&str]) -> bool {
+            match (p.split_first(), n.split_first()) {
+                (Some((&">", _)), _) => !n.is_empty(),
+                (Some((&"*", pr)), Some((_, nr))) => go(pr, nr),
+                (Some((t, pr)), Some((u, nr))) => t == u && go(pr, nr),
+                (None, None) => true,
+                _ => false,
+            }
+        }
+        go(&pattern.split('.').collect::<Vec<_>>(), &name.split('.').collect::<Vec<_>>())
+    }
+
+    proptest::proptest! {
+        /// Any name (received names are whatever a peer sent) against any
+        /// pattern string: no panic; valid ones match as the reference says.
+        #[test]
+        fn matches_as_the_reference_and_never_panics(pattern in "[ab.*>]{0,9}", name in "[ab.*>é]{0,9}") {
+            if let Ok(p) = Pattern::parse(&pattern) {
+                proptest::prop_assert_eq!(p.matches(&name), reference(&pattern, &name), "{:?} {:?}", pattern, name);
+                proptest::prop_assert!(p.matches(&pattern) || !p.is_literal());
+            }
+        }
+    }
+
     #[test]
     fn literal_and_display() {
         assert!(Pattern::parse("a.b").unwrap().is_literal());
