@@ -27,7 +27,9 @@ const kPatterns = Symbol('eventcast.patterns')
 // The hot paths test `inUse.count !== 0` before `this[kPatterns]`: a module
 // constant's field costs next to nothing, where the symbol lookup on the
 // instance (found on the prototype) measured some 15 ns per received event
-// (bench: A/B of _onBatch with and without it, in one process).
+// (bench: A/B of _onBatch with and without it, in one process). An instance
+// dropped with listeners still registered stays counted: the others then pay
+// that lookup, nothing more.
 const inUse = { count: 0 }
 
 function codedError (Ctor, code, message) {
