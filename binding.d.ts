@@ -245,6 +245,16 @@ export declare function optionBounds(): Array<NativeOptionBound>
  */
 export declare function optionTable(): Array<NativeOptionSpec>
 
+/**
+ * The tokens of an event-name pattern (`['orders', '*', 'created']`), or a
+ * `TypeError` with code `EPATTERN` saying which rule it breaks: the one
+ * parser ([`eventcast::Pattern::parse`]), so `onPattern` accepts exactly what
+ * `Eventcast::subscribe_pattern` and `eventcast listen --pattern` accept.
+ * JS matches names with these tokens itself (`lib/patterns.js`): a call into
+ * Rust per event would cost more than the match.
+ */
+export declare function patternTokens(pattern: string): Array<string>
+
 /** The presence bounds (`wire::beacon`). */
 export declare function presenceLimits(): NativePresenceLimits
 

@@ -841,6 +841,7 @@ module.exports.decodePayload = nativeBinding.decodePayload
 module.exports.encodePayload = nativeBinding.encodePayload
 module.exports.optionBounds = nativeBinding.optionBounds
 module.exports.optionTable = nativeBinding.optionTable
+module.exports.patternTokens = nativeBinding.patternTokens
 module.exports.presenceLimits = nativeBinding.presenceLimits
 module.exports.protocolPrefix = nativeBinding.protocolPrefix
 module.exports.protocolVersion = nativeBinding.protocolVersion

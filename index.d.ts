@@ -479,6 +479,15 @@ declare namespace Eventcast {
   /** Arguments of event K: typed for names in the map (and built-in events), free otherwise. */
   type ArgsOf<E extends EventMap, K> = K extends keyof AllEvents<E> ? AllEvents<E>[K] : Value[]
   type ListenerOf<E extends EventMap, K> = K extends keyof AllEvents<E> ? Listener<AllEvents<E>[K]> : (...args: any[]) => void
+
+  // ---- pattern listeners ----
+  /**
+   * A pattern or any listener: the event's name, then its arguments. Names
+   * come from peers, so any name may arrive: the arguments are not typed by
+   * the event map.
+   */
+  type PatternListener = (name: string, ...args: any[]) => void
+  // ---- end of pattern listeners ----
 }
 
 type TypedMethods = 'emit' | 'on' | 'addListener' | 'once' | 'prependListener' | 'prependOnceListener' | 'off' | 'removeListener'
@@ -561,6 +570,31 @@ interface Eventcast<E extends Eventcast.EventMap = Eventcast.EventMap, R extends
   gather<K extends string> (name: K, ...args: Eventcast.RequestArgs<R, K>): Promise<Array<Eventcast.GatherReply<Eventcast.RequestResult<R, K>>>>
   /** `ec.timeout(ms).request(...)` / `.gather(...)`: one call with its own timeout (1–3600000 ms). */
   timeout (ms: number): Eventcast.WithTimeout<R>
+  // ---- pattern listeners ----
+  /**
+   * Calls `listener(name, ...args)` for every event whose name matches
+   * `pattern`: NATS wildcards on `.`-separated names, `*` one token (`'orders.*'`
+   * matches `orders.eu`, not `orders` nor `orders.eu.paid`), `>` one or more
+   * trailing tokens (`'orders.>'`); other tokens match literally. It gets
+   * the events named listeners get (received, and emitted locally by `emit`),
+   * after the named listeners, in registration order with the other pattern
+   * and any listeners; never lifecycle events (`start`, `stop`, `gap`,
+   * `peerUp`, ...) nor protocol messages. A received `'error'` event comes
+   * as it was sent (`'error', ...args`). `on('a.*')` still listens to the
+   * literal name `a.*`.
+   *
+   * Throws TypeError `EPATTERN` for an invalid pattern (empty token, `*`/`>`
+   * inside a token, `>` not last, over 1024 bytes) and `ERR_INVALID_ARG_TYPE`
+   * for a listener that is not a function.
+   */
+  onPattern (pattern: string, listener: Eventcast.PatternListener): this
+  /** Removes the last registration of `listener` for `pattern` (the same string), or without a listener every one of `pattern`. */
+  offPattern (pattern: string, listener?: Eventcast.PatternListener): this
+  /** Calls `listener(name, ...args)` for every event (as {@link onPattern} with a pattern every name matches). */
+  onAny (listener: Eventcast.PatternListener): this
+  /** Removes the last `onAny` registration of `listener`, or without a listener every `onAny` listener. */
+  offAny (listener?: Eventcast.PatternListener): this
+  // ---- end of pattern listeners ----
 }
 
 interface EventcastConstructor {

@@ -8,6 +8,10 @@ const { Logger, LEVELS, resolveLevel } = require('./lib/logger.js')
 const { resolveOptions, nativeOptions, getRandomPort, metaJson, checkRequestTimeout, codes: optionCodes } = require('./lib/options.js')
 const { ReplServer } = require('./lib/repl.js')
 const { Requests } = require('./lib/requests.js')
+// Pattern listeners (onPattern/offPattern/onAny/offAny): lib/patterns.js.
+const patterns = require('./lib/patterns.js')
+const kPatterns = patterns.kPatterns
+const patternsInUse = patterns.inUse // { count }: instances with pattern listeners, the hot paths' first check
 
 // The wire protocol version spoken: Rust's (wire::PROTOCOL_VERSION), never a JS copy.
 const PROTOCOL_VERSION = binding.protocolVersion()
@@ -423,6 +427,7 @@ class EventcastImpl extends EventEmitter {
       if (typeof entry[0] === 'string') { // an event, ready for emit.apply
         if (entry[0] === 'error') {
           this._remoteError(entry)
+          if (patternsInUse.count !== 0 && this[kPatterns] !== null) this._toPatterns(entry) // as it came
           continue
         }
         try {
@@ -430,6 +435,7 @@ class EventcastImpl extends EventEmitter {
         } catch (err) {
           rethrowLater(err)
         }
+        if (patternsInUse.count !== 0 && this[kPatterns] !== null) this._toPatterns(entry) // after the named ones
         continue
       }
       switch (entry[0]) {
@@ -548,9 +554,33 @@ class EventcastImpl extends EventEmitter {
       }
       st.log.warn(`emit(${JSON.stringify(String(name))}) while ${st.status}: emitted locally only`)
     }
-    return emitLocal.apply(this, arguments)
+    const had = emitLocal.apply(this, arguments)
+    // One check when nobody listens by pattern; else those listeners, after the named
+    // ones (emit then also returns true when one of them ran).
+    if (patternsInUse.count === 0 || this[kPatterns] === null) return had
+    return patterns.emitToPatterns(this, arguments) || had
   }
 }
+
+// ---- pattern listeners: onPattern/offPattern/onAny/offAny (lib/patterns.js) ----
+patterns.install(EventcastImpl.prototype)
+/**
+ * A received event's pattern and any listeners, after its named listeners:
+ * an exception ends them and is rethrown outside the batch loop, as for the
+ * named listeners (rethrowLater).
+ */
+Object.defineProperty(EventcastImpl.prototype, '_toPatterns', {
+  writable: true,
+  configurable: true,
+  value: function _toPatterns (entry) {
+    try {
+      patterns.emitToPatterns(this, entry)
+    } catch (err) {
+      rethrowLater(err)
+    }
+  }
+})
+// ---- end of pattern listeners ----
 
 /**
  * emit()'s failure path: EPAYLOAD and EBACKPRESSURE (send queue full, wait for

@@ -85,3 +85,13 @@ rr.request('sum', 'a', 'b')
 rr.handle('sum', () => 'not a number')
 // @ts-expect-error requestTimeout is a number
 Eventcast({ port: 9000, requestTimeout: '1s' })
+// pattern listeners: typed name and free arguments, chainable, misuse rejected
+const pl = (name: string, ...args: any[]) => { const n: string = name }
+const patternChain: Eventcast = a.onPattern('orders.*.created', pl).onAny((name) => { const s: string = name.toUpperCase() }).offPattern('orders.*.created', pl).offPattern('orders.>').offAny(pl).offAny()
+t.onPattern('tick.>', (name, n) => { const s: string = name })
+// @ts-expect-error the pattern is a string
+a.onPattern(5, pl)
+// @ts-expect-error the listener takes the name first, a string
+a.onAny((name: number) => {})
+// @ts-expect-error onAny takes only a listener
+a.onAny('x', pl)

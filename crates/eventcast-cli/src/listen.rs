@@ -2,7 +2,7 @@
 
 use crate::common::{finish, interface_note, print_notice, sleep_until_opt, start_node, where_listening, Common};
 use bson::Bson;
-use eventcast::Notification;
+use eventcast::{Notification, Pattern};
 use std::io::Write;
 use std::time::Duration;
 
@@ -15,6 +15,15 @@ pub struct Listen {
     pub count: Option<u64>,
     /// Exit after this long.
     pub timeout: Option<Duration>,
+    /// Print only the events whose names match one of these (all when empty).
+    pub patterns: Vec<Pattern>,
+}
+
+impl Listen {
+    /// Whether an event of this name is printed (and counted for `--count`).
+    pub(crate) fn wants(&self, name: &str) -> bool {
+        self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(name))
+    }
 }
 
 /// The JSON line `listen` prints for an event.
@@ -55,6 +64,9 @@ pub async fn listen(cmd: Listen) -> Result<(), String> {
         }
         for n in buf.drain(..) {
             match n {
+                // Filtered here, not with `subscribe_pattern`: errors and gaps
+                // still come on the one stream, in order with the events.
+                Notification::Event(e) if !cmd.wants(&e.name) => {}
                 Notification::Event(e) => {
                     writeln!(out, "{}", event_line(e)).map_err(|e| format!("stdout: {e}"))?;
                     seen += 1;

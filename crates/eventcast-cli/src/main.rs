@@ -16,7 +16,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use common::{parse_json_arg, positive_rate, CommonArgs};
 use emit::{emit, Emit};
 use eventcast::MulticastInterface;
-use eventcast::{BridgeOptions, NatsOptions, Options};
+use eventcast::{BridgeOptions, NatsOptions, Options, Pattern};
 use group_arg::{group_and_interface, group_arg, GroupArg};
 use listen::{listen, Listen};
 use peers::{peers, Peers};
@@ -49,9 +49,16 @@ enum Cmd {
     /// When ready it prints `listening on GROUP:PORT id=ID` on stderr
     /// (with --nats: `listening on nats subject S id=ID`). Errors and gaps go to stderr
     /// as `error CODE: message` and `gap {"sender":...,"count":N}`.
+    /// With --pattern, only the events whose names match one of the patterns are
+    /// printed (and counted by --count).
     Listen {
         #[command(flatten)]
         common: CommonArgs,
+        /// Print only events whose names match P: NATS wildcards on `.`-separated
+        /// names, `*` one token, `>` one or more trailing tokens (`orders.*.created`,
+        /// `metrics.>`); repeat for several (an event matching any is printed)
+        #[arg(long = "pattern", value_name = "P", value_parser = pattern_arg)]
+        patterns: Vec<Pattern>,
         /// Exit after N events
         #[arg(long, value_name = "N")]
         count: Option<u64>,
@@ -194,6 +201,11 @@ enum Command {
     Top(Top),
 }
 
+/// `--pattern`, parsed by the library's one parser (the JS `onPattern` uses it too).
+fn pattern_arg(s: &str) -> Result<Pattern, String> {
+    Pattern::parse(s).map_err(|e| format!("{e} ({})", e.code()))
+}
+
 /// The options of a command that shows the peers: presence on, and the
 /// node's own label `name` unless --name.
 fn with_presence(common: CommonArgs, name: &str, command: &str) -> Result<common::Common, String> {
@@ -216,10 +228,11 @@ fn json_args(args: &[String]) -> Result<Vec<bson::Bson>, String> {
 /// arguments) and builds the command.
 fn command(cli: Cli) -> Result<Command, String> {
     Ok(match cli.command {
-        Cmd::Listen { common, count, timeout_ms } => Command::Listen(Listen {
+        Cmd::Listen { common, patterns, count, timeout_ms } => Command::Listen(Listen {
             common: common.into_common(None)?,
             count,
             timeout: timeout_ms.map(Duration::from_millis),
+            patterns,
         }),
         Cmd::Emit { common, repeat, rate, linger_ms, name, args } => {
             let args = json_args(&args)?;
@@ -435,6 +448,26 @@ mod tests {
         assert!(parse_args(&["listen", "--port", "1", "--name", &"n".repeat(300)]).unwrap_err().contains("name"));
         assert!(parse_args(&["top", "--port", "1", "--interval", "10"]).unwrap_err().contains("at least 100"));
         assert!(parse_args(&["peers", "--port", "1", "--timeout-ms", "10"]).unwrap_err().contains("--watch"));
+    }
+
+    #[test]
+    fn listen_patterns_repeat_and_select_names() {
+        let Command::Listen(l) = parse_args(&["listen", "--port", "9000"]).unwrap() else { panic!("not listen") };
+        assert!(l.patterns.is_empty());
+        assert!(l.wants("anything") && l.wants(""), "no pattern: every event");
+        let Command::Listen(l) =
+            parse_args(&["listen", "--port", "9000", "--pattern", "orders.*.created", "--pattern", "audit.>"]).unwrap()
+        else {
+            panic!("not listen")
+        };
+        assert_eq!(l.patterns.iter().map(Pattern::as_str).collect::<Vec<_>>(), ["orders.*.created", "audit.>"]);
+        assert!(l.wants("orders.eu.created") && l.wants("audit.login.failed"));
+        assert!(!l.wants("orders.eu.paid") && !l.wants("audit") && !l.wants("metrics.cpu"));
+        for bad in ["", "a.>.b", "a*", "a..b"] {
+            let err = parse_args(&["listen", "--port", "9000", "--pattern", bad]).unwrap_err();
+            assert!(err.contains("EPATTERN") && err.contains("invalid pattern"), "{bad:?}: {err}");
+        }
+        assert!(parse_args(&["emit", "--port", "1", "--pattern", "a.*", "x"]).unwrap_err().contains("--pattern"));
     }
 
     #[test]

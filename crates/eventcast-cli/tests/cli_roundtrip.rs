@@ -206,6 +206,35 @@ fn cli_usage_errors_exit_2() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("eventcast listen"));
+    // An invalid pattern is refused before anything starts, with its code.
+    let out = Command::new(BIN).args(["listen", "--port", "9000", "--pattern", "a.>.b"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("EPATTERN") && stderr.contains("'>' may only be the last token"), "{stderr}");
+}
+
+/// `listen --pattern`: only matching events are printed and counted. The
+/// others are sent first, so a filter that let them through would fill the
+/// count with them.
+#[test]
+fn cli_listen_prints_only_events_matching_its_patterns() {
+    if skip_outside_netns("cli_listen_prints_only_events_matching_its_patterns") {
+        return;
+    }
+    let port = random_port();
+    let listener = listen(port, &["--count", "2", "--pattern", "orders.*.created", "--pattern", "audit.>"]);
+    for name in ["orders.eu.paid", "audit", "metrics.cpu", "orders.created", "orders.eu.created", "audit.login.failed"]
+    {
+        emit(port, &[], &[name, "1"]);
+    }
+    let (lines, stderr) = finish(listener);
+    let names: Vec<&str> = lines.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["orders.eu.created", "audit.login.failed"], "{stderr}");
+    assert_eq!(lines[0]["args"], serde_json::json!([1]));
+    // The node received all six; it printed two.
+    let stats: serde_json::Value =
+        serde_json::from_str(stderr.lines().find_map(|l| l.strip_prefix("stats ")).expect("a stats line")).unwrap();
+    assert_eq!(stats["events_delivered"], 6, "{stats}");
 }
 
 /// The CLI's runtime worker asks for the short scheduler slice

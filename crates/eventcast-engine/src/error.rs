@@ -190,6 +190,17 @@ pub enum Error {
     /// notification, never returned from calls.
     #[error("internal error, node stopped: {0}")]
     Internal(String),
+    /// An event-name pattern that breaks the token rules (`EPATTERN`): an
+    /// empty token, `*` or `>` inside a token, `>` not last, or too long
+    /// (the driver's `Pattern::parse` says which).
+    #[error("invalid pattern {pattern:?}: {reason}")]
+    Pattern {
+        /// The pattern as given, cut to its first 64 characters (a pattern
+        /// refused for its length would otherwise fill the message).
+        pattern: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
 }
 
 impl Error {
@@ -215,6 +226,7 @@ impl Error {
             Error::TimedOut { .. } => "ETIMEDOUT",
             Error::Remote { .. } => "EREMOTE",
             Error::TooManyRequests { .. } => "ETOOMANYREQUESTS",
+            Error::Pattern { .. } => "EPATTERN",
         }
     }
 }

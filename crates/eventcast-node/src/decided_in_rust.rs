@@ -110,3 +110,17 @@ pub fn presence_limits() -> NativePresenceLimits {
         meta_max_bytes: eventcast::wire::beacon::MAX_META_BYTES as u32,
     }
 }
+
+/// The tokens of an event-name pattern (`['orders', '*', 'created']`), or a
+/// `TypeError` with code `EPATTERN` saying which rule it breaks: the one
+/// parser ([`eventcast::Pattern::parse`]), so `onPattern` accepts exactly what
+/// `Eventcast::subscribe_pattern` and `eventcast listen --pattern` accept.
+/// JS matches names with these tokens itself (`lib/patterns.js`): a call into
+/// Rust per event would cost more than the match.
+#[napi(js_name = "patternTokens")]
+pub fn pattern_tokens(env: napi::Env, pattern: String) -> napi::Result<Vec<String>> {
+    match eventcast::Pattern::parse(&pattern) {
+        Ok(p) => Ok(p.tokens().map(str::to_string).collect()),
+        Err(e) => Err(crate::throw(crate::raw::JsEnv::of(&env), true, e.code(), &e.to_string())),
+    }
+}

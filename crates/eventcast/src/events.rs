@@ -1,8 +1,10 @@
 //! What a node tells its application: [`Notification`]s, handed out through
-//! [`Events`] subscriptions and an optional [`NotificationSink`], and the
-//! fan-out that delivers them (bounded queues; drops counted and logged).
+//! [`Events`] subscriptions (or [`PatternEvents`], the events of matching
+//! names only) and an optional [`NotificationSink`], and the fan-out that
+//! delivers them (bounded queues; drops counted and logged).
 
 use crate::exchange::{Reply, Request};
+use crate::pattern::Pattern;
 use crate::protocol::{Event, PeerDownReason, PeerInfo};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -100,6 +102,81 @@ impl std::fmt::Debug for Events {
     }
 }
 
+/// A subscription to the events whose names match a [`Pattern`]
+/// ([`Eventcast::subscribe_pattern`](crate::Eventcast::subscribe_pattern)):
+/// it yields those events only, in order, without the other notifications
+/// (errors, gaps, drain, presence). Filtered where notifications are fanned
+/// out, so the rest never takes room in its queue; otherwise as [`Events`]:
+/// bounded by [`SUBSCRIBER_CAPACITY`], losses counted and logged, ended when
+/// the node is dropped, alive across stop/start.
+pub struct PatternEvents {
+    rx: mpsc::Receiver<Notification>,
+    pattern: Arc<Pattern>,
+}
+
+impl PatternEvents {
+    /// Next matching event; `None` once the node is gone.
+    pub async fn recv(&mut self) -> Option<Event> {
+        loop {
+            if let Notification::Event(e) = self.rx.recv().await? {
+                return Some(e);
+            }
+        }
+    }
+
+    /// A matching event if one is ready, without waiting.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        while let Ok(n) = self.rx.try_recv() {
+            if let Notification::Event(e) = n {
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// Blocking receive for threads outside any async runtime (panics if
+    /// called from inside one, like tokio's `blocking_recv`).
+    pub fn blocking_recv(&mut self) -> Option<Event> {
+        loop {
+            if let Notification::Event(e) = self.rx.blocking_recv()? {
+                return Some(e);
+            }
+        }
+    }
+
+    /// The pattern this subscription takes.
+    pub fn pattern(&self) -> &Pattern {
+        &self.pattern
+    }
+}
+
+impl std::fmt::Debug for PatternEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatternEvents")
+            .field("pattern", &self.pattern.as_str())
+            .field("queued", &self.rx.len())
+            .finish()
+    }
+}
+
+/// One subscription's end of the fan-out: its queue, and for a pattern
+/// subscription the names it takes.
+struct Subscriber {
+    tx: mpsc::Sender<Notification>,
+    only: Option<Arc<Pattern>>,
+}
+
+impl Subscriber {
+    /// Whether this subscriber takes `note`: everything, or a matching event.
+    fn wants(&self, note: &Notification) -> bool {
+        match (&self.only, note) {
+            (None, _) => true,
+            (Some(p), Notification::Event(e)) => p.matches(&e.name),
+            (Some(_), _) => false,
+        }
+    }
+}
+
 /// A synchronous consumer of notifications, for code that runs its own event
 /// loop (the Node binding hands them straight to the JS thread). Unlike an
 /// [`Events`] subscription there is no queue and no task in between: `deliver`
@@ -121,7 +198,7 @@ pub trait NotificationSink: Send + Sync {
 /// while handing over one batch: the subscriber list (`subscribe` adds to it
 /// from any thread) and the sink (replaced by `set_sink`).
 pub(crate) struct Fanout {
-    subscribers: Mutex<Vec<mpsc::Sender<Notification>>>,
+    subscribers: Mutex<Vec<Subscriber>>,
     sink: Mutex<Option<Arc<dyn NotificationSink>>>,
     dropped: AtomicU64,
     /// Time base of `last_warning_ms`.
@@ -144,8 +221,16 @@ impl Fanout {
     /// A new subscription, receiving every notification from now on.
     pub(crate) fn subscribe(&self) -> Events {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_CAPACITY);
-        self.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        self.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push(Subscriber { tx, only: None });
         Events { rx }
+    }
+
+    /// A new subscription, receiving the events matching `pattern` from now on.
+    pub(crate) fn subscribe_pattern(&self, pattern: Pattern) -> PatternEvents {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_CAPACITY);
+        let pattern = Arc::new(pattern);
+        self.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push(Subscriber { tx, only: Some(pattern.clone()) });
+        PatternEvents { rx, pattern }
     }
 
     /// Installs (or with `None` removes) the sink; returns the previous one.
@@ -190,21 +275,27 @@ impl Fanout {
     fn to_subscribers(&self, notes: &mut Vec<Notification>, keep: bool) -> u64 {
         let mut dropped = 0u64;
         let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-        subs.retain(|s| !s.is_closed());
+        subs.retain(|s| !s.tx.is_closed());
         let (cloned, last) = match subs.split_last() {
             Some((last, others)) if !keep => (others, Some(last)),
             _ => (&subs[..], None),
         };
         for note in notes.iter() {
             for s in cloned {
-                if let Err(mpsc::error::TrySendError::Full(_)) = s.try_send(note.clone()) {
+                if !s.wants(note) {
+                    continue;
+                }
+                if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(note.clone()) {
                     dropped += 1;
                 }
             }
         }
         if let Some(last) = last {
             for note in notes.drain(..) {
-                if let Err(mpsc::error::TrySendError::Full(_)) = last.try_send(note) {
+                if !last.wants(&note) {
+                    continue;
+                }
+                if let Err(mpsc::error::TrySendError::Full(_)) = last.tx.try_send(note) {
                     dropped += 1;
                 }
             }

@@ -9,7 +9,7 @@ use super::state::{Core, Shared};
 use super::status::{Status, StopAfterFault};
 #[cfg(feature = "testing")]
 use super::supervise::DriverTask;
-use super::{Events, InterfaceInUse, Notification, NotificationSink, Options};
+use super::{Events, InterfaceInUse, Notification, NotificationSink, Options, Pattern, PatternEvents};
 use crate::error::Error;
 use crate::protocol::Endpoint;
 use crate::protocol::{Config, Stats};
@@ -140,6 +140,26 @@ impl Eventcast {
     /// A new subscription; it receives every notification from now on.
     pub fn subscribe(&self) -> Events {
         self.inner.shared.fanout.subscribe()
+    }
+
+    /// A new subscription to the events whose names match `pattern` (NATS
+    /// wildcards on `.`-separated names: `*` one token, `>` one or more
+    /// trailing tokens; see [`Pattern`](crate::Pattern)), from now on. It
+    /// yields those events only: errors, gaps and presence stay on
+    /// [`subscribe`](Self::subscribe)'s stream. Like every subscription it
+    /// never sees this node's own emits. An invalid pattern is
+    /// [`Error::Pattern`] (`EPATTERN`).
+    ///
+    /// ```no_run
+    /// # async fn demo(node: eventcast::Eventcast) -> Result<(), eventcast::Error> {
+    /// let mut orders = node.subscribe_pattern("orders.*.created")?;
+    /// while let Some(e) = orders.recv().await {
+    ///     println!("{} {:?}", e.name, e.args); // orders.eu.created, orders.us.created, ...
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_pattern(&self, pattern: &str) -> Result<PatternEvents, Error> {
+        Ok(self.inner.shared.fanout.subscribe_pattern(Pattern::parse(pattern)?))
     }
 
     /// Installs (or, with `None`, removes) the node's [`NotificationSink`],

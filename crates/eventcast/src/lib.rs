@@ -64,8 +64,11 @@
 //!
 //! * `handle` — the public handle [`Eventcast`] (construction, accessors,
 //!   subscribe, stats, test hooks) and [`Status`].
-//! * `events` — [`Notification`], [`Events`] subscriptions, the
+//! * `events` — [`Notification`], [`Events`] subscriptions (and
+//!   [`PatternEvents`], the events of matching names), the
 //!   [`NotificationSink`], and the fan-out that delivers to them.
+//! * `pattern` — [`Pattern`]: the wildcard rule on event names (NATS's `*`
+//!   and `>` on `.`-separated tokens), the one definition JS uses too.
 //! * `state` — what the handle and the tasks share: `Shared` (atomics,
 //!   subscribers, the sink) around one lock on `Core` (endpoint, transport,
 //!   send queue); `Core::pump` turns what the endpoint produced into sends
@@ -73,6 +76,9 @@
 //! * `lifecycle` — `start`/`start_polled`/`stop`: opening the transport,
 //!   installing the endpoint, spawning the tasks, the orderly stop.
 //! * `emit` — the emit path on the caller's thread.
+//! * `request` — request/reply: [`Eventcast::handle`], [`Eventcast::request`],
+//!   [`Eventcast::gather`] and the calls the Node binding uses; `exchange` —
+//!   its tables (handlers, our pending requests, requests being answered).
 //! * `receive` — the receive path: one burst at a time, from the receive
 //!   task, or in polled mode from [`Eventcast::receive`] and the stall guard.
 //! * `timers` — the timer task (endpoint timers, retries of queued sends).
@@ -151,6 +157,7 @@ mod lifecycle;
 mod nats;
 mod option_table;
 mod options;
+mod pattern;
 mod presence;
 mod receive;
 mod request;
@@ -167,7 +174,7 @@ mod timers;
 mod transport;
 
 pub use bridge::{Bridge, BridgeOptions, BridgeStats, BRIDGE_SEEN_CAPACITY, BRIDGE_WINDOW};
-pub use events::{Events, Notification, NotificationSink, SUBSCRIBER_CAPACITY};
+pub use events::{Events, Notification, NotificationSink, PatternEvents, SUBSCRIBER_CAPACITY};
 pub use exchange::{failure, Reply, Request, MAX_PENDING, MAX_REPLIES, MAX_SERVING};
 pub use group::{needs_interface, parse_group, MulticastInterface, MAX_INTERFACE_NAME};
 pub use handle::Eventcast;
@@ -184,6 +191,7 @@ pub use options::{
     OPTION_BOUNDS, PRESENCE_INTERVAL_MS_BOUND, PRESENCE_MAX_PEERS_BOUND, PRESENCE_TIMEOUT_MS_BOUND,
     SEND_QUEUE_BYTES_RANGE,
 };
+pub use pattern::{Pattern, MAX_PATTERN_BYTES};
 pub use presence::{default_name, meta_from_json, peer_json, PresenceOptions};
 pub use protocol::{PeerDownReason, PeerInfo, PeerStats, PeerTransport};
 pub use protocol::{RemoteFailure, RequestId};
