@@ -201,6 +201,14 @@ impl SecureKey {
         self.0.aead.seal(inner, rng)
     }
 
+    /// [`seal`](Self::seal) in place: `buf` holds the inner datagram and
+    /// becomes the sealed one (no allocation when it has
+    /// [`SEAL_OVERHEAD_MAX`] bytes of spare capacity), so a sender can seal
+    /// into the buffers it reuses.
+    pub fn seal_in_place<R: RngCore + CryptoRng + ?Sized>(&self, buf: &mut Vec<u8>, rng: &mut R) {
+        self.0.aead.seal_in_place(buf, rng)
+    }
+
     /// Seals with version 1 (`alg: "hs256"`, [`hs256`]), as a node of the
     /// previous release does. Nodes no longer send it; it stays for as long
     /// as [`open`](Self::open) accepts it, so tests can play such a node.

@@ -95,24 +95,33 @@ impl Aead {
     /// The whole datagram of `inner` under the session's next nonce; `rng`
     /// supplies the outer `seqId` only.
     pub(super) fn seal<R: RngCore + ?Sized>(&self, inner: &[u8], rng: &mut R) -> Vec<u8> {
-        let counter = self.next.fetch_add(1, Ordering::Relaxed);
         let mut out = Vec::with_capacity(sealed_len(inner.len()));
-        write_outer_meta(&mut out, rng, AEAD_ALG);
-        debug_assert_eq!(out.len(), OUTER_META_LEN);
-        let aad_len = out.len();
-        out.extend_from_slice(&self.session);
-        out.extend_from_slice(&[0; 4]);
-        out.extend_from_slice(&counter.to_be_bytes());
-        let ct_start = out.len();
         out.extend_from_slice(inner);
-        let (head, ct) = out.split_at_mut(ct_start);
-        let nonce = Nonce::<Aes256Gcm>::from_slice(&head[aad_len + SALT_LEN..]);
+        self.seal_in_place(&mut out, rng);
+        out
+    }
+
+    /// [`seal`](Self::seal) where `buf` holds the inner datagram: it becomes
+    /// the sealed datagram, so a sender can reuse its buffers (no allocation
+    /// when `buf` has [`SEAL_OVERHEAD`] bytes to spare).
+    pub(super) fn seal_in_place<R: RngCore + ?Sized>(&self, buf: &mut Vec<u8>, rng: &mut R) {
+        let counter = self.next.fetch_add(1, Ordering::Relaxed);
+        let inner_len = buf.len();
+        buf.reserve(SEAL_OVERHEAD);
+        // Header, meta and nonce go after the inner datagram, then rotate to the front.
+        write_outer_meta(buf, rng, AEAD_ALG);
+        debug_assert_eq!(buf.len() - inner_len, OUTER_META_LEN);
+        buf.extend_from_slice(&self.session);
+        buf.extend_from_slice(&[0; 4]);
+        buf.extend_from_slice(&counter.to_be_bytes());
+        buf.rotate_left(inner_len);
+        let (head, ct) = buf.split_at_mut(OUTER_META_LEN + NONCE_LEN);
+        let nonce = Nonce::<Aes256Gcm>::from_slice(&head[OUTER_META_LEN + SALT_LEN..]);
         let tag = self
             .own
-            .encrypt_in_place_detached(nonce, &head[..aad_len], ct)
+            .encrypt_in_place_detached(nonce, &head[..OUTER_META_LEN], ct)
             .unwrap_or_else(|_| unreachable!("GCM refuses only plaintexts over 64 GiB"));
-        out.extend_from_slice(&tag);
-        out
+        buf.extend_from_slice(&tag);
     }
 
     /// Opens a datagram of this version whose framing the caller split into

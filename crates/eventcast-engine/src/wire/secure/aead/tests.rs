@@ -57,6 +57,21 @@ const GOLDEN_SECOND: &str = concat!(
     "d9ccce5ff863df676079ae0d4746eb5e", // tag
 );
 
+/// In place, in a buffer with room for the overhead: the same datagram as
+/// `seal` would make, and no reallocation.
+#[test]
+fn seal_in_place_reuses_the_buffer() {
+    let a = group_aead(std::array::from_fn(|i| 0x10 + i as u8));
+    let b = group_aead(std::array::from_fn(|i| 0x10 + i as u8));
+    let mut buf = Vec::with_capacity(20 + SEAL_OVERHEAD);
+    buf.extend_from_slice(b"inner datagram bytes");
+    let at = buf.as_ptr();
+    a.seal_in_place(&mut buf, &mut rand::rngs::StdRng::seed_from_u64(7));
+    assert_eq!(buf.as_ptr(), at, "reallocated");
+    assert_eq!(buf, b.seal(b"inner datagram bytes", &mut rand::rngs::StdRng::seed_from_u64(7)));
+    assert_eq!(hex(&buf), GOLDEN_FIRST);
+}
+
 #[test]
 fn nonces_are_the_session_and_a_counter_shared_by_clones() {
     let key = crate::wire::SecureKey::derive_with_iterations("k", 1);
