@@ -1,5 +1,5 @@
 //! Version 2 of the authenticated scheme (`alg: "xaes256gcm"`), what nodes
-//! send: one AEAD pass, XAES-256-GCM ([`crate::wire::xaes`]), instead of
+//! send: one AEAD pass, XAES-256-GCM (`wire/xaes.rs`), instead of
 //! CBC then HMAC.
 //!
 //! ```text
