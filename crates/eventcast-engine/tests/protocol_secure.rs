@@ -91,11 +91,30 @@ fn secure_end_to_end_under_loss_and_nothing_for_outsiders() {
     }
 }
 
+/// What a node of the previous release would have sent in place of `d`, a
+/// datagram of ours: the same inner datagram sealed with version 1 (`hs256`).
+fn as_hs256(d: &[u8]) -> Vec<u8> {
+    let k = key("pw");
+    k.seal_hs256(&k.open(d).unwrap(), &mut rand::thread_rng())
+}
+
+/// Makes the datagram to test of one of ours.
+type Reseal = fn(&[u8]) -> Vec<u8>;
+
+/// Each datagram in the version nodes send, and as an older node sends it.
+const VERSIONS: [(&str, Reseal); 2] = [("xaes256gcm", |d| d.to_vec()), ("hs256", as_hs256)];
+
 #[test]
 fn every_single_bit_flip_is_dropped() {
+    for (version, seal) in VERSIONS {
+        every_single_bit_flip_is_dropped_in(version, seal);
+    }
+}
+
+fn every_single_bit_flip_is_dropped_in(version: &str, seal: Reseal) {
     let mut p = pair(secure("pw"));
     p.a.emit(p.t0, p.w0, "x", &[Bson::String("payload".into())]).unwrap();
-    let d = sent(&mut p.a).remove(0);
+    let d = seal(&sent(&mut p.a).remove(0));
     for i in 0..d.len() {
         for bit in 0..8 {
             let mut m = d.clone();
@@ -103,25 +122,33 @@ fn every_single_bit_flip_is_dropped() {
             p.b.handle_datagram(p.t0, src(), &m);
         }
     }
-    assert!(events(&mut p.b).is_empty());
-    assert_eq!(p.b.stats().rejected_decrypt, 8 * d.len() as u64);
+    assert!(events(&mut p.b).is_empty(), "{version}");
+    assert_eq!(p.b.stats().rejected_decrypt, 8 * d.len() as u64, "{version}");
     assert!(sent(&mut p.b).is_empty());
     // The original still works afterwards.
     p.b.handle_datagram(p.t0, src(), &d);
-    assert_eq!(events(&mut p.b), ["x"]);
+    assert_eq!(events(&mut p.b), ["x"], "{version}");
 }
 
+/// Replay protection and freshness hold alike for both versions; an older
+/// node's `hs256` datagram is accepted once.
 #[test]
 fn replayed_datagrams_are_dropped() {
+    for (version, seal) in VERSIONS {
+        replayed_datagrams_are_dropped_in(version, seal);
+    }
+}
+
+fn replayed_datagrams_are_dropped_in(version: &str, seal: Reseal) {
     let mut p = pair(secure("pw"));
     p.a.emit(p.t0, p.w0, "once", &[]).unwrap();
-    let d = sent(&mut p.a).remove(0);
+    let d = seal(&sent(&mut p.a).remove(0));
     p.b.handle_datagram(p.t0, src(), &d);
-    assert_eq!(events(&mut p.b), ["once"]);
+    assert_eq!(events(&mut p.b), ["once"], "{version}");
     // Replayed soon after: within the sn window.
     p.b.handle_datagram(p.t0 + Duration::from_secs(1), src(), &d);
     assert!(events(&mut p.b).is_empty());
-    assert_eq!(p.b.stats().duplicates_ignored, 1);
+    assert_eq!(p.b.stats().duplicates_ignored, 1, "{version}");
     // Replayed much later, even at a node that never saw it: outside the freshness window.
     let later = p.t0 + Duration::from_secs(60);
     p.b.handle_datagram(later, src(), &d);
@@ -130,13 +157,13 @@ fn replayed_datagrams_are_dropped() {
     fresh.handle_datagram(later, src(), &d);
     assert!(events(&mut p.b).is_empty());
     assert!(events(&mut fresh).is_empty());
-    assert_eq!(p.b.stats().rejected_replay, 1);
-    assert_eq!(fresh.stats().rejected_replay, 1);
+    assert_eq!(p.b.stats().rejected_replay, 1, "{version}");
+    assert_eq!(fresh.stats().rejected_replay, 1, "{version}");
     // A datagram from the future (beyond the clock skew allowance) is refused too.
     let mut early =
         Endpoint::new(secure("pw"), ident("00000000000000e5"), 5, p.t0, p.w0 - Duration::from_secs(60)).unwrap();
     early.handle_datagram(p.t0, src(), &d);
-    assert_eq!(early.stats().rejected_replay, 1);
+    assert_eq!(early.stats().rejected_replay, 1, "{version}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, DateTime, Document, Regex};
 use eventcast_engine::wire::legacy::LegacyKey;
+use eventcast_engine::wire::SecureKey;
 use eventcast_engine::wire::{
     decode_body, decode_body_raw, decode_datagram, encode_args, encode_datagram, encode_document_body,
     try_encode_datagram, Meta, Payload, RawPayload, RepairRequest,
@@ -104,6 +105,7 @@ fn exercise(buf: &[u8]) {
         }
         let _ = LegacyKey::from_passphrase("k").decrypt(d.body);
     }
+    let _ = secure_key().open(buf);
     let _ = decode_body(buf);
     if buf.len() > 2 {
         let _ = decode_body(&buf[2..]);
@@ -186,6 +188,57 @@ proptest! {
         let k = LegacyKey::from_passphrase(&pass);
         prop_assert_eq!(k.decrypt(&k.encrypt(&plain)).unwrap(), plain);
     }
+
+    /// Both versions of the authenticated scheme: what is sealed opens, and
+    /// any change to any bytes (a cut or added tail, or XORs anywhere) is refused.
+    #[test]
+    fn sealed_datagrams_open_and_every_change_is_refused(
+        plain in proptest::collection::vec(any::<u8>(), 0..300),
+        hs256: bool,
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..), 0..4),
+        cut in 0usize..3,
+        tail in proptest::collection::vec(any::<u8>(), 0..3),
+    ) {
+        let k = secure_key();
+        let mut rng = rand::thread_rng();
+        let sealed = if hs256 { k.seal_hs256(&plain, &mut rng) } else { k.seal(&plain, &mut rng) };
+        prop_assert_eq!(k.open(&sealed).unwrap(), plain);
+        let mut t = sealed.clone();
+        for (at, x) in flips {
+            let i = at.index(t.len());
+            t[i] ^= x;
+        }
+        t.truncate(t.len() - cut);
+        t.extend_from_slice(&tail);
+        if t != sealed {
+            prop_assert!(k.open(&t).is_err());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(5000))]
+
+    /// Arbitrary bodies behind the real outer meta of either version: refused, never a panic.
+    #[test]
+    fn arbitrary_bodies_behind_a_sealed_meta_are_refused(hs256: bool, body in proptest::collection::vec(any::<u8>(), 0..300)) {
+        use eventcast_engine::wire::secure::{aead, hs256 as v1};
+        let k = secure_key();
+        let (sealed, meta_len) = if hs256 {
+            (k.seal_hs256(b"", &mut rand::thread_rng()), v1::OUTER_META_LEN)
+        } else {
+            (k.seal(b"", &mut rand::thread_rng()), aead::OUTER_META_LEN)
+        };
+        let mut d = sealed[..meta_len].to_vec();
+        d.extend_from_slice(&body);
+        prop_assert!(k.open(&d).is_err());
+    }
+}
+
+/// One key for the proptests (few iterations: the derivation is tested elsewhere).
+fn secure_key() -> &'static SecureKey {
+    static K: std::sync::OnceLock<SecureKey> = std::sync::OnceLock::new();
+    K.get_or_init(|| SecureKey::derive_with_iterations("k", 10))
 }
 
 proptest! {

@@ -121,7 +121,12 @@ fn undecryptable_datagrams_are_rejected_without_allocating() {
     let mut forged = key.seal(&plain, &mut rand::thread_rng());
     let n = forged.len();
     forged[n - 1] ^= 1;
-    for (what, d) in [("plaintext", &plain), ("forged tag", &forged)] {
+    let mut forged_hs256 = key.seal_hs256(&plain, &mut rand::thread_rng());
+    let n = forged_hs256.len();
+    forged_hs256[n - 1] ^= 1;
+    // The thread's decryption buffer grows once, on its first datagram, not per refusal.
+    let _ = key.open(&forged);
+    for (what, d) in [("plaintext", &plain), ("forged tag", &forged), ("forged hs256 tag", &forged_hs256)] {
         let (r, n) = allocations(|| key.open(d).map(|_| ()));
         assert!(matches!(r, Err(WireError::Decrypt(_))), "{what}: {r:?}");
         assert_eq!(n, 0, "{what}: {n} allocations to reject");

@@ -4,7 +4,7 @@
 mod vectors;
 
 use eventcast_engine::wire::legacy::LegacyKey;
-use eventcast_engine::wire::secure::{is_secure_datagram, sealed_len, SecureKey};
+use eventcast_engine::wire::secure::{aead, hs256, is_secure_datagram, sealed_len, SecureKey};
 use eventcast_engine::wire::{decode_body, decode_datagram, encode_args, encode_datagram, Meta, Payload};
 use eventcast_engine::WireError;
 use std::sync::OnceLock;
@@ -60,11 +60,45 @@ fn seal_open_round_trip_hides_everything() {
     let d = decode_datagram(&opened).unwrap();
     assert_eq!(d.meta.name.as_deref(), Some("secret-event"));
     assert_eq!(decode_body(d.body).unwrap(), Payload::Args(vec!["top secret".into(), 5.into()]));
-    // Fresh IV and seqId each time: the same plaintext never seals the same.
+    // A fresh nonce and seqId each time: the same plaintext never seals the same.
     let again = key().seal(&inner, &mut rng);
     assert_ne!(again, sealed);
-    assert_ne!(again[117..133], sealed[117..133], "IV reused");
+    let nonce = aead::OUTER_META_LEN..aead::OUTER_META_LEN + aead::NONCE_LEN;
+    assert_ne!(again[nonce.clone()], sealed[nonce], "nonce reused");
     assert_eq!(key().open(&again).unwrap(), inner);
+}
+
+/// What a node of the previous release sends (version 1, `hs256`) still
+/// opens, and hides as much.
+#[test]
+fn hs256_datagrams_of_an_older_node_still_open() {
+    let inner = inner();
+    let mut rng = rand::thread_rng();
+    let old = key().seal_hs256(&inner, &mut rng);
+    assert_eq!(old.len(), hs256::sealed_len(inner.len()));
+    assert!(is_secure_datagram(&old));
+    for needle in [&b"secret-event"[..], b"top secret", b"a1b2c3d4e5f60718"] {
+        assert!(!old.windows(needle.len()).any(|w| w == needle), "{needle:?} leaked");
+    }
+    assert_eq!(key().open(&old).unwrap(), inner);
+    assert!(matches!(other_key().open(&old), Err(WireError::Decrypt(_))));
+}
+
+/// Both versions, sealed under `key()`: what every tampering test runs over.
+fn both_versions(inner: &[u8]) -> [(Vec<u8>, usize); 2] {
+    let mut rng = rand::thread_rng();
+    [(key().seal(inner, &mut rng), aead::TAG_LEN), (key().seal_hs256(inner, &mut rng), hs256::TAG_LEN)]
+}
+
+#[test]
+fn an_unknown_alg_is_refused() {
+    let sealed = key().seal(&inner(), &mut rand::thread_rng());
+    let at = sealed.windows(10).position(|w| w == aead::AEAD_ALG.as_bytes()).unwrap();
+    for other in [&b"xaes256gcn"[..], b"hs256\0gcmx"] {
+        let mut t = sealed.clone();
+        t[at..at + 10].copy_from_slice(other);
+        assert!(matches!(key().open(&t), Err(WireError::Decrypt(_))), "{other:?}");
+    }
 }
 
 #[test]
@@ -77,8 +111,9 @@ fn wrong_key_is_a_decrypt_error() {
 
 #[test]
 fn every_single_bit_flip_is_rejected() {
-    for inner in [inner(), Vec::new(), vec![1; 16]] {
-        let sealed = key().seal(&inner, &mut rand::thread_rng());
+    for (sealed, inner) in
+        [inner(), Vec::new(), vec![1; 16]].into_iter().flat_map(|i| both_versions(&i).map(|(s, _)| (s, i.clone())))
+    {
         assert_eq!(key().open(&sealed).unwrap(), inner);
         let mut flips = 0;
         for i in 0..sealed.len() {
@@ -98,22 +133,21 @@ fn every_single_bit_flip_is_rejected() {
 
 #[test]
 fn truncation_extension_and_tag_swaps_are_rejected() {
-    let mut rng = rand::thread_rng();
-    let sealed = key().seal(&inner(), &mut rng);
-    for n in 0..sealed.len() {
-        assert!(key().open(&sealed[..n]).is_err(), "truncated to {n}");
-    }
-    for extra in [&[0u8][..], &[0; 16], &[0; 32]] {
+    for ((sealed, tag_len), (other, _)) in both_versions(&inner()).into_iter().zip(both_versions(&inner())) {
+        for n in 0..sealed.len() {
+            assert!(key().open(&sealed[..n]).is_err(), "truncated to {n}");
+        }
+        for extra in [&[0u8][..], &[0; 16], &[0; 32]] {
+            let mut t = sealed.clone();
+            t.extend_from_slice(extra);
+            assert!(key().open(&t).is_err());
+        }
+        // A valid tag from another datagram does not transfer.
         let mut t = sealed.clone();
-        t.extend_from_slice(extra);
-        assert!(key().open(&t).is_err());
+        let n = t.len();
+        t[n - tag_len..].copy_from_slice(&other[other.len() - tag_len..]);
+        assert!(matches!(key().open(&t), Err(WireError::Decrypt(_))));
     }
-    // A valid tag from another datagram does not transfer.
-    let other = key().seal(&inner(), &mut rng);
-    let mut t = sealed.clone();
-    let n = t.len();
-    t[n - 32..].copy_from_slice(&other[other.len() - 32..]);
-    assert!(matches!(key().open(&t), Err(WireError::Decrypt(_))));
 }
 
 #[test]
@@ -168,9 +202,9 @@ fn keys_are_deterministic_and_debug_redacts_them() {
 #[test]
 fn tampered_version_is_a_decrypt_error_not_a_version_error() {
     // Without the key, changing v can never make a node report EPRVERSION.
-    let k = key();
-    let mut sealed = k.seal(b"inner", &mut rand::thread_rng());
-    assert_eq!(&sealed[7..9], b"v\0"); // header(2) len(4) type(1), then key "v"
-    sealed[9] = 4;
-    assert!(matches!(k.open(&sealed), Err(WireError::Decrypt(_))));
+    for (mut sealed, _) in both_versions(b"inner") {
+        assert_eq!(&sealed[7..9], b"v\0"); // header(2) len(4) type(1), then key "v"
+        sealed[9] = 4;
+        assert!(matches!(key().open(&sealed), Err(WireError::Decrypt(_))));
+    }
 }

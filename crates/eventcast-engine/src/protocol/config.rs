@@ -27,8 +27,9 @@ pub enum Encryption {
     None,
     /// The unauthenticated 0.1.x scheme, for mixed fleets only.
     Legacy(LegacyKey),
-    /// The default authenticated scheme for `encrypt: {key}` (`alg: "hs256"`,
-    /// see [`crate::wire::secure`]): every datagram sent is sealed with
+    /// The default authenticated scheme for `encrypt: {key}` (see
+    /// [`crate::wire::secure`]; sends `alg: "xaes256gcm"`, opens it and the
+    /// previous release's `"hs256"`): every datagram sent is sealed with
     /// [`SecureKey::seal`], every datagram received must pass
     /// [`SecureKey::open`]. Derive the key once ([`SecureKey::derive`] is slow).
     Secure(SecureKey),

@@ -1,8 +1,14 @@
 //! The BSON meta document of a datagram.
 
-/// Value of the outer meta's `alg` extension field that marks the
-/// authenticated scheme ([`super::secure`]).
+/// Value of the outer meta's `alg` extension field that marks version 1 of
+/// the authenticated scheme ([`super::secure::hs256`]), opened for one more
+/// release, no longer sent.
 pub const SECURE_ALG: &str = "hs256";
+
+/// Value of the outer meta's `alg` extension field that marks version 2 of
+/// the authenticated scheme ([`super::secure::aead`], XAES-256-GCM): what
+/// nodes send.
+pub const AEAD_ALG: &str = "xaes256gcm";
 
 /// Decoded meta of one datagram. Field names follow PROTOCOL.md; `Option`s are
 /// fields 0.1.x writes only on some datagrams. Encoding writes the fields in
@@ -180,7 +186,8 @@ pub enum Encryption {
     Plain,
     /// `enc: true` without `alg`: 0.1.x's legacy scheme ([`super::legacy`]).
     Legacy,
-    /// `enc: true, alg: "hs256"`: the authenticated scheme ([`super::secure`]).
+    /// `enc: true` with the `alg` of a version of the authenticated scheme
+    /// ([`super::secure`]): `"xaes256gcm"` or `"hs256"`.
     Secure,
 }
 
@@ -197,7 +204,10 @@ pub fn encryption(datagram: &[u8]) -> Option<Encryption> {
             (b"enc", 0x08) if enc.is_none() => enc = Some(e.value[0] != 0),
             (b"enc", 0x06 | 0x0A) if enc.is_none() => enc = Some(false),
             (b"enc", _) if enc.is_none() => return None,
-            (b"alg", 0x02) if secure.is_none() => secure = Some(string_value(e.value)? == SECURE_ALG.as_bytes()),
+            (b"alg", 0x02) if secure.is_none() => {
+                let alg = string_value(e.value)?;
+                secure = Some(alg == AEAD_ALG.as_bytes() || alg == SECURE_ALG.as_bytes());
+            }
             (b"alg", _) if secure.is_none() => return None,
             _ => {}
         }
@@ -318,9 +328,11 @@ mod tests {
         assert_eq!(encryption(&datagram(&bson::doc! { "enc": "yes" }, b"")), None);
         assert_eq!(encryption(&datagram(&bson::doc! { "enc": true, "alg": 1 }, b"")), None);
         let key = crate::wire::SecureKey::derive_with_iterations("pw", 1);
-        let sealed = key.seal(&plain, &mut rand::thread_rng());
-        assert_eq!(encryption(&sealed), Some(Encryption::Secure));
-        assert_eq!(sender_id(&sealed), None, "a sealed datagram hides its sender");
+        // Both versions of the authenticated scheme.
+        for sealed in [key.seal(&plain, &mut rand::thread_rng()), key.seal_hs256(&plain, &mut rand::thread_rng())] {
+            assert_eq!(encryption(&sealed), Some(Encryption::Secure));
+            assert_eq!(sender_id(&sealed), None, "a sealed datagram hides its sender");
+        }
     }
 
     /// The 0.1.2 vectors (`crates/eventcast-engine/tests/fixtures/`): what the walk reads is what the decoder reads.

@@ -26,6 +26,7 @@ pub mod legacy;
 pub mod meta;
 pub mod retx;
 pub mod secure;
+pub(crate) mod xaes;
 
 pub use args_writer::ArgsWriter;
 pub use body::{

@@ -165,9 +165,9 @@ impl Endpoint {
         let nonce = Self::nonce(&self.config.encryption, &mut self.rng);
         let nonce = nonce.as_ref().map(SeqId::as_str);
         let meta = Self::sender_meta(&self.identity, nonce, 0, 1, seq_id.as_str(), name, time, sn, sn_age);
-        // Plain and unchunked (the common case), this buffer is the datagram:
-        // usually the one of a message that left the retention, reused.
-        let mut shared = self.retention.take_buffer(body.len() + 256);
+        // Unchunked, plain or sealed in place (the common case), this buffer is
+        // the datagram: usually the one of a message that left the retention, reused.
+        let mut shared = self.retention.take_buffer(body.len() + 256 + wire::secure::SEAL_OVERHEAD_MAX);
         let inner = Arc::make_mut(&mut shared);
         wire::try_encode_datagram_ref(&meta, body, inner).map_err(|e| Error::Payload(e.to_string()))?;
         if let Encryption::Secure(key) = &self.config.encryption {
@@ -182,9 +182,9 @@ impl Endpoint {
             }
             let mps = self.config.max_payload_size.max(1);
             if inner.len() <= mps {
-                let sealed = key.seal(inner, &mut self.rng);
-                self.retention.give_back(shared);
-                return Ok((None, Datagrams::One(sealed.into())));
+                // Sealed where it was encoded: like a plain datagram, the reused buffer is the datagram.
+                key.seal_in_place(inner, &mut self.rng);
+                return Ok((None, Datagrams::One(SharedBytes::whole(shared))));
             }
             let n = inner.len().div_ceil(mps);
             let seq_len = i32::try_from(n).map_err(|_| Error::Payload("too many chunks".into()))?;
