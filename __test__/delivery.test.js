@@ -67,6 +67,29 @@ const EFFECTS = {
     const got = next(ec, 'peerUpdate', 500)
     ec._onBatch([[tag, '{"id":"0123456789abcdef","meta":{"b":2}}']])
     assert.deepEqual(await got, [{ id: '0123456789abcdef', meta: { b: 2 } }])
+  },
+  // request, name, fromId, rid, timeoutMs, ...args: the handler of `name` runs with the args
+  // (its reply is not sent: the instance is not started).
+  request: async (ec, tag) => {
+    const calls = []
+    ec.handle('sum', (...args) => { calls.push(args); return 3 })
+    ec._onBatch([[tag, 'sum', 'fedcba9876543210', '00000000000000ab', 1000, 1, 2]])
+    assert.deepEqual(calls, [[1, 2]])
+    ec.unhandle('sum')
+  },
+  // reply, rid, peerId, value: resolves the request with that id.
+  reply: async (ec, tag) => {
+    const { requests } = stateOf(ec)
+    const got = new Promise((resolve, reject) => requests.asks.set('00000000000000ab', { first: true, resolve, reject, timer: null, name: 'sum' }))
+    ec._onBatch([[tag, '00000000000000ab', 'fedcba9876543210', 42]])
+    assert.equal(await got, 42)
+  },
+  // replyError, rid, peerId, message, code: rejects it with EREMOTE.
+  replyError: async (ec, tag) => {
+    const { requests } = stateOf(ec)
+    const got = new Promise((resolve, reject) => requests.asks.set('00000000000000ab', { first: true, resolve, reject, timer: null, name: 'sum' }))
+    ec._onBatch([[tag, '00000000000000ab', 'fedcba9876543210', 'no such thing', 'ENOENT']])
+    await assert.rejects(got, { code: 'EREMOTE', message: 'no such thing', peer: 'fedcba9876543210', remoteCode: 'ENOENT' })
   }
 }
 
