@@ -8,7 +8,7 @@
 //   npm run bench [-- --quick] [-- --repeats N] [-- --soak SECONDS] [-- --only a,b]
 //   env: BENCH_SOAK_SECONDS (default 30; 300 for the issue's 5-minute soak),
 //        BENCH_REPEATS, BENCH_QUICK=1, BENCH_JSON=path (raw results as JSON).
-// Scenarios (--only): rate, latency, mib, bulk, enc, rustapi, memory, soak, micro.
+// Scenarios (--only): rate, latency, mib, bulk, enc, rustapi, memory, soak, micro, nats, rr.
 const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -51,7 +51,7 @@ spawnSync('sh', ['-c', 'ip link set lo up; ip route add 224.0.0.0/4 dev lo 2>/de
 const QUICK = flag('quick') || process.env.BENCH_QUICK === '1'
 const REPEATS = Number(opt('repeats', process.env.BENCH_REPEATS || (QUICK ? 1 : 3)))
 const SOAK = Number(opt('soak', process.env.BENCH_SOAK_SECONDS || (QUICK ? 8 : 30)))
-const ALL = ['rate', 'latency', 'mib', 'bulk', 'enc', 'rustapi', 'memory', 'soak', 'micro', 'nats']
+const ALL = ['rate', 'latency', 'mib', 'bulk', 'enc', 'rustapi', 'memory', 'soak', 'micro', 'nats', 'rr']
 const ONLY = new Set((opt('only', '') || ALL.join(',')).split(',').filter(Boolean))
 const S = {
   trialDur: QUICK ? 0.5 : 1.0, // seconds per rate trial
@@ -60,6 +60,9 @@ const S = {
   bisect: QUICK ? 2 : 3,
   latencyDur: QUICK ? 1 : 5, // p99 of 5,000 samples: 2,000 swung 0.3–2.4× between repeats on a 2-core VM
   natsLatencyWindows: QUICK ? 2 : 10, // one-second windows per pair, in turns (see latencyInTurns)
+  rrWarmup: QUICK ? 200 : 500, // request/reply round trips per pair before the measured windows
+  rrWindows: QUICK ? 4 : 10, // windows per pair, in turns (see scenarioRr)
+  rrPerWindow: QUICK ? 250 : 1000, // sequential round trips per window
   mibCount: QUICK ? 3 : 5,
   bulkCount: QUICK ? 100 : 200,
   bulkSize: 100 * 1024,
@@ -72,7 +75,7 @@ const EXAMPLES = path.join(ROOT, 'target', 'release', 'examples')
 function build () {
   if (!flag('no-build')) {
     console.log('bench: building the Rust peers (cargo build --release --examples) ...')
-    const r = spawnSync('cargo', ['build', '--release', '--example', 'bench_udp_baseline', '--example', 'bench_rust_peer'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
+    const r = spawnSync('cargo', ['build', '--release', '--example', 'bench_udp_baseline', '--example', 'bench_rust_peer', '--example', 'bench_rr_peer'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
     if (r.status !== 0) console.error('bench: cargo build failed; Rust rows will be missing')
   }
   const { addonPath } = require(path.join(ROOT, 'scripts', 'addon.js'))
@@ -99,6 +102,9 @@ class Peer {
     this.kind = kind
     this.role = role
     const node = (impl, extra = []) => [process.execPath, [path.join(__dirname, 'peer.js'), '--impl', impl, '--role', role, '--port', String(port), ...extra]]
+    // Request/reply peers (roles responder / requester): bench/rr_peer.js and bench/rr_peer.rs.
+    const rr = (impl, extra = []) => [process.execPath, [path.join(__dirname, 'rr_peer.js'), '--impl', impl, '--role', role, '--port', String(port), ...extra]]
+    const rrRust = (impl) => [path.join(EXAMPLES, 'bench_rr_peer'), [impl, role, String(port)]]
     const [cmd, args] = {
       ours: () => node('ours'),
       'ours-enc': () => node('ours', ['--key', KEY]),
@@ -108,7 +114,13 @@ class Peer {
       'rust-api': () => [path.join(EXAMPLES, 'bench_rust_peer'), [role, String(port)]],
       'rust-api-enc': () => [path.join(EXAMPLES, 'bench_rust_peer'), [role, String(port), KEY]],
       'ours-nats': () => node('ours', ['--nats', natsServer.url]),
-      natsjs: () => node('natsjs', ['--nats', natsServer.url])
+      natsjs: () => node('natsjs', ['--nats', natsServer.url]),
+      'rr-ours': () => rr('ours'),
+      'rr-dgram': () => rr('dgram'),
+      'rr-ours-nats': () => rr('ours', ['--nats', natsServer.url]),
+      'rr-natsjs': () => rr('natsjs', ['--nats', natsServer.url]),
+      'rr-rust-api': () => rrRust('ours'),
+      'rr-rust-udp': () => rrRust('udp')
     }[kind]()
     this.proc = spawn(cmd, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
     this.pending = []
@@ -545,6 +557,74 @@ async function scenarioNats () {
   }
 }
 
+// ---- request/reply round trip ----------------------------------------------------------------
+// Each group: ours and its baseline, measured in the same repeat. The figure's
+// results are keyed by implementation: `ours`, and the baseline's name.
+const RR_GROUPS = [
+  { figure: 'rrJs', what: 'JS → JS', impls: [['ours', 'rr-ours'], ['dgram', 'rr-dgram']] },
+  { figure: 'rrRust', what: 'Rust → Rust', impls: [['ours', 'rr-rust-api'], ['rust-udp', 'rr-rust-udp']] },
+  { figure: 'rrNats', what: 'JS → JS over NATS', impls: [['ours', 'rr-ours-nats'], ['natsjs', 'rr-natsjs']], nats: true }
+]
+
+/** A responder and a requester of `kind`, the requester having had a first reply. */
+async function rrPair (kind) {
+  const port = nextPort++
+  const rsp = new Peer(kind, 'responder', port)
+  const req = new Peer(kind, 'requester', port)
+  const close = () => Promise.all([req.close(), rsp.close()])
+  try {
+    await Promise.all([rsp.ready, req.ready])
+    const w = await req.cmd({ cmd: 'wait' }, 20000)
+    if (!w.ok) throw new Error(`no reply within ${Math.round(w.ms)} ms`)
+  } catch (err) {
+    await close().catch(() => {})
+    throw err
+  }
+  return { req, close }
+}
+
+/**
+ * Sequential request/reply round trips (one outstanding) of ours and its
+ * baseline, as the requester times them: a warm-up, then `rrWindows` windows
+ * of `rrPerWindow` round trips per pair, in turns (A B, B A, ...), each pair's
+ * samples pooled; for the reason, see `latencyInTurns`.
+ */
+async function scenarioRr () {
+  for (const g of RR_GROUPS) {
+    if (g.nats && !natsServer.url) {
+      const ok = await noted('rr nats-server', startNatsServer)
+      if (ok === null) continue
+    }
+    const up = []
+    try {
+      for (const [impl, kind] of g.impls) {
+        const p = await noted(`${g.figure} ${kind}`, () => rrPair(kind))
+        if (p) up.push({ impl, kind, p, lat: [], errors: 0 })
+      }
+      for (const x of up) await noted(`${g.figure} ${x.kind} warm-up`, () => x.p.req.cmd({ cmd: 'rr', count: S.rrWarmup }))
+      for (let w = 0; w < S.rrWindows; w++) {
+        const order = w % 2 ? [...up].reverse() : up
+        for (const x of order) {
+          const r = await noted(`${g.figure} ${x.kind}`, () => x.p.req.cmd({ cmd: 'rr', count: S.rrPerWindow, samples: true }))
+          if (!r) continue
+          x.lat.push(...r.lat)
+          x.errors += r.errors
+        }
+      }
+      for (const x of up) {
+        const p50 = quantile(x.lat, 0.5)
+        const p99 = quantile(x.lat, 0.99)
+        put(`${g.figure}50`, x.impl, p50)
+        put(`${g.figure}99`, x.impl, p99)
+        log(`round trip ${g.what} ${x.impl} (${x.kind}): p50 ${p50?.toFixed(3)} ms p99 ${p99?.toFixed(3)} ms over ${x.lat.length} samples (${S.rrWindows} windows in turns), ${x.errors} timed out`)
+        if (x.errors) notes.push(`${g.figure} ${x.impl}: ${x.errors} requests got no reply within 1 s (left out of the samples)`)
+      }
+    } finally {
+      await Promise.all(up.map(({ p }) => p.close().catch(() => {})))
+    }
+  }
+}
+
 // ---- table --------------------------------------------------------------------------------
 function median (v) {
   const s = v.filter((x) => x !== null && x !== undefined && !Number.isNaN(x)).sort((a, b) => a - b)
@@ -608,6 +688,17 @@ function table (addonKind, wallSec) {
   row3('1 MiB message: delivered fraction', 'natsMibOk', 'every time', 2)
   row3('1 MiB message: median time (ms)', 'natsMibMs', '—', 1)
   const head3 = ['NATS (local nats-server)', 'ours over NATS (JS API)', 'plain nats client', 'ours/plain', 'target']
+  const rows4 = []
+  const row4 = (figure, f, base, target, digits, baseFigure = f) =>
+    rows4.push([figure, cell(r(f, 'ours'), digits), cell(r(baseFigure, base), digits), cell(ratios(r(f, 'ours'), r(baseFigure, base)), 2), target])
+  row4('JS → JS p50 (ms) / Node dgram ping-pong', 'rrJs50', 'dgram', 'ratio ≤ 2', 3)
+  row4('JS → JS p99 (ms) / Node dgram ping-pong', 'rrJs99', 'dgram', '—', 3)
+  row4('JS → JS p50 (ms) / Rust UDP ping-pong', 'rrJs50', 'rust-udp', '—', 3, 'rrRust50')
+  row4('Rust → Rust p50 (ms) / Rust UDP ping-pong', 'rrRust50', 'rust-udp', 'ratio ≤ 2', 3)
+  row4('Rust → Rust p99 (ms) / Rust UDP ping-pong', 'rrRust99', 'rust-udp', '—', 3)
+  row4('NATS JS → JS p50 (ms) / plain nats request()', 'rrNats50', 'natsjs', 'ratio ≤ 1.3', 3)
+  row4('NATS JS → JS p99 (ms) / plain nats request()', 'rrNats99', 'natsjs', '—', 3)
+  const head4 = ['request/reply round trip, one outstanding', 'ours', 'baseline', 'ours/baseline', 'target']
   const out = []
   out.push(`eventcast bench — ${new Date().toISOString()} — ${os.cpus().length} CPUs (${os.cpus()[0]?.model || '?'}), Node ${process.version}, ${REPEATS} repeat(s)${QUICK ? ', --quick' : ''}, ${Math.round(wallSec)} s`)
   out.push(`addon: ${addonKind}`)
@@ -620,6 +711,10 @@ function table (addonKind, wallSec) {
   if (results.natsRate || results.natsLat50 || results.natsMibMs) {
     out.push('')
     out.push(md(head3, rows3))
+  }
+  if (results.rrJs50 || results.rrRust50 || results.rrNats50) {
+    out.push('')
+    out.push(md(head4, rows4))
   }
   if (results.micro) {
     out.push('')
@@ -656,6 +751,7 @@ async function main () {
     if (ONLY.has('bulk')) await scenarioBulk()
     if (ONLY.has('memory')) await scenarioMemory()
     if (ONLY.has('nats')) await scenarioNats()
+    if (ONLY.has('rr')) await scenarioRr()
   }
   if (ONLY.has('soak')) await scenarioSoak()
   if (ONLY.has('micro')) {
