@@ -11,7 +11,7 @@
 //          loopback multicast on the group and P, or the NATS transport with --nats.
 // dgram  — the Node baseline: two plain dgram sockets on 127.0.0.1 (unicast
 //          ping-pong); the responder sends each datagram back to its source, the
-//          requester sends 16 bytes (seq f64 LE + padding) and awaits the datagram
+//          requester (a connected socket) sends 16 bytes (seq f64 LE + padding) and awaits the datagram
 //          carrying its seq, through a Promise as `ours` does.
 // natsjs — the NATS baseline: the plain `nats` client, nc.request() on subject
 //          rr.<P> to a nc.subscribe() responder that msg.respond()s the data.
@@ -59,7 +59,9 @@ async function makeDgram () {
     sock.on('message', (msg, from) => sock.send(msg, from.port, from.address))
     await new Promise((resolve) => sock.bind(port, '127.0.0.1', resolve))
   } else {
+    // Connected: send() then skips the address lookup, the tightest plain dgram path.
     await new Promise((resolve) => sock.bind(0, '127.0.0.1', resolve))
+    await new Promise((resolve) => sock.connect(port, '127.0.0.1', resolve))
   }
   let waiting = null // { seq, resolve, timer } of the request in flight
   sock.on('message', (msg) => {
@@ -74,7 +76,7 @@ async function makeDgram () {
     ask: (seq) => new Promise((resolve) => {
       out.writeDoubleLE(seq, 0)
       waiting = { seq, resolve, timer: setTimeout(() => { waiting = null; resolve(false) }, TIMEOUT_MS) }
-      sock.send(out, port, '127.0.0.1')
+      sock.send(out)
     }),
     close: () => new Promise((resolve) => sock.close(resolve))
   }
