@@ -3,13 +3,18 @@
 //! round trip with a monotonic clock (both ends of a sample are in the
 //! requester, so no cross-process clock is involved).
 //!
-//! Usage: `rr_peer ours|udp responder|requester PORT` inside a private
-//! network namespace; JSON commands on stdin, one answer per line on stdout
-//! (bench/README.md, "Peer protocol").
+//! Usage: `rr_peer ours|ours-blockon|udp responder|requester PORT` inside a
+//! private network namespace; JSON commands on stdin, one answer per line on
+//! stdout (bench/README.md, "Peer protocol").
 //!
 //! * `ours`: the Rust API. The responder `handle`s `rr` and returns its
-//!   argument; the requester awaits `node.request("rr", [seq])`. Both nodes
-//!   on loopback multicast (the group and PORT), as `bench_rust_peer`.
+//!   argument; the requester awaits `node.request("rr", [seq])` in a task on
+//!   the node's runtime (as a server's code runs). Both nodes on loopback
+//!   multicast (the group and PORT), as `bench_rust_peer`.
+//! * `ours-blockon`: the same, the requester awaiting each request with
+//!   `block_on` from a thread outside the runtime (the main thread, as the
+//!   body of `#[tokio::main]` runs): the reply then crosses one more thread
+//!   hand-off, from the runtime worker that received it to that thread.
 //! * `udp`: the baseline, two plain blocking std UDP sockets on 127.0.0.1
 //!   (unicast ping-pong: the shortest round trip the machine offers). The
 //!   responder binds PORT and sends every datagram back to its source; the
@@ -35,20 +40,60 @@ const NAME: &str = "rr";
 /// Per request: a lost request or reply counts as an error, it is not retried.
 const TIMEOUT: Duration = Duration::from_secs(1);
 
-/// One request/reply round trip with sequence number `seq`; whether it came back.
+/// Sequential round trips: `run(first, count)` asks seqs `first..first + count`
+/// one at a time; the round-trip times (ms) of those that came back, and how
+/// many did not.
 trait Asker {
-    fn ask(&mut self, seq: u64) -> bool;
+    fn run(&mut self, first: u64, count: u64) -> (Vec<f64>, u64);
+}
+
+/// Times `count` sequential calls of `ask` (whether the seq came back).
+fn timed(first: u64, count: u64, mut ask: impl FnMut(u64) -> bool) -> (Vec<f64>, u64) {
+    let mut lat = Vec::with_capacity(count as usize);
+    let mut errors = 0;
+    for seq in first..first + count {
+        let t0 = Instant::now();
+        if ask(seq) {
+            lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+        } else {
+            errors += 1;
+        }
+    }
+    (lat, errors)
+}
+
+async fn ask_ours(node: &Eventcast, seq: u64) -> bool {
+    let args = [Bson::Int64(seq as i64)];
+    matches!(node.request(NAME, &args, TIMEOUT).await, Ok(Bson::Int64(s)) if s == seq as i64)
 }
 
 struct OursAsker {
     rt: tokio::runtime::Runtime,
     node: Eventcast,
+    in_task: bool,
 }
 
 impl Asker for OursAsker {
-    fn ask(&mut self, seq: u64) -> bool {
-        let args = [Bson::Int64(seq as i64)];
-        matches!(self.rt.block_on(self.node.request(NAME, &args, TIMEOUT)), Ok(Bson::Int64(s)) if s == seq as i64)
+    fn run(&mut self, first: u64, count: u64) -> (Vec<f64>, u64) {
+        if !self.in_task {
+            let (rt, node) = (&self.rt, &self.node);
+            return timed(first, count, |seq| rt.block_on(ask_ours(node, seq)));
+        }
+        let node = self.node.clone();
+        let task = self.rt.spawn(async move {
+            let mut lat = Vec::with_capacity(count as usize);
+            let mut errors = 0;
+            for seq in first..first + count {
+                let t0 = Instant::now();
+                if ask_ours(&node, seq).await {
+                    lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        });
+        self.rt.block_on(task).unwrap_or_else(|_| (Vec::new(), count))
     }
 }
 
@@ -57,21 +102,27 @@ struct UdpAsker {
 }
 
 impl Asker for UdpAsker {
-    fn ask(&mut self, seq: u64) -> bool {
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&seq.to_le_bytes());
-        if self.sock.send(&out).is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 64];
-        // A stale reply (of a request that timed out) is skipped, not counted.
-        while let Ok(n) = self.sock.recv(&mut buf) {
-            if n >= 8 && buf[..8] == out[..8] {
-                return true;
-            }
-        }
-        false
+    fn run(&mut self, first: u64, count: u64) -> (Vec<f64>, u64) {
+        let sock = &self.sock;
+        timed(first, count, |seq| ping(sock, seq))
     }
+}
+
+/// One UDP ping-pong with `seq`; whether its echo came back.
+fn ping(sock: &UdpSocket, seq: u64) -> bool {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&seq.to_le_bytes());
+    if sock.send(&out).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    // A stale reply (of a request that timed out) is skipped, not counted.
+    while let Ok(n) = sock.recv(&mut buf) {
+        if n >= 8 && buf[..8] == out[..8] {
+            return true;
+        }
+    }
+    false
 }
 
 fn ours_node(port: u16) -> (tokio::runtime::Runtime, Eventcast) {
@@ -102,7 +153,7 @@ fn udp_socket(port: u16) -> UdpSocket {
 /// Answers until stdin says quit (or closes); the answering runs beside it.
 fn serve_until_quit(impl_: &str, port: u16) {
     // Kept alive until quit: the node (and its runtime) or the echo thread.
-    let _ours = if impl_ == "ours" {
+    let _ours = if impl_ != "udp" {
         let (rt, node) = ours_node(port);
         let handled = rt.block_on(async {
             node.handle(NAME, |r: Request| async move { Ok(r.args.into_iter().next().unwrap_or(Bson::Null)) })
@@ -141,9 +192,9 @@ fn serve_until_quit(impl_: &str, port: u16) {
 }
 
 fn ask_until_quit(impl_: &str, port: u16) {
-    let mut asker: Box<dyn Asker> = if impl_ == "ours" {
+    let mut asker: Box<dyn Asker> = if impl_ != "udp" {
         let (rt, node) = ours_node(port);
-        Box::new(OursAsker { rt, node })
+        Box::new(OursAsker { rt, node, in_task: impl_ == "ours" })
     } else {
         let sock = udp_socket(0);
         sock.connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).expect("connect");
@@ -162,23 +213,14 @@ fn ask_until_quit(impl_: &str, port: u16) {
                 let mut ok = false;
                 while !ok && start.elapsed() < Duration::from_secs(10) {
                     seq += 1;
-                    ok = asker.ask(seq);
+                    ok = asker.run(seq, 1).1 == 0;
                 }
                 answer(serde_json::json!({ "ok": ok, "ms": start.elapsed().as_secs_f64() * 1000.0 }));
             }
             "rr" => {
-                let count = num(&cmd, "count") as usize;
-                let mut lat = Vec::with_capacity(count);
-                let mut errors = 0u64;
-                for _ in 0..count {
-                    seq += 1;
-                    let t0 = Instant::now();
-                    if asker.ask(seq) {
-                        lat.push(t0.elapsed().as_secs_f64() * 1000.0);
-                    } else {
-                        errors += 1;
-                    }
-                }
+                let count = num(&cmd, "count") as u64;
+                let (mut lat, errors) = asker.run(seq + 1, count);
+                seq += count;
                 let samples = cmd.get("samples").and_then(serde_json::Value::as_bool).unwrap_or(false);
                 let kept = samples.then(|| lat.iter().map(|x| (x * 1e6).round() / 1e6).collect::<Vec<_>>());
                 let (p50, p99) = (quantile(&mut lat, 0.5), quantile(&mut lat, 0.99));
@@ -204,10 +246,10 @@ fn main() {
     let (Some(impl_), Some(role), Some(port)) =
         (args.get(1).cloned(), args.get(2).cloned(), args.get(3).and_then(|p| p.parse::<u16>().ok()))
     else {
-        eprintln!("usage: rr_peer ours|udp responder|requester PORT");
+        eprintln!("usage: rr_peer ours|ours-blockon|udp responder|requester PORT");
         std::process::exit(2);
     };
-    if impl_ != "ours" && impl_ != "udp" {
+    if !["ours", "ours-blockon", "udp"].contains(&impl_.as_str()) {
         eprintln!("rr_peer: unknown implementation {impl_}");
         std::process::exit(2);
     }

@@ -120,6 +120,7 @@ class Peer {
       'rr-ours-nats': () => rr('ours', ['--nats', natsServer.url]),
       'rr-natsjs': () => rr('natsjs', ['--nats', natsServer.url]),
       'rr-rust-api': () => rrRust('ours'),
+      'rr-rust-api-blockon': () => rrRust('ours-blockon'),
       'rr-rust-udp': () => rrRust('udp')
     }[kind]()
     this.proc = spawn(cmd, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
@@ -562,7 +563,9 @@ async function scenarioNats () {
 // results are keyed by implementation: `ours`, and the baseline's name.
 const RR_GROUPS = [
   { figure: 'rrJs', what: 'JS → JS', impls: [['ours', 'rr-ours'], ['dgram', 'rr-dgram']] },
-  { figure: 'rrRust', what: 'Rust → Rust', impls: [['ours', 'rr-rust-api'], ['rust-udp', 'rr-rust-udp']] },
+  // ours: requests awaited in a task on the node's runtime; ours-blockon: by
+  // block_on from the main thread (one more thread hand-off per reply).
+  { figure: 'rrRust', what: 'Rust → Rust', impls: [['ours', 'rr-rust-api'], ['ours-blockon', 'rr-rust-api-blockon'], ['rust-udp', 'rr-rust-udp']] },
   { figure: 'rrNats', what: 'JS → JS over NATS', impls: [['ours', 'rr-ours-nats'], ['natsjs', 'rr-natsjs']], nats: true }
 ]
 
@@ -689,13 +692,15 @@ function table (addonKind, wallSec) {
   row3('1 MiB message: median time (ms)', 'natsMibMs', '—', 1)
   const head3 = ['NATS (local nats-server)', 'ours over NATS (JS API)', 'plain nats client', 'ours/plain', 'target']
   const rows4 = []
-  const row4 = (figure, f, base, target, digits, baseFigure = f) =>
-    rows4.push([figure, cell(r(f, 'ours'), digits), cell(r(baseFigure, base), digits), cell(ratios(r(f, 'ours'), r(baseFigure, base)), 2), target])
+  const row4 = (figure, f, base, target, digits, baseFigure = f, impl = 'ours') =>
+    rows4.push([figure, cell(r(f, impl), digits), cell(r(baseFigure, base), digits), cell(ratios(r(f, impl), r(baseFigure, base)), 2), target])
   row4('JS → JS p50 (ms) / Node dgram ping-pong', 'rrJs50', 'dgram', 'ratio ≤ 2', 3)
   row4('JS → JS p99 (ms) / Node dgram ping-pong', 'rrJs99', 'dgram', '—', 3)
   row4('JS → JS p50 (ms) / Rust UDP ping-pong', 'rrJs50', 'rust-udp', '—', 3, 'rrRust50')
   row4('Rust → Rust p50 (ms) / Rust UDP ping-pong', 'rrRust50', 'rust-udp', 'ratio ≤ 2', 3)
   row4('Rust → Rust p99 (ms) / Rust UDP ping-pong', 'rrRust99', 'rust-udp', '—', 3)
+  row4('Rust → Rust, block_on caller, p50 (ms) / Rust UDP', 'rrRust50', 'rust-udp', 'ratio ≤ 2', 3, 'rrRust50', 'ours-blockon')
+  row4('Rust → Rust, block_on caller, p99 (ms) / Rust UDP', 'rrRust99', 'rust-udp', '—', 3, 'rrRust99', 'ours-blockon')
   row4('NATS JS → JS p50 (ms) / plain nats request()', 'rrNats50', 'natsjs', 'ratio ≤ 1.3', 3)
   row4('NATS JS → JS p99 (ms) / plain nats request()', 'rrNats99', 'natsjs', '—', 3)
   const head4 = ['request/reply round trip, one outstanding', 'ours', 'baseline', 'ours/baseline', 'target']
