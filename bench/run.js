@@ -5,7 +5,7 @@
 // every figure with min/median/max over repeats and the ratio
 // ours/baseline. Never fails on a number; it reports.
 //
-//   npm run bench [-- --quick] [-- --repeats N] [-- --soak SECONDS] [-- --only a,b]
+//   npm run bench [-- --quick] [-- --repeats N] [-- --soak SECONDS] [-- --only a,b] [-- --rr-pin split|same|off]
 //   env: BENCH_SOAK_SECONDS (default 30; 300 for the issue's 5-minute soak),
 //        BENCH_REPEATS, BENCH_QUICK=1, BENCH_JSON=path (raw results as JSON).
 // Scenarios (--only): rate, latency, mib, bulk, enc, rustapi, memory, soak, micro, nats, rr.
@@ -69,6 +69,13 @@ const S = {
   lossLimit: 0.001
 }
 const KEY = 'bench passphrase'
+// Where the request/reply pairs run: `split` (responder on CPU 1, requester on
+// CPU 0), `same` (both on CPU 0) or `off` (the scheduler's choice). Pinned
+// because the placement decides the round trip, and it is a draw per process
+// pair that taking pairs in turns cannot even out: on the idle 2-vCPU VM, the
+// same JS pair measured 0.031 ms on one CPU and 0.084 ms on two (waking an
+// idle vCPU), and unpinned runs flipped between the two from pair to pair.
+const RR_PIN = opt('rr-pin', 'split')
 
 // ---- build ------------------------------------------------------------------------------
 const EXAMPLES = path.join(ROOT, 'target', 'release', 'examples')
@@ -105,7 +112,7 @@ class Peer {
     // Request/reply peers (roles responder / requester): bench/rr_peer.js and bench/rr_peer.rs.
     const rr = (impl, extra = []) => [process.execPath, [path.join(__dirname, 'rr_peer.js'), '--impl', impl, '--role', role, '--port', String(port), ...extra]]
     const rrRust = (impl) => [path.join(EXAMPLES, 'bench_rr_peer'), [impl, role, String(port)]]
-    const [cmd, args] = {
+    let [cmd, args] = {
       ours: () => node('ours'),
       'ours-enc': () => node('ours', ['--key', KEY]),
       dgram: () => node('dgram'),
@@ -123,6 +130,8 @@ class Peer {
       'rr-rust-api-blockon': () => rrRust('ours-blockon'),
       'rr-rust-udp': () => rrRust('udp')
     }[kind]()
+    const cpu = kind.startsWith('rr-') && RR_PIN !== 'off' && os.cpus().length >= 2 ? (RR_PIN === 'split' && role === 'responder' ? '1' : '0') : null
+    if (cpu !== null) [cmd, args] = ['taskset', ['-c', cpu, cmd, ...args]]
     this.proc = spawn(cmd, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
     this.pending = []
     this.byId = new Map()
@@ -703,7 +712,7 @@ function table (addonKind, wallSec) {
   row4('Rust → Rust, block_on caller, p99 (ms) / Rust UDP', 'rrRust99', 'rust-udp', '—', 3, 'rrRust99', 'ours-blockon')
   row4('NATS JS → JS p50 (ms) / plain nats request()', 'rrNats50', 'natsjs', 'ratio ≤ 1.3', 3)
   row4('NATS JS → JS p99 (ms) / plain nats request()', 'rrNats99', 'natsjs', '—', 3)
-  const head4 = ['request/reply round trip, one outstanding', 'ours', 'baseline', 'ours/baseline', 'target']
+  const head4 = [`request/reply round trip, one outstanding (--rr-pin ${RR_PIN})`, 'ours', 'baseline', 'ours/baseline', 'target']
   const out = []
   out.push(`eventcast bench — ${new Date().toISOString()} — ${os.cpus().length} CPUs (${os.cpus()[0]?.model || '?'}), Node ${process.version}, ${REPEATS} repeat(s)${QUICK ? ', --quick' : ''}, ${Math.round(wallSec)} s`)
   out.push(`addon: ${addonKind}`)
