@@ -23,10 +23,10 @@
 // process.hrtime is not comparable across processes.
 const path = require('node:path')
 const dgram = require('node:dgram')
-const fs = require('node:fs')
 const readline = require('node:readline')
 const { performance } = require('node:perf_hooks')
 const { quantile } = require('./quantile.js')
+const { ensurePrivateNetns } = require('./netns.js')
 
 const GROUP = '224.0.0.1'
 const HEADER = 16
@@ -43,15 +43,6 @@ const port = Number(arg('port', '0'))
 const key = arg('key')
 const natsUrl = arg('nats')
 
-// Never open a socket outside a private network namespace (only `lo`).
-function ensurePrivateNetns () {
-  const ifs = fs.readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2)
-    .map((l) => l.split(':')[0].trim()).filter(Boolean)
-  if (ifs.length !== 1 || ifs[0] !== 'lo') {
-    process.stderr.write(`peer: refusing to run outside a private network namespace (interfaces: ${ifs.join(',')}); use npm run bench\n`)
-    process.exit(2)
-  }
-}
 
 function calibrate () {
   // Catch millisecond edges of Date.now(): the edge lies between the previous Date.now()
@@ -281,7 +272,7 @@ async function makeNatsJs () {
 
 // ---- command loop -----------------------------------------------------------------
 async function main () {
-  ensurePrivateNetns()
+  ensurePrivateNetns('peer')
   let peer = null
   if (role !== 'idle' || impl !== 'bare') {
     try {

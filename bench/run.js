@@ -5,10 +5,10 @@
 // every figure with min/median/max over repeats and the ratio
 // ours/baseline. Never fails on a number; it reports.
 //
-//   npm run bench [-- --quick] [-- --repeats N] [-- --soak SECONDS] [-- --only a,b]
+//   npm run bench [-- --quick] [-- --repeats N] [-- --soak SECONDS] [-- --only a,b] [-- --rr-pin split|same|off]
 //   env: BENCH_SOAK_SECONDS (default 30; 300 for the issue's 5-minute soak),
 //        BENCH_REPEATS, BENCH_QUICK=1, BENCH_JSON=path (raw results as JSON).
-// Scenarios (--only): rate, latency, mib, bulk, enc, rustapi, memory, soak, micro.
+// Scenarios (--only): rate, latency, mib, bulk, enc, rustapi, memory, soak, micro, nats, rr.
 const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -51,7 +51,7 @@ spawnSync('sh', ['-c', 'ip link set lo up; ip route add 224.0.0.0/4 dev lo 2>/de
 const QUICK = flag('quick') || process.env.BENCH_QUICK === '1'
 const REPEATS = Number(opt('repeats', process.env.BENCH_REPEATS || (QUICK ? 1 : 3)))
 const SOAK = Number(opt('soak', process.env.BENCH_SOAK_SECONDS || (QUICK ? 8 : 30)))
-const ALL = ['rate', 'latency', 'mib', 'bulk', 'enc', 'rustapi', 'memory', 'soak', 'micro', 'nats']
+const ALL = ['rate', 'latency', 'mib', 'bulk', 'enc', 'rustapi', 'memory', 'soak', 'micro', 'nats', 'rr']
 const ONLY = new Set((opt('only', '') || ALL.join(',')).split(',').filter(Boolean))
 const S = {
   trialDur: QUICK ? 0.5 : 1.0, // seconds per rate trial
@@ -60,19 +60,29 @@ const S = {
   bisect: QUICK ? 2 : 3,
   latencyDur: QUICK ? 1 : 5, // p99 of 5,000 samples: 2,000 swung 0.3–2.4× between repeats on a 2-core VM
   natsLatencyWindows: QUICK ? 2 : 10, // one-second windows per pair, in turns (see latencyInTurns)
+  rrWarmup: QUICK ? 200 : 500, // request/reply round trips per pair before the measured windows
+  rrWindows: QUICK ? 4 : 10, // windows per pair, in turns (see scenarioRr)
+  rrPerWindow: QUICK ? 250 : 1000, // sequential round trips per window
   mibCount: QUICK ? 3 : 5,
   bulkCount: QUICK ? 100 : 200,
   bulkSize: 100 * 1024,
   lossLimit: 0.001
 }
 const KEY = 'bench passphrase'
+// Where the request/reply pairs run: `split` (responder on CPU 1, requester on
+// CPU 0), `same` (both on CPU 0) or `off` (the scheduler's choice). Pinned
+// because the placement decides the round trip, and it is a draw per process
+// pair that taking pairs in turns cannot even out: on the idle 2-vCPU VM, the
+// same JS pair measured 0.031 ms on one CPU and 0.084 ms on two (waking an
+// idle vCPU), and unpinned runs flipped between the two from pair to pair.
+const RR_PIN = opt('rr-pin', 'split')
 
 // ---- build ------------------------------------------------------------------------------
 const EXAMPLES = path.join(ROOT, 'target', 'release', 'examples')
 function build () {
   if (!flag('no-build')) {
     console.log('bench: building the Rust peers (cargo build --release --examples) ...')
-    const r = spawnSync('cargo', ['build', '--release', '--example', 'bench_udp_baseline', '--example', 'bench_rust_peer'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
+    const r = spawnSync('cargo', ['build', '--release', '--example', 'bench_udp_baseline', '--example', 'bench_rust_peer', '--example', 'bench_rr_peer'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
     if (r.status !== 0) console.error('bench: cargo build failed; Rust rows will be missing')
   }
   const { addonPath } = require(path.join(ROOT, 'scripts', 'addon.js'))
@@ -99,7 +109,10 @@ class Peer {
     this.kind = kind
     this.role = role
     const node = (impl, extra = []) => [process.execPath, [path.join(__dirname, 'peer.js'), '--impl', impl, '--role', role, '--port', String(port), ...extra]]
-    const [cmd, args] = {
+    // Request/reply peers (roles responder / requester): bench/rr_peer.js and bench/rr_peer.rs.
+    const rr = (impl, extra = []) => [process.execPath, [path.join(__dirname, 'rr_peer.js'), '--impl', impl, '--role', role, '--port', String(port), ...extra]]
+    const rrRust = (impl) => [path.join(EXAMPLES, 'bench_rr_peer'), [impl, role, String(port)]]
+    let [cmd, args] = {
       ours: () => node('ours'),
       'ours-enc': () => node('ours', ['--key', KEY]),
       dgram: () => node('dgram'),
@@ -108,8 +121,17 @@ class Peer {
       'rust-api': () => [path.join(EXAMPLES, 'bench_rust_peer'), [role, String(port)]],
       'rust-api-enc': () => [path.join(EXAMPLES, 'bench_rust_peer'), [role, String(port), KEY]],
       'ours-nats': () => node('ours', ['--nats', natsServer.url]),
-      natsjs: () => node('natsjs', ['--nats', natsServer.url])
+      natsjs: () => node('natsjs', ['--nats', natsServer.url]),
+      'rr-ours': () => rr('ours'),
+      'rr-dgram': () => rr('dgram'),
+      'rr-ours-nats': () => rr('ours', ['--nats', natsServer.url]),
+      'rr-natsjs': () => rr('natsjs', ['--nats', natsServer.url]),
+      'rr-rust-api': () => rrRust('ours'),
+      'rr-rust-api-blockon': () => rrRust('ours-blockon'),
+      'rr-rust-udp': () => rrRust('udp')
     }[kind]()
+    const cpu = kind.startsWith('rr-') && RR_PIN !== 'off' && os.cpus().length >= 2 ? (RR_PIN === 'split' && role === 'responder' ? '1' : '0') : null
+    if (cpu !== null) [cmd, args] = ['taskset', ['-c', cpu, cmd, ...args]]
     this.proc = spawn(cmd, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
     this.pending = []
     this.byId = new Map()
@@ -545,6 +567,76 @@ async function scenarioNats () {
   }
 }
 
+// ---- request/reply round trip ----------------------------------------------------------------
+// Each group: ours and its baseline, measured in the same repeat. The figure's
+// results are keyed by implementation: `ours`, and the baseline's name.
+const RR_GROUPS = [
+  { figure: 'rrJs', what: 'JS → JS', impls: [['ours', 'rr-ours'], ['dgram', 'rr-dgram']] },
+  // ours: requests awaited in a task on the node's runtime; ours-blockon: by
+  // block_on from the main thread (one more thread hand-off per reply).
+  { figure: 'rrRust', what: 'Rust → Rust', impls: [['ours', 'rr-rust-api'], ['ours-blockon', 'rr-rust-api-blockon'], ['rust-udp', 'rr-rust-udp']] },
+  { figure: 'rrNats', what: 'JS → JS over NATS', impls: [['ours', 'rr-ours-nats'], ['natsjs', 'rr-natsjs']], nats: true }
+]
+
+/** A responder and a requester of `kind`, the requester having had a first reply. */
+async function rrPair (kind) {
+  const port = nextPort++
+  const rsp = new Peer(kind, 'responder', port)
+  const req = new Peer(kind, 'requester', port)
+  const close = () => Promise.all([req.close(), rsp.close()])
+  try {
+    await Promise.all([rsp.ready, req.ready])
+    const w = await req.cmd({ cmd: 'wait' }, 20000)
+    if (!w.ok) throw new Error(`no reply within ${Math.round(w.ms)} ms`)
+  } catch (err) {
+    await close().catch(() => {})
+    throw err
+  }
+  return { req, close }
+}
+
+/**
+ * Sequential request/reply round trips (one outstanding) of ours and its
+ * baseline, as the requester times them: a warm-up, then `rrWindows` windows
+ * of `rrPerWindow` round trips per pair, in turns (A B, B A, ...), each pair's
+ * samples pooled; for the reason, see `latencyInTurns`.
+ */
+async function scenarioRr () {
+  for (const g of RR_GROUPS) {
+    if (g.nats && !natsServer.url) {
+      const ok = await noted('rr nats-server', startNatsServer)
+      if (ok === null) continue
+    }
+    const up = []
+    try {
+      for (const [impl, kind] of g.impls) {
+        const p = await noted(`${g.figure} ${kind}`, () => rrPair(kind))
+        if (p) up.push({ impl, kind, p, lat: [], errors: 0 })
+      }
+      for (const x of up) await noted(`${g.figure} ${x.kind} warm-up`, () => x.p.req.cmd({ cmd: 'rr', count: S.rrWarmup }))
+      for (let w = 0; w < S.rrWindows; w++) {
+        const order = w % 2 ? [...up].reverse() : up
+        for (const x of order) {
+          const r = await noted(`${g.figure} ${x.kind}`, () => x.p.req.cmd({ cmd: 'rr', count: S.rrPerWindow, samples: true }))
+          if (!r) continue
+          x.lat.push(...r.lat)
+          x.errors += r.errors
+        }
+      }
+      for (const x of up) {
+        const p50 = quantile(x.lat, 0.5)
+        const p99 = quantile(x.lat, 0.99)
+        put(`${g.figure}50`, x.impl, p50)
+        put(`${g.figure}99`, x.impl, p99)
+        log(`round trip ${g.what} ${x.impl} (${x.kind}): p50 ${p50?.toFixed(3)} ms p99 ${p99?.toFixed(3)} ms over ${x.lat.length} samples (${S.rrWindows} windows in turns), ${x.errors} timed out`)
+        if (x.errors) notes.push(`${g.figure} ${x.impl}: ${x.errors} requests got no reply within 1 s (left out of the samples)`)
+      }
+    } finally {
+      await Promise.all(up.map(({ p }) => p.close().catch(() => {})))
+    }
+  }
+}
+
 // ---- table --------------------------------------------------------------------------------
 function median (v) {
   const s = v.filter((x) => x !== null && x !== undefined && !Number.isNaN(x)).sort((a, b) => a - b)
@@ -608,6 +700,19 @@ function table (addonKind, wallSec) {
   row3('1 MiB message: delivered fraction', 'natsMibOk', 'every time', 2)
   row3('1 MiB message: median time (ms)', 'natsMibMs', '—', 1)
   const head3 = ['NATS (local nats-server)', 'ours over NATS (JS API)', 'plain nats client', 'ours/plain', 'target']
+  const rows4 = []
+  const row4 = (figure, f, base, target, digits, baseFigure = f, impl = 'ours') =>
+    rows4.push([figure, cell(r(f, impl), digits), cell(r(baseFigure, base), digits), cell(ratios(r(f, impl), r(baseFigure, base)), 2), target])
+  row4('JS → JS p50 (ms) / Node dgram ping-pong', 'rrJs50', 'dgram', 'ratio ≤ 2', 3)
+  row4('JS → JS p99 (ms) / Node dgram ping-pong', 'rrJs99', 'dgram', '—', 3)
+  row4('JS → JS p50 (ms) / Rust UDP ping-pong', 'rrJs50', 'rust-udp', '—', 3, 'rrRust50')
+  row4('Rust → Rust p50 (ms) / Rust UDP ping-pong', 'rrRust50', 'rust-udp', 'ratio ≤ 2', 3)
+  row4('Rust → Rust p99 (ms) / Rust UDP ping-pong', 'rrRust99', 'rust-udp', '—', 3)
+  row4('Rust → Rust, block_on caller, p50 (ms) / Rust UDP', 'rrRust50', 'rust-udp', 'ratio ≤ 2', 3, 'rrRust50', 'ours-blockon')
+  row4('Rust → Rust, block_on caller, p99 (ms) / Rust UDP', 'rrRust99', 'rust-udp', '—', 3, 'rrRust99', 'ours-blockon')
+  row4('NATS JS → JS p50 (ms) / plain nats request()', 'rrNats50', 'natsjs', 'ratio ≤ 1.3', 3)
+  row4('NATS JS → JS p99 (ms) / plain nats request()', 'rrNats99', 'natsjs', '—', 3)
+  const head4 = [`request/reply round trip, one outstanding (--rr-pin ${RR_PIN})`, 'ours', 'baseline', 'ours/baseline', 'target']
   const out = []
   out.push(`eventcast bench — ${new Date().toISOString()} — ${os.cpus().length} CPUs (${os.cpus()[0]?.model || '?'}), Node ${process.version}, ${REPEATS} repeat(s)${QUICK ? ', --quick' : ''}, ${Math.round(wallSec)} s`)
   out.push(`addon: ${addonKind}`)
@@ -620,6 +725,10 @@ function table (addonKind, wallSec) {
   if (results.natsRate || results.natsLat50 || results.natsMibMs) {
     out.push('')
     out.push(md(head3, rows3))
+  }
+  if (results.rrJs50 || results.rrRust50 || results.rrNats50) {
+    out.push('')
+    out.push(md(head4, rows4))
   }
   if (results.micro) {
     out.push('')
@@ -656,6 +765,7 @@ async function main () {
     if (ONLY.has('bulk')) await scenarioBulk()
     if (ONLY.has('memory')) await scenarioMemory()
     if (ONLY.has('nats')) await scenarioNats()
+    if (ONLY.has('rr')) await scenarioRr()
   }
   if (ONLY.has('soak')) await scenarioSoak()
   if (ONLY.has('micro')) {
