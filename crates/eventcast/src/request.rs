@@ -49,15 +49,16 @@ impl Eventcast {
                 let Some(inner) = node.upgrade() else { break };
                 let node = Eventcast { inner };
                 let (to, rid) = (request.from.id.clone(), request.rid);
-                let answer = std::panic::AssertUnwindSafe(handler(request)).catch_unwind();
-                tokio::spawn(async move {
-                    let outcome = answer
-                        .await
-                        .unwrap_or_else(|_| Err(RemoteFailure::new("the request handler panicked", "EINTERNAL")));
-                    if let Err(e) = node.reply(&to, rid, outcome) {
-                        tracing::warn!("eventcast: the reply to request {rid} of {to} was not sent: {e}");
+                let mut answer = Box::pin(std::panic::AssertUnwindSafe(handler(request)).catch_unwind());
+                // A handler that answers at once is answered here, without a
+                // task of its own (a spawn and a wake-up per request, the
+                // largest cost of a quick round trip); one that waits gets a task.
+                match (&mut answer).now_or_never() {
+                    Some(outcome) => send_answer(&node, &to, rid, outcome),
+                    None => {
+                        tokio::spawn(async move { send_answer(&node, &to, rid, answer.await) });
                     }
-                });
+                }
             }
         });
         Ok(())
@@ -212,6 +213,14 @@ impl Eventcast {
             }
             Serving::Late | Serving::Unknown => Ok(false),
         })
+    }
+}
+
+/// Sends what a handler produced (a panic becomes an `EINTERNAL` error reply).
+fn send_answer(node: &Eventcast, to: &str, rid: RequestId, outcome: std::thread::Result<Result<Bson, RemoteFailure>>) {
+    let outcome = outcome.unwrap_or_else(|_| Err(RemoteFailure::new("the request handler panicked", "EINTERNAL")));
+    if let Err(e) = node.reply(to, rid, outcome) {
+        tracing::warn!("eventcast: the reply to request {rid} of {to} was not sent: {e}");
     }
 }
 

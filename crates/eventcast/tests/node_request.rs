@@ -60,6 +60,13 @@ async fn values_errors_timeouts_and_handlers_on_multicast() {
         other => panic!("expected EREMOTE, got {other:?}"),
     }
 
+    // A handler that panics answers EINTERNAL (the node goes on).
+    a.handle("panic", |_| async { panic!("handler bug") }).unwrap();
+    match b.request("panic", &[], T).await {
+        Err(Error::Remote { remote_code, .. }) => assert_eq!(remote_code, "EINTERNAL"),
+        other => panic!("expected EREMOTE, got {other:?}"),
+    }
+
     let started_at = Instant::now();
     let err = b.request("nobody", &[], Duration::from_millis(300)).await.unwrap_err();
     let waited = started_at.elapsed();
@@ -71,7 +78,7 @@ async fn values_errors_timeouts_and_handlers_on_multicast() {
     assert!(!a.unhandle("echo"));
     assert_eq!(b.request("echo", &[], Duration::from_millis(300)).await.unwrap_err().code(), "ETIMEDOUT");
     let s = a.stats();
-    assert_eq!((s.requests_received, s.replies_sent, s.requests_unhandled), (4, 2, 2), "{s:?}");
+    assert_eq!((s.requests_received, s.replies_sent, s.requests_unhandled), (5, 3, 2), "{s:?}");
     assert_eq!(b.request("__ec_x", &[], T).await.unwrap_err().code(), "EPAYLOAD");
     assert_eq!(b.request("x", &[], Duration::ZERO).await.unwrap_err().code(), "EINVALIDOPTION");
     a.stop().await.unwrap();
