@@ -8,9 +8,12 @@
 //!
 //! * base delay `d = clamp(message_ttl / 8, 10 ms, 500 ms)` (375 ms for the
 //!   default 3 s TTL), each wait drawn uniformly from `[d, 2d)`;
+//! * suppression goes item by item ([`Heard`]): a receiver notes which of
+//!   its missing items others asked for, waits only while those cover all it
+//!   misses, and otherwise asks for the rest (what nobody asked for within `d`);
 //! * after a request, the next one follows another jittered delay if no
 //!   progress was made, at most `retransmit_attempts` more times; any progress
-//!   resets that count;
+//!   resets that count (and never makes a due request later);
 //! * repeated requests for the same data (no progress since the last one) are
 //!   sent in `min(attempt, 4)` copies, spaced by a little more than the
 //!   senders' resend window so that each copy that arrives gets its own
