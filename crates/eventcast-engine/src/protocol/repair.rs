@@ -312,7 +312,10 @@ pub(crate) const MAX_REQUEST_COPIES: u32 = 4;
 /// Most items remembered in one [`Heard`]; beyond it, stale ones are
 /// forgotten, and if none is stale a new one is not noted (we then ask for
 /// it ourselves: suppression is an economy, never needed for delivery).
-const MAX_HEARD: usize = 4096;
+/// Requests are input like any other: there is one `Heard` per sender and
+/// per partial message, so this keeps each within a few KiB (the size of a
+/// sender's `sn` window bitmaps) whatever forged requests name.
+const MAX_HEARD: usize = 128;
 
 /// Message numbers of one sender that *another* receiver asked for recently,
 /// and when: NACK suppression item by item.
