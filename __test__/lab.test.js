@@ -54,3 +54,11 @@ test('network lab: our sender to two real 0.1.2 receivers at 10% loss (mixed-012
   }
   await runLab(t, ['--only', 'mixed-012-10'], 'the mixed-fleet lab')
 })
+
+// How repair cost grows with the group (issue 26): 16 receivers on 17 hosts at
+// 5% loss, every event exactly once; the figures (union of losses, repairs,
+// requests per receiver, the sender's CPU) are printed in the lab's notes and
+// recorded in bench/README.md.
+test('network lab: 16 receivers at 5% loss, the group-scaling figures (scale-16)', { timeout: 10 * 60 * 1000 }, async (t) => {
+  await runLab(t, ['--only', 'scale-16'], 'the group-scaling lab')
+})

@@ -32,7 +32,10 @@ function expectedDigest (label, i, size) {
 
 /**
  * What one receiver got. Events are `lab(tag, senderLabel, i[, buffer])`.
- * `expect` maps sender label → number of events that sender sends.
+ * `expect` maps sender label → number of events that sender sends, or
+ * `{n, size}` for a label whose events carry buffers of their own size (a
+ * sender mixing small events and big ones sends the big ones under a label of
+ * their own, see sender.js `--big`).
  */
 class Tally {
   constructor ({ tag, expect, size = 0 }) {
@@ -44,9 +47,10 @@ class Tally {
     this.gaps = 0 // sum of 'gap' counts reported
     this.gapEvents = 0
     this.senders = {}
-    for (const [label, n] of Object.entries(expect)) {
+    for (const [label, e] of Object.entries(expect)) {
+      const { n, size: own } = typeof e === 'object' ? e : { n: e, size }
       // first: lowest index received; arrived: index of the first event to arrive (the join point of a late joiner)
-      this.senders[label] = { n, seen: new Uint8Array(n), unique: 0, dupes: 0, bad: 0, first: -1, arrived: -1 }
+      this.senders[label] = { n, size: own, seen: new Uint8Array(n), unique: 0, dupes: 0, bad: 0, first: -1, arrived: -1 }
     }
   }
 
@@ -58,9 +62,9 @@ class Tally {
       return
     }
     this.lastAt = Date.now()
-    if (this.size) {
-      const ok = Buffer.isBuffer(body) && body.length === this.size &&
-        crypto.createHash('sha256').update(body).digest('hex') === expectedDigest(label, i, this.size)
+    if (s.size) {
+      const ok = Buffer.isBuffer(body) && body.length === s.size &&
+        crypto.createHash('sha256').update(body).digest('hex') === expectedDigest(label, i, s.size)
       if (!ok) {
         s.bad++
         return

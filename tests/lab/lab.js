@@ -16,6 +16,7 @@ const readline = require('node:readline')
 const { Tally, parseArgs } = require('./common.js')
 const { presenceScenario } = require('./presence.js')
 const { requestsScenario } = require('./requests.js')
+const { scaleScenario, scaleSummary, formatScale, SCALE_RECEIVERS } = require('./scale.js')
 
 const args = parseArgs(process.argv.slice(2))
 const ROOT = path.resolve(__dirname, '..', '..')
@@ -43,6 +44,15 @@ function setLoss (host, pct, port) {
     stdio: ['ignore', 'inherit', 'inherit']
   })
   if (r.status !== 0) throw new Error(`lab_loss ${host} ${pct} failed`)
+}
+
+/** Datagrams the loss rule of `host` dropped so far (netlab.sh `lab_drops`). */
+function drops (host) {
+  const r = spawnSync('bash', ['-c', '. "$0"; lab_drops "$@"', NETLAB, host], {
+    env: { ...process.env, LAB_PREFIX: PREFIX },
+    encoding: 'utf8'
+  })
+  return Number(r.stdout.trim()) || 0
 }
 
 function inHost (host, argv, opts = {}) {
@@ -166,9 +176,11 @@ class CliReceiver extends Peer {
 
 /**
  * One scenario. `receivers`: [{name, host, kind: 'node'|'cli', lateMs?}];
- * `senders`: [{label, host}]; every sender sends `count` events.
+ * `senders`: [{label, host}]; every sender sends `count` events, and with
+ * `big: {count, size}` that many big ones among them (label `<label>.big`);
+ * `scale`: report the group-scaling figures (scale.js).
  */
-async function scenario ({ name, loss, count, rate, size = 0, senders, receivers, judge, deafSenders = false, needs012 = false, v6 = false }) {
+async function scenario ({ name, loss, count, rate, size = 0, big = null, scale = false, senders, receivers, judge, deafSenders = false, needs012 = false, v6 = false }) {
   if (needs012 && !process.env.EVENTCAST_012_DIR) {
     const why = 'EVENTCAST_012_DIR is not set (a checkout of eventcast 0.1.2 with its node_modules; not on the npm registry)'
     log(`${name}: SKIPPED: ${why}`)
@@ -177,6 +189,8 @@ async function scenario ({ name, loss, count, rate, size = 0, senders, receivers
   const port = 20000 + Math.floor(Math.random() * 40000)
   const tag = `${name}-${process.pid}-${Date.now()}`
   const expect = Object.fromEntries(senders.map((s) => [s.label, count]))
+  if (big) for (const s of senders) expect[`${s.label}.big`] = { n: big.count, size: big.size }
+  const bigArgs = big ? ['--big', String(big.count), '--big-size', String(big.size)] : []
   const lossHosts = [...new Set(receivers.map((r) => r.host))]
   log(`${name}: ${senders.length} sender(s) × ${count} ${size ? `${size >= 1024 * 1024 ? `${size / 1024 / 1024} MiB` : `${size / 1024} KiB`} messages` : 'small events'} at ${rate}/s, ${loss}% loss on ${lossHosts.join(',')}, port ${port}${v6 ? `, IPv6 group ${V6_GROUP} on ${V6_IF}` : ''}`)
   const groupArgs = v6 ? ['--group', V6_GROUP, '--interface', V6_IF] : []
@@ -202,7 +216,7 @@ async function scenario ({ name, loss, count, rate, size = 0, senders, receivers
     await withTimeout(Promise.all(early.map((p) => p.ready)), 20000, 'receivers ready')
     sendersP = senders.map((s) => {
       const p = new NodePeer(`sender ${s.label}@${s.host}`, s.host, 'sender.js',
-        ['--port', String(port), '--tag', tag, '--label', s.label, '--count', String(count), '--rate', String(rate), '--size', String(size), ...groupArgs])
+        ['--port', String(port), '--tag', tag, '--label', s.label, '--count', String(count), '--rate', String(rate), '--size', String(size), ...bigArgs, ...groupArgs])
       peers.push(p)
       return p
     })
@@ -250,6 +264,7 @@ async function scenario ({ name, loss, count, rate, size = 0, senders, receivers
   // Receivers first (they print their final tally), then the senders.
   await Promise.all(peers.filter((p) => p.spec).map((p) => p.stop()))
   await Promise.all(sendersP.map((p) => p.stop()))
+  const dropped = scale ? Object.fromEntries(lossHosts.map((h) => [h, drops(h)])) : {}
   for (const h of [...lossHosts, ...deafHosts]) setLoss(h, 0)
   for (const p of peers) {
     if (p.crash) { result.ok = false; result.notes.push(`${p.name}: ${p.crash} ${p.stderr.slice(-3).join(' | ')}`) }
@@ -261,6 +276,7 @@ async function scenario ({ name, loss, count, rate, size = 0, senders, receivers
     const st = p.stats() || {}
     const row = {
       receiver: p.name,
+      host: p.host,
       late: p.spec.lateMs ? p.joinedMs : null,
       sent: s.expected,
       delivered: s.unique,
@@ -279,6 +295,10 @@ async function scenario ({ name, loss, count, rate, size = 0, senders, receivers
     row.ok = problems.length === 0
     if (!row.ok) { result.ok = false; result.notes.push(`${p.name}: ${problems.join('; ')}`) }
     result.rows.push(row)
+  }
+  if (scale) {
+    result.scale = scaleSummary(result.rows, dropped, sendersP[0] && sendersP[0].finalMsg)
+    result.notes.push(formatScale(result.scale))
   }
   result.elapsedMs = Date.now() - t0
   log(`${name}: ${result.ok ? 'PASS' : 'FAIL'} in ${(result.elapsedMs / 1000).toFixed(1)} s`)
@@ -392,6 +412,9 @@ SCENARIOS.push({
   judge: mixedFleet
 })
 
+// How repair cost grows with the group (scale.js): 16 receivers at 5% loss.
+SCENARIOS.push(scaleScenario(SCALE_RECEIVERS, exactlyOnce))
+
 // Presence (presence.js): appear, goodbye, kill -9 timeout, no false downs.
 SCENARIOS.push({ name: 'presence-0', loss: 0, receivers: [], run: presenceScenario })
 SCENARIOS.push({ name: 'presence-10', loss: 10, receivers: [], run: presenceScenario })
@@ -460,7 +483,11 @@ async function main () {
 
 // run.sh asks (before building anything) whether the selected scenarios need the CLI: exit 0 yes, 1 no.
 if (args['needs-cli']) process.exit(selected().some((s) => s.receivers.some((r) => r.kind === 'cli')) ? 0 : 1)
-else {
+// run.sh asks how many hosts to build: 4, or the highest host the selected scenarios use.
+else if (args.hosts) {
+  const used = selected().flatMap((s) => [...s.receivers, ...(s.senders || [])].map((x) => Number(x.host.slice(1))))
+  console.log(Math.max(4, ...used))
+} else {
   if (!PREFIX) {
     console.error('lab.js: LAB_PREFIX is not set; run tests/lab/run.sh')
     process.exit(2)

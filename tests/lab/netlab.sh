@@ -7,7 +7,7 @@
 # duplicate address detection is off, so addresses are usable at once.
 # Loss is applied with nftables (an inet table: IPv4 and IPv6) on the hosts' input.
 #
-# Source it, then:  lab_up 3; lab_exec h1 CMD...; lab_loss h2 10; lab_down
+# Source it, then:  lab_up 3; lab_exec h1 CMD...; lab_loss h2 10; lab_drops h2; lab_down
 # lab_up installs a trap so the namespaces are removed even when the caller fails.
 
 LAB_PREFIX=${LAB_PREFIX:-ecl$$}
@@ -76,8 +76,15 @@ lab_loss() {
     if [ "$2" -ge 100 ]; then
         ip netns exec "$ns" nft add rule inet lab input "${match[@]}" drop
     else
-        ip netns exec "$ns" nft add rule inet lab input "${match[@]}" numgen random mod 100 '<' "$2" drop
+        # counter: lab_drops reads how many it dropped (the group-scaling scenario reports it).
+        ip netns exec "$ns" nft add rule inet lab input "${match[@]}" numgen random mod 100 '<' "$2" counter drop
     fi
+}
+
+# lab_drops HOST: datagrams the loss rule of HOST dropped so far (0 without one).
+lab_drops() {
+    local ns; ns=$(lab_ns "$1")
+    ip netns exec "$ns" nft list chain inet lab input | sed -n 's/.* counter packets \([0-9]*\) .*/\1/p' | head -1 | grep . || echo 0
 }
 
 # lab_exec HOST CMD...: run CMD on HOST.

@@ -6,6 +6,7 @@
 #   h1  sender (Node)            h2  receiver (Node)
 #   h3  receiver (Rust CLI) and a second Node receiver sharing its port
 #   h4  second sender / late joiner (Node)
+#   h2–h17  the group-scaling scenario's 16 receivers (scale-16, only with --only)
 #
 # Exit status: 0 all required results met, 1 a result missed or the lab broke,
 # 77 skipped (not root, no nftables, or namespaces cannot be created here).
@@ -36,7 +37,9 @@ fi
 node -e "require('$root')" || { echo "[lab] the Node addon does not load; run npm install" >&2; exit 1; }
 
 export LAB_PREFIX
-lab_up 4   # installs the EXIT trap that removes every namespace (and kills what runs in them)
+# 4 hosts, or as many as the selected scenarios use (scale-16: 17).
+hosts=$(node "$here/lab.js" --hosts "$@")
+lab_up "$hosts"   # installs the EXIT trap that removes every namespace (and kills what runs in them)
 trap 'exit 130' INT TERM   # the EXIT trap still runs lab_down
 status=0
 node "$here/lab.js" "$@" || status=$?

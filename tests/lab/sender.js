@@ -4,7 +4,9 @@
 // deterministic buffer of --size bytes) --count times at --rate events/s,
 // prints {"type":"sent"}, then stays up answering repair requests until
 // SIGTERM, when it stops and prints {"type":"final", stats}.
-// Usage: sender.js --port P --tag T --label L --count N --rate R [--size BYTES] [--group G --interface IF]
+// --big N --big-size BYTES: also N big events, `lab(tag, L + '.big', j, buffer)`,
+// spread evenly among the --count small ones (the group-scaling scenario).
+// Usage: sender.js --port P --tag T --label L --count N --rate R [--size BYTES] [--big N --big-size BYTES] [--group G --interface IF]
 const path = require('node:path')
 const Eventcast = require(path.resolve(__dirname, '..', '..'))
 const { bigPayload, parseArgs } = require('./common.js')
@@ -15,6 +17,9 @@ const count = Number(args.count)
 const rate = Number(args.rate)
 const size = Number(args.size || 0)
 const { tag, label } = args
+const big = Number(args.big || 0)
+const bigSize = Number(args['big-size'] || 0)
+const bigEvery = big ? Math.floor(count / big) : 0
 
 // --group G [--interface IF]: the lab's IPv6 scenarios (a link-local group on eth0).
 const group = args.group ? { multicastMembership: args.group, multicastInterface: args.interface } : {}
@@ -29,6 +34,10 @@ function run () {
     for (; i < due; i++) {
       if (size) ec.emit('lab', tag, label, i, bigPayload(label, i, size))
       else ec.emit('lab', tag, label, i)
+      if (bigEvery && i % bigEvery === bigEvery - 1 && (i + 1) / bigEvery <= big) {
+        const j = (i + 1) / bigEvery - 1
+        ec.emit('lab', tag, `${label}.big`, j, bigPayload(`${label}.big`, j, bigSize))
+      }
     }
     if (i < count) setTimeout(tick, size ? 20 : 5)
     else out({ type: 'sent', count, ms: Date.now() - t0 })
@@ -41,7 +50,8 @@ async function finish () {
   if (stopping) return
   stopping = true
   await ec.stop()
-  out({ type: 'final', stats: ec.stats() })
+  // cpu: this process's CPU time (µs), what the group-scaling scenario reports per receiver.
+  out({ type: 'final', stats: ec.stats(), cpu: process.cpuUsage() })
 }
 process.on('SIGTERM', finish)
 process.on('SIGINT', finish)

@@ -274,8 +274,21 @@ impl Endpoint {
                 let per_request = paying_items(&self.config, items_per_request(self.config.max_payload_size, 10));
                 let arrived = p.arrived();
                 let requests = arrived.div_ceil(per_request).clamp(1, MAX_REQUESTS_PER_ROUND);
-                let missing = p.missing(per_request * requests);
                 let delay = self.timing.jittered(&mut self.rng);
+                // Not what another receiver asked for within `d` (see `repair::Heard`).
+                let window = self.timing.base;
+                p.heard.forget_stale(now, window);
+                let mut missing = p.missing(per_request * requests + p.heard.len());
+                let all = missing.len();
+                missing.retain(|&i| !p.heard.covers(now, i64::from(i), window));
+                missing.truncate(per_request * requests);
+                if missing.is_empty() && all > 0 {
+                    p.nack.wait(now, delay);
+                    let deadline = p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl));
+                    self.stats.repair_requests_suppressed += 1;
+                    self.reassembly.reschedule(&key, deadline);
+                    continue;
+                }
                 let known = peers::known_in(&self.known, &self.peers, &self.records, &p.sender.id);
                 let retries = if known {
                     self.config.retransmit_attempts

@@ -9,7 +9,7 @@
 //! messages are remembered, up to [`Limits::max_completed_ids`], so late
 //! repairs and duplicates never deliver a message twice.
 
-use super::repair::Nack;
+use super::repair::{Heard, Nack};
 use super::{Limits, Sender};
 use crate::wire::ids::{hex, parse_hex};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -71,6 +71,8 @@ pub(crate) struct Partial {
     pub last_progress: Instant,
     /// Repair request timer.
     pub nack: Nack,
+    /// Missing chunks other receivers asked for recently (see [`Heard`]).
+    pub heard: Heard,
     /// Chunk indexes we have asked for.
     asked: HashSet<u32>,
     /// The timer entry currently registered for this partial.
@@ -134,7 +136,17 @@ impl Partial {
 
     /// Whether any of `indexes` is still missing here.
     pub fn misses_any(&self, indexes: &[i32]) -> bool {
-        indexes.iter().any(|&i| u32::try_from(i).is_ok_and(|i| i < self.seq_len && !self.has(i)))
+        indexes.iter().any(|&i| self.misses(i))
+    }
+
+    /// Whether chunk `i` is still missing here.
+    pub fn misses(&self, i: i32) -> bool {
+        u32::try_from(i).is_ok_and(|i| i < self.seq_len && !self.has(i))
+    }
+
+    /// How many chunks are still missing.
+    pub fn missing_count(&self) -> usize {
+        (self.seq_len as usize).saturating_sub(self.count())
     }
 }
 
@@ -416,6 +428,7 @@ impl Reassembly {
                     sender: info.sender.to_sender(),
                     last_progress: now,
                     nack,
+                    heard: Heard::default(),
                     asked: HashSet::new(),
                     deadline,
                     late: false,

@@ -8,9 +8,12 @@
 //!
 //! * base delay `d = clamp(message_ttl / 8, 10 ms, 500 ms)` (375 ms for the
 //!   default 3 s TTL), each wait drawn uniformly from `[d, 2d)`;
+//! * suppression goes item by item ([`Heard`]): a receiver notes which of
+//!   its missing items others asked for, waits only while those cover all it
+//!   misses, and otherwise asks for the rest (what nobody asked for within `d`);
 //! * after a request, the next one follows another jittered delay if no
 //!   progress was made, at most `retransmit_attempts` more times; any progress
-//!   resets that count;
+//!   resets that count (and never makes a due request later);
 //! * repeated requests for the same data (no progress since the last one) are
 //!   sent in `min(attempt, 4)` copies, spaced by a little more than the
 //!   senders' resend window so that each copy that arrives gets its own
@@ -306,6 +309,64 @@ impl KnownSenders {
 /// Most copies of one request sent at once.
 pub(crate) const MAX_REQUEST_COPIES: u32 = 4;
 
+/// Most items remembered in one [`Heard`]; beyond it, stale ones are
+/// forgotten, and if none is stale a new one is not noted (we then ask for
+/// it ourselves: suppression is an economy, never needed for delivery).
+/// Requests are input like any other: there is one `Heard` per sender and
+/// per partial message, so this keeps each within a few KiB (the size of a
+/// sender's `sn` window bitmaps) whatever forged requests name.
+const MAX_HEARD: usize = 128;
+
+/// Message numbers of one sender that *another* receiver asked for recently,
+/// and when: NACK suppression item by item.
+///
+/// One request timer covers all that is missing from a sender. Postponing it
+/// whenever someone asked for *any* of that starved receivers in a large
+/// group: with 50 receivers at 5% loss each one misses ~100 of 2,000 events,
+/// every other receiver's request names a few of them, so the timer was
+/// pushed back again and again, the receiver got only what others happened
+/// to ask for, and 16 of 50 gave up on ~20 events each when the sender's
+/// retention ran out (`crates/eventcast-engine/tests/sim_scale.rs`). So the
+/// timer is postponed only when requests heard cover *everything* missing;
+/// otherwise, when it fires, it asks for what nobody asked for within the
+/// last base delay `d` (a repair asked for by another arrives within a round
+/// trip; one still missing after `d` was lost on the way here, and is asked
+/// for again).
+#[derive(Default)]
+pub(crate) struct Heard(HashMap<i64, Instant>);
+
+impl Heard {
+    /// Someone asked for `sn` at `now`.
+    pub fn note(&mut self, now: Instant, sn: i64, window: Duration) {
+        if self.0.len() >= MAX_HEARD {
+            self.forget_stale(now, window);
+        }
+        if self.0.len() < MAX_HEARD || self.0.contains_key(&sn) {
+            self.0.insert(sn, now);
+        }
+    }
+
+    /// Whether someone asked for `sn` less than `window` before `now`.
+    pub fn covers(&self, now: Instant, sn: i64, window: Duration) -> bool {
+        self.0.get(&sn).is_some_and(|&t| now.saturating_duration_since(t) < window)
+    }
+
+    /// The numbers someone asked for less than `window` before `now`.
+    pub fn recent(&self, now: Instant, window: Duration) -> impl Iterator<Item = i64> + '_ {
+        self.0.iter().filter(move |(_, &t)| now.saturating_duration_since(t) < window).map(|(&sn, _)| sn)
+    }
+
+    /// Forgets what was heard `window` or more before `now`.
+    pub fn forget_stale(&mut self, now: Instant, window: Duration) {
+        self.0.retain(|_, t| now.saturating_duration_since(*t) < window);
+    }
+
+    /// Items remembered (stale ones included until forgotten).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// Repair timing derived from the message TTL.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RepairTiming {
@@ -345,9 +406,18 @@ impl Nack {
         Nack { due: Some(now + delay), attempts: 0 }
     }
 
-    /// Progress was made: start over.
+    /// Progress was made: start over, but never later than the request
+    /// already due. In a large group progress comes all the time from repairs
+    /// others asked for; pushing the timer back at each one left a receiver
+    /// waiting for others to happen to ask for what it missed (see [`Heard`]).
     pub fn progress(&mut self, now: Instant, delay: Duration) {
         self.attempts = 0;
+        self.due = Some(self.due.map_or(now + delay, |due| due.min(now + delay)));
+    }
+
+    /// Waits another `delay` before the next request, without counting an
+    /// attempt (nothing was asked: what is missing others asked for already).
+    pub fn wait(&mut self, now: Instant, delay: Duration) {
         self.due = Some(now + delay);
     }
 
@@ -371,6 +441,31 @@ impl Nack {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn heard_items_cover_for_a_window_and_stay_bounded() {
+        let t0 = Instant::now();
+        let w = Duration::from_millis(375);
+        let mut h = Heard::default();
+        h.note(t0, 7, w);
+        assert!(h.covers(t0 + w / 2, 7, w));
+        assert!(!h.covers(t0 + w / 2, 8, w));
+        assert!(!h.covers(t0 + w, 7, w), "a repair still missing after the window is asked for again");
+        assert_eq!(h.recent(t0 + w / 2, w).collect::<Vec<_>>(), vec![7]);
+        // Full: stale entries make room; fresh ones are never pushed out by new ones.
+        for sn in 0..2 * MAX_HEARD as i64 {
+            h.note(t0 + w, sn, w);
+        }
+        assert_eq!(h.len(), MAX_HEARD);
+        assert!(h.covers(t0 + w, 0, w) && !h.covers(t0 + w, MAX_HEARD as i64, w));
+        h.note(t0 + 2 * w, -1, w);
+        assert_eq!(h.len(), 1);
+        let mut n = Nack::armed(t0, w);
+        n.progress(t0 + w / 2, w);
+        assert_eq!(n.due, Some(t0 + w), "progress never pushes a due request later");
+        n.wait(t0 + w, w);
+        assert_eq!((n.due, n.attempts), (Some(t0 + 2 * w), 0));
+    }
 
     #[test]
     fn delay_is_clamped_and_jitter_in_range() {

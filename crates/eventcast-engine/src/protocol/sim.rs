@@ -8,6 +8,11 @@
 //! model drops it; it may also be duplicated. All randomness comes from one
 //! seeded [`StdRng`], and time is virtual, so a run is reproducible from its seed.
 //!
+//! Two observations for measuring cost rather than behaviour: the real time
+//! each endpoint spends in its own calls ([`SimNode::busy`]), and, for one
+//! watched endpoint, every datagram it transmitted with the endpoints the
+//! loss model dropped it for ([`Network::watch`], [`Network::transmissions`]).
+//!
 //! ```
 //! use eventcast_engine::protocol::{sim::Network, Config};
 //! use std::time::Duration;
@@ -23,7 +28,8 @@
 //! ```
 
 use super::{
-    Config, Destination, Endpoint, Event, Identity, IncomingReply, IncomingRequest, Output, PeerChange, Stats,
+    Config, Destination, Endpoint, Event, Identity, IncomingReply, IncomingRequest, Output, PeerChange, SharedBytes,
+    Stats,
 };
 use crate::error::Error;
 use bson::Bson;
@@ -55,6 +61,20 @@ pub struct SimNode {
     pub requests: Vec<IncomingRequest>,
     /// Replies addressed to it, in order.
     pub replies: Vec<IncomingReply>,
+    /// Real (not virtual) time spent inside this endpoint's own calls
+    /// (`emit`, `handle_datagram`, `handle_timeout`, `poll_*`, [`Network::act`]),
+    /// not in the simulator's delivery work: a measure of its CPU cost.
+    pub busy: Duration,
+}
+
+/// One datagram a [watched](Network::watch) endpoint transmitted.
+pub struct Transmission {
+    /// Virtual time it was sent.
+    pub at: Instant,
+    /// Its bytes (a resend of retained data has the same bytes as the first send).
+    pub payload: SharedBytes,
+    /// The endpoints it was addressed to and the loss model dropped it for.
+    pub lost_by: Vec<usize>,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -82,6 +102,8 @@ pub struct Network {
     latency: Duration,
     jitter: Duration,
     sourceless: bool,
+    watched: Option<usize>,
+    transmissions: Vec<Transmission>,
     /// Datagrams dropped by the loss model.
     pub dropped: u64,
     /// Datagrams delivered to endpoints.
@@ -108,6 +130,8 @@ impl Network {
             latency: Duration::from_millis(1),
             jitter: Duration::from_micros(500),
             sourceless: false,
+            watched: None,
+            transmissions: Vec::new(),
             dropped: 0,
             delivered: 0,
         }
@@ -135,6 +159,7 @@ impl Network {
             peer_changes: Vec::new(),
             requests: Vec::new(),
             replies: Vec::new(),
+            busy: Duration::ZERO,
         });
         i
     }
@@ -158,6 +183,17 @@ impl Network {
     /// Loss probability of the link `from` → `to` (overrides the others).
     pub fn set_link_loss(&mut self, from: usize, to: usize, p: f64) {
         self.link_loss.insert((from, to), p);
+    }
+
+    /// Records every datagram endpoint `i` transmits from now on, with the
+    /// endpoints the loss model dropped it for ([`Network::transmissions`]).
+    pub fn watch(&mut self, i: usize) {
+        self.watched = Some(i);
+    }
+
+    /// What the [watched](Network::watch) endpoint transmitted, in order.
+    pub fn transmissions(&self) -> &[Transmission] {
+        &self.transmissions
     }
 
     /// Probability that a delivered datagram arrives twice.
@@ -214,7 +250,8 @@ impl Network {
     /// Endpoint `i` emits an event now.
     pub fn emit(&mut self, i: usize, name: &str, args: &[Bson]) -> Result<(), Error> {
         let (now, wall) = (self.now, self.wall());
-        self.nodes[i].endpoint.emit(now, wall, name, args)?;
+        let node = &mut self.nodes[i];
+        timed(&mut node.busy, || node.endpoint.emit(now, wall, name, args))?;
         self.flush(i);
         Ok(())
     }
@@ -224,7 +261,8 @@ impl Network {
     /// `start_presence`, `stop_presence`, `set_meta`, ...).
     pub fn act<T>(&mut self, i: usize, f: impl FnOnce(&mut Endpoint, Instant) -> T) -> T {
         let now = self.now;
-        let out = f(&mut self.nodes[i].endpoint, now);
+        let node = &mut self.nodes[i];
+        let out = timed(&mut node.busy, || f(&mut node.endpoint, now));
         self.collect(i);
         self.flush(i);
         out
@@ -233,15 +271,16 @@ impl Network {
     /// Hands a raw datagram to endpoint `to` right now, as if from `from`
     /// (bypasses the loss model; for crafted or recorded datagrams).
     pub fn inject(&mut self, to: usize, from: SocketAddr, datagram: &[u8]) {
-        let now = self.now;
-        self.nodes[to].endpoint.handle_datagram(now, from, datagram);
-        self.collect(to);
+        self.deliver(to, from, datagram);
         self.flush(to);
     }
 
     /// Moves endpoint `i`'s transmits into the network.
     fn flush(&mut self, i: usize) {
-        while let Some(t) = self.nodes[i].endpoint.poll_transmit() {
+        loop {
+            let node = &mut self.nodes[i];
+            let Some(t) = timed(&mut node.busy, || node.endpoint.poll_transmit()) else { break };
+            let mut lost_by = Vec::new();
             let targets: Vec<usize> = match t.destination {
                 Destination::Group => (0..self.nodes.len()).collect(),
                 Destination::Unicast(addr) => {
@@ -256,6 +295,7 @@ impl Network {
                 };
                 if p > 0.0 && self.rng.gen_bool(p.min(1.0)) {
                     self.dropped += 1;
+                    lost_by.push(to);
                     continue;
                 }
                 let copies = if self.duplication > 0.0 && self.rng.gen_bool(self.duplication.min(1.0)) { 2 } else { 1 };
@@ -275,12 +315,24 @@ impl Network {
                     }));
                 }
             }
+            if self.watched == Some(i) {
+                self.transmissions.push(Transmission { at: self.now, payload: t.payload, lost_by });
+            }
         }
+    }
+
+    /// Hands `datagram` to endpoint `to` now, then collects and sends what it produced.
+    fn deliver(&mut self, to: usize, from: SocketAddr, datagram: &[u8]) {
+        let now = self.now;
+        let node = &mut self.nodes[to];
+        timed(&mut node.busy, || node.endpoint.handle_datagram(now, from, datagram));
+        self.collect(to);
+        self.flush(to);
     }
 
     fn collect(&mut self, i: usize) {
         let node = &mut self.nodes[i];
-        while let Some(o) = node.endpoint.poll_output() {
+        while let Some(o) = timed(&mut node.busy, || node.endpoint.poll_output()) {
             match o {
                 Output::Event(e) => node.events.push(e),
                 Output::Gap { sender, count } => node.gaps.push((sender, count)),
@@ -312,13 +364,12 @@ impl Network {
         while self.queue.peek().is_some_and(|Reverse(f)| f.at <= now) {
             let Reverse(f) = self.queue.pop().expect("peeked");
             self.delivered += 1;
-            self.nodes[f.to].endpoint.handle_datagram(now, f.from, &f.payload);
-            self.collect(f.to);
-            self.flush(f.to);
+            self.deliver(f.to, f.from, &f.payload);
         }
         for i in 0..self.nodes.len() {
             if self.nodes[i].endpoint.poll_timeout().is_some_and(|t| t <= now) {
-                self.nodes[i].endpoint.handle_timeout(now);
+                let node = &mut self.nodes[i];
+                timed(&mut node.busy, || node.endpoint.handle_timeout(now));
                 self.collect(i);
                 self.flush(i);
             }
@@ -352,4 +403,12 @@ impl Network {
         }
         self.now = end;
     }
+}
+
+/// Runs `f`, adding the real time it took to `busy`.
+fn timed<T>(busy: &mut Duration, f: impl FnOnce() -> T) -> T {
+    let t0 = Instant::now();
+    let out = f();
+    *busy += t0.elapsed();
+    out
 }

@@ -62,7 +62,7 @@
 //! `1 + MAX_CHALLENGERS` windows of 4 KiB per sender (16 KiB; 16 MiB for the
 //! 1,024 senders an endpoint tracks).
 
-use super::repair::{Nack, RepairTiming};
+use super::repair::{Heard, Nack, RepairTiming};
 pub(crate) use super::sn::Sn;
 use std::time::{Duration, Instant};
 
@@ -348,6 +348,8 @@ pub(crate) struct Peer {
     pub last_heard: Instant,
     /// Highest `sn` we have asked for (arrivals up to it count as repairs).
     pub asked_upto: i64,
+    /// Missing messages other receivers asked for recently (see [`Heard`]).
+    pub heard: Heard,
     /// Whether this sender delivered an event here: its window then guards
     /// at-most-once delivery and loss reports, so it is forgotten only after
     /// every sender that never delivered, and into a compact record
@@ -399,6 +401,7 @@ impl Peer {
             last_progress: now,
             last_heard: now,
             asked_upto: 0,
+            heard: Heard::default(),
             delivered: false,
             msg_bytes: 0,
             received: 0,

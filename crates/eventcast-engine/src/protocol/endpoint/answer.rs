@@ -140,10 +140,21 @@ impl Endpoint {
         }
         if let (Some(to), false) = (&req.to, req.missed_sn.is_empty()) {
             let delay = self.timing.jittered(&mut self.rng);
+            let window = self.timing.base;
+            // Item by item (see `Heard`): note what we miss too; wait only
+            // when what others asked for covers all we miss.
             let postponed = match self.peers.get_mut(to) {
                 Some(p) if p.nack.due.is_some() && req.missed_sn.iter().any(|&sn| p.is_missing(sn)) => {
-                    p.nack.postpone(now, delay);
-                    true
+                    for &sn in &req.missed_sn {
+                        if p.is_missing(sn) {
+                            p.heard.note(now, sn, window);
+                        }
+                    }
+                    let covered = p.heard.recent(now, window).filter(|&sn| p.is_missing(sn)).count() as u64;
+                    if covered >= p.missing_count() {
+                        p.nack.postpone(now, delay);
+                    }
+                    covered >= p.missing_count()
                 }
                 _ => false,
             };
@@ -163,12 +174,22 @@ impl Endpoint {
             if let Some(key) = key {
                 let delay = self.timing.jittered(&mut self.rng);
                 let ttl = self.config.message_ttl;
+                let window = self.timing.base;
                 if let Some(p) = self.reassembly.get_mut(&key) {
                     if p.nack.due.is_some() && p.misses_any(&req.missed_seq) {
-                        p.nack.postpone(now, delay);
-                        let deadline = p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl));
-                        self.stats.repair_requests_suppressed += 1;
-                        self.reassembly.reschedule(&key, deadline);
+                        // Item by item, as for messages above.
+                        for &i in &req.missed_seq {
+                            if p.misses(i) {
+                                p.heard.note(now, i64::from(i), window);
+                            }
+                        }
+                        let covered = p.heard.recent(now, window).filter(|&i| p.misses(i as i32)).count();
+                        if covered >= p.missing_count() {
+                            p.nack.postpone(now, delay);
+                            let deadline = p.nack.due.map_or(p.last_progress + ttl, |d| d.min(p.last_progress + ttl));
+                            self.stats.repair_requests_suppressed += 1;
+                            self.reassembly.reschedule(&key, deadline);
+                        }
                     }
                 }
             }

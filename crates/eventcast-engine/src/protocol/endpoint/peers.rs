@@ -275,7 +275,21 @@ impl Endpoint {
             self.report_gap(id, lost);
         } else if p.nack.due.is_some_and(|d| d <= now) {
             let per_request = items_per_request(self.config.max_payload_size, 15);
-            let missing = p.missing(per_request * if known { MAX_REQUESTS_PER_ROUND } else { 1 });
+            let limit = per_request * if known { MAX_REQUESTS_PER_ROUND } else { 1 };
+            // Not what another receiver asked for within `d`: its repair is
+            // on its way (see `Heard`).
+            let window = self.timing.base;
+            p.heard.forget_stale(now, window);
+            let mut missing = p.missing(limit + p.heard.len());
+            let all = missing.len();
+            missing.retain(|&sn| !p.heard.covers(now, sn, window));
+            missing.truncate(limit);
+            if missing.is_empty() && all > 0 {
+                p.nack.wait(now, delay);
+                self.stats.repair_requests_suppressed += 1;
+                self.reschedule_peer(id);
+                return;
+            }
             p.asked_upto = p.asked_upto.max(missing.last().copied().unwrap_or(0));
             let copies = p.nack.fire(now, delay, retries);
             let copies = if known { copies } else { 1 };
