@@ -475,6 +475,7 @@ impl Options {
             // NATS gives no source address: senders answer by requester id,
             // within 3x what its requests weigh.
             pay_for_repairs: matches!(self.transport, Transport::Nats(_)),
+            lossless_transport: matches!(self.transport, Transport::Nats(_)),
             presence: presence::engine_config(
                 self.name.as_deref(),
                 &self.meta,

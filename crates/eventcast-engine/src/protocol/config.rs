@@ -117,6 +117,10 @@ pub struct Config {
     /// a requester id with at most 3 bytes per byte of its requests (see the
     /// `repair` module docs). The driver sets it for the NATS transport.
     pub pay_for_repairs: bool,
+    /// The transport delivers every datagram or tells (NATS over TCP): a
+    /// one-datagram request or reply is then sent once, not twice (see
+    /// `endpoint/exchange.rs`). The driver sets it for the NATS transport.
+    pub lossless_transport: bool,
     /// Beacons and the peer table (`None`: presence off, the default here;
     /// the driver turns it on unless `presence: false`).
     pub presence: Option<PresenceConfig>,
@@ -131,6 +135,7 @@ impl Default for Config {
             encryption: Encryption::None,
             limits: Limits::default(),
             pay_for_repairs: false,
+            lossless_transport: false,
             presence: None,
         }
     }

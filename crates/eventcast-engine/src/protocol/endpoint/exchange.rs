@@ -10,7 +10,8 @@
 //! revealed the loss, often longer than a request's timeout. With the copy,
 //! a message is late only when both copies are lost (1% at 10% independent
 //! loss), and the quick heartbeat starts its repair early. A receiver drops
-//! the second copy as a duplicate (by `sn`). What a node sends in answer to
+//! the second copy as a duplicate (by `sn`). Over a transport that loses
+//! nothing (NATS: `Config::lossless_transport`) there is no copy. What a node sends in answer to
 //! a request is therefore at most two copies of one reply (a chunked reply
 //! is sent once and repaired like any message).
 //!
@@ -101,7 +102,9 @@ impl Endpoint {
     /// Sends a request or reply: a numbered message, its copy, an early heartbeat (see the module docs).
     fn emit_exchange(&mut self, now: Instant, wall: SystemTime, wire_name: &str, body: &[u8]) -> Result<(), Error> {
         if let Some(one) = self.emit_numbered(now, wall, wire_name, body)? {
-            self.delay(now + COPY_AFTER, &[one]);
+            if !self.config.lossless_transport {
+                self.delay(now + COPY_AFTER, &[one]);
+            }
         }
         let soon = now + exchange_heartbeat(self.config.message_ttl);
         self.heartbeat_due = Some(self.heartbeat_due.map_or(soon, |due| due.min(soon)));
