@@ -585,6 +585,15 @@ impl Peer {
         self.cur.is_missing(sn)
     }
 
+    /// Whether message `sn` was settled (delivered or given up) inside the
+    /// current window: a copy of it is a duplicate, whatever its body. Read
+    /// only; numbers outside the window's tracked range say `false` (the
+    /// full judgement of [`Peer::on_message`] decides those).
+    pub fn settled_in_window(&self, sn: Sn) -> bool {
+        let sn = sn.get();
+        sn > self.cur.base && sn <= self.cur.highest && Window::get(&self.cur.settled, sn)
+    }
+
     /// A complete message `sn` arrived. Returns the verdict and how many
     /// messages were given up to keep the window bounded.
     pub fn on_message(&mut self, now: Instant, sn: Sn) -> (Verdict, u64) {

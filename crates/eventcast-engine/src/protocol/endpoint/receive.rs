@@ -239,6 +239,16 @@ impl Endpoint {
             self.stats.rejected_malformed += 1;
             return;
         };
+        if let Some(sn) = sn {
+            // A copy of a message already delivered (a request's or reply's
+            // second copy, a repair that crossed the original) costs a lookup,
+            // not a decode. Control messages carry their own numbers.
+            let control = name == HEARTBEAT_EVENT || name == PRESENCE_EVENT || name == RETX_EVENT;
+            if !control && self.peers.get(sender_id).is_some_and(|p| p.settled_in_window(sn)) {
+                self.stats.duplicates_ignored += 1;
+                return;
+            }
+        }
         let payload = match wire::decode_body(body) {
             Ok(p) => p,
             Err(e @ WireError::TooManyValues { .. }) => {
