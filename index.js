@@ -2,6 +2,7 @@
 // eventcast — a network EventEmitter over UDP multicast, no broker.
 // The public JS API (a drop-in replacement for eventcast 0.1.x) over the Rust
 // node in the native addon (binding.js is napi-rs's generated loader).
+const { codedError } = require('./lib/errors.js')
 const { EventEmitter } = require('node:events')
 const binding = require('./binding.js')
 const { Logger, LEVELS, resolveLevel } = require('./lib/logger.js')
@@ -91,12 +92,6 @@ function detachRustLogs (log) {
 }
 
 // ---- helpers ----------------------------------------------------------------
-function codedError (Ctor, code, message) {
-  const err = new Ctor(message)
-  err.code = code
-  return err
-}
-
 function failureToError (failure) {
   return codedError(Error, failure.code, failure.message)
 }

@@ -4,6 +4,7 @@
 const net = require('node:net')
 const { optionBounds, optionTable, presenceLimits } = require('../binding.js')
 const { resolveLevel } = require('./logger.js')
+const { codedError: fail } = require('./errors.js')
 
 const PORT_MIN = 49152
 const PORT_MAX = 65535
@@ -45,12 +46,6 @@ const codes = Object.freeze({
   VALUE: 'ERR_EVENTCAST_OPTION_VALUE', // booleans, sizes, ttl, attempts
   ENCRYPT: 'ERR_EVENTCAST_ENCRYPT' // encrypt settings
 })
-
-function fail (Ctor, code, message) {
-  const err = new Ctor(message)
-  err.code = code
-  return err
-}
 
 function getRandomPort (min = PORT_MIN, max = PORT_MAX) {
   if (!Number.isInteger(min) || !Number.isInteger(max)) {

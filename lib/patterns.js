@@ -15,6 +15,7 @@
 // and any listeners in one list). Never the instance's own lifecycle events
 // (reserved names: emit() keeps them local and returns before they get here)
 // nor protocol messages (the engine never delivers them).
+const { codedError } = require('./errors.js')
 const binding = require('../binding.js')
 
 // The registrations of an instance: null (the prototype's default: the hot
@@ -31,12 +32,6 @@ const kPatterns = Symbol('eventcast.patterns')
 // dropped with listeners still registered stays counted: the others then pay
 // that lookup, nothing more.
 const inUse = { count: 0 }
-
-function codedError (Ctor, code, message) {
-  const err = new Ctor(message)
-  err.code = code
-  return err
-}
 
 function checkListener (method, listener) {
   if (typeof listener !== 'function') {

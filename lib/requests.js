@@ -5,11 +5,7 @@
 // that bound what the network can make us hold (crates/eventcast/src/exchange.rs);
 // this file times requests, runs handlers and settles promises.
 
-function codedError (Ctor, code, message) {
-  const err = new Ctor(message)
-  err.code = code
-  return err
-}
+const { codedError } = require('./errors.js')
 
 function checkName (method, name) {
   if (typeof name !== 'string') {
