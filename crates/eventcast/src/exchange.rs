@@ -273,11 +273,6 @@ impl Exchange {
     }
 }
 
-/// A [`RemoteFailure`] for a handler's error: its message and code, cut to their bounds.
-pub fn failure(message: &str, code: &str) -> RemoteFailure {
-    RemoteFailure::new(message, code)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

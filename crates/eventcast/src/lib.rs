@@ -175,7 +175,7 @@ mod transport;
 
 pub use bridge::{Bridge, BridgeOptions, BridgeStats, BRIDGE_SEEN_CAPACITY, BRIDGE_WINDOW};
 pub use events::{Events, Notification, NotificationSink, PatternEvents, SUBSCRIBER_CAPACITY};
-pub use exchange::{failure, Reply, Request, MAX_PENDING, MAX_REPLIES, MAX_SERVING};
+pub use exchange::{Reply, Request, MAX_PENDING, MAX_REPLIES, MAX_SERVING};
 pub use group::{needs_interface, parse_group, MulticastInterface, MAX_INTERFACE_NAME};
 pub use handle::Eventcast;
 pub use interface::{host_interfaces, HostInterface, InterfaceInUse};

@@ -36,7 +36,7 @@ impl Eventcast {
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Bson, RemoteFailure>> + Send + 'static,
     {
-        check_name(name)?;
+        names::check_sendable(name)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::Io(std::io::Error::other("Eventcast::handle must run inside a tokio runtime")))?;
         let (tx, mut rx) = mpsc::channel::<Request>(MAX_SERVING);
@@ -68,7 +68,7 @@ impl Eventcast {
     /// on the notification stream, to answer with [`Eventcast::reply`] (what
     /// the Node binding does for JS handlers). Same rules as [`Eventcast::handle`].
     pub fn handle_with_notifications(&self, name: &str) -> Result<(), Error> {
-        check_name(name)?;
+        names::check_sendable(name)?;
         self.add_handler(name, HandlerRoute::Notify)
     }
 
@@ -160,7 +160,7 @@ impl Eventcast {
         first_only: bool,
         route: ReplyRoute,
     ) -> Result<RequestId, Error> {
-        check_name(name)?;
+        names::check_sendable(name)?;
         self.send_with(|ep, x, now, wall| {
             let rid =
                 x.add_pending(now, timeout, first_only, route).ok_or(Error::TooManyRequests { limit: MAX_PENDING })?;
@@ -233,17 +233,6 @@ struct CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         self.node.cancel_request(self.rid);
-    }
-}
-
-/// A request name an application may use: not reserved, not a protocol name (`EPAYLOAD`).
-fn check_name(name: &str) -> Result<(), Error> {
-    if names::is_deliverable(name) {
-        Ok(())
-    } else {
-        Err(Error::Payload(format!(
-            "{name:?} is reserved (a lifecycle event or a protocol message): it cannot name a request"
-        )))
     }
 }
 

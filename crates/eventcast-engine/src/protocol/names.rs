@@ -53,6 +53,18 @@ pub fn is_deliverable(name: &str) -> bool {
     !is_reserved(name) && !is_protocol(name)
 }
 
+/// `EPAYLOAD` unless an application may send an event or a request named
+/// `name` (the same rule as [`is_deliverable`]): the engine's `emit` and
+/// `request_encoded` and the driver's `handle` all ask this.
+pub fn check_sendable(name: &str) -> Result<(), crate::error::Error> {
+    if is_deliverable(name) {
+        return Ok(());
+    }
+    Err(crate::error::Error::Payload(format!(
+        "event name {name:?} is reserved (an instance's own lifecycle event or a protocol message): it never travels"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,9 +22,9 @@
 //! a reply; anything else under these prefixes is counted and dropped like
 //! any unknown protocol message.
 
-use super::send::check_travels;
 use super::Endpoint;
 use crate::error::Error;
+use crate::protocol::names;
 use crate::protocol::reassembly::SenderRef;
 use crate::protocol::{IncomingReply, IncomingRequest, Output};
 use crate::wire;
@@ -59,7 +59,7 @@ impl Endpoint {
         name: &str,
         body: &[u8],
     ) -> Result<(), Error> {
-        check_travels(name)?;
+        names::check_sendable(name)?;
         let timeout_ms = u32::try_from(timeout.as_millis().max(1)).unwrap_or(u32::MAX).min(MAX_TIMEOUT_MS);
         let wire_name = RequestName { rid, timeout_ms, name }.to_wire();
         self.emit_exchange(now, wall, &wire_name, body)?;
@@ -117,7 +117,7 @@ impl Endpoint {
     pub(super) fn handle_exchange(&mut self, name: &str, args: &mut Vec<Bson>, from: SenderRef<'_>) -> bool {
         if name.starts_with(REQUEST_PREFIX) {
             match RequestName::parse(name) {
-                Some(r) if names_ok(r.name) => {
+                Some(r) if names::is_deliverable(r.name) => {
                     self.stats.requests_received += 1;
                     let sender = self.recent_senders.get(from);
                     self.known.insert(&sender.id);
@@ -164,9 +164,4 @@ impl Endpoint {
         self.outputs.push_back(Output::Reply(Box::new(IncomingReply { rid: reply.rid, outcome, sender })));
         true
     }
-}
-
-/// A request name an application could have sent: not reserved, not a protocol name.
-fn names_ok(name: &str) -> bool {
-    check_travels(name).is_ok()
 }

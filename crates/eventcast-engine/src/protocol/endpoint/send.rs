@@ -20,16 +20,6 @@ use rand::rngs::StdRng;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// `EPAYLOAD` unless an application may send an event (or request) named `name`.
-pub(super) fn check_travels(name: &str) -> Result<(), Error> {
-    if names::is_deliverable(name) {
-        return Ok(());
-    }
-    Err(Error::Payload(format!(
-        "event name {name:?} is reserved (an instance's own lifecycle event or a protocol message): it never travels"
-    )))
-}
-
 /// Largest argument buffer [`Endpoint::emit`] keeps for the next call (a
 /// 100 MiB message should not pin 100 MiB).
 const MAX_REUSED_ARGS_BUF: usize = 64 * 1024;
@@ -48,7 +38,7 @@ impl Endpoint {
     /// Like [`Endpoint::emit`], with the body already encoded as `{payload: [..]}`
     /// (see [`wire::encode_args`]).
     pub fn emit_encoded(&mut self, now: Instant, wall: SystemTime, name: &str, body: &[u8]) -> Result<(), Error> {
-        check_travels(name)?;
+        names::check_sendable(name)?;
         self.emit_numbered(now, wall, name, body)?;
         self.stats.events_sent += 1;
         Ok(())
